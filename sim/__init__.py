@@ -1,0 +1,1 @@
+"""Software models: the bit-exact NumPy golden model and the cycle model."""

@@ -1,0 +1,46 @@
+"""Reference functions for single hardware blocks, bit-exact with the RTL.
+
+Each function states the block's arithmetic in plain Python integers, with none of the RTL's
+structure (no pipeline, no tree): the testbenches compare the RTL's outputs against these.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed"]
+
+
+def fits_signed(value: int, width: int) -> bool:
+    """Whether ``value`` is representable as a ``width``-bit two's-complement integer."""
+    return -(1 << (width - 1)) <= value < (1 << (width - 1))
+
+
+def wrap_signed(value: int, width: int) -> int:
+    """``value`` reduced to ``width``-bit two's complement (what a register of that width holds)."""
+    value &= (1 << width) - 1
+    return value - (1 << width) if value >> (width - 1) else value
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The AccumulationTree's output for one frame."""
+    value: int
+    overflow: bool
+
+
+def accumulate_frames(beats, acc_width: int) -> list[FrameResult]:
+    """Reference for :class:`maskprop.hw.accumulation_tree.AccumulationTree`.
+
+    ``beats`` is an iterable of ``(terms, first, last)``. A ``first`` beat restarts the sum, a
+    ``last`` beat emits it. The accumulator adds one beat's exact sum of terms per step and wraps
+    to ``acc_width`` bits; ``overflow`` is set when any of the frame's per-beat running sums left
+    the ``acc_width`` range. Before the first ``first``, the accumulator starts from 0 (reset).
+    """
+    results = []
+    acc, overflow = 0, False
+    for terms, first, last in beats:
+        running = (0 if first else acc) + sum(int(t) for t in terms)
+        overflow = (overflow and not first) or not fits_signed(running, acc_width)
+        acc = wrap_signed(running, acc_width)
+        if last:
+            results.append(FrameResult(acc, overflow))
+    return results

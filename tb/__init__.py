@@ -1,0 +1,1 @@
+"""cocotb testbenches and the runner that builds generated Verilog for them."""
