@@ -1,0 +1,95 @@
+"""cocotb drivers for Amaranth ``stream`` ports, with random idle cycles and backpressure.
+
+Amaranth flattens a stream port ``i`` into ``i__valid``, ``i__ready`` and ``i__payload``; the
+payload is the packed bits of its ``data.Layout``. Every driver here works one clock cycle at a
+time in the same order: drive after the rising edge, sample the settled handshake in ``ReadOnly``
+(which is what the coming edge will see), then wait for the edge. Handshakes are therefore recorded
+with the index of the cycle in which they happen, identically on Verilator and Icarus.
+"""
+
+import random
+
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["CycleCounter", "StreamSource", "StreamSink"]
+
+
+class CycleCounter:
+    """Counts rising edges of ``clock`` once :meth:`run` is started (``cocotb.start_soon``).
+
+    Drivers read :attr:`cycle` in ``ReadOnly``, after every coroutine woken by the edge has run,
+    so all of them see the same cycle index whatever order the scheduler woke them in.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.cycle = 0
+
+    async def run(self):
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+
+
+class _StreamPort:
+    def __init__(self, dut, name: str, layout, counter: CycleCounter, rng: random.Random):
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.layout = layout
+        self.counter = counter
+        self.rng = rng
+        self.handshakes: list[int] = []   # cycle index of every transfer
+
+
+class StreamSource(_StreamPort):
+    """Sends payloads (dicts for ``layout.const``) into a stream, idling with probability ``idle``
+    before each beat is offered. ``valid`` never drops while a beat waits for ``ready``."""
+
+    def __init__(self, dut, name, layout, counter, rng, *, idle: float = 0.0):
+        super().__init__(dut, name, layout, counter, rng)
+        self.idle = idle
+        self.valid.value = 0
+
+    async def send(self, payloads):
+        pending = [self.layout.const(p).as_bits() for p in payloads]
+        offering = False
+        while pending:
+            if not offering and self.rng.random() >= self.idle:
+                offering = True
+                self.payload.value = pending[0]
+            self.valid.value = int(offering)
+            await ReadOnly()
+            if offering and self.ready.value:
+                self.handshakes.append(self.counter.cycle)
+                pending.pop(0)
+                offering = False
+            await RisingEdge(self.counter.clock)
+        self.valid.value = 0
+
+
+class StreamSink(_StreamPort):
+    """Receives ``count`` payloads (as ``data.Const`` views of ``layout``), holding ``ready`` low
+    with probability ``backpressure`` in each cycle."""
+
+    def __init__(self, dut, name, layout, counter, rng, *, backpressure: float = 0.0):
+        super().__init__(dut, name, layout, counter, rng)
+        self.backpressure = backpressure
+        self.ready.value = 0
+        self.received = []
+
+    async def receive(self, count: int, *, timeout_cycles: int):
+        deadline = self.counter.cycle + timeout_cycles
+        while len(self.received) < count:
+            if self.counter.cycle > deadline:
+                raise TimeoutError(f"{len(self.received)} of {count} beats received "
+                                   f"after {timeout_cycles} cycles")
+            take = self.rng.random() >= self.backpressure
+            self.ready.value = int(take)
+            await ReadOnly()
+            if take and self.valid.value:
+                self.handshakes.append(self.counter.cycle)
+                self.received.append(self.layout.from_bits(int(self.payload.value)))
+            await RisingEdge(self.counter.clock)
+        self.ready.value = 0
+        return self.received
