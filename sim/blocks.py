@@ -44,3 +44,47 @@ def accumulate_frames(beats, acc_width: int) -> list[FrameResult]:
         if last:
             results.append(FrameResult(acc, overflow))
     return results
+
+
+@dataclass(frozen=True)
+class IndexBeat:
+    """One output beat of the index decoder."""
+    indices: tuple
+    first: bool
+    last: bool
+
+
+def set_bits(mask: int) -> list[int]:
+    """Positions of the set bits of ``mask``, ascending."""
+    return [p for p in range(mask.bit_length()) if mask >> p & 1]
+
+
+def decode_chunks(chunks, lanes: int) -> list[IndexBeat]:
+    """Reference for :class:`maskprop.hw.index_decoder.ZeroSkipIndexDecoder`.
+
+    ``chunks`` is an iterable of ``(mask, first, last)``. Each chunk's set bits are sent
+    ascending, ``lanes`` per beat; an all-zero chunk sends nothing unless it ends a frame, in
+    which case one empty beat carries ``last``. ``first`` goes on a frame's first beat.
+    """
+    beats, pending_first = [], False
+    for mask, first, last in chunks:
+        bits = set_bits(mask)
+        first = first or pending_first
+        if not bits:
+            if last:
+                beats.append(IndexBeat((), first, True))
+                pending_first = False
+            else:
+                pending_first = first
+            continue
+        pending_first = False
+        groups = [bits[k:k + lanes] for k in range(0, len(bits), lanes)]
+        for g, group in enumerate(groups):
+            beats.append(IndexBeat(tuple(group), first and g == 0,
+                                   last and g == len(groups) - 1))
+    return beats
+
+
+def chunk_mask(values) -> int:
+    """The nonzero mask of a chunk: bit ``e`` set when element ``e`` is nonzero."""
+    return sum(1 << e for e, v in enumerate(values) if v != 0)

@@ -6,50 +6,20 @@ import random
 
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 
 from maskprop.config import Config
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.sim.blocks import FrameResult, accumulate_frames
+from maskprop.tb.amaranth_sim import run_stream
 from maskprop.tb.stimulus import random_frames, seed_from_env
 
 
-def run(dut, beats, *, idle=0.0, backpressure=0.0, seed=0, max_cycles=100_000):
-    """Drive ``beats`` into ``dut.i``, collect ``dut.o``; returns (results, cycle log).
-
-    The cycle log holds, for every handshake, ``("in"|"out", cycle)``.
-    """
-    rng = random.Random(seed)
-    results, log = [], []
-    expected_outputs = sum(1 for _, _, last in beats if last)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def bench(ctx):
-        pending = list(beats)
-        cycle = 0
-        while len(results) < expected_outputs:
-            assert cycle < max_cycles, "AccumulationTree hung"
-            offer = bool(pending) and rng.random() >= idle
-            take = rng.random() >= backpressure
-            if offer:
-                terms, first, last = pending[0]
-                ctx.set(dut.i.payload, {"terms": terms, "first": first, "last": last})
-            ctx.set(dut.i.valid, offer)
-            ctx.set(dut.o.ready, take)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload)
-            if offer and i_ready:
-                pending.pop(0)
-                log.append(("in", cycle))
-            if take and o_valid:
-                results.append(FrameResult(o_payload.value, bool(o_payload.overflow)))
-                log.append(("out", cycle))
-            cycle += 1
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results, log
+def run(dut, beats, *, idle=0.0, backpressure=0.0, seed=0):
+    """Results of ``beats`` through the tree, and the stream run (handshake cycles)."""
+    payloads = [{"terms": terms, "first": first, "last": last} for terms, first, last in beats]
+    run = run_stream(dut, payloads, outputs=sum(last for _, _, last in beats), idle=idle,
+                     backpressure=backpressure, seed=seed)
+    return [FrameResult(r.value, bool(r.overflow)) for r in run.outputs], run
 
 
 CONFIGS = [
@@ -92,11 +62,9 @@ def test_latency_and_throughput(stages):
     dut = AccumulationTree(lanes=8, in_width=16, acc_width=24, stages=stages)
     assert dut.latency == stages + 1
     beats = [([n] * 8, True, True) for n in range(20)]
-    results, log = run(dut, beats)
-    ins = [cycle for kind, cycle in log if kind == "in"]
-    outs = [cycle for kind, cycle in log if kind == "out"]
-    assert ins == list(range(20)), "not one beat per cycle"
-    assert [o - i for i, o in zip(ins, outs)] == [dut.latency] * 20
+    results, run_ = run(dut, beats)
+    assert run_.in_cycles == list(range(20)), "not one beat per cycle"
+    assert [o - i for i, o in zip(run_.in_cycles, run_.out_cycles)] == [dut.latency] * 20
     assert [r.value for r in results] == [8 * n for n in range(20)]
 
 

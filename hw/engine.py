@@ -1,0 +1,143 @@
+"""One-tile sparse dot-product engine: decoder -> PE -> accumulation tree."""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out, flipped
+
+from maskprop.config import Config
+
+from .accumulation_tree import AccumulationTree, tree_result_layout
+from .index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
+from .layouts import chunk_layout, chunk_pair_layout
+from .sparse_pe import SparseGradPE
+
+__all__ = ["SparseDotEngine", "engine_input_layout", "COUNTERS", "counter_layout"]
+
+COUNTERS = ("cycles", "stalls", "beats", "macs", "chunks", "chunks_skipped", "outputs")
+COUNTER_WIDTH = 32
+
+
+def counter_layout() -> data.StructLayout:
+    """Performance counters (all count up from ``clear``, wrapping at 2**32):
+
+    - ``cycles``: cycles in which a chunk was waiting at the engine's input;
+    - ``stalls``: of those, cycles in which the decoder had a beat the PE could not take
+      (output backpressure): ``cycles - stalls`` is what the cycle model predicts;
+    - ``beats``: index beats issued to the PE;
+    - ``macs``: multiplies issued (valid lanes of those beats);
+    - ``chunks``: chunks consumed; ``chunks_skipped``: of those, all-zero ones;
+    - ``outputs``: results delivered on ``o``.
+    """
+    return data.StructLayout({name: COUNTER_WIDTH for name in COUNTERS})
+
+
+def engine_input_layout(vec: int, data_width: int) -> data.StructLayout:
+    """One chunk pair: operand chunks, their nonzero masks and the output framing."""
+    return data.StructLayout({
+        "x": chunk_layout(vec, data_width),
+        "y": chunk_layout(vec, data_width),
+        "x_mask": vec,
+        "y_mask": vec,
+        "first": 1,
+        "last": 1,
+    })
+
+
+class SparseDotEngine(wiring.Component):
+    """``Out = sum_i X[i] * Y[i]`` over a framed stream of chunk pairs, skipping zero products.
+
+    Parameters
+    ----------
+    config : Config
+        ``vec``, ``lanes``, ``data_width``, ``acc_width`` and ``tree_stages`` are used.
+    zero_skipping : bool
+        ``True``: a :class:`ZeroSkipIndexDecoder` on ``x_mask & y_mask`` issues only nonzero
+        products. ``False``: the dense-only engine, a :class:`DenseIndexSequencer` in its
+        place (no decoder hardware), the baseline whose area the sparse engine is compared with.
+
+    Ports
+    -----
+    i : In(stream.Signature(engine_input_layout(vec, data_width)))
+        Chunk pairs; bit ``e`` of ``x_mask``/``y_mask`` must be set exactly when element ``e``
+        of ``x``/``y`` is nonzero (the data format of ARCHITECTURE.md section 3). ``first`` and
+        ``last`` frame the chunks of one output.
+    o : Out(stream.Signature(tree_result_layout(acc_width)))
+        One exact sum per frame (with the accumulator's overflow flag).
+    dense : In(1)
+        Treat every mask as all ones: the sparsity-agnostic baseline on the same RTL.
+    clear : In(1)
+        Zero the performance counters.
+    counters : Out(counter_layout())
+        Performance counters, see :func:`counter_layout`.
+
+    Timing
+    ------
+    Unstalled, a chunk with ``n`` nonzero products occupies the input for
+    ``chunk_cycles(n, lanes) = max(1, ceil(n / lanes))`` cycles (``ceil(vec / lanes)`` in dense
+    mode) and consecutive chunks follow without bubbles. A frame's result is offered
+    ``latency = 2 + tree_stages + 1`` cycles after its last chunk is accepted.
+    """
+
+    def __init__(self, config: Config, *, zero_skipping: bool = True):
+        self._config = config
+        self._zero_skipping = bool(zero_skipping)
+        super().__init__({
+            "i": In(stream.Signature(engine_input_layout(config.vec, config.data_width))),
+            "o": Out(stream.Signature(tree_result_layout(config.acc_width))),
+            "dense": In(1),
+            "clear": In(1),
+            "counters": Out(counter_layout()),
+        })
+
+    config = property(lambda self: self._config)
+    zero_skipping = property(lambda self: self._zero_skipping)
+
+    @property
+    def latency(self) -> int:
+        return SparseGradPE.latency + self._config.tree_stages + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        side = chunk_pair_layout(c.vec, c.data_width)
+        source_class = ZeroSkipIndexDecoder if self._zero_skipping else DenseIndexSequencer
+        m.submodules.decoder = decoder = source_class(vec=c.vec, lanes=c.lanes, masks=2,
+                                                      side=side)
+        m.submodules.pe = pe = SparseGradPE.from_config(c)
+        m.submodules.tree = tree = AccumulationTree.from_config(c)
+
+        chunk = self.i.payload
+        m.d.comb += [
+            decoder.i.valid.eq(self.i.valid),
+            self.i.ready.eq(decoder.i.ready),
+            decoder.i.payload.mask.eq(chunk.x_mask | self.dense.replicate(c.vec)),
+            decoder.i.payload.mask_b.eq(chunk.y_mask | self.dense.replicate(c.vec)),
+            decoder.i.payload.first.eq(chunk.first),
+            decoder.i.payload.last.eq(chunk.last),
+            decoder.i.payload.side.x.eq(chunk.x),
+            decoder.i.payload.side.y.eq(chunk.y),
+        ]
+        wiring.connect(m, decoder.o, pe.i)
+        wiring.connect(m, pe.o, tree.i)
+        wiring.connect(m, tree.o, flipped(self.o))
+
+        # Performance counters: each adds its increment in every cycle.
+        beat_taken = decoder.o.valid & decoder.o.ready
+        chunk_taken = self.i.valid & self.i.ready
+        zero_chunk = (decoder.i.payload.mask & decoder.i.payload.mask_b) == 0
+        macs_issued = Signal(range(c.lanes + 1))
+        m.d.comb += macs_issued.eq(sum(decoder.o.payload.lane_valid[j] for j in range(c.lanes)))
+        increments = {
+            "cycles": self.i.valid,
+            "stalls": decoder.o.valid & ~decoder.o.ready,
+            "beats": beat_taken,
+            "macs": Mux(beat_taken, macs_issued, 0),
+            "chunks": chunk_taken,
+            # The dense sequencer skips nothing, whatever the masks say.
+            "chunks_skipped": chunk_taken & zero_chunk if self._zero_skipping else 0,
+            "outputs": self.o.valid & self.o.ready,
+        }
+        for name, increment in increments.items():
+            counter = getattr(self.counters, name)
+            m.d.sync += counter.eq(Mux(self.clear, 0, counter + increment))
+        return m

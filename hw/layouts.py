@@ -1,0 +1,53 @@
+"""Payload layouts shared between blocks (ARCHITECTURE.md section 3: chunks and masks)."""
+
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+from maskprop.config import ceil_log2
+
+__all__ = ["index_width", "chunk_layout", "chunk_pair_layout", "mask_chunk_layout",
+           "index_beat_layout"]
+
+
+def index_width(vec: int) -> int:
+    """Bits of an element index within a chunk of ``vec`` elements (at least 1)."""
+    return max(1, ceil_log2(vec))
+
+
+def chunk_layout(vec: int, data_width: int) -> data.ArrayLayout:
+    """``vec`` signed operands of one chunk, element 0 first."""
+    return data.ArrayLayout(signed(data_width), vec)
+
+
+def chunk_pair_layout(vec: int, data_width: int) -> data.StructLayout:
+    """The two operand chunks whose dot product the PE forms: the broadcast ``x`` (the sparse
+    operand) and the tile's own ``y``."""
+    return data.StructLayout({"x": chunk_layout(vec, data_width),
+                              "y": chunk_layout(vec, data_width)})
+
+
+def mask_chunk_layout(vec: int, masks: int = 1, side=None) -> data.StructLayout:
+    """Decoder input: one chunk's nonzero mask(s) (bit ``e`` = element ``e`` is nonzero),
+    the framing of the output it belongs to, and an optional payload carried along (``side``)."""
+    fields = {"mask": unsigned(vec)}
+    if masks == 2:
+        fields["mask_b"] = unsigned(vec)
+    fields.update({"first": 1, "last": 1})
+    if side is not None:
+        fields["side"] = side
+    return data.StructLayout(fields)
+
+
+def index_beat_layout(vec: int, lanes: int, side=None) -> data.StructLayout:
+    """Decoder output / PE input: up to ``lanes`` element indices in ascending order (lane ``j``
+    valid when bit ``j`` of ``lane_valid`` is set; valid lanes are always the lowest ones), the
+    framing, and the side payload of the chunk they index."""
+    fields = {
+        "index": data.ArrayLayout(unsigned(index_width(vec)), lanes),
+        "lane_valid": unsigned(lanes),
+        "first": 1,
+        "last": 1,
+    }
+    if side is not None:
+        fields["side"] = side
+    return data.StructLayout(fields)

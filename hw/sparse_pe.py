@@ -1,0 +1,97 @@
+"""Sparse-gradient processing element: ``lanes`` multipliers fed by decoded indices."""
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from maskprop.config import check_range
+
+from .accumulation_tree import tree_input_layout
+from .layouts import chunk_pair_layout, index_beat_layout
+
+__all__ = ["SparseGradPE"]
+
+
+class SparseGradPE(wiring.Component):
+    """Multiplies the operand pairs that a beat of decoded indices selects.
+
+    Parameters
+    ----------
+    vec : int
+        Elements per chunk, 1..64.
+    lanes : int
+        Multipliers, 1..vec.
+    data_width : int
+        Width of the signed operands, 2..32; products are exact, ``2 * data_width`` bits.
+
+    Ports
+    -----
+    i : In(stream.Signature(index_beat_layout(vec, lanes, chunk_pair_layout(vec, data_width))))
+        A beat from the index decoder, carrying the ``x`` (broadcast) and ``y`` (this tile's)
+        chunks as its side payload.
+    o : Out(stream.Signature(tree_input_layout(lanes, 2 * data_width)))
+        Lane ``j``'s term is ``x[index[j]] * y[index[j]]``, or 0 for an invalid lane; framing
+        passes through. Feeds :class:`~maskprop.hw.accumulation_tree.AccumulationTree`.
+
+    Timing
+    ------
+    Two registered stages (operand select, multiply), ``latency = 2``: a beat accepted in cycle
+    ``t`` is offered on ``o`` in cycle ``t + 2``. One beat per cycle; the pipeline stalls as a
+    whole while ``o`` is back-pressured. The select stage registers the multiplier inputs and
+    the multiply stage its outputs, which maps onto registered DSP blocks.
+    """
+
+    latency = 2
+
+    def __init__(self, *, vec: int, lanes: int, data_width: int):
+        self._vec = check_range("vec", vec, 1, 64)
+        self._lanes = check_range("lanes", lanes, 1, vec)
+        self._data_width = check_range("data_width", data_width, 2, 32)
+        super().__init__({
+            "i": In(stream.Signature(index_beat_layout(vec, lanes,
+                                                       chunk_pair_layout(vec, data_width)))),
+            "o": Out(stream.Signature(tree_input_layout(lanes, 2 * data_width))),
+        })
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(vec=config.vec, lanes=config.lanes, data_width=config.data_width)
+
+    vec = property(lambda self: self._vec)
+    lanes = property(lambda self: self._lanes)
+    data_width = property(lambda self: self._data_width)
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        beat = self.i.payload
+        x_sel = [Signal(signed(self._data_width), name=f"x{j}", reset_less=True)
+                 for j in range(self._lanes)]
+        y_sel = [Signal(signed(self._data_width), name=f"y{j}", reset_less=True)
+                 for j in range(self._lanes)]
+        operands_valid = Signal()
+        operands_first = Signal(reset_less=True)
+        operands_last = Signal(reset_less=True)
+        with m.If(advance):
+            for j in range(self._lanes):
+                lane_on = beat.lane_valid[j]
+                # An invalid lane multiplies 0 * 0: its term is exactly 0 whatever the index.
+                m.d.sync += [
+                    x_sel[j].eq(Mux(lane_on, beat.side.x[beat.index[j]], 0)),
+                    y_sel[j].eq(Mux(lane_on, beat.side.y[beat.index[j]], 0)),
+                ]
+            m.d.sync += [
+                operands_valid.eq(self.i.valid),
+                operands_first.eq(beat.first),
+                operands_last.eq(beat.last),
+            ]
+            for j in range(self._lanes):
+                m.d.sync += self.o.payload.terms[j].eq(x_sel[j] * y_sel[j])
+            m.d.sync += [
+                self.o.valid.eq(operands_valid),
+                self.o.payload.first.eq(operands_first),
+                self.o.payload.last.eq(operands_last),
+            ]
+        return m

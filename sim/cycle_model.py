@@ -1,0 +1,29 @@
+"""Cycle model: predicts the RTL's cycle counts exactly from masks and the configuration.
+
+Unit costs come from the hardware's own contract (:func:`maskprop.hw.index_decoder.chunk_cycles`
+is the decoder's; it is restated here in vectorized form and tests hold the two together).
+"""
+
+import numpy as np
+
+__all__ = ["chunk_costs", "engine_cycles"]
+
+
+def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
+                dense: bool = False) -> np.ndarray:
+    """Cycles of each chunk pair (``(..., vec)`` arrays) on the engine's decoder, unstalled.
+
+    Sparse mode issues only products with both operands nonzero, ``lanes`` per cycle, and an
+    all-zero chunk costs one cycle: ``max(1, ceil(n / lanes))``. Dense mode issues every element:
+    ``ceil(vec / lanes)``.
+    """
+    vec = x_chunks.shape[-1]
+    if dense:
+        return np.full(x_chunks.shape[:-1], -(-vec // lanes), dtype=np.int64)
+    nonzero = np.count_nonzero((x_chunks != 0) & (y_chunks != 0), axis=-1)
+    return np.maximum(1, -(-nonzero // lanes))
+
+
+def engine_cycles(stream, lanes: int, *, dense: bool = False) -> int:
+    """Input-busy cycles (the engine's ``cycles - stalls`` counter) for a :class:`ChunkStream`."""
+    return int(chunk_costs(stream.x, stream.y, lanes, dense=dense).sum())
