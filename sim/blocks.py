@@ -88,3 +88,17 @@ def decode_chunks(chunks, lanes: int) -> list[IndexBeat]:
 def chunk_mask(values) -> int:
     """The nonzero mask of a chunk: bit ``e`` set when element ``e`` is nonzero."""
     return sum(1 << e for e, v in enumerate(values) if v != 0)
+
+
+def index_beat_payload(beat: IndexBeat, lanes: int) -> dict:
+    """The decoder's output payload for a reference beat: valid lanes lowest, the index of an
+    invalid lane is 0."""
+    indices = list(beat.indices) + [0] * (lanes - len(beat.indices))
+    return {"index": indices, "lane_valid": (1 << len(beat.indices)) - 1,
+            "first": beat.first, "last": beat.last}
+
+
+def pe_terms(x, y, indices) -> list[int]:
+    """Reference for :class:`maskprop.hw.sparse_pe.SparseGradPE`: the products of the selected
+    operand pairs (``indices`` of the valid lanes, in lane order)."""
+    return [int(x[e]) * int(y[e]) for e in indices]

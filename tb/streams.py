@@ -32,6 +32,9 @@ class CycleCounter:
 
 
 class _StreamPort:
+    """``layout``: the payload's ``data.Layout`` (payloads are dicts/views), or ``None`` for
+    payloads that are already packed integers."""
+
     def __init__(self, dut, name: str, layout, counter: CycleCounter, rng: random.Random):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
@@ -40,6 +43,12 @@ class _StreamPort:
         self.counter = counter
         self.rng = rng
         self.handshakes: list[int] = []   # cycle index of every transfer
+
+    def pack(self, payload) -> int:
+        return int(payload) if self.layout is None else self.layout.const(payload).as_bits()
+
+    def unpack(self, bits: int):
+        return bits if self.layout is None else self.layout.from_bits(bits)
 
 
 class StreamSource(_StreamPort):
@@ -52,7 +61,7 @@ class StreamSource(_StreamPort):
         self.valid.value = 0
 
     async def send(self, payloads):
-        pending = [self.layout.const(p).as_bits() for p in payloads]
+        pending = [self.pack(p) for p in payloads]
         offering = False
         while pending:
             if not offering and self.rng.random() >= self.idle:
@@ -89,7 +98,7 @@ class StreamSink(_StreamPort):
             await ReadOnly()
             if take and self.valid.value:
                 self.handshakes.append(self.counter.cycle)
-                self.received.append(self.layout.from_bits(int(self.payload.value)))
+                self.received.append(self.unpack(int(self.payload.value)))
             await RisingEdge(self.counter.clock)
         self.ready.value = 0
         return self.received

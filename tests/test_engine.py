@@ -27,13 +27,10 @@ def random_gemm(rng, config, rows, reduction, cols, density):
 
 
 def run_engine(engine, stream, *, dense=False, idle=0.0, backpressure=0.0, seed=0):
-    counters = {}
-
     def setup(ctx):
         ctx.set(engine.dense, dense)
-    run = run_stream(engine, list(stream.payloads()), outputs=stream.frames, idle=idle,
-                     backpressure=backpressure, seed=seed, setup=setup)
-    return run
+    return run_stream(engine, list(stream.payloads()), outputs=stream.frames, idle=idle,
+                      backpressure=backpressure, seed=seed, setup=setup)
 
 
 @pytest.mark.parametrize("config", [Config(vec=16, lanes=4), Config(vec=8, lanes=3, tiles=1),
