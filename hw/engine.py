@@ -18,9 +18,10 @@ COUNTER_WIDTH = 32
 
 
 def counter_layout() -> data.StructLayout:
-    """Performance counters (all count up from ``clear``, wrapping at 2**32):
+    """Performance counters (all count up from ``clear``, wrapping at 2**32, one cycle behind
+    the events they count):
 
-    - ``cycles``: cycles in which a chunk was waiting at the engine's input;
+    - ``cycles``: cycles in which the decoder held a chunk;
     - ``stalls``: of those, cycles in which the decoder had a beat the PE could not take
       (output backpressure): ``cycles - stalls`` is what the cycle model predicts;
     - ``beats``: index beats issued to the PE;
@@ -72,10 +73,11 @@ class SparseDotEngine(wiring.Component):
 
     Timing
     ------
-    Unstalled, a chunk with ``n`` nonzero products occupies the input for
+    Unstalled, a chunk with ``n`` nonzero products occupies the decoder for
     ``chunk_cycles(n, lanes) = max(1, ceil(n / lanes))`` cycles (``ceil(vec / lanes)`` in dense
-    mode) and consecutive chunks follow without bubbles. A frame's result is offered
-    ``latency = 2 + tree_stages + 1`` cycles after its last chunk is accepted.
+    mode) and consecutive chunks follow without bubbles: chunk ``k`` is accepted in cycle
+    ``sum(costs[:k])`` and a frame's result is offered in cycle
+    ``sum(costs[:k_last + 1]) - 1 + latency`` (see :attr:`latency`).
     """
 
     def __init__(self, config: Config, *, zero_skipping: bool = True):
@@ -94,7 +96,11 @@ class SparseDotEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return SparseGradPE.latency + self._config.tree_stages + 1
+        """Cycles from the cycle in which a frame's last chunk finishes (its final decoder
+        cycle, unstalled) to its result, counted like a single-cycle chunk's: accepted in
+        ``t``, result in ``t + latency``."""
+        source = ZeroSkipIndexDecoder if self._zero_skipping else DenseIndexSequencer
+        return source.latency + SparseGradPE.latency + self._config.tree_stages + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -128,7 +134,7 @@ class SparseDotEngine(wiring.Component):
         macs_issued = Signal(range(c.lanes + 1))
         m.d.comb += macs_issued.eq(sum(decoder.o.payload.lane_valid[j] for j in range(c.lanes)))
         increments = {
-            "cycles": self.i.valid,
+            "cycles": decoder.busy,
             "stalls": decoder.o.valid & ~decoder.o.ready,
             "beats": beat_taken,
             "macs": Mux(beat_taken, macs_issued, 0),
@@ -137,7 +143,14 @@ class SparseDotEngine(wiring.Component):
             "chunks_skipped": chunk_taken & zero_chunk if self._zero_skipping else 0,
             "outputs": self.o.valid & self.o.ready,
         }
+        # The increments are registered first: the handshakes they come from sit at the end of
+        # the combinational ready chain, which must not also run through 32-bit adders. The
+        # counters therefore lag the events by one cycle.
         for name, increment in increments.items():
             counter = getattr(self.counters, name)
-            m.d.sync += counter.eq(Mux(self.clear, 0, counter + increment))
+            event = Signal(range(c.lanes + 1) if name == "macs" else 1, name=f"{name}_event")
+            m.d.sync += [
+                event.eq(Mux(self.clear, 0, increment)),
+                counter.eq(Mux(self.clear, 0, counter + event)),
+            ]
         return m

@@ -46,18 +46,12 @@ class _IndexSource(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(mask_chunk_layout(vec, masks, side))),
             "o": Out(stream.Signature(index_beat_layout(vec, lanes, side))),
+            "busy": Out(1),
         })
 
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
     masks = property(lambda self: self._masks)
-
-    latency = 0
-    """Combinational: a chunk's first beat is offered in the cycle the chunk is."""
-
-    def _pass_through(self, m):
-        if self._side is not None:
-            m.d.comb += self.o.payload.side.eq(self.i.payload.side)
 
 
 class ZeroSkipIndexDecoder(_IndexSource):
@@ -82,45 +76,62 @@ class ZeroSkipIndexDecoder(_IndexSource):
     o : Out(stream.Signature(index_beat_layout(vec, lanes, side)))
         Beats of up to ``lanes`` ascending indices. ``first`` is on the first beat of a frame,
         ``last`` on its last.
+    busy : Out(1)
+        A chunk is held (its cycles are the ones :func:`chunk_cycles` counts).
 
     Timing
     ------
-    Latency 0 (indices are computed combinationally from the chunk on ``i``, which the stream
-    protocol holds stable until it is accepted; the PE registers them). A chunk with ``n`` set
-    bits takes exactly ``ceil(n / lanes)`` beats and cycles; an all-zero chunk takes one cycle
-    and no beat, except that the last chunk of a frame always yields a beat, with no valid
-    lanes if it is all zero, to carry ``last``. The chunk is accepted in the cycle of its final
-    beat, so consecutive chunks follow without bubbles: unstalled, a chunk costs
+    Two stages. The chunk register takes a chunk with the rank of each of its set bits; the beat
+    stage sends them. ``latency = 1``: a chunk accepted in cycle ``t`` offers its first beat in
+    cycle ``t + 1``. A chunk with ``n`` set bits takes exactly ``ceil(n / lanes)`` beats and
+    cycles; an all-zero chunk takes one cycle and no beat, except that the last chunk of a frame
+    always yields a beat, with no valid lanes if it is all zero, to carry ``last``. The next
+    chunk is accepted in the cycle of the held chunk's final beat, so chunks follow without
+    bubbles: unstalled, chunk ``k`` is accepted in cycle ``sum(costs[:k])`` and a chunk costs
     :func:`chunk_cycles` cycles. (An all-zero chunk costs one cycle, not zero: skipping it for
     free needs the mask of the chunk after it in the same cycle. Structurally zero chunks -
     padding and dilation - are never sent by the address generator, so they cost nothing.)
 
-    Compaction is prefix-popcount based: lane ``j`` takes the remaining set bit that has
-    exactly ``j`` remaining set bits below it (``log2(vec)`` adder levels), not a serial
-    priority encoder.
+    Compaction is prefix-popcount based: every set bit's rank (the number of set bits below it)
+    comes from a ``log2(vec)``-level parallel prefix of the mask, and in beat ``b`` lane ``j``
+    takes the bit of rank ``b * lanes + j``; no serial priority encoder, and the only state
+    carried from beat to beat is ``b * lanes``.
     """
+
+    latency = 1
+    """A chunk's first beat is offered one cycle after the chunk is accepted."""
 
     def elaborate(self, platform):
         m = Module()
         vec, lanes = self._vec, self._lanes
         count_width = ceil_log2(vec + 1)
 
+        # Stage 1 (chunk register): the accepted chunk, with the rank of every set bit (the
+        # number of set bits below it) and its popcount from a parallel prefix of the mask.
         effective = Signal(vec)
         if self._masks == 2:
             m.d.comb += effective.eq(self.i.payload.mask & self.i.payload.mask_b)
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
+        counts = _prefix_counts(m, list(effective) + [Const(0, 1)], count_width, "rank")
 
-        issued = Signal(vec)             # bits of the current chunk already sent in earlier beats
-        pending_first = Signal()         # `first` arrived on an all-zero, not-last chunk
-        remaining = Signal(vec)
-        m.d.comb += remaining.eq(effective & ~issued)
+        held = Signal()                              # a chunk is in the register
+        held_mask = Signal(vec, reset_less=True)
+        held_rank = [Signal(count_width, name=f"held_rank{p}", reset_less=True)
+                     for p in range(vec)]
+        held_total = Signal(count_width, reset_less=True)
+        held_first = Signal(reset_less=True)
+        held_last = Signal(reset_less=True)
+        held_side = Signal(self._side, reset_less=True) if self._side is not None else None
 
-        below = _prefix_counts(m, list(remaining), count_width, "below")
-        taken = Signal(vec)              # bits sent in this beat
+        # Stage 2 (beats): beat `b` sends the set bits of rank b*lanes .. b*lanes + lanes - 1.
+        # The held ranks count down by `lanes` after every beat, so lane j always takes the bit
+        # whose held rank is j: a constant compare, no adder on the select path.
+        pending_first = Signal()                     # `first` came with an all-zero, not-last chunk
+        issued_beats = Signal()                      # a beat of the held chunk was already sent
         for j in range(lanes):
             select = Signal(vec, name=f"select{j}")  # one-hot (or zero): the element of lane j
-            m.d.comb += select.eq(Cat(remaining[p] & (below[p] == j) for p in range(vec)))
+            m.d.comb += select.eq(Cat(held_mask[p] & (held_rank[p] == j) for p in range(vec)))
             # One-hot to binary: OR of the positions whose select bit is set.
             index = Const(0, index_width(vec))
             for p in range(1, vec):
@@ -129,26 +140,47 @@ class ZeroSkipIndexDecoder(_IndexSource):
                 self.o.payload.index[j].eq(index),
                 self.o.payload.lane_valid[j].eq(select.any()),
             ]
-        m.d.comb += taken.eq(Cat(remaining[p] & (below[p] < lanes) for p in range(vec)))
 
         chunk_zero = Signal()
-        final = Signal()                 # this beat sends the chunk's last set bit
+        final = Signal()                             # this beat sends the chunk's last set bit
+        done = Signal()                              # the held chunk leaves in this cycle
         m.d.comb += [
-            chunk_zero.eq(remaining == 0),
-            final.eq((remaining & ~taken) == 0),
-            self.o.valid.eq(self.i.valid & (~chunk_zero | self.i.payload.last)),
-            self.o.payload.first.eq((self.i.payload.first & (issued == 0)) | pending_first),
-            self.o.payload.last.eq(self.i.payload.last & final),
-            self.i.ready.eq((chunk_zero & ~self.i.payload.last) | (final & self.o.ready)),
+            chunk_zero.eq(held_total == 0),
+            final.eq(held_total <= lanes),
+            self.o.valid.eq(held & (~chunk_zero | held_last)),
+            self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),
+            self.o.payload.last.eq(held_last & final),
+            done.eq(held & ((chunk_zero & ~held_last) | (final & self.o.ready))),
+            self.i.ready.eq(~held | done),
+            self.busy.eq(held),
         ]
-        self._pass_through(m)
+        if held_side is not None:
+            m.d.comb += self.o.payload.side.eq(held_side)
 
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [issued.eq(0), pending_first.eq(0)]
-            with m.If(~final):
-                m.d.sync += issued.eq(issued | taken)
-        with m.If(self.i.valid & chunk_zero & ~self.i.payload.last):
-            m.d.sync += pending_first.eq(pending_first | self.i.payload.first)
+            # Ranks and total wrap below zero for bits already sent; those are masked off.
+            m.d.sync += [rank.eq(rank - lanes) for rank in held_rank]
+            m.d.sync += [
+                held_mask.eq(held_mask & ~Cat(rank < lanes for rank in held_rank)),
+                held_total.eq(held_total - lanes),
+                issued_beats.eq(1),
+                pending_first.eq(0),
+            ]
+        with m.If(held & chunk_zero & ~held_last):
+            m.d.sync += pending_first.eq(pending_first | held_first)
+        with m.If(self.i.ready):
+            m.d.sync += held.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [
+                    issued_beats.eq(0),
+                    held_mask.eq(effective),
+                    [rank.eq(count) for rank, count in zip(held_rank, counts[:vec])],
+                    held_total.eq(counts[vec]),
+                    held_first.eq(self.i.payload.first),
+                    held_last.eq(self.i.payload.last),
+                ]
+                if held_side is not None:
+                    m.d.sync += held_side.eq(self.i.payload.side)
         return m
 
 
@@ -157,8 +189,11 @@ class DenseIndexSequencer(_IndexSource):
     chunk yields indices ``0..vec-1`` in ``ceil(vec / lanes)`` beats, whatever its mask.
 
     It builds the dense-only engine, whose area the zero-skipping one is compared with.
-    Latency 0; throughput one beat per cycle.
+    Latency 0 (indices are combinational from the beat counter; the chunk on ``i`` is held by
+    the stream protocol until its final beat); throughput one beat per cycle.
     """
+
+    latency = 0
 
     def elaborate(self, platform):
         m = Module()
@@ -179,8 +214,10 @@ class DenseIndexSequencer(_IndexSource):
             self.o.payload.first.eq(self.i.payload.first & (beat == 0)),
             self.o.payload.last.eq(self.i.payload.last & final),
             self.i.ready.eq(self.o.ready & final),
+            self.busy.eq(self.i.valid),
         ]
-        self._pass_through(m)
+        if self._side is not None:
+            m.d.comb += self.o.payload.side.eq(self.i.payload.side)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += beat.eq(0)
             with m.If(~final):

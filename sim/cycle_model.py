@@ -6,7 +6,7 @@ is the decoder's; it is restated here in vectorized form and tests hold the two 
 
 import numpy as np
 
-__all__ = ["chunk_costs", "engine_cycles"]
+__all__ = ["chunk_costs", "engine_cycles", "stream_schedule"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -27,3 +27,12 @@ def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
 def engine_cycles(stream, lanes: int, *, dense: bool = False) -> int:
     """Input-busy cycles (the engine's ``cycles - stalls`` counter) for a :class:`ChunkStream`."""
     return int(chunk_costs(stream.x, stream.y, lanes, dense=dense).sum())
+
+
+def stream_schedule(costs, chunks_per_frame: int, latency: int):
+    """Unstalled timing of a chunk stream: the cycle each chunk is accepted and the cycle each
+    frame's result is offered (see :class:`maskprop.hw.engine.SparseDotEngine`)."""
+    ends = np.cumsum(np.asarray(costs).ravel())
+    accepted = np.concatenate(([0], ends[:-1]))
+    results = ends[chunks_per_frame - 1::chunks_per_frame] - 1 + latency
+    return accepted, results

@@ -9,7 +9,7 @@ import pytest
 from maskprop.config import Config
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import chunk_cycles
-from maskprop.sim.cycle_model import chunk_costs, engine_cycles
+from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
 from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.tb.amaranth_sim import run_stream
 from maskprop.tb.stimulus import seed_from_env
@@ -51,12 +51,11 @@ def test_engine_matches_golden(config, density, traffic):
     assert [r.value for r in run.outputs] == stream.expected.tolist()
     assert not any(r.overflow for r in run.outputs)
     if traffic == (0.0, 0.0):
-        # Chunks are accepted at exactly the cycle model's pace; results follow `latency` later.
-        costs = chunk_costs(stream.x, stream.y, config.lanes).ravel()
-        assert run.in_cycles == (np.cumsum(costs) - 1).tolist()
-        last_chunk_cycles = run.in_cycles[stream.chunks_per_frame - 1::stream.chunks_per_frame]
-        assert [o - i for i, o in zip(last_chunk_cycles, run.out_cycles)] == \
-            [engine.latency] * stream.frames
+        # Chunks are accepted, and results delivered, at exactly the cycle model's times.
+        costs = chunk_costs(stream.x, stream.y, config.lanes)
+        accepted, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
+        assert run.in_cycles == accepted.tolist()
+        assert run.out_cycles == results.tolist()
 
 
 @pytest.mark.parametrize("zero_skipping", [True, False], ids=["sparse-engine", "dense-only"])
@@ -67,10 +66,13 @@ def test_dense_mode(zero_skipping):
     rng = np.random.default_rng(3)
     X, Y = random_gemm(rng, config, rows=3, reduction=40, cols=2, density=0.3)
     stream = chunk_stream(X, Y, [(m, j) for m in range(3) for j in range(2)], config.vec)
-    run = run_engine(SparseDotEngine(config, zero_skipping=zero_skipping), stream,
-                     dense=zero_skipping)
+    engine = SparseDotEngine(config, zero_skipping=zero_skipping)
+    run = run_engine(engine, stream, dense=zero_skipping)
     assert [r.value for r in run.outputs] == stream.expected.tolist()
-    assert run.in_cycles[-1] + 1 == engine_cycles(stream, config.lanes, dense=True)
+    costs = chunk_costs(stream.x, stream.y, config.lanes, dense=True)
+    _, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
+    assert run.out_cycles == results.tolist()
+    assert results[-1] + 1 - engine.latency == engine_cycles(stream, config.lanes, dense=True)
 
 
 def test_chunk_costs_agree_with_the_decoder_contract():

@@ -13,7 +13,7 @@ from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.index_decoder import ZeroSkipIndexDecoder, chunk_cycles
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.sim.blocks import decode_chunks, index_beat_payload, pe_terms
-from maskprop.sim.cycle_model import chunk_costs, engine_cycles
+from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
 from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.tb.runner import WAIVERS
 from maskprop.tb.stimulus import random_signed, seed_from_env
@@ -65,7 +65,7 @@ def test_decoder(vec, lanes, traffic, tmp_path):
                    seed)
     if traffic == "streaming":
         costs = [chunk_cycles(bin(m).count("1"), lanes) for m, _, _ in chunks]
-        assert result.in_cycles == (np.cumsum(costs) - 1).tolist()
+        assert result.in_cycles == np.concatenate(([0], np.cumsum(costs)[:-1])).tolist()
 
 
 @pytest.mark.parametrize("vec, lanes, data_width", [(16, 4, 16), (8, 8, 8), (32, 3, 32)])
@@ -120,7 +120,8 @@ def test_engine_random(density, traffic, tmp_path):
     rng = np.random.default_rng(seed)
     X, Y = random_gemm(rng, config, rows=8, reduction=70, cols=6, density=density)
     stream = chunk_stream(X, Y, [(m, j) for m in range(8) for j in range(6)], config.vec)
-    result, counters = run_engine(SparseDotEngine(config), stream, tmp_path, traffic, seed)
+    engine = SparseDotEngine(config)
+    result, counters = run_engine(engine, stream, tmp_path, traffic, seed)
     nonzero = (stream.x != 0) & (stream.y != 0)
     assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes)
     assert counters.macs == int(nonzero.sum())
@@ -129,8 +130,10 @@ def test_engine_random(density, traffic, tmp_path):
     assert counters.outputs == stream.frames
     if traffic == "streaming":
         assert counters.stalls == 0
-        costs = chunk_costs(stream.x, stream.y, config.lanes).ravel()
-        assert result.in_cycles == (np.cumsum(costs) - 1).tolist()
+        costs = chunk_costs(stream.x, stream.y, config.lanes)
+        accepted, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
+        assert result.in_cycles == accepted.tolist()
+        assert result.out_cycles == results.tolist()
 
 
 @pytest.mark.parametrize("zero_skipping", [True, False], ids=["dense-mode", "dense-only-engine"])
