@@ -55,7 +55,8 @@ def _env_flag(name: str) -> bool:
 
 def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
                   sim: str | None = None, build_dir=None, testcase=None, seed: int | None = None,
-                  waves: bool | None = None) -> TestbenchRun:
+                  waves: bool | None = None, build: bool = True,
+                  run_name: str = "") -> TestbenchRun:
     """Generate ``component`` as module ``toplevel``, build it and run ``test_module`` on it.
 
     ``seed`` (default: ``MASKPROP_SEED``, else a fresh random one) seeds every random choice of
@@ -63,25 +64,30 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
 
     ``waves`` (default: ``WAVES=1`` in the environment) records an FST (Verilator) or a
     simulator dump (Icarus) in the build directory.
+
+    ``build=False`` runs the simulation already built in ``build_dir`` for the same component
+    (several runs of one design); ``run_name`` keeps each run's report, results and log apart.
     """
     sim = activate_simulator(sim)
     seed = seed_from_env() if seed is None else seed
     waves = _env_flag("WAVES") if waves is None else waves
     build_dir = Path(build_dir or default_build_dir(toplevel, sim, params)).resolve()
-    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
-    sources = [source]
-    build_args = []
-    if sim == "verilator":
-        sources.append(VerilatorControlFile(WAIVERS))
-        build_args += ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
     runner = get_runner(sim)
     started = time.monotonic()
-    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, waves=waves, always=True, timescale=TIMESCALE,
-                 log_file=build_dir / "build.log")
-    report_path = build_dir / "report.json"
+    if build:
+        source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+        sources = [source]
+        build_args = []
+        if sim == "verilator":
+            sources.append(VerilatorControlFile(WAIVERS))
+            build_args += ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, waves=waves, always=True, timescale=TIMESCALE,
+                     log_file=build_dir / "build.log")
+    suffix = f"-{run_name}" if run_name else ""
+    report_path = build_dir / f"report{suffix}.json"
     report_path.unlink(missing_ok=True)
-    results = build_dir / "results.xml"
+    results = build_dir / f"results{suffix}.xml"
     results.unlink(missing_ok=True)
     try:
         runner.test(
@@ -90,7 +96,7 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
             testcase=testcase, seed=seed, waves=waves, timescale=TIMESCALE,
             extra_env={"MASKPROP_SEED": str(seed), "MASKPROP_TB_PARAMS": json.dumps(params),
                        "MASKPROP_TB_REPORT": str(report_path)},
-            log_file=build_dir / "sim.log",
+            log_file=build_dir / f"sim{suffix}.log",
         )
     except SystemExit:
         # Under pytest the runner exits on failing testcases; the results file says which.

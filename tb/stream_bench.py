@@ -28,11 +28,13 @@ class StreamBenchResult:
 
 def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
                      idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
-                     sim=None, seed=None, timeout_cycles=None, waves=None) -> StreamBenchResult:
+                     sim=None, seed=None, timeout_cycles=None, waves=None, build=True,
+                     run_name="") -> StreamBenchResult:
     """Stream ``inputs`` through ``component`` as generated Verilog; compare with ``expected``.
 
     ``drive`` sets other input ports (e.g. ``{"dense": 1}``) for the whole run; ``read`` names
-    output ports (e.g. ``counters``) whose value after the run is reported.
+    output ports (e.g. ``counters``) whose value after the run is reported. ``build`` and
+    ``run_name``: see :func:`maskprop.tb.runner.run_testbench`.
     """
     in_layout = component.signature.members["i"].signature.members["payload"].shape
     out_layout = component.signature.members["o"].signature.members["payload"].shape
@@ -40,7 +42,7 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     expected = [out_layout.const(p).as_bits() for p in expected]
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    stimulus = build_dir / "stimulus.json"
+    stimulus = build_dir / (f"stimulus-{run_name}.json" if run_name else "stimulus.json")
     if timeout_cycles is None:
         timeout_cycles = 64 * (len(inputs) + len(expected)) + 1000
     stimulus.write_text(json.dumps({
@@ -50,7 +52,7 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     }))
     run = run_testbench(component, toplevel, "maskprop.tb.tb_stream",
                         params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,
-                        seed=seed, waves=waves)
+                        seed=seed, waves=waves, build=build, run_name=run_name)
     report = run.report.get("stream", {})
     return StreamBenchResult(
         run,

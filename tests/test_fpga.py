@@ -138,3 +138,18 @@ def test_cli_flow_tree(target, tmp_path, capsys):
     assert report["ffs"] == 17 + 3 + 20 + 2
     assert report["luts"] > 0 and report["fmax_mhz"] > 0
     assert "accumulation_tree on " + target in capsys.readouterr().out
+
+
+def test_cli_flow_engine_compare_dense(tmp_path, capsys):
+    """The cost of zero skipping as a measured ratio: sparse and dense-only engine, one run."""
+    report_path = tmp_path / "report.json"
+    status = main(["flow", "engine", "--target", "ecp5", "--compare-dense", "--vec", "8",
+                   "--lanes", "2", "--data-width", "8", "--acc-width", "24",
+                   "--out", str(tmp_path / "work"), "--json", str(report_path)])
+    assert status == 0
+    sparse, dense = json.loads(report_path.read_text())
+    assert (sparse["top"], dense["top"]) == ("sparse_dot_engine", "dense_dot_engine")
+    # Both have the same multipliers; the decoder and its chunk register cost logic.
+    assert sparse["dsps"] == dense["dsps"] == 2
+    assert sparse["luts"] > dense["luts"] and sparse["ffs"] > dense["ffs"]
+    assert "zero-skipping cost: LUT4 x" in capsys.readouterr().out
