@@ -53,13 +53,13 @@ def main(argv=None):
     lines = [f"vec {config.vec}, lanes {config.lanes}; `python scripts/bench_engine.py` "
              f"({time.monotonic() - started:.0f} s, {rows[0][3].simulator})", "",
              "| network | layer | pass | outputs dense / sparse | dense cycles | sparse cycles "
-             "| speedup | ideal | achieved/ideal | lane use (sparse) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| speedup | ideal | achieved/ideal |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for variant, layer, pass_name, r in rows:
         lines.append(f"| {variant} | {layer} | {pass_name.replace('_', '-')} | "
                      f"{r.outputs_dense} / {r.outputs_sparse} | {r.dense_cycles} | "
                      f"{r.sparse_cycles} | {r.speedup:.2f}x | {r.ideal:.2f}x | "
-                     f"{r.efficiency:.2f} | {r.sparse_macs / (r.sparse_cycles * config.lanes):.2f} |")
+                     f"{r.efficiency:.2f} |")
     for variant in variants:
         for pass_name in PASS_NAMES:
             picked = [r for v, _, p, r in rows if v == variant and p == pass_name]
@@ -71,7 +71,7 @@ def main(argv=None):
                 r.sparse_macs for r in picked)
             lines.append(f"| {variant} | **all** | {pass_name.replace('_', '-')} | | {dense} | "
                          f"{sparse} | {dense / sparse:.2f}x | {ideal:.2f}x | "
-                         f"{dense / sparse / ideal:.2f} | |")
+                         f"{dense / sparse / ideal:.2f} |")
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,19 @@ def random_frames(rng: random.Random, *, lanes: int, width: int, frames: int,
                 terms = [random_signed(rng, width, extreme_probability) for _ in range(lanes)]
             beats.append((terms, index == 0, index == length - 1))
     return beats
+
+
+def random_gemm_operands(rng, config, rows: int, reduction: int, cols: int, density: float):
+    """Operands ``X (rows, reduction)`` and ``Y (reduction, cols)`` of ``config.data_width``
+    signed values, 20 % of them extremes; ``X`` has nonzero ``density`` and ``Y`` twice that
+    (capped at 1). ``rng`` is a ``numpy.random.Generator``."""
+    import numpy as np
+
+    def operand(shape, nonzero):
+        values = rng.integers(config.data_min, config.data_max + 1, size=shape)
+        extremes = rng.random(shape) < 0.2
+        values[extremes] = rng.choice([config.data_min, config.data_max, -1, 1],
+                                      size=int(extremes.sum()))
+        return np.where(rng.random(shape) < nonzero, values, 0)
+    return (operand((rows, reduction), density),
+            operand((reduction, cols), min(1.0, 2 * density)))

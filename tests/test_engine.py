@@ -12,18 +12,7 @@ from maskprop.hw.index_decoder import chunk_cycles
 from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
 from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.tb.amaranth_sim import run_stream
-from maskprop.tb.stimulus import seed_from_env
-
-
-def random_gemm(rng, config, rows, reduction, cols, density):
-    low, high = config.data_min, config.data_max
-
-    def operand(shape, d):
-        values = rng.integers(low, high + 1, size=shape)
-        extremes = rng.random(shape) < 0.2
-        values[extremes] = rng.choice([low, high, -1, 1], size=int(extremes.sum()))
-        return np.where(rng.random(shape) < d, values, 0)
-    return operand((rows, reduction), density), operand((reduction, cols), min(1.0, 2 * density))
+from maskprop.tb.stimulus import random_gemm_operands, seed_from_env
 
 
 def run_engine(engine, stream, *, dense=False, idle=0.0, backpressure=0.0, seed=0):
@@ -42,7 +31,7 @@ def test_engine_matches_golden(config, density, traffic):
     seed = seed_from_env(default=int(density * 100) + config.vec)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
-    X, Y = random_gemm(rng, config, rows=6, reduction=37, cols=5, density=density)
+    X, Y = random_gemm_operands(rng, config, rows=6, reduction=37, cols=5, density=density)
     outputs = [(m, j) for m in range(6) for j in range(5)]
     stream = chunk_stream(X, Y, outputs, config.vec)
     assert np.array_equal(stream.expected, (X @ Y)[tuple(np.array(outputs).T)])
@@ -64,7 +53,7 @@ def test_dense_mode(zero_skipping):
     still compute exactly."""
     config = Config(vec=16, lanes=4)
     rng = np.random.default_rng(3)
-    X, Y = random_gemm(rng, config, rows=3, reduction=40, cols=2, density=0.3)
+    X, Y = random_gemm_operands(rng, config, rows=3, reduction=40, cols=2, density=0.3)
     stream = chunk_stream(X, Y, [(m, j) for m in range(3) for j in range(2)], config.vec)
     engine = SparseDotEngine(config, zero_skipping=zero_skipping)
     run = run_engine(engine, stream, dense=zero_skipping)

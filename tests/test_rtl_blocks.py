@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from maskprop.config import Config
+from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.index_decoder import ZeroSkipIndexDecoder, chunk_cycles
 from maskprop.hw.sparse_pe import SparseGradPE
@@ -16,10 +17,11 @@ from maskprop.sim.blocks import decode_chunks, index_beat_payload, pe_terms
 from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
 from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.tb.runner import WAIVERS
-from maskprop.tb.stimulus import random_signed, seed_from_env
+from maskprop.tb.stimulus import random_gemm_operands, random_signed, seed_from_env
 from maskprop.tb.stream_bench import run_stream_bench
 from maskprop.toolchain import verilator_executable
 from maskprop.verilog import write_verilog
+from test_rtl_accumulation_tree import CONFIGS as TREE_CONFIGS
 
 pytestmark = pytest.mark.sim
 
@@ -93,16 +95,6 @@ def test_pe(vec, lanes, data_width, traffic, tmp_path):
             [dut.latency] * len(inputs)
 
 
-def random_gemm(rng, config, rows, reduction, cols, density):
-    def operand(shape, d):
-        values = rng.integers(config.data_min, config.data_max + 1, size=shape)
-        extremes = rng.random(shape) < 0.2
-        values[extremes] = rng.choice([config.data_min, config.data_max, -1, 1],
-                                      size=int(extremes.sum()))
-        return np.where(rng.random(shape) < d, values, 0)
-    return operand((rows, reduction), density), operand((reduction, cols), min(1.0, 2 * density))
-
-
 def run_engine(engine, stream, tmp_path, traffic, seed, *, dense=False):
     expected = [{"value": int(v), "overflow": 0} for v in stream.expected]
     result = bench(engine, "sparse_dot_engine", list(stream.payloads()), expected, tmp_path,
@@ -118,7 +110,7 @@ def test_engine_random(density, traffic, tmp_path):
     config = Config()
     seed = seeded(int(density * 10) + 7)
     rng = np.random.default_rng(seed)
-    X, Y = random_gemm(rng, config, rows=8, reduction=70, cols=6, density=density)
+    X, Y = random_gemm_operands(rng, config, rows=8, reduction=70, cols=6, density=density)
     stream = chunk_stream(X, Y, [(m, j) for m in range(8) for j in range(6)], config.vec)
     engine = SparseDotEngine(config)
     result, counters = run_engine(engine, stream, tmp_path, traffic, seed)
@@ -143,7 +135,7 @@ def test_engine_dense(zero_skipping, tmp_path):
     config = Config()
     seed = seeded(11)
     rng = np.random.default_rng(seed)
-    X, Y = random_gemm(rng, config, rows=4, reduction=50, cols=4, density=0.3)
+    X, Y = random_gemm_operands(rng, config, rows=4, reduction=50, cols=4, density=0.3)
     stream = chunk_stream(X, Y, [(m, j) for m in range(4) for j in range(4)], config.vec)
     engine = SparseDotEngine(config, zero_skipping=zero_skipping)
     _, counters = run_engine(engine, stream, tmp_path, "idle+backpressure", seed, dense=True)
@@ -153,6 +145,8 @@ def test_engine_dense(zero_skipping, tmp_path):
 
 
 BLOCKS = {
+    **{f"tree-{name}": (lambda params=params: AccumulationTree(**params))
+       for name, params in TREE_CONFIGS.items()},
     "decoder": lambda: ZeroSkipIndexDecoder(vec=16, lanes=4, masks=2),
     "decoder-v64": lambda: ZeroSkipIndexDecoder(vec=64, lanes=16),
     "pe": lambda: SparseGradPE.from_config(Config()),
