@@ -38,6 +38,14 @@ class Config:
         (``2 * data_width + ceil(log2(lanes))``) to 64.
     tree_stages : int or None
         Register stages inside the adder tree, 0..ceil(log2(lanes)); ``None`` registers every level.
+    col_block : int
+        Output columns one row word of the tile array covers (its output mask is compacted
+        ``tiles`` at a time), ``tiles``..64.
+    max_chunks : int
+        Chunks of one reduction the tile array's row buffer holds (reduction length
+        ``<= max_chunks * vec``), a power of two in 1..4096.
+    max_cols : int
+        Columns the tile array's Y buffer holds (per tile), 1..65536.
     """
 
     vec: int = 16
@@ -46,6 +54,9 @@ class Config:
     data_width: int = 16
     acc_width: int = 48
     tree_stages: int | None = None
+    col_block: int = 32
+    max_chunks: int = 64
+    max_cols: int = 256
 
     def __post_init__(self):
         check_range("vec", self.vec, 1, 64)
@@ -56,6 +67,12 @@ class Config:
         if self.tree_stages is None:
             object.__setattr__(self, "tree_stages", self.tree_depth)
         check_range("tree_stages", self.tree_stages, 0, self.tree_depth)
+        check_range("col_block", self.col_block, self.tiles, 64)
+        check_range("max_chunks", self.max_chunks, 1, 4096)
+        if self.max_chunks & (self.max_chunks - 1):
+            raise ValueError(f"max_chunks must be a power of two in [1, 4096], "
+                             f"not {self.max_chunks}")
+        check_range("max_cols", self.max_cols, 1, 65536)
 
     @property
     def product_width(self) -> int:

@@ -1,55 +1,77 @@
-"""Driving a block's ``i``/``o`` streams in Amaranth's own simulator (fast unit tests)."""
+"""Driving a block's streams in Amaranth's own simulator (fast unit tests)."""
 
 import random
 from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
-__all__ = ["StreamRun", "run_stream"]
+__all__ = ["StreamRun", "run_stream", "run_streams"]
 
 
 @dataclass
 class StreamRun:
-    outputs: list                                   # o.payload of every accepted output beat
-    in_cycles: list = field(default_factory=list)   # cycle of every input handshake
-    out_cycles: list = field(default_factory=list)  # cycle of every output handshake
-    cycles: int = 0                                 # cycles until the last output was taken
+    outputs: list                                     # o.payload of every accepted output beat
+    port_cycles: dict = field(default_factory=dict)   # input port -> cycle of each handshake
+    out_cycles: list = field(default_factory=list)    # cycle of every output handshake
+    cycles: int = 0                                   # cycles until the last output was taken
+    read: dict = field(default_factory=dict)          # values of the ``read`` ports at the end
+
+    @property
+    def in_cycles(self) -> list:
+        return self.port_cycles.get("i", [])
 
 
-def run_stream(dut, inputs, *, outputs: int, idle=0.0, backpressure=0.0, seed=0,
-               max_cycles=200_000, setup=None) -> StreamRun:
-    """Send ``inputs`` (payload values for ``dut.i``) and take ``outputs`` beats from ``dut.o``.
+def run_stream(dut, inputs, **kwargs) -> StreamRun:
+    """:func:`run_streams` for a block with one input stream ``i``."""
+    return run_streams(dut, {"i": inputs}, **kwargs)
 
-    In each cycle the input is offered with probability ``1 - idle`` (a beat once offered stays
-    offered until taken) and the output is ready with probability ``1 - backpressure``.
-    ``setup(ctx)`` may drive other ports before the first cycle.
+
+def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backpressure=0.0,
+                seed=0, max_cycles=500_000, setup=None, read=()) -> StreamRun:
+    """Send ``inputs[port]`` into each input stream and take ``outputs`` beats from ``dut.o``.
+
+    Ports are fed in ``phases`` (lists of ports; default all at once), each phase starting when
+    the previous one has sent everything. In each cycle an input beat is offered with
+    probability ``1 - idle`` (once offered it stays until taken) and the output is ready with
+    probability ``1 - backpressure``. ``setup(ctx)`` may drive other ports first; the ports
+    named in ``read`` are sampled after the pipeline has drained.
     """
     rng = random.Random(seed)
-    run = StreamRun([])
+    phases = [list(phase) for phase in (phases or [list(inputs)])]
+    run = StreamRun([], {port: [] for port in inputs})
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
     async def bench(ctx):
         if setup is not None:
             setup(ctx)
-        pending = list(inputs)
-        offering = False
+        pending = {port: list(payloads) for port, payloads in inputs.items()}
+        offering = {port: False for port in inputs}
         cycle = 0
-        while len(run.outputs) < outputs:
+        while len(run.outputs) < outputs or any(pending.values()):
             assert cycle < max_cycles, f"{type(dut).__name__} hung: {len(run.outputs)} of " \
                                        f"{outputs} outputs after {cycle} cycles"
-            if pending and not offering and rng.random() >= idle:
-                offering = True
-                ctx.set(dut.i.payload, pending[0])
+            while phases and not any(pending[port] for port in phases[0]):
+                phases.pop(0)
+            active = phases[0] if phases else []
+            for port in active:
+                stream = getattr(dut, port)
+                if pending[port] and not offering[port] and rng.random() >= idle:
+                    offering[port] = True
+                    ctx.set(stream.payload, pending[port][0])
+                ctx.set(stream.valid, offering[port])
             take = rng.random() >= backpressure
-            ctx.set(dut.i.valid, offering)
             ctx.set(dut.o.ready, take)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload)
-            if offering and i_ready:
-                pending.pop(0)
-                offering = False
-                run.in_cycles.append(cycle)
+            readies = [getattr(dut, port).ready for port in active]
+            sampled = await ctx.tick().sample(dut.o.valid, dut.o.payload, *readies)
+            o_valid, o_payload, ready = sampled[2], sampled[3], sampled[4:]
+            for port, port_ready in zip(active, ready):
+                if offering[port] and port_ready:
+                    pending[port].pop(0)
+                    offering[port] = False
+                    run.port_cycles[port].append(cycle)
+                    if not pending[port]:
+                        ctx.set(getattr(dut, port).valid, 0)
             if take and o_valid:
                 run.outputs.append(o_payload)
                 run.out_cycles.append(cycle)
@@ -57,10 +79,10 @@ def run_stream(dut, inputs, *, outputs: int, idle=0.0, backpressure=0.0, seed=0,
         run.cycles = cycle
         # Nothing more may come out once every expected output was taken.
         ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 0)
-        for _ in range(8):
+        for _ in range(16):
             _, _, o_valid = await ctx.tick().sample(dut.o.valid)
             assert not o_valid, f"{type(dut).__name__} produced more than {outputs} outputs"
+        run.read = {name: ctx.get(getattr(dut, name)) for name in read}
 
     sim.add_testbench(bench)
     sim.run()

@@ -17,9 +17,14 @@ __all__ = ["StreamBenchResult", "run_stream_bench"]
 class StreamBenchResult:
     run: TestbenchRun
     outputs: list          # received payloads, as Const views of the output layout
-    in_cycles: list        # cycle of every input handshake
+    port_cycles: dict      # input port -> cycle of each of its handshakes
     out_cycles: list       # cycle of every output handshake
     counters: dict         # port name -> int, for the ports asked for with ``read``
+
+    @property
+    def in_cycles(self) -> list:
+        """Handshake cycles of the input port ``i`` (single-input blocks)."""
+        return self.port_cycles.get("i", [])
 
     @property
     def passed(self) -> bool:
@@ -29,24 +34,35 @@ class StreamBenchResult:
 def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
                      idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
                      sim=None, seed=None, timeout_cycles=None, waves=None, build=True,
-                     run_name="") -> StreamBenchResult:
+                     run_name="", phases=None) -> StreamBenchResult:
     """Stream ``inputs`` through ``component`` as generated Verilog; compare with ``expected``.
+
+    ``inputs`` is a list of payloads for port ``i``, or a dict ``{port: payloads}`` for blocks
+    with several input streams, fed in ``phases`` (a list of lists of ports; default: all
+    ports at once). Each phase starts when the previous one has sent everything.
 
     ``drive`` sets other input ports (e.g. ``{"dense": 1}``) for the whole run; ``read`` names
     output ports (e.g. ``counters``) whose value after the run is reported. ``build`` and
     ``run_name``: see :func:`maskprop.tb.runner.run_testbench`.
     """
-    in_layout = component.signature.members["i"].signature.members["payload"].shape
-    out_layout = component.signature.members["o"].signature.members["payload"].shape
-    inputs = [in_layout.const(p).as_bits() for p in inputs]
+    members = component.signature.members
+
+    def layout(port):
+        return members[port].signature.members["payload"].shape
+    if not isinstance(inputs, dict):
+        inputs = {"i": inputs}
+    phases = phases or [list(inputs)]
+    packed = {port: [str(layout(port).const(p).as_bits()) for p in payloads]
+              for port, payloads in inputs.items()}
+    out_layout = layout("o")
     expected = [out_layout.const(p).as_bits() for p in expected]
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     stimulus = build_dir / (f"stimulus-{run_name}.json" if run_name else "stimulus.json")
     if timeout_cycles is None:
-        timeout_cycles = 64 * (len(inputs) + len(expected)) + 1000
+        timeout_cycles = 64 * (sum(map(len, packed.values())) + len(expected)) + 1000
     stimulus.write_text(json.dumps({
-        "inputs": [str(bits) for bits in inputs], "expected": [str(bits) for bits in expected],
+        "inputs": packed, "phases": phases, "expected": [str(bits) for bits in expected],
         "idle": idle, "backpressure": backpressure, "drive": dict(drive or {}),
         "read": list(read), "timeout_cycles": timeout_cycles,
     }))
@@ -57,5 +73,5 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     return StreamBenchResult(
         run,
         [out_layout.from_bits(int(bits)) for bits in report.get("received", [])],
-        report.get("in_cycles", []), report.get("out_cycles", []),
+        report.get("in_cycles", {}), report.get("out_cycles", []),
         report.get("counters", {}))

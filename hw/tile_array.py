@@ -1,0 +1,340 @@
+"""The tile array: one decoder and one broadcast X chunk, ``tiles`` PE + tree columns, and the
+sequencer that compacts each row's output mask (ARCHITECTURE.md section 4)."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from maskprop.config import Config, ceil_log2
+
+from .accumulation_tree import AccumulationTree
+from .index_decoder import ZeroSkipIndexDecoder, _prefix_counts
+from .layouts import chunk_layout
+from .sparse_pe import SparseGradPE
+
+__all__ = ["TileArray", "ARRAY_COUNTERS", "array_counter_layout", "load_layout", "row_layout",
+           "x_chunk_layout", "array_result_layout"]
+
+ARRAY_COUNTERS = ("cycles", "stalls", "beats", "macs", "chunks", "chunks_skipped", "groups",
+                  "rows", "outputs", "outputs_skipped")
+
+
+def array_counter_layout() -> data.StructLayout:
+    """Performance counters of the tile array (count from ``clear``, wrap at 2**32, one cycle
+    behind their events):
+
+    - ``cycles``: cycles in which the decoder held a chunk; ``stalls``: of those, cycles in
+      which its beat could not advance (output backpressure). ``cycles - stalls`` is what the
+      cycle model predicts;
+    - ``beats``: index beats; ``macs``: useful multiplies (valid lanes x enabled tiles);
+    - ``chunks``, ``chunks_skipped`` (all-zero X chunks), ``groups`` (column groups), ``rows``;
+    - ``outputs``: enabled outputs delivered; ``outputs_skipped``: disabled outputs (mask bit
+      clear), which cost no cycle.
+    """
+    return data.StructLayout({name: 32 for name in ARRAY_COUNTERS})
+
+
+def _column_width(config: Config) -> int:
+    return max(1, ceil_log2(config.max_cols))
+
+
+def load_layout(config: Config) -> data.StructLayout:
+    """One Y chunk written into every tile's Y buffer, at ``column * max_chunks + chunk``."""
+    return data.StructLayout({
+        "addr": max(1, ceil_log2(config.max_cols * config.max_chunks)),
+        "y": chunk_layout(config.vec, config.data_width),
+    })
+
+
+def row_layout(config: Config) -> data.StructLayout:
+    """One row of the GEMM over one block of ``col_block`` columns starting at ``col_base``:
+    ``col_valid`` marks the block's real columns, ``omask`` those whose output is wanted."""
+    return data.StructLayout({
+        "omask": config.col_block,
+        "col_valid": config.col_block,
+        "col_base": _column_width(config),
+    })
+
+
+def x_chunk_layout(config: Config) -> data.StructLayout:
+    """One chunk of the broadcast (sparse) operand with its nonzero mask."""
+    return data.StructLayout({
+        "x": chunk_layout(config.vec, config.data_width),
+        "mask": config.vec,
+    })
+
+
+def array_result_layout(config: Config) -> data.StructLayout:
+    """One column group's results: tile ``t`` computed column ``column[t]`` when ``valid[t]``
+    (an invalid slot reads value 0, column 0)."""
+    return data.StructLayout({
+        "value": data.ArrayLayout(signed(config.acc_width), config.tiles),
+        "overflow": config.tiles,
+        "column": data.ArrayLayout(unsigned(_column_width(config)), config.tiles),
+        "valid": config.tiles,
+    })
+
+
+class TileArray(wiring.Component):
+    """``tiles`` sparse dot-product columns sharing one decoder and one broadcast X chunk, with
+    output-mask compaction: ``Out[m, j] = sum_i X[m, i] * Y[i, j]`` only where ``omask[m, j]``.
+
+    Parameters
+    ----------
+    config : Config
+        ``vec``, ``lanes``, ``tiles``, ``data_width``, ``acc_width``, ``tree_stages``,
+        ``col_block``, ``max_chunks``, ``max_cols``.
+
+    Ports
+    -----
+    load : In(stream.Signature(load_layout(config)))
+        Y chunks, written into the Y buffer of every tile before a pass (Y chunk ``k`` of column
+        ``j`` at ``j * max_chunks + k``).
+    rows : In(stream.Signature(row_layout(config)))
+        One beat per row and block of columns: which columns exist and which are wanted.
+    x : In(stream.Signature(x_chunk_layout(config)))
+        For each ``rows`` beat, the row's ``n_chunks`` X chunks (``n_chunks`` beats, in order).
+    o : Out(stream.Signature(array_result_layout(config)))
+        One beat per column group (an all-disabled row still yields one beat, with no valid
+        slot).
+    n_chunks : In(range(1, max_chunks + 1))
+        Chunks per row; static during a pass.
+    dense : In(1)
+        Disable all skipping: every existing column is computed and every element issued.
+    clear : In(1)
+        Zero the counters.
+    counters : Out(array_counter_layout())
+
+    Operation
+    ---------
+    A row's wanted columns are compacted (prefix popcount over ``omask & col_valid``) and issued
+    in groups of up to ``tiles``, ascending; tile ``t`` of a group owns one column and reads that
+    column's Y chunks from its own buffer. For each group the row's X chunks are sent through
+    the decoder (zero skipping on X's mask): the first group takes them from ``x`` and keeps them
+    in the row buffer, later groups replay them from there. A disabled output costs no cycle; a
+    row with no wanted column costs one group (its X chunks still have to be taken).
+
+    Timing
+    ------
+    Unstalled, a row with ``e`` wanted columns costs
+    ``max(1, ceil(e / tiles)) * sum_k chunk_cycles(nnz(X chunk k), lanes)`` decoder cycles
+    (``ceil(vec / lanes)`` per chunk in dense mode), without bubbles between groups and rows.
+    A group's results come ``latency`` cycles after its last chunk's last decoder cycle.
+    """
+
+    FIFO_DEPTH = 16   # groups in flight between issue and result; more than the pipeline holds
+
+    def __init__(self, config: Config):
+        self._config = config
+        super().__init__({
+            "load": In(stream.Signature(load_layout(config))),
+            "rows": In(stream.Signature(row_layout(config))),
+            "x": In(stream.Signature(x_chunk_layout(config))),
+            "o": Out(stream.Signature(array_result_layout(config))),
+            "n_chunks": In(range(1, config.max_chunks + 1)),
+            "dense": In(1),
+            "clear": In(1),
+            "counters": Out(array_counter_layout()),
+        })
+
+    config = property(lambda self: self._config)
+
+    @property
+    def latency(self) -> int:
+        return (ZeroSkipIndexDecoder.latency + SparseGradPE.latency +
+                self._config.tree_stages + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        tiles, block = c.tiles, c.col_block
+        chunk_bits = max(1, ceil_log2(c.max_chunks))
+        column_width = _column_width(c)
+
+        # --- datapath blocks -------------------------------------------------------------------
+        side = data.StructLayout({"x": chunk_layout(c.vec, c.data_width), "tiles_on": tiles})
+        m.submodules.decoder = decoder = ZeroSkipIndexDecoder(vec=c.vec, lanes=c.lanes,
+                                                              side=side)
+        pes, trees, y_reads = [], [], []
+        for t in range(tiles):
+            y_buffer = memory.Memory(shape=chunk_layout(c.vec, c.data_width),
+                                     depth=c.max_cols * c.max_chunks, init=[])
+            m.submodules[f"y_buffer{t}"] = y_buffer
+            y_write = y_buffer.write_port()
+            m.d.comb += [
+                y_write.addr.eq(self.load.payload.addr),
+                y_write.data.eq(self.load.payload.y),
+                y_write.en.eq(self.load.valid),
+            ]
+            y_reads.append(y_buffer.read_port())
+            m.submodules[f"pe{t}"] = pe = SparseGradPE.from_config(c)
+            m.submodules[f"tree{t}"] = tree = AccumulationTree.from_config(c)
+            wiring.connect(m, pe.o, tree.i)
+            pes.append(pe)
+            trees.append(tree)
+        m.d.comb += self.load.ready.eq(1)
+
+        x_buffer = memory.Memory(shape=x_chunk_layout(c), depth=c.max_chunks, init=[])
+        m.submodules.x_buffer = x_buffer
+        x_write = x_buffer.write_port()
+        x_replay = x_buffer.read_port(domain="comb")
+
+        group_layout = data.StructLayout({
+            "column": data.ArrayLayout(unsigned(column_width), tiles), "valid": tiles})
+        m.submodules.groups = groups = fifo.SyncFIFOBuffered(
+            width=group_layout.size, depth=self.FIFO_DEPTH)
+
+        # --- row register: the row's wanted columns, each with its rank ----------------------
+        rank_width = ceil_log2(block + 1)
+        wanted = Signal(block)
+        m.d.comb += wanted.eq(Mux(self.dense, self.rows.payload.col_valid,
+                                  self.rows.payload.omask & self.rows.payload.col_valid))
+        counts = _prefix_counts(m, list(wanted) + [Const(0, 1)], rank_width, "col_rank")
+        row_held = Signal()
+        row_mask = Signal(block, reset_less=True)
+        row_rank = [Signal(rank_width, name=f"row_rank{p}", reset_less=True) for p in range(block)]
+        row_total = Signal(rank_width, reset_less=True)
+        row_base = Signal(column_width, reset_less=True)
+        first_group = Signal(reset_less=True)       # X comes from `x`, not from the row buffer
+        chunk = Signal(chunk_bits + 1)              # chunk index within the group
+
+        # The group: tile t takes the wanted column of rank t.
+        group = Signal(group_layout)
+        tiles_on = Signal(tiles)
+        for t in range(tiles):
+            select = Signal(block, name=f"column_select{t}")
+            offset = Const(0, ceil_log2(block) or 1)
+            m.d.comb += select.eq(Cat(row_mask[p] & (row_rank[p] == t) for p in range(block)))
+            for p in range(1, block):
+                offset = offset | Mux(select[p], p, 0)
+            m.d.comb += [
+                tiles_on[t].eq(select.any()),
+                group.valid[t].eq(tiles_on[t]),
+                group.column[t].eq(Mux(tiles_on[t], row_base + offset, 0)),
+            ]
+
+        # --- chunk issue into the decoder ---------------------------------------------------
+        current = Signal(x_chunk_layout(c))
+        last_chunk = Signal()
+        group_can_start = Signal()
+        m.d.comb += [
+            x_replay.addr.eq(chunk),
+            current.eq(Mux(first_group, self.x.payload, x_replay.data)),
+            last_chunk.eq(chunk == self.n_chunks - 1),
+            group_can_start.eq((chunk != 0) | groups.w_rdy),
+            decoder.i.valid.eq(row_held & (~first_group | self.x.valid) & group_can_start),
+            decoder.i.payload.mask.eq(Mux(self.dense, (1 << c.vec) - 1, current.mask)),
+            decoder.i.payload.first.eq(chunk == 0),
+            decoder.i.payload.last.eq(last_chunk),
+            decoder.i.payload.side.x.eq(current.x),
+            decoder.i.payload.side.tiles_on.eq(tiles_on),
+            self.x.ready.eq(row_held & first_group & group_can_start & decoder.i.ready),
+        ]
+        issue = Signal()
+        row_done = Signal()
+        m.d.comb += [
+            issue.eq(decoder.i.valid & decoder.i.ready),
+            row_done.eq(issue & last_chunk & (row_total <= tiles)),
+            self.rows.ready.eq(~row_held | row_done),
+            groups.w_en.eq(issue & (chunk == 0)),
+            groups.w_data.eq(group),
+            x_write.addr.eq(chunk),
+            x_write.data.eq(self.x.payload),
+            x_write.en.eq(issue & first_group),
+        ]
+        # Y chunks are read as the chunk enters the decoder, so they arrive with it.
+        for t, y_read in enumerate(y_reads):
+            m.d.comb += [
+                y_read.addr.eq(Cat(chunk[:chunk_bits], group.column[t])
+                               if c.max_chunks > 1 else group.column[t]),
+                y_read.en.eq(issue),
+            ]
+
+        with m.If(issue):
+            m.d.sync += chunk.eq(chunk + 1)
+            with m.If(last_chunk):
+                # The group is done: drop its columns, the next group's ranks start at 0.
+                m.d.sync += [
+                    chunk.eq(0),
+                    first_group.eq(0),
+                    row_mask.eq(row_mask & ~Cat(rank < tiles for rank in row_rank)),
+                    [rank.eq(rank - tiles) for rank in row_rank],
+                    row_total.eq(row_total - tiles),
+                ]
+                with m.If(row_done):
+                    m.d.sync += row_held.eq(0)
+        with m.If(self.rows.valid & self.rows.ready):
+            m.d.sync += [
+                row_held.eq(1),
+                row_mask.eq(wanted),
+                [rank.eq(count) for rank, count in zip(row_rank, counts[:block])],
+                row_total.eq(counts[block]),
+                row_base.eq(self.rows.payload.col_base),
+                first_group.eq(1),
+                chunk.eq(0),
+            ]
+
+        # --- decoder beats to every tile's PE -------------------------------------------------
+        beat = decoder.o.payload
+        for t, (pe, y_read) in enumerate(zip(pes, y_reads)):
+            m.d.comb += [
+                pe.i.valid.eq(decoder.o.valid),
+                pe.i.payload.index.eq(beat.index),
+                # A disabled tile multiplies nothing: its result is exactly 0.
+                pe.i.payload.lane_valid.eq(Mux(beat.side.tiles_on[t], beat.lane_valid, 0)),
+                pe.i.payload.first.eq(beat.first),
+                pe.i.payload.last.eq(beat.last),
+                pe.i.payload.side.x.eq(beat.side.x),
+                pe.i.payload.side.y.eq(y_read.data),
+            ]
+        # All columns run in lockstep (same beats, same stalls), so one ready speaks for all.
+        m.d.comb += decoder.o.ready.eq(pes[0].i.ready)
+
+        # --- results ---------------------------------------------------------------------------
+        finished = Signal(group_layout)
+        m.d.comb += [
+            finished.eq(groups.r_data),
+            self.o.valid.eq(trees[0].o.valid),
+            groups.r_en.eq(self.o.valid & self.o.ready),
+            self.o.payload.column.eq(finished.column),
+            self.o.payload.valid.eq(finished.valid),
+        ]
+        for t, tree in enumerate(trees):
+            m.d.comb += [
+                tree.o.ready.eq(self.o.ready),
+                self.o.payload.value[t].eq(tree.o.payload.value),
+                self.o.payload.overflow[t].eq(tree.o.payload.overflow),
+            ]
+
+        # --- performance counters (registered events, as in the engine) ----------------------
+        beat_taken = decoder.o.valid & decoder.o.ready
+        lanes_issued = Signal(range(c.lanes + 1))
+        tiles_issued = Signal(range(tiles + 1))
+        delivered = Signal(range(tiles + 1))
+        skipped = Signal(range(block + 1))
+        m.d.comb += [
+            lanes_issued.eq(sum(beat.lane_valid[j] for j in range(c.lanes))),
+            tiles_issued.eq(sum(beat.side.tiles_on[t] for t in range(tiles))),
+            delivered.eq(sum(finished.valid[t] for t in range(tiles))),
+            skipped.eq(sum(self.rows.payload.col_valid[p] & ~wanted[p] for p in range(block))),
+        ]
+        increments = {
+            "cycles": decoder.busy,
+            "stalls": decoder.o.valid & ~decoder.o.ready,
+            "beats": beat_taken,
+            "macs": Mux(beat_taken, lanes_issued * tiles_issued, 0),
+            "chunks": issue,
+            "chunks_skipped": issue & (decoder.i.payload.mask == 0),
+            "groups": issue & (chunk == 0),
+            "rows": self.rows.valid & self.rows.ready,
+            "outputs": Mux(self.o.valid & self.o.ready, delivered, 0),
+            "outputs_skipped": Mux(self.rows.valid & self.rows.ready, skipped, 0),
+        }
+        for name, increment in increments.items():
+            counter = getattr(self.counters, name)
+            event = Signal(Value.cast(increment).shape(), name=f"{name}_event")
+            m.d.sync += [
+                event.eq(Mux(self.clear, 0, increment)),
+                counter.eq(Mux(self.clear, 0, counter + event)),
+            ]
+        return m

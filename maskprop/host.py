@@ -1,0 +1,200 @@
+"""Host driver of the tile array: a conv layer's pass in, the array's input streams out, and its
+output beats back into the pass's tensor.
+
+The host lowers the pass to a masked GEMM (:mod:`maskprop.sim.lowering`), loads ``Y`` into the
+tiles' buffers, and sends each row of ``X`` once per block of ``col_block`` output columns,
+with that block's output mask. Everything the array's configuration cannot hold is refused here,
+with the parameter to change, before any simulation.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskprop.config import Config
+from maskprop.sim.cycle_model import array_cycles, column_groups
+from maskprop.sim.gemm_stream import mask_words
+from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
+                                   lower_forward)
+
+__all__ = ["PASSES", "lower_pass", "ArrayPass"]
+
+PASSES = ("forward", "backward_data", "backward_weight")
+
+
+def lower_pass(layer, pass_name: str, *, A, W, dZ, output_mask: bool = True) -> LoweredGemm:
+    """A layer's pass as the masked GEMM the array runs.
+
+    ``output_mask`` (backward-data): compute only where the layer's input activation ``A`` is
+    nonzero, the gradients the previous ReLU keeps. Backward-weight takes the sparser of ``dZ``
+    and ``A`` as the broadcast operand.
+    """
+    if pass_name == "forward":
+        return lower_forward(layer, A, W)
+    if pass_name == "backward_data":
+        return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None)
+    if pass_name == "backward_weight":
+        return lower_backward_weight(layer, dZ, A, x_operand="auto")
+    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
+
+
+def _chunked(matrix: np.ndarray, vec: int) -> np.ndarray:
+    """``(rows, reduction)`` -> ``(rows, chunks, vec)``, zero-padded."""
+    rows, reduction = matrix.shape
+    chunks = max(1, -(-reduction // vec))
+    padded = np.zeros((rows, chunks * vec), dtype=np.int64)
+    padded[:, :reduction] = matrix
+    return padded.reshape(rows, chunks, vec)
+
+
+@dataclass
+class ArrayPass:
+    """One pass prepared for the tile array of ``config``.
+
+    ``x``: ``(M, chunks, vec)`` broadcast-operand chunks; ``y``: ``(J, chunks, vec)`` the
+    columns' chunks; ``omask``: ``(M, J)`` wanted outputs.
+    """
+    gemm: LoweredGemm
+    config: Config
+    x: np.ndarray
+    y: np.ndarray
+    omask: np.ndarray
+
+    @classmethod
+    def prepare(cls, gemm: LoweredGemm, config: Config) -> "ArrayPass":
+        """Check that ``config`` can run ``gemm`` (``ValueError`` naming what to change)."""
+        where = f"{gemm.layer.label} {gemm.pass_name.replace('_', '-')}"
+        rows, reduction = gemm.X.shape
+        cols = gemm.Y.shape[1]
+        chunks = max(1, -(-reduction // config.vec))
+        if chunks > config.max_chunks:
+            raise ValueError(
+                f"{where}: the reduction of {reduction} elements needs {chunks} chunks of "
+                f"{config.vec}, but max_chunks is {config.max_chunks}; raise max_chunks to "
+                f"{1 << (chunks - 1).bit_length()} or more")
+        if cols > config.max_cols:
+            raise ValueError(f"{where}: {cols} output columns, but max_cols is "
+                             f"{config.max_cols}; raise max_cols to {cols} or more")
+        gemm.layer.check_accumulation(config, passes=(gemm.pass_name,))
+        for name, operand in (("X", gemm.X), ("Y", gemm.Y)):
+            if operand.size and (operand.min() < config.data_min or
+                                 operand.max() > config.data_max):
+                raise ValueError(f"{where}: {name} holds values outside the signed "
+                                 f"{config.data_width}-bit range of data_width")
+        omask = (np.ones((rows, cols), dtype=bool) if gemm.omask is None
+                 else np.asarray(gemm.omask, dtype=bool))
+        return cls(gemm, config, _chunked(gemm.X, config.vec), _chunked(gemm.Y.T, config.vec),
+                   omask)
+
+    @property
+    def rows(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def cols(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def chunks(self) -> int:
+        return self.x.shape[1]
+
+    def blocks(self):
+        """``(col_base, width)`` of each block of output columns."""
+        block = self.config.col_block
+        return [(base, min(block, self.cols - base)) for base in range(0, self.cols, block)]
+
+    def wanted(self, dense: bool) -> np.ndarray:
+        """``(M, J)`` outputs the array computes: all in dense mode, else the mask."""
+        return np.ones_like(self.omask) if dense else self.omask
+
+    # --- the array's input streams ---------------------------------------------------------
+
+    def load_payloads(self):
+        """Y chunk ``k`` of column ``j`` at address ``j * max_chunks + k``."""
+        for j in range(self.cols):
+            for k in range(self.chunks):
+                yield {"addr": j * self.config.max_chunks + k, "y": self.y[j, k].tolist()}
+
+    def row_payloads(self):
+        for m in range(self.rows):
+            for base, width in self.blocks():
+                omask = int(sum(1 << p for p in range(width) if self.omask[m, base + p]))
+                yield {"omask": omask, "col_valid": (1 << width) - 1, "col_base": base}
+
+    def x_payloads(self):
+        masks = mask_words(self.x)
+        for m in range(self.rows):
+            row = [{"x": self.x[m, k].tolist(), "mask": int(masks[m, k])}
+                   for k in range(self.chunks)]
+            for _ in self.blocks():
+                yield from row
+
+    def inputs(self) -> dict:
+        return {"load": list(self.load_payloads()), "rows": list(self.row_payloads()),
+                "x": list(self.x_payloads())}
+
+    # --- what comes out --------------------------------------------------------------------
+
+    def exact(self) -> np.ndarray:
+        """``X @ Y`` (every output, exact)."""
+        return self.gemm.X.astype(np.int64) @ self.gemm.Y.astype(np.int64)
+
+    def groups(self, dense: bool):
+        """``(m, [columns])`` of every column group, in the order the array issues them."""
+        tiles, wanted = self.config.tiles, self.wanted(dense)
+        for m in range(self.rows):
+            for base, width in self.blocks():
+                columns = [base + p for p in range(width) if wanted[m, base + p]]
+                if not columns:
+                    yield m, []
+                for g in range(0, len(columns), tiles):
+                    yield m, columns[g:g + tiles]
+
+    def expected_results(self, dense: bool):
+        """The array's output payloads, beat by beat (an unused slot reads 0, column 0)."""
+        exact, tiles = self.exact(), self.config.tiles
+        for m, columns in self.groups(dense):
+            padded = columns + [None] * (tiles - len(columns))
+            yield {"value": [0 if j is None else int(exact[m, j]) for j in padded],
+                   "overflow": 0,
+                   "column": [0 if j is None else j for j in padded],
+                   "valid": (1 << len(columns)) - 1}
+
+    def assemble(self, results, dense: bool) -> np.ndarray:
+        """The pass's tensor from the array's output beats (views with ``value``, ``column``,
+        ``valid``). Outputs the array did not compute are 0, so with the mask applied the
+        result is directly the next layer's sparse input."""
+        out = np.zeros((self.rows, self.cols), dtype=np.int64)
+        beats = iter(results)
+        for m, columns in self.groups(dense):
+            beat = next(beats)
+            for t in range(len(columns)):
+                if not beat.valid >> t & 1:
+                    raise ValueError(f"row {m}: slot {t} came back invalid")
+                out[m, beat.column[t]] = beat.value[t]
+        return self.gemm.to_tensor(out)
+
+    def golden(self, dense: bool) -> np.ndarray:
+        """The golden tensor: the masked GEMM (sparse) or the full one (dense)."""
+        return self.gemm.to_tensor(np.where(self.wanted(dense), self.exact(), 0))
+
+    def model_cycles(self, dense: bool) -> int:
+        """The cycle model's count for this pass (the array's ``cycles - stalls``)."""
+        return array_cycles(self.x != 0, self.wanted(dense), self.config, dense=dense)
+
+    def dense_macs(self) -> int:
+        """Multiplier slots the dense mode occupies: every lane of every tile in every cycle
+        (chunk padding and unused tiles of a row's last column group included)."""
+        c = self.config
+        groups = column_groups(np.ones_like(self.omask), c.tiles, c.col_block)
+        return int(groups.sum()) * self.chunks * -(-c.vec // c.lanes) * c.lanes * c.tiles
+
+    def ideal_speedup(self) -> float:
+        """Multiplier slots of the dense mode over the nonzero MACs the sparse pass must do
+        (nonzero X times nonzero Y, wanted outputs only): the speedup of a sparse mode that
+        wasted no slot, so achieved/ideal is at most 1."""
+        dense_macs = self.dense_macs()
+        nonzero_x = (self.x != 0).astype(np.int64).reshape(self.rows, -1)
+        nonzero_y = (self.y != 0).astype(np.int64).reshape(self.cols, -1)
+        must = int(((nonzero_x @ nonzero_y.T) * self.omask).sum())
+        return dense_macs / max(1, must)
