@@ -4,8 +4,15 @@ The testbench learns what it is testing from two environment variables: ``MASKPR
 the JSON of the block's parameters (Verilog from Amaranth has no parameters to read), and
 ``MASKPROP_TB_REPORT``, where it writes a JSON summary (cycles, latency, throughput) that the
 CLI and the tests read back.
+
+Builds are cached by content: the simulator's build of a Verilog text (with the same simulator,
+options and waiver file) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
+``out/build-cache``), and shared by every run and every pytest worker (a file lock keeps two
+workers from building the same design at once). Each run keeps its own directory for its
+stimulus, log, results and report.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -13,26 +20,31 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cocotb
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import VerilatorControlFile, get_runner
 
 from maskprop.tb.stimulus import seed_from_env
 from maskprop.toolchain import activate_simulator
-from maskprop.verilog import write_verilog
+from maskprop.verilog import generate_verilog
 
-__all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "default_build_dir"]
+__all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
 
 WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
 TIMESCALE = ("1ns", "1ps")
-REPO_OUT = Path(os.environ.get("MASKPROP_OUT", "out"))
+VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
+
+
+def build_cache() -> Path:
+    return Path(os.environ.get("MASKPROP_BUILD_CACHE", "out/build-cache")).resolve()
 
 
 @dataclass
 class TestbenchRun:
     simulator: str
     toplevel: str
-    build_dir: Path
+    build_dir: Path          # where this run's stimulus, logs, results and report are
     tests: int
     failures: int
     seconds: float
@@ -44,64 +56,75 @@ class TestbenchRun:
         return self.tests > 0 and self.failures == 0
 
 
-def default_build_dir(toplevel: str, sim: str, params: dict) -> Path:
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return REPO_OUT / "tb" / f"{toplevel}-{sim}-{digest}"
-
-
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
+def _build(verilog: str, toplevel: str, sim: str, waves: bool) -> Path:
+    """The simulator build of ``verilog``, made once and then reused."""
+    options = [sim, toplevel, str(waves), cocotb.__version__, *VERILATOR_ARGS, *TIMESCALE,
+               WAIVERS.read_text()]
+    key = hashlib.sha256("\0".join([verilog, *options]).encode()).hexdigest()[:16]
+    build_dir = build_cache() / f"{toplevel}-{sim}-{key}"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = build_dir / ".built"
+        if not done.exists():
+            build_dir.mkdir(parents=True, exist_ok=True)
+            source = build_dir / f"{toplevel}.v"
+            source.write_text(verilog)
+            sources, build_args = [source], []
+            if sim == "verilator":
+                sources.append(VerilatorControlFile(WAIVERS))
+                build_args = VERILATOR_ARGS
+            get_runner(sim).build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                                  build_args=build_args, waves=waves, always=True,
+                                  timescale=TIMESCALE, log_file=build_dir / "build.log")
+            done.touch()
+    return build_dir
+
+
 def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
-                  sim: str | None = None, build_dir=None, testcase=None, seed: int | None = None,
-                  waves: bool | None = None, build: bool = True,
-                  run_name: str = "") -> TestbenchRun:
-    """Generate ``component`` as module ``toplevel``, build it and run ``test_module`` on it.
+                  sim: str | None = None, build_dir, testcase=None, seed: int | None = None,
+                  waves: bool | None = None, run_name: str = "") -> TestbenchRun:
+    """Generate ``component`` as module ``toplevel``, build it (or reuse its build) and run
+    ``test_module`` on it, with ``build_dir`` as this run's directory.
 
     ``seed`` (default: ``MASKPROP_SEED``, else a fresh random one) seeds every random choice of
     the testbench; it is returned, so that a failing run can be repeated exactly.
 
-    ``waves`` (default: ``WAVES=1`` in the environment) records an FST (Verilator) or a
-    simulator dump (Icarus) in the build directory.
-
-    ``build=False`` runs the simulation already built in ``build_dir`` for the same component
-    (several runs of one design); ``run_name`` keeps each run's report, results and log apart.
+    ``waves`` (default: ``WAVES=1`` in the environment) records a VCD (Verilator) or an FST
+    (Icarus) in the run directory. ``run_name`` keeps several runs' files apart in one directory.
     """
     sim = activate_simulator(sim)
     seed = seed_from_env() if seed is None else seed
     waves = _env_flag("WAVES") if waves is None else waves
-    build_dir = Path(build_dir or default_build_dir(toplevel, sim, params)).resolve()
-    runner = get_runner(sim)
+    run_dir = Path(build_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    if build:
-        source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
-        sources = [source]
-        build_args = []
-        if sim == "verilator":
-            sources.append(VerilatorControlFile(WAIVERS))
-            build_args += ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
-        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=build_args, waves=waves, always=True, timescale=TIMESCALE,
-                     log_file=build_dir / "build.log")
+    verilog = generate_verilog(component, toplevel)
+    (run_dir / f"{toplevel}.v").write_text(verilog)
+    sim_build = _build(verilog, toplevel, sim, waves)
+
     suffix = f"-{run_name}" if run_name else ""
-    report_path = build_dir / f"report{suffix}.json"
+    report_path = run_dir / f"report{suffix}.json"
+    results = run_dir / f"results{suffix}.xml"
     report_path.unlink(missing_ok=True)
-    results = build_dir / f"results{suffix}.xml"
     results.unlink(missing_ok=True)
     try:
-        runner.test(
+        get_runner(sim).test(
             test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
-            build_dir=build_dir, test_dir=build_dir, results_xml=str(results),
+            build_dir=sim_build, test_dir=run_dir, results_xml=str(results),
             testcase=testcase, seed=seed, waves=waves, timescale=TIMESCALE,
             extra_env={"MASKPROP_SEED": str(seed), "MASKPROP_TB_PARAMS": json.dumps(params),
                        "MASKPROP_TB_REPORT": str(report_path)},
-            log_file=build_dir / f"sim{suffix}.log",
+            log_file=run_dir / f"sim{suffix}.log",
         )
     except SystemExit:
         # Under pytest the runner exits on failing testcases; the results file says which.
         pass
     tests, failures = get_results(results)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    return TestbenchRun(sim, toplevel, build_dir, tests, failures,
+    return TestbenchRun(sim, toplevel, run_dir, tests, failures,
                         time.monotonic() - started, seed, report)

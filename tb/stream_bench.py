@@ -33,7 +33,7 @@ class StreamBenchResult:
 
 def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
                      idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
-                     sim=None, seed=None, timeout_cycles=None, waves=None, build=True,
+                     sim=None, seed=None, timeout_cycles=None, waves=None,
                      run_name="", phases=None) -> StreamBenchResult:
     """Stream ``inputs`` through ``component`` as generated Verilog; compare with ``expected``.
 
@@ -42,8 +42,8 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     ports at once). Each phase starts when the previous one has sent everything.
 
     ``drive`` sets other input ports (e.g. ``{"dense": 1}``) for the whole run; ``read`` names
-    output ports (e.g. ``counters``) whose value after the run is reported. ``build`` and
-    ``run_name``: see :func:`maskprop.tb.runner.run_testbench`.
+    output ports (e.g. ``counters``) whose value after the run is reported. ``run_name``: see
+    :func:`maskprop.tb.runner.run_testbench`.
     """
     members = component.signature.members
 
@@ -68,7 +68,7 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     }))
     run = run_testbench(component, toplevel, "maskprop.tb.tb_stream",
                         params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,
-                        seed=seed, waves=waves, build=build, run_name=run_name)
+                        seed=seed, waves=waves, run_name=run_name)
     report = run.report.get("stream", {})
     return StreamBenchResult(
         run,

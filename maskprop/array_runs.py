@@ -1,0 +1,87 @@
+"""Running a conv layer's pass on the tile array's Verilog: dense and sparse mode on one build,
+each checked bit-exactly against the golden model and against the cycle model."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskprop.config import Config
+from maskprop.host import ArrayPass
+
+__all__ = ["ArrayRun", "PassComparison", "run_on_array", "compare_on_array"]
+
+
+@dataclass
+class ArrayRun:
+    dense: bool
+    cycles: int              # the array's cycles - stalls counter
+    model: int               # the cycle model's prediction
+    exact: bool              # every output beat and the reassembled tensor equal the golden model
+    counters: dict
+    tensor: np.ndarray
+    seconds: float
+    simulator: str
+    seed: int
+
+
+@dataclass
+class PassComparison:
+    label: str
+    dense: ArrayRun
+    sparse: ArrayRun
+    ideal: float
+
+    @property
+    def speedup(self) -> float:
+        return self.dense.cycles / self.sparse.cycles
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.ideal
+
+    @property
+    def agrees(self) -> bool:
+        """Bit-exact in both modes and cycle-exact against the model."""
+        return (self.dense.exact and self.sparse.exact and self.dense.cycles == self.dense.model
+                and self.sparse.cycles == self.sparse.model)
+
+
+def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, seed=None,
+                 idle=0.0, backpressure=0.0, run_name="", component=None) -> ArrayRun:
+    """One pass on the array's Verilog (``component``: a TileArray of the pass's config)."""
+    from maskprop.hw.tile_array import TileArray, array_counter_layout
+    from maskprop.tb.stream_bench import run_stream_bench
+
+    expected = list(array_pass.expected_results(dense))
+    result = run_stream_bench(
+        component or TileArray(array_pass.config), "tile_array", array_pass.inputs(), expected,
+        phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed, idle=idle,
+        backpressure=backpressure, drive={"n_chunks": array_pass.chunks, "dense": int(dense)},
+        read=["counters"], run_name=run_name)
+    counters = array_counter_layout().from_bits(result.counters.get("counters", 0))
+    exact = result.passed and len(result.outputs) == len(expected)
+    tensor = np.zeros(0)
+    if exact:
+        tensor = array_pass.assemble(result.outputs, dense)
+        exact = np.array_equal(tensor, array_pass.golden(dense))
+    return ArrayRun(dense, int(counters.cycles - counters.stalls),
+                    array_pass.model_cycles(dense), exact,
+                    {name: int(getattr(counters, name)) for name in
+                     ("cycles", "stalls", "macs", "chunks_skipped", "outputs",
+                      "outputs_skipped")},
+                    tensor, result.run.seconds, result.run.simulator, result.run.seed)
+
+
+def compare_on_array(array_pass: ArrayPass, *, build_dir, label="", sim=None, seed=None,
+                     idle=0.0, backpressure=0.0) -> PassComparison:
+    """Dense mode then sparse mode of one pass, on the same Verilog (one build)."""
+    from maskprop.hw.tile_array import TileArray
+
+    component = TileArray(array_pass.config)
+    runs = {mode: run_on_array(array_pass, dense=mode == "dense", build_dir=build_dir, sim=sim,
+                               seed=seed, idle=idle, backpressure=backpressure,
+                               run_name=mode, component=component)
+            for mode in ("dense", "sparse")}
+    gemm = array_pass.gemm
+    return PassComparison(label or f"{gemm.layer.label} {gemm.pass_name}", runs["dense"],
+                          runs["sparse"], array_pass.ideal_speedup())
