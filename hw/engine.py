@@ -95,6 +95,11 @@ class SparseDotEngine(wiring.Component):
     zero_skipping = property(lambda self: self._zero_skipping)
 
     @property
+    def generator_key(self):
+        """Everything the generated Verilog depends on (it caches by this)."""
+        return (type(self).__qualname__, self._config, self._zero_skipping)
+
+    @property
     def latency(self) -> int:
         """Cycles from the cycle in which a frame's last chunk finishes (its final decoder
         cycle, unstalled) to its result, counted like a single-cycle chunk's: accepted in

@@ -140,6 +140,11 @@ class TileArray(wiring.Component):
     config = property(lambda self: self._config)
 
     @property
+    def generator_key(self):
+        """Everything the generated Verilog depends on (it caches by this)."""
+        return (type(self).__qualname__, self._config)
+
+    @property
     def latency(self) -> int:
         return (ZeroSkipIndexDecoder.latency + SparseGradPE.latency +
                 self._config.tree_stages + 1)
@@ -155,17 +160,17 @@ class TileArray(wiring.Component):
         side = data.StructLayout({"x": chunk_layout(c.vec, c.data_width), "tiles_on": tiles})
         m.submodules.decoder = decoder = ZeroSkipIndexDecoder(vec=c.vec, lanes=c.lanes,
                                                               side=side)
+        # One Y buffer with a read port per tile (on an FPGA, one copy per port).
+        m.submodules.y_buffer = y_buffer = memory.Memory(
+            shape=chunk_layout(c.vec, c.data_width), depth=c.max_cols * c.max_chunks, init=[])
+        y_write = y_buffer.write_port()
+        m.d.comb += [
+            y_write.addr.eq(self.load.payload.addr),
+            y_write.data.eq(self.load.payload.y),
+            y_write.en.eq(self.load.valid),
+        ]
         pes, trees, y_reads = [], [], []
         for t in range(tiles):
-            y_buffer = memory.Memory(shape=chunk_layout(c.vec, c.data_width),
-                                     depth=c.max_cols * c.max_chunks, init=[])
-            m.submodules[f"y_buffer{t}"] = y_buffer
-            y_write = y_buffer.write_port()
-            m.d.comb += [
-                y_write.addr.eq(self.load.payload.addr),
-                y_write.data.eq(self.load.payload.y),
-                y_write.en.eq(self.load.valid),
-            ]
             y_reads.append(y_buffer.read_port())
             m.submodules[f"pe{t}"] = pe = SparseGradPE.from_config(c)
             m.submodules[f"tree{t}"] = tree = AccumulationTree.from_config(c)

@@ -56,7 +56,7 @@ class Config:
     tree_stages: int | None = None
     col_block: int = 32
     max_chunks: int = 64
-    max_cols: int = 256
+    max_cols: int = 128
 
     def __post_init__(self):
         check_range("vec", self.vec, 1, 64)

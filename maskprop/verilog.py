@@ -11,9 +11,25 @@ from amaranth.back import verilog
 __all__ = ["generate_verilog", "write_verilog"]
 
 
+_cache: dict = {}
+
+
 def generate_verilog(component, name: str) -> str:
-    """Return the Verilog text of a ``wiring.Component`` as a top module called ``name``."""
-    return verilog.convert(component, name=name, emit_src=False)
+    """Return the Verilog text of a ``wiring.Component`` as a top module called ``name``.
+
+    A component with a ``generator_key`` (everything its RTL depends on) is generated once per
+    process: large buffers make Amaranth's conversion take seconds, and the tests and benches
+    build the same configurations again and again. (A cached component is never elaborated;
+    it is marked used, so Amaranth does not warn about it.)
+    """
+    key = getattr(component, "generator_key", None)
+    if key is None:
+        return verilog.convert(component, name=name, emit_src=False)
+    if (key, name) not in _cache:
+        _cache[key, name] = verilog.convert(component, name=name, emit_src=False)
+    else:
+        component._MustUse__used = True
+    return _cache[key, name]
 
 
 def write_verilog(component, name: str, path) -> Path:

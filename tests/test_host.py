@@ -25,7 +25,7 @@ def test_refuses_a_reduction_longer_than_the_row_buffer():
 def test_refuses_more_columns_than_the_y_buffer():
     layer = ConvLayer(1, 4, 4, 4, 300, 1, 1, 0, "many")
     A, W, dZ = tensors(layer)
-    with pytest.raises(ValueError, match=r"300 output columns, but max_cols is 256"):
+    with pytest.raises(ValueError, match=r"300 output columns, but max_cols is 128"):
         ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
 
 
