@@ -2,6 +2,7 @@
 
     maskprop generate tree|decoder|pe|engine [options] -o FILE.v    write a block's Verilog
     maskprop demo                                   the main job on its built-in default
+    maskprop sim --layer SPEC --pass P --density D  one layer's pass on the tile array
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
 
 Bad arguments or a configuration the generator refuses print one line and exit with status 2.
@@ -18,7 +19,7 @@ from maskprop.toolchain import SIMULATORS, ToolchainError
 
 __all__ = ["main"]
 
-BLOCKS = ("tree", "decoder", "pe", "engine")
+BLOCKS = ("tree", "decoder", "pe", "engine", "array")
 
 
 class UsageError(Exception):
@@ -35,6 +36,28 @@ def _add_config_options(parser):
     for f in fields(Config):
         group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,
                            default=f.default, metavar="N", help=f"default: {f.default}")
+
+
+PASS_ALIASES = {"fwd": "forward", "forward": "forward", "bwd-data": "backward_data",
+                "backward-data": "backward_data", "backward_data": "backward_data",
+                "bwd-weight": "backward_weight", "backward-weight": "backward_weight",
+                "backward_weight": "backward_weight"}
+
+
+def _pass_name(text: str) -> str:
+    try:
+        return PASS_ALIASES[text]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"invalid pass {text!r} (choose from fwd, bwd-data, bwd-weight)") from None
+
+
+def _add_run_options(parser, out):
+    parser.add_argument("--sim", choices=SIMULATORS, default=None,
+                        help="simulator (default: $SIM, else verilator)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="testbench and data seed (default: random, printed)")
+    parser.add_argument("--out", type=Path, default=Path(out), help="run directory")
 
 
 def _config(args) -> Config:
@@ -54,6 +77,9 @@ def build_block(block: str, config: Config, *, dense_only: bool = False):
     if block == "pe":
         from maskprop.hw.sparse_pe import SparseGradPE
         return SparseGradPE.from_config(config), "sparse_pe"
+    if block == "array":
+        from maskprop.hw.tile_array import TileArray
+        return TileArray(config), "tile_array"
     if block == "engine":
         from maskprop.hw.engine import SparseDotEngine
         return (SparseDotEngine(config, zero_skipping=not dense_only),
@@ -72,21 +98,39 @@ def _parser() -> argparse.ArgumentParser:
                           help="engine without the zero-skipping decoder (area baseline)")
     _add_config_options(generate)
 
-    demo = sub.add_parser("demo", help="run a real layer's pass on the engine's Verilog, dense "
-                                       "and sparse, check it against the golden model, print "
-                                       "cycles, speedup and ideal speedup")
+    demo = sub.add_parser("demo", help="run the backward pass of a digits-CNN layer (real ReLU "
+                                       "masks) on the tile array's Verilog, dense and sparse; "
+                                       "check it against the golden model; print cycles, "
+                                       "speedup and ideal speedup")
     demo.add_argument("--layer", default="conv2", help="digits-CNN layer (default conv2)")
     demo.add_argument("--variant", default="plain", choices=("plain", "batchnorm"),
                       help="network without or with BatchNorm between conv and ReLU")
-    demo.add_argument("--pass", dest="pass_name", default="backward_data",
-                      choices=("forward", "backward_data", "backward_weight"))
+    demo.add_argument("--engine", action="store_true",
+                      help="run one pass (--pass) on the one-tile engine instead")
+    demo.add_argument("--pass", dest="pass_name", default="backward-data", type=_pass_name,
+                      help="with --engine: forward, backward-data or backward-weight")
     demo.add_argument("--rows", type=int, default=None,
-                      help="only the first N rows of the lowered GEMM (default: all)")
-    demo.add_argument("--sim", choices=SIMULATORS, default=None,
-                      help="simulator (default: $SIM, else verilator)")
-    demo.add_argument("--seed", type=int, default=None, help="testbench seed (default: random)")
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="build directory")
+                      help="with --engine: only the first N rows of the lowered GEMM")
+    _add_run_options(demo, "out/demo")
     _add_config_options(demo)
+
+    sim = sub.add_parser("sim", help="run one pass of one conv layer on the tile array's "
+                                     "Verilog, dense and sparse; print correctness, cycles, "
+                                     "speedup and ideal speedup")
+    sim.add_argument("--layer", required=True, metavar="SPEC",
+                     help="N,C,H,W,K,R[,stride[,padding]] (e.g. 2,8,16,16,16,3,2,1), or "
+                          "digits:LAYER[:batchnorm] for a digits-CNN layer with its real tensors")
+    sim.add_argument("--pass", dest="pass_name", required=True, type=_pass_name,
+                     help="fwd|forward, bwd-data|backward-data, bwd-weight|backward-weight")
+    masks = sim.add_mutually_exclusive_group()
+    masks.add_argument("--density", type=float, default=None,
+                       help="nonzero fraction of A (and of dZ unless --batchnorm), i.i.d.")
+    masks.add_argument("--masks", type=Path, default=None, metavar="FILE.npz",
+                       help="arrays A and (optionally) dZ whose nonzero patterns to use")
+    sim.add_argument("--batchnorm", action="store_true",
+                     help="a BatchNorm between conv and ReLU: dZ dense")
+    _add_run_options(sim, "out/sim")
+    _add_config_options(sim)
 
     flow = sub.add_parser("flow", help="run Yosys + nextpnr on a block; report LUTs, FFs, DSPs, "
                                        "BRAMs and Fmax")
@@ -110,31 +154,101 @@ def _generate(args):
     print(f"wrote {path} (module {name})")
 
 
-def _demo(args):
+def _console():
+    """Rich console; wide enough for the tables when the output is not a terminal."""
     from rich.console import Console
+    return Console() if sys.stdout.isatty() else Console(width=132)
+
+
+def _digits_record(layer: str, variant: str):
+    from maskprop.sim.digits import load_fixture
+    try:
+        return load_fixture()[variant][layer]
+    except KeyError as error:
+        raise UsageError(f"digits CNN: {error.args[0]}") from None
+
+
+def _print_comparisons(console, title: str, comparisons, *, total_label=None):
+    """One table row per pass (and a total), then the verdict line; returns the exit status."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("pass", "outputs computed", "dense cycles", "sparse cycles", "= model",
+                   "speedup", "ideal", "achieved/ideal"):
+        table.add_column(column, justify="left" if column == "pass" else "right")
+    for c in comparisons:
+        table.add_row(c.label, f"{c.sparse.counters['outputs']} of {c.dense.counters['outputs']}",
+                      f"{c.dense.cycles:,}", f"{c.sparse.cycles:,}",
+                      "yes" if c.agrees else "NO", f"{c.speedup:.2f}x", f"{c.ideal:.2f}x",
+                      f"{c.efficiency:.2f}")
+    if total_label and len(comparisons) > 1:
+        dense = sum(c.dense.cycles for c in comparisons)
+        sparse = sum(c.sparse.cycles for c in comparisons)
+        ideal = dense / sum(c.dense.cycles / c.ideal for c in comparisons)
+        table.add_row(total_label, "", f"{dense:,}", f"{sparse:,}", "", f"{dense / sparse:.2f}x",
+                      f"{ideal:.2f}x", f"{dense / sparse / ideal:.2f}", style="bold")
+    console.print(table)
+    ok = all(c.agrees for c in comparisons)
+    seeds = sorted({c.sparse.seed for c in comparisons})
+    console.print(f"{'PASS' if ok else 'FAIL'}: every output bit-exact against the golden model "
+                  f"and every cycle count equal to the cycle model, dense and sparse "
+                  f"({comparisons[0].sparse.simulator}, seed {', '.join(map(str, seeds))})")
+    return 0 if ok else 1
+
+
+def _run_passes(console, layer, tensors, passes, config, args):
+    """Each pass dense and sparse on the tile array's Verilog, with a progress bar."""
+    from rich.progress import Progress
+
+    from maskprop.array_runs import compare_on_array
+    from maskprop.host import ArrayPass, lower_pass
+
+    prepared = [ArrayPass.prepare(lower_pass(layer, p, **tensors), config) for p in passes]
+    comparisons = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("tile array RTL runs (dense, sparse)", total=len(passes))
+        for pass_name, array_pass in zip(passes, prepared):
+            comparisons.append(compare_on_array(
+                array_pass, build_dir=args.out / pass_name, sim=args.sim, seed=args.seed,
+                label=pass_name.replace("_", "-")))
+            progress.advance(task)
+    return comparisons
+
+
+def _layer_title(layer, what):
+    return (f"{layer.name or 'layer'} ({layer.batch}x{layer.in_channels}x{layer.height}x"
+            f"{layer.width} -> {layer.out_channels} channels, {layer.kernel}x{layer.kernel}, "
+            f"stride {layer.stride}, padding {layer.padding}) {what}")
+
+
+def _demo(args):
+    config = _config(args)
+    record = _digits_record(args.layer, args.variant)
+    console = _console()
+    if args.engine:
+        return _engine_demo(console, record, config, args)
+    tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
+    comparisons = _run_passes(console, record.layer, tensors,
+                              ["backward_data", "backward_weight"], config, args)
+    title = _layer_title(record.layer, f"backward pass, {args.variant} digits CNN, real ReLU "
+                                       f"masks; tile array: {config.tiles} tiles, vec "
+                                       f"{config.vec}, lanes {config.lanes}")
+    return _print_comparisons(console, title, comparisons, total_label="backward")
+
+
+def _engine_demo(console, record, config, args):
     from rich.table import Table
 
     from maskprop.engine_runs import compare_on_engine, lower_record
-    from maskprop.sim.digits import load_fixture
 
-    config = _config(args)
-    fixture = load_fixture()
-    try:
-        record = fixture[args.variant][args.layer]
-    except KeyError as error:
-        raise UsageError(str(error.args[0])) from None
     gemm = lower_record(record, args.pass_name)
-    console = Console()
     with console.status(f"running {record.layer.name} {args.pass_name} on the engine's Verilog "
                         f"(dense, then sparse)"):
         result = compare_on_engine(gemm, config, rows=args.rows, build_dir=args.out,
                                    sim=args.sim, seed=args.seed)
-    layer = record.layer
-    title = (f"{layer.name} ({layer.in_channels}->{layer.out_channels} channels, "
-             f"{layer.kernel}x{layer.kernel}, stride {layer.stride}, batch {layer.batch}) "
-             f"{args.pass_name}, {args.variant} digits CNN with its real ReLU masks, on the "
-             f"one-tile engine (vec {config.vec}, lanes {config.lanes}) in {result.simulator}")
-    table = Table(title=title)
+    table = Table(title=_layer_title(record.layer, f"{args.pass_name}, {args.variant} digits "
+                                                   f"CNN; one-tile engine, vec {config.vec}, "
+                                                   f"lanes {config.lanes}"))
     for column in ("mode", "outputs", "MACs issued", "cycles (RTL)", "cycles (model)",
                    "lane use"):
         table.add_column(column, justify="left" if column == "mode" else "right")
@@ -150,6 +264,86 @@ def _demo(args):
     console.print(f"{verdict}: {result.outputs_dense + result.outputs_sparse} outputs bit-exact "
                   f"against the golden model; {result.seconds:.1f} s; logs in {args.out}")
     return 0 if result.exact else 1
+
+
+def _parse_layer(spec: str):
+    from maskprop.sim.layer import ConvLayer
+
+    try:
+        numbers = [int(part) for part in spec.split(",")]
+    except ValueError:
+        numbers = []
+    if not 6 <= len(numbers) <= 8:
+        raise UsageError(f"--layer must be N,C,H,W,K,R[,stride[,padding]] or "
+                         f"digits:LAYER[:batchnorm], not {spec!r}")
+    n, c, h, w, k, r, *rest = numbers
+    return ConvLayer(batch=n, in_channels=c, height=h, width=w, out_channels=k, kernel=r,
+                     stride=rest[0] if rest else 1, padding=rest[1] if len(rest) > 1 else r // 2,
+                     name="layer")
+
+
+def _synthetic_tensors(layer, config, args):
+    """Random values on the nonzero patterns given by --density or --masks."""
+    import numpy as np
+
+    from maskprop.tb.stimulus import seed_from_env
+
+    seed = seed_from_env() if args.seed is None else args.seed
+    args.seed = seed
+    rng = np.random.default_rng(seed)
+    if args.masks is not None:
+        try:
+            with np.load(args.masks) as masks:
+                a_nonzero = np.asarray(masks["A"]) != 0
+                dz_nonzero = (np.asarray(masks["dZ"]) != 0 if "dZ" in masks
+                              else np.ones(layer.output_shape, dtype=bool))
+        except (OSError, KeyError, ValueError) as error:
+            raise UsageError(f"--masks {args.masks}: {error}") from None
+        for name, mask, shape in (("A", a_nonzero, layer.input_shape),
+                                  ("dZ", dz_nonzero, layer.output_shape)):
+            if mask.shape != tuple(shape):
+                raise UsageError(f"--masks {args.masks}: {name} has shape {mask.shape}, the "
+                                 f"layer needs {tuple(shape)}")
+    else:
+        density = 0.5 if args.density is None else args.density
+        if not 0.0 <= density <= 1.0:
+            raise UsageError(f"--density must be in [0, 1], not {density}")
+        a_nonzero = rng.random(layer.input_shape) < density
+        dz_nonzero = rng.random(layer.output_shape) < density
+    if args.batchnorm:
+        dz_nonzero = np.ones(layer.output_shape, dtype=bool)
+
+    def values(shape, low):
+        return rng.integers(low, config.data_max + 1, size=shape)
+    A = np.where(a_nonzero, np.maximum(1, values(layer.input_shape, 0)), 0)
+    dZ = np.where(dz_nonzero, values(layer.output_shape, config.data_min), 0)
+    dZ = np.where(dz_nonzero & (dZ == 0), 1, dZ)
+    W = values(layer.weight_shape, config.data_min)
+    return dict(A=A, W=W, dZ=dZ)
+
+
+def _sim(args):
+    config = _config(args)
+    if args.layer.startswith("digits:"):
+        _, name, *variant = args.layer.split(":")
+        if args.density is not None or args.masks is not None or args.batchnorm:
+            raise UsageError("a digits layer brings its own tensors: drop --density, --masks "
+                             "and --batchnorm (digits:LAYER:batchnorm picks that variant)")
+        record = _digits_record(name, variant[0] if variant else "plain")
+        layer, tensors = record.layer, dict(A=record.A, W=record.W, dZ=record.dZ)
+        source = f"digits CNN{' with BatchNorm' if variant else ''}, real ReLU masks"
+    else:
+        layer = _parse_layer(args.layer)
+        tensors = _synthetic_tensors(layer, config, args)
+        source = (f"masks from {args.masks}" if args.masks else
+                  f"synthetic i.i.d. masks, density {0.5 if args.density is None else args.density}")
+        if args.batchnorm:
+            source += ", dZ dense (BatchNorm)"
+    console = _console()
+    comparisons = _run_passes(console, layer, tensors, [args.pass_name], config, args)
+    title = _layer_title(layer, f"{args.pass_name.replace('_', '-')}, {source}; tile array: "
+                                f"{config.tiles} tiles, vec {config.vec}, lanes {config.lanes}")
+    return _print_comparisons(console, title, comparisons)
 
 
 def _flow(args):
@@ -182,7 +376,8 @@ def _flow(args):
 def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
-        handler = {"generate": _generate, "demo": _demo, "flow": _flow}[args.command]
+        handler = {"generate": _generate, "demo": _demo, "sim": _sim,
+                   "flow": _flow}[args.command]
         return handler(args) or 0
     except (UsageError, ValueError, ToolchainError) as error:
         print(f"maskprop: error: {error}", file=sys.stderr)

@@ -4,9 +4,12 @@ Unit costs come from the hardware's own contract (:func:`maskprop.hw.index_decod
 is the decoder's; it is restated here in vectorized form and tests hold the two together).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["chunk_costs", "engine_cycles", "stream_schedule"]
+__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
+           "array_cycles", "PassEstimate", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -70,3 +73,71 @@ def array_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
     """
     per_row = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
     return int((per_row * column_groups(wanted, config.tiles, config.col_block)).sum())
+
+
+@dataclass
+class PassEstimate:
+    """Cycle-model result of one pass of one layer on the tile array."""
+    layer: str
+    pass_name: str
+    dense_cycles: int
+    sparse_cycles: int
+    dense_macs: int          # multiplier slots the dense mode occupies
+    nonzero_macs: int        # products with both operands nonzero, of the wanted outputs
+
+    @property
+    def speedup(self) -> float:
+        return self.dense_cycles / self.sparse_cycles
+
+    @property
+    def ideal(self) -> float:
+        return self.dense_macs / max(1, self.nonzero_macs)
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.ideal
+
+
+def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
+                  w_nonzero=None) -> PassEstimate:
+    """Cycles of a layer's pass on the tile array, dense and sparse, from masks alone.
+
+    ``a_nonzero``: the layer's input activation's nonzero map ``(N, C, H, W)``; ``dz_nonzero``:
+    the output gradient's ``(N, K, Ho, Wo)``; ``w_nonzero``: the weights' (default: dense).
+    The passes are lowered exactly as the host driver lowers them (backward-data masked by
+    ``A != 0``, backward-weight with the sparser operand broadcast), so the counts are the RTL's.
+    """
+    from .lowering import lower_backward_data, lower_backward_weight, lower_forward
+
+    a = np.asarray(a_nonzero, dtype=bool).view(np.uint8)
+    dz = np.asarray(dz_nonzero, dtype=bool).view(np.uint8)
+    w = (np.ones(layer.weight_shape, dtype=np.uint8) if w_nonzero is None
+         else np.asarray(w_nonzero, dtype=bool).view(np.uint8))
+    if pass_name == "forward":
+        gemm = lower_forward(layer, a, w)
+    elif pass_name == "backward_data":
+        gemm = lower_backward_data(layer, dz, w, A_mask=a)
+    elif pass_name == "backward_weight":
+        gemm = lower_backward_weight(layer, dz, a)
+    else:
+        raise ValueError(f"pass must be forward, backward_data or backward_weight, "
+                         f"not {pass_name!r}")
+    rows, reduction = gemm.X.shape
+    cols = gemm.Y.shape[1]
+    vec, lanes = config.vec, config.lanes
+    chunks = max(1, -(-reduction // vec))
+    x = np.zeros((rows, chunks * vec), dtype=bool)
+    x[:, :reduction] = gemm.X != 0
+    x = x.reshape(rows, chunks, vec)
+    everything = np.ones((rows, cols), dtype=bool)
+    wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
+    dense_groups = column_groups(everything, config.tiles, config.col_block)
+    dense_cycles = int(row_chunk_cycles(x, lanes, dense=True)[0] * dense_groups.sum()) \
+        if rows else 0
+    sparse_cycles = array_cycles(x, wanted, config)
+    # Nonzero products of each wanted output: X's nonzeros against Y's, per (row, column).
+    pairs = (gemm.X != 0).astype(np.float32) @ (gemm.Y != 0).astype(np.float32)
+    nonzero_macs = int(np.rint(pairs[wanted].sum(dtype=np.float64)))
+    dense_macs = int(dense_groups.sum()) * chunks * -(-vec // lanes) * lanes * config.tiles
+    return PassEstimate(layer.name, pass_name, dense_cycles, sparse_cycles, dense_macs,
+                        nonzero_macs)

@@ -144,6 +144,7 @@ class StreamBench:
                 if pending[port] and not offering[port] and self.rng.random() >= self.idle:
                     offering[port] = True
                     self._port(port, "payload").value = pending[port][0]
+            for port in pending:     # a port whose last beat went out must drop valid now
                 self._port(port, "valid").value = int(offering[port])
             take = self.rng.random() >= self.backpressure
             o_ready.value = int(take)

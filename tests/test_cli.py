@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from maskprop.cli import main
@@ -11,7 +12,8 @@ from maskprop.cli import main
 @pytest.mark.parametrize("block, module", [("tree", "accumulation_tree"),
                                            ("decoder", "index_decoder"),
                                            ("pe", "sparse_pe"),
-                                           ("engine", "sparse_dot_engine")])
+                                           ("engine", "sparse_dot_engine"),
+                                           ("array", "tile_array")])
 def test_generate(block, module, tmp_path, capsys):
     out = tmp_path / f"{block}.v"
     assert main(["generate", block, "--vec", "8", "--lanes", "2", "-o", str(out)]) == 0
@@ -32,7 +34,15 @@ def test_generate_dense_only_engine(tmp_path):
     (["generate", "tree"], "the following arguments are required: -o/--output"),
     (["generate", "pe", "--dense-only", "-o", "x.v"], "--dense-only applies to the engine only"),
     (["flow", "tree", "--target", "gowin"], "invalid choice: 'gowin'"),
-    (["demo", "--layer", "conv9"], "conv9"),
+    (["demo", "--layer", "conv9"], "digits CNN: no layer 'conv9'"),
+    (["sim", "--layer", "2,8,8", "--pass", "fwd"], "--layer must be N,C,H,W,K,R"),
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "bwd"], "invalid pass 'bwd'"),
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--density", "1.5"],
+     "--density must be in [0, 1], not 1.5"),
+    (["sim", "--layer", "1,300,4,4,8,3", "--pass", "fwd"],
+     "needs 169 chunks of 16, but max_chunks is 64"),
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--masks", "missing.npz"],
+     "--masks missing.npz"),
     (["bogus"], "invalid choice: 'bogus'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch):
@@ -47,8 +57,41 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch):
 
 
 @pytest.mark.sim
-def test_demo_runs_a_real_layer_bit_exactly(tmp_path, capsys):
-    status = main(["demo", "--rows", "32", "--seed", "3", "--out", str(tmp_path)])
+def test_demo_runs_the_backward_pass_of_a_real_layer(tmp_path, capsys):
+    status = main(["demo", "--layer", "conv4", "--seed", "3", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "PASS" in out and "speedup" in out and "ideal" in out
+    assert "PASS" in out and "backward-data" in out and "backward-weight" in out
+    assert "backward " in out and "ideal" in out
+
+
+@pytest.mark.sim
+def test_engine_demo(tmp_path, capsys):
+    status = main(["demo", "--engine", "--rows", "32", "--seed", "3", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS" in out and "one-tile engine" in out
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("extra", [["--density", "0.3"], ["--masks", "MASKS"], ["--batchnorm"]])
+def test_sim_one_layer(extra, tmp_path, capsys):
+    if "MASKS" in extra:
+        rng = np.random.default_rng(0)
+        np.savez(tmp_path / "masks.npz", A=rng.random((2, 5, 4, 4)) < 0.5,
+                 dZ=rng.random((2, 6, 4, 4)) < 0.5)
+        extra = ["--masks", str(tmp_path / "masks.npz")]
+    status = main(["sim", "--layer", "2,5,4,4,6,3", "--pass", "bwd-data", "--seed", "5",
+                   "--out", str(tmp_path / "run"), *extra])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS" in out and "backward-data" in out
+
+
+@pytest.mark.sim
+def test_sim_digits_layer(tmp_path, capsys):
+    status = main(["sim", "--layer", "digits:conv3:batchnorm", "--pass", "bwd-weight",
+                   "--seed", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "with BatchNorm" in out and "PASS" in out

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""How fast the cycle model is: a whole network's passes on the tile array, from masks.
+
+Default: ResNet-50's backward pass (backward-data of every layer but the first, and
+backward-weight of every layer) at batch 1, 224x224, with i.i.d. synthetic masks (activations at
+``--density``, output gradients dense because a BatchNorm follows every conv). Prints the cycle
+totals, speedup and ideal, and the wall time the model took.
+
+    .venv/bin/python scripts/bench_cycle_model.py [--density 0.5] [--passes forward,...]
+"""
+
+import argparse
+import time
+
+import numpy as np
+from rich.progress import track
+
+from maskprop.config import Config
+from maskprop.sim.cycle_model import pass_estimate
+from maskprop.sim.networks import network
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", default="resnet50")
+    parser.add_argument("--density", type=float, default=0.5,
+                        help="nonzero fraction of every ReLU activation (synthetic, i.i.d.)")
+    parser.add_argument("--passes", default="backward_data,backward_weight")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    config = Config(max_chunks=4096, max_cols=65536)
+    net = network(args.network)
+    passes = args.passes.split(",")
+    rng = np.random.default_rng(args.seed)
+    started = time.monotonic()
+    totals = {"dense": 0, "sparse": 0, "dense_macs": 0, "nonzero_macs": 0}
+    count = 0
+    for layer in track(net.layers, description=f"{net.name} cycle model"):
+        conv = layer.conv
+        a = (rng.random(conv.input_shape) < args.density if layer.relu_input
+             else np.ones(conv.input_shape, dtype=bool))
+        dz = (np.ones(conv.output_shape, dtype=bool) if layer.batchnorm
+              else rng.random(conv.output_shape) < args.density)
+        for pass_name in passes:
+            if pass_name == "backward_data" and not layer.relu_input:
+                continue          # the first layer's input gradient is never needed
+            estimate = pass_estimate(conv, pass_name, a, dz, config)
+            totals["dense"] += estimate.dense_cycles
+            totals["sparse"] += estimate.sparse_cycles
+            totals["dense_macs"] += estimate.dense_macs
+            totals["nonzero_macs"] += estimate.nonzero_macs
+            count += 1
+    seconds = time.monotonic() - started
+    speedup = totals["dense"] / totals["sparse"]
+    ideal = totals["dense_macs"] / totals["nonzero_macs"]
+    print(f"{net.name}, batch 1, {'+'.join(passes)}: {count} layer passes, activation density "
+          f"{args.density} (synthetic i.i.d.), dZ dense (BatchNorm); vec {config.vec}, lanes "
+          f"{config.lanes}, tiles {config.tiles}")
+    print(f"dense {totals['dense']:,} cycles, sparse {totals['sparse']:,} cycles: speedup "
+          f"{speedup:.2f}x, ideal {ideal:.2f}x, achieved/ideal {speedup / ideal:.2f}")
+    print(f"cycle model wall time: {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
