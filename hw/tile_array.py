@@ -109,16 +109,19 @@ class TileArray(wiring.Component):
     ---------
     A row's wanted columns are compacted (prefix popcount over ``omask & col_valid``) and issued
     in groups of up to ``tiles``, ascending; tile ``t`` of a group owns one column and reads that
-    column's Y chunks from its own buffer. For each group the row's X chunks are sent through
-    the decoder (zero skipping on X's mask): the first group takes them from ``x`` and keeps them
-    in the row buffer, later groups replay them from there. A disabled output costs no cycle; a
-    row with no wanted column costs one group (its X chunks still have to be taken).
+    column's Y chunks through its own read port. For each group the row's X chunks are sent
+    through the decoder (zero skipping on X's mask): the first group takes them from ``x`` and
+    keeps the nonzero ones in the row buffer, later groups replay only those. A disabled output
+    costs no cycle; a row with no wanted column costs one group (its X chunks still have to be
+    taken from the stream).
 
     Timing
     ------
-    Unstalled, a row with ``e`` wanted columns costs
-    ``max(1, ceil(e / tiles)) * sum_k chunk_cycles(nnz(X chunk k), lanes)`` decoder cycles
-    (``ceil(vec / lanes)`` per chunk in dense mode), without bubbles between groups and rows.
+    Unstalled, a row (of one column block) with ``e`` wanted columns takes
+    ``g = max(1, ceil(e / tiles))`` groups: the first costs
+    ``sum_k max(1, ceil(nnz_k / lanes))`` decoder cycles (every chunk passes), each further one
+    ``max(1, sum_{nnz_k > 0} ceil(nnz_k / lanes))`` (all-zero chunks are not replayed); in dense
+    mode every group costs ``chunks * ceil(vec / lanes)``. No bubbles between groups and rows.
     A group's results come ``latency`` cycles after its last chunk's last decoder cycle.
     """
 
@@ -179,7 +182,11 @@ class TileArray(wiring.Component):
             trees.append(tree)
         m.d.comb += self.load.ready.eq(1)
 
-        x_buffer = memory.Memory(shape=x_chunk_layout(c), depth=c.max_chunks, init=[])
+        # The row buffer keeps only the chunks a replay has to send: every chunk in dense mode,
+        # else the nonzero ones (with their chunk index, for the Y address), so that all-zero
+        # chunks - padding taps, dilation holes, dead pixels - cost nothing after the first group.
+        stored_layout = data.StructLayout({"chunk": x_chunk_layout(c), "index": chunk_bits})
+        x_buffer = memory.Memory(shape=stored_layout, depth=c.max_chunks, init=[])
         m.submodules.x_buffer = x_buffer
         x_write = x_buffer.write_port()
         x_replay = x_buffer.read_port(domain="comb")
@@ -201,7 +208,8 @@ class TileArray(wiring.Component):
         row_total = Signal(rank_width, reset_less=True)
         row_base = Signal(column_width, reset_less=True)
         first_group = Signal(reset_less=True)       # X comes from `x`, not from the row buffer
-        chunk = Signal(chunk_bits + 1)              # chunk index within the group
+        chunk = Signal(chunk_bits + 1)              # chunk (first group) or entry (replays)
+        stored = Signal(chunk_bits + 1)             # entries of the row buffer
 
         # The group: tile t takes the wanted column of rank t.
         group = Signal(group_layout)
@@ -220,12 +228,17 @@ class TileArray(wiring.Component):
 
         # --- chunk issue into the decoder ---------------------------------------------------
         current = Signal(x_chunk_layout(c))
+        chunk_index = Signal(chunk_bits)            # position of the current chunk in the row
         last_chunk = Signal()
         group_can_start = Signal()
+        keep = Signal()                             # store the streamed chunk for the replays
         m.d.comb += [
             x_replay.addr.eq(chunk),
-            current.eq(Mux(first_group, self.x.payload, x_replay.data)),
-            last_chunk.eq(chunk == self.n_chunks - 1),
+            current.eq(Mux(first_group, self.x.payload, x_replay.data.chunk)),
+            chunk_index.eq(Mux(first_group, chunk, x_replay.data.index)),
+            last_chunk.eq(Mux(first_group, chunk == self.n_chunks - 1, chunk == stored - 1)),
+            # A row of all-zero chunks still keeps its last one, to carry the frame's `last`.
+            keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),
             group_can_start.eq((chunk != 0) | groups.w_rdy),
             decoder.i.valid.eq(row_held & (~first_group | self.x.valid) & group_can_start),
             decoder.i.payload.mask.eq(Mux(self.dense, (1 << c.vec) - 1, current.mask)),
@@ -243,18 +256,21 @@ class TileArray(wiring.Component):
             self.rows.ready.eq(~row_held | row_done),
             groups.w_en.eq(issue & (chunk == 0)),
             groups.w_data.eq(group),
-            x_write.addr.eq(chunk),
-            x_write.data.eq(self.x.payload),
-            x_write.en.eq(issue & first_group),
+            x_write.addr.eq(stored),
+            x_write.data.chunk.eq(self.x.payload),
+            x_write.data.index.eq(chunk),
+            x_write.en.eq(issue & first_group & keep),
         ]
         # Y chunks are read as the chunk enters the decoder, so they arrive with it.
         for t, y_read in enumerate(y_reads):
             m.d.comb += [
-                y_read.addr.eq(Cat(chunk[:chunk_bits], group.column[t])
+                y_read.addr.eq(Cat(chunk_index, group.column[t])
                                if c.max_chunks > 1 else group.column[t]),
                 y_read.en.eq(issue),
             ]
 
+        with m.If(issue & first_group & keep):
+            m.d.sync += stored.eq(stored + 1)
         with m.If(issue):
             m.d.sync += chunk.eq(chunk + 1)
             with m.If(last_chunk):
@@ -277,6 +293,7 @@ class TileArray(wiring.Component):
                 row_base.eq(self.rows.payload.col_base),
                 first_group.eq(1),
                 chunk.eq(0),
+                stored.eq(0),
             ]
 
         # --- decoder beats to every tile's PE -------------------------------------------------

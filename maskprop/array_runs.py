@@ -32,6 +32,22 @@ class PassComparison:
     ideal: float
 
     @property
+    def dense_cycles(self) -> int:
+        return self.dense.cycles
+
+    @property
+    def sparse_cycles(self) -> int:
+        return self.sparse.cycles
+
+    @property
+    def outputs_dense(self) -> int:
+        return self.dense.counters["outputs"]
+
+    @property
+    def outputs_sparse(self) -> int:
+        return self.sparse.counters["outputs"]
+
+    @property
     def speedup(self) -> float:
         return self.dense.cycles / self.sparse.cycles
 

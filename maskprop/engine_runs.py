@@ -64,6 +64,12 @@ class EngineComparison:
     seconds: float
 
     @property
+    def agrees(self) -> bool:
+        """Bit-exact in both modes and cycle-exact against the model."""
+        return (self.exact and self.dense_cycles == self.model_dense
+                and self.sparse_cycles == self.model_sparse)
+
+    @property
     def speedup(self) -> float:
         return self.dense_cycles / self.sparse_cycles
 

@@ -41,38 +41,45 @@ def stream_schedule(costs, chunks_per_frame: int, latency: int):
     return accepted, results
 
 
-def row_chunk_cycles(x_nonzero: np.ndarray, lanes: int, *, dense: bool = False) -> np.ndarray:
-    """Decoder cycles of each row's chunks, summed: ``(M, chunks, vec)`` nonzero map of the
-    broadcast operand -> ``(M,)``."""
+def row_chunk_cycles(x_nonzero: np.ndarray, lanes: int, *, dense: bool = False):
+    """Decoder cycles of one pass of each row's chunks through the tile array, for the first
+    column group (every chunk, an all-zero one costs a cycle) and for a replay (only the chunks
+    with a nonzero, at least one cycle): ``(M, chunks, vec)`` nonzero map -> two ``(M,)``."""
     rows, chunks, vec = x_nonzero.shape
     if dense:
-        return np.full(rows, chunks * -(-vec // lanes), dtype=np.int64)
-    per_chunk = np.maximum(1, -(-np.count_nonzero(x_nonzero, axis=-1) // lanes))
-    return per_chunk.sum(axis=-1)
+        full = np.full(rows, chunks * -(-vec // lanes), dtype=np.int64)
+        return full, full
+    beats = -(-np.count_nonzero(x_nonzero, axis=-1) // lanes)
+    first = np.maximum(1, beats).sum(axis=-1)
+    replay = np.maximum(1, beats.sum(axis=-1))
+    return first, replay
 
 
 def column_groups(wanted: np.ndarray, tiles: int, col_block: int) -> np.ndarray:
-    """Column groups per row of the tile array: for every block of ``col_block`` columns,
-    ``max(1, ceil(wanted / tiles))`` (a row block with nothing wanted still takes one group to
-    consume its X chunks). ``(M, J)`` -> ``(M,)``."""
+    """Column groups per row and block of the tile array: ``max(1, ceil(wanted / tiles))`` for
+    every block of ``col_block`` columns (a block with nothing wanted still takes one group to
+    consume its X chunks). ``(M, J)`` -> ``(M, blocks)``."""
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     padded = np.zeros((rows, blocks * col_block), dtype=bool)
     padded[:, :cols] = wanted
     per_block = padded.reshape(rows, blocks, col_block).sum(axis=-1)
-    return np.maximum(1, -(-per_block // tiles)).sum(axis=-1)
+    return np.maximum(1, -(-per_block // tiles))
 
 
 def array_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
                  dense: bool = False) -> int:
     """Cycles of a pass on :class:`maskprop.hw.tile_array.TileArray` (its ``cycles - stalls``
-    counter): every column group of a row replays the row's X chunks through the decoder.
+    counter): each row is sent once per block of columns, and each of the block's column groups
+    passes the row's chunks through the decoder (the first all of them, the others the nonzero
+    ones).
 
     ``x_nonzero``: ``(M, chunks, vec)`` nonzero map of X; ``wanted``: ``(M, J)`` outputs to
     compute (all of them in dense mode).
     """
-    per_row = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
-    return int((per_row * column_groups(wanted, config.tiles, config.col_block)).sum())
+    first, replay = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
+    groups = column_groups(wanted, config.tiles, config.col_block)          # (M, blocks)
+    return int((first[:, None] + (groups - 1) * replay[:, None]).sum())
 
 
 @dataclass
@@ -132,8 +139,7 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
     everything = np.ones((rows, cols), dtype=bool)
     wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
     dense_groups = column_groups(everything, config.tiles, config.col_block)
-    dense_cycles = int(row_chunk_cycles(x, lanes, dense=True)[0] * dense_groups.sum()) \
-        if rows else 0
+    dense_cycles = array_cycles(x, everything, config, dense=True)
     sparse_cycles = array_cycles(x, wanted, config)
     # Nonzero products of each wanted output: X's nonzeros against Y's, per (row, column).
     pairs = (gemm.X != 0).astype(np.float32) @ (gemm.Y != 0).astype(np.float32)

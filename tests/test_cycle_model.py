@@ -1,0 +1,65 @@
+"""The cycle model from masks alone agrees with the host driver's model (which the RTL tests hold
+equal to the hardware's counters), and the network workloads have their published sizes."""
+
+import numpy as np
+import pytest
+
+from maskprop.config import Config
+from maskprop.host import PASSES, ArrayPass, lower_pass
+from maskprop.sim.cycle_model import array_cycles, column_groups, pass_estimate
+from maskprop.sim.digits import load_fixture
+from maskprop.sim.layer import ConvLayer
+from maskprop.sim.networks import resnet50
+
+CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=256)
+
+
+@pytest.mark.parametrize("variant", ["plain", "batchnorm"])
+def test_mask_model_equals_host_model_on_real_layers(variant):
+    for record in load_fixture()[variant].layers:
+        for pass_name in PASSES:
+            estimate = pass_estimate(record.layer, pass_name, record.A != 0, record.dZ != 0,
+                                     CONFIG, w_nonzero=record.W != 0)
+            array_pass = ArrayPass.prepare(lower_pass(record.layer, pass_name, A=record.A,
+                                                      W=record.W, dZ=record.dZ), CONFIG)
+            assert estimate.sparse_cycles == array_pass.model_cycles(dense=False)
+            assert estimate.dense_cycles == array_pass.model_cycles(dense=True)
+            assert estimate.ideal == pytest.approx(array_pass.ideal_speedup(), rel=1e-12)
+
+
+def test_column_groups():
+    wanted = np.array([[1, 1, 1, 1, 1, 0, 0, 0, 0, 1],      # block of 8: 5 -> 2 groups; 1 -> 1
+                       [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]],     # nothing wanted: 1 + 1 groups
+                      dtype=bool)
+    assert column_groups(wanted, tiles=4, col_block=8).tolist() == [[2, 1], [1, 1]]
+
+
+def test_all_zero_activations_cost_one_cycle_per_chunk_and_group():
+    layer = ConvLayer(2, 20, 4, 4, 6, 3, 1, 1, "zeros")
+    zeros = np.zeros(layer.input_shape, dtype=bool)
+    estimate = pass_estimate(layer, "forward", zeros, np.ones(layer.output_shape, bool), CONFIG)
+    rows, chunks = 2 * 4 * 4, -(-180 // 16)
+    # Forward computes all 6 outputs of a row: two groups of <= 4 tiles either way. Sparse
+    # mode spends one cycle on each (all-zero) chunk the first time and one cycle on the whole
+    # row when it replays it (only the last chunk is kept, to end the frame); dense mode
+    # ceil(16 / 4) on every chunk, every time.
+    assert estimate.sparse_cycles == rows * (chunks + 1)
+    assert estimate.dense_cycles == rows * 2 * chunks * 4
+    assert estimate.nonzero_macs == 0
+
+
+def test_array_cycles_dense_ignores_the_mask():
+    x = np.zeros((3, 2, 16), dtype=bool)
+    wanted = np.ones((3, 9), dtype=bool)
+    assert array_cycles(x, wanted, CONFIG, dense=True) == 3 * 2 * 4 * (2 + 1)
+
+
+def test_resnet50_shapes_and_macs():
+    net = resnet50()
+    assert len(net.layers) == 53
+    # Published: 4.09 GMACs for ResNet-50 at 224x224 (torchvision's model card: 4.09 GFLOPS).
+    assert net.forward_macs() == pytest.approx(4.09e9, rel=0.002)
+    assert net.layers[0].conv.output_shape == (1, 64, 112, 112)
+    assert net.layers[-1].conv.output_shape == (1, 2048, 7, 7)
+    assert not net.layers[0].relu_input and all(l.relu_input for l in net.layers[1:])
+    assert all(layer.batchnorm for layer in net.layers)
