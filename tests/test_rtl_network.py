@@ -1,0 +1,41 @@
+"""Network-level validation: for the digits CNN, ``maskprop eval``'s cycle-model totals equal the
+sum of the tile array RTL's cycle counters over every layer and pass, in both BatchNorm scenarios
+(the plain and the BatchNorm-trained network, each with its real masks)."""
+
+import pytest
+
+from maskprop.array_runs import compare_on_array
+from maskprop.config import Config
+from maskprop.evaluate import TOTALS, digits_evaluation_inputs, evaluate
+from maskprop.host import ArrayPass, lower_pass
+from maskprop.sim.digits import load_fixture
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.mark.parametrize("scenario, variant", [("no-batchnorm", "plain"),
+                                               ("batchnorm", "batchnorm")])
+def test_network_totals_equal_the_rtl(scenario, variant, tmp_path):
+    config = Config()
+    net, masks = digits_evaluation_inputs()
+    evaluation = evaluate(net, masks, config, scenarios=(scenario,))
+    rtl = {}
+    for index, record in enumerate(load_fixture()[variant].layers):
+        for pass_name in ("forward", "backward_data", "backward_weight"):
+            if pass_name == "backward_data" and index == 0:
+                continue
+            array_pass = ArrayPass.prepare(lower_pass(record.layer, pass_name, A=record.A,
+                                                      W=record.W, dZ=record.dZ), config)
+            comparison = compare_on_array(array_pass, build_dir=tmp_path / record.name /
+                                          pass_name, seed=1)
+            assert comparison.agrees, comparison.label
+            rtl[record.name, pass_name] = comparison
+    model_rows = {(r.layer, r.pass_name): r for r in evaluation.rows}
+    assert set(model_rows) == set(rtl)
+    for which, passes in TOTALS.items():
+        model = evaluation.total(scenario, which)
+        picked = [c for (_, p), c in rtl.items() if p in passes]
+        assert model.dense_cycles == sum(c.dense_cycles for c in picked), which
+        assert model.sparse_cycles == sum(c.sparse_cycles for c in picked), which
+        print(f"{scenario} {which}: model = RTL = {model.dense_cycles} dense, "
+              f"{model.sparse_cycles} sparse cycles")
