@@ -3,6 +3,8 @@
     maskprop generate tree|decoder|pe|engine [options] -o FILE.v    write a block's Verilog
     maskprop demo                                   the main job on its built-in default
     maskprop sim --layer SPEC --pass P --density D  one layer's pass on the tile array
+    maskprop eval [--network NAME] [--profile SPEC] whole networks from the cycle model
+    maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
 
 Bad arguments or a configuration the generator refuses print one line and exit with status 2.
@@ -31,9 +33,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _add_config_options(parser):
+BUFFER_FIELDS = ("col_block", "max_chunks", "max_cols")
+
+
+def _add_config_options(parser, *, buffers=True):
     group = parser.add_argument_group("hardware configuration (defaults: maskprop.config.Config)")
     for f in fields(Config):
+        if not buffers and f.name in BUFFER_FIELDS[1:]:
+            continue
         group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,
                            default=f.default, metavar="N", help=f"default: {f.default}")
 
@@ -61,7 +68,7 @@ def _add_run_options(parser, out):
 
 
 def _config(args) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    return Config(**{f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)})
 
 
 def build_block(block: str, config: Config, *, dense_only: bool = False):
@@ -131,6 +138,25 @@ def _parser() -> argparse.ArgumentParser:
                      help="a BatchNorm between conv and ReLU: dZ dense")
     _add_run_options(sim, "out/sim")
     _add_config_options(sim)
+
+    evaluate = sub.add_parser("eval", help="whole networks on the tile array from the RTL-exact "
+                                           "cycle model: per-layer and per-pass speedups, "
+                                           "totals, CSV/JSON and plots")
+    evaluate.add_argument("--network", action="append", default=None, metavar="NAME",
+                          help="alexnet, vgg16, resnet18, resnet50, googlenet, digits, or all "
+                               "(default; repeatable)")
+    evaluate.add_argument("--profile", default="literature", metavar="SPEC",
+                          help="literature (default), synthetic:DENSITY[:iid|clustered], or a "
+                               "profile FILE.json (e.g. from maskprop profile)")
+    evaluate.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of synthesised masks")
+    evaluate.add_argument("--layers", action="store_true", help="also print every layer")
+    evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
+                          help="directory for CSV, JSON and PNG (default out/eval)")
+    _add_config_options(evaluate, buffers=False)
+
+    from maskprop import profile_cmd
+    profile_cmd.add_parser(sub)
 
     flow = sub.add_parser("flow", help="run Yosys + nextpnr on a block; report LUTs, FFs, DSPs, "
                                        "BRAMs and Fmax")
@@ -346,6 +372,117 @@ def _sim(args):
     return _print_comparisons(console, title, comparisons)
 
 
+NETWORK_NAMES = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet")
+
+
+def _mask_source(spec: str, network_name: str, seed: int):
+    from maskprop.evaluate import ProfileMasks
+    from maskprop.sim import profiles
+
+    if spec == "literature":
+        return ProfileMasks(profiles.literature_profile(network_name), seed=seed)
+    if spec.startswith("synthetic:"):
+        _, density, *model = spec.split(":")
+        try:
+            density = float(density)
+        except ValueError:
+            raise UsageError(f"--profile synthetic:DENSITY needs a number, not {density!r}")
+        if not 0.0 <= density <= 1.0:
+            raise UsageError(f"--profile synthetic density must be in [0, 1], not {density}")
+        model = model[0] if model else "iid"
+        if model not in ("iid", "clustered"):
+            raise UsageError(f"--profile synthetic mask model must be iid or clustered, "
+                             f"not {model!r}")
+        return ProfileMasks(profiles.synthetic_profile(network_name, density, model=model),
+                            seed=seed)
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"--profile must be literature, synthetic:DENSITY[:MODEL] or an "
+                         f"existing profile file, not {spec!r}")
+    profile = profiles.load_profile(path)
+    if profile.network != network_name:
+        raise UsageError(f"profile {spec} is of network {profile.network!r}, not "
+                         f"{network_name!r}")
+    return ProfileMasks(profile, seed=seed)
+
+
+def _eval(args):
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from maskprop.evaluate import SCENARIOS, TOTALS, digits_evaluation_inputs, evaluate
+    from maskprop.plots import plot_layers, plot_summary
+    from maskprop.sim.networks import network
+
+    names = args.network or ["all"]
+    if "all" in names:
+        names = [n for n in names if n != "all"] + [n for n in NETWORK_NAMES if n not in names]
+    for name in names:
+        if name not in NETWORK_NAMES + ("digits",):
+            raise UsageError(f"--network must be one of {', '.join(NETWORK_NAMES)}, digits or "
+                             f"all, not {name!r}")
+    # Whole networks need buffers the RTL would tile; the cycle model assumes they fit.
+    config = Config(**{**_config(args).as_dict(), "max_chunks": 4096, "max_cols": 65536})
+    jobs = []
+    for name in names:
+        if name == "digits":
+            if args.profile != "literature":
+                raise UsageError("the digits CNN is evaluated with its own real masks; "
+                                 "drop --profile")
+            jobs.append(("digits", *digits_evaluation_inputs()))
+        else:
+            jobs.append((name, network(name, batch=args.batch),
+                         _mask_source(args.profile, name, args.seed)))
+    console = _console()
+    evaluations = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("cycle model", total=sum(len(net.layers) for _, net, _ in jobs))
+        for name, net, source in jobs:
+            progress.update(task, description=f"cycle model: {net.name}")
+            evaluations.append(evaluate(net, source, config,
+                                        progress=lambda n: progress.advance(task, n)))
+    table = Table(title=f"Tile array ({config.tiles} tiles x {config.lanes} lanes, vec "
+                        f"{config.vec}), speedup over dense mode on the same RTL (cycle model); "
+                        f"ideal in parentheses")
+    table.add_column("network")
+    table.add_column("BatchNorm")
+    for which in TOTALS:
+        table.add_column(which, justify="right")
+    table.add_column("achieved/ideal (step)", justify="right")
+    table.add_column("masks")
+    for evaluation in evaluations:
+        for scenario in SCENARIOS:
+            totals = [evaluation.total(scenario, which) for which in TOTALS]
+            table.add_row(evaluation.network, scenario,
+                          *(f"{t.speedup:.2f}x ({t.ideal:.2f}x)" for t in totals),
+                          f"{totals[-1].efficiency:.2f}", evaluation.profile)
+    console.print(table)
+    if args.layers:
+        for evaluation in evaluations:
+            layers = Table(title=f"{evaluation.network}: every layer and pass")
+            for column in ("scenario", "layer", "pass", "A density", "dZ density",
+                           "dense cycles", "sparse cycles", "speedup", "ideal", "achieved/ideal"):
+                layers.add_column(column, justify="left" if column in
+                                  ("scenario", "layer", "pass") else "right")
+            for r in evaluation.rows:
+                layers.add_row(r.scenario, r.layer, r.pass_name.replace("_", "-"),
+                               f"{r.a_density:.3f}", f"{r.dz_density:.3f}",
+                               f"{r.dense_cycles:,}", f"{r.sparse_cycles:,}",
+                               f"{r.speedup:.2f}x", f"{r.ideal:.2f}x", f"{r.efficiency:.2f}")
+            console.print(layers)
+    written = []
+    for (name, net, _), evaluation in zip(jobs, evaluations):
+        written += evaluation.write(args.out, name)
+        own = "batchnorm" if any(layer.batchnorm for layer in net.layers) else "no-batchnorm"
+        written.append(plot_layers(evaluation, own, args.out / f"{name}_layers.png"))
+    written.append(plot_summary(evaluations, args.out / "summary.png"))
+    summary = [row for e in evaluations for row in e.summary()]
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"wrote {len(written) + 1} files to {args.out}: per-network CSV, JSON and "
+                  f"per-layer PNG, summary.png, summary.json")
+    return 0
+
+
 def _flow(args):
     from maskprop.fpga import run_flow
 
@@ -376,10 +513,11 @@ def _flow(args):
 def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
-        handler = {"generate": _generate, "demo": _demo, "sim": _sim,
-                   "flow": _flow}[args.command]
+        from maskprop import profile_cmd
+        handler = {"generate": _generate, "demo": _demo, "sim": _sim, "eval": _eval,
+                   "profile": profile_cmd.run, "flow": _flow}[args.command]
         return handler(args) or 0
-    except (UsageError, ValueError, ToolchainError) as error:
+    except (UsageError, ValueError, ToolchainError, ImportError) as error:
         print(f"maskprop: error: {error}", file=sys.stderr)
         return 2
 

@@ -134,50 +134,40 @@ class MaskSource(abc.ABC):
 
 
 class ProfileMasks(MaskSource):
-    """Masks synthesised from a profile's densities (or read from its mask file), seeded.
+    """Masks from a profile (:mod:`maskprop.sim.profiles`): its stored masks where it has them,
+    else synthesised from its densities with its mask model, seeded per layer.
 
-    Without BatchNorm, ``dZ``'s density is the profile's measured ``dZ`` when the network has no
-    BatchNorm itself, else the density of the layer's ReLU output: the profile's ``Y``, or the
-    next layer's input density when ``Y`` is not given.
+    Without BatchNorm, ``dZ``'s density is the profile's measured ``dZ`` when the network itself
+    has no BatchNorm (a measured ``dZ`` of a BatchNorm network is dense and says nothing about
+    the other scenario), else that of the layer's ReLU output: the profile's ``Y``, or the next
+    layer's input density when ``Y`` is not given.
     """
 
-    def __init__(self, profile, *, seed: int = 0, model: str | None = None):
+    def __init__(self, profile, *, seed: int = 0):
         self.profile = profile
         self.seed = seed
-        self.model = model or getattr(profile, "mask_model", None) or "iid"
-        self.label = f"{profile.source} ({self.model} masks)"
-        self._loaded = profile.load_masks() if getattr(profile, "masks", None) else None
+        self.label = f"{profile.source} profile, {profile.mask_model or 'iid'} masks"
 
     def _density(self, layer_name, key):
-        try:
-            return self.profile.density(layer_name, key)
-        except ValueError:
-            return None
+        return self.profile.density(layer_name, key) if self.profile.has(layer_name, key) \
+            else None
 
     def masks(self, net_layer, scenario, next_layer=None):
-        from maskprop.sim.profiles import synthesize_mask
-
         conv = net_layer.conv
         rng = np.random.default_rng([self.seed, zlib.crc32(conv.name.encode())])
-        if self._loaded is not None and f"{conv.name}/A" in self._loaded:
-            a = np.asarray(self._loaded[f"{conv.name}/A"], dtype=bool)
-        else:
-            a_density = 1.0 if not net_layer.relu_input and self._density(conv.name, "A") is None \
-                else self.profile.density(conv.name, "A")
-            a = synthesize_mask(conv.input_shape, a_density, rng, model=self.model)
+        a = self.profile.mask(conv.name, "A", conv.input_shape, rng)
         if scenario == "batchnorm":
             return a, np.ones(conv.output_shape, dtype=bool)
-        if self._loaded is not None and f"{conv.name}/dZ" in self._loaded \
-                and not net_layer.batchnorm:
-            return a, np.asarray(self._loaded[f"{conv.name}/dZ"], dtype=bool)
-        dz_density = self._density(conv.name, "dZ") if not net_layer.batchnorm else None
-        if dz_density is None:
-            dz_density = self._density(conv.name, "Y")
-        if dz_density is None and next_layer is not None:
-            dz_density = self.profile.density(next_layer.conv.name, "A")
-        if dz_density is None:
-            dz_density = self.profile.density(conv.name, "A")
-        return a, synthesize_mask(conv.output_shape, dz_density, rng, model=self.model)
+        density = self._density(conv.name, "dZ") if not net_layer.batchnorm else None
+        if density is None:
+            density = self._density(conv.name, "Y")
+        if density is None and next_layer is not None:
+            density = self.profile.density(next_layer.conv.name, "A")
+        if density is None:
+            density = self.profile.density(conv.name, "A")
+        from maskprop.sim.profiles import synthesize_mask
+        return a, synthesize_mask(conv.output_shape, density, rng,
+                                  self.profile.mask_model or "iid")
 
 
 class ExplicitMasks(MaskSource):

@@ -66,7 +66,8 @@ def plot_summary(evaluations, path: Path) -> Path:
         axis.set_xticks(range(len(names)), names, rotation=20)
         axis.set_title(title, fontsize=10)
     axes[0].set_ylabel("speedup over the dense baseline (same RTL)")
-    axes[1].legend(fontsize=8, loc="upper right")
+    for axis in axes:
+        axis.legend(fontsize=8, loc="upper right")
     figure.suptitle(f"maskprop tile array, cycle model ({evaluations[0].profile})", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
