@@ -201,10 +201,10 @@ def googlenet(batch: int = 1, size: int = 224) -> Network:
     the pool branch reads it through a 3x3 stride-1 max pool, which keeps the size.
     """
     b = _Builder(batch, 3, size)
-    b.then(b.conv("conv1", 64, 7, 2, 3, relu_input=False))
+    b.then(b.conv("conv1.conv", 64, 7, 2, 3, relu_input=False))
     b.pool(3, 2, ceil_mode=True)
-    b.then(b.conv("conv2", 64, 1))
-    b.then(b.conv("conv3", 192, 3, 1, 1))
+    b.then(b.conv("conv2.conv", 64, 1))
+    b.then(b.conv("conv3.conv", 192, 3, 1, 1))
     b.pool(3, 2, ceil_mode=True)
     for name, *spec in _GOOGLENET:
         if name == "M":
@@ -212,13 +212,13 @@ def googlenet(batch: int = 1, size: int = 224) -> Network:
             continue
         ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj = spec
         prefix = f"inception{name}"
-        b.conv(f"{prefix}.branch1", ch1x1, 1)
-        red = b.conv(f"{prefix}.branch2.0", ch3x3red, 1)
-        b.conv(f"{prefix}.branch2.1", ch3x3, 3, 1, 1, channels=red.out_channels)
-        red = b.conv(f"{prefix}.branch3.0", ch5x5red, 1)
-        b.conv(f"{prefix}.branch3.1", ch5x5, 3, 1, 1, channels=red.out_channels)
+        b.conv(f"{prefix}.branch1.conv", ch1x1, 1)
+        red = b.conv(f"{prefix}.branch2.0.conv", ch3x3red, 1)
+        b.conv(f"{prefix}.branch2.1.conv", ch3x3, 3, 1, 1, channels=red.out_channels)
+        red = b.conv(f"{prefix}.branch3.0.conv", ch5x5red, 1)
+        b.conv(f"{prefix}.branch3.1.conv", ch5x5, 3, 1, 1, channels=red.out_channels)
         # 3x3 stride-1 padding-1 max pool (size unchanged), then the 1x1 projection.
-        b.conv(f"{prefix}.branch4.1", pool_proj, 1)
+        b.conv(f"{prefix}.branch4.1.conv", pool_proj, 1)
         b.channels = ch1x1 + ch3x3 + ch5x5 + pool_proj  # torch.cat of the four branches
     return Network("GoogLeNet", tuple(b.layers), fc_macs=batch * 1024 * 1000)
 

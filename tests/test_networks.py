@@ -164,22 +164,24 @@ def test_resnet18_downsample():
 
 def test_googlenet_sizes_and_concat_channels():
     net = network("googlenet")
+    # Layer names are torchvision's module names (BasicConv2d's conv is ".conv"), so that a
+    # profile measured on torchvision's GoogLeNet matches them.
     # ceil_mode max pools: 112 -> 56 -> 28 -> 14 -> 7.
-    assert _layer(net, "conv1").output_shape == (1, 64, 112, 112)
-    assert _layer(net, "conv2").input_shape == (1, 64, 56, 56)
-    assert _layer(net, "conv3").output_shape == (1, 192, 56, 56)
+    assert _layer(net, "conv1.conv").output_shape == (1, 64, 112, 112)
+    assert _layer(net, "conv2.conv").input_shape == (1, 64, 56, 56)
+    assert _layer(net, "conv3.conv").output_shape == (1, 192, 56, 56)
     expected_input = {"3a": (192, 28), "3b": (256, 28), "4a": (480, 14), "4b": (512, 14),
                       "4c": (512, 14), "4d": (512, 14), "4e": (528, 14), "5a": (832, 7),
                       "5b": (832, 7)}
     for module, (channels, size) in expected_input.items():
         for branch in ("branch1", "branch2.0", "branch3.0", "branch4.1"):
-            conv = _layer(net, f"inception{module}.{branch}")
+            conv = _layer(net, f"inception{module}.{branch}.conv")
             assert (conv.in_channels, conv.height, conv.width, conv.kernel) == (
                 channels, size, size, 1), (module, branch)
         # The "5x5" branch is a 3x3 conv in torchvision.
-        assert _layer(net, f"inception{module}.branch3.1").kernel == 3
+        assert _layer(net, f"inception{module}.branch3.1.conv").kernel == 3
     # inception5b's concatenated output feeds the 1024-wide classifier.
-    out = sum(_layer(net, f"inception5b.{branch}").out_channels
+    out = sum(_layer(net, f"inception5b.{branch}.conv").out_channels
               for branch in ("branch1", "branch2.1", "branch3.1", "branch4.1"))
     assert out == 1024
 
