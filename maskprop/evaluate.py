@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maskprop.config import Config
-from maskprop.sim.cycle_model import pass_estimate
+from maskprop.sim.cycle_model import Speedups, pass_estimate
 
 __all__ = ["SCENARIOS", "PASSES", "SEED_BACKWARD", "SEED_TRAINING", "LayerPass", "Evaluation",
            "MaskSource", "ProfileMasks", "ExplicitMasks", "digits_evaluation_inputs",
@@ -33,7 +33,7 @@ SEED_TRAINING = (1.68, 3.30)
 
 
 @dataclass(frozen=True)
-class LayerPass:
+class LayerPass(Speedups):
     network: str
     scenario: str
     layer: str
@@ -45,41 +45,17 @@ class LayerPass:
     a_density: float
     dz_density: float
 
-    @property
-    def speedup(self) -> float:
-        return self.dense_cycles / self.sparse_cycles
-
-    @property
-    def ideal(self) -> float:
-        return self.dense_macs / max(1, self.nonzero_macs)
-
-    @property
-    def efficiency(self) -> float:
-        return self.speedup / self.ideal
-
     def as_dict(self) -> dict:
         return {**asdict(self), "speedup": self.speedup, "ideal": self.ideal,
                 "efficiency": self.efficiency}
 
 
 @dataclass
-class Total:
+class Total(Speedups):
     dense_cycles: int
     sparse_cycles: int
     dense_macs: int
     nonzero_macs: int
-
-    @property
-    def speedup(self) -> float:
-        return self.dense_cycles / self.sparse_cycles
-
-    @property
-    def ideal(self) -> float:
-        return self.dense_macs / max(1, self.nonzero_macs)
-
-    @property
-    def efficiency(self) -> float:
-        return self.speedup / self.ideal
 
 
 TOTALS = {"forward": ("forward",), "backward": ("backward_data", "backward_weight"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
-           "array_cycles", "PassEstimate", "pass_estimate"]
+           "array_cycles", "Speedups", "PassEstimate", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -82,15 +82,10 @@ def array_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
     return int((first[:, None] + (groups - 1) * replay[:, None]).sum())
 
 
-@dataclass
-class PassEstimate:
-    """Cycle-model result of one pass of one layer on the tile array."""
-    layer: str
-    pass_name: str
-    dense_cycles: int
-    sparse_cycles: int
-    dense_macs: int          # multiplier slots the dense mode occupies
-    nonzero_macs: int        # products with both operands nonzero, of the wanted outputs
+class Speedups:
+    """Speedup, ideal and achieved/ideal of anything with ``dense_cycles``, ``sparse_cycles``,
+    ``dense_macs`` (multiplier slots the dense mode occupies) and ``nonzero_macs`` (products with
+    both operands nonzero, of the wanted outputs)."""
 
     @property
     def speedup(self) -> float:
@@ -103,6 +98,17 @@ class PassEstimate:
     @property
     def efficiency(self) -> float:
         return self.speedup / self.ideal
+
+
+@dataclass
+class PassEstimate(Speedups):
+    """Cycle-model result of one pass of one layer on the tile array."""
+    layer: str
+    pass_name: str
+    dense_cycles: int
+    sparse_cycles: int
+    dense_macs: int
+    nonzero_macs: int
 
 
 def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
