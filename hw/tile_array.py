@@ -344,7 +344,7 @@ class TileArray(wiring.Component):
             "cycles": decoder.busy,
             "stalls": decoder.o.valid & ~decoder.o.ready,
             "beats": beat_taken,
-            "macs": Mux(beat_taken, lanes_issued * tiles_issued, 0),
+            "macs": None,               # lanes x tiles, multiplied after the event registers
             "chunks": issue,
             "chunks_skipped": issue & (decoder.i.payload.mask == 0),
             "groups": issue & (chunk == 0),
@@ -352,11 +352,18 @@ class TileArray(wiring.Component):
             "outputs": Mux(self.o.valid & self.o.ready, delivered, 0),
             "outputs_skipped": Mux(self.rows.valid & self.rows.ready, skipped, 0),
         }
+        lanes_event = Signal.like(lanes_issued, name="macs_lanes_event")
+        tiles_event = Signal.like(tiles_issued, name="macs_tiles_event")
+        m.d.sync += [
+            lanes_event.eq(Mux(self.clear | ~beat_taken, 0, lanes_issued)),
+            tiles_event.eq(Mux(self.clear, 0, tiles_issued)),
+        ]
         for name, increment in increments.items():
             counter = getattr(self.counters, name)
-            event = Signal(Value.cast(increment).shape(), name=f"{name}_event")
-            m.d.sync += [
-                event.eq(Mux(self.clear, 0, increment)),
-                counter.eq(Mux(self.clear, 0, counter + event)),
-            ]
+            if increment is None:
+                event = lanes_event * tiles_event
+            else:
+                event = Signal(Value.cast(increment).shape(), name=f"{name}_event")
+                m.d.sync += event.eq(Mux(self.clear, 0, increment))
+            m.d.sync += counter.eq(Mux(self.clear, 0, counter + event))
         return m

@@ -75,6 +75,10 @@ def test_pass_matches_golden(layer, pass_name, dense):
     assert counters.cycles - counters.stalls == array_pass.model_cycles(dense)
     assert counters.outputs == int(array_pass.wanted(dense).sum())
     assert counters.outputs + counters.outputs_skipped == array_pass.rows * array_pass.cols
+    # Useful multiplies: every issued X element times the wanted outputs of its row.
+    issued = (np.full(array_pass.rows, array_pass.chunks * SMALL.vec) if dense
+              else np.count_nonzero(array_pass.x, axis=(1, 2)))
+    assert counters.macs == int((issued * array_pass.wanted(dense).sum(axis=1)).sum())
 
 
 def SMALL_result(view):
