@@ -179,10 +179,14 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
              progress=None) -> Evaluation:
     """Every layer, pass and scenario of ``net`` through the cycle model.
 
-    ``progress(advance)`` is called once per layer (for a progress bar).
+    ``progress(advance)`` is called once per layer (for a progress bar). A layer whose reduction
+    could overflow ``acc_width`` (backward-weight sums over the whole batch) is refused before
+    anything is computed, as the host driver would refuse it on the RTL.
     """
     rows = []
     layers = list(net.layers)
+    for net_layer in layers:
+        net_layer.conv.check_accumulation(config)
     for index, net_layer in enumerate(layers):
         next_layer = layers[index + 1] if index + 1 < len(layers) else None
         conv = net_layer.conv

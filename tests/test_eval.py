@@ -94,6 +94,8 @@ def test_profile_command_through_the_cli(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["eval", "--network", "lenet"], "--network must be one of"),
+    # backward-weight of AlexNet's conv1 sums 64 x 55 x 55 products: too many for 48 bits
+    (["eval", "--network", "alexnet", "--batch", "64"], "acc_width"),
     (["eval", "--profile", "synthetic:1.5"], "density must be in [0, 1], not 1.5"),
     (["eval", "--profile", "synthetic:0.5:blobs"], "mask model must be iid or clustered"),
     (["eval", "--profile", "nothere.json"], "--profile must be literature"),
