@@ -189,12 +189,13 @@ class ArrayPass:
         groups = column_groups(np.ones_like(self.omask), c.tiles, c.col_block)
         return int(groups.sum()) * self.chunks * -(-c.vec // c.lanes) * c.lanes * c.tiles
 
-    def ideal_speedup(self) -> float:
-        """Multiplier slots of the dense mode over the nonzero MACs the sparse pass must do
-        (nonzero X times nonzero Y, wanted outputs only): the speedup of a sparse mode that
-        wasted no slot, so achieved/ideal is at most 1."""
-        dense_macs = self.dense_macs()
+    def nonzero_macs(self) -> int:
+        """Products the sparse pass must do: nonzero X times nonzero Y, wanted outputs only."""
         nonzero_x = (self.x != 0).astype(np.int64).reshape(self.rows, -1)
         nonzero_y = (self.y != 0).astype(np.int64).reshape(self.cols, -1)
-        must = int(((nonzero_x @ nonzero_y.T) * self.omask).sum())
-        return dense_macs / max(1, must)
+        return int(((nonzero_x @ nonzero_y.T) * self.omask).sum())
+
+    def ideal_speedup(self) -> float:
+        """Multiplier slots of the dense mode over :meth:`nonzero_macs`: the speedup of a sparse
+        mode that wasted no slot, so achieved/ideal is at most 1."""
+        return self.dense_macs() / max(1, self.nonzero_macs())

@@ -3,6 +3,7 @@
 """AccumulationTree in Amaranth's simulator: fast unit tests against the block reference."""
 
 import random
+import zlib
 
 import pytest
 from amaranth.hdl import Fragment
@@ -35,7 +36,7 @@ CONFIGS = [
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
 @pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.3, 0.4)], ids=["streaming", "idle+backpressure"])
 def test_matches_reference(params, traffic):
-    seed = seed_from_env(default=hash((tuple(params.items()), traffic)) & 0xFFFF_FFFF)
+    seed = seed_from_env(default=zlib.crc32(repr((sorted(params.items()), traffic)).encode()))
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = random.Random(seed)
     dut = AccumulationTree(**params)

@@ -2,6 +2,8 @@
 """TileArray and its host driver in Amaranth's simulator: every pass of small conv layers,
 bit-exact against the golden conv, cycles equal to the cycle model."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,9 @@ from maskprop.sim.layer import ConvLayer
 from maskprop.tb.amaranth_sim import run_streams
 from maskprop.tb.stimulus import seed_from_env
 
-SMALL = Config(vec=8, lanes=2, tiles=3, col_block=6, max_chunks=8, max_cols=24)
+# max_cols holds backward-weight in either orientation (up to 9 x 5 = 45 columns), whichever
+# operand the host finds sparser for the seed at hand.
+SMALL = Config(vec=8, lanes=2, tiles=3, col_block=6, max_chunks=8, max_cols=48)
 
 
 def random_layer_tensors(rng, layer, density):
@@ -53,7 +57,7 @@ LAYERS = [
 @pytest.mark.parametrize("pass_name", ["forward", "backward_data", "backward_weight"])
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 def test_pass_matches_golden(layer, pass_name, dense):
-    seed = seed_from_env(default=hash((layer.name, pass_name)) & 0xFFFF)
+    seed = seed_from_env(default=zlib.crc32(f"{layer.name}/{pass_name}".encode()) & 0xFFFF)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
     A, W, dZ = random_layer_tensors(rng, layer, density=0.4)
