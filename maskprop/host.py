@@ -4,9 +4,11 @@ output beats back into the pass's tensor.
 The host lowers the pass to a masked GEMM (:mod:`maskprop.sim.lowering`), loads ``Y`` into the
 tiles' buffers, and sends each row of ``X`` once per block of ``col_block`` output columns,
 with that block's output mask. Everything the array's configuration cannot hold is refused here,
-with the parameter to change, before any simulation.
+with the parameter to change, before any simulation: :func:`check_pass` decides every refusal
+that depends only on the layer's shape and the configuration, before any tensor exists.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +19,118 @@ from maskprop.sim.gemm_stream import mask_words
 from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
                                    lower_forward)
 
-__all__ = ["PASSES", "lower_pass", "ArrayPass"]
+__all__ = ["PASSES", "SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "lower_pass",
+           "ArrayPass"]
 
 PASSES = ("forward", "backward_data", "backward_weight")
+
+#: Most elements one RTL run handles: in each of the layer's tensors (``A``, ``W``, ``dZ``) and in
+#: the operand stream the testbench builds (every X chunk once per block of output columns, plus
+#: every Y chunk). The testbench holds that stream as Python lists and the simulator clocks
+#: through it beat by beat, so a run beyond this is hours of simulation and gigabytes of memory.
+SIM_ELEMENT_LIMIT = 1 << 22
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """Shape of a pass's lowered GEMM: ``X (rows, reduction) @ Y (reduction, cols)``.
+
+    ``orientation`` is backward-weight's broadcast operand (``"dz"`` or ``"a"``, see
+    :func:`maskprop.sim.lowering.lower_backward_weight`), ``""`` for the other passes.
+    """
+    rows: int
+    reduction: int
+    cols: int
+    orientation: str = ""
+
+    def chunks(self, config: Config) -> int:
+        """Chunks of ``vec`` elements one row's reduction takes (at least one)."""
+        return max(1, -(-self.reduction // config.vec))
+
+    def stream_elements(self, config: Config) -> int:
+        """Elements the testbench sends: each X row once per block of ``col_block`` columns,
+        and each Y column once, all padded to whole chunks."""
+        blocks = -(-self.cols // config.col_block)
+        return (self.rows * blocks + self.cols) * self.chunks(config) * config.vec
+
+
+def gemm_shapes(layer, pass_name: str) -> tuple:
+    """The :class:`GemmShape` of each way the host can lower ``pass_name`` of ``layer``, from
+    the shape alone (the dimensions :mod:`maskprop.sim.lowering` produces). Backward-weight has
+    two (``"dz"`` and ``"a"``); which one runs depends on the tensors' densities."""
+    n, c, h, w = layer.input_shape
+    k, r = layer.out_channels, layer.kernel
+    pixels = n * layer.out_height * layer.out_width
+    if pass_name == "forward":
+        return (GemmShape(pixels, r * r * c, k),)
+    if pass_name == "backward_data":
+        return (GemmShape(n * h * w, r * r * k, c),)
+    if pass_name == "backward_weight":
+        return (GemmShape(k, pixels, r * r * c, "dz"), GemmShape(r * r * c, pixels, k, "a"))
+    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
+
+
+_OPERAND = {"dz": "dZ", "a": "A"}
+
+
+def _where(layer, pass_name: str) -> str:
+    return f"{layer.label} {pass_name.replace('_', '-')}"
+
+
+def _check_chunks(where: str, reduction: int, config: Config) -> None:
+    chunks = max(1, -(-reduction // config.vec))
+    if chunks > config.max_chunks:
+        raise ValueError(
+            f"{where}: the reduction of {reduction} elements needs {chunks} chunks of "
+            f"{config.vec}, but max_chunks is {config.max_chunks}; raise max_chunks to "
+            f"{1 << (chunks - 1).bit_length()} or more")
+
+
+def _check_cols(where: str, cols: int, config: Config) -> None:
+    if cols > config.max_cols:
+        raise ValueError(f"{where}: {cols} output columns, but max_cols is "
+                         f"{config.max_cols}; raise max_cols to {cols} or more")
+
+
+def check_pass(layer, pass_name: str, config: Config, *,
+               element_limit: int = SIM_ELEMENT_LIMIT) -> None:
+    """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``config``
+    alone, a pass the tile array cannot run: a reduction longer than the row buffer
+    (``max_chunks``), more output columns than the Y buffer (``max_cols``), sums the accumulator
+    cannot hold (``acc_width``), or tensors or an operand stream of more than ``element_limit``
+    elements.
+
+    Call it before making tensors or lowering: the lowered operands of a big layer are many
+    times its tensors (im2col repeats every input pixel ``R * R`` times). For backward-weight
+    the orientation is chosen later from the densities, so it is refused here only when neither
+    orientation fits; :meth:`ArrayPass.prepare` refuses the chosen one if it does not, and the
+    element limit keeps that lowering small.
+    """
+    where = _where(layer, pass_name)
+    shapes = gemm_shapes(layer, pass_name)
+    _check_chunks(where, shapes[0].reduction, config)      # one reduction for every orientation
+    fitting = [s for s in shapes if s.cols <= config.max_cols]
+    if not fitting:
+        if len(shapes) == 1:
+            _check_cols(where, shapes[0].cols, config)
+        options = " or ".join(f"{s.cols} output columns broadcasting {_OPERAND[s.orientation]}"
+                              for s in shapes)
+        raise ValueError(f"{where}: {options}, but max_cols is {config.max_cols}; raise max_cols "
+                         f"to {min(s.cols for s in shapes)} or more")
+    layer.check_accumulation(config, passes=(pass_name,))
+    for name, shape in (("A", layer.input_shape), ("W", layer.weight_shape),
+                        ("dZ", layer.output_shape)):
+        elements = math.prod(shape)
+        if elements > element_limit:
+            raise ValueError(f"{where}: {name} {'x'.join(map(str, shape))} has {elements:,} "
+                             f"elements; one RTL run takes at most {element_limit:,} per tensor: "
+                             f"use a smaller layer")
+    # The densities pick backward-weight's orientation later: bound every one that may run.
+    streamed = max(s.stream_elements(config) for s in fitting)
+    if streamed > element_limit:
+        raise ValueError(f"{where}: the lowered pass streams {streamed:,} elements to the tile "
+                         f"array; one RTL run takes at most {element_limit:,}: use a smaller "
+                         f"layer")
 
 
 def lower_pass(layer, pass_name: str, *, A, W, dZ, output_mask: bool = True) -> LoweredGemm:
@@ -63,18 +174,11 @@ class ArrayPass:
     @classmethod
     def prepare(cls, gemm: LoweredGemm, config: Config) -> "ArrayPass":
         """Check that ``config`` can run ``gemm`` (``ValueError`` naming what to change)."""
-        where = f"{gemm.layer.label} {gemm.pass_name.replace('_', '-')}"
+        where = _where(gemm.layer, gemm.pass_name)
         rows, reduction = gemm.X.shape
         cols = gemm.Y.shape[1]
-        chunks = max(1, -(-reduction // config.vec))
-        if chunks > config.max_chunks:
-            raise ValueError(
-                f"{where}: the reduction of {reduction} elements needs {chunks} chunks of "
-                f"{config.vec}, but max_chunks is {config.max_chunks}; raise max_chunks to "
-                f"{1 << (chunks - 1).bit_length()} or more")
-        if cols > config.max_cols:
-            raise ValueError(f"{where}: {cols} output columns, but max_cols is "
-                             f"{config.max_cols}; raise max_cols to {cols} or more")
+        _check_chunks(where, reduction, config)
+        _check_cols(where, cols, config)
         gemm.layer.check_accumulation(config, passes=(gemm.pass_name,))
         for name, operand in (("X", gemm.X), ("Y", gemm.Y)):
             if operand.size and (operand.min() < config.data_min or
@@ -195,7 +299,9 @@ class ArrayPass:
         nonzero_y = (self.y != 0).astype(np.int64).reshape(self.cols, -1)
         return int(((nonzero_x @ nonzero_y.T) * self.omask).sum())
 
-    def ideal_speedup(self) -> float:
+    def ideal_speedup(self) -> float | None:
         """Multiplier slots of the dense mode over :meth:`nonzero_macs`: the speedup of a sparse
-        mode that wasted no slot, so achieved/ideal is at most 1."""
-        return self.dense_macs() / max(1, self.nonzero_macs())
+        mode that wasted no slot, so achieved/ideal is at most 1. ``None`` when the pass has no
+        nonzero product at all: there is no work to speed up, and any number would mislead."""
+        nonzero = self.nonzero_macs()
+        return self.dense_macs() / nonzero if nonzero else None

@@ -1,11 +1,16 @@
-"""Host driver refusals: a layer the configuration cannot run is refused before simulation."""
+"""Host driver refusals: a layer the configuration cannot run is refused before simulation, and
+what the shape decides is refused before any tensor exists."""
 
 import numpy as np
 import pytest
+from conv_strategies import GOLDEN_SETTINGS, conv_layers, seeds
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maskprop.config import Config
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.host import PASSES, ArrayPass, check_pass, gemm_shapes, lower_pass
 from maskprop.sim.layer import ConvLayer
+from maskprop.sim.lowering import lower_backward_weight
 
 
 def tensors(layer):
@@ -43,3 +48,109 @@ def test_refuses_operands_outside_data_width():
     with pytest.raises(ValueError, match="data_width"):
         ArrayPass.prepare(lower_pass(layer, "forward", A=A * 300, W=W, dZ=dZ),
                           Config(data_width=8, acc_width=24))
+
+
+# --- shape-only checks: refused before any tensor exists ---------------------------------------
+
+@given(layer=conv_layers(max_channels=6, max_hw=7), seed=seeds)
+@settings(GOLDEN_SETTINGS, max_examples=60)
+def test_gemm_shapes_are_the_lowerings_shapes(layer, seed):
+    """gemm_shapes predicts, from the shape alone, the operands lower_pass builds; for
+    backward-weight both orientations, whichever the densities pick."""
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-2, 3, layer.input_shape)
+    W = rng.integers(-2, 3, layer.weight_shape)
+    dZ = rng.integers(-2, 3, layer.output_shape)
+    for pass_name in PASSES:
+        predicted = {s.orientation: s for s in gemm_shapes(layer, pass_name)}
+        if pass_name == "backward_weight":
+            gemms = [lower_backward_weight(layer, dZ, A, x_operand=o) for o in ("dz", "a")]
+        else:
+            gemms = [lower_pass(layer, pass_name, A=A, W=W, dZ=dZ)]
+        assert sorted(predicted) == sorted(g.orientation for g in gemms)
+        for gemm in gemms:
+            shape = predicted[gemm.orientation]
+            assert gemm.X.shape == (shape.rows, shape.reduction)
+            assert gemm.Y.shape == (shape.reduction, shape.cols)
+
+
+@given(layer=conv_layers(max_channels=6, max_hw=7), seed=seeds,
+       max_chunks=st.sampled_from([1, 2, 4]), max_cols=st.integers(1, 40))
+@settings(GOLDEN_SETTINGS, max_examples=80)
+def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_cols):
+    """The shape-only check and the check on the lowered operands agree: for forward and
+    backward-data exactly, for backward-weight on the orientation the densities picked
+    (check_pass refuses it only when neither orientation fits)."""
+    config = Config(vec=4, lanes=2, max_chunks=max_chunks, max_cols=max_cols)
+    rng = np.random.default_rng(seed)
+    A = rng.integers(0, 3, layer.input_shape)
+    W = rng.integers(-2, 3, layer.weight_shape)
+    dZ = rng.integers(-2, 3, layer.output_shape)
+    for pass_name in PASSES:
+        try:
+            check_pass(layer, pass_name, config)
+            shape_refusal = None
+        except ValueError as error:
+            shape_refusal = str(error)
+        try:
+            ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), config)
+            lowered_refusal = None
+        except ValueError as error:
+            lowered_refusal = str(error)
+        if pass_name != "backward_weight":
+            assert shape_refusal == lowered_refusal
+        elif shape_refusal is not None:
+            assert lowered_refusal is not None
+        elif lowered_refusal is not None:           # only the orientation not chosen fits
+            assert "output columns" in lowered_refusal
+
+
+def test_check_pass_refuses_the_issue_layer_from_its_shape():
+    """64x512x56x56 -> 512, 3x3: its im2col alone would be 7 GB; refused from the shape."""
+    layer = ConvLayer(64, 512, 56, 56, 512, 3, 1, 1, "big")
+    with pytest.raises(ValueError, match=r"needs 288 chunks of 16, but max_chunks is 64"):
+        check_pass(layer, "forward", Config())
+    with pytest.raises(ValueError, match=r"A 64x512x56x56 has 102,760,448 elements; one RTL "
+                                         r"run takes at most 4,194,304 per tensor"):
+        check_pass(layer, "forward", Config(max_chunks=512, max_cols=512))
+
+
+def test_check_pass_refuses_a_long_operand_stream():
+    """Small tensors, but every X row is sent once per block of 32 columns: 4096 rows x 2
+    blocks x 36 chunks of 16, plus 64 columns of Y, is 4,755,456 elements."""
+    layer = ConvLayer(1, 64, 64, 64, 64, 3, 1, 1, "long")
+    with pytest.raises(ValueError, match=r"the lowered pass streams 4,755,456 elements to the "
+                                         r"tile array; one RTL run takes at most 4,194,304"):
+        check_pass(layer, "forward", Config())
+    check_pass(layer, "forward", Config(col_block=64))      # one block: 2,396,160 elements
+
+
+def test_check_pass_backward_weight_needs_one_orientation_that_fits():
+    layer = ConvLayer(1, 16, 4, 4, 8, 3, 1, 1, "bw")      # columns: 144 (dZ) or 8 (A)
+    check_pass(layer, "backward_weight", Config(max_cols=8))
+    with pytest.raises(ValueError, match=r"144 output columns broadcasting dZ or 8 output "
+                                         r"columns broadcasting A, but max_cols is 7; raise "
+                                         r"max_cols to 8 or more"):
+        check_pass(layer, "backward_weight", Config(max_cols=7))
+
+
+def test_check_pass_refuses_big_tensors_and_accumulation_from_the_shape():
+    # Stride 256 keeps the lowered GEMM small while A has 2**24 elements.
+    layer = ConvLayer(1, 1, 4096, 4096, 1, 1, 256, 0, "sparse")
+    with pytest.raises(ValueError, match=r"A 1x1x4096x4096 has 16,777,216 elements; one RTL "
+                                         r"run takes at most 4,194,304 per tensor"):
+        check_pass(layer, "forward", Config())
+    deep = ConvLayer(1, 16, 4, 4, 4, 3, 1, 1, "deep")             # 144 products
+    with pytest.raises(ValueError, match="forward reduction sums 144 products"):
+        check_pass(deep, "forward", Config(data_width=16, acc_width=38))
+
+
+def test_no_work_has_no_ideal_speedup():
+    """All-zero activations: nothing to compute, so no ideal speedup (not dense MACs / 1)."""
+    layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "zero")
+    A, W, dZ = tensors(layer)
+    array_pass = ArrayPass.prepare(lower_pass(layer, "forward", A=0 * A, W=W, dZ=dZ), Config())
+    assert array_pass.nonzero_macs() == 0
+    assert array_pass.ideal_speedup() is None
+    working = ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
+    assert working.ideal_speedup() == working.dense_macs() / working.nonzero_macs()
