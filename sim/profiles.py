@@ -63,6 +63,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +74,8 @@ import numpy as np
 __all__ = [
     "FORMAT", "SOURCES", "ENTRY_KEYS", "DENSITY_KEYS", "MASK_KEYS", "MASK_MODELS",
     "LITERATURE_DIR", "LITERATURE_NETWORKS",
-    "Profile", "load_profile", "save_masks", "synthesize_mask",
+    "Profile", "load_profile", "save_masks", "synthesize_mask", "npz_headers", "read_npz",
+    "MASK_DTYPE_KINDS", "check_mask_array",
     "measure_profile", "digits_profile", "digits_density_history", "DigitsDensityHistory",
     "literature_profile", "synthetic_profile",
 ]
@@ -108,7 +111,11 @@ _TORCH_MISSING = "measuring a profile needs PyTorch: pip install -e '.[torch]'"
 def _check_density(where: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{where} must be a number in [0, 1], not {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:                   # an integer beyond any float, e.g. from JSON
+        raise ValueError(f"{where} must be a density (fraction nonzero) in [0, 1], not an "
+                         f"integer of {int(value).bit_length()} bits") from None
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{where} must be a density (fraction nonzero) in [0, 1], not {value}")
     return value
@@ -140,6 +147,94 @@ def _check_mask_model(model) -> str:
     if model not in MASK_MODELS:
         raise ValueError(f"mask model must be one of {', '.join(MASK_MODELS)}, not {model!r}")
     return model
+
+
+# --- .npz files -------------------------------------------------------------------------------
+
+#: NumPy dtype kinds a mask may have (boolean, signed and unsigned integer, floating point): its
+#: nonzeros are the mask. Text, bytes, objects, dates and records have no meaningful zero.
+MASK_DTYPE_KINDS = "biuf"
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+# What a damaged or truncated archive raises while its members are read: zip structure, deflate
+# stream, short reads, and NumPy's header parser (ValueError); encrypted or exotic members raise
+# RuntimeError / NotImplementedError.
+_NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+                    NotImplementedError)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def npz_headers(path, where: str) -> dict:
+    """``{name: (shape, dtype)}`` of every array in the ``numpy.savez`` archive ``path``, from
+    the arrays' headers alone: no array data is read, so a caller can refuse a wrong shape or
+    dtype before allocating anything.
+
+    Anything else raises ``ValueError`` starting with ``where`` (e.g. ``"--masks m.npz"``) and
+    saying, in the user's terms, what the file is instead: missing, a directory, empty, a single
+    ``.npy`` array, not an archive at all, or a truncated or damaged archive.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ValueError(f"{where}: is a directory, not an .npz file")
+        with open(path, "rb") as file:
+            head = file.read(len(_NPY_MAGIC))
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file") from None
+    except OSError as error:
+        raise ValueError(f"{where}: cannot read it ({error.strerror or error})") from None
+    if not head:
+        raise ValueError(f"{where}: is empty, not an .npz file (numpy.savez archive)")
+    if head == _NPY_MAGIC:
+        raise ValueError(f"{where}: is a single .npy array, not an .npz archive; write the "
+                         f"arrays by name with numpy.savez(FILE, NAME=array, ...)")
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValueError(f"{where}: is not an .npz file (numpy.savez archive)")
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    # Format 3.0 differs from 2.0 only in the header's text encoding.
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+                headers[info.filename[:-len(".npy")]] = (tuple(shape), dtype)
+    except _NPZ_READ_ERRORS as error:
+        raise ValueError(f"{where}: is a truncated or damaged .npz archive "
+                         f"({_first_line(error)})") from None
+    return headers
+
+
+def read_npz(path, where: str, names) -> dict:
+    """``{name: array}`` of ``names`` from an archive that :func:`npz_headers` accepted (and
+    whose shapes and dtypes the caller checked there); ``ValueError`` starting with ``where``
+    when the data turns out truncated or damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: np.asarray(npz[name]) for name in names}
+    except _NPZ_READ_ERRORS as error:
+        raise ValueError(f"{where}: is a truncated or damaged .npz archive "
+                         f"({_first_line(error)})") from None
+
+
+def check_mask_array(where: str, dtype, array: np.ndarray | None = None) -> None:
+    """Refuse a mask whose nonzero pattern is undefined: a dtype other than boolean, integer or
+    floating point (checked from the header, before reading), or NaN elements (``array``)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in MASK_DTYPE_KINDS:
+        raise ValueError(f"{where} has dtype {dtype}; a mask must be boolean, integer or "
+                         f"floating point (nonzero = kept)")
+    if array is not None and dtype.kind == "f" and np.isnan(array).any():
+        raise ValueError(f"{where} holds NaN, which is neither zero nor nonzero")
 
 
 @dataclass(frozen=True)
@@ -276,11 +371,31 @@ class Profile:
         path = self.masks_path
         if path is None:
             return None
-        if not path.is_file():
-            raise ValueError(f"profile masks file {path} not found")
-        with np.load(path, allow_pickle=False) as npz:
-            name = f"{layer_name}/{key}"
-            return np.asarray(npz[name]) != 0 if name in npz.files else None
+        name = f"{layer_name}/{key}"
+        where = f"profile masks file {path}"
+        headers = npz_headers(path, where)
+        if name not in headers:
+            return None
+        check_mask_array(f"{where}: {name}", headers[name][1])
+        array = read_npz(path, where, [name])[name]
+        check_mask_array(f"{where}: {name}", array.dtype, array)
+        return array != 0
+
+    def check_masks(self, shapes: Mapping) -> None:
+        """Refuse, from the masks file's headers alone (no mask is read), a file that is not a
+        readable ``.npz`` or a stored mask ``"<layer>/<key>"`` whose shape is not
+        ``shapes["<layer>/<key>"]`` or whose dtype has no zero. Nothing to do without a masks
+        file."""
+        path = self.masks_path
+        if path is None:
+            return
+        where = f"profile masks file {path}"
+        for name, (shape, dtype) in npz_headers(path, where).items():
+            check_mask_array(f"{where}: {name}", dtype)
+            wanted = shapes.get(name)
+            if wanted is not None and shape != tuple(wanted):
+                raise ValueError(f"{where}: {name} has shape {shape}, the layer needs "
+                                 f"{tuple(wanted)}")
 
     def mask(self, layer_name: str, key: str, shape, rng=None, *,
              correlation_length: float = CORRELATION_LENGTH) -> np.ndarray:
@@ -376,13 +491,18 @@ def load_profile(path) -> Profile:
     """Read and validate a profile JSON file (format ``maskprop-profile/1``)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ValueError(f"cannot read profile {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"profile {path} is not a text file (a profile is UTF-8 JSON)") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"profile {path} is not valid JSON: {error}") from None
+    except ValueError as error:         # JSONDecodeError, or an integer of > 4300 digits
+        raise ValueError(f"profile {path} is not valid JSON: {_first_line(error)}") from None
+    except RecursionError:
+        raise ValueError(f"profile {path} is not a profile: its JSON is nested too deeply") \
+            from None
     try:
         return Profile.from_dict(data, base_dir=path.resolve().parent)
     except ValueError as error:

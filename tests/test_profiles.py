@@ -60,6 +60,10 @@ def test_density_lookup_errors_name_the_layer():
     (dict(layers={"conv1": {"A": 1.5}}), r"\[0, 1\]"),
     (dict(layers={"conv1": {"A": -0.1}}), r"\[0, 1\]"),
     (dict(layers={"conv1": {"dZ": float("nan")}}), r"\[0, 1\]"),
+    (dict(layers={"conv1": {"A": float("inf")}}), r"\[0, 1\], not inf"),
+    (dict(default={"A": float("-inf")}), r"\[0, 1\], not -inf"),
+    (dict(layers={"conv1": {"A": np.float32("nan")}}), r"\[0, 1\], not nan"),
+    (dict(layers={"conv1": {"A": 10**400}}), r"\[0, 1\], not an integer of 1329 bits"),
     (dict(layers={"conv1": {"A": "half"}}), "number"),
     (dict(layers={"conv1": {"A": True}}), "number"),
     (dict(layers={"conv1": {"A": 0.5, "B": 0.1}}), "unknown key.*'B'"),
@@ -91,6 +95,64 @@ def test_load_validation(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_profile(tmp_path / "broken.json")
+
+
+@pytest.mark.parametrize("density, message", [
+    ("NaN", r"'A' must be a density \(fraction nonzero\) in \[0, 1\], not nan"),
+    ("Infinity", r"in \[0, 1\], not inf"),
+    ("1e999", r"in \[0, 1\], not inf"),
+    ("-Infinity", r"in \[0, 1\], not -inf"),
+    ("1" * 400, r"in \[0, 1\], not an integer of 1326 bits"),
+    ("1" * 5000, r"not valid JSON: Exceeds the limit"),
+])
+def test_profile_files_with_non_densities_are_refused(density, message, tmp_path):
+    """Python's json reads NaN, Infinity and 1e999 as floats: the densities check refuses them."""
+    text = _profile().to_json().replace('"A": 0.4', f'"A": {density}')
+    assert density in text
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_profile(path)
+
+
+def test_profile_files_that_are_not_json_text(tmp_path):
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00profile")
+    with pytest.raises(ValueError, match="is not a text file"):
+        load_profile(tmp_path / "binary.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_profile(tmp_path / "deep.json")
+    with pytest.raises(ValueError, match="cannot read profile"):
+        load_profile(tmp_path)
+
+
+def test_damaged_masks_files(tmp_path):
+    """The masks file of a profile: headers are checked before any mask is read, and damage in
+    the data is a ValueError naming the file, not a zip or zlib traceback."""
+    a = np.ones((2, 3, 4, 4), bool)
+    save_masks(tmp_path / "masks.npz", {"conv1/A": a})
+    profile = _profile(masks="masks.npz", default=None, layers={"conv1": {"dZ": 0.5}})
+    path = profile.save(tmp_path / "p.json")
+    loaded = load_profile(path)
+    loaded.check_masks({"conv1/A": a.shape})
+    with pytest.raises(ValueError, match=r"conv1/A has shape \(2, 3, 4, 4\), the layer needs "
+                                         r"\(1, 3, 4, 4\)"):
+        loaded.check_masks({"conv1/A": (1, 3, 4, 4)})
+    data = (tmp_path / "masks.npz").read_bytes()
+    (tmp_path / "masks.npz").write_bytes(data[:len(data) // 2])
+    for check in (lambda: loaded.check_masks({}), lambda: loaded.density("conv1", "A"),
+                  lambda: loaded.mask("conv1", "A", a.shape)):
+        with pytest.raises(ValueError, match=r"profile masks file .*masks.npz: is a truncated or "
+                                             r"damaged .npz archive"):
+            check()
+    np.savez(tmp_path / "masks.npz", **{"conv1/A": np.full(a.shape, "x")})
+    with pytest.raises(ValueError, match=r"conv1/A has dtype <U1; a mask must be boolean"):
+        loaded.check_masks({})
+    with pytest.raises(ValueError, match=r"conv1/A has dtype <U1"):
+        loaded.density("conv1", "A")
+    (tmp_path / "masks.npz").unlink()
+    with pytest.raises(ValueError, match="masks.npz: no such file"):
+        loaded.density("conv1", "A")
 
 
 def test_masks_file(tmp_path):
