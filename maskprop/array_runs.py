@@ -72,9 +72,14 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
     result = run_stream_bench(
         component or TileArray(array_pass.config), "tile_array", array_pass.inputs(), expected,
         phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed, idle=idle,
-        backpressure=backpressure, drive={"n_chunks": array_pass.chunks, "dense": int(dense)},
+        backpressure=backpressure,
+        drive={"n_chunks": array_pass.chunks, "dense": int(dense), "clear": 0},
         read=["counters"], run_name=run_name)
-    counters = array_counter_layout().from_bits(result.counters.get("counters", 0))
+    if "counters" not in result.counters:
+        from maskprop.tb.runner import SimulationError
+        raise SimulationError(f"the tile array's {'dense' if dense else 'sparse'} run ended "
+                              f"without results: see {result.run.log}")
+    counters = array_counter_layout().from_bits(result.counters["counters"])
     exact = result.passed and len(result.outputs) == len(expected)
     tensor = np.zeros(0)
     if exact:

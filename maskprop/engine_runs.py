@@ -106,9 +106,14 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
         # The same Verilog in both modes (built once).
         result = run_stream_bench(engine, "sparse_dot_engine", list(stream.payloads()),
                                   expected, build_dir=build_dir, sim=sim, seed=seed,
-                                  drive={"dense": int(mode == "dense")}, read=["counters"],
+                                  drive={"dense": int(mode == "dense"), "clear": 0},
+                                  read=["counters"],
                                   run_name=mode)
-        counters = counter_layout().from_bits(result.counters.get("counters", 0))
+        if "counters" not in result.counters:
+            from maskprop.tb.runner import SimulationError
+            raise SimulationError(f"the engine's {mode} run ended without results: see "
+                                  f"{result.run.log}")
+        counters = counter_layout().from_bits(result.counters["counters"])
         measured[mode] = counters
         exact &= result.passed and [r.value for r in result.outputs] == stream.expected.tolist()
         seconds += result.run.seconds

@@ -7,7 +7,8 @@ CLI and the tests read back.
 
 Builds are cached by content: the simulator's build of a Verilog text (with the same simulator,
 options and waiver file) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
-``out/build-cache``), and shared by every run and every pytest worker (a file lock keeps two
+``build-cache`` in maskprop's cache directory, ``~/.cache/maskprop``, whatever the current
+directory or a command's ``--out`` is), and shared by every run and every pytest worker (a file lock keeps two
 workers from building the same design at once). Each run keeps its own directory for its
 stimulus, log, results and report.
 """
@@ -25,10 +26,10 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import VerilatorControlFile, get_runner
 
 from maskprop.tb.stimulus import seed_from_env
-from maskprop.toolchain import activate_simulator
+from maskprop.toolchain import activate_simulator, cache_dir
 from maskprop.verilog import generate_verilog
 
-__all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
+__all__ = ["TestbenchRun", "SimulationError", "run_testbench", "WAIVERS", "build_cache"]
 
 WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
@@ -37,7 +38,12 @@ VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
 
 
 def build_cache() -> Path:
-    return Path(os.environ.get("MASKPROP_BUILD_CACHE", "out/build-cache")).resolve()
+    return Path(os.environ.get("MASKPROP_BUILD_CACHE", cache_dir() / "build-cache")).resolve()
+
+
+class SimulationError(RuntimeError):
+    """A testbench run ended without its results (it crashed, timed out or found the DUT's
+    inputs undriven); the message names the log to read."""
 
 
 @dataclass
@@ -50,6 +56,8 @@ class TestbenchRun:
     seconds: float
     seed: int
     report: dict = field(default_factory=dict)
+
+    log: Path | None = None  # the simulator's log of this run
 
     @property
     def passed(self) -> bool:
@@ -127,4 +135,4 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
     tests, failures = get_results(results)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return TestbenchRun(sim, toplevel, run_dir, tests, failures,
-                        time.monotonic() - started, seed, report)
+                        time.monotonic() - started, seed, report, run_dir / f"sim{suffix}.log")

@@ -10,7 +10,41 @@ from pathlib import Path
 
 from maskprop.tb.runner import TestbenchRun, run_testbench
 
-__all__ = ["StreamBenchResult", "run_stream_bench"]
+__all__ = ["StreamBenchResult", "run_stream_bench", "top_level_inputs"]
+
+
+def top_level_inputs(component, toplevel: str, *, streams, drive) -> list[str]:
+    """The Verilog names of every input of ``component``'s top level, after checking that the
+    bench drives each of them: every input stream is fed (``streams``), every other input port
+    is held at a value (``drive``), and the output stream's ``ready`` is the monitor's.
+
+    An undriven input is ``z``/``x`` on a four-state simulator (Icarus) while Verilator reads it
+    as 0, so a forgotten port passes on one simulator and breaks on the other; refuse it here,
+    before anything is built, naming the ports.
+    """
+    from amaranth.lib.wiring import In
+
+    names, undriven, unknown = [], [], set(streams) | set(drive)
+    for port, member in component.signature.members.items():
+        unknown.discard(port)
+        if member.is_signature:
+            if member.flow == In:
+                names += [f"{port}__valid", f"{port}__payload"]
+                if port not in streams:
+                    undriven.append(port)
+            else:
+                names.append(f"{port}__ready")
+        elif member.flow == In:
+            names.append(port)
+            if port not in drive:
+                undriven.append(port)
+    if undriven:
+        raise ValueError(f"{toplevel}: input port(s) {', '.join(undriven)} not driven by the "
+                         f"bench; give each input stream payloads (an empty list is fine) and "
+                         f"every other input a value in drive=")
+    if unknown:
+        raise ValueError(f"{toplevel} has no input port(s) {', '.join(sorted(unknown))}")
+    return names
 
 
 @dataclass
@@ -51,6 +85,8 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
         return members[port].signature.members["payload"].shape
     if not isinstance(inputs, dict):
         inputs = {"i": inputs}
+    drive = dict(drive or {})
+    checked_inputs = top_level_inputs(component, toplevel, streams=inputs, drive=drive)
     phases = phases or [list(inputs)]
     packed = {port: [str(layout(port).const(p).as_bits()) for p in payloads]
               for port, payloads in inputs.items()}
@@ -63,8 +99,8 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
         timeout_cycles = 64 * (sum(map(len, packed.values())) + len(expected)) + 1000
     stimulus.write_text(json.dumps({
         "inputs": packed, "phases": phases, "expected": [str(bits) for bits in expected],
-        "idle": idle, "backpressure": backpressure, "drive": dict(drive or {}),
-        "read": list(read), "timeout_cycles": timeout_cycles,
+        "idle": idle, "backpressure": backpressure, "drive": drive,
+        "read": list(read), "timeout_cycles": timeout_cycles, "inputs_driven": checked_inputs,
     }))
     run = run_testbench(component, toplevel, "maskprop.tb.tb_stream",
                         params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,

@@ -125,12 +125,20 @@ class StreamBench:
     def _port(self, name, signal):
         return getattr(self.dut, f"{name}__{signal}")
 
+    def hold_idle(self):
+        """Drive every input stream idle and the output not ready. Payloads too get a value: a
+        four-state simulator would otherwise carry x from an idle payload into registers that
+        load without a handshake."""
+        for port in self.inputs:
+            self._port(port, "valid").value = 0
+            self._port(port, "payload").value = 0
+        self._port("o", "ready").value = 0
+
     async def run(self, outputs: int, *, timeout_cycles: int) -> list[int]:
         pending = {port: list(payloads) for port, payloads in self.inputs.items()}
         offering = {port: False for port in pending}
         phases = list(self.phases)
-        for port in pending:
-            self._port(port, "valid").value = 0
+        self.hold_idle()
         o_valid, o_ready, o_payload = (self._port("o", s) for s in ("valid", "ready", "payload"))
         cycle = 0
         while len(self.received) < outputs or any(pending.values()):

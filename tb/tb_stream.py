@@ -18,6 +18,16 @@ from maskprop.tb.harness import params, record, start
 from maskprop.tb.streams import StreamBench
 
 
+async def check_inputs_driven(dut, names):
+    """Every input of the top level holds 0s and 1s once the bench drives it (checked in the
+    cycle before the first beat): a floating input reads 0 on Verilator but x/z on Icarus, and
+    must fail on both."""
+    await ReadOnly()
+    floating = [f"{name}={getattr(dut, name).value}" for name in names
+                if not getattr(dut, name).value.is_resolvable]
+    assert not floating, f"inputs not driven (x/z): {', '.join(floating)}"
+
+
 @cocotb.test()
 async def stream_matches_model(dut):
     p = params()
@@ -31,6 +41,9 @@ async def stream_matches_model(dut):
                                 for port, payloads in stimulus["inputs"].items()},
                         idle=stimulus["idle"], backpressure=stimulus["backpressure"])
     expected = [int(bits) for bits in stimulus["expected"]]
+    bench.hold_idle()
+    await check_inputs_driven(dut, stimulus["inputs_driven"])
+    await RisingEdge(dut.clk)
     received = await bench.run(len(expected), timeout_cycles=stimulus["timeout_cycles"])
     # The pipeline must drain: nothing more may come out.
     dut.o__ready.value = 1
@@ -40,11 +53,17 @@ async def stream_matches_model(dut):
         if dut.o__valid.value:
             extra.append((cycle, int(dut.o__payload.value)))
         await RisingEdge(dut.clk)
-    counters = {port: int(getattr(dut, port).value) for port in stimulus.get("read", [])}
+    counters = {}
+    for port in stimulus.get("read", []):
+        value = getattr(dut, port).value
+        assert value.is_resolvable, f"{port} reads {value} (x or z bits) after the run"
+        counters[port] = int(value)
     record("stream", seed=seed, out_cycles=bench.out_cycles, in_cycles=bench.port_cycles,
            received=[str(bits) for bits in received], counters=counters,
            extra=[str(bits) for _, bits in extra])
     assert not extra, f"{len(extra)} output beats more than the {len(expected)} expected " \
                       f"(seed {seed}), the first {extra[0][0]} cycles after the last"
+    assert len(received) == len(expected), \
+        f"{len(received)} output beats received, {len(expected)} expected (seed {seed})"
     for index, (want, have) in enumerate(zip(expected, received)):
         assert have == want, f"output beat {index}: RTL {have:#x} != model {want:#x} (seed {seed})"

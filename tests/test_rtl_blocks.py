@@ -35,6 +35,7 @@ def seeded(default):
 
 
 def bench(dut, name, inputs, expected, tmp_path, traffic, seed, **kwargs):
+    """Run a stream bench and check it passed and delivered exactly ``expected``."""
     idle, backpressure = TRAFFIC[traffic]
     result = run_stream_bench(dut, name, inputs, expected, build_dir=tmp_path / "build",
                               idle=idle, backpressure=backpressure, seed=seed, **kwargs)
@@ -95,11 +96,30 @@ def test_pe(vec, lanes, data_width, traffic, tmp_path):
             [dut.latency] * len(inputs)
 
 
-def run_engine(engine, stream, tmp_path, traffic, seed, *, dense=False):
+def run_engine(engine, stream, tmp_path, traffic, seed, *, dense=False, sim=None):
     expected = [{"value": int(v), "overflow": 0} for v in stream.expected]
     result = bench(engine, "sparse_dot_engine", list(stream.payloads()), expected, tmp_path,
-                   traffic, seed, drive={"dense": int(dense)}, read=["counters"])
+                   traffic, seed, drive={"dense": int(dense), "clear": 0}, read=["counters"],
+                   sim=sim)
     return result, counter_layout().from_bits(result.counters["counters"])
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_engine_on_icarus(dense, tmp_path):
+    """The four-state simulator sees every undriven input as x: the engine must run there too,
+    exact, with every counter resolvable and equal to the cycle model."""
+    config = Config()
+    seed = seeded(31)
+    rng = np.random.default_rng(seed)
+    X, Y = random_gemm_operands(rng, config, rows=4, reduction=40, cols=4, density=0.3)
+    stream = chunk_stream(X, Y, [(m, j) for m in range(4) for j in range(4)], config.vec)
+    result, counters = run_engine(SparseDotEngine(config), stream, tmp_path,
+                                  "idle+backpressure", seed, dense=dense, sim="icarus")
+    assert result.run.simulator == "icarus"
+    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes, dense=dense)
+    nonzero = (stream.x != 0) & (stream.y != 0)
+    assert counters.macs == (stream.x.size if dense else int(nonzero.sum()))
+    assert counters.outputs == stream.frames
 
 
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.4, 1.0])
