@@ -7,25 +7,30 @@
     maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
 
-Bad arguments or a configuration the generator refuses print one line and exit with status 2.
+Bad arguments, unreadable input files, unusable output paths or a configuration the generator
+refuses print one line and exit with status 2, before anything is computed or written.
 """
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 from maskprop.config import Config
 from maskprop.toolchain import SIMULATORS, ToolchainError
 
-__all__ = ["main"]
+__all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
 
 BLOCKS = ("tree", "decoder", "pe", "engine", "array")
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
+class UsageError(ValueError):
+    """Bad command-line input: reported in one line, exit status 2. A ``ValueError``, like every
+    refusal of bad values in maskprop, so library callers catch both alike."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +39,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 BUFFER_FIELDS = ("col_block", "max_chunks", "max_cols")
+
+#: Seeds go to NumPy and to the simulators (cocotb's RANDOM_SEED is 32-bit).
+SEED_MAX = (1 << 32) - 1
+#: Largest ``--batch`` of ``maskprop eval``: a ConvLayer's batch bound (maskprop.sim.layer).
+EVAL_BATCH_MAX = 1 << 16
+
+#: Integer options whose range argparse cannot check: command -> {dest: (option, low, high)}
+#: (``high`` None: no upper bound).
+INT_OPTIONS = {
+    "demo": {"seed": ("--seed", 0, SEED_MAX), "rows": ("--rows", 1, None)},
+    "sim": {"seed": ("--seed", 0, SEED_MAX)},
+    "eval": {"seed": ("--seed", 0, SEED_MAX), "batch": ("--batch", 1, EVAL_BATCH_MAX)},
+}
+
+
+def _check_int_options(args) -> None:
+    for dest, (option, low, high) in INT_OPTIONS.get(args.command, {}).items():
+        value = getattr(args, dest)
+        if value is None or (low <= value and (high is None or value <= high)):
+            continue
+        if high is None:
+            wanted = "a positive integer" if low == 1 else f"an integer >= {low}"
+        else:
+            wanted = f"an integer in [{low}, {high}]"
+        raise UsageError(f"{option} must be {wanted}, not {value}")
+
+
+def _config_option_message(message: str) -> str:
+    """Config's refusals start with the field's name (``"max_chunks must be ..."``); on the
+    command line the field is an option, so name it as typed (``"--max-chunks must be ..."``)."""
+    for f in fields(Config):
+        if message.startswith(f"{f.name} "):
+            return f"--{f.name.replace('_', '-')}{message[len(f.name):]}"
+    return message
 
 
 def _add_config_options(parser, *, buffers=True):
@@ -63,12 +102,100 @@ def _add_run_options(parser, out):
     parser.add_argument("--sim", choices=SIMULATORS, default=None,
                         help="simulator (default: $SIM, else verilator)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="testbench and data seed (default: random, printed)")
-    parser.add_argument("--out", type=Path, default=Path(out), help="run directory")
+                        help=f"testbench and data seed, 0..{SEED_MAX} (default: random, printed)")
+    parser.add_argument("--out", type=Path, default=Path(out),
+                        help=f"run directory (default {out})")
 
 
 def _config(args) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)})
+    try:
+        return Config(**{f.name: getattr(args, f.name) for f in fields(Config)
+                         if hasattr(args, f.name)})
+    except ValueError as error:
+        raise UsageError(_config_option_message(str(error))) from None
+
+
+def _check_generatable(config: Config) -> None:
+    """Refuse a tile array whose buffers are too large to generate, before any work.
+
+    SPOT FOR Config.check_generatable() (issue 8, item 4): another engineer is adding it to
+    maskprop/config.py; once it exists this function calls it and nothing else. Until then
+    nothing is checked here (the shape checks of maskprop.host.check_pass still apply).
+    """
+    check = getattr(config, "check_generatable", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as error:
+            raise UsageError(_config_option_message(str(error))) from None
+
+
+# --- files the user names ---------------------------------------------------------------------
+
+def _check_path(path: Path, option: str, *, directory: bool) -> None:
+    """Refuse, before any work, an output path that could not be written: a directory where a
+    file is wanted or a file where a directory is, a path under a file, or a place where no file
+    can be created. Creates nothing."""
+    if "\0" in str(path):
+        raise UsageError(f"{option} {path!r}: a path cannot contain a NUL character")
+    try:
+        if directory and path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: is a file, not a directory")
+        if not directory and path.is_dir():
+            raise UsageError(f"{option} {path}: is a directory; give a file name")
+        # The closest existing directory must take new files: tried with an unnamed temporary
+        # file, which also catches read-only mounts and pseudo file systems (/proc) where
+        # permission bits say nothing, and running as root.
+        ancestor = path if directory else path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise UsageError(f"{option} {path}: {ancestor} is a file, not a directory")
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as error:              # unwritable, or e.g. a name too long for the system
+        raise UsageError(f"{option} {path}: cannot create it "
+                         f"({error.strerror or error})") from None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that could not be written (see _check_path)."""
+    _check_path(Path(path), option, directory=False)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse, before any work, an output directory that could not be used (see _check_path)."""
+    _check_path(Path(path), option, directory=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_outputs(files: dict, option: str) -> list:
+    """Write each ``{path: text or bytes}`` atomically: into a temporary file in the path's
+    directory, renamed over the path once complete, so a failure never leaves a half-written
+    file. Missing directories are created here, after all inputs were validated and the work
+    done. Returns the paths; ``UsageError`` naming ``option`` if the system refuses a write."""
+    mode = 0o666 & ~_umask()                  # what a plain open() would have created
+    for path, data in files.items():
+        partial = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".partial", delete=False) as file:
+                partial = Path(file.name)
+                file.write(data.encode() if isinstance(data, str) else data)
+            os.chmod(partial, mode)
+            os.replace(partial, path)
+        except OSError as error:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            raise UsageError(f"{option} {path}: cannot write it ({error.strerror or error})") \
+                from None
+    return list(files)
 
 
 def build_block(block: str, config: Config, *, dense_only: bool = False):
@@ -94,6 +221,13 @@ def build_block(block: str, config: Config, *, dense_only: bool = False):
     raise UsageError(f"unknown block {block!r}; choose from {', '.join(BLOCKS)}")
 
 
+LAYER_HELP = ("N,C,H,W,K,R[,stride[,padding]]: batch, input channels, height, width, output "
+              "channels, kernel size (e.g. 2,8,16,16,16,3,2,1); stride defaults to 1 and padding "
+              "to R // 2 (which keeps the size for odd R at stride 1). Or "
+              "digits:LAYER[:plain|batchnorm] for a digits-CNN layer with its real tensors "
+              "(default plain: no BatchNorm)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maskprop", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -114,8 +248,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="network without or with BatchNorm between conv and ReLU")
     demo.add_argument("--engine", action="store_true",
                       help="run one pass (--pass) on the one-tile engine instead")
-    demo.add_argument("--pass", dest="pass_name", default="backward-data", type=_pass_name,
-                      help="with --engine: forward, backward-data or backward-weight")
+    demo.add_argument("--pass", dest="pass_name", default=None, type=_pass_name,
+                      help="with --engine: forward, backward-data (default) or backward-weight")
     demo.add_argument("--rows", type=int, default=None,
                       help="with --engine: only the first N rows of the lowered GEMM")
     _add_run_options(demo, "out/demo")
@@ -124,16 +258,16 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run one pass of one conv layer on the tile array's "
                                      "Verilog, dense and sparse; print correctness, cycles, "
                                      "speedup and ideal speedup")
-    sim.add_argument("--layer", required=True, metavar="SPEC",
-                     help="N,C,H,W,K,R[,stride[,padding]] (e.g. 2,8,16,16,16,3,2,1), or "
-                          "digits:LAYER[:batchnorm] for a digits-CNN layer with its real tensors")
+    sim.add_argument("--layer", required=True, metavar="SPEC", help=LAYER_HELP)
     sim.add_argument("--pass", dest="pass_name", required=True, type=_pass_name,
                      help="fwd|forward, bwd-data|backward-data, bwd-weight|backward-weight")
     masks = sim.add_mutually_exclusive_group()
     masks.add_argument("--density", type=float, default=None,
-                       help="nonzero fraction of A (and of dZ unless --batchnorm), i.i.d.")
+                       help="nonzero fraction of A (and of dZ unless --batchnorm), i.i.d., in "
+                            "[0, 1] (default 0.5)")
     masks.add_argument("--masks", type=Path, default=None, metavar="FILE.npz",
-                       help="arrays A and (optionally) dZ whose nonzero patterns to use")
+                       help="arrays A and (optionally) dZ of the layer's input and output "
+                            "shapes, boolean or numeric, whose nonzero patterns to use")
     sim.add_argument("--batchnorm", action="store_true",
                      help="a BatchNorm between conv and ReLU: dZ dense")
     _add_run_options(sim, "out/sim")
@@ -144,12 +278,15 @@ def _parser() -> argparse.ArgumentParser:
                                            "totals, CSV/JSON and plots")
     evaluate.add_argument("--network", action="append", default=None, metavar="NAME",
                           help="alexnet, vgg16, resnet18, resnet50, googlenet, digits, or all "
-                               "(default; repeatable)")
-    evaluate.add_argument("--profile", default="literature", metavar="SPEC",
+                               "(default; repeatable, each network evaluated once)")
+    evaluate.add_argument("--profile", default=None, metavar="SPEC",
                           help="literature (default), synthetic:DENSITY[:iid|clustered], or a "
                                "profile FILE.json (e.g. from maskprop profile)")
-    evaluate.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of synthesised masks")
+    evaluate.add_argument("--batch", type=int, default=None,
+                          help=f"batch size of the ImageNet networks, 1..{EVAL_BATCH_MAX} "
+                               f"(default 1)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help=f"seed of synthesised masks, 0..{SEED_MAX} (default 0)")
     evaluate.add_argument("--layers", action="store_true", help="also print every layer")
     evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
                           help="directory for CSV, JSON and PNG (default out/eval)")
@@ -174,10 +311,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args):
-    component, name = build_block(args.block, _config(args), dense_only=args.dense_only)
-    from maskprop.verilog import write_verilog
-    path = write_verilog(component, name, args.output)
-    print(f"wrote {path} (module {name})")
+    config = _config(args)
+    if args.block == "array":
+        _check_generatable(config)
+    check_output_file(args.output, "-o")
+    component, name = build_block(args.block, config, dense_only=args.dense_only)
+    from maskprop.verilog import generate_verilog
+    write_outputs({args.output: generate_verilog(component, name)}, "-o")
+    print(f"wrote {args.output} (module {name})")
 
 
 def _console():
@@ -186,12 +327,28 @@ def _console():
     return Console() if sys.stdout.isatty() else Console(width=132)
 
 
+DIGITS_VARIANTS = ("plain", "batchnorm")
+
+
 def _digits_record(layer: str, variant: str):
     from maskprop.sim.digits import load_fixture
     try:
-        return load_fixture()[variant][layer]
+        fixture = load_fixture()
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    try:
+        return fixture[variant][layer]
     except KeyError as error:
         raise UsageError(f"digits CNN: {error.args[0]}") from None
+
+
+def _times(value) -> str:
+    """A speedup for a table; ``None`` is a pass with no nonzero product to compute."""
+    return "no work" if value is None else f"{value:.2f}x"
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _print_comparisons(console, title: str, comparisons, *, total_label=None):
@@ -205,14 +362,18 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
     for c in comparisons:
         table.add_row(c.label, f"{c.sparse.counters['outputs']} of {c.dense.counters['outputs']}",
                       f"{c.dense.cycles:,}", f"{c.sparse.cycles:,}",
-                      "yes" if c.agrees else "NO", f"{c.speedup:.2f}x", f"{c.ideal:.2f}x",
-                      f"{c.efficiency:.2f}")
+                      "yes" if c.agrees else "NO", _times(c.speedup), _times(c.ideal),
+                      _ratio(None if c.ideal is None else c.speedup / c.ideal))
     if total_label and len(comparisons) > 1:
         dense = sum(c.dense.cycles for c in comparisons)
         sparse = sum(c.sparse.cycles for c in comparisons)
-        ideal = dense / sum(c.dense.cycles / c.ideal for c in comparisons)
-        table.add_row(total_label, "", f"{dense:,}", f"{sparse:,}", "", f"{dense / sparse:.2f}x",
-                      f"{ideal:.2f}x", f"{dense / sparse / ideal:.2f}", style="bold")
+        # The ideal total needs each pass's ideal sparse cycles, dense / ideal; a pass with no
+        # work needs none.
+        needed = sum(c.dense.cycles / c.ideal for c in comparisons if c.ideal is not None)
+        ideal = dense / needed if needed else None
+        table.add_row(total_label, "", f"{dense:,}", f"{sparse:,}", "", _times(dense / sparse),
+                      _times(ideal), _ratio(None if ideal is None else dense / sparse / ideal),
+                      style="bold")
     console.print(table)
     ok = all(c.agrees for c in comparisons)
     seeds = sorted({c.sparse.seed for c in comparisons})
@@ -223,7 +384,8 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
 
 
 def _run_passes(console, layer, tensors, passes, config, args):
-    """Each pass dense and sparse on the tile array's Verilog, with a progress bar."""
+    """Each pass dense and sparse on the tile array's Verilog, with a progress bar. The passes
+    passed :func:`maskprop.host.check_pass` before the tensors were made."""
     from rich.progress import Progress
 
     from maskprop.array_runs import compare_on_array
@@ -247,15 +409,32 @@ def _layer_title(layer, what):
             f"stride {layer.stride}, padding {layer.padding}) {what}")
 
 
+def _check_passes(layer, passes, config) -> None:
+    """Every refusal the shapes and the configuration decide, before any tensor is made."""
+    from maskprop.host import check_pass
+
+    for pass_name in passes:
+        check_pass(layer, pass_name, config)
+
+
 def _demo(args):
     config = _config(args)
+    if not args.engine:
+        for option, value in (("--pass", args.pass_name), ("--rows", args.rows)):
+            if value is not None:
+                raise UsageError(f"{option} applies to the one-tile engine only: add --engine")
+        _check_generatable(config)
+    check_output_dir(args.out, "--out")
     record = _digits_record(args.layer, args.variant)
     console = _console()
     if args.engine:
+        args.pass_name = args.pass_name or "backward_data"
+        record.layer.check_accumulation(config, passes=(args.pass_name,))
         return _engine_demo(console, record, config, args)
+    passes = ["backward_data", "backward_weight"]
+    _check_passes(record.layer, passes, config)
     tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
-    comparisons = _run_passes(console, record.layer, tensors,
-                              ["backward_data", "backward_weight"], config, args)
+    comparisons = _run_passes(console, record.layer, tensors, passes, config, args)
     title = _layer_title(record.layer, f"backward pass, {args.variant} digits CNN, real ReLU "
                                        f"masks; tile array: {config.tiles} tiles, vec "
                                        f"{config.vec}, lanes {config.lanes}")
@@ -292,48 +471,97 @@ def _engine_demo(console, record, config, args):
     return 0 if result.exact else 1
 
 
+_LAYER_FIELD = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 def _parse_layer(spec: str):
     from maskprop.sim.layer import ConvLayer
 
+    parts = spec.split(",")
+    usage = (f"--layer must be N,C,H,W,K,R[,stride[,padding]] (integers) or "
+             f"digits:LAYER[:plain|batchnorm], not {spec!r}")
+    # ASCII digits only: int() would also take "1_000" and other scripts' digits.
+    if not 6 <= len(parts) <= 8 or not all(_LAYER_FIELD.fullmatch(p) for p in parts):
+        raise UsageError(usage)
     try:
-        numbers = [int(part) for part in spec.split(",")]
-    except ValueError:
-        numbers = []
-    if not 6 <= len(numbers) <= 8:
-        raise UsageError(f"--layer must be N,C,H,W,K,R[,stride[,padding]] or "
-                         f"digits:LAYER[:batchnorm], not {spec!r}")
+        numbers = [int(part) for part in parts]
+    except ValueError:                        # more digits than Python converts
+        raise UsageError(usage) from None
     n, c, h, w, k, r, *rest = numbers
-    return ConvLayer(batch=n, in_channels=c, height=h, width=w, out_channels=k, kernel=r,
-                     stride=rest[0] if rest else 1, padding=rest[1] if len(rest) > 1 else r // 2,
-                     name="layer")
+    try:
+        return ConvLayer(batch=n, in_channels=c, height=h, width=w, out_channels=k, kernel=r,
+                         stride=rest[0] if rest else 1,
+                         padding=rest[1] if len(rest) > 1 else r // 2, name="layer")
+    except ValueError as error:
+        raise UsageError(f"--layer {spec}: {error}") from None
 
 
-def _synthetic_tensors(layer, config, args):
-    """Random values on the nonzero patterns given by --density or --masks."""
+def _parse_digits_layer(spec: str):
+    """``digits:LAYER[:plain|batchnorm]`` -> ``(record, variant)``."""
+    _, *fields_ = spec.split(":")
+    if not 1 <= len(fields_) <= 2 or not fields_[0]:
+        raise UsageError(f"--layer must be digits:LAYER[:plain|batchnorm], not {spec!r}")
+    variant = fields_[1] if len(fields_) == 2 else "plain"
+    if variant not in DIGITS_VARIANTS:
+        raise UsageError(f"--layer {spec}: the digits CNN variant must be plain or batchnorm, "
+                         f"not {variant!r}")
+    return _digits_record(fields_[0], variant), variant
+
+
+def _read_masks(path: Path, layer):
+    """``(A != 0, dZ != 0 or None)`` from ``--masks``: shapes and dtypes are checked from the
+    archive's headers before any array is read."""
     import numpy as np
 
+    from maskprop.sim.profiles import check_mask_array, npz_headers, read_npz
+
+    where = f"--masks {path}"
+    headers = npz_headers(path, where)
+    if "A" not in headers:
+        raise UsageError(f"{where}: no array 'A' (it holds "
+                         f"{', '.join(map(repr, headers)) or 'no arrays'})")
+    names = [name for name in ("A", "dZ") if name in headers]
+    for name in names:
+        shape, dtype = headers[name]
+        wanted = tuple(layer.input_shape if name == "A" else layer.output_shape)
+        if shape != wanted:
+            raise UsageError(f"{where}: {name} has shape {shape}, the layer needs {wanted}")
+        check_mask_array(f"{where}: {name}", dtype)
+    arrays = read_npz(path, where, names)
+    for name, array in arrays.items():
+        check_mask_array(f"{where}: {name}", array.dtype, array)
+    dz = arrays.get("dZ")
+    return np.asarray(arrays["A"]) != 0, None if dz is None else np.asarray(dz) != 0
+
+
+def _seed(args) -> int:
+    """``--seed``, else ``MASKPROP_SEED``, else a fresh one (printed with the results)."""
     from maskprop.tb.stimulus import seed_from_env
 
-    seed = seed_from_env() if args.seed is None else args.seed
-    args.seed = seed
-    rng = np.random.default_rng(seed)
-    if args.masks is not None:
-        try:
-            with np.load(args.masks) as masks:
-                a_nonzero = np.asarray(masks["A"]) != 0
-                dz_nonzero = (np.asarray(masks["dZ"]) != 0 if "dZ" in masks
-                              else np.ones(layer.output_shape, dtype=bool))
-        except (OSError, KeyError, ValueError) as error:
-            raise UsageError(f"--masks {args.masks}: {error}") from None
-        for name, mask, shape in (("A", a_nonzero, layer.input_shape),
-                                  ("dZ", dz_nonzero, layer.output_shape)):
-            if mask.shape != tuple(shape):
-                raise UsageError(f"--masks {args.masks}: {name} has shape {mask.shape}, the "
-                                 f"layer needs {tuple(shape)}")
-    else:
+    if args.seed is not None:
+        return args.seed
+    try:
+        seed = seed_from_env()
+    except ValueError:
+        raise UsageError(f"MASKPROP_SEED must be an integer, not "
+                         f"{os.environ.get('MASKPROP_SEED')!r}") from None
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"MASKPROP_SEED must be an integer in [0, {SEED_MAX}], not {seed}")
+    return seed
+
+
+def _synthetic_tensors(layer, config, args, masks=None):
+    """Random values on the nonzero patterns ``masks`` (from --masks) or of --density."""
+    import numpy as np
+
+    if masks is not None:
+        a_nonzero, dz_nonzero = masks
+        if dz_nonzero is None:
+            dz_nonzero = np.ones(layer.output_shape, dtype=bool)
+    args.seed = _seed(args)
+    rng = np.random.default_rng(args.seed)
+    if masks is None:
         density = 0.5 if args.density is None else args.density
-        if not 0.0 <= density <= 1.0:
-            raise UsageError(f"--density must be in [0, 1], not {density}")
         a_nonzero = rng.random(layer.input_shape) < density
         dz_nonzero = rng.random(layer.output_shape) < density
     if args.batchnorm:
@@ -350,19 +578,28 @@ def _synthetic_tensors(layer, config, args):
 
 def _sim(args):
     config = _config(args)
+    _check_generatable(config)
+    check_output_dir(args.out, "--out")
+    if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
+        raise UsageError(f"--density must be in [0, 1], not {args.density}")
     if args.layer.startswith("digits:"):
-        _, name, *variant = args.layer.split(":")
         if args.density is not None or args.masks is not None or args.batchnorm:
             raise UsageError("a digits layer brings its own tensors: drop --density, --masks "
                              "and --batchnorm (digits:LAYER:batchnorm picks that variant)")
-        record = _digits_record(name, variant[0] if variant else "plain")
-        layer, tensors = record.layer, dict(A=record.A, W=record.W, dZ=record.dZ)
-        source = f"digits CNN{' with BatchNorm' if variant else ''}, real ReLU masks"
+        record, variant = _parse_digits_layer(args.layer)
+        layer = record.layer
+        _check_passes(layer, [args.pass_name], config)
+        tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
+        batchnorm = "with BatchNorm" if variant == "batchnorm" else "without BatchNorm"
+        source = f"digits CNN {batchnorm}, real ReLU masks"
     else:
         layer = _parse_layer(args.layer)
-        tensors = _synthetic_tensors(layer, config, args)
+        _check_passes(layer, [args.pass_name], config)
+        masks = None if args.masks is None else _read_masks(args.masks, layer)
+        tensors = _synthetic_tensors(layer, config, args, masks)
+        density = 0.5 if args.density is None else args.density
         source = (f"masks from {args.masks}" if args.masks else
-                  f"synthetic i.i.d. masks, density {0.5 if args.density is None else args.density}")
+                  f"synthetic i.i.d. masks, density {density}")
         if args.batchnorm:
             source += ", dZ dense (BatchNorm)"
     console = _console()
@@ -375,7 +612,21 @@ def _sim(args):
 NETWORK_NAMES = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet")
 
 
-def _mask_source(spec: str, network_name: str, seed: int):
+def _network_names(requested) -> list:
+    """``--network`` values, ``all`` expanded, each network once, in the order given."""
+    names = []
+    for name in requested or ["all"]:
+        if name not in NETWORK_NAMES + ("digits", "all"):
+            raise UsageError(f"--network must be one of {', '.join(NETWORK_NAMES)}, digits or "
+                             f"all, not {name!r}")
+        for each in NETWORK_NAMES if name == "all" else (name,):
+            if each not in names:
+                names.append(each)
+    return names
+
+
+def _mask_source(spec: str, network_name: str, net, seed: int):
+    """The masks ``--profile`` gives ``net`` (network ``network_name``), checked now."""
     from maskprop.evaluate import ProfileMasks
     from maskprop.sim import profiles
 
@@ -383,11 +634,14 @@ def _mask_source(spec: str, network_name: str, seed: int):
         return ProfileMasks(profiles.literature_profile(network_name), seed=seed)
     if spec.startswith("synthetic:"):
         _, density, *model = spec.split(":")
+        if len(model) > 1:
+            raise UsageError(f"--profile must be synthetic:DENSITY[:iid|clustered], not {spec!r}")
         try:
             density = float(density)
         except ValueError:
-            raise UsageError(f"--profile synthetic:DENSITY needs a number, not {density!r}")
-        if not 0.0 <= density <= 1.0:
+            raise UsageError(f"--profile synthetic:DENSITY needs a number, not {density!r}") \
+                from None
+        if not 0.0 <= density <= 1.0:                                   # NaN fails this too
             raise UsageError(f"--profile synthetic density must be in [0, 1], not {density}")
         model = model[0] if model else "iid"
         if model not in ("iid", "clustered"):
@@ -399,40 +653,70 @@ def _mask_source(spec: str, network_name: str, seed: int):
     if not path.is_file():
         raise UsageError(f"--profile must be literature, synthetic:DENSITY[:MODEL] or an "
                          f"existing profile file, not {spec!r}")
-    profile = profiles.load_profile(path)
-    if profile.network != network_name:
-        raise UsageError(f"profile {spec} is of network {profile.network!r}, not "
-                         f"{network_name!r}")
+    try:
+        profile = profiles.load_profile(path)
+        if profile.network != network_name:
+            raise UsageError(f"profile {spec} is of network {profile.network!r}, not "
+                             f"{network_name!r}")
+        # What evaluation will look up, looked up now: stored masks of the right shapes and
+        # dtypes (from the archive's headers), and an A density for every layer.
+        profile.check_masks({f"{layer.conv.name}/{key}": shape for layer in net.layers
+                             for key, shape in (("A", layer.conv.input_shape),
+                                                ("dZ", layer.conv.output_shape))})
+        for layer in net.layers:
+            profile.density(layer.conv.name, "A")
+    except UsageError:
+        raise
+    except ValueError as error:
+        raise UsageError(f"--profile {spec}: {error}") from None
     return ProfileMasks(profile, seed=seed)
+
+
+def _evaluation_files(jobs, evaluations, out: Path) -> dict:
+    """Every output of ``maskprop eval``: ``{path: text or PNG bytes}``."""
+    from maskprop.plots import layers_png, summary_png
+
+    files = {}
+    for (name, net, _), evaluation in zip(jobs, evaluations):
+        files[out / f"{name}.csv"] = evaluation.csv_text()
+        files[out / f"{name}.json"] = evaluation.json_text()
+        own = "batchnorm" if any(layer.batchnorm for layer in net.layers) else "no-batchnorm"
+        files[out / f"{name}_layers.png"] = layers_png(evaluation, own)
+    files[out / "summary.png"] = summary_png(evaluations)
+    summary = [row for e in evaluations for row in e.summary()]
+    files[out / "summary.json"] = json.dumps(summary, indent=2)
+    return files
 
 
 def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
 
-    from maskprop.evaluate import SCENARIOS, TOTALS, digits_evaluation_inputs, evaluate
-    from maskprop.plots import plot_layers, plot_summary
+    from maskprop.evaluate import (SCENARIOS, TOTALS, check_evaluable, digits_evaluation_inputs,
+                                   evaluate)
     from maskprop.sim.networks import network
 
-    names = args.network or ["all"]
-    if "all" in names:
-        names = [n for n in names if n != "all"] + [n for n in NETWORK_NAMES if n not in names]
-    for name in names:
-        if name not in NETWORK_NAMES + ("digits",):
-            raise UsageError(f"--network must be one of {', '.join(NETWORK_NAMES)}, digits or "
-                             f"all, not {name!r}")
+    names = _network_names(args.network)
     # Whole networks need buffers the RTL would tile; the cycle model assumes they fit.
     config = Config(**{**_config(args).as_dict(), "max_chunks": 4096, "max_cols": 65536})
+    check_output_dir(args.out, "--out")
+    if "digits" in names and (args.profile is not None or args.batch is not None):
+        raise UsageError("the digits CNN is evaluated with its own real masks and batch; "
+                         "drop --profile and --batch")
     jobs = []
     for name in names:
         if name == "digits":
-            if args.profile != "literature":
-                raise UsageError("the digits CNN is evaluated with its own real masks; "
-                                 "drop --profile")
-            jobs.append(("digits", *digits_evaluation_inputs()))
+            net, source = digits_evaluation_inputs()
         else:
-            jobs.append((name, network(name, batch=args.batch),
-                         _mask_source(args.profile, name, args.seed)))
+            net = network(name, batch=args.batch or 1)
+            source = _mask_source(args.profile or "literature", name, net, args.seed)
+        try:
+            check_evaluable(net, config)
+        except ValueError as error:
+            if args.batch is None:
+                raise
+            raise UsageError(f"--batch {args.batch}: {error}") from None
+        jobs.append((name, net, source))
     console = _console()
     evaluations = []
     with Progress(console=console, transient=True) as progress:
@@ -454,8 +738,8 @@ def _eval(args):
         for scenario in SCENARIOS:
             totals = [evaluation.total(scenario, which) for which in TOTALS]
             table.add_row(evaluation.network, scenario,
-                          *(f"{t.speedup:.2f}x ({t.ideal:.2f}x)" for t in totals),
-                          f"{totals[-1].efficiency:.2f}", evaluation.profile)
+                          *(f"{_times(t.speedup)} ({_times(t.ideal)})" for t in totals),
+                          _ratio(totals[-1].efficiency), evaluation.profile)
     console.print(table)
     if args.layers:
         for evaluation in evaluations:
@@ -468,17 +752,10 @@ def _eval(args):
                 layers.add_row(r.scenario, r.layer, r.pass_name.replace("_", "-"),
                                f"{r.a_density:.3f}", f"{r.dz_density:.3f}",
                                f"{r.dense_cycles:,}", f"{r.sparse_cycles:,}",
-                               f"{r.speedup:.2f}x", f"{r.ideal:.2f}x", f"{r.efficiency:.2f}")
+                               _times(r.speedup), _times(r.ideal), _ratio(r.efficiency))
             console.print(layers)
-    written = []
-    for (name, net, _), evaluation in zip(jobs, evaluations):
-        written += evaluation.write(args.out, name)
-        own = "batchnorm" if any(layer.batchnorm for layer in net.layers) else "no-batchnorm"
-        written.append(plot_layers(evaluation, own, args.out / f"{name}_layers.png"))
-    written.append(plot_summary(evaluations, args.out / "summary.png"))
-    summary = [row for e in evaluations for row in e.summary()]
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    console.print(f"wrote {len(written) + 1} files to {args.out}: per-network CSV, JSON and "
+    written = write_outputs(_evaluation_files(jobs, evaluations, args.out), "--out")
+    console.print(f"wrote {len(written)} files to {args.out}: per-network CSV, JSON and "
                   f"per-layer PNG, summary.png, summary.json")
     return 0
 
@@ -489,10 +766,16 @@ def _flow(args):
     config = _config(args)
     if args.compare_dense and args.block != "engine":
         raise UsageError("--compare-dense applies to the engine only")
+    if args.block == "array":
+        _check_generatable(config)
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     variants = [args.dense_only] + ([True] if args.compare_dense else [])
+    components = [build_block(args.block, config, dense_only=d) for d in variants]
     reports = []
-    for dense_only in variants:
-        component, name = build_block(args.block, config, dense_only=dense_only)
+    for component, name in components:
         workdir = args.out or Path("out/flow") / f"{name}-{args.target}"
         if args.out and len(variants) > 1:
             workdir = args.out / name
@@ -505,20 +788,23 @@ def _flow(args):
               f"Fmax x{sparse.fmax_mhz / dense.fmax_mhz:.2f} (sparse / dense-only, "
               f"{args.target}, same run)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = [r.as_dict() for r in reports]
-        args.json.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        write_outputs({args.json: json.dumps(payload[0] if len(payload) == 1 else payload,
+                                             indent=2)}, "--json")
 
 
 def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
+        _check_int_options(args)
         from maskprop import profile_cmd
         handler = {"generate": _generate, "demo": _demo, "sim": _sim, "eval": _eval,
                    "profile": profile_cmd.run, "flow": _flow}[args.command]
         return handler(args) or 0
     except (UsageError, ValueError, ToolchainError, ImportError) as error:
-        print(f"maskprop: error: {error}", file=sys.stderr)
+        # One line whatever the message holds (a user's exception text, a file name).
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"maskprop: error: {message or type(error).__name__}", file=sys.stderr)
         return 2
 
 

@@ -10,19 +10,20 @@ backward-data is never computed (its input is the image).
 
 import abc
 import csv
+import io
 import json
 import zlib
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from maskprop.config import Config
+from maskprop.host import gemm_shapes
 from maskprop.sim.cycle_model import Speedups, pass_estimate
 
-__all__ = ["SCENARIOS", "PASSES", "SEED_BACKWARD", "SEED_TRAINING", "LayerPass", "Evaluation",
-           "MaskSource", "ProfileMasks", "ExplicitMasks", "digits_evaluation_inputs",
-           "evaluate"]
+__all__ = ["SCENARIOS", "PASSES", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
+           "LayerPass", "Evaluation", "MaskSource", "ProfileMasks", "ExplicitMasks",
+           "digits_evaluation_inputs", "check_evaluable", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
 PASSES = ("forward", "backward_data", "backward_weight")
@@ -30,10 +31,36 @@ PASSES = ("forward", "backward_data", "backward_weight")
 # over dense, and forward + backward over the sparsity-agnostic baseline.
 SEED_BACKWARD = (1.69, 5.43)
 SEED_TRAINING = (1.68, 3.30)
+#: Most elements of one lowered operand (``X``, ``Y`` or the output) of a layer pass that the
+#: cycle model takes: it keeps several working copies of each, about 9 bytes per element in all
+#: (VGG-16 at batch 4, 115 million, peaks at 1 GB), so this bounds a pass near 1.2 GB. VGG-16 at
+#: batch 1 needs 29 million.
+CYCLE_MODEL_LIMIT = 1 << 27
+#: What tables and CSV files say where there is nothing to speed up.
+NO_WORK = "no work"
+
+
+class _Speedups(Speedups):
+    """:class:`Speedups` whose ideal and achieved/ideal are ``None`` when the sparse pass has
+    no nonzero product to compute (no work): the ideal speedup is then unbounded, and the
+    dense MACs that a division by one would print are no speedup at all."""
+
+    @property
+    def speedup(self) -> float | None:
+        return self.dense_cycles / self.sparse_cycles if self.sparse_cycles else None
+
+    @property
+    def ideal(self) -> float | None:
+        return self.dense_macs / self.nonzero_macs if self.nonzero_macs else None
+
+    @property
+    def efficiency(self) -> float | None:
+        speedup, ideal = self.speedup, self.ideal
+        return None if speedup is None or ideal is None else speedup / ideal
 
 
 @dataclass(frozen=True)
-class LayerPass(Speedups):
+class LayerPass(_Speedups):
     network: str
     scenario: str
     layer: str
@@ -51,7 +78,7 @@ class LayerPass(Speedups):
 
 
 @dataclass
-class Total(Speedups):
+class Total(_Speedups):
     dense_cycles: int
     sparse_cycles: int
     dense_macs: int
@@ -82,20 +109,22 @@ class Evaluation:
                 for scenario in SCENARIOS for which in TOTALS
                 for t in [self.total(scenario, which)]]
 
-    def write(self, directory: Path, stem: str) -> list[Path]:
-        """``<stem>.csv`` (every layer pass) and ``<stem>.json`` (the same plus totals)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        rows = [r.as_dict() for r in self.rows]
-        csv_path = directory / f"{stem}.csv"
-        with open(csv_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        json_path = directory / f"{stem}.json"
-        json_path.write_text(json.dumps({
+    def csv_text(self) -> str:
+        """Every layer pass, one CSV row each; ``no work`` where ideal and achieved/ideal are
+        undefined (``None``)."""
+        rows = [{k: NO_WORK if v is None else v for k, v in r.as_dict().items()}
+                for r in self.rows]
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return text.getvalue()
+
+    def json_text(self) -> str:
+        """The layer passes of :meth:`csv_text` plus the totals; ``null`` where undefined."""
+        return json.dumps({
             "network": self.network, "profile": self.profile, "config": self.config.as_dict(),
-            "totals": self.summary(), "layers": rows}, indent=2))
-        return [csv_path, json_path]
+            "totals": self.summary(), "layers": [r.as_dict() for r in self.rows]}, indent=2)
 
 
 class MaskSource(abc.ABC):
@@ -175,26 +204,71 @@ def digits_evaluation_inputs():
         masks, label="real masks of one training step (digits CNN, plain and BatchNorm-trained)")
 
 
+def _evaluated_passes(net_layer):
+    # The first layer's input gradient is never needed: its backward-data is not evaluated.
+    return [p for p in PASSES if p != "backward_data" or net_layer.relu_input]
+
+
+def _operand_sizes(conv, pass_name: str) -> list:
+    """Elements of the lowered ``X``, ``Y`` and output of a pass (the same for both
+    backward-weight orientations)."""
+    shape = gemm_shapes(conv, pass_name)[0]
+    return [shape.rows * shape.reduction, shape.reduction * shape.cols, shape.rows * shape.cols]
+
+
+def _largest_batch(conv, pass_name: str, limit: int) -> int | None:
+    """The largest batch at which every operand of the pass has at most ``limit`` elements
+    (0: none; ``None``: any). Each size is linear in the batch or constant."""
+    one = _operand_sizes(replace(conv, batch=1), pass_name)
+    two = _operand_sizes(replace(conv, batch=2), pass_name)
+    largest = None
+    for size_one, size_two in zip(one, two):
+        per_image = size_two - size_one
+        fixed = size_one - per_image
+        fits = (limit - fixed) // per_image if per_image else (None if fixed <= limit else 0)
+        if fits is not None:
+            largest = max(0, fits) if largest is None else min(largest, max(0, fits))
+    return largest
+
+
+def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT) -> None:
+    """Refuse (``ValueError``), from shapes alone, a network the evaluation cannot do: a layer
+    whose reduction could overflow ``acc_width`` (backward-weight sums over the whole batch),
+    as the host driver would refuse it on the RTL, or a layer pass whose lowered operands have
+    more than ``limit`` elements (they grow with the batch; the message says which batch fits).
+    """
+    for net_layer in net.layers:
+        net_layer.conv.check_accumulation(config)
+    passes = [(net_layer.conv, pass_name) for net_layer in net.layers
+              for pass_name in _evaluated_passes(net_layer)]
+    elements, conv, pass_name = max(((max(_operand_sizes(c, p)), c, p) for c, p in passes),
+                                    key=lambda largest: largest[0])
+    if elements <= limit:
+        return
+    fitting = [_largest_batch(c, p, limit) for c, p in passes]
+    fits = min(f for f in fitting if f is not None)
+    raise ValueError(
+        f"{net.name} layer {conv.name!r} {pass_name.replace('_', '-')} at batch {conv.batch} "
+        f"lowers to operands of {elements:,} elements; the cycle model takes at most "
+        f"{limit:,}: " + (f"use a batch of at most {fits}" if fits else "no batch fits"))
+
+
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
              progress=None) -> Evaluation:
     """Every layer, pass and scenario of ``net`` through the cycle model.
 
-    ``progress(advance)`` is called once per layer (for a progress bar). A layer whose reduction
-    could overflow ``acc_width`` (backward-weight sums over the whole batch) is refused before
-    anything is computed, as the host driver would refuse it on the RTL.
+    ``progress(advance)`` is called once per layer (for a progress bar). What
+    :func:`check_evaluable` refuses is refused before anything is computed.
     """
     rows = []
     layers = list(net.layers)
-    for net_layer in layers:
-        net_layer.conv.check_accumulation(config)
+    check_evaluable(net, config)
     for index, net_layer in enumerate(layers):
         next_layer = layers[index + 1] if index + 1 < len(layers) else None
         conv = net_layer.conv
         for scenario in scenarios:
             a, dz = source.masks(net_layer, scenario, next_layer)
-            for pass_name in PASSES:
-                if pass_name == "backward_data" and not net_layer.relu_input:
-                    continue            # the first layer's input gradient is never needed
+            for pass_name in _evaluated_passes(net_layer):
                 estimate = pass_estimate(conv, pass_name, a, dz, config)
                 row = LayerPass(net.name, scenario, conv.name, pass_name,
                                 estimate.dense_cycles, estimate.sparse_cycles,

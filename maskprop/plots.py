@@ -1,6 +1,6 @@
-"""Plots of network evaluations (matplotlib, written as PNG)."""
+"""Plots of network evaluations (matplotlib), rendered as PNG bytes for the caller to write."""
 
-from pathlib import Path
+import io
 
 import matplotlib
 
@@ -9,13 +9,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from maskprop.evaluate import PASSES, SEED_BACKWARD, SEED_TRAINING  # noqa: E402
 
-__all__ = ["plot_layers", "plot_summary"]
+__all__ = ["layers_png", "summary_png"]
 
 PASS_LABELS = {"forward": "forward", "backward_data": "backward-data",
                "backward_weight": "backward-weight"}
 
 
-def plot_layers(evaluation, scenario: str, path: Path) -> Path:
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _ticks(xs, ideals):
+    """The ideal ticks that exist: a pass with no work has none (its ideal is ``None``)."""
+    kept = [(x, ideal) for x, ideal in zip(xs, ideals) if ideal is not None]
+    return [x for x, _ in kept], [ideal for _, ideal in kept]
+
+
+def layers_png(evaluation, scenario: str) -> bytes:
     """Per-layer speedup over dense mode, one bar per pass, and each layer's ideal as a tick."""
     layers = list(dict.fromkeys(r.layer for r in evaluation.rows if r.scenario == scenario))
     by_key = {(r.layer, r.pass_name): r for r in evaluation.rows if r.scenario == scenario}
@@ -30,7 +43,7 @@ def plot_layers(evaluation, scenario: str, path: Path) -> Path:
                 speedups.append(row.speedup)
                 ideals.append(row.ideal)
         bars = axis.bar(xs, speedups, width, label=PASS_LABELS[pass_name])
-        axis.scatter(xs, ideals, marker="_", s=60, color=bars.patches[0].get_facecolor()
+        axis.scatter(*_ticks(xs, ideals), marker="_", s=60, color=bars.patches[0].get_facecolor()
                      if bars.patches else None, zorder=3)
     axis.axhline(1.0, color="black", linewidth=0.8)
     axis.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
@@ -39,13 +52,10 @@ def plot_layers(evaluation, scenario: str, path: Path) -> Path:
                    f"({evaluation.profile})", fontsize=10)
     axis.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _png(figure)
 
 
-def plot_summary(evaluations, path: Path) -> Path:
+def summary_png(evaluations) -> bytes:
     """Backward and training-step speedup of each network in both BatchNorm scenarios, with the
     ideal as a tick and the seed paper's reported ranges shaded."""
     names = [e.network for e in evaluations]
@@ -58,7 +68,7 @@ def plot_summary(evaluations, path: Path) -> Path:
             xs = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
             axis.bar(xs, [t.speedup for t in totals], 0.38,
                      label=f"{scenario}: achieved", alpha=0.9)
-            axis.scatter(xs, [t.ideal for t in totals], marker="_", s=120, color="black",
+            axis.scatter(*_ticks(xs, [t.ideal for t in totals]), marker="_", s=120, color="black",
                          zorder=3, label="ideal" if offset == 0 else None)
         axis.axhspan(*band, color="tab:green", alpha=0.15,
                      label=f"seed paper's range {band[0]}-{band[1]}x")
@@ -70,7 +80,4 @@ def plot_summary(evaluations, path: Path) -> Path:
         axis.legend(fontsize=8, loc="upper right")
     figure.suptitle(f"maskprop tile array, cycle model ({evaluations[0].profile})", fontsize=10)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _png(figure)

@@ -13,8 +13,11 @@ backward pass run with hooks on every ``torch.nn.Conv2d``
 gradients (``dZ``) are printed and written as a ``maskprop-profile/1`` JSON file. They are the
 densities of that batch at that point of training.
 
-Bad input raises ``ValueError`` with a one-line message; a missing PyTorch raises
-``ImportError`` saying how to install it.
+Bad input raises ``ValueError`` with a one-line message naming the option, before the model runs
+and before anything is written: an unreadable batch file, an unusable output path, and a model
+that fails at import, construction or in its forward or backward pass (any exception, or
+``sys.exit``) are all bad input. A missing PyTorch raises ``ImportError`` saying how to install
+it.
 """
 
 from __future__ import annotations
@@ -61,11 +64,38 @@ def _split_model_spec(spec: str) -> tuple[Path, str]:
     return Path(path), func
 
 
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _failure(error: BaseException) -> str:
+    """What the user's code raised, in one line: ``sys.exit(3)`` or ``TypeError: ...``."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {_one_line(error)}"
+
+
+def _run_user_code(what: str, call):
+    """``call()``, the user's model code; anything it raises, ``sys.exit`` (``SystemExit``) and
+    other ``BaseException`` subclasses included, is an error of the model, reported as a
+    ``ValueError`` saying that ``what`` failed and how. Only Ctrl-C (``KeyboardInterrupt``) is
+    the user's own wish, and propagates."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        raise ValueError(f"{what} failed: {_failure(error)}") from None
+
+
 def load_model(spec: str):
     """Import ``FILE.py`` and call its ``FUNC`` (default ``model``); returns the module."""
     path, func = _split_model_spec(spec)
     if path.suffix != ".py":
         raise ValueError(f"--model must be FILE.py[:FUNC], not {spec!r}")
+    if path.is_dir():
+        raise ValueError(f"--model {path}: is a directory, not a Python file")
     if not path.is_file():
         raise ValueError(f"--model: {path} not found")
     name = f"_maskprop_profile_model_{abs(hash(str(path.resolve())))}"
@@ -73,40 +103,70 @@ def load_model(spec: str):
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     try:
-        module_spec.loader.exec_module(module)
+        _run_user_code(f"--model {path}: importing it",
+                       lambda: module_spec.loader.exec_module(module))
     finally:
         sys.modules.pop(name, None)
     factory = getattr(module, func, None)
     if not callable(factory):
         raise ValueError(f"--model: {path} defines no function {func!r}")
-    return factory()
+    return _run_user_code(f"--model {spec}: calling {func}()", factory)
+
+
+#: Most elements of ``inputs`` ``maskprop profile`` reads (float32: 512 MB); checked from the
+#: file's header, before the data is read, since a compressed file can hold far more.
+MAX_BATCH_ELEMENTS = 1 << 27
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(inputs, targets or None)`` from an ``.npz`` file."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "inputs" not in npz.files:
-                raise ValueError(f"--batch {path}: no array 'inputs' (it has "
-                                 f"{', '.join(npz.files) or 'none'})")
-            inputs = np.asarray(npz["inputs"])
-            targets = np.asarray(npz["targets"]) if "targets" in npz.files else None
-    except (OSError, EOFError) as error:
-        raise ValueError(f"--batch {path}: cannot read it as .npz ({error})") from None
-    if not (np.issubdtype(inputs.dtype, np.number) and inputs.ndim >= 2 and inputs.shape[0]):
-        raise ValueError(f"--batch {path}: 'inputs' must be a numeric array with a batch "
-                         f"dimension, not {inputs.dtype} of shape {inputs.shape}")
+    """``(inputs, targets or None)`` from an ``.npz`` file; ``ValueError`` naming ``--batch``
+    and the problem for anything else (headers are checked before any data is read)."""
+    from maskprop.sim.profiles import npz_headers, read_npz
+
+    where = f"--batch {path}"
+    headers = npz_headers(path, where)
+    if "inputs" not in headers:
+        raise ValueError(f"{where}: no array 'inputs' (it has "
+                         f"{', '.join(headers) or 'none'})")
+    shape, dtype = headers["inputs"]
+    # Booleans, integers and reals become float32; complex numbers, text and objects do not.
+    if dtype.kind not in "biuf" or len(shape) < 2 or not shape[0]:
+        raise ValueError(f"{where}: 'inputs' must be a numeric array with a batch "
+                         f"dimension, not {dtype} of shape {shape}")
+    elements = int(np.prod(shape, dtype=object))
+    if elements > MAX_BATCH_ELEMENTS:
+        raise ValueError(f"{where}: 'inputs' has {elements:,} elements; maskprop profile takes "
+                         f"at most {MAX_BATCH_ELEMENTS:,} (use fewer or smaller images)")
+    names = ["inputs"]
+    if "targets" in headers:
+        t_shape, t_dtype = headers["targets"]
+        if t_shape[:1] != shape[:1]:
+            raise ValueError(f"{where}: 'targets' has {t_shape[:1] or 'no'} entries, 'inputs' "
+                             f"{shape[0]}")
+        if t_dtype.kind not in "iuf":
+            raise ValueError(f"{where}: 'targets' must be class indices (integers) or "
+                             f"probabilities, not {t_dtype}")
+        if int(np.prod(t_shape, dtype=object)) > MAX_BATCH_ELEMENTS:
+            raise ValueError(f"{where}: 'targets' has more than {MAX_BATCH_ELEMENTS:,} elements")
+        names.append("targets")
+    arrays = read_npz(path, where, names)
+    inputs, targets = arrays["inputs"], arrays.get("targets")
+    if inputs.dtype.kind == "f":
+        if not np.isfinite(inputs).all():
+            raise ValueError(f"{where}: 'inputs' holds NaN or infinity")
+        if inputs.size and np.abs(inputs).max() > _FLOAT32_MAX:
+            raise ValueError(f"{where}: 'inputs' holds values beyond float32's range")
     if targets is not None:
-        if targets.shape[:1] != inputs.shape[:1]:
-            raise ValueError(f"--batch {path}: 'targets' has {targets.shape[:1] or 'no'} "
-                             f"entries, 'inputs' {inputs.shape[0]}")
-        if np.issubdtype(targets.dtype, np.integer):
-            targets = targets.astype(np.int64)
-        elif np.issubdtype(targets.dtype, np.floating):
+        if targets.dtype.kind == "f":
+            if not np.isfinite(targets).all():
+                raise ValueError(f"{where}: 'targets' holds NaN or infinity")
             targets = targets.astype(np.float32)      # class probabilities
         else:
-            raise ValueError(f"--batch {path}: 'targets' must be class indices (integers) or "
-                             f"probabilities, not {targets.dtype}")
+            if targets.size and (targets.min() < 0 or targets.max() > np.iinfo(np.int64).max):
+                raise ValueError(f"{where}: 'targets' holds class indices below 0 or beyond "
+                                 f"int64")
+            targets = targets.astype(np.int64)
     return inputs.astype(np.float32, copy=False), targets
 
 
@@ -122,13 +182,23 @@ def format_table(profile) -> str:
     return "\n".join(lines)
 
 
-def _one_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+def _check_text(option: str, value) -> None:
+    if value is not None and not value.strip():
+        raise ValueError(f"{option} must be non-empty text, not {value!r}")
 
 
 def run(args) -> int:
-    """Run ``maskprop profile`` for parsed ``args``; returns the exit status (0)."""
+    """Run ``maskprop profile`` for parsed ``args``; returns the exit status (0).
+
+    Everything the user gave is checked before the model runs: the output path (nothing is
+    written or created before the profile is complete, and then atomically), the texts, the
+    batch file, the model file.
+    """
+    from maskprop.cli import check_output_file, write_outputs
+
+    check_output_file(args.output, "-o")
+    _check_text("--network", args.network)
+    _check_text("--description", args.description)
     try:
         import torch
     except ImportError as exc:
@@ -147,16 +217,14 @@ def run(args) -> int:
     network = args.network or path.stem
     description = args.description or (f"PyTorch model {path.name}:{func}() on the batch "
                                         f"{Path(args.batch).name}")
-    try:
-        profile = measure_profile(model, torch.from_numpy(np.ascontiguousarray(inputs)),
-                                  None if targets is None else torch.from_numpy(targets),
-                                  network_name=network, description=description)
-    except RuntimeError as error:                 # shape or dtype mismatch inside the model
-        raise ValueError(f"running the model on --batch {args.batch} (inputs "
-                         f"{tuple(inputs.shape)}) failed: {_one_line(error)}") from None
+    profile = _run_user_code(
+        f"running --model {args.model} on --batch {args.batch} (inputs {tuple(inputs.shape)})",
+        lambda: measure_profile(model, torch.from_numpy(np.ascontiguousarray(inputs)),
+                                None if targets is None else torch.from_numpy(targets),
+                                network_name=network, description=description))
     print(f"{network}: densities (fraction nonzero) on a batch of {profile.batch}, one forward "
           f"+ backward pass")
     print(format_table(profile))
-    written = profile.save(args.output)
+    written, = write_outputs({Path(args.output): profile.to_json()}, "-o")
     print(f"wrote {written}")
     return 0

@@ -1,12 +1,18 @@
-"""The ``maskprop`` command line: generation, bad input (one line, exit 2), the demo."""
+"""The ``maskprop`` command line: generation, bad input (one line, exit 2, before any work and
+without writing anything), the demo."""
 
+import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from maskprop.cli import main
+from maskprop.cli import UsageError, main, write_outputs
 
 
 @pytest.mark.parametrize("block, module", [("tree", "accumulation_tree"),
@@ -94,4 +100,426 @@ def test_sim_digits_layer(tmp_path, capsys):
                    "--seed", "1", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "with BatchNorm" in out and "PASS" in out
+    assert "digits CNN with BatchNorm" in out and "PASS" in out
+
+
+# --- in-process refusals (issue 8): one line, exit 2, before any work, nothing written ---------
+
+def refused(argv, capsys) -> str:
+    """Run ``maskprop`` in-process; assert it refused in one line with exit status 2 and
+    return that line."""
+    status = main(argv)
+    captured = capsys.readouterr()
+    assert status == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskprop: error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+def files_under(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def no_work_allowed(monkeypatch):
+    """Fail the test if a refused command gets as far as making tensors, lowering a pass,
+    evaluating a network, generating Verilog or simulating."""
+    def forbidden(name):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{name} ran for an input that should have been refused")
+        return fail
+    for target in ("maskprop.cli._synthetic_tensors", "maskprop.host.lower_pass",
+                   "maskprop.evaluate.evaluate", "maskprop.verilog.generate_verilog",
+                   "maskprop.array_runs.compare_on_array",
+                   "maskprop.engine_runs.compare_on_engine"):
+        monkeypatch.setattr(target, forbidden(target))
+
+
+@pytest.mark.parametrize("argv, message", [
+    # The issue's layer: its im2col alone is 7 GB.
+    (["--layer", "64,512,56,56,512,3,1,1", "--pass", "fwd"],
+     "needs 288 chunks of 16, but max_chunks is 64"),
+    (["--layer", "64,512,56,56,512,3,1,1", "--pass", "fwd", "--max-chunks", "512",
+      "--max-cols", "512"], "A 64x512x56x56 has 102,760,448 elements"),
+    (["--layer", "1,4,4,4,300,1", "--pass", "fwd"], "300 output columns, but max_cols is 128"),
+    (["--layer", "1,16,4,4,200,3", "--pass", "bwd-weight"],
+     "144 output columns broadcasting dZ or 200 output columns broadcasting A"),
+    (["--layer", "1,16,4,4,4,3", "--pass", "fwd", "--acc-width", "38"],
+     "forward reduction sums 144 products"),
+    (["--layer", "1,64,64,64,64,3", "--pass", "fwd"], "the lowered pass streams 4,755,456"),
+    (["--layer", "1,1,65536,65536,1,1,256,0", "--pass", "fwd", "--masks", "absent.npz"],
+     "A 1x1x65536x65536 has 4,294,967,296 elements"),
+])
+def test_sim_refuses_from_the_shape_before_making_tensors(argv, message, tmp_path, monkeypatch,
+                                                          capsys, no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    assert message in refused(["sim", *argv], capsys)
+    assert not files_under(tmp_path)
+
+
+def test_demo_refuses_from_the_shape_before_lowering(tmp_path, monkeypatch, capsys,
+                                                     no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    # conv2's backward-data reduces over 16 channels x 3 x 3 = 144 elements: 9 chunks of 16.
+    assert "needs 9 chunks of 16, but max_chunks is 8" in refused(
+        ["demo", "--max-chunks", "8"], capsys)
+    assert not files_under(tmp_path)
+
+
+def _masks(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _empty(path):
+    path.write_bytes(b"")
+    return path
+
+
+def _text(path):
+    path.write_text("A = 1, 0, 1\n")
+    return path
+
+
+def _directory(path):
+    path.mkdir()
+    return path
+
+
+def _npy(path):
+    np.save(path.with_suffix(".npy"), np.ones((2, 1, 5, 5)))
+    return path.with_suffix(".npy")
+
+
+def _truncated(path):
+    _masks(path, A=np.ones((2, 4, 4, 4), bool))
+    path.write_bytes(path.read_bytes()[:-30])
+    return path
+
+
+def _bad_crc(path):
+    """Headers intact, data changed: only reading the data finds it."""
+    _masks(path, A=np.ones((2, 4, 4, 4), bool))
+    data = path.read_bytes()
+    ones = data.index(b"\x01" * 128)
+    path.write_bytes(data[:ones] + b"\x00" + data[ones + 1:])
+    return path
+
+
+MASK_FILES = {
+    "empty": (_empty, "is empty, not an .npz file"),
+    "truncated": (_truncated, "is a truncated or damaged .npz archive"),
+    "bad data": (_bad_crc, "is a truncated or damaged .npz archive"),
+    "npy": (_npy, "is a single .npy array, not an .npz archive"),
+    "text": (_text, "is not an .npz file (numpy.savez archive)"),
+    "directory": (_directory, "is a directory, not an .npz file"),
+    "missing": (lambda p: p, "no such file"),
+    "no A": (lambda p: _masks(p, dZ=np.ones((2, 4, 4, 4))), "no array 'A' (it holds 'dZ')"),
+    "shape": (lambda p: _masks(p, A=np.ones((2, 4, 4, 5))),
+              "A has shape (2, 4, 4, 5), the layer needs (2, 4, 4, 4)"),
+    "strings": (lambda p: _masks(p, A=np.full((2, 4, 4, 4), "1")),
+                "A has dtype <U1; a mask must be boolean, integer or floating point"),
+    "objects": (lambda p: _masks(p, A=np.full((2, 4, 4, 4), None, dtype=object)),
+                "A has dtype object"),
+    "complex": (lambda p: _masks(p, A=np.ones((2, 4, 4, 4), complex)), "A has dtype complex"),
+    "NaN": (lambda p: _masks(p, A=np.full((2, 4, 4, 4), np.nan)), "A holds NaN"),
+    "dZ NaN": (lambda p: _masks(p, A=np.ones((2, 4, 4, 4)), dZ=np.full((2, 4, 4, 4), np.nan)),
+               "dZ holds NaN"),
+}
+
+
+@pytest.mark.parametrize("kind", MASK_FILES)
+def test_unreadable_masks_are_one_line(kind, tmp_path, monkeypatch, capsys, no_work_allowed):
+    make, message = MASK_FILES[kind]
+    monkeypatch.chdir(tmp_path)
+    path = make(tmp_path / "masks.npz")
+    before = files_under(tmp_path)
+    line = refused(["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--masks", str(path)],
+                   capsys)
+    assert f"--masks {path}: " in line and message in line
+    assert "pickle" not in line
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int8, np.uint16, np.int64, np.float32, np.float64])
+def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
+    from maskprop.cli import _read_masks
+    from maskprop.sim.layer import ConvLayer
+
+    layer = ConvLayer(2, 4, 4, 4, 4, 3, 1, 1)
+    rng = np.random.default_rng(0)
+    a = (rng.random(layer.input_shape) < 0.5).astype(dtype)
+    dz = (rng.random(layer.output_shape) < 0.3).astype(dtype) * 3
+    a_nonzero, dz_nonzero = _read_masks(_masks(tmp_path / "m.npz", A=a, dZ=dz), layer)
+    np.testing.assert_array_equal(a_nonzero, a != 0)
+    np.testing.assert_array_equal(dz_nonzero, dz != 0)
+    a_only, none = _read_masks(_masks(tmp_path / "a.npz", A=a), layer)
+    assert none is None and a_only.dtype == bool
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--seed", "-1"],
+     "--seed must be an integer in [0, 4294967295], not -1"),
+    (["demo", "--seed", str(2**32)], "--seed must be an integer in [0, 4294967295], not 4294967296"),
+    (["eval", "--seed", "-5"], "--seed must be an integer in [0, 4294967295], not -5"),
+    (["eval", "--batch", "0"], "--batch must be an integer in [1, 65536], not 0"),
+    (["eval", "--batch", "70000"], "--batch must be an integer in [1, 65536], not 70000"),
+    (["eval", "--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    (["demo", "--engine", "--rows", "0"], "--rows must be a positive integer, not 0"),
+    (["demo", "--rows", "5"], "--rows applies to the one-tile engine only"),
+    (["demo", "--pass", "fwd"], "--pass applies to the one-tile engine only"),
+    (["generate", "tree", "--max-chunks", "3", "-o", "x.v"],
+     "--max-chunks must be a power of two in [1, 4096], not 3"),
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--vec", "0"],
+     "--vec must be in [1, 64], not 0"),
+    (["eval", "--tree-stages", "9"], "--tree-stages must be in [0, 2], not 9"),
+    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--density", "nan"],
+     "--density must be in [0, 1], not nan"),
+    (["sim", "--layer", "2,4,0,4,4,3", "--pass", "fwd"],
+     "--layer 2,4,0,4,4,3: height must be in [1, 65536], not 0"),
+    (["sim", "--layer", "2,4,4,4,4,3,1_0", "--pass", "fwd"], "--layer must be N,C,H,W,K,R"),
+    (["sim", "--layer", "digits:conv3:fancy", "--pass", "fwd"],
+     "the digits CNN variant must be plain or batchnorm, not 'fancy'"),
+    (["sim", "--layer", "digits:conv3:plain:x", "--pass", "fwd"],
+     "--layer must be digits:LAYER[:plain|batchnorm]"),
+    (["sim", "--layer", "digits:", "--pass", "fwd"], "--layer must be digits:LAYER"),
+    (["eval", "--network", "digits", "--batch", "2"], "drop --profile and --batch"),
+    (["eval", "--profile", "synthetic:0.5:iid:more"],
+     "--profile must be synthetic:DENSITY[:iid|clustered]"),
+    (["eval", "--profile", "synthetic:inf"], "density must be in [0, 1], not inf"),
+])
+def test_options_name_themselves(argv, message, tmp_path, monkeypatch, capsys, no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    line = refused(argv, capsys)
+    assert message in line
+    assert not files_under(tmp_path)
+
+
+def test_eval_refuses_a_batch_the_cycle_model_cannot_hold(tmp_path, monkeypatch, capsys,
+                                                          no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    line = refused(["eval", "--network", "vgg16", "--batch", "50", "--acc-width", "64"], capsys)
+    assert re.search(r"--batch 50: VGG-16 layer '[\w.]+' \S+ at batch 50 lowers to operands "
+                     r"of [0-9,]+ elements; the cycle model takes at most 134,217,728: use a "
+                     r"batch of at most 4$", line), line
+
+
+# --- output paths: checked first, written atomically ------------------------------------------
+
+def test_generate_refuses_unusable_outputs(tmp_path, monkeypatch, capsys, no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file.txt").write_text("kept")
+    for output, message in ((tmp_path / "dir", "is a directory; give a file name"),
+                            (tmp_path / "file.txt" / "x.v", "file.txt is a file, not a directory"),
+                            (Path("/proc/maskprop-test/x.v"), "cannot create it")):
+        line = refused(["generate", "tree", "-o", str(output)], capsys)
+        assert line.startswith(f"maskprop: error: -o {output}: ") and message in line
+    assert files_under(tmp_path) == ["dir", "file.txt"]
+    assert (tmp_path / "file.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize("command", [["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd"],
+                                     ["demo"], ["eval", "--network", "alexnet"]])
+def test_run_directories_are_checked_first(command, tmp_path, monkeypatch, capsys,
+                                           no_work_allowed):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("kept")
+    for out, message in (("file.txt", "--out file.txt: is a file, not a directory"),
+                         ("file.txt/run", "--out file.txt/run: file.txt is a file"),
+                         ("/proc/maskprop-test", "--out /proc/maskprop-test: cannot create it")):
+        assert message in refused([*command, "--out", out], capsys)
+    assert files_under(tmp_path) == ["file.txt"]
+
+
+def test_generate_writes_atomically_with_the_usual_mode(tmp_path, monkeypatch):
+    out = tmp_path / "new" / "tree.v"
+    assert main(["generate", "tree", "-o", str(out)]) == 0
+    assert "module accumulation_tree(" in out.read_text()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert files_under(tmp_path) == ["new", "new/tree.v"]
+
+
+def test_a_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(UsageError, match=r"-o .*out.txt: cannot write it \(No space left"):
+        write_outputs({target: "new contents"}, "-o")
+    assert target.read_text() == "old"
+    assert files_under(tmp_path) == ["out.txt"]
+
+
+# --- maskprop profile: the user's model and batch ----------------------------------------------
+
+GOOD_MODEL = """
+import torch
+def model():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(2, 2, 3, padding=1))
+"""
+
+MODEL_FAILURES = {
+    "import raises": ("raise RuntimeError('no GPU here')\n",
+                      "importing it failed: RuntimeError: no GPU here"),
+    "import exits": ("import sys\nsys.exit(3)\n", "importing it failed: it called sys.exit(3)"),
+    "syntax error": ("def model(:\n", "importing it failed: SyntaxError: "),
+    "constructor raises": ("def model():\n    return {}['weights']\n",
+                           "calling model() failed: KeyError: 'weights'"),
+    "constructor exits": ("import sys\ndef model():\n    sys.exit('bye')\n",
+                          "calling model() failed: it called sys.exit('bye')"),
+    "forward raises": (GOOD_MODEL.replace("def model():", (
+        "class Odd(Exception):\n    pass\n"
+        "class Net(torch.nn.Conv2d):\n"
+        "    def forward(self, x):\n        raise Odd('forward is broken')\n"
+        "def model():\n    return Net(1, 1, 1)\n"
+        "def unused():")), "failed: Odd: forward is broken"),
+    "forward exits": (GOOD_MODEL.replace("def model():", (
+        "import sys\n"
+        "class Net(torch.nn.Conv2d):\n"
+        "    def forward(self, x):\n        sys.exit()\n"
+        "def model():\n    return Net(1, 1, 1)\n"
+        "def unused():")), "failed: it called sys.exit(None)"),
+    "forward raises BaseException": (GOOD_MODEL.replace("def model():", (
+        "class Stop(BaseException):\n    pass\n"
+        "class Net(torch.nn.Conv2d):\n"
+        "    def forward(self, x):\n        raise Stop('halt')\n"
+        "def model():\n    return Net(1, 1, 1)\n"
+        "def unused():")), "failed: Stop: halt"),
+    "no conv": ("import torch\ndef model():\n    return torch.nn.Flatten()\n",
+                "failed: ValueError: model has no torch.nn.Conv2d layer"),
+}
+
+
+def _batch(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("kind", MODEL_FAILURES)
+def test_profile_model_failures_are_one_line(kind, tmp_path, monkeypatch, capsys):
+    source, message = MODEL_FAILURES[kind]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(source)
+    _batch(tmp_path / "batch.npz", inputs=np.ones((2, 1, 5, 5), np.float32))
+    line = refused(["profile", "--model", "net.py", "--batch", "batch.npz", "-o", "out/p.json"],
+                   capsys)
+    assert message in line and "--model net.py" in line
+    assert files_under(tmp_path) == ["batch.npz", "net.py"]
+
+
+BATCH_FILES = {
+    "empty": (_empty, "is empty"),
+    "npy": (_npy, "is a single .npy array"),
+    "text": (_text, "is not an .npz file"),
+    "no inputs": (lambda p: _batch(p, x=np.ones(3)), "no array 'inputs' (it has x)"),
+    "complex": (lambda p: _batch(p, inputs=np.ones((2, 1, 5, 5), complex)),
+                "'inputs' must be a numeric array with a batch dimension, not complex128"),
+    "strings": (lambda p: _batch(p, inputs=np.full((2, 1, 5, 5), "a")), "not <U1"),
+    "NaN": (lambda p: _batch(p, inputs=np.full((2, 1, 5, 5), np.nan)),
+            "'inputs' holds NaN or infinity"),
+    "huge": (lambda p: _batch(p, inputs=np.full((2, 1, 5, 5), 1e300)),
+             "'inputs' holds values beyond float32's range"),
+    "targets count": (lambda p: _batch(p, inputs=np.ones((2, 1, 5, 5)), targets=np.zeros(3, int)),
+                      "'targets' has (3,) entries, 'inputs' 2"),
+    "negative targets": (lambda p: _batch(p, inputs=np.ones((2, 1, 5, 5)),
+                                          targets=np.array([0, -1])), "below 0"),
+    "text targets": (lambda p: _batch(p, inputs=np.ones((2, 1, 5, 5)), targets=np.array(["a", "b"])),
+                     "'targets' must be class indices"),
+}
+
+
+@pytest.mark.parametrize("kind", BATCH_FILES)
+def test_profile_unreadable_batches_are_one_line(kind, tmp_path, monkeypatch, capsys):
+    make, message = BATCH_FILES[kind]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(GOOD_MODEL + "open('imported', 'w').close()\n")
+    path = make(tmp_path / "batch.npz")
+    before = files_under(tmp_path)
+    line = refused(["profile", "--model", "net.py", "--batch", str(path), "-o", "p.json"], capsys)
+    assert f"--batch {path}: " in line and message in line
+    assert files_under(tmp_path) == before, "the model must not even be imported"
+
+
+def test_profile_checks_its_output_before_running_the_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(GOOD_MODEL + "open('imported', 'w').close()\n")
+    _batch(tmp_path / "batch.npz", inputs=np.ones((2, 1, 5, 5), np.float32))
+    (tmp_path / "taken").mkdir()
+    line = refused(["profile", "--model", "net.py", "--batch", "batch.npz", "-o", "taken"],
+                   capsys)
+    assert "-o taken: is a directory; give a file name" in line
+    assert files_under(tmp_path) == ["batch.npz", "net.py", "taken"]
+    assert main(["profile", "--model", "net.py", "--batch", "batch.npz", "-o", "new/p.json"]) == 0
+    assert json.loads((tmp_path / "new" / "p.json").read_text())["source"] == "measured"
+
+
+# --- output that misleads -------------------------------------------------------------------
+
+def _fake_comparison(label, dense, sparse, ideal):
+    run = SimpleNamespace(cycles=dense, counters={"outputs": 8}, seed=1, simulator="verilator")
+    return SimpleNamespace(label=label, dense=run, agrees=True, speedup=dense / sparse,
+                           ideal=ideal, sparse=SimpleNamespace(
+                               cycles=sparse, counters={"outputs": 8}, seed=1,
+                               simulator="verilator"))
+
+
+@pytest.mark.parametrize("spec, says", [("digits:conv3", "digits CNN without BatchNorm"),
+                                        ("digits:conv3:plain", "digits CNN without BatchNorm"),
+                                        ("digits:conv3:batchnorm", "digits CNN with BatchNorm")])
+def test_digits_layer_title_names_its_variant(spec, says, tmp_path, monkeypatch, capsys):
+    import maskprop.cli as cli
+
+    seen = {}
+
+    def run_passes(console, layer, tensors, passes, config, args):
+        seen["A"] = tensors["A"]
+        return [_fake_comparison("forward", 100, 50, 3.0)]
+    monkeypatch.setattr(cli, "_run_passes", run_passes)
+    assert main(["sim", "--layer", spec, "--pass", "fwd", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert says in out
+    variant = "batchnorm" if spec.endswith("batchnorm") else "plain"
+    from maskprop.sim.digits import load_fixture
+    np.testing.assert_array_equal(seen["A"], load_fixture()[variant]["conv3"].A)
+
+
+def test_no_work_is_said_not_divided_by_one(capsys):
+    from maskprop.cli import _console, _print_comparisons
+
+    comparisons = [_fake_comparison("backward-data", 48384, 1008, None),
+                   _fake_comparison("backward-weight", 1000, 500, 4.0)]
+    assert _print_comparisons(_console(), "t", comparisons, total_label="backward") == 0
+    out = capsys.readouterr().out
+    data_row = next(line for line in out.splitlines() if "backward-data" in line)
+    assert "no work" in data_row and "48.00x" in data_row
+    assert "48384.00x" not in out
+    total_row = next(line for line in out.splitlines() if line.startswith("│ backward "))
+    # Ideal total: all dense cycles over the only pass with work's ideal cycles, 1000 / 4.
+    assert f"{49384 / 250:.2f}x" in total_row
+    assert _print_comparisons(_console(), "t", comparisons[:1], total_label="backward") == 0
+    assert "no work" in capsys.readouterr().out
+
+
+def test_help_documents_the_layer_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sim", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "stride defaults to 1 and padding to R // 2" in text
+    assert "digits:LAYER[:plain|batchnorm]" in text
+
+
+@pytest.mark.sim
+def test_sim_with_nothing_to_compute_says_no_work(tmp_path, capsys):
+    status = main(["sim", "--layer", "1,4,4,4,4,3", "--pass", "fwd", "--density", "0",
+                   "--seed", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS" in out and "no work" in out

@@ -110,3 +110,76 @@ def test_bad_input(argv, message, tmp_path, monkeypatch):
     lines = process.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maskprop: error: "), process.stderr
     assert message in lines[0]
+
+
+# --- issue 8: no misleading numbers, each network once, refusals before computing -------------
+
+def test_totals_without_work_have_no_ideal():
+    from maskprop.evaluate import Total
+
+    none = Total(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=0)
+    assert none.speedup == 8.0 and none.ideal is None and none.efficiency is None
+    some = Total(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=4032)
+    assert some.ideal == 12.0 and some.efficiency == 8.0 / 12.0
+
+
+def test_eval_says_no_work_where_nothing_is_nonzero(tmp_path, capsys):
+    """Density 0: without BatchNorm every backward pass has no nonzero product (the image layer's
+    dZ follows the next layer's input, 0)."""
+    status = main(["eval", "--network", "alexnet", "--profile", "synthetic:0", "--layers",
+                   "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    row = next(line for line in out.splitlines() if "no-batchnorm" in line and "AlexNet" in line)
+    assert row.count("(no work)") == 1                 # backward; forward reads the image
+    rows = read_csv(tmp_path / "alexnet.csv")
+    idle = [r for r in rows if r["scenario"] == "no-batchnorm" and r["pass_name"] != "forward"]
+    assert idle and all(r["nonzero_macs"] == "0" and r["ideal"] == "no work"
+                        and r["efficiency"] == "no work" for r in idle)
+    busy = [r for r in rows if r not in idle and r["nonzero_macs"] != "0"]
+    assert busy and all(float(r["ideal"]) >= float(r["speedup"]) for r in busy)
+    totals = {(t["scenario"], t["totals"]): t
+              for t in json.loads((tmp_path / "alexnet.json").read_text())["totals"]}
+    assert totals["no-batchnorm", "backward"]["ideal"] is None
+    assert totals["no-batchnorm", "backward"]["efficiency"] is None
+    assert totals["no-batchnorm", "forward"]["ideal"] > 1.0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [s["ideal"] for s in summary if s["scenario"] == "no-batchnorm"
+            and s["totals"] == "backward"] == [None]
+
+
+def test_eval_evaluates_each_network_once(tmp_path, monkeypatch, capsys):
+    import maskprop.evaluate as evaluate_module
+
+    evaluated = []
+    real = evaluate_module.evaluate
+
+    def counting(net, *args, **kwargs):
+        evaluated.append(net.name)
+        return real(net, *args, **kwargs)
+    monkeypatch.setattr(evaluate_module, "evaluate", counting)
+    assert main(["eval", "--network", "alexnet", "--network", "digits", "--network", "alexnet",
+                 "--out", str(tmp_path)]) == 0
+    assert evaluated == ["AlexNet", "digits CNN"]
+    out = capsys.readouterr().out
+    assert sum(line.startswith("│ AlexNet") for line in out.splitlines()) == 2  # two scenarios
+
+
+@pytest.mark.parametrize("layers, message", [
+    ({"features.0": {"A": 1.0}}, r"has no 'A' density for layer 'features.3'"),
+    ({"conv1": {"A": 0.5}}, r"has no 'A' density for layer 'features.0' \(layer not listed"),
+])
+def test_eval_checks_a_profile_file_before_computing(layers, message, tmp_path, monkeypatch):
+    import maskprop.evaluate as evaluate_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("evaluate ran with a profile that lacks densities")
+    monkeypatch.setattr(evaluate_module, "evaluate", forbidden)
+    path = Profile(network="alexnet", source="measured", description="partial",
+                   layers=layers).save(tmp_path / "alexnet.json")
+    with pytest.raises(ValueError, match=message):
+        from maskprop.cli import _mask_source
+        _mask_source(str(path), "alexnet", network("alexnet"), 0)
+    assert main(["eval", "--network", "alexnet", "--profile", str(path),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
