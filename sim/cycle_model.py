@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
-           "array_cycles", "Speedups", "PassEstimate", "pass_estimate"]
+           "array_cycles", "array_group_cycles", "array_output_cycles", "Speedups",
+           "PassEstimate", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -80,6 +81,35 @@ def array_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
     first, replay = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
     groups = column_groups(wanted, config.tiles, config.col_block)          # (M, blocks)
     return int((first[:, None] + (groups - 1) * replay[:, None]).sum())
+
+
+def array_group_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
+                       dense: bool = False) -> np.ndarray:
+    """Decoder cycles of every column group of a pass on the tile array, in the order the array
+    issues them (row by row, block by block, ascending columns): a row's first group passes
+    all its chunks, the others replay the nonzero ones (see :func:`array_cycles`, their sum)."""
+    first, replay = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
+    groups = column_groups(wanted, config.tiles, config.col_block).ravel()     # (M * blocks,)
+    blocks = groups.size // max(1, first.size)
+    durations = np.repeat(np.repeat(replay, blocks), groups)
+    starts = np.concatenate(([0], np.cumsum(groups)[:-1]))                  # each block's first
+    durations[starts] = np.repeat(first, blocks)
+    return durations
+
+
+def array_output_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *, latency: int,
+                        dense: bool = False) -> np.ndarray:
+    """The cycle in which each column group's result is offered on an unstalled pass, counted
+    from the cycle in which the array accepts the pass's first row (cycle 0).
+
+    From :class:`~maskprop.hw.tile_array.TileArray`'s timing contract: the first chunk enters
+    the decoder in the cycle after its row is accepted (the row register), groups and rows then
+    follow without bubbles, each taking :func:`array_group_cycles`, and a group's result comes
+    ``latency`` cycles after its last chunk's last decoder cycle - counted as for a one-cycle
+    chunk: entered in ``t``, result in ``t + latency``. So group ``g``'s result is offered in
+    ``1 + sum(durations[:g + 1]) - 1 + latency``; the last one ends the pass.
+    """
+    return np.cumsum(array_group_cycles(x_nonzero, wanted, config, dense=dense)) + latency
 
 
 class Speedups:

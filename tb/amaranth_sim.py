@@ -15,6 +15,12 @@ class StreamRun:
     out_cycles: list = field(default_factory=list)    # cycle of every output handshake
     cycles: int = 0                                   # cycles until the last output was taken
     read: dict = field(default_factory=dict)          # values of the ``read`` ports at the end
+    # Per cycle, for the timing reference (maskprop.tb.handshake_model): what the bench drove
+    # and what it saw.
+    offered: dict = field(default_factory=dict)       # input port -> its valid in each cycle
+    o_ready: list = field(default_factory=list)       # o.ready in each cycle
+    pulsed: dict = field(default_factory=dict)        # pulsed input -> its value in each cycle
+    watched: dict = field(default_factory=dict)       # watched port -> its value in each cycle
 
     @property
     def in_cycles(self) -> list:
@@ -27,7 +33,8 @@ def run_stream(dut, inputs, **kwargs) -> StreamRun:
 
 
 def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backpressure=0.0,
-                seed=0, max_cycles=500_000, setup=None, read=()) -> StreamRun:
+                seed=0, max_cycles=500_000, setup=None, read=(), pulses=None,
+                watch=()) -> StreamRun:
     """Send ``inputs[port]`` into each input stream and take ``outputs`` beats from ``dut.o``.
 
     Ports are fed in ``phases`` (lists of ports; default all at once), each phase starting when
@@ -35,10 +42,15 @@ def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backp
     probability ``1 - idle`` (once offered it stays until taken) and the output is ready with
     probability ``1 - backpressure``. ``setup(ctx)`` may drive other ports first; the ports
     named in ``read`` are sampled after the pipeline has drained.
+
+    ``pulses`` (``{port: cycles}``, e.g. ``{"clear": [40]}``) drives a one-bit input 1 in the
+    given cycles and 0 in all others; ``watch`` names ports sampled in every cycle.
     """
     rng = random.Random(seed)
     phases = [list(phase) for phase in (phases or [list(inputs)])]
-    run = StreamRun([], {port: [] for port in inputs})
+    pulses = {port: set(cycles) for port, cycles in (pulses or {}).items()}
+    run = StreamRun([], {port: [] for port in inputs}, offered={port: [] for port in inputs},
+                    pulsed={port: [] for port in pulses}, watched={name: [] for name in watch})
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
@@ -62,9 +74,19 @@ def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backp
                 ctx.set(stream.valid, offering[port])
             take = rng.random() >= backpressure
             ctx.set(dut.o.ready, take)
+            for port, cycles in pulses.items():
+                ctx.set(getattr(dut, port), cycle in cycles)
+                run.pulsed[port].append(cycle in cycles)
+            for port in inputs:
+                run.offered[port].append(offering[port])
+            run.o_ready.append(take)
             readies = [getattr(dut, port).ready for port in active]
-            sampled = await ctx.tick().sample(dut.o.valid, dut.o.payload, *readies)
-            o_valid, o_payload, ready = sampled[2], sampled[3], sampled[4:]
+            watched = [getattr(dut, name) for name in watch]
+            sampled = await ctx.tick().sample(dut.o.valid, dut.o.payload, *readies, *watched)
+            o_valid, o_payload = sampled[2], sampled[3]
+            ready, watched = sampled[4:4 + len(readies)], sampled[4 + len(readies):]
+            for name, value in zip(watch, watched):
+                run.watched[name].append(value)
             for port, port_ready in zip(active, ready):
                 if offering[port] and port_ready:
                     pending[port].pop(0)
@@ -77,6 +99,8 @@ def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backp
                 run.out_cycles.append(cycle)
             cycle += 1
         run.cycles = cycle
+        for port in pulses:
+            ctx.set(getattr(dut, port), 0)
         # Nothing more may come out once every expected output was taken.
         ctx.set(dut.o.ready, 1)
         for _ in range(16):

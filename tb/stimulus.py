@@ -3,7 +3,8 @@
 import os
 import random
 
-__all__ = ["seed_from_env", "random_signed", "random_frames"]
+__all__ = ["seed_from_env", "random_signed", "random_frames", "random_chunks",
+           "random_index_beats", "random_gemm_operands"]
 
 
 def seed_from_env(default: int | None = None) -> int:
@@ -45,6 +46,39 @@ def random_frames(rng: random.Random, *, lanes: int, width: int, frames: int,
                 terms = [random_signed(rng, width, extreme_probability) for _ in range(lanes)]
             beats.append((terms, index == 0, index == length - 1))
     return beats
+
+
+def random_chunks(rng: random.Random, vec: int, count: int):
+    """At least ``count`` decoder chunks ``(mask, first, last)`` in frames of 1..4 chunks, with
+    densities from all-zero to all-one (all-zero chunks at frame starts and ends included)."""
+    chunks = []
+    while len(chunks) < count:
+        length = rng.randint(1, 4)
+        for k in range(length):
+            density = rng.choice((0.0, 0.02, 0.1, 0.3, 0.5, 0.9, 1.0))
+            mask = sum(1 << p for p in range(vec) if rng.random() < density)
+            chunks.append((mask, k == 0, k == length - 1))
+    return chunks
+
+
+def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: int, count: int):
+    """``count`` random PE input beats (payload dicts of ``index_beat_layout`` with operand
+    chunks) and the PE's expected output payloads (:func:`maskprop.sim.blocks.pe_terms`)."""
+    from maskprop.sim.blocks import pe_terms
+
+    inputs, expected = [], []
+    for _ in range(count):
+        x = [random_signed(rng, data_width) for _ in range(vec)]
+        y = [random_signed(rng, data_width) for _ in range(vec)]
+        valid = rng.randint(0, lanes)
+        indices = sorted(rng.sample(range(vec), valid))
+        first, last = rng.random() < 0.5, rng.random() < 0.5
+        inputs.append({"index": indices + [rng.randrange(vec)] * (lanes - valid),
+                       "lane_valid": (1 << valid) - 1, "first": first, "last": last,
+                       "side": {"x": x, "y": y}})
+        expected.append({"terms": pe_terms(x, y, indices) + [0] * (lanes - valid),
+                         "first": first, "last": last})
+    return inputs, expected
 
 
 def random_gemm_operands(rng, config, rows: int, reduction: int, cols: int, density: float):
