@@ -668,7 +668,10 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
     except UsageError:
         raise
     except ValueError as error:
-        raise UsageError(f"--profile {spec}: {error}") from None
+        # Name the option; the file's name is in the message already when the profile or its
+        # masks file said what is wrong with it.
+        raise UsageError(f"--profile: {error}" if spec in str(error)
+                         else f"--profile {spec}: {error}") from None
     return ProfileMasks(profile, seed=seed)
 
 
@@ -709,7 +712,8 @@ def _eval(args):
             net, source = digits_evaluation_inputs()
         else:
             net = network(name, batch=args.batch or 1)
-            source = _mask_source(args.profile or "literature", name, net, args.seed)
+            spec = "literature" if args.profile is None else args.profile   # "" is no spec
+            source = _mask_source(spec, name, net, args.seed)
         try:
             check_evaluable(net, config)
         except ValueError as error:

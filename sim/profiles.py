@@ -186,6 +186,8 @@ def npz_headers(path, where: str) -> dict:
             head = file.read(len(_NPY_MAGIC))
     except FileNotFoundError:
         raise ValueError(f"{where}: no such file") from None
+    except NotADirectoryError:
+        raise ValueError(f"{where}: no such file (a directory in its path is a file)") from None
     except OSError as error:
         raise ValueError(f"{where}: cannot read it ({error.strerror or error})") from None
     if not head:

@@ -288,6 +288,8 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
     (["eval", "--profile", "synthetic:0.5:iid:more"],
      "--profile must be synthetic:DENSITY[:iid|clustered]"),
     (["eval", "--profile", "synthetic:inf"], "density must be in [0, 1], not inf"),
+    (["eval", "--profile", ""], "--profile must be literature, synthetic:DENSITY[:MODEL] or an "
+                                "existing profile file, not ''"),
 ])
 def test_options_name_themselves(argv, message, tmp_path, monkeypatch, capsys, no_work_allowed):
     monkeypatch.chdir(tmp_path)
