@@ -335,6 +335,22 @@ def test_run_directories_are_checked_first(command, tmp_path, monkeypatch, capsy
     assert files_under(tmp_path) == ["file.txt"]
 
 
+def test_flow_checks_its_outputs_before_running_the_tools(tmp_path, monkeypatch, capsys,
+                                                          no_work_allowed):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the FPGA flow ran with an unusable output path")
+    monkeypatch.setattr("maskprop.fpga.run_flow", forbidden)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("kept")
+    (tmp_path / "dir").mkdir()
+    for option, value, message in (("--out", "file.txt", "--out file.txt: is a file"),
+                                   ("--json", "dir", "--json dir: is a directory"),
+                                   ("--json", "file.txt/r.json", "file.txt is a file")):
+        line = refused(["flow", "tree", "--target", "ecp5", option, value], capsys)
+        assert message in line
+    assert files_under(tmp_path) == ["dir", "file.txt"]
+
+
 def test_generate_writes_atomically_with_the_usual_mode(tmp_path, monkeypatch):
     out = tmp_path / "new" / "tree.v"
     assert main(["generate", "tree", "-o", str(out)]) == 0
