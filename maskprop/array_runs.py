@@ -7,6 +7,7 @@ import numpy as np
 
 from maskprop.config import Config
 from maskprop.host import ArrayPass
+from maskprop.toolchain import SimulationError
 
 __all__ = ["ArrayRun", "PassComparison", "run_on_array", "compare_on_array"]
 
@@ -22,6 +23,9 @@ class ArrayRun:
     seconds: float
     simulator: str
     seed: int
+    # The bench's record (a StreamBenchResult): every handshake's cycle and, cycle by cycle,
+    # the traffic, for the handshake reference (maskprop.tb.handshake_model).
+    bench: object = None
 
 
 @dataclass
@@ -52,8 +56,9 @@ class PassComparison:
         return self.dense.cycles / self.sparse.cycles
 
     @property
-    def efficiency(self) -> float:
-        return self.speedup / self.ideal
+    def efficiency(self) -> float | None:
+        """Achieved over ideal speedup; ``None`` when the pass has no work (no ideal)."""
+        return None if self.ideal is None else self.speedup / self.ideal
 
     @property
     def agrees(self) -> bool:
@@ -65,7 +70,7 @@ class PassComparison:
 def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, seed=None,
                  idle=0.0, backpressure=0.0, run_name="", component=None) -> ArrayRun:
     """One pass on the array's Verilog (``component``: a TileArray of the pass's config)."""
-    from maskprop.hw.tile_array import TileArray, array_counter_layout
+    from maskprop.hw.tile_array import ARRAY_COUNTERS, TileArray, array_counter_layout
     from maskprop.tb.stream_bench import run_stream_bench
 
     expected = list(array_pass.expected_results(dense))
@@ -76,7 +81,6 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
         drive={"n_chunks": array_pass.chunks, "dense": int(dense), "clear": 0},
         read=["counters"], run_name=run_name)
     if "counters" not in result.counters:
-        from maskprop.tb.runner import SimulationError
         raise SimulationError(f"the tile array's {'dense' if dense else 'sparse'} run ended "
                               f"without results: see {result.run.log}")
     counters = array_counter_layout().from_bits(result.counters["counters"])
@@ -87,10 +91,8 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
         exact = np.array_equal(tensor, array_pass.golden(dense))
     return ArrayRun(dense, int(counters.cycles - counters.stalls),
                     array_pass.model_cycles(dense), exact,
-                    {name: int(getattr(counters, name)) for name in
-                     ("cycles", "stalls", "macs", "chunks_skipped", "outputs",
-                      "outputs_skipped")},
-                    tensor, result.run.seconds, result.run.simulator, result.run.seed)
+                    {name: int(getattr(counters, name)) for name in ARRAY_COUNTERS},
+                    tensor, result.run.seconds, result.run.simulator, result.run.seed, result)
 
 
 def compare_on_array(array_pass: ArrayPass, *, build_dir, label="", sim=None, seed=None,

@@ -21,7 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from maskprop.config import Config
-from maskprop.toolchain import SIMULATORS, ToolchainError
+from maskprop.toolchain import SIMULATORS, SimulationError, ToolchainError
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
 
@@ -463,8 +463,8 @@ def _engine_demo(console, record, config, args):
                       str(getattr(result, f"model_{mode}")),
                       f"{macs / (cycles * config.lanes):.2f}")
     console.print(table)
-    console.print(f"speedup {result.speedup:.2f}x, ideal {result.ideal:.2f}x "
-                  f"(dense MACs / nonzero MACs), achieved/ideal {result.efficiency:.2f}")
+    console.print(f"speedup {_times(result.speedup)}, ideal {_times(result.ideal)} "
+                  f"(dense MACs / nonzero MACs), achieved/ideal {_ratio(result.efficiency)}")
     verdict = "PASS" if result.exact else "FAIL"
     console.print(f"{verdict}: {result.outputs_dense + result.outputs_sparse} outputs bit-exact "
                   f"against the golden model; {result.seconds:.1f} s; logs in {args.out}")
@@ -810,6 +810,11 @@ def main(argv=None) -> int:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"maskprop: error: {message or type(error).__name__}", file=sys.stderr)
         return 2
+    except SimulationError as error:
+        # Not bad input: the simulation itself failed. One line, naming the log, exit status 1
+        # (as for a run whose results differ from the golden model).
+        print(f"maskprop: simulation failed: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from maskprop.sim.cycle_model import engine_cycles
 from maskprop.sim.gemm_stream import ChunkStream, chunk_stream
 from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
                                    lower_forward)
+from maskprop.toolchain import SimulationError
 
 __all__ = ["PASS_NAMES", "lower_record", "EngineComparison", "compare_on_engine",
            "ideal_speedup"]
@@ -34,7 +35,7 @@ def lower_record(record, pass_name: str) -> LoweredGemm:
     raise ValueError(f"pass must be one of {', '.join(PASS_NAMES)}, not {pass_name!r}")
 
 
-def ideal_speedup(sparse: ChunkStream, dense: ChunkStream) -> float:
+def ideal_speedup(sparse: ChunkStream, dense: ChunkStream) -> float | None:
     """Dense MACs over the nonzero MACs the sparse pass must do (products with both operands
     nonzero, of the computed outputs).
 
@@ -42,9 +43,10 @@ def ideal_speedup(sparse: ChunkStream, dense: ChunkStream) -> float:
     element of every chunk, the zero padding of the last chunk of a reduction included (a layer
     whose reduction is not a multiple of ``vec`` wastes those slots in dense mode too). So
     achieved/ideal is at most 1 and measures only the sparse mode's losses: partly filled
-    lanes and the one cycle an all-zero chunk costs."""
+    lanes and the one cycle an all-zero chunk costs. ``None`` when there is no nonzero product:
+    no work to speed up, and any number would mislead."""
     must = np.count_nonzero((sparse.x != 0) & (sparse.y != 0))
-    return dense.x.size / max(1, must)
+    return dense.x.size / must if must else None
 
 
 @dataclass
@@ -56,7 +58,7 @@ class EngineComparison:
     sparse_cycles: int           # measured, sparse mode
     model_dense: int             # cycle model
     model_sparse: int
-    ideal: float
+    ideal: float | None          # None: no nonzero product (no work)
     exact: bool                  # both runs bit-exact against the golden model
     dense_macs: int
     sparse_macs: int
@@ -74,8 +76,8 @@ class EngineComparison:
         return self.dense_cycles / self.sparse_cycles
 
     @property
-    def efficiency(self) -> float:
-        return self.speedup / self.ideal
+    def efficiency(self) -> float | None:
+        return None if self.ideal is None else self.speedup / self.ideal
 
 
 def _outputs(gemm: LoweredGemm, rows: int | None):
@@ -110,7 +112,6 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
                                   read=["counters"],
                                   run_name=mode)
         if "counters" not in result.counters:
-            from maskprop.tb.runner import SimulationError
             raise SimulationError(f"the engine's {mode} run ended without results: see "
                                   f"{result.run.log}")
         counters = counter_layout().from_bits(result.counters["counters"])

@@ -10,7 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "MIN_VERILATOR", "ToolchainError", "selected_simulator",
+__all__ = ["SIMULATORS", "MIN_VERILATOR", "ToolchainError", "SimulationError",
+           "selected_simulator",
            "cache_dir", "find_verilator", "activate_simulator"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -19,6 +20,11 @@ MIN_VERILATOR = (5, 36)
 
 class ToolchainError(RuntimeError):
     """A simulator or tool is missing or too old; the message says how to provision it."""
+
+
+class SimulationError(RuntimeError):
+    """A testbench run ended without its results (it crashed, timed out or found the DUT's
+    inputs undriven); the message names the log to read."""
 
 
 def cache_dir() -> Path:

@@ -29,7 +29,7 @@ from maskprop.tb.stimulus import seed_from_env
 from maskprop.toolchain import activate_simulator, cache_dir
 from maskprop.verilog import generate_verilog
 
-__all__ = ["TestbenchRun", "SimulationError", "run_testbench", "WAIVERS", "build_cache"]
+__all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
 
 WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
@@ -39,11 +39,6 @@ VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
 
 def build_cache() -> Path:
     return Path(os.environ.get("MASKPROP_BUILD_CACHE", cache_dir() / "build-cache")).resolve()
-
-
-class SimulationError(RuntimeError):
-    """A testbench run ended without its results (it crashed, timed out or found the DUT's
-    inputs undriven); the message names the log to read."""
 
 
 @dataclass
