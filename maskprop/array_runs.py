@@ -68,8 +68,11 @@ class PassComparison:
 
 
 def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, seed=None,
-                 idle=0.0, backpressure=0.0, run_name="", component=None) -> ArrayRun:
-    """One pass on the array's Verilog (``component``: a TileArray of the pass's config)."""
+                 idle=0.0, backpressure=0.0, run_name="", component=None, clear=(),
+                 watch=()) -> ArrayRun:
+    """One pass on the array's Verilog (``component``: a TileArray of the pass's config);
+    ``clear`` pulses the counters' clear in those cycles, ``watch`` names ports the bench
+    records in every cycle (see :func:`~maskprop.tb.stream_bench.run_stream_bench`)."""
     from maskprop.hw.tile_array import ARRAY_COUNTERS, TileArray, array_counter_layout
     from maskprop.tb.stream_bench import run_stream_bench
 
@@ -79,7 +82,7 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
         phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed, idle=idle,
         backpressure=backpressure,
         drive={"n_chunks": array_pass.chunks, "dense": int(dense), "clear": 0},
-        read=["counters"], run_name=run_name)
+        read=["counters"], run_name=run_name, pulses={"clear": clear}, watch=watch)
     if "counters" not in result.counters:
         raise SimulationError(f"the tile array's {'dense' if dense else 'sparse'} run ended "
                               f"without results: see {result.run.log}")

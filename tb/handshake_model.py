@@ -455,7 +455,6 @@ def check_counters(run, prediction: Prediction, layout, *, port: str = "counters
                      if have[name] != expected[name][t]}
             assert not wrong, f"cycle {t}: counters (RTL, expected) {wrong}"
     final = {name: trace[-1] for name, trace in expected.items()}
-    read = getattr(run, "read", None) or getattr(run, "counters", {})
-    have = _fields(read[port], layout)
+    have = _fields(run.read[port], layout)
     assert have == final, f"counters after the run: RTL {have}, expected {final}"
     return final

@@ -5,7 +5,7 @@ expected output payloads; packing, unpacking and the report are handled here.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskprop.tb.runner import TestbenchRun, run_testbench
@@ -54,6 +54,16 @@ class StreamBenchResult:
     port_cycles: dict      # input port -> cycle of each of its handshakes
     out_cycles: list       # cycle of every output handshake
     counters: dict         # port name -> int, for the ports asked for with ``read``
+    # Per cycle, for the handshake reference (maskprop.tb.handshake_model):
+    offered: dict = field(default_factory=dict)    # input port -> its valid in each cycle
+    o_ready: list = field(default_factory=list)    # o.ready in each cycle
+    pulsed: dict = field(default_factory=dict)     # pulsed input -> its value in each cycle
+    watched: dict = field(default_factory=dict)    # watched port -> its value in each cycle
+
+    @property
+    def read(self) -> dict:
+        """The ``read`` ports' values after the run (as :class:`StreamRun` names them)."""
+        return self.counters
 
     @property
     def in_cycles(self) -> list:
@@ -68,7 +78,7 @@ class StreamBenchResult:
 def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
                      idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
                      sim=None, seed=None, timeout_cycles=None, waves=None,
-                     run_name="", phases=None) -> StreamBenchResult:
+                     run_name="", phases=None, pulses=None, watch=()) -> StreamBenchResult:
     """Stream ``inputs`` through ``component`` as generated Verilog; compare with ``expected``.
 
     ``inputs`` is a list of payloads for port ``i``, or a dict ``{port: payloads}`` for blocks
@@ -76,8 +86,10 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     ports at once). Each phase starts when the previous one has sent everything.
 
     ``drive`` sets other input ports (e.g. ``{"dense": 1}``) for the whole run; ``read`` names
-    output ports (e.g. ``counters``) whose value after the run is reported. ``run_name``: see
-    :func:`maskprop.tb.runner.run_testbench`.
+    output ports (e.g. ``counters``) whose value after the run is reported. ``pulses``
+    (``{port: cycles}``, e.g. ``{"clear": [40]}``) drives a one-bit input 1 in those cycles of
+    the run and 0 in all others; ``watch`` names ports reported in every cycle. ``run_name``:
+    see :func:`maskprop.tb.runner.run_testbench`.
     """
     members = component.signature.members
 
@@ -85,7 +97,8 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
         return members[port].signature.members["payload"].shape
     if not isinstance(inputs, dict):
         inputs = {"i": inputs}
-    drive = dict(drive or {})
+    pulses = {port: sorted(cycles) for port, cycles in (pulses or {}).items()}
+    drive = {**dict(drive or {}), **{port: 0 for port in pulses}}   # 0 between the pulses
     checked_inputs = top_level_inputs(component, toplevel, streams=inputs, drive=drive)
     phases = phases or [list(inputs)]
     packed = {port: [str(layout(port).const(p).as_bits()) for p in payloads]
@@ -101,13 +114,22 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
         "inputs": packed, "phases": phases, "expected": [str(bits) for bits in expected],
         "idle": idle, "backpressure": backpressure, "drive": drive,
         "read": list(read), "timeout_cycles": timeout_cycles, "inputs_driven": checked_inputs,
+        "pulses": pulses, "watch": list(watch),
     }))
     run = run_testbench(component, toplevel, "maskprop.tb.tb_stream",
                         params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,
                         seed=seed, waves=waves, run_name=run_name)
     report = run.report.get("stream", {})
+
+    def trace(bits):
+        return [bit == "1" for bit in bits]
     return StreamBenchResult(
         run,
         [out_layout.from_bits(int(bits)) for bits in report.get("received", [])],
         report.get("in_cycles", {}), report.get("out_cycles", []),
-        report.get("counters", {}))
+        report.get("counters", {}),
+        offered={port: trace(bits) for port, bits in report.get("offered", {}).items()},
+        o_ready=trace(report.get("o_ready", "")),
+        pulsed={port: trace(bits) for port, bits in report.get("pulsed", {}).items()},
+        watched={name: [int(value) for value in values]
+                 for name, values in report.get("watched", {}).items()})

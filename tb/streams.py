@@ -113,14 +113,24 @@ class StreamBench:
     integers. Ports are fed in ``phases``; a phase starts when the previous one has sent all.
     """
 
-    def __init__(self, dut, clock, rng, *, inputs: dict, phases, idle=0.0, backpressure=0.0):
+    def __init__(self, dut, clock, rng, *, inputs: dict, phases, idle=0.0, backpressure=0.0,
+                 pulses=None, watch=()):
         self.dut, self.clock, self.rng = dut, clock, rng
         self.inputs = {port: list(payloads) for port, payloads in inputs.items()}
         self.phases = [list(phase) for phase in phases]
         self.idle, self.backpressure = idle, backpressure
+        # ``pulses``: one-bit inputs driven 1 in the listed cycles, 0 otherwise (e.g. clear).
+        self.pulses = {port: set(cycles) for port, cycles in (pulses or {}).items()}
+        self.watch = list(watch)                      # ports sampled in every cycle
         self.port_cycles = {port: [] for port in inputs}
         self.out_cycles: list[int] = []
         self.received: list[int] = []
+        # Per cycle, for the timing reference (maskprop.tb.handshake_model): what was driven
+        # and what was seen.
+        self.offered = {port: [] for port in inputs}  # each input's valid
+        self.o_ready: list[int] = []
+        self.pulsed = {port: [] for port in self.pulses}
+        self.watched = {name: [] for name in self.watch}
 
     def _port(self, name, signal):
         return getattr(self.dut, f"{name}__{signal}")
@@ -156,7 +166,15 @@ class StreamBench:
                 self._port(port, "valid").value = int(offering[port])
             take = self.rng.random() >= self.backpressure
             o_ready.value = int(take)
+            for port, cycles in self.pulses.items():
+                getattr(self.dut, port).value = int(cycle in cycles)
+                self.pulsed[port].append(int(cycle in cycles))
+            for port in pending:
+                self.offered[port].append(int(offering[port]))
+            self.o_ready.append(int(take))
             await ReadOnly()
+            for name in self.watch:
+                self.watched[name].append(int(getattr(self.dut, name).value))
             for port in active:
                 if offering[port] and self._port(port, "ready").value:
                     self.port_cycles[port].append(cycle)
@@ -169,5 +187,7 @@ class StreamBench:
             cycle += 1
         for port in pending:
             self._port(port, "valid").value = 0
+        for port in self.pulses:
+            getattr(self.dut, port).value = 0
         o_ready.value = 0
         return self.received

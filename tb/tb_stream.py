@@ -6,7 +6,9 @@ expectations come from the file named by the ``stimulus`` parameter, already pac
 ports' bits by :mod:`maskprop.tb.stream_bench`. Input ports are fed in phases (e.g. a buffer
 load, then the streams that use it); the ports of one phase run concurrently. The testbench
 reports every handshake's cycle, the received beats and any counter ports back for the timing
-and counter checks.
+and counter checks, and, cycle by cycle, the traffic it drove (every input's ``valid``, ``o``'s
+``ready``, the pulsed inputs) and the watched ports, for the handshake reference
+(:mod:`maskprop.tb.handshake_model`).
 """
 
 import json
@@ -39,7 +41,8 @@ async def stream_matches_model(dut):
     bench = StreamBench(dut, dut.clk, rng, phases=stimulus["phases"],
                         inputs={port: [int(b) for b in payloads]
                                 for port, payloads in stimulus["inputs"].items()},
-                        idle=stimulus["idle"], backpressure=stimulus["backpressure"])
+                        idle=stimulus["idle"], backpressure=stimulus["backpressure"],
+                        pulses=stimulus.get("pulses"), watch=stimulus.get("watch", ()))
     expected = [int(bits) for bits in stimulus["expected"]]
     bench.hold_idle()
     await check_inputs_driven(dut, stimulus["inputs_driven"])
@@ -60,7 +63,12 @@ async def stream_matches_model(dut):
         counters[port] = int(value)
     record("stream", seed=seed, out_cycles=bench.out_cycles, in_cycles=bench.port_cycles,
            received=[str(bits) for bits in received], counters=counters,
-           extra=[str(bits) for _, bits in extra])
+           extra=[str(bits) for _, bits in extra],
+           offered={port: "".join(map(str, trace)) for port, trace in bench.offered.items()},
+           o_ready="".join(map(str, bench.o_ready)),
+           pulsed={port: "".join(map(str, trace)) for port, trace in bench.pulsed.items()},
+           watched={name: [str(value) for value in trace]
+                    for name, trace in bench.watched.items()})
     assert not extra, f"{len(extra)} output beats more than the {len(expected)} expected " \
                       f"(seed {seed}), the first {extra[0][0]} cycles after the last"
     assert len(received) == len(expected), \

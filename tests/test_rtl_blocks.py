@@ -1,6 +1,8 @@
 """Decoder, PE and engine as generated Verilog under cocotb (Verilator; ``SIM=icarus`` works),
 bit-exact against the reference models, streaming and with random idle cycles and backpressure,
-plus ``verilator --lint-only -Wall`` of every generated block."""
+every handshake in the cycle the handshake reference predicts from the traffic and every engine
+counter equal to the events it predicts (also across clear pulses, in every cycle), plus
+``verilator --lint-only -Wall`` of every generated block."""
 
 import random
 import subprocess
@@ -13,11 +15,13 @@ from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.index_decoder import ZeroSkipIndexDecoder, chunk_cycles
 from maskprop.hw.sparse_pe import SparseGradPE
-from maskprop.sim.blocks import decode_chunks, index_beat_payload, pe_terms
+from maskprop.sim.blocks import decode_chunks, index_beat_payload
 from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
 from maskprop.sim.gemm_stream import chunk_stream
+from maskprop.tb import handshake_model as reference
 from maskprop.tb.runner import WAIVERS
-from maskprop.tb.stimulus import random_gemm_operands, random_signed, seed_from_env
+from maskprop.tb.stimulus import (random_chunks, random_gemm_operands, random_index_beats,
+                                  seed_from_env)
 from maskprop.tb.stream_bench import run_stream_bench
 from maskprop.toolchain import verilator_executable
 from maskprop.verilog import write_verilog
@@ -34,25 +38,16 @@ def seeded(default):
     return seed
 
 
-def bench(dut, name, inputs, expected, tmp_path, traffic, seed, **kwargs):
-    """Run a stream bench and check it passed and delivered exactly ``expected``."""
+def bench(dut, name, inputs, expected, tmp_path, traffic, seed, *, model, **kwargs):
+    """Run a stream bench and check it passed, delivered exactly ``expected``, and moved every
+    beat in the cycle the handshake reference ``model`` predicts from the recorded traffic."""
     idle, backpressure = TRAFFIC[traffic]
     result = run_stream_bench(dut, name, inputs, expected, build_dir=tmp_path / "build",
                               idle=idle, backpressure=backpressure, seed=seed, **kwargs)
     assert result.passed, f"see {result.run.build_dir}/sim.log"
     assert len(result.outputs) == len(expected)
+    result.prediction = reference.check_timing(result, model, {"i": inputs})
     return result
-
-
-def random_chunks(rng, vec, count):
-    chunks = []
-    while len(chunks) < count:
-        length = rng.randint(1, 4)
-        for k in range(length):
-            density = rng.choice((0.0, 0.02, 0.1, 0.3, 0.5, 0.9, 1.0))
-            mask = sum(1 << p for p in range(vec) if rng.random() < density)
-            chunks.append((mask, k == 0, k == length - 1))
-    return chunks
 
 
 @pytest.mark.parametrize("vec, lanes", [(16, 4), (32, 8), (64, 16), (64, 5)])
@@ -65,7 +60,7 @@ def test_decoder(vec, lanes, traffic, tmp_path):
     dut = ZeroSkipIndexDecoder(vec=vec, lanes=lanes)
     result = bench(dut, "index_decoder", [{"mask": m, "first": f, "last": l}
                                           for m, f, l in chunks], expected, tmp_path, traffic,
-                   seed)
+                   seed, model=reference.decoder_model(vec, lanes))
     if traffic == "streaming":
         costs = [chunk_cycles(bin(m).count("1"), lanes) for m, _, _ in chunks]
         assert result.in_cycles == np.concatenate(([0], np.cumsum(costs)[:-1])).tolist()
@@ -75,33 +70,47 @@ def test_decoder(vec, lanes, traffic, tmp_path):
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_pe(vec, lanes, data_width, traffic, tmp_path):
     seed = seeded(vec + lanes + data_width)
-    rng = random.Random(seed)
-    inputs, expected = [], []
-    for n in range(400):
-        x = [random_signed(rng, data_width) for _ in range(vec)]
-        y = [random_signed(rng, data_width) for _ in range(vec)]
-        valid = rng.randint(0, lanes)
-        indices = sorted(rng.sample(range(vec), valid))
-        first, last = rng.random() < 0.5, rng.random() < 0.5
-        inputs.append({"index": indices + [rng.randrange(vec)] * (lanes - valid),
-                       "lane_valid": (1 << valid) - 1, "first": first, "last": last,
-                       "side": {"x": x, "y": y}})
-        terms = pe_terms(x, y, indices)
-        expected.append({"terms": terms + [0] * (lanes - valid), "first": first, "last": last})
+    inputs, expected = random_index_beats(random.Random(seed), vec=vec, lanes=lanes,
+                                          data_width=data_width, count=400)
     dut = SparseGradPE(vec=vec, lanes=lanes, data_width=data_width)
-    result = bench(dut, "sparse_pe", inputs, expected, tmp_path, traffic, seed)
+    result = bench(dut, "sparse_pe", inputs, expected, tmp_path, traffic, seed,
+                   model=reference.pe_model())
     if traffic == "streaming":
         assert result.in_cycles == list(range(len(inputs)))
         assert [o - i for i, o in zip(result.in_cycles, result.out_cycles)] == \
             [dut.latency] * len(inputs)
 
 
-def run_engine(engine, stream, tmp_path, traffic, seed, *, dense=False, sim=None):
+def run_engine(engine, stream, tmp_path, traffic, seed, *, dense=False, sim=None, clear=()):
+    """The engine on ``stream``, exact and on time; every counter field equal to the events
+    the handshake reference predicts, after the run and, when ``clear`` is pulsed (in those
+    cycles), in every cycle."""
     expected = [{"value": int(v), "overflow": 0} for v in stream.expected]
+    model = reference.EngineModel(engine.config, dense=dense,
+                                  zero_skipping=engine.zero_skipping)
     result = bench(engine, "sparse_dot_engine", list(stream.payloads()), expected, tmp_path,
-                   traffic, seed, drive={"dense": int(dense), "clear": 0}, read=["counters"],
-                   sim=sim)
+                   traffic, seed, model=model, drive={"dense": int(dense), "clear": 0},
+                   read=["counters"], sim=sim, pulses={"clear": clear},
+                   watch=["counters"] if clear else ())
+    reference.check_counters(result, result.prediction, counter_layout())
     return result, counter_layout().from_bits(result.counters["counters"])
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_engine_counters_across_clears(dense, tmp_path):
+    """``clear`` pulsed at random cycles of a run with idle cycles and backpressure: in every
+    cycle every counter holds exactly the events after the last clear, one cycle late."""
+    config = Config()
+    seed = seeded(41)
+    rng = np.random.default_rng(seed)
+    X, Y = random_gemm_operands(rng, config, rows=5, reduction=60, cols=4, density=0.3)
+    stream = chunk_stream(X, Y, [(m, j) for m in range(5) for j in range(4)], config.vec)
+    busy = engine_cycles(stream, config.lanes, dense=dense)
+    clear = sorted(random.Random(seed).sample(range(2, busy), 4))
+    clear.append(clear[-1] + 1)                         # and a clear right after a clear
+    result, _ = run_engine(SparseDotEngine(config), stream, tmp_path, "idle+backpressure",
+                           seed, dense=dense, clear=clear)
+    assert result.pulsed["clear"].count(True) == len(clear)
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])

@@ -1,21 +1,31 @@
+# amaranth: UnusedElaboratable=no
+# (LATENCY reads the latency of a TileArray that is never elaborated)
 """The tile array's Verilog under cocotb, driven by the host driver: every pass of random and
 real conv layers, bit-exact against the golden conv, in sparse and dense mode, with random idle
-cycles and backpressure; the array's cycle counter equal to the cycle model in every case."""
+cycles and backpressure; the array's cycle counter equal to the cycle model in every case, every
+handshake in the cycle the handshake reference predicts from the traffic, every counter equal to
+the events it predicts, and, unstalled, every result in the cycle the cycle model gives."""
+
+import random
 
 import numpy as np
 import pytest
 
-from maskprop.array_runs import compare_on_array
+from maskprop.array_runs import compare_on_array, run_on_array
 from maskprop.config import Config
 from maskprop.host import PASSES, ArrayPass, lower_pass
 from maskprop.sim.digits import load_fixture
+from maskprop.hw.tile_array import TileArray, array_counter_layout
+from maskprop.sim.cycle_model import array_output_cycles
 from maskprop.sim.layer import ConvLayer
+from maskprop.tb.handshake_model import TileArrayModel, check_counters, check_timing
 from maskprop.tb.stimulus import seed_from_env
 
 pytestmark = pytest.mark.sim
 
 # Small buffers keep the Verilator build short; every test shares this one build.
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32, max_cols=160)
+LATENCY = TileArray(CONFIG).latency
 
 
 def layer_tensors(rng, layer, density, *, data_max=2000):
@@ -43,6 +53,20 @@ def check(array_pass, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
         assert array_pass.nonzero_macs() == 0 and comparison.sparse.counters["macs"] == 0
     else:
         assert comparison.speedup <= comparison.ideal
+    inputs = array_pass.inputs()
+    for run in (comparison.dense, comparison.sparse):
+        prediction = check_timing(run.bench, TileArrayModel(CONFIG, n_chunks=array_pass.chunks,
+                                                            dense=run.dense), inputs)
+        check_counters(run.bench, prediction, array_counter_layout())
+        if traffic == (0, 0):
+            # Unstalled: Y loaded one chunk per cycle, the first row taken right after, and
+            # every result exactly when the cycle model's timing contract says.
+            loads = len(inputs["load"])
+            assert run.bench.port_cycles["load"] == list(range(loads))
+            assert run.bench.port_cycles["rows"][0] == loads
+            outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(run.dense),
+                                          CONFIG, latency=LATENCY, dense=run.dense)
+            assert run.bench.out_cycles == (loads + outputs).tolist()
     return comparison
 
 
@@ -117,3 +141,46 @@ def test_on_icarus(index, tmp_path):
     comparison = check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG),
                        tmp_path, sim="icarus")
     assert comparison.sparse.simulator == comparison.dense.simulator == "icarus"
+
+
+UNSTALLED = {
+    "forward-3x3": (ConvLayer(2, 5, 5, 5, 9, 3, 1, 1, "c5k9"), "forward", 0.3),
+    "backward-data-stride-2": (ConvLayer(2, 6, 5, 5, 7, 3, 2, 1, "s2"), "backward_data", 0.5),
+    "backward-weight-1x1": (ConvLayer(2, 9, 4, 4, 6, 1, 1, 0, "1x1"), "backward_weight", 0.3),
+    # All-zero activations into a 1x1 conv: every column group is one decoder cycle, the most
+    # groups in flight at once.
+    "one-cycle-groups": (ConvLayer(2, 12, 3, 3, 13, 1, 1, 0, "zeros"), "forward", 0.0),
+}
+
+
+@pytest.mark.parametrize("name", UNSTALLED)
+def test_unstalled_timing(name, tmp_path):
+    """No idle cycle, no backpressure: every result of both modes in the cycle model's cycle."""
+    layer, pass_name, density = UNSTALLED[name]
+    A, W, dZ = layer_tensors(np.random.default_rng(seed_from_env(default=5)), layer, density)
+    check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path,
+          traffic=(0, 0))
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_counters_across_clears(dense, tmp_path):
+    """``clear`` pulsed at random cycles of a backward-data pass (output mask, a last column
+    block with columns that do not exist) with idle cycles and backpressure: in every cycle
+    every counter holds exactly the events after the last clear, one cycle late."""
+    seed = seed_from_env(default=77)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    layer = ConvLayer(2, 11, 4, 4, 6, 3, 1, 1, "c11k6")
+    A, W, dZ = layer_tensors(np.random.default_rng(seed), layer, 0.4)
+    array_pass = ArrayPass.prepare(lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ), CONFIG)
+    inputs = array_pass.inputs()
+    loads = len(inputs["load"])
+    clear = sorted(random.Random(seed).sample(range(loads, loads + array_pass.model_cycles(dense)),
+                                              4))
+    clear.append(clear[-1] + 1)                         # and a clear right after a clear
+    run = run_on_array(array_pass, dense=dense, build_dir=tmp_path, seed=seed, idle=0.25,
+                       backpressure=0.35, clear=clear, watch=["counters"])
+    assert run.exact
+    assert run.bench.pulsed["clear"].count(True) == len(clear)
+    prediction = check_timing(run.bench, TileArrayModel(CONFIG, n_chunks=array_pass.chunks,
+                                                        dense=dense), inputs)
+    check_counters(run.bench, prediction, array_counter_layout())
