@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
-__all__ = ["StreamRun", "run_stream", "run_streams"]
+__all__ = ["StreamRun", "run_stream", "run_streams", "as_payload"]
 
 
 @dataclass
@@ -25,6 +25,20 @@ class StreamRun:
     @property
     def in_cycles(self) -> list:
         return self.port_cycles.get("i", [])
+
+
+def as_payload(value):
+    """A sampled payload (a ``data.Const`` view, possibly nested) as the plain dicts, lists and
+    ints that ``layout.const()`` takes: scoreboards compare it with expected payloads directly,
+    and a mismatch prints as readable fields."""
+    from amaranth.lib import data
+
+    if not isinstance(value, data.Const):
+        return int(value)
+    layout = value.shape()
+    if isinstance(layout, data.ArrayLayout):
+        return [as_payload(value[index]) for index in range(layout.length)]
+    return {name: as_payload(value[name]) for name, _ in layout}
 
 
 def run_stream(dut, inputs, **kwargs) -> StreamRun:

@@ -32,7 +32,7 @@ from maskprop.sim.cycle_model import array_output_cycles, chunk_costs, stream_sc
 from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb import handshake_model as reference
-from maskprop.tb.amaranth_sim import run_stream, run_streams
+from maskprop.tb.amaranth_sim import as_payload, run_stream, run_streams
 from maskprop.tb.stimulus import (random_chunks, random_frames, random_gemm_operands,
                                   random_index_beats, seed_from_env)
 
@@ -87,8 +87,7 @@ def test_pe_handshakes(traffic):
     run = run_stream(SparseGradPE(vec=8, lanes=3, data_width=8), inputs, outputs=len(inputs),
                      idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,
                      max_cycles=20 * len(inputs) + 1000)
-    assert [{"terms": list(beat.terms), "first": beat.first, "last": beat.last}
-            for beat in run.outputs] == expected
+    assert [as_payload(beat) for beat in run.outputs] == expected
     reference.check_timing(run, reference.pe_model(), {"i": inputs})
 
 
@@ -152,7 +151,7 @@ def test_array_unstalled_timing(name, dense):
     inputs = array_pass.inputs()
     run = run_streams(dut, inputs, phases=[["load"], ["rows", "x"]], outputs=len(expected),
                       setup=setup, read=("counters",), max_cycles=10 * len(expected) + 10_000)
-    assert [view_of(r) for r in run.outputs] == expected
+    assert [as_payload(r) for r in run.outputs] == expected
     loads = len(inputs["load"])
     assert run.port_cycles["load"] == list(range(loads))
     assert run.port_cycles["rows"][0] == loads
@@ -162,13 +161,6 @@ def test_array_unstalled_timing(name, dense):
     assert run.cycles == loads + outputs[-1] + 1
     assert run.read["counters"].cycles == array_pass.model_cycles(dense)
     assert run.read["counters"].stalls == 0
-
-
-def view_of(result):
-    """An array result beat as the dict :meth:`ArrayPass.expected_results` gives."""
-    tiles = len(result.value)
-    return {"value": [result.value[t] for t in range(tiles)], "overflow": int(result.overflow),
-            "column": [result.column[t] for t in range(tiles)], "valid": int(result.valid)}
 
 
 # --- the reference agrees with the cycle model where both apply ---------------------------------

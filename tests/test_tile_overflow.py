@@ -11,7 +11,7 @@ from maskprop.config import Config
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.blocks import accumulate_frames
 from maskprop.sim.gemm_stream import mask_words
-from maskprop.tb.amaranth_sim import run_streams
+from maskprop.tb.amaranth_sim import as_payload, run_streams
 from maskprop.tb.stimulus import seed_from_env
 
 # 8-bit operands into a 17-bit accumulator, the tree's own width: four products of
@@ -87,9 +87,5 @@ def test_each_tile_flags_only_its_own_overflow(traffic):
     run = run_streams(dut, inputs, phases=[["load"], ["rows", "x"]], outputs=len(expected),
                       idle=traffic[0], backpressure=traffic[1], seed=seed, setup=setup,
                       max_cycles=5000)
-    want = [expected[2 * m + group] for m in order for group in range(2)]
-    have = [{"value": [beat.value[t] for t in range(CONFIG.tiles)],
-             "overflow": int(beat.overflow),
-             "column": [beat.column[t] for t in range(CONFIG.tiles)], "valid": int(beat.valid)}
-            for beat in run.outputs]
-    assert have == want
+    assert [as_payload(beat) for beat in run.outputs] == \
+        [expected[2 * m + group] for m in order for group in range(2)]
