@@ -3,6 +3,7 @@
 import random
 from dataclasses import dataclass, field
 
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 __all__ = ["StreamRun", "run_stream", "run_streams", "as_payload"]
@@ -65,7 +66,12 @@ def run_streams(dut, inputs: dict, *, outputs: int, phases=None, idle=0.0, backp
     pulses = {port: set(cycles) for port, cycles in (pulses or {}).items()}
     run = StreamRun([], {port: [] for port in inputs}, offered={port: [] for port in inputs},
                     pulsed={port: [] for port in pulses}, watched={name: [] for name in watch})
-    sim = Simulator(dut)
+    # The bench owns the clock: a block without registers (e.g. the dense sequencer with
+    # lanes == vec) has no sync domain of its own, but its streams still move in cycles.
+    top = Module()
+    top.submodules.dut = dut
+    top.domains.sync = ClockDomain()
+    sim = Simulator(top)
     sim.add_clock(1e-8)
 
     async def bench(ctx):
