@@ -249,7 +249,8 @@ class EngineModel(_Block):
         payload = offered["i"]
         chunk = None if payload is None else self._chunk(payload)
         source, pe, tree = self.source, self.pe, self.tree
-        pe_ready = pe.i_ready(tree.i_ready(o_ready))
+        tree_ready = tree.i_ready(o_ready)
+        pe_ready = pe.i_ready(tree_ready)
         busy = source.busy(chunk)
         beat_valid = source.offering(chunk)
         lanes, last = source.beat(chunk) if beat_valid else (0, None)
@@ -265,7 +266,7 @@ class EngineModel(_Block):
             "chunks_skipped": int(chunk_taken and self.zero_skipping and chunk.bits == 0),
             "outputs": int(delivered),
         }
-        tree_ready = tree.i_ready(o_ready)
+        # Clock edge.
         tree.clock(o_ready, pe.o_last)
         pe.clock(tree_ready, last if beat_valid else None)
         source.clock(pe_ready, chunk)
@@ -316,8 +317,7 @@ class TileArrayModel(_Block):
 
         bits = c.vec if self.dense else popcount(mask or 0)
         beat_valid = decoder.offering()
-        lanes = decoder.beat()[0] if beat_valid else 0
-        beat_last = decoder.beat()[1] if beat_valid else None
+        lanes, beat_last = decoder.beat() if beat_valid else (0, None)
         beat_taken = beat_valid and pe_ready
         events = {
             "cycles": int(decoder.busy()),

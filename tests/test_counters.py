@@ -88,6 +88,7 @@ def test_engine_counters(mode, traffic):
                      read=("counters",), watch=("counters",), pulses={"clear": pulses},
                      max_cycles=20 * busy + 1000)
     assert [r.value for r in run.outputs] == stream.expected.tolist()
+    assert run.pulsed["clear"].count(True) == len(pulses)          # all inside the run
     prediction = reference.check_timing(run, reference.EngineModel(config, dense=dense, **kind),
                                         {"i": payloads})
     final = reference.check_counters(run, prediction, counter_layout())
@@ -141,6 +142,7 @@ def test_array_counters(name, dense, traffic):
                       setup=setup, read=("counters",), watch=("counters",),
                       pulses={"clear": pulses}, max_cycles=20 * (loads + busy) + 1000)
     assert [as_payload(beat) for beat in run.outputs] == expected
+    assert run.pulsed["clear"].count(True) == len(pulses)          # all inside the run
     assert np.array_equal(passed.assemble(run.outputs, dense), passed.golden(dense))
     prediction = reference.check_timing(
         run, reference.TileArrayModel(SMALL, n_chunks=passed.chunks, dense=dense), inputs)
