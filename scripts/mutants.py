@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""Mutation testing of the RTL: does the test suite notice a small, plausible bug?
+
+Each mutant of :data:`CATALOGUE` is one exact-text edit of one RTL module (``maskprop.hw.<block>``):
+a counter that counts offered beats, a clear that keeps an event, a PE that keeps bubbles, a
+shallower FIFO, an off-by-one rank, a dropped ``first``, a wrong reset... For each mutant a pytest
+subprocess runs the mutant's own fast selection of tests (``-x``: it stops at the first failure)
+with ``MASKPROP_MUTANT=<name>`` and ``-p mutant_plugin`` (``scripts/mutant_plugin.py``), whose
+import hook rewrites the module's source text as Python imports it. Nothing on disk changes, so
+other work in the tree is undisturbed and a crash leaves no mutated file behind; the generated
+Verilog, and with it every simulator build (cached by the Verilog's text), is the mutant's.
+
+A mutant is *killed* when a test fails; it *survives* when all pass. A few mutants cannot be
+killed because they do not change behaviour; they are listed with ``equivalent=<why>`` and must
+survive (a test failing on one means the reasoning is wrong). The pattern of every mutant must
+occur exactly once in its module: an edit of the RTL that makes a pattern vanish fails loudly
+(here and in ``tests/test_mutants.py``) instead of letting the catalogue rot.
+
+Before the mutants, the union of their test selections runs once unmutated and must pass (a
+failure there would be no evidence about any mutant); ``--no-baseline`` skips it.
+
+    .venv/bin/python scripts/mutants.py                    # every mutant, then the table
+    .venv/bin/python scripts/mutants.py --list             # the catalogue
+    .venv/bin/python scripts/mutants.py --only pe-keeps-bubbles --jobs 2
+    .venv/bin/python scripts/mutants.py --jobs 2 --write-docs   # and the table into the docs
+
+Exit status 0 only if every mutant is killed or, listed as equivalent, survives.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent
+DOCS = ROOT / "docs" / "verification.md"
+BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
+ENV_MUTANT = "MASKPROP_MUTANT"
+ENV_APPLIED = "MASKPROP_MUTANT_APPLIED"     # file the hook writes when it has mutated the module
+
+
+class MutantError(RuntimeError):
+    """A catalogue entry that no longer fits the RTL (its pattern is missing or ambiguous)."""
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    block: str                 # module maskprop.hw.<block>
+    find: str                  # exact text, exactly once in the module
+    replace: str
+    bug: str                   # what the mutated RTL does wrong
+    tests: tuple               # pytest selection that should kill it, fastest first
+    equivalent: str = ""       # why no test can kill it, if none can
+
+    @property
+    def module(self) -> str:
+        return f"maskprop.hw.{self.block}"
+
+    @property
+    def path(self) -> Path:
+        return ROOT / "hw" / f"{self.block}.py"
+
+    def apply(self, source: str) -> str:
+        """``source`` with the mutation applied; :class:`MutantError` unless the pattern occurs
+        exactly once."""
+        count = source.count(self.find)
+        if count != 1:
+            raise MutantError(f"mutant {self.name}: its pattern occurs {count} times in "
+                              f"{self.path.relative_to(ROOT)}, not once: {self.find!r}")
+        return source.replace(self.find, self.replace)
+
+
+DECODER = ("tests/test_index_decoder.py", "tests/test_throughput.py::test_decoder_handshakes")
+TREE = ("tests/test_accumulation_tree.py", "tests/test_throughput.py::test_tree_handshakes")
+ENGINE_COUNTERS = ("tests/test_counters.py::test_engine_counters",)
+ARRAY_COUNTERS = ("tests/test_counters.py::test_array_counters",)
+
+CATALOGUE = [
+    # --- ZeroSkipIndexDecoder ------------------------------------------------------------------
+    Mutant("decoder-rank-step-off-by-one", "index_decoder",
+           "[rank.eq(rank - lanes) for rank in held_rank]",
+           "[rank.eq(rank - lanes + 1) for rank in held_rank]",
+           "after each beat the ranks count down by lanes - 1: a bit is sent twice", DECODER),
+    Mutant("decoder-drops-pending-first", "index_decoder",
+           "self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),",
+           "self.o.payload.first.eq(held_first & ~issued_beats),",
+           "a frame that starts with an all-zero chunk loses its `first`", DECODER),
+    Mutant("decoder-final-beat-off-by-one", "index_decoder",
+           "else held_total <= lanes)", "else held_total < lanes)",
+           "a chunk with exactly `lanes` unsent bits takes one more (empty) cycle", DECODER),
+    Mutant("decoder-busy-means-offering", "index_decoder",
+           "self.busy.eq(held),", "self.busy.eq(self.o.valid),",
+           "an all-zero chunk's cycle is not `busy`: the `cycles` counter misses it",
+           ENGINE_COUNTERS),
+    Mutant("decoder-resets-holding-a-chunk", "index_decoder",
+           "held = Signal()                              # a chunk is in the register",
+           "held = Signal(init=1)                        # a chunk is in the register",
+           "wrong reset: the chunk register starts full (a phantom all-zero chunk)",
+           ENGINE_COUNTERS),
+    # --- SparseGradPE ---------------------------------------------------------------------------
+    Mutant("pe-keeps-bubbles", "sparse_pe",
+           "advance.eq(~self.o.valid | self.o.ready)", "advance.eq(self.o.ready)",
+           "the PE no longer collapses bubbles while its output is stalled: slower, same values",
+           ("tests/test_throughput.py::test_pe_handshakes",)),
+    # --- AccumulationTree -----------------------------------------------------------------------
+    Mutant("tree-keeps-bubbles", "accumulation_tree",
+           "advance.eq(~self.o.valid | self.o.ready),", "advance.eq(self.o.ready),",
+           "the tree stalls whenever `o` is not ready, even with no result waiting", TREE),
+    Mutant("tree-overflow-carried-into-next-frame", "accumulation_tree",
+           "overflow_next.eq((~first & acc_overflow) |", "overflow_next.eq((first & acc_overflow) |",
+           "the sticky overflow flag restarts on the wrong beats (mux arms swapped)", TREE),
+    # --- SparseDotEngine ------------------------------------------------------------------------
+    Mutant("engine-beats-counts-offered", "engine",
+           '"beats": beat_taken,', '"beats": decoder.o.valid,',
+           "`beats` counts offered beats, stalled ones again in every cycle", ENGINE_COUNTERS),
+    Mutant("engine-stalls-while-busy", "engine",
+           '"stalls": decoder.o.valid & ~decoder.o.ready,',
+           '"stalls": decoder.busy & ~decoder.o.ready,',
+           "`stalls` also counts an all-zero chunk's cycle when the PE is not ready",
+           ENGINE_COUNTERS),
+    Mutant("engine-skips-on-x-mask-only", "engine",
+           "zero_chunk = (decoder.i.payload.mask & decoder.i.payload.mask_b) == 0",
+           "zero_chunk = decoder.i.payload.mask == 0",
+           "`chunks_skipped` ignores the Y mask", ENGINE_COUNTERS),
+    Mutant("engine-decodes-x-mask-twice", "engine",
+           "decoder.i.payload.mask_b.eq(chunk.y_mask | ",
+           "decoder.i.payload.mask_b.eq(chunk.x_mask | ",
+           "Y's zeros are no longer skipped: exact values, wasted cycles", ENGINE_COUNTERS),
+    Mutant("engine-clear-keeps-event", "engine",
+           "event.eq(Mux(self.clear, 0, increment)),", "event.eq(increment),",
+           "a clear leaves the event of its own cycle behind", ENGINE_COUNTERS),
+    Mutant("engine-clear-keeps-registered-event", "engine",
+           "counter.eq(Mux(self.clear, 0, counter + event)),",
+           "counter.eq(Mux(self.clear, event, counter + event)),",
+           "a clear leaves the event of the cycle before it behind", ENGINE_COUNTERS),
+    # --- TileArray --------------------------------------------------------------------------------
+    Mutant("array-skipped-chunk-from-stream", "tile_array",
+           '"chunks_skipped": issue & (decoder.i.payload.mask == 0),',
+           '"chunks_skipped": issue & (self.x.payload.mask == 0),',
+           "`chunks_skipped` looks at the streamed chunk, not the one issued (replays)",
+           ARRAY_COUNTERS),
+    Mutant("array-shallow-group-fifo", "tile_array",
+           "FIFO_DEPTH = 16", "FIFO_DEPTH = 4",
+           "the group FIFO holds 4 groups: short groups wait for it, every count unchanged",
+           ("tests/test_throughput.py::test_array_unstalled_timing",)),
+    Mutant("array-overflow-from-tile-0", "tile_array",
+           "self.o.payload.overflow[t].eq(tree.o.payload.overflow),",
+           "self.o.payload.overflow[t].eq(trees[0].o.payload.overflow),",
+           "every tile's overflow flag is tile 0's", ("tests/test_tile_overflow.py",)),
+    Mutant("array-groups-counted-at-last-chunk", "tile_array",
+           '"groups": issue & (chunk == 0),', '"groups": issue & last_chunk,',
+           "`groups` counts a group at its last chunk instead of its first", ARRAY_COUNTERS),
+    Mutant("array-rows-counts-offered", "tile_array",
+           '"rows": self.rows.valid & self.rows.ready,', '"rows": self.rows.valid,',
+           "`rows` counts every cycle a row is offered", ARRAY_COUNTERS),
+    Mutant("array-macs-counts-offered-beats", "tile_array",
+           "lanes_event.eq(Mux(self.clear | ~beat_taken, 0, lanes_issued)),",
+           "lanes_event.eq(Mux(self.clear, 0, lanes_issued)),",
+           "`macs` counts the lanes of stalled beats in every cycle", ARRAY_COUNTERS),
+    Mutant("array-skipped-outputs-ignore-col-valid", "tile_array",
+           "skipped.eq(sum(self.rows.payload.col_valid[p] & ~wanted[p] for p in range(block))),",
+           "skipped.eq(sum(~wanted[p] for p in range(block))),",
+           "`outputs_skipped` counts columns that do not exist", ARRAY_COUNTERS),
+    Mutant("array-clear-keeps-event", "tile_array",
+           "m.d.sync += event.eq(Mux(self.clear, 0, increment))",
+           "m.d.sync += event.eq(increment)",
+           "a clear leaves the event of its own cycle behind", ARRAY_COUNTERS),
+    Mutant("array-tiles-event-ignores-clear", "tile_array",
+           "tiles_event.eq(Mux(self.clear, 0, tiles_issued)),", "tiles_event.eq(tiles_issued),",
+           "the MAC counter's tiles factor is not cleared", ARRAY_COUNTERS,
+           equivalent="the MAC event is lanes_event * tiles_event, and `clear` zeroes "
+                      "lanes_event in the same cycle: the product is 0 whatever tiles_event "
+                      "holds, so clearing it too is redundant"),
+    Mutant("array-replay-reads-entry-not-chunk", "tile_array",
+           "chunk_index.eq(Mux(first_group, chunk, x_replay.data.index)),",
+           "chunk_index.eq(chunk),",
+           "a replayed chunk reads the Y chunk of its buffer entry, not of its position",
+           ARRAY_COUNTERS),
+    Mutant("array-replays-every-chunk", "tile_array",
+           "keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),",
+           "keep.eq(1),",
+           "replays send all-zero chunks too: exact values, wasted cycles", ARRAY_COUNTERS),
+]
+
+BY_NAME = {mutant.name: mutant for mutant in CATALOGUE}
+
+
+def mutated_source(mutant: Mutant) -> str:
+    return mutant.apply(mutant.path.read_text())
+
+
+# --- the import hook (installed in the pytest subprocess by scripts/mutant_plugin.py) -------------
+
+class _MutatingLoader:
+    """Executes the mutated source of the target module in place of the file's."""
+
+    def __init__(self, mutant: Mutant, origin: str):
+        self.mutant, self.origin = mutant, origin
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source = self.mutant.apply(Path(self.origin).read_text())
+        exec(compile(source, self.origin, "exec"), module.__dict__)
+        applied = os.environ.get(ENV_APPLIED)
+        if applied:
+            Path(applied).write_text(self.mutant.name)
+
+
+class MutatingFinder:
+    """A ``sys.meta_path`` finder that hands the target module to :class:`_MutatingLoader`."""
+
+    def __init__(self, mutant: Mutant):
+        self.mutant = mutant
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.mutant.module:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                spec.loader = _MutatingLoader(self.mutant, spec.origin)
+                spec.cached = None          # never write or read bytecode of a mutant
+                return spec
+        return None
+
+
+def install(name: str) -> Mutant:
+    """Make the next import of the mutant's module import the mutated source."""
+    mutant = BY_NAME.get(name)
+    if mutant is None:
+        raise MutantError(f"no mutant {name!r}; see scripts/mutants.py --list")
+    if mutant.module in sys.modules:
+        raise MutantError(f"{mutant.module} was imported before the mutant could be installed")
+    mutated_source(mutant)                  # fail now, not at import, if the pattern is gone
+    sys.meta_path.insert(0, MutatingFinder(mutant))
+    return mutant
+
+
+# --- running -----------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    status: str                # killed | survived | equivalent | error
+    detail: str                # the failing test, or what went wrong
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("killed", "equivalent")
+
+
+def _pytest(tests, env, timeout):
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    if env.get(ENV_MUTANT):
+        command[3:3] = ["-p", "mutant_plugin"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _environment(mutant: Mutant | None, applied: Path | None) -> dict:
+    # COLUMNS: pytest's summary line keeps the whole failure message, for the verdict.
+    env = dict(os.environ, PYTHONWARNINGS="error", COLUMNS="1000")
+    env.pop(ENV_MUTANT, None)
+    if mutant is not None:
+        env[ENV_MUTANT] = mutant.name
+        env[ENV_APPLIED] = str(applied)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS),
+                                                          env.get("PYTHONPATH", "")]))
+    return env
+
+
+def run_mutant(mutant: Mutant, timeout: float) -> Outcome:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutant-") as scratch:
+        applied = Path(scratch) / "applied"
+        try:
+            result = _pytest(mutant.tests, _environment(mutant, applied), timeout)
+        except subprocess.TimeoutExpired:
+            return Outcome(mutant, "error", f"no verdict within {timeout:.0f} s (a hang the "
+                           f"tests do not detect)", time.monotonic() - started)
+        seconds = time.monotonic() - started
+        was_applied = applied.exists()
+    failed = re.search(r"^FAILED (\S+)(?: - (.*))?$", result.stdout, re.MULTILINE)
+    if not was_applied:
+        return Outcome(mutant, "error", f"{mutant.module} was never imported by the tests "
+                       f"(exit {result.returncode})", seconds)
+    if result.returncode == 1 and failed:
+        status = "error" if mutant.equivalent else "killed"
+        why = (failed.group(2) or "").strip()
+        detail = failed.group(1) + (f": {why[:150]}{'...' if len(why) > 150 else ''}"
+                                    if why else "")
+        if mutant.equivalent:
+            detail = f"listed as equivalent, but {detail} fails: the reasoning is wrong"
+        return Outcome(mutant, status, detail, seconds)
+    if result.returncode == 0:
+        if mutant.equivalent:
+            return Outcome(mutant, "equivalent", mutant.equivalent, seconds)
+        return Outcome(mutant, "survived", "every selected test passed", seconds)
+    tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+    return Outcome(mutant, "error", f"pytest exit {result.returncode}: {' | '.join(tail)}",
+                   seconds)
+
+
+def baseline(mutants, timeout: float):
+    """The union of the selections, unmutated: (passed, seconds, output tail)."""
+    tests = list(dict.fromkeys(test for mutant in mutants for test in mutant.tests))
+    started = time.monotonic()
+    result = _pytest(tests, _environment(None, None), timeout)
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+    return result.returncode == 0, time.monotonic() - started, tail
+
+
+# --- reporting ---------------------------------------------------------------------------------
+
+def summary(outcomes, seconds: float, jobs: int) -> str:
+    equivalent = sum(o.mutant.equivalent != "" for o in outcomes)
+    killed = sum(o.status == "killed" for o in outcomes)
+    real = len(outcomes) - equivalent
+    rate = killed / real if real else 1.0
+    return (f"{killed} of {real} mutants killed ({rate:.0%}), {equivalent} equivalent; "
+            f"{seconds:.0f} s with --jobs {jobs}")
+
+
+def markdown(outcomes, line: str) -> str:
+    rows = ["| mutant | block | the bug | result | caught by / why not |", "|---|---|---|---|---|"]
+    for o in outcomes:
+        detail = o.detail.replace("|", "\\|")
+        rows.append(f"| `{o.mutant.name}` | {o.mutant.block} | {o.mutant.bug.replace('|', '/')}"
+                    f" | {o.status} | {detail} |")
+    return "\n".join([f"{line}.", "", *rows])
+
+
+def write_docs(text: str):
+    content = DOCS.read_text()
+    if content.count(BEGIN) != 1 or content.count(END) != 1:
+        raise MutantError(f"{DOCS} must hold the markers {BEGIN} and {END} once each")
+    head, rest = content.split(BEGIN)
+    _, tail = rest.split(END)
+    DOCS.write_text(f"{head}{BEGIN}\n<!-- generated by scripts/mutants.py --write-docs; do not "
+                    f"edit by hand -->\n{text}\n{END}{tail}")
+
+
+def print_table(outcomes, line: str):
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    colours = {"killed": "green", "equivalent": "cyan", "survived": "bold red",
+               "error": "bold red"}
+    table = Table(title="RTL mutants", title_justify="left")
+    for column in ("mutant", "block", "the bug", "result", "caught by / why not", "s"):
+        table.add_column(column, justify="right" if column == "s" else "left")
+    for o in outcomes:
+        colour = colours[o.status]
+        table.add_row(o.mutant.name, o.mutant.block, escape(o.mutant.bug),
+                      f"[{colour}]{o.status}[/{colour}]", escape(o.detail), f"{o.seconds:.0f}")
+    console = Console()
+    console.print(table)
+    survivors = [o for o in outcomes if not o.ok]
+    console.print(escape(line))
+    if survivors:
+        console.print("[bold red]not killed:[/bold red] " +
+                      escape(", ".join(f"{o.mutant.name} ({o.status})" for o in survivors)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this mutant (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds one mutant's tests may take (default 900)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the unmutated run of the selected tests")
+    parser.add_argument("--write-docs", action="store_true",
+                        help=f"write the result table into {DOCS.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+
+    for mutant in CATALOGUE:                 # every pattern still fits, before anything runs
+        mutated_source(mutant)
+    if args.list:
+        for mutant in CATALOGUE:
+            kind = f"  [equivalent: {mutant.equivalent}]" if mutant.equivalent else ""
+            print(f"{mutant.name:42} {mutant.block:18} {mutant.bug}{kind}")
+        return 0
+    unknown = [name for name in args.only or [] if name not in BY_NAME]
+    if unknown:
+        parser.error(f"no mutant {', '.join(unknown)}; see --list")
+    if args.write_docs and args.only:
+        parser.error("--write-docs records the whole catalogue; it cannot go with --only")
+    mutants = [BY_NAME[name] for name in args.only] if args.only else CATALOGUE
+
+    started = time.monotonic()
+    if not args.no_baseline:
+        passed, seconds, tail = baseline(mutants, args.timeout)
+        print(f"baseline (unmutated, {seconds:.0f} s): {'pass' if passed else 'FAIL'}")
+        if not passed:
+            print(tail)
+            print("the tests fail without any mutant: no mutant can be judged", file=sys.stderr)
+            return 2
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(lambda mutant: run_mutant(mutant, args.timeout), mutants))
+    line = summary(outcomes, time.monotonic() - started, args.jobs)
+    print_table(outcomes, line)
+    if args.write_docs:
+        write_docs(markdown(outcomes, line))
+        print(f"wrote the table into {DOCS.relative_to(ROOT)}")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
