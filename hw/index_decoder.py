@@ -144,9 +144,13 @@ class ZeroSkipIndexDecoder(_IndexSource):
         chunk_zero = Signal()
         final = Signal()                             # this beat sends the chunk's last set bit
         done = Signal()                              # the held chunk leaves in this cycle
+        # A held chunk has at most `vec` unsent bits, so with lanes == vec its first beat is its
+        # final one. The comparison is folded here rather than left to the netlist: for
+        # vec = lanes = 2**k - 1 it would compare the counter with its own maximum value, an
+        # always-true comparison that `verilator -Wall` rejects (CMPCONST).
+        m.d.comb += final.eq(1 if lanes >= vec else held_total <= lanes)
         m.d.comb += [
             chunk_zero.eq(held_total == 0),
-            final.eq(held_total <= lanes),
             self.o.valid.eq(held & (~chunk_zero | held_last)),
             self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),
             self.o.payload.last.eq(held_last & final),
@@ -199,9 +203,20 @@ class DenseIndexSequencer(_IndexSource):
         m = Module()
         vec, lanes = self._vec, self._lanes
         beats = -(-vec // lanes)
-        beat = Signal(range(beats))
         final = Signal()
-        m.d.comb += final.eq(beat == beats - 1)
+        if beats > 1:
+            beat = Signal(range(beats))
+            m.d.comb += final.eq(beat == beats - 1)
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += beat.eq(0)
+                with m.If(~final):
+                    m.d.sync += beat.eq(beat + 1)
+        else:
+            # lanes == vec: every chunk is one beat. No counter: a `range(1)` counter would be a
+            # zero-width signal, which the Verilog backend declares as `[-1:0]` (Verilator's
+            # ASCRANGE).
+            beat = Const(0, 1)
+            m.d.comb += final.eq(1)
         for j in range(lanes):
             index = Signal(range(vec + lanes), name=f"index{j}")
             m.d.comb += [
@@ -218,8 +233,4 @@ class DenseIndexSequencer(_IndexSource):
         ]
         if self._side is not None:
             m.d.comb += self.o.payload.side.eq(self.i.payload.side)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += beat.eq(0)
-            with m.If(~final):
-                m.d.sync += beat.eq(beat + 1)
         return m

@@ -38,6 +38,14 @@ def _column_width(config: Config) -> int:
     return max(1, ceil_log2(config.max_cols))
 
 
+def _memory_depth(words: int) -> int:
+    """Depth of a buffer that must hold ``words`` words: at least 2. A one-word Amaranth memory
+    has zero-width addresses, which the Verilog backend declares as ``[-1:0]`` wires (rejected
+    by ``verilator -Wall``, ASCRANGE); a spare word (only when max_chunks == 1, or max_cols ==
+    max_chunks == 1) keeps the address one bit wide, as the ports that drive it already are."""
+    return max(2, words)
+
+
 def load_layout(config: Config) -> data.StructLayout:
     """One Y chunk written into every tile's Y buffer, at ``column * max_chunks + chunk``."""
     return data.StructLayout({
@@ -165,7 +173,8 @@ class TileArray(wiring.Component):
                                                               side=side)
         # One Y buffer with a read port per tile (on an FPGA, one copy per port).
         m.submodules.y_buffer = y_buffer = memory.Memory(
-            shape=chunk_layout(c.vec, c.data_width), depth=c.max_cols * c.max_chunks, init=[])
+            shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.max_cols * c.max_chunks),
+            init=[])
         y_write = y_buffer.write_port()
         m.d.comb += [
             y_write.addr.eq(self.load.payload.addr),
@@ -186,7 +195,7 @@ class TileArray(wiring.Component):
         # else the nonzero ones (with their chunk index, for the Y address), so that all-zero
         # chunks - padding taps, dilation holes, dead pixels - cost nothing after the first group.
         stored_layout = data.StructLayout({"chunk": x_chunk_layout(c), "index": chunk_bits})
-        x_buffer = memory.Memory(shape=stored_layout, depth=c.max_chunks, init=[])
+        x_buffer = memory.Memory(shape=stored_layout, depth=_memory_depth(c.max_chunks), init=[])
         m.submodules.x_buffer = x_buffer
         x_write = x_buffer.write_port()
         x_replay = x_buffer.read_port(domain="comb")
@@ -250,9 +259,14 @@ class TileArray(wiring.Component):
         ]
         issue = Signal()
         row_done = Signal()
+        # A row has at most `col_block` wanted columns, so with tiles == col_block its first group
+        # is its last. The comparison is folded here rather than left to the netlist: for
+        # tiles = col_block = 2**k - 1 it would compare the counter with its own maximum value,
+        # an always-true comparison that `verilator -Wall` rejects (CMPCONST).
+        last_group = 1 if tiles >= block else row_total <= tiles
         m.d.comb += [
             issue.eq(decoder.i.valid & decoder.i.ready),
-            row_done.eq(issue & last_chunk & (row_total <= tiles)),
+            row_done.eq(issue & last_chunk & last_group),
             self.rows.ready.eq(~row_held | row_done),
             groups.w_en.eq(issue & (chunk == 0)),
             groups.w_data.eq(group),

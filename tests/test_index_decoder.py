@@ -85,7 +85,7 @@ def test_and_of_two_masks():
     assert beats_of(run) == expected
 
 
-@pytest.mark.parametrize("vec, lanes", [(16, 4), (16, 5), (7, 7), (3, 1)])
+@pytest.mark.parametrize("vec, lanes", [(16, 4), (16, 5), (7, 7), (3, 1), (1, 1)])
 def test_dense_sequencer(vec, lanes):
     """Every chunk, whatever its mask, gives indices 0..vec-1 in ceil(vec/lanes) beats."""
     dut = DenseIndexSequencer(vec=vec, lanes=lanes)
