@@ -43,6 +43,12 @@ class _StreamPort:
         self.counter = counter
         self.rng = rng
         self.handshakes: list[int] = []   # cycle index of every transfer
+        self.driven: dict[int, int] = {}  # cycle -> the valid (source) or ready (sink) driven
+
+    def trace(self, cycles: int) -> list[bool]:
+        """What this port drove in each of cycles ``0 .. cycles - 1`` (0 when it was not
+        running), for the handshake reference (:mod:`maskprop.tb.handshake_model`)."""
+        return [bool(self.driven.get(t, 0)) for t in range(cycles)]
 
     def pack(self, payload) -> int:
         return int(payload) if self.layout is None else self.layout.const(payload).as_bits()
@@ -69,6 +75,7 @@ class StreamSource(_StreamPort):
                 self.payload.value = pending[0]
             self.valid.value = int(offering)
             await ReadOnly()
+            self.driven[self.counter.cycle] = int(offering)
             if offering and self.ready.value:
                 self.handshakes.append(self.counter.cycle)
                 pending.pop(0)
@@ -96,6 +103,7 @@ class StreamSink(_StreamPort):
             take = self.rng.random() >= self.backpressure
             self.ready.value = int(take)
             await ReadOnly()
+            self.driven[self.counter.cycle] = int(take)
             if take and self.valid.value:
                 self.handshakes.append(self.counter.cycle)
                 self.received.append(self.unpack(int(self.payload.value)))

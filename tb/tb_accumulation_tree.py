@@ -2,13 +2,18 @@
 
 Driver (StreamSource) -> DUT -> monitor (StreamSink) -> scoreboard (comparison with the reference
 model), in three traffic patterns: back-to-back single-beat frames (latency and throughput exact),
-random frames streaming, and random frames with random idle cycles and backpressure.
+random frames streaming, and random frames with random idle cycles and backpressure. In every
+pattern each handshake must fall in the cycle the handshake reference
+(:mod:`maskprop.tb.handshake_model`) predicts from the traffic the source and sink drove.
 """
+
+from types import SimpleNamespace
 
 import cocotb
 
 from maskprop.hw.accumulation_tree import tree_input_layout, tree_result_layout
 from maskprop.sim.blocks import FrameResult, accumulate_frames
+from maskprop.tb.handshake_model import check_timing, tree_model
 from maskprop.tb.harness import params, record, start
 from maskprop.tb.stimulus import random_frames
 from maskprop.tb.streams import StreamSink, StreamSource
@@ -25,12 +30,17 @@ async def check_traffic(dut, make_beats, *, idle=0.0, backpressure=0.0) -> dict:
     sink = StreamSink(dut, "o", tree_result_layout(p["acc_width"]), counter, rng,
                       backpressure=backpressure)
     expected = accumulate_frames(beats, p["acc_width"])
-    cocotb.start_soon(source.send(
-        {"terms": terms, "first": first, "last": last} for terms, first, last in beats))
+    payloads = [{"terms": terms, "first": first, "last": last} for terms, first, last in beats]
+    cocotb.start_soon(source.send(payloads))
     received = await sink.receive(len(expected), timeout_cycles=20 * len(beats) + 100)
     for index, (want, raw) in enumerate(zip(expected, received)):
         have = FrameResult(raw.value, bool(raw.overflow))
         assert have == want, f"frame {index}: RTL {have} != reference {want} (seed {seed})"
+    cycles = counter.cycle + 1
+    check_timing(SimpleNamespace(offered={"i": source.trace(cycles)}, o_ready=sink.trace(cycles),
+                                 port_cycles={"i": source.handshakes},
+                                 out_cycles=sink.handshakes),
+                 tree_model(p["stages"]), {"i": payloads})
     last_beats = [cycle for cycle, (_, _, last) in zip(source.handshakes, beats) if last]
     latencies = [out - last_in for out, last_in in zip(sink.handshakes, last_beats)]
     input_span = source.handshakes[-1] - source.handshakes[0] + 1
