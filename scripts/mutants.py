@@ -141,6 +141,10 @@ CATALOGUE = [
            "counter.eq(Mux(self.clear, 0, counter + event)),",
            "counter.eq(Mux(self.clear, event, counter + event)),",
            "a clear leaves the event of the cycle before it behind", ENGINE_COUNTERS),
+    Mutant("engine-counters-skip-the-event-register", "engine",
+           "counter.eq(Mux(self.clear, 0, counter + event)),",
+           "counter.eq(Mux(self.clear, 0, counter + increment)),",
+           "the counters add their events directly: a cycle early, same totals", ENGINE_COUNTERS),
     # --- TileArray --------------------------------------------------------------------------------
     Mutant("array-skipped-chunk-from-stream", "tile_array",
            '"chunks_skipped": issue & (decoder.i.payload.mask == 0),',
@@ -158,9 +162,19 @@ CATALOGUE = [
     Mutant("array-groups-counted-at-last-chunk", "tile_array",
            '"groups": issue & (chunk == 0),', '"groups": issue & last_chunk,',
            "`groups` counts a group at its last chunk instead of its first", ARRAY_COUNTERS),
-    Mutant("array-rows-counts-offered", "tile_array",
-           '"rows": self.rows.valid & self.rows.ready,', '"rows": self.rows.valid,',
-           "`rows` counts every cycle a row is offered", ARRAY_COUNTERS),
+    Mutant("array-row-register-bubble", "tile_array",
+           "self.rows.ready.eq(~row_held | row_done),", "self.rows.ready.eq(~row_held),",
+           "the next row is taken a cycle after the last one is done: a bubble per row, "
+           "exact values and busy cycles", ARRAY_COUNTERS),
+    Mutant("array-group-start-ignores-fifo", "tile_array",
+           "group_can_start.eq((chunk != 0) | groups.w_rdy),", "group_can_start.eq(1),",
+           "a group starts even when the group FIFO is full",
+           ("tests/test_throughput.py::test_array_unstalled_timing",) + ARRAY_COUNTERS,
+           equivalent="the FIFO never fills: a group is in flight from its first chunk's issue "
+                      "to its result's handshake, and the pipeline holds at most 4 + "
+                      "tree_stages of them (chunk register, 2 PE registers, the tree's "
+                      "registers, the accumulator), at most 10 for lanes <= 64, while "
+                      "FIFO_DEPTH is 16: the w_rdy gate is unreachable"),
     Mutant("array-macs-counts-offered-beats", "tile_array",
            "lanes_event.eq(Mux(self.clear | ~beat_taken, 0, lanes_issued)),",
            "lanes_event.eq(Mux(self.clear, 0, lanes_issued)),",
