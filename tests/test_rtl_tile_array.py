@@ -157,7 +157,9 @@ UNSTALLED = {
 def test_unstalled_timing(name, tmp_path):
     """No idle cycle, no backpressure: every result of both modes in the cycle model's cycle."""
     layer, pass_name, density = UNSTALLED[name]
-    A, W, dZ = layer_tensors(np.random.default_rng(seed_from_env(default=5)), layer, density)
+    seed = seed_from_env(default=5)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    A, W, dZ = layer_tensors(np.random.default_rng(seed), layer, density)
     check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path,
           traffic=(0, 0))
 
