@@ -4,7 +4,7 @@ import os
 import random
 
 __all__ = ["seed_from_env", "random_signed", "random_frames", "random_chunks",
-           "random_index_beats", "random_gemm_operands"]
+           "random_index_beats", "random_gemm_operands", "random_conv_tensors"]
 
 
 def seed_from_env(default: int | None = None) -> int:
@@ -95,3 +95,17 @@ def random_gemm_operands(rng, config, rows: int, reduction: int, cols: int, dens
         return np.where(rng.random(shape) < nonzero, values, 0)
     return (operand((rows, reduction), density),
             operand((reduction, cols), min(1.0, 2 * density)))
+
+
+def random_conv_tensors(rng, layer, density: float, *, data_max: int = 2000):
+    """``A`` (a ReLU output: >= 0), ``W`` and ``dZ`` of a :class:`~maskprop.sim.layer.ConvLayer`,
+    integers in ``[-data_max, data_max]``, ``A`` and ``dZ`` nonzero with probability
+    ``density``. ``rng`` is a ``numpy.random.Generator``."""
+    import numpy as np
+
+    def sparse(shape):
+        return np.where(rng.random(shape) < density,
+                        rng.integers(-data_max, data_max + 1, size=shape), 0)
+    return (np.abs(sparse(layer.input_shape)),
+            rng.integers(-data_max, data_max + 1, size=layer.weight_shape),
+            sparse(layer.output_shape))

@@ -28,7 +28,7 @@ from maskprop.sim.gemm_stream import chunk_stream
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb import handshake_model as reference
 from maskprop.tb.amaranth_sim import as_payload, run_stream, run_streams
-from maskprop.tb.stimulus import random_gemm_operands, seed_from_env
+from maskprop.tb.stimulus import random_conv_tensors, random_gemm_operands, seed_from_env
 
 TRAFFIC = {"streaming": (0.0, 0.0), "idle+backpressure": (0.3, 0.4)}
 
@@ -112,12 +112,7 @@ ARRAY_PASSES = {
 
 def array_pass(name, seed):
     layer, pass_name, density = ARRAY_PASSES[name]
-    rng = np.random.default_rng(seed)
-
-    def sparse(shape):
-        return np.where(rng.random(shape) < density, rng.integers(-100, 101, size=shape), 0)
-    A, dZ = np.abs(sparse(layer.input_shape)), sparse(layer.output_shape)
-    W = rng.integers(-100, 101, size=layer.weight_shape)
+    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density, data_max=100)
     return ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), SMALL)
 
 

@@ -19,23 +19,13 @@ from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import array_output_cycles
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.handshake_model import TileArrayModel, check_counters, check_timing
-from maskprop.tb.stimulus import seed_from_env
+from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
 pytestmark = pytest.mark.sim
 
 # Small buffers keep the Verilator build short; every test shares this one build.
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32, max_cols=160)
 LATENCY = TileArray(CONFIG).latency
-
-
-def layer_tensors(rng, layer, density, *, data_max=2000):
-    """A (ReLU output: >= 0), W and dZ with nonzero ``density`` for A and dZ."""
-    def sparse(shape):
-        return np.where(rng.random(shape) < density,
-                        rng.integers(-data_max, data_max + 1, size=shape), 0)
-    return (np.abs(sparse(layer.input_shape)),
-            rng.integers(-data_max, data_max + 1, size=layer.weight_shape),
-            sparse(layer.output_shape))
 
 
 def check(array_pass, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
@@ -88,7 +78,7 @@ def test_random_layers(index, tmp_path):
     rng, layer, pass_name, density = random_case(index)
     print(f"case {index}: {layer}, {pass_name}, density {density} "
           f"(MASKPROP_SEED={seed_from_env(default=2024)})")
-    A, W, dZ = layer_tensors(rng, layer, density)
+    A, W, dZ = random_conv_tensors(rng, layer, density)
     check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path)
 
 
@@ -125,7 +115,7 @@ CORNERS = {
 def test_corner_cases(name, pass_name, tmp_path):
     layer, density = CORNERS[name]
     rng = np.random.default_rng(seed_from_env(default=7))
-    A, W, dZ = layer_tensors(rng, layer, density)
+    A, W, dZ = random_conv_tensors(rng, layer, density)
     comparison = check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ),
                                          CONFIG), tmp_path)
     if name == "all-one-masks":
@@ -137,7 +127,7 @@ def test_on_icarus(index, tmp_path):
     """One random case of each pass on the four-state simulator, where an undriven input reads
     x: bit-exact, cycle-exact and every counter resolvable, as on Verilator."""
     rng, layer, pass_name, density = random_case(index)
-    A, W, dZ = layer_tensors(rng, layer, density)
+    A, W, dZ = random_conv_tensors(rng, layer, density)
     comparison = check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG),
                        tmp_path, sim="icarus")
     assert comparison.sparse.simulator == comparison.dense.simulator == "icarus"
@@ -159,7 +149,7 @@ def test_unstalled_timing(name, tmp_path):
     layer, pass_name, density = UNSTALLED[name]
     seed = seed_from_env(default=5)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
-    A, W, dZ = layer_tensors(np.random.default_rng(seed), layer, density)
+    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density)
     check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path,
           traffic=(0, 0))
 
@@ -172,7 +162,7 @@ def test_counters_across_clears(dense, tmp_path):
     seed = seed_from_env(default=77)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     layer = ConvLayer(2, 11, 4, 4, 6, 3, 1, 1, "c11k6")
-    A, W, dZ = layer_tensors(np.random.default_rng(seed), layer, 0.4)
+    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, 0.4)
     array_pass = ArrayPass.prepare(lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ), CONFIG)
     inputs = array_pass.inputs()
     loads = len(inputs["load"])
