@@ -115,7 +115,8 @@ CATALOGUE = [
            "advance.eq(~self.o.valid | self.o.ready),", "advance.eq(self.o.ready),",
            "the tree stalls whenever `o` is not ready, even with no result waiting", TREE),
     Mutant("tree-overflow-carried-into-next-frame", "accumulation_tree",
-           "overflow_next.eq((~first & acc_overflow) |", "overflow_next.eq((first & acc_overflow) |",
+           "overflow_next.eq((~first & acc_overflow) |",
+           "overflow_next.eq((first & acc_overflow) |",
            "the sticky overflow flag restarts on the wrong beats (mux arms swapped)", TREE),
     # --- SparseDotEngine ------------------------------------------------------------------------
     Mutant("engine-beats-counts-offered", "engine",
