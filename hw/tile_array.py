@@ -91,7 +91,8 @@ class TileArray(wiring.Component):
     ----------
     config : Config
         ``vec``, ``lanes``, ``tiles``, ``data_width``, ``acc_width``, ``tree_stages``,
-        ``col_block``, ``max_chunks``, ``max_cols``.
+        ``col_block``, ``max_chunks``, ``max_cols``. ``ValueError`` if its buffers are too
+        large to generate (:meth:`Config.check_generatable`).
 
     Ports
     -----
@@ -134,6 +135,14 @@ class TileArray(wiring.Component):
     """
 
     FIFO_DEPTH = 16   # groups in flight between issue and result; more than the pipeline holds
+
+    def __new__(cls, config: Config):
+        # Buffers too large to generate (Amaranth writes an initial value for every bit of them,
+        # see Config.check_generatable) are refused up front, for every generation and
+        # simulation path. In __new__ rather than __init__: an array refused in __init__ would
+        # already exist, never elaborated, and Amaranth would warn that it was never used.
+        config.check_generatable()
+        return super().__new__(cls, config, src_loc_at=1)
 
     def __init__(self, config: Config):
         self._config = config

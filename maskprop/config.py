@@ -2,7 +2,23 @@
 
 from dataclasses import dataclass, asdict
 
-__all__ = ["Config", "check_range", "ceil_log2"]
+__all__ = ["Config", "check_range", "ceil_log2", "GENERATABLE_BUFFER_BITS"]
+
+# The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
+# generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
+# backend writes that as a $meminit_v2 cell whose data is one netlist constant per memory bit,
+# built as a Python object each (about 90 % of the Python time); Yosys then parses that constant
+# and writes one `initial` assignment per word (all of Yosys' time: 30 s with the Y buffer's
+# init at 8 Mibit, 0.8 s without). So generation time and memory grow with the buffers,
+# whatever the rest of the design. Measured, the tile array with the default configuration and
+# max_cols 128 / 254 / 512 / 1024 (2 / 4 / 8 / 16 Mibit), 2 shared cores: 10-13 s, 0.3 GB /
+# 18-20 s, 0.56 GB / 47-70 s, 1.1 GB / 107-161 s, 2.2 GB. 2**22 bits keeps generation near
+# 20 s and 0.6 GB (the test that generates the largest configuration at the limit stays well
+# under a minute); max_chunks = 4096 with max_cols = 65536 (the cycle model's evaluation
+# configuration) would be 64 Gibit.
+GENERATABLE_BUFFER_BITS = 1 << 22
+# Measured cost per Mibit of buffer at 8 Mibit, for the estimate in check_generatable's message.
+_SECONDS_PER_MIBIT, _BYTES_PER_MIBIT = 6.0, 140e6
 
 
 def ceil_log2(n: int) -> int:
@@ -46,6 +62,16 @@ class Config:
         ``<= max_chunks * vec``), a power of two in 1..4096.
     max_cols : int
         Columns the tile array's Y buffer holds (per tile), 1..65536.
+
+    Generatable range
+    -----------------
+    Every configuration in these ranges drives the golden and cycle models (network evaluation
+    uses ``max_chunks=4096, max_cols=65536``), but the tile array's RTL is generated only when
+    its Y buffer (``max_cols * max_chunks`` words of ``vec * data_width`` bits) and row buffer
+    (``max_chunks`` words of ``vec * (data_width + 1) + log2(max_chunks)`` bits) hold at most
+    :data:`GENERATABLE_BUFFER_BITS` = 2**22 bits together, e.g. ``max_cols <= 254`` with the
+    defaults (``max_chunks=64``, ``vec=16``, ``data_width=16``); :meth:`check_generatable`
+    refuses the rest. The other blocks have no buffers and no such limit.
     """
 
     vec: int = 16
@@ -105,5 +131,87 @@ class Config:
         """
         return ((1 << (self.acc_width - 1)) - 1) // (self.data_min * self.data_min)
 
+    @property
+    def y_buffer_bits(self) -> int:
+        """Bits of the tile array's Y buffer: ``max_cols * max_chunks`` chunks of ``vec``
+        operands (one copy, read by every tile)."""
+        return self.max_cols * self.max_chunks * self.vec * self.data_width
+
+    def _row_buffer_bits(self, max_chunks: int) -> int:
+        # TileArray's row buffer: max_chunks entries of an X chunk, its mask and its chunk index.
+        return max_chunks * (self.vec * (self.data_width + 1) + max(1, ceil_log2(max_chunks)))
+
+    @property
+    def row_buffer_bits(self) -> int:
+        """Bits of the tile array's row buffer (the X chunks of one row, for the replays)."""
+        return self._row_buffer_bits(self.max_chunks)
+
+    @property
+    def buffer_bits(self) -> int:
+        """Bits of the tile array's buffers, which :meth:`check_generatable` limits."""
+        return self.y_buffer_bits + self.row_buffer_bits
+
+    def largest_generatable_max_cols(self, max_chunks: int) -> int:
+        """Largest ``max_cols`` (at most 65536) whose tile array is generatable with
+        ``max_chunks`` and this configuration's other parameters; 0 if none."""
+        room = GENERATABLE_BUFFER_BITS - self._row_buffer_bits(max_chunks)
+        return max(0, min(65536, room // (max_chunks * self.vec * self.data_width)))
+
+    def largest_generatable_max_chunks(self, max_cols: int) -> int:
+        """Largest power-of-two ``max_chunks`` (at most 4096) whose tile array is generatable
+        with ``max_cols`` and this configuration's other parameters; 0 if none."""
+        for max_chunks in (1 << k for k in range(12, -1, -1)):
+            if (max_cols * max_chunks * self.vec * self.data_width +
+                    self._row_buffer_bits(max_chunks) <= GENERATABLE_BUFFER_BITS):
+                return max_chunks
+        return 0
+
+    def check_generatable(self) -> None:
+        """Raise ``ValueError`` unless the tile array of this configuration can be generated.
+
+        The limit is on its buffers: at most :data:`GENERATABLE_BUFFER_BITS` (2**22) bits in
+        the Y buffer and the row buffer together, because Amaranth writes an initial value for
+        every buffer bit (about 20 s and 0.6 GB at the limit, and growing faster than linearly:
+        max_cols=1024 with the defaults, 16 Mibit, took over 100 s and 2.2 GB). The message
+        names ``max_cols`` and ``max_chunks``, the buffers' sizes, the limit and the largest
+        values that fit. Config itself accepts larger buffers: the cycle model never generates.
+        """
+        bits = self.buffer_bits
+        if bits <= GENERATABLE_BUFFER_BITS:
+            return
+        mibit = bits / (1 << 20)
+        fits = []
+        cols = self.largest_generatable_max_cols(self.max_chunks)
+        if cols:
+            fits.append(f"max_cols={cols} at max_chunks={self.max_chunks}")
+        chunks = self.largest_generatable_max_chunks(self.max_cols)
+        if chunks:
+            fits.append(f"max_chunks={chunks} at max_cols={self.max_cols}")
+        if not fits:
+            fits.append(f"max_cols={self.largest_generatable_max_cols(1)} at max_chunks=1")
+        raise ValueError(
+            f"max_cols x max_chunks = {self.max_cols} x {self.max_chunks} is too large to "
+            f"generate: the Y buffer of {self.max_cols * self.max_chunks:,} words x "
+            f"{self.vec * self.data_width} bits (vec x data_width) and the row buffer of "
+            f"{self.max_chunks:,} words hold {bits:,} bits, more than the "
+            f"{GENERATABLE_BUFFER_BITS:,} (2**22) that generation is limited to: Amaranth "
+            f"writes an initial value for every bit, which would take roughly "
+            f"{_duration(mibit * _SECONDS_PER_MIBIT)} and {_size(mibit * _BYTES_PER_MIBIT)} "
+            f"to generate; the largest generatable is {' or '.join(fits)}")
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:,.1f} {unit}"
+        size /= 1000
