@@ -116,18 +116,11 @@ def _config(args) -> Config:
 
 
 def _check_generatable(config: Config) -> None:
-    """Refuse a tile array whose buffers are too large to generate, before any work.
-
-    SPOT FOR Config.check_generatable() (issue 8, item 4): another engineer is adding it to
-    maskprop/config.py; once it exists this function calls it and nothing else. Until then
-    nothing is checked here (the shape checks of maskprop.host.check_pass still apply).
-    """
-    check = getattr(config, "check_generatable", None)
-    if check is not None:
-        try:
-            check()
-        except ValueError as error:
-            raise UsageError(_config_option_message(str(error))) from None
+    """Refuse a tile array whose buffers are too large to generate, before any work."""
+    try:
+        config.check_generatable()
+    except ValueError as error:
+        raise UsageError(f"--max-cols/--max-chunks: {error}") from None
 
 
 # --- files the user names ---------------------------------------------------------------------
@@ -415,6 +408,7 @@ def _check_passes(layer, passes, config) -> None:
 
     for pass_name in passes:
         check_pass(layer, pass_name, config)
+    _check_generatable(config)
 
 
 def _demo(args):
@@ -423,7 +417,6 @@ def _demo(args):
         for option, value in (("--pass", args.pass_name), ("--rows", args.rows)):
             if value is not None:
                 raise UsageError(f"{option} applies to the one-tile engine only: add --engine")
-        _check_generatable(config)
     check_output_dir(args.out, "--out")
     record = _digits_record(args.layer, args.variant)
     console = _console()
@@ -578,7 +571,6 @@ def _synthetic_tensors(layer, config, args, masks=None):
 
 def _sim(args):
     config = _config(args)
-    _check_generatable(config)
     check_output_dir(args.out, "--out")
     if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
         raise UsageError(f"--density must be in [0, 1], not {args.density}")

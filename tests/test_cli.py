@@ -541,3 +541,20 @@ def test_sim_with_nothing_to_compute_says_no_work(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert "PASS" in out and "no work" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "array", "--max-cols", "65536", "--max-chunks", "4096", "-o", "array.v"],
+    ["sim", "--layer", "1,4,4,4,4,3", "--pass", "fwd", "--max-cols", "1024"],
+    ["flow", "array", "--target", "ecp5", "--max-cols", "1024"],
+    ["demo", "--max-cols", "1024"],
+])
+def test_buffers_too_large_to_generate_are_refused_up_front(argv, tmp_path, monkeypatch, capsys,
+                                                            no_work_allowed):
+    """The issue's example grew past 24 GB: every command that would generate the tile array
+    refuses such buffers at once, naming the options and the limit."""
+    monkeypatch.chdir(tmp_path)
+    message = refused(argv, capsys)
+    assert message.startswith("maskprop: error: --max-cols/--max-chunks: max_cols x max_chunks = ")
+    assert "too large to generate" in message and "2**22" in message
+    assert not files_under(tmp_path)
