@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Regenerate tests/fixtures/digits_cnn.npz (+ .json): real ReLU masks from a small digits CNN.
+"""Regenerate the digits-CNN fixture (+ .json): real ReLU masks from a small digits CNN.
 
 Trains the "plain" (conv -> ReLU) and "batchnorm" (conv -> BatchNorm -> ReLU) variants of the
 network in maskprop.sim.digits on scikit-learn's bundled 8x8 digits, captures A, W, Z, dZ, dA, dW
 of one training step on 2 images per conv layer, quantizes them to 16-bit fixed point and writes
 the fixture. Deterministic: the same settings on the same machine give a byte-identical file.
+
+The fixture is package data of maskprop.workloads; this script writes (or, with --check, compares
+with) the copy in this repository's source tree, maskprop/workloads/data/digits_cnn.npz, whatever
+maskprop the interpreter imports (an editable install reads that copy; an installed wheel has its
+own).
 
     .venv/bin/python scripts/make_digits_fixture.py            # write the committed fixture
     .venv/bin/python scripts/make_digits_fixture.py --check    # regenerate, compare, write nothing
@@ -20,8 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from maskprop.sim.digits import (FIXTURE_PATH, TrainSettings, fixture_from_arrays, make_fixture,
-                                 save_fixture)
+from maskprop.sim.digits import TrainSettings, fixture_from_arrays, make_fixture, save_fixture
+
+#: The committed fixture in the source tree (the package data maskprop.sim.digits.FIXTURE_PATH
+#: resolves to in an editable install).
+SOURCE_FIXTURE = (Path(__file__).resolve().parent.parent
+                  / "maskprop" / "workloads" / "data" / "digits_cnn.npz")
 
 
 def _report(fixture) -> None:
@@ -44,7 +53,8 @@ def _report(fixture) -> None:
 def main(argv=None) -> int:
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=FIXTURE_PATH, help="output .npz path")
+    parser.add_argument("--out", type=Path, default=SOURCE_FIXTURE,
+                        help="output .npz path (default: the committed fixture, %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--check", action="store_true",

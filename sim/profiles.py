@@ -13,7 +13,7 @@ sources produce the same format:
 ``digits``      :func:`digits_profile`: the committed digits-CNN fixture (real ReLU masks of a
                 small CNN trained on scikit-learn's digits, :mod:`maskprop.sim.digits`).
 ``literature``  :func:`literature_profile`: densities published for a network, each with its
-                citation (JSON files shipped in ``sim/profiles/``).
+                citation (JSON files shipped in ``maskprop/workloads/data/profiles/``).
 ``synthetic``   :func:`synthetic_profile`: one density chosen by the user, no measurement.
 =============== ============================================================================
 
@@ -67,6 +67,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,8 @@ CORRELATION_LENGTH = 2.0
 _TOP_KEYS = ("format", "network", "source", "description", "batch", "layers", "default",
              "masks", "mask_model")
 
-#: Where the literature profiles are shipped (package data of ``maskprop.sim``).
-LITERATURE_DIR = Path(__file__).resolve().parent / "profiles"
+#: Where the literature profiles are shipped (package data of ``maskprop.workloads``).
+LITERATURE_DIR = Path(resources.files("maskprop.workloads") / "data" / "profiles")
 #: Networks with a literature profile ``LITERATURE_DIR/<network>_literature.json``.
 LITERATURE_NETWORKS = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet")
 
@@ -826,7 +827,7 @@ def digits_profile(variant: str = "plain", step: int | None = None) -> Profile:
                    f"with PyTorch on scikit-learn's 8x8 digits upsampled to 16x16 "
                    f"({fixture.steps} training steps, test accuracy "
                    f"{record.test_accuracy:.4f}); densities from {when} "
-                   f"(tests/fixtures/digits_cnn.npz, maskprop.sim.digits).")
+                   f"(maskprop/workloads/data/digits_cnn.npz, maskprop.sim.digits).")
     return Profile(network="digits", source="digits", description=description, layers=layers,
                    batch=batch)
 
@@ -870,7 +871,8 @@ def digits_density_history(variant: str = "plain") -> DigitsDensityHistory:
 # --- literature and synthetic -----------------------------------------------------------------
 
 def literature_profile(network_name: str) -> Profile:
-    """The shipped literature profile of a network (``sim/profiles/<name>_literature.json``)."""
+    """The shipped literature profile of a network
+    (``maskprop/workloads/data/profiles/<name>_literature.json``)."""
     if network_name not in LITERATURE_NETWORKS:
         raise ValueError(f"literature profiles exist for {', '.join(LITERATURE_NETWORKS)}, "
                          f"not {network_name!r}")

@@ -19,6 +19,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import cocotb
@@ -31,7 +32,8 @@ from maskprop.verilog import generate_verilog
 
 __all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
 
-WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
+#: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
+WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]

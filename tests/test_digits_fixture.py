@@ -1,6 +1,6 @@
 """The committed digits-CNN fixture (real ReLU masks): consistency, exact masks, golden model.
 
-The fixture is ``tests/fixtures/digits_cnn.npz`` (+ ``.json``), written by
+The fixture is ``maskprop/workloads/data/digits_cnn.npz`` (+ ``.json``), written by
 ``scripts/make_digits_fixture.py``; everything here but the last test needs NumPy only.
 """
 
