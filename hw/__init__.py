@@ -1,1 +1,1 @@
-"""Amaranth blocks of the maskprop accelerator core (see ARCHITECTURE.md section 4)."""
+"""Amaranth blocks of the maskprop accelerator core (see docs/architecture.md section 4)."""

@@ -1,4 +1,4 @@
-"""Pipelined adder tree plus framed accumulator (ARCHITECTURE.md section 4)."""
+"""Pipelined adder tree plus framed accumulator (docs/architecture.md section 4.4)."""
 
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring

@@ -60,7 +60,7 @@ class SparseDotEngine(wiring.Component):
     -----
     i : In(stream.Signature(engine_input_layout(vec, data_width)))
         Chunk pairs; bit ``e`` of ``x_mask``/``y_mask`` must be set exactly when element ``e``
-        of ``x``/``y`` is nonzero (the data format of ARCHITECTURE.md section 3). ``first`` and
+        of ``x``/``y`` is nonzero (data format: docs/architecture.md section 3.1). ``first`` and
         ``last`` frame the chunks of one output.
     o : Out(stream.Signature(tree_result_layout(acc_width)))
         One exact sum per frame (with the accumulator's overflow flag).

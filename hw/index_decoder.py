@@ -1,4 +1,4 @@
-"""Zero-skipping index decoder and its dense counterpart (ARCHITECTURE.md section 4)."""
+"""Zero-skipping index decoder and the dense sequencer (docs/architecture.md sections 4.1, 4.2)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring

@@ -1,4 +1,4 @@
-"""Payload layouts shared between blocks (ARCHITECTURE.md section 3: chunks and masks)."""
+"""Payload layouts shared between blocks (docs/architecture.md section 3.1: chunks and masks)."""
 
 from amaranth import signed, unsigned
 from amaranth.lib import data

@@ -1,5 +1,5 @@
 """The tile array: one decoder and one broadcast X chunk, ``tiles`` PE + tree columns, and the
-sequencer that compacts each row's output mask (ARCHITECTURE.md section 4)."""
+sequencer that compacts each row's output mask (docs/architecture.md section 4.6)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring

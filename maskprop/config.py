@@ -42,7 +42,7 @@ class Config:
     Parameters
     ----------
     vec : int
-        Elements per chunk along the reduction dimension (ARCHITECTURE.md section 3), 1..64.
+        Elements per chunk along the reduction dimension (docs/architecture.md section 3.1), 1..64.
     lanes : int
         Multipliers per PE, i.e. nonzero indices issued per cycle, 1..vec.
     tiles : int

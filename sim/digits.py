@@ -1,6 +1,6 @@
 """Real ReLU masks: a small CNN trained on scikit-learn's bundled 8x8 digits.
 
-ARCHITECTURE.md section 5 asks for masks from genuine training steps, not random ones. This module
+docs/architecture.md section 5.6: masks from genuine training steps, not random ones. This module
 defines a small CNN on the digits upsampled to 16x16, trains it with PyTorch (deterministically),
 captures the tensors of one training step on a batch of 2 images for every conv layer, quantizes
 them to signed 16-bit fixed point for the bit-exact tests, and stores them as a fixture shipped
@@ -76,7 +76,7 @@ VARIANTS = ("plain", "batchnorm")
 #: Tensors captured per conv layer (float and fixed point).
 TENSORS = ("A", "W", "Z", "dZ", "dA", "dW")
 
-#: Fixed-point operand width (the hardware default, ARCHITECTURE.md section 3).
+#: Fixed-point operand width (the hardware default, docs/architecture.md section 3.2).
 DATA_WIDTH = Config().data_width
 
 #: Version of the fixture's layout; bump when keys or metadata change incompatibly.

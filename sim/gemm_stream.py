@@ -1,7 +1,7 @@
 """Host side of the one-tile engine: GEMM outputs as framed streams of chunk pairs.
 
 Output ``(m, j)`` of ``Out = X @ Y`` is one frame: the reduction ``i`` is cut into chunks of
-``vec`` (zero-padded at the end, ARCHITECTURE.md section 3), chunk ``k`` pairs
+``vec`` (zero-padded at the end, docs/architecture.md section 3.1), chunk ``k`` pairs
 ``X[m, k*vec:(k+1)*vec]`` with ``Y[k*vec:(k+1)*vec, j]``.
 """
 

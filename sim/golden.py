@@ -1,6 +1,6 @@
 """Bit-exact NumPy golden model of one convolution layer's training step.
 
-Conventions (ARCHITECTURE.md sections 1 and 3):
+Conventions (docs/architecture.md sections 1 and 3):
 
 - activations ``A``/``dA``: ``(N, C, H, W)``; outputs ``Z``/``dZ``: ``(N, K, Ho, Wo)``;
   weights ``W``/``dW``: ``(K, C, R, R)``; stride ``s`` and padding ``p`` on both spatial axes;
@@ -333,7 +333,7 @@ def batchnorm_backward(dY, Z, eps: float = 1e-5) -> np.ndarray:
 
     ``dZ = (dY - mean(dY) - Yhat * mean(dY * Yhat)) / sqrt(var + eps)`` (means per channel over
     N, H, W). Because of the two mean terms ``dZ`` is dense even when ``dY`` is sparse: this is
-    why gradient input sparsity does not survive BatchNorm (ARCHITECTURE.md section 1).
+    why gradient input sparsity does not survive BatchNorm (docs/architecture.md section 1).
     """
     dY, Z = _as_float("dY", dY), _as_float("Z", Z)
     check_shape("dY", dY, Z.shape)

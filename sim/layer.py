@@ -1,6 +1,6 @@
 """Shape of one convolution layer and the per-pass quantities derived from it.
 
-Conventions (ARCHITECTURE.md section 1): tensors are NCHW, weights are ``(K, C, R, R)`` with a
+Conventions (docs/architecture.md section 1): tensors are NCHW, weights are ``(K, C, R, R)`` with a
 square ``R x R`` kernel, one stride and one padding for both spatial axes, groups = 1.
 
 The three passes of a training step and their reductions:
@@ -150,7 +150,7 @@ class ConvLayer:
 
         The same count for all three passes: each pass performs every (output pixel, weight tap)
         product once, padding taps included. This is the baseline that speedups are measured
-        against (ARCHITECTURE.md section 6).
+        against (docs/architecture.md section 6).
         """
         n, k, ho, wo = self.output_shape
         return n * k * ho * wo * self.forward_reduction

@@ -1,4 +1,4 @@
-"""Lowering of the three conv passes to masked sparse GEMMs (ARCHITECTURE.md sections 2 and 3).
+"""Lowering of the three conv passes to masked sparse GEMMs (docs/architecture.md sections 2 and 3).
 
 Every pass becomes
 
@@ -264,7 +264,7 @@ def lower_backward_weight(layer: ConvLayer, dZ, A, x_operand: str = "auto") -> L
 
 
 class Chunks(NamedTuple):
-    """A matrix cut into chunks along its reduction axis (ARCHITECTURE.md section 3).
+    """A matrix cut into chunks along its reduction axis (docs/architecture.md section 3.1).
 
     ``values (rows, n_chunks, vec)``: the matrix zero-padded to ``n_chunks * vec`` columns;
     ``masks (rows, n_chunks)`` uint64: bit ``b`` set iff ``values[..., b] != 0`` (LSB = element 0).

@@ -2,7 +2,7 @@
 
 A profile says, per conv layer of a network, what fraction of the layer's input activation ``A``
 is nonzero (the forward and backward-weight operand and the backward-data output mask,
-ARCHITECTURE.md section 1), optionally the density of its output after the ReLU (``Y``) and of
+docs/architecture.md section 1), optionally the density of its output after the ReLU (``Y``) and of
 the gradient at its conv output (``dZ``), and always how those numbers were obtained. Four
 sources produce the same format:
 
