@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
            "array_cycles", "array_group_cycles", "array_output_cycles", "Speedups",
-           "PassEstimate", "pass_estimate"]
+           "PassEstimate", "nonzero_products", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -141,6 +141,27 @@ class PassEstimate(Speedups):
     nonzero_macs: int
 
 
+#: float64 holds every integer below 2**53 exactly (float32 only below 2**24).
+_EXACT_FLOAT64 = 1 << 53
+
+
+def nonzero_products(x_nonzero, y_nonzero, wanted=None) -> int:
+    """Products with both operands nonzero over the outputs ``wanted`` of ``X (M, I) @ Y (I, J)``.
+
+    The count, exactly, in integers. The matmul runs in float64 (BLAS; numpy's int64 matmul is
+    several times slower): every per-output count is at most the reduction ``I``, so every
+    partial sum is an integer below ``2**53`` and exact. Per-output counts are summed in int64.
+    """
+    x = np.asarray(x_nonzero) != 0
+    y = np.asarray(y_nonzero) != 0
+    if x.shape[1] >= _EXACT_FLOAT64:
+        raise ValueError(f"reduction {x.shape[1]:,} is too long to count exactly in float64")
+    pairs = x.astype(np.float64) @ y.astype(np.float64)
+    if wanted is not None:
+        pairs = pairs[np.asarray(wanted, dtype=bool)]
+    return int(pairs.astype(np.int64).sum())
+
+
 def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
                   w_nonzero=None) -> PassEstimate:
     """Cycles of a layer's pass on the tile array, dense and sparse, from masks alone.
@@ -178,8 +199,7 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
     dense_cycles = array_cycles(x, everything, config, dense=True)
     sparse_cycles = array_cycles(x, wanted, config)
     # Nonzero products of each wanted output: X's nonzeros against Y's, per (row, column).
-    pairs = (gemm.X != 0).astype(np.float32) @ (gemm.Y != 0).astype(np.float32)
-    nonzero_macs = int(np.rint(pairs[wanted].sum(dtype=np.float64)))
+    nonzero_macs = nonzero_products(gemm.X != 0, gemm.Y != 0, wanted)
     dense_macs = int(dense_groups.sum()) * chunks * -(-vec // lanes) * lanes * config.tiles
     return PassEstimate(layer.name, pass_name, dense_cycles, sparse_cycles, dense_macs,
                         nonzero_macs)

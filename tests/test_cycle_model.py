@@ -6,7 +6,7 @@ import pytest
 
 from maskprop.config import Config
 from maskprop.host import PASSES, ArrayPass, lower_pass
-from maskprop.sim.cycle_model import array_cycles, column_groups, pass_estimate
+from maskprop.sim.cycle_model import array_cycles, column_groups, nonzero_products, pass_estimate
 from maskprop.sim.digits import load_fixture
 from maskprop.sim.layer import ConvLayer
 from maskprop.sim.networks import resnet50
@@ -66,3 +66,20 @@ def test_resnet50_shapes_and_macs():
     assert net.layers[-1].conv.output_shape == (1, 2048, 7, 7)
     assert not net.layers[0].relu_input and all(l.relu_input for l in net.layers[1:])
     assert all(layer.batchnorm for layer in net.layers)
+
+
+def test_nonzero_products_are_exact_beyond_float32():
+    """An output with 2**24 + 1 nonzero products: float32 (exact only below 2**24) rounds it to
+    2**24; the count is an integer and must be exact."""
+    n = (1 << 24) + 1
+    x = np.ones((1, n), dtype=bool)
+    y = np.ones((n, 1), dtype=bool)
+    assert int((x.astype(np.float32) @ y.astype(np.float32))[0, 0]) != n   # what float32 gave
+    assert nonzero_products(x, y) == n
+    assert nonzero_products(x, y, wanted=np.zeros((1, 1), dtype=bool)) == 0
+    # Small cases against a direct integer count.
+    rng = np.random.default_rng(0)
+    x, y = rng.random((7, 40)) < 0.5, rng.random((40, 9)) < 0.3
+    wanted = rng.random((7, 9)) < 0.6
+    direct = (x[:, :, None] & y[None, :, :]).sum(axis=1)
+    assert nonzero_products(x, y, wanted) == int(direct[wanted].sum())
