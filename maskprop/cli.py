@@ -693,7 +693,7 @@ def _eval(args):
 
     names = _network_names(args.network)
     # Whole networks need buffers the RTL would tile; the cycle model assumes they fit.
-    config = Config(**{**_config(args).as_dict(), "max_chunks": 4096, "max_cols": 65536})
+    config = _config(args).for_evaluation()
     check_output_dir(args.out, "--out")
     if "digits" in names and (args.profile is not None or args.batch is not None):
         raise UsageError("the digits CNN is evaluated with its own real masks and batch; "

@@ -1,8 +1,9 @@
 """The one configuration object that drives the RTL, the golden model and the cycle model."""
 
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "check_range", "ceil_log2", "GENERATABLE_BUFFER_BITS"]
+__all__ = ["Config", "DEFAULT", "EVALUATION", "FPGA_SMALL", "check_range", "ceil_log2",
+           "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
@@ -63,10 +64,18 @@ class Config:
     max_cols : int
         Columns the tile array's Y buffer holds (per tile), 1..65536.
 
+    Presets
+    -------
+    :data:`DEFAULT` is ``Config()``. :data:`EVALUATION` is the defaults with the largest buffers
+    (``max_chunks=4096, max_cols=65536``), which whole-network evaluation assumes (the cycle
+    model never generates RTL); :meth:`for_evaluation` gives any configuration those buffers.
+    :data:`FPGA_SMALL` is the defaults with the tile array's buffers sized to fit the ECP5
+    LFE5U-25F (``col_block=8, max_chunks=16, max_cols=32``, README's FPGA results).
+
     Generatable range
     -----------------
     Every configuration in these ranges drives the golden and cycle models (network evaluation
-    uses ``max_chunks=4096, max_cols=65536``), but the tile array's RTL is generated only when
+    uses ``max_chunks=4096, max_cols=65536``: :meth:`for_evaluation`), but the tile array's RTL is generated only when
     its Y buffer (``max_cols * max_chunks`` words of ``vec * data_width`` bits) and row buffer
     (``max_chunks`` words of ``vec * (data_width + 1) + log2(max_chunks)`` bits) hold at most
     :data:`GENERATABLE_BUFFER_BITS` = 2**22 bits together, e.g. ``max_cols <= 254`` with the
@@ -199,6 +208,12 @@ class Config:
             f"{_duration(mibit * _SECONDS_PER_MIBIT)} and {_size(mibit * _BYTES_PER_MIBIT)} "
             f"to generate; the largest generatable is {' or '.join(fits)}")
 
+    def for_evaluation(self) -> "Config":
+        """This configuration with the largest buffers Config accepts (``max_chunks=4096,
+        max_cols=65536``): whole networks need buffers the RTL would tile, and the cycle model
+        assumes they fit. Not generatable (:meth:`check_generatable`)."""
+        return replace(self, max_chunks=4096, max_cols=65536)
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -215,3 +230,13 @@ def _size(size: float) -> str:
         if size < 1000 or unit == "TB":
             return f"{size:,.1f} {unit}"
         size /= 1000
+
+
+#: ``Config()``.
+DEFAULT = Config()
+#: Whole-network evaluation's configuration: the defaults with the largest buffers
+#: (:meth:`Config.for_evaluation`).
+EVALUATION = DEFAULT.for_evaluation()
+#: The tile array sized to fit the ECP5 LFE5U-25F of README's FPGA results: the defaults with
+#: 32 columns x 16 chunks of Y buffer and ``col_block`` 8.
+FPGA_SMALL = Config(col_block=8, max_chunks=16, max_cols=32)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from rich.progress import track
 
-from maskprop.config import Config
+from maskprop.config import EVALUATION
 from maskprop.sim.cycle_model import pass_estimate
 from maskprop.sim.networks import network
 
@@ -28,7 +28,7 @@ def main(argv=None):
     parser.add_argument("--passes", default="backward_data,backward_weight")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    config = Config(max_chunks=4096, max_cols=65536)
+    config = EVALUATION
     net = network(args.network)
     passes = args.passes.split(",")
     rng = np.random.default_rng(args.seed)

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from maskprop.config import GENERATABLE_BUFFER_BITS, Config, ceil_log2
+from maskprop.config import (DEFAULT, EVALUATION, FPGA_SMALL, GENERATABLE_BUFFER_BITS, Config,
+                             ceil_log2)
 from maskprop.host import ArrayPass, lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
@@ -257,7 +258,10 @@ def test_tile_array_matches_numpy(case, dense, density, seed):
 def test_evaluation_config_is_valid_but_not_generated():
     """Config keeps accepting the cycle model's buffers; generation refuses them, naming the
     parameters, the buffer sizes, the limit and what would fit."""
-    config = Config(max_chunks=4096, max_cols=65536)
+    config = EVALUATION
+    assert config == Config(max_chunks=4096, max_cols=65536) == DEFAULT.for_evaluation()
+    assert Config(vec=8, lanes=2).for_evaluation() == Config(vec=8, lanes=2, max_chunks=4096,
+                                                             max_cols=65536)
     with pytest.raises(ValueError) as refused:
         config.check_generatable()
     message = str(refused.value)
@@ -334,3 +338,11 @@ def test_largest_generatable_array_generates():
     verilog = generate_verilog(TileArray(config), "tile_array")
     print(f"generated {config.buffer_bits:,} buffer bits in {time.monotonic() - started:.1f} s")
     assert buffer_words_and_width(verilog, "y_buffer") == (254 * 64, 256)
+
+
+def test_presets():
+    """DEFAULT is Config(); FPGA_SMALL is the generatable tile array README's ECP5 results use."""
+    assert DEFAULT == Config()
+    assert FPGA_SMALL == Config(col_block=8, max_chunks=16, max_cols=32)
+    FPGA_SMALL.check_generatable()
+    DEFAULT.check_generatable()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from maskprop.cli import main
-from maskprop.config import Config
+from maskprop.config import EVALUATION
 from maskprop.evaluate import ProfileMasks, evaluate
 from maskprop.sim.networks import network
 from maskprop.sim.profiles import Profile, synthetic_profile
@@ -43,7 +43,7 @@ def test_eval_writes_tables_and_plots(tmp_path, capsys):
 
 
 def test_batchnorm_removes_gradient_sparsity_but_not_output_sparsity():
-    config = Config(max_chunks=4096, max_cols=65536)
+    config = EVALUATION
     evaluation = evaluate(network("resnet18"), ProfileMasks(synthetic_profile("resnet18", 0.4)),
                           config)
     with_bn = evaluation.total("batchnorm", "backward")
