@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from maskprop.config import Config
+from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.toolchain import SIMULATORS, SimulationError, ToolchainError
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
@@ -84,10 +85,6 @@ def _add_config_options(parser, *, buffers=True):
                            default=f.default, metavar="N", help=f"default: {f.default}")
 
 
-PASS_ALIASES = {"fwd": "forward", "forward": "forward", "bwd-data": "backward_data",
-                "backward-data": "backward_data", "backward_data": "backward_data",
-                "bwd-weight": "backward_weight", "backward-weight": "backward_weight",
-                "backward_weight": "backward_weight"}
 
 
 def _pass_name(text: str) -> str:
@@ -391,7 +388,7 @@ def _run_passes(console, layer, tensors, passes, config, args):
         for pass_name, array_pass in zip(passes, prepared):
             comparisons.append(compare_on_array(
                 array_pass, build_dir=args.out / pass_name, sim=args.sim, seed=args.seed,
-                label=pass_name.replace("_", "-")))
+                label=pass_label(pass_name)))
             progress.advance(task)
     return comparisons
 
@@ -596,7 +593,7 @@ def _sim(args):
             source += ", dZ dense (BatchNorm)"
     console = _console()
     comparisons = _run_passes(console, layer, tensors, [args.pass_name], config, args)
-    title = _layer_title(layer, f"{args.pass_name.replace('_', '-')}, {source}; tile array: "
+    title = _layer_title(layer, f"{pass_label(args.pass_name)}, {source}; tile array: "
                                 f"{config.tiles} tiles, vec {config.vec}, lanes {config.lanes}")
     return _print_comparisons(console, title, comparisons)
 
@@ -745,7 +742,7 @@ def _eval(args):
                 layers.add_column(column, justify="left" if column in
                                   ("scenario", "layer", "pass") else "right")
             for r in evaluation.rows:
-                layers.add_row(r.scenario, r.layer, r.pass_name.replace("_", "-"),
+                layers.add_row(r.scenario, r.layer, pass_label(r.pass_name),
                                f"{r.a_density:.3f}", f"{r.dz_density:.3f}",
                                f"{r.dense_cycles:,}", f"{r.sparse_cycles:,}",
                                _times(r.speedup), _times(r.ideal), _ratio(r.efficiency))

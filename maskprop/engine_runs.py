@@ -13,6 +13,7 @@ import numpy as np
 from maskprop.config import Config
 from maskprop.sim.cycle_model import engine_cycles
 from maskprop.sim.gemm_stream import ChunkStream, chunk_stream
+from maskprop.sim.layer import PASSES as PASS_NAMES
 from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
                                    lower_forward)
 from maskprop.toolchain import SimulationError
@@ -20,7 +21,6 @@ from maskprop.toolchain import SimulationError
 __all__ = ["PASS_NAMES", "lower_record", "EngineComparison", "compare_on_engine",
            "ideal_speedup"]
 
-PASS_NAMES = ("forward", "backward_data", "backward_weight")
 
 
 def lower_record(record, pass_name: str) -> LoweredGemm:

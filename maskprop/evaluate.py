@@ -20,13 +20,13 @@ import numpy as np
 from maskprop.config import Config
 from maskprop.host import gemm_shapes
 from maskprop.sim.cycle_model import Speedups, pass_estimate
+from maskprop.sim.layer import PASSES, pass_label
 
 __all__ = ["SCENARIOS", "PASSES", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "Evaluation", "MaskSource", "ProfileMasks", "ExplicitMasks",
            "digits_evaluation_inputs", "check_evaluable", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
-PASSES = ("forward", "backward_data", "backward_weight")
 # The seed paper's reported ranges over five ImageNet CNNs (REFERENCES.md): backward-pass speedup
 # over dense, and forward + backward over the sparsity-agnostic baseline.
 SEED_BACKWARD = (1.69, 5.43)
@@ -248,7 +248,7 @@ def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT) -> N
     fitting = [_largest_batch(c, p, limit) for c, p in passes]
     fits = min(f for f in fitting if f is not None)
     raise ValueError(
-        f"{net.name} layer {conv.name!r} {pass_name.replace('_', '-')} at batch {conv.batch} "
+        f"{net.name} layer {conv.name!r} {pass_label(pass_name)} at batch {conv.batch} "
         f"lowers to operands of {elements:,} elements; the cycle model takes at most "
         f"{limit:,}: " + (f"use a batch of at most {fits}" if fits else "no batch fits"))
 

@@ -16,13 +16,13 @@ import numpy as np
 from maskprop.config import Config
 from maskprop.sim.cycle_model import array_cycles, column_groups
 from maskprop.sim.gemm_stream import mask_words
+from maskprop.sim.layer import PASSES, pass_label
 from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
                                    lower_forward)
 
 __all__ = ["PASSES", "SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "lower_pass",
            "ArrayPass"]
 
-PASSES = ("forward", "backward_data", "backward_weight")
 
 #: Most elements one RTL run handles: in each of the layer's tensors (``A``, ``W``, ``dZ``) and in
 #: the operand stream the testbench builds (every X chunk once per block of output columns, plus
@@ -74,7 +74,7 @@ _OPERAND = {"dz": "dZ", "a": "A"}
 
 
 def _where(layer, pass_name: str) -> str:
-    return f"{layer.label} {pass_name.replace('_', '-')}"
+    return f"{layer.label} {pass_label(pass_name)}"
 
 
 def _check_chunks(where: str, reduction: int, config: Config) -> None:

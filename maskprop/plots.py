@@ -7,12 +7,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from maskprop.evaluate import PASSES, SEED_BACKWARD, SEED_TRAINING  # noqa: E402
+from maskprop.evaluate import SEED_BACKWARD, SEED_TRAINING  # noqa: E402
+from maskprop.sim.layer import PASSES, pass_label  # noqa: E402
 
 __all__ = ["layers_png", "summary_png"]
 
-PASS_LABELS = {"forward": "forward", "backward_data": "backward-data",
-               "backward_weight": "backward-weight"}
+PASS_LABELS = {p: pass_label(p) for p in PASSES}
 
 
 def _png(figure) -> bytes:

@@ -21,7 +21,8 @@ from pathlib import Path
 from rich.progress import track
 
 from maskprop.config import Config
-from maskprop.host import PASSES, ArrayPass, lower_pass
+from maskprop.host import ArrayPass, lower_pass
+from maskprop.sim.layer import PASSES, pass_label
 from maskprop.sim.digits import load_fixture
 
 
@@ -68,7 +69,7 @@ def main(argv=None):
              "| speedup | ideal | achieved/ideal |",
              "|---|---|---|---|---|---|---|---|---|"]
     for variant, layer, pass_name, r in rows:
-        lines.append(f"| {variant} | {layer} | {pass_name.replace('_', '-')} | "
+        lines.append(f"| {variant} | {layer} | {pass_label(pass_name)} | "
                      f"{r.outputs_sparse} of {r.outputs_dense} | {r.dense_cycles:,} | "
                      f"{r.sparse_cycles:,} | {r.speedup:.2f}x | {r.ideal:.2f}x | "
                      f"{r.efficiency:.2f} |")

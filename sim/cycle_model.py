@@ -171,6 +171,7 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
     The passes are lowered exactly as the host driver lowers them (backward-data masked by
     ``A != 0``, backward-weight with the sparser operand broadcast), so the counts are the RTL's.
     """
+    from .layer import PASSES
     from .lowering import lower_backward_data, lower_backward_weight, lower_forward
 
     a = np.asarray(a_nonzero, dtype=bool).view(np.uint8)
@@ -184,8 +185,7 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
     elif pass_name == "backward_weight":
         gemm = lower_backward_weight(layer, dz, a)
     else:
-        raise ValueError(f"pass must be forward, backward_data or backward_weight, "
-                         f"not {pass_name!r}")
+        raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
     rows, reduction = gemm.X.shape
     cols = gemm.Y.shape[1]
     vec, lanes = config.vec, config.lanes

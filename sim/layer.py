@@ -25,10 +25,21 @@ import numpy as np
 
 from maskprop.config import Config, check_range
 
-__all__ = ["ConvLayer", "PASSES", "MAX_EXTENT", "MAX_KERNEL", "check_shape"]
+__all__ = ["ConvLayer", "PASSES", "PASS_ALIASES", "pass_label", "MAX_EXTENT", "MAX_KERNEL",
+           "check_shape"]
 
 #: The three passes of a training step, in the order the tables above list them.
 PASSES = ("forward", "backward_data", "backward_weight")
+#: What the command line accepts for each pass: the name, its label and the short form.
+PASS_ALIASES = {"fwd": "forward", "forward": "forward", "bwd-data": "backward_data",
+                "backward-data": "backward_data", "backward_data": "backward_data",
+                "bwd-weight": "backward_weight", "backward-weight": "backward_weight",
+                "backward_weight": "backward_weight"}
+
+
+def pass_label(pass_name: str) -> str:
+    """How reports and tables write a pass: ``"backward_data"`` -> ``"backward-data"``."""
+    return pass_name.replace("_", "-")
 
 #: Upper bound accepted for batch, channels, height and width (a sanity bound, not a hardware one).
 MAX_EXTENT = 1 << 16

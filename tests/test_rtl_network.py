@@ -7,7 +7,7 @@ import pytest
 from maskprop.array_runs import compare_on_array
 from maskprop.config import Config
 from maskprop.evaluate import TOTALS, digits_evaluation_inputs, evaluate
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.host import PASSES, ArrayPass, lower_pass
 from maskprop.sim.digits import load_fixture
 
 pytestmark = pytest.mark.sim
@@ -21,7 +21,7 @@ def test_network_totals_equal_the_rtl(scenario, variant, tmp_path):
     evaluation = evaluate(net, masks, config, scenarios=(scenario,))
     rtl = {}
     for index, record in enumerate(load_fixture()[variant].layers):
-        for pass_name in ("forward", "backward_data", "backward_weight"):
+        for pass_name in PASSES:
             if pass_name == "backward_data" and index == 0:
                 continue
             array_pass = ArrayPass.prepare(lower_pass(record.layer, pass_name, A=record.A,
