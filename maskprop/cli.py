@@ -22,6 +22,7 @@ from pathlib import Path
 
 from maskprop.config import Config
 from maskprop.sim.layer import PASS_ALIASES, pass_label
+from maskprop.sim.networks import NETWORK_NAMES
 from maskprop.toolchain import SIMULATORS, SimulationError, ToolchainError
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
@@ -598,7 +599,6 @@ def _sim(args):
     return _print_comparisons(console, title, comparisons)
 
 
-NETWORK_NAMES = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet")
 
 
 def _network_names(requested) -> list:

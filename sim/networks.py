@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .layer import ConvLayer
 
 __all__ = ["NetLayer", "Network", "alexnet", "vgg16", "resnet18", "resnet50", "googlenet",
-           "NETWORKS", "network"]
+           "NETWORKS", "NETWORK_NAMES", "network"]
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,8 @@ def googlenet(batch: int = 1, size: int = 224) -> Network:
 
 NETWORKS = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50": resnet50,
             "googlenet": googlenet}
+#: The networks' names, in NETWORKS' order (the command line's ``--network`` choices).
+NETWORK_NAMES = tuple(NETWORKS)
 
 
 def network(name: str, **kwargs) -> Network:

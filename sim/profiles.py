@@ -72,6 +72,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .networks import NETWORK_NAMES
+
 __all__ = [
     "FORMAT", "SOURCES", "ENTRY_KEYS", "DENSITY_KEYS", "MASK_KEYS", "MASK_MODELS",
     "LITERATURE_DIR", "LITERATURE_NETWORKS",
@@ -101,8 +103,9 @@ _TOP_KEYS = ("format", "network", "source", "description", "batch", "layers", "d
 
 #: Where the literature profiles are shipped (package data of ``maskprop.workloads``).
 LITERATURE_DIR = Path(resources.files("maskprop.workloads") / "data" / "profiles")
-#: Networks with a literature profile ``LITERATURE_DIR/<network>_literature.json``.
-LITERATURE_NETWORKS = ("alexnet", "vgg16", "resnet18", "resnet50", "googlenet")
+#: Networks with a literature profile ``LITERATURE_DIR/<network>_literature.json``: all of
+#: :data:`maskprop.sim.networks.NETWORK_NAMES`.
+LITERATURE_NETWORKS = NETWORK_NAMES
 
 _TORCH_MISSING = "measuring a profile needs PyTorch: pip install -e '.[torch]'"
 
