@@ -89,10 +89,16 @@ class AccumulationTree(wiring.Component):
     stages = property(lambda self: self._stages)
     depth = property(lambda self: self._depth, doc="Adder levels: ``ceil(log2(lanes))``.")
 
+    @staticmethod
+    def latency_for(stages: int) -> int:
+        """The :attr:`latency` of a tree with ``stages`` pipeline registers, without building
+        one (an unelaborated component would be reported as unused)."""
+        return stages + 1
+
     @property
     def latency(self) -> int:
         """Cycles from accepting a frame's last beat to its result being valid on ``o``."""
-        return self._stages + 1
+        return self.latency_for(self._stages)
 
     @property
     def registered_levels(self) -> frozenset:

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out, flipped
 from maskprop.config import Config
 
 from .accumulation_tree import AccumulationTree, tree_result_layout
+from .counters import event_counter
 from .index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
 from .layouts import chunk_layout, chunk_pair_layout
 from .sparse_pe import SparseGradPE
@@ -105,15 +106,15 @@ class SparseDotEngine(wiring.Component):
         cycle, unstalled) to its result, counted like a single-cycle chunk's: accepted in
         ``t``, result in ``t + latency``."""
         source = ZeroSkipIndexDecoder if self._zero_skipping else DenseIndexSequencer
-        return source.latency + SparseGradPE.latency + self._config.tree_stages + 1
+        return (source.latency + SparseGradPE.latency +
+                AccumulationTree.latency_for(self._config.tree_stages))
 
     def elaborate(self, platform):
         m = Module()
         c = self._config
         side = chunk_pair_layout(c.vec, c.data_width)
         source_class = ZeroSkipIndexDecoder if self._zero_skipping else DenseIndexSequencer
-        m.submodules.decoder = decoder = source_class(vec=c.vec, lanes=c.lanes, masks=2,
-                                                      side=side)
+        m.submodules.decoder = decoder = source_class.from_config(c, masks=2, side=side)
         m.submodules.pe = pe = SparseGradPE.from_config(c)
         m.submodules.tree = tree = AccumulationTree.from_config(c)
 
@@ -148,14 +149,9 @@ class SparseDotEngine(wiring.Component):
             "chunks_skipped": chunk_taken & zero_chunk if self._zero_skipping else 0,
             "outputs": self.o.valid & self.o.ready,
         }
-        # The increments are registered first: the handshakes they come from sit at the end of
-        # the combinational ready chain, which must not also run through 32-bit adders. The
-        # counters therefore lag the events by one cycle.
+        # The increments are registered first (hw/counters.py): the counters lag the events by
+        # one cycle.
         for name, increment in increments.items():
-            counter = getattr(self.counters, name)
-            event = Signal(range(c.lanes + 1) if name == "macs" else 1, name=f"{name}_event")
-            m.d.sync += [
-                event.eq(Mux(self.clear, 0, increment)),
-                counter.eq(Mux(self.clear, 0, counter + event)),
-            ]
+            event_counter(m, getattr(self.counters, name), increment, self.clear, name=name,
+                          shape=range(c.lanes + 1) if name == "macs" else 1)
         return m

@@ -1,12 +1,13 @@
 """Zero-skipping index decoder and the dense sequencer (docs/architecture.md sections 4.1, 4.2)."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.config import ceil_log2, check_range
+from maskprop.config import check_range
 
-from .layouts import index_beat_layout, index_width, mask_chunk_layout
+from .layouts import index_beat_layout, mask_chunk_layout
+from .rank_compaction import RankRegister
 
 __all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles"]
 
@@ -15,24 +16,6 @@ def chunk_cycles(set_bits: int, lanes: int) -> int:
     """Cycles the decoder spends on a chunk with ``set_bits`` nonzero elements (unstalled):
     ``ceil(set_bits / lanes)``, and one for an all-zero chunk. The cycle model uses this."""
     return max(1, -(-set_bits // lanes))
-
-
-def _prefix_counts(m: Module, bits: list, width: int, name: str) -> list:
-    """Exclusive prefix popcounts: element ``p`` is the number of set bits below ``p``.
-
-    Kogge-Stone parallel prefix: ``ceil(log2(n))`` adder levels instead of an ``n``-long chain,
-    so the decoder's critical path grows with ``log2(vec)``, not with ``vec``.
-    """
-    sums = [b.as_unsigned() for b in bits]
-    distance, level = 1, 0
-    while distance < len(sums):
-        next_sums = []
-        for p, value in enumerate(sums):
-            node = Signal(unsigned(width), name=f"{name}_l{level}_{p}")
-            m.d.comb += node.eq(value + sums[p - distance] if p >= distance else value)
-            next_sums.append(node)
-        sums, distance, level = next_sums, distance * 2, level + 1
-    return [Const(0, width)] + sums[:-1]
 
 
 class _IndexSource(wiring.Component):
@@ -48,6 +31,11 @@ class _IndexSource(wiring.Component):
             "o": Out(stream.Signature(index_beat_layout(vec, lanes, side))),
             "busy": Out(1),
         })
+
+    @classmethod
+    def from_config(cls, config, *, masks: int = 1, side=None):
+        """The block of a core configuration (its ``vec`` and ``lanes``)."""
+        return cls(vec=config.vec, lanes=config.lanes, masks=masks, side=side)
 
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
@@ -104,7 +92,6 @@ class ZeroSkipIndexDecoder(_IndexSource):
     def elaborate(self, platform):
         m = Module()
         vec, lanes = self._vec, self._lanes
-        count_width = ceil_log2(vec + 1)
 
         # Stage 1 (chunk register): the accepted chunk, with the rank of every set bit (the
         # number of set bits below it) and its popcount from a parallel prefix of the mask.
@@ -113,42 +100,32 @@ class ZeroSkipIndexDecoder(_IndexSource):
             m.d.comb += effective.eq(self.i.payload.mask & self.i.payload.mask_b)
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
-        counts = _prefix_counts(m, list(effective) + [Const(0, 1)], count_width, "rank")
-
         held = Signal()                              # a chunk is in the register
-        held_mask = Signal(vec, reset_less=True)
-        held_rank = [Signal(count_width, name=f"held_rank{p}", reset_less=True)
-                     for p in range(vec)]
-        held_total = Signal(count_width, reset_less=True)
+        held_bits = RankRegister(m, effective, vec, name="held", counts_name="rank")
+        held_total = held_bits.total
         held_first = Signal(reset_less=True)
         held_last = Signal(reset_less=True)
         held_side = Signal(self._side, reset_less=True) if self._side is not None else None
 
         # Stage 2 (beats): beat `b` sends the set bits of rank b*lanes .. b*lanes + lanes - 1.
         # The held ranks count down by `lanes` after every beat, so lane j always takes the bit
-        # whose held rank is j: a constant compare, no adder on the select path.
+        # whose held rank is j: a constant compare, no adder on the select path
+        # (hw/rank_compaction.py, shared with the tile array's column groups).
         pending_first = Signal()                     # `first` came with an all-zero, not-last chunk
         issued_beats = Signal()                      # a beat of the held chunk was already sent
         for j in range(lanes):
-            select = Signal(vec, name=f"select{j}")  # one-hot (or zero): the element of lane j
-            m.d.comb += select.eq(Cat(held_mask[p] & (held_rank[p] == j) for p in range(vec)))
-            # One-hot to binary: OR of the positions whose select bit is set.
-            index = Const(0, index_width(vec))
-            for p in range(1, vec):
-                index = index | Mux(select[p], p, 0)
+            index, lane_valid = held_bits.select(m, j, f"select{j}")
             m.d.comb += [
                 self.o.payload.index[j].eq(index),
-                self.o.payload.lane_valid[j].eq(select.any()),
+                self.o.payload.lane_valid[j].eq(lane_valid),
             ]
 
         chunk_zero = Signal()
         final = Signal()                             # this beat sends the chunk's last set bit
         done = Signal()                              # the held chunk leaves in this cycle
         # A held chunk has at most `vec` unsent bits, so with lanes == vec its first beat is its
-        # final one. The comparison is folded here rather than left to the netlist: for
-        # vec = lanes = 2**k - 1 it would compare the counter with its own maximum value, an
-        # always-true comparison that `verilator -Wall` rejects (CMPCONST).
-        m.d.comb += final.eq(1 if lanes >= vec else held_total <= lanes)
+        # final one.
+        m.d.comb += final.eq(held_bits.last_step(lanes))
         m.d.comb += [
             chunk_zero.eq(held_total == 0),
             self.o.valid.eq(held & (~chunk_zero | held_last)),
@@ -162,11 +139,8 @@ class ZeroSkipIndexDecoder(_IndexSource):
             m.d.comb += self.o.payload.side.eq(held_side)
 
         with m.If(self.o.valid & self.o.ready):
-            # Ranks and total wrap below zero for bits already sent; those are masked off.
-            m.d.sync += [rank.eq(rank - lanes) for rank in held_rank]
+            m.d.sync += held_bits.step(lanes)
             m.d.sync += [
-                held_mask.eq(held_mask & ~Cat(rank < lanes for rank in held_rank)),
-                held_total.eq(held_total - lanes),
                 issued_beats.eq(1),
                 pending_first.eq(0),
             ]
@@ -177,9 +151,7 @@ class ZeroSkipIndexDecoder(_IndexSource):
             with m.If(self.i.valid):
                 m.d.sync += [
                     issued_beats.eq(0),
-                    held_mask.eq(effective),
-                    [rank.eq(count) for rank, count in zip(held_rank, counts[:vec])],
-                    held_total.eq(counts[vec]),
+                    held_bits.load(),
                     held_first.eq(self.i.payload.first),
                     held_last.eq(self.i.payload.last),
                 ]

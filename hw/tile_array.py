@@ -1,15 +1,18 @@
 """The tile array: one decoder and one broadcast X chunk, ``tiles`` PE + tree columns, and the
 sequencer that compacts each row's output mask (docs/architecture.md section 4.6)."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from maskprop.config import Config, ceil_log2
 
 from .accumulation_tree import AccumulationTree
-from .index_decoder import ZeroSkipIndexDecoder, _prefix_counts
+from .counters import accumulate, event_counter, registered_event
+from .index_decoder import ZeroSkipIndexDecoder
 from .layouts import chunk_layout
+from .rank_compaction import RankRegister
 from .sparse_pe import SparseGradPE
 
 __all__ = ["TileArray", "ARRAY_COUNTERS", "array_counter_layout", "load_layout", "row_layout",
@@ -166,8 +169,10 @@ class TileArray(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from a group's last decoder cycle to its results (counted like the engine's,
+        ``SparseDotEngine.latency``): decoder, PE, then every tile's tree in parallel."""
         return (ZeroSkipIndexDecoder.latency + SparseGradPE.latency +
-                self._config.tree_stages + 1)
+                AccumulationTree.latency_for(self._config.tree_stages))
 
     def elaborate(self, platform):
         m = Module()
@@ -178,8 +183,7 @@ class TileArray(wiring.Component):
 
         # --- datapath blocks -------------------------------------------------------------------
         side = data.StructLayout({"x": chunk_layout(c.vec, c.data_width), "tiles_on": tiles})
-        m.submodules.decoder = decoder = ZeroSkipIndexDecoder(vec=c.vec, lanes=c.lanes,
-                                                              side=side)
+        m.submodules.decoder = decoder = ZeroSkipIndexDecoder.from_config(c, side=side)
         # One Y buffer with a read port per tile (on an FPGA, one copy per port).
         m.submodules.y_buffer = y_buffer = memory.Memory(
             shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.max_cols * c.max_chunks),
@@ -215,15 +219,11 @@ class TileArray(wiring.Component):
             width=group_layout.size, depth=self.FIFO_DEPTH)
 
         # --- row register: the row's wanted columns, each with its rank ----------------------
-        rank_width = ceil_log2(block + 1)
         wanted = Signal(block)
         m.d.comb += wanted.eq(Mux(self.dense, self.rows.payload.col_valid,
                                   self.rows.payload.omask & self.rows.payload.col_valid))
-        counts = _prefix_counts(m, list(wanted) + [Const(0, 1)], rank_width, "col_rank")
         row_held = Signal()
-        row_mask = Signal(block, reset_less=True)
-        row_rank = [Signal(rank_width, name=f"row_rank{p}", reset_less=True) for p in range(block)]
-        row_total = Signal(rank_width, reset_less=True)
+        row_columns = RankRegister(m, wanted, block, name="row", counts_name="col_rank")
         row_base = Signal(column_width, reset_less=True)
         first_group = Signal(reset_less=True)       # X comes from `x`, not from the row buffer
         chunk = Signal(chunk_bits + 1)              # chunk (first group) or entry (replays)
@@ -233,13 +233,9 @@ class TileArray(wiring.Component):
         group = Signal(group_layout)
         tiles_on = Signal(tiles)
         for t in range(tiles):
-            select = Signal(block, name=f"column_select{t}")
-            offset = Const(0, ceil_log2(block) or 1)
-            m.d.comb += select.eq(Cat(row_mask[p] & (row_rank[p] == t) for p in range(block)))
-            for p in range(1, block):
-                offset = offset | Mux(select[p], p, 0)
+            offset, selected = row_columns.select(m, t, f"column_select{t}")
             m.d.comb += [
-                tiles_on[t].eq(select.any()),
+                tiles_on[t].eq(selected),
                 group.valid[t].eq(tiles_on[t]),
                 group.column[t].eq(Mux(tiles_on[t], row_base + offset, 0)),
             ]
@@ -269,10 +265,8 @@ class TileArray(wiring.Component):
         issue = Signal()
         row_done = Signal()
         # A row has at most `col_block` wanted columns, so with tiles == col_block its first group
-        # is its last. The comparison is folded here rather than left to the netlist: for
-        # tiles = col_block = 2**k - 1 it would compare the counter with its own maximum value,
-        # an always-true comparison that `verilator -Wall` rejects (CMPCONST).
-        last_group = 1 if tiles >= block else row_total <= tiles
+        # is its last.
+        last_group = row_columns.last_step(tiles)
         m.d.comb += [
             issue.eq(decoder.i.valid & decoder.i.ready),
             row_done.eq(issue & last_chunk & last_group),
@@ -301,18 +295,14 @@ class TileArray(wiring.Component):
                 m.d.sync += [
                     chunk.eq(0),
                     first_group.eq(0),
-                    row_mask.eq(row_mask & ~Cat(rank < tiles for rank in row_rank)),
-                    [rank.eq(rank - tiles) for rank in row_rank],
-                    row_total.eq(row_total - tiles),
+                    row_columns.step(tiles),
                 ]
                 with m.If(row_done):
                     m.d.sync += row_held.eq(0)
         with m.If(self.rows.valid & self.rows.ready):
             m.d.sync += [
                 row_held.eq(1),
-                row_mask.eq(wanted),
-                [rank.eq(count) for rank, count in zip(row_rank, counts[:block])],
-                row_total.eq(counts[block]),
+                row_columns.load(),
                 row_base.eq(self.rows.payload.col_base),
                 first_group.eq(1),
                 chunk.eq(0),
@@ -332,7 +322,15 @@ class TileArray(wiring.Component):
                 pe.i.payload.side.x.eq(beat.side.x),
                 pe.i.payload.side.y.eq(y_read.data),
             ]
-        # All columns run in lockstep (same beats, same stalls), so one ready speaks for all.
+        # All columns run in lockstep (same beats, same stalls), so one ready speaks for all, and
+        # tile 0's result valid for every tile's (below). Checked in simulation:
+        for t in range(1, tiles):
+            m.d.comb += [
+                Assert(pes[t].i.ready == pes[0].i.ready,
+                       f"tile {t}'s PE is out of lockstep with tile 0's (i.ready)"),
+                Assert(trees[t].o.valid == trees[0].o.valid,
+                       f"tile {t}'s tree is out of lockstep with tile 0's (o.valid)"),
+            ]
         m.d.comb += decoder.o.ready.eq(pes[0].i.ready)
 
         # --- results ---------------------------------------------------------------------------
@@ -351,7 +349,7 @@ class TileArray(wiring.Component):
                 self.o.payload.overflow[t].eq(tree.o.payload.overflow),
             ]
 
-        # --- performance counters (registered events, as in the engine) ----------------------
+        # --- performance counters (registered events, hw/counters.py, as in the engine) -----
         beat_taken = decoder.o.valid & decoder.o.ready
         lanes_issued = Signal(range(c.lanes + 1))
         tiles_issued = Signal(range(tiles + 1))
@@ -375,18 +373,14 @@ class TileArray(wiring.Component):
             "outputs": Mux(self.o.valid & self.o.ready, delivered, 0),
             "outputs_skipped": Mux(self.rows.valid & self.rows.ready, skipped, 0),
         }
-        lanes_event = Signal.like(lanes_issued, name="macs_lanes_event")
-        tiles_event = Signal.like(tiles_issued, name="macs_tiles_event")
-        m.d.sync += [
-            lanes_event.eq(Mux(self.clear | ~beat_taken, 0, lanes_issued)),
-            tiles_event.eq(Mux(self.clear, 0, tiles_issued)),
-        ]
+        lanes_event = registered_event(m, Mux(beat_taken, lanes_issued, 0), self.clear,
+                                       name="macs_lanes", shape=lanes_issued.shape())
+        tiles_event = registered_event(m, tiles_issued, self.clear,
+                                       name="macs_tiles", shape=tiles_issued.shape())
         for name, increment in increments.items():
             counter = getattr(self.counters, name)
             if increment is None:
-                event = lanes_event * tiles_event
+                accumulate(m, counter, lanes_event * tiles_event, self.clear)
             else:
-                event = Signal(Value.cast(increment).shape(), name=f"{name}_event")
-                m.d.sync += event.eq(Mux(self.clear, 0, increment))
-            m.d.sync += counter.eq(Mux(self.clear, 0, counter + event))
+                event_counter(m, counter, increment, self.clear, name=name)
         return m

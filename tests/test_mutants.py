@@ -30,7 +30,23 @@ def load_script():
 
 mutants = load_script()
 
-# A small instance of each block, built from a (mutated or real) module of maskprop.hw.
+def built_with(shared: types.ModuleType, user: str):
+    """The probe of block ``user``, built from its real source but importing the module object
+    ``shared`` (a real or mutated shared module, such as rank_compaction) in its place."""
+    saved = sys.modules.get(shared.__name__)
+    sys.modules[shared.__name__] = shared
+    try:
+        module = real_module(user)
+    finally:
+        if saved is None:
+            del sys.modules[shared.__name__]
+        else:
+            sys.modules[shared.__name__] = saved
+    return PROBES[user](module)
+
+
+# A small instance of each block, built from a (mutated or real) module of maskprop.hw; a shared
+# module (no block of its own) is probed through a block that uses it.
 PROBES = {
     "index_decoder": lambda hw: hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2),
     "sparse_pe": lambda hw: hw.SparseGradPE(vec=8, lanes=2, data_width=8),
@@ -40,6 +56,8 @@ PROBES = {
     "tile_array": lambda hw: hw.TileArray(Config(vec=4, lanes=2, tiles=2, data_width=8,
                                                  acc_width=17, col_block=4, max_chunks=2,
                                                  max_cols=4)),
+    "rank_compaction": lambda hw: built_with(hw, "index_decoder"),
+    "counters": lambda hw: built_with(hw, "engine"),
 }
 
 

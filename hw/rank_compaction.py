@@ -1,0 +1,106 @@
+"""Rank compaction, shared by the index decoder (a chunk's nonzero elements into lanes) and the
+tile array (a row's wanted columns into tiles) - docs/architecture.md sections 4.1 and 4.6.
+
+The set bits of a mask are sent ``step`` at a time, lowest first. Every set bit gets its *rank*,
+the number of set bits below it, from a parallel prefix popcount; the ranks are registered with
+the mask and count down by ``step`` after every send, so that output ``j`` always takes the bit
+whose held rank is ``j``: a constant compare and a one-hot-to-binary OR, no priority encoder and
+no adder on the select path.
+
+These are helpers that add logic to the caller's :class:`~amaranth.hdl.Module` (not components):
+the registers and nets keep the names the caller gives them, and no pipeline stage is added.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+
+from maskprop.config import ceil_log2
+
+__all__ = ["prefix_counts", "RankRegister"]
+
+
+def prefix_counts(m: Module, bits: list, width: int, name: str) -> list:
+    """Exclusive prefix popcounts: element ``p`` is the number of set bits below ``p``.
+
+    Kogge-Stone parallel prefix: ``ceil(log2(n))`` adder levels instead of an ``n``-long chain,
+    so the critical path grows with ``log2(n)``, not with ``n``. Combinational; the nodes are
+    named ``{name}_l{level}_{p}``.
+    """
+    sums = [b.as_unsigned() for b in bits]
+    distance, level = 1, 0
+    while distance < len(sums):
+        next_sums = []
+        for p, value in enumerate(sums):
+            node = Signal(unsigned(width), name=f"{name}_l{level}_{p}")
+            m.d.comb += node.eq(value + sums[p - distance] if p >= distance else value)
+            next_sums.append(node)
+        sums, distance, level = next_sums, distance * 2, level + 1
+    return [Const(0, width)] + sums[:-1]
+
+
+class RankRegister:
+    """A held ``n``-bit mask with the rank of each set bit, sent ``step`` set bits at a time.
+
+    Construction adds the prefix popcount of ``bits`` (combinational, :func:`prefix_counts`,
+    nodes ``{counts_name}_l*``) to ``m``. The caller puts the statements of :meth:`load` and
+    :meth:`step` into ``m.d.sync`` under its own conditions (a ``load`` written after a ``step``
+    wins in a cycle that has both) and reads :meth:`select` and :meth:`last_step`.
+
+    Registers (``reset_less``; valid only while the caller marks the register as holding):
+    ``mask`` (``{name}_mask``: the set bits not yet sent), ``rank[p]`` (``{name}_rank{p}``),
+    ``total`` (``{name}_total``: unsent set bits). ``rank_width = ceil_log2(n + 1)``.
+
+    Timing: :meth:`load` and :meth:`step` take effect in the next cycle; :meth:`select` and
+    :meth:`last_step` are combinational from the registers. No other state.
+    """
+
+    def __init__(self, m: Module, bits, n: int, *, name: str, counts_name: str):
+        self.n = n
+        self.rank_width = ceil_log2(n + 1)
+        self._bits = bits
+        self._counts = prefix_counts(m, list(bits) + [Const(0, 1)], self.rank_width,
+                                     counts_name)
+        self.mask = Signal(n, name=f"{name}_mask", reset_less=True)
+        self.rank = [Signal(self.rank_width, name=f"{name}_rank{p}", reset_less=True)
+                     for p in range(n)]
+        self.total = Signal(self.rank_width, name=f"{name}_total", reset_less=True)
+
+    def load(self) -> list:
+        """Statements that take ``bits`` with the ranks of its set bits and their popcount."""
+        return [
+            self.mask.eq(self._bits),
+            [rank.eq(count) for rank, count in zip(self.rank, self._counts[:self.n])],
+            self.total.eq(self._counts[self.n]),
+        ]
+
+    def step(self, step: int) -> list:
+        """Statements that drop the ``step`` lowest set bits (ranks ``0 .. step - 1``): the
+        ranks and the total count down by ``step``. They wrap below zero for bits already
+        sent; those are masked off."""
+        return [
+            [rank.eq(rank - step) for rank in self.rank],
+            self.mask.eq(self.mask & ~Cat(rank < step for rank in self.rank)),
+            self.total.eq(self.total - step),
+        ]
+
+    def last_step(self, step: int):
+        """Whether the next :meth:`step` sends the last set bit (``total <= step``).
+
+        The register holds at most ``n`` set bits, so with ``step >= n`` this is the constant
+        1, folded here rather than left to the netlist: for ``n = step = 2**k - 1`` it would
+        compare the counter with its own maximum value, an always-true comparison that
+        ``verilator -Wall`` rejects (CMPCONST)."""
+        return 1 if step >= self.n else self.total <= step
+
+    def select(self, m: Module, j: int, name: str):
+        """Output ``j``: ``(position, valid)`` of the held set bit of rank ``j``.
+
+        Adds the one-hot select ``name`` (``n`` bits, zero if no such bit) to ``m`` and returns
+        its binary position (``max(1, ceil_log2(n))`` bits, 0 when invalid) and ``valid``
+        (the select is not zero). Combinational."""
+        select = Signal(self.n, name=name)       # one-hot (or zero)
+        m.d.comb += select.eq(Cat(self.mask[p] & (self.rank[p] == j) for p in range(self.n)))
+        # One-hot to binary: OR of the positions whose select bit is set.
+        position = Const(0, max(1, ceil_log2(self.n)))
+        for p in range(1, self.n):
+            position = position | Mux(select[p], p, 0)
+        return position, select.any()
