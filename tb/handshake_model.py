@@ -32,6 +32,7 @@ Counter events are the counters' documented definitions (:func:`maskprop.hw.engi
 timing: registered one cycle, zeroed with their registered events by ``clear``.
 """
 
+import abc
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -184,15 +185,15 @@ class DenseSequencerModel:
             self.index = 0 if self.index == self.beats - 1 else self.index + 1
 
 
-class _Block:
+class _Block(abc.ABC):
     """A block with input streams and ``o``: :meth:`step` is one cycle."""
 
     inputs: tuple = ("i",)
 
+    @abc.abstractmethod
     def step(self, offered: dict, o_ready: bool):
         """``offered[port]``: the payload on the port if it is valid this cycle, else ``None``.
         Returns (ports whose beat is taken, whether ``o`` delivers, {counter: increment})."""
-        raise NotImplementedError
 
 
 class _Stream(_Block):
