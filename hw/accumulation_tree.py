@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.config import ceil_log2, check_range
+from maskprop.base.config import ceil_log2, check_range
 
 __all__ = ["AccumulationTree", "tree_input_layout", "tree_result_layout"]
 

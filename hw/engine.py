@@ -4,13 +4,13 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 
-from .accumulation_tree import AccumulationTree, tree_result_layout
-from .counters import event_counter
-from .index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
-from .layouts import chunk_layout, chunk_pair_layout
-from .sparse_pe import SparseGradPE
+from maskprop.hw.accumulation_tree import AccumulationTree, tree_result_layout
+from maskprop.hw.counters import event_counter
+from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
+from maskprop.hw.layouts import chunk_layout, chunk_pair_layout
+from maskprop.hw.sparse_pe import SparseGradPE
 
 __all__ = ["SparseDotEngine", "engine_input_layout", "COUNTERS", "counter_layout"]
 

@@ -4,10 +4,10 @@ from amaranth import Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.config import check_range
+from maskprop.base.config import check_range
 
-from .layouts import index_beat_layout, mask_chunk_layout
-from .rank_compaction import RankRegister
+from maskprop.hw.layouts import index_beat_layout, mask_chunk_layout
+from maskprop.hw.rank_compaction import RankRegister
 
 __all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles"]
 

@@ -3,7 +3,7 @@
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from maskprop.config import ceil_log2
+from maskprop.base.config import ceil_log2
 
 __all__ = ["index_width", "chunk_layout", "chunk_pair_layout", "mask_chunk_layout",
            "index_beat_layout"]

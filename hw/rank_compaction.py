@@ -13,7 +13,7 @@ the registers and nets keep the names the caller gives them, and no pipeline sta
 
 from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 
-from maskprop.config import ceil_log2
+from maskprop.base.config import ceil_log2
 
 __all__ = ["prefix_counts", "RankRegister"]
 

@@ -4,10 +4,10 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.config import check_range
+from maskprop.base.config import check_range
 
-from .accumulation_tree import tree_input_layout
-from .layouts import chunk_pair_layout, index_beat_layout
+from maskprop.hw.accumulation_tree import tree_input_layout
+from maskprop.hw.layouts import chunk_pair_layout, index_beat_layout
 
 __all__ = ["SparseGradPE"]
 

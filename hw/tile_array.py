@@ -6,14 +6,14 @@ from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.config import Config, ceil_log2
+from maskprop.base.config import Config, ceil_log2
 
-from .accumulation_tree import AccumulationTree
-from .counters import accumulate, event_counter, registered_event
-from .index_decoder import ZeroSkipIndexDecoder
-from .layouts import chunk_layout
-from .rank_compaction import RankRegister
-from .sparse_pe import SparseGradPE
+from maskprop.hw.accumulation_tree import AccumulationTree
+from maskprop.hw.counters import accumulate, event_counter, registered_event
+from maskprop.hw.index_decoder import ZeroSkipIndexDecoder
+from maskprop.hw.layouts import chunk_layout
+from maskprop.hw.rank_compaction import RankRegister
+from maskprop.hw.sparse_pe import SparseGradPE
 
 __all__ = ["TileArray", "ARRAY_COUNTERS", "array_counter_layout", "load_layout", "row_layout",
            "x_chunk_layout", "array_result_layout"]

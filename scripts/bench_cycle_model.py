@@ -15,9 +15,9 @@ import time
 import numpy as np
 from rich.progress import track
 
-from maskprop.config import EVALUATION
+from maskprop.base.config import EVALUATION
 from maskprop.sim.cycle_model import pass_estimate
-from maskprop.sim.networks import network
+from maskprop.workloads.networks import network
 
 
 def main(argv=None):

@@ -20,18 +20,18 @@ from pathlib import Path
 
 from rich.progress import track
 
-from maskprop.config import Config
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.sim.layer import PASSES, pass_label
-from maskprop.sim.digits import load_fixture
+from maskprop.workloads.digits import load_fixture
 
 
 def run(block, record, pass_name, config, out, label):
     if block == "engine":
-        from maskprop.engine_runs import compare_on_engine, lower_record
+        from maskprop.host.engine_runs import compare_on_engine, lower_record
         return compare_on_engine(lower_record(record, pass_name), config, build_dir=out,
                                  label=label, seed=1)
-    from maskprop.array_runs import compare_on_array
+    from maskprop.host.array_runs import compare_on_array
     array_pass = ArrayPass.prepare(
         lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ), config)
     return compare_on_array(array_pass, build_dir=out, label=label, seed=1)

@@ -8,8 +8,8 @@ training history (probe batch of 64 images). Prints a Markdown table.
 
 import argparse
 
-from maskprop.sim.digits import conv_layers
-from maskprop.sim.profiles import digits_density_history
+from maskprop.workloads.digits import conv_layers
+from maskprop.workloads.profiles import digits_density_history
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 """Regenerate the digits-CNN fixture (+ .json): real ReLU masks from a small digits CNN.
 
 Trains the "plain" (conv -> ReLU) and "batchnorm" (conv -> BatchNorm -> ReLU) variants of the
-network in maskprop.sim.digits on scikit-learn's bundled 8x8 digits, captures A, W, Z, dZ, dA, dW
+network in maskprop.workloads.digits on scikit-learn's bundled 8x8 digits, captures A, W, Z, dZ, dA, dW
 of one training step on 2 images per conv layer, quantizes them to 16-bit fixed point and writes
 the fixture. Deterministic: the same settings on the same machine give a byte-identical file.
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskprop.sim.digits import TrainSettings, fixture_from_arrays, make_fixture, save_fixture
+from maskprop.workloads.digits import TrainSettings, fixture_from_arrays, make_fixture, save_fixture
 
-#: The committed fixture in the source tree (the package data maskprop.sim.digits.FIXTURE_PATH
+#: The committed fixture in the source tree (the package data maskprop.workloads.digits.FIXTURE_PATH
 #: resolves to in an editable install).
 SOURCE_FIXTURE = (Path(__file__).resolve().parent.parent
                   / "maskprop" / "workloads" / "data" / "digits_cnn.npz")

@@ -171,8 +171,8 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
     The passes are lowered exactly as the host driver lowers them (backward-data masked by
     ``A != 0``, backward-weight with the sparser operand broadcast), so the counts are the RTL's.
     """
-    from .layer import PASSES
-    from .lowering import lower_backward_data, lower_backward_weight, lower_forward
+    from maskprop.sim.layer import PASSES
+    from maskprop.sim.lowering import lower_backward_data, lower_backward_weight, lower_forward
 
     a = np.asarray(a_nonzero, dtype=bool).view(np.uint8)
     dz = np.asarray(dz_nonzero, dtype=bool).view(np.uint8)

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.config import Config, check_range
+from maskprop.base.config import Config, check_range
 
-from .layer import ConvLayer, check_shape
+from maskprop.sim.layer import ConvLayer, check_shape
 
 __all__ = [
     "conv_forward", "conv_backward_data", "conv_backward_weight",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.config import Config, check_range
+from maskprop.base.config import Config, check_range
 
 __all__ = ["ConvLayer", "PASSES", "PASS_ALIASES", "pass_label", "MAX_EXTENT", "MAX_KERNEL",
            "check_shape"]

@@ -32,9 +32,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from maskprop.config import check_range
+from maskprop.base.config import check_range
 
-from .layer import ConvLayer, check_shape
+from maskprop.sim.layer import ConvLayer, check_shape
 
 __all__ = [
     "im2col", "dilate", "masked_gemm", "LoweredGemm",

@@ -27,8 +27,8 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import VerilatorControlFile, get_runner
 
 from maskprop.tb.stimulus import seed_from_env
-from maskprop.toolchain import activate_simulator, cache_dir
-from maskprop.verilog import generate_verilog
+from maskprop.flow.toolchain import activate_simulator, cache_dir
+from maskprop.flow.verilog import generate_verilog
 
 __all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
 

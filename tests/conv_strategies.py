@@ -7,7 +7,7 @@ shrinks and prints the seed with the falsifying example, so every failure is rep
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.sim.layer import ConvLayer
 
 #: Base settings of every golden-model property test: no deadline (first calls import/compile),

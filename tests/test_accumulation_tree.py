@@ -8,7 +8,7 @@ import zlib
 import pytest
 from amaranth.hdl import Fragment
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.sim.blocks import FrameResult, accumulate_frames
 from maskprop.tb.amaranth_sim import run_stream

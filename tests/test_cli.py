@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from maskprop.cli import UsageError, main, write_outputs
+from maskprop.cli.main import UsageError, main, write_outputs
 
 
 @pytest.mark.parametrize("block, module", [("tree", "accumulation_tree"),
@@ -53,7 +53,7 @@ def test_generate_dense_only_engine(tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    process = subprocess.run([sys.executable, "-m", "maskprop.cli", *argv],
+    process = subprocess.run([sys.executable, "-m", "maskprop", *argv],
                              capture_output=True, text=True)
     assert process.returncode == 2
     lines = process.stderr.strip().splitlines()
@@ -129,10 +129,10 @@ def no_work_allowed(monkeypatch):
         def fail(*args, **kwargs):
             raise AssertionError(f"{name} ran for an input that should have been refused")
         return fail
-    for target in ("maskprop.cli._synthetic_tensors", "maskprop.host.lower_pass",
-                   "maskprop.evaluate.evaluate", "maskprop.verilog.generate_verilog",
-                   "maskprop.array_runs.compare_on_array",
-                   "maskprop.engine_runs.compare_on_engine"):
+    for target in ("maskprop.cli.main._synthetic_tensors", "maskprop.host.driver.lower_pass",
+                   "maskprop.evaluation.evaluate.evaluate", "maskprop.flow.verilog.generate_verilog",
+                   "maskprop.host.array_runs.compare_on_array",
+                   "maskprop.host.engine_runs.compare_on_engine"):
         monkeypatch.setattr(target, forbidden(target))
 
 
@@ -244,7 +244,7 @@ def test_unreadable_masks_are_one_line(kind, tmp_path, monkeypatch, capsys, no_w
 
 @pytest.mark.parametrize("dtype", [bool, np.int8, np.uint16, np.int64, np.float32, np.float64])
 def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
-    from maskprop.cli import _read_masks
+    from maskprop.cli.main import _read_masks
     from maskprop.sim.layer import ConvLayer
 
     layer = ConvLayer(2, 4, 4, 4, 4, 3, 1, 1)
@@ -339,7 +339,7 @@ def test_flow_checks_its_outputs_before_running_the_tools(tmp_path, monkeypatch,
                                                           no_work_allowed):
     def forbidden(*args, **kwargs):
         raise AssertionError("the FPGA flow ran with an unusable output path")
-    monkeypatch.setattr("maskprop.fpga.run_flow", forbidden)
+    monkeypatch.setattr("maskprop.flow.fpga.run_flow", forbidden)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file.txt").write_text("kept")
     (tmp_path / "dir").mkdir()
@@ -492,7 +492,7 @@ def _fake_comparison(label, dense, sparse, ideal):
                                         ("digits:conv3:plain", "digits CNN without BatchNorm"),
                                         ("digits:conv3:batchnorm", "digits CNN with BatchNorm")])
 def test_digits_layer_title_names_its_variant(spec, says, tmp_path, monkeypatch, capsys):
-    import maskprop.cli as cli
+    import maskprop.cli.main as cli
 
     seen = {}
 
@@ -504,12 +504,12 @@ def test_digits_layer_title_names_its_variant(spec, says, tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert says in out
     variant = "batchnorm" if spec.endswith("batchnorm") else "plain"
-    from maskprop.sim.digits import load_fixture
+    from maskprop.workloads.digits import load_fixture
     np.testing.assert_array_equal(seen["A"], load_fixture()[variant]["conv3"].A)
 
 
 def test_no_work_is_said_not_divided_by_one(capsys):
-    from maskprop.cli import _console, _print_comparisons
+    from maskprop.cli.main import _console, _print_comparisons
 
     comparisons = [_fake_comparison("backward-data", 48384, 1008, None),
                    _fake_comparison("backward-weight", 1000, 500, 4.0)]

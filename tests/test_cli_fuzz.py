@@ -6,7 +6,7 @@ anything.
 Every drawn command line is a valid one with at least one defect, so no draw may be accepted.
 The expensive steps (making a layer's tensors, lowering a pass, evaluating a network, generating
 Verilog, simulating) are tripwires that fail the test when reached: every refusal must come
-before them. The commands run in-process (``maskprop.cli.main``) in a fresh working directory
+before them. The commands run in-process (``maskprop.cli.main.main``) in a fresh working directory
 holding only the example's input files; afterwards it must hold exactly those, unchanged.
 Hypothesis runs derandomized, so a failure reproduces as it is, and prints the failing example.
 """
@@ -26,7 +26,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maskprop.cli import BLOCKS, NETWORK_NAMES, PASS_ALIASES, main
+from maskprop.cli.main import BLOCKS, NETWORK_NAMES, PASS_ALIASES, main
 
 FUZZ_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, print_blob=True,
                          suppress_health_check=[HealthCheck.too_slow])
@@ -41,9 +41,9 @@ class ExpensiveStep(AssertionError):
     reaches the test, which Hypothesis then shrinks and prints."""
 
 
-TRIPWIRES = ("maskprop.cli._synthetic_tensors", "maskprop.host.lower_pass",
-             "maskprop.evaluate.evaluate", "maskprop.verilog.generate_verilog",
-             "maskprop.array_runs.compare_on_array", "maskprop.engine_runs.compare_on_engine")
+TRIPWIRES = ("maskprop.cli.main._synthetic_tensors", "maskprop.host.driver.lower_pass",
+             "maskprop.evaluation.evaluate.evaluate", "maskprop.flow.verilog.generate_verilog",
+             "maskprop.host.array_runs.compare_on_array", "maskprop.host.engine_runs.compare_on_engine")
 
 
 def _tripwire(name):

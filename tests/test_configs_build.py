@@ -15,9 +15,9 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from maskprop.config import (DEFAULT, EVALUATION, FPGA_SMALL, GENERATABLE_BUFFER_BITS, Config,
+from maskprop.base.config import (DEFAULT, EVALUATION, FPGA_SMALL, GENERATABLE_BUFFER_BITS, Config,
                              ceil_log2)
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
@@ -25,7 +25,7 @@ from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.amaranth_sim import as_payload, run_streams
-from maskprop.verilog import generate_verilog, lint_verilog
+from maskprop.flow.verilog import generate_verilog, lint_verilog
 
 # No shrinking: an example takes seconds (generation, lint, simulation), so shrinking a failure
 # would take many minutes; the failing example is printed as drawn, and derandomized runs draw it

@@ -19,12 +19,12 @@ import zlib
 import numpy as np
 import pytest
 
-from maskprop.config import Config
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import engine_cycles
-from maskprop.sim.gemm_stream import chunk_stream
+from maskprop.host.driver import chunk_stream
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb import handshake_model as reference
 from maskprop.tb.amaranth_sim import as_payload, run_stream, run_streams

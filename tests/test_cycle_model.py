@@ -4,12 +4,12 @@ equal to the hardware's counters), and the network workloads have their publishe
 import numpy as np
 import pytest
 
-from maskprop.config import Config
-from maskprop.host import PASSES, ArrayPass, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import PASSES, ArrayPass, lower_pass
 from maskprop.sim.cycle_model import array_cycles, column_groups, nonzero_products, pass_estimate
-from maskprop.sim.digits import load_fixture
+from maskprop.workloads.digits import load_fixture
 from maskprop.sim.layer import ConvLayer
-from maskprop.sim.networks import resnet50
+from maskprop.workloads.networks import resnet50
 
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=256)
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from maskprop.sim.digits import (FIXTURE_PATH, NETWORK, TENSORS, VARIANTS, TrainSettings,
+from maskprop.workloads.digits import (FIXTURE_PATH, NETWORK, TENSORS, VARIANTS, TrainSettings,
                                  choose_frac_bits, conv_layers, dequantize, fixture_from_arrays,
                                  load_fixture, make_fixture, quantize, upsample2x)
 from maskprop.sim.golden import (batchnorm_backward, batchnorm_forward, conv_backward_data,
@@ -240,7 +240,7 @@ def test_golden_fixed_runs_on_real_data(fixture, variant):
 # --- regeneration -----------------------------------------------------------------------------
 
 def test_missing_torch_message(monkeypatch):
-    from maskprop.sim import digits
+    from maskprop.workloads import digits
     monkeypatch.setitem(sys.modules, "torch", None)    # makes `import torch` raise ImportError
     with pytest.raises(ImportError, match=r"pip install -e '\.\[torch\]'"):
         digits.make_fixture(TrainSettings(steps=1))

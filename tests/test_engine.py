@@ -6,11 +6,11 @@ import random
 import numpy as np
 import pytest
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import chunk_cycles
 from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
-from maskprop.sim.gemm_stream import chunk_stream
+from maskprop.host.driver import chunk_stream
 from maskprop.tb.amaranth_sim import run_stream
 from maskprop.tb.stimulus import random_gemm_operands, seed_from_env
 

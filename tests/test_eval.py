@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from maskprop.cli import main
-from maskprop.config import EVALUATION
-from maskprop.evaluate import ProfileMasks, evaluate
-from maskprop.sim.networks import network
-from maskprop.sim.profiles import Profile, synthetic_profile
+from maskprop.cli.main import main
+from maskprop.base.config import EVALUATION
+from maskprop.evaluation.evaluate import ProfileMasks, evaluate
+from maskprop.workloads.networks import network
+from maskprop.workloads.profiles import Profile, synthetic_profile
 
 
 def read_csv(path):
@@ -104,7 +104,7 @@ def test_profile_command_through_the_cli(tmp_path):
 ])
 def test_bad_input(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    process = subprocess.run([sys.executable, "-m", "maskprop.cli", *argv],
+    process = subprocess.run([sys.executable, "-m", "maskprop", *argv],
                              capture_output=True, text=True)
     assert process.returncode == 2, process.stderr
     lines = process.stderr.strip().splitlines()
@@ -115,7 +115,7 @@ def test_bad_input(argv, message, tmp_path, monkeypatch):
 # --- issue 8: no misleading numbers, each network once, refusals before computing -------------
 
 def test_totals_without_work_have_no_ideal():
-    from maskprop.evaluate import Total
+    from maskprop.evaluation.evaluate import Total
 
     none = Total(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=0)
     assert none.speedup == 8.0 and none.ideal is None and none.efficiency is None
@@ -149,7 +149,7 @@ def test_eval_says_no_work_where_nothing_is_nonzero(tmp_path, capsys):
 
 
 def test_eval_evaluates_each_network_once(tmp_path, monkeypatch, capsys):
-    import maskprop.evaluate as evaluate_module
+    import maskprop.evaluation.evaluate as evaluate_module
 
     evaluated = []
     real = evaluate_module.evaluate
@@ -170,7 +170,7 @@ def test_eval_evaluates_each_network_once(tmp_path, monkeypatch, capsys):
     ({"conv1": {"A": 0.5}}, r"has no 'A' density for layer 'features.0' \(layer not listed"),
 ])
 def test_eval_checks_a_profile_file_before_computing(layers, message, tmp_path, monkeypatch):
-    import maskprop.evaluate as evaluate_module
+    import maskprop.evaluation.evaluate as evaluate_module
 
     def forbidden(*args, **kwargs):
         raise AssertionError("evaluate ran with a profile that lacks densities")
@@ -178,7 +178,7 @@ def test_eval_checks_a_profile_file_before_computing(layers, message, tmp_path, 
     path = Profile(network="alexnet", source="measured", description="partial",
                    layers=layers).save(tmp_path / "alexnet.json")
     with pytest.raises(ValueError, match=message):
-        from maskprop.cli import _mask_source
+        from maskprop.cli.main import _mask_source
         _mask_source(str(path), "alexnet", network("alexnet"), 0)
     assert main(["eval", "--network", "alexnet", "--profile", str(path),
                  "--out", str(tmp_path / "out")]) == 2

@@ -1,4 +1,4 @@
-"""Open-source FPGA flow (maskprop.fpga): Yosys + nextpnr from YoWASP on a small test block."""
+"""Open-source FPGA flow (maskprop.flow.fpga): Yosys + nextpnr from YoWASP on a small test block."""
 
 import json
 from pathlib import Path
@@ -8,8 +8,8 @@ from amaranth.hdl import Fragment, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop import fpga
-from maskprop.cli import main
+from maskprop.flow import fpga
+from maskprop.cli.main import main
 
 pytestmark = pytest.mark.fpga
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conv_strategies import (GOLDEN_SETTINGS, conv_layers, densities, seeds, sparse_fixed,
                              sparse_normal)
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.sim.golden import (
     batchnorm_backward, batchnorm_forward, conv_backward_data, conv_backward_data_fixed,
     conv_backward_weight, conv_backward_weight_fixed, conv_forward, conv_forward_fixed,

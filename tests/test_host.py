@@ -7,8 +7,8 @@ from conv_strategies import GOLDEN_SETTINGS, conv_layers, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskprop.config import Config
-from maskprop.host import PASSES, ArrayPass, check_pass, gemm_shapes, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import PASSES, ArrayPass, check_pass, gemm_shapes, lower_pass
 from maskprop.sim.layer import ConvLayer
 from maskprop.sim.lowering import lower_backward_weight
 

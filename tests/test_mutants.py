@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from amaranth.back import rtlil, verilog
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

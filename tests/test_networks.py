@@ -1,8 +1,8 @@
-"""Conv-layer workloads of the ImageNet networks (sim/networks.py) against torchvision."""
+"""Conv-layer workloads of the ImageNet networks (maskprop/workloads/networks.py) against torchvision."""
 
 import pytest
 
-from maskprop.sim.networks import NETWORKS, Network, _Builder, network
+from maskprop.workloads.networks import NETWORKS, Network, _Builder, network
 
 #: Published forward cost at 224x224, batch 1: the "GFLOPS" column of torchvision's model cards,
 #: which counts multiply-accumulates (conv + fully connected layers).

@@ -91,7 +91,7 @@ def test_wheel_contents(wheel):
         assert top - dist_info == {"maskprop"}, sorted(top)
         assert not [n for n in names if "tests/" in n or Path(n).name.startswith("test_")]
         (info,) = dist_info
-        assert "maskprop = maskprop.cli:main" in read(f"{info}/entry_points.txt").decode()
+        assert "maskprop = maskprop.cli.main:main" in read(f"{info}/entry_points.txt").decode()
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +129,9 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
     venv = installed.resolve()
 
     where = _run(venv, outside, str(venv / "bin" / "python"), "-c",
-                 "import maskprop, maskprop.cli, maskprop.sim.digits as d, "
-                 "maskprop.sim.profiles as p, maskprop.tb.runner as r\n"
-                 "for path in (maskprop.__file__, maskprop.cli.__file__, d.FIXTURE_PATH, "
+                 "import maskprop, maskprop.cli.main, maskprop.workloads.digits as d, "
+                 "maskprop.workloads.profiles as p, maskprop.tb.runner as r\n"
+                 "for path in (maskprop.__file__, maskprop.cli.main.__file__, d.FIXTURE_PATH, "
                  "p.LITERATURE_DIR, r.WAIVERS): print(path)").splitlines()
     assert len(where) == 5
     for path in where:

@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from maskprop.profile_cmd import add_parser, run
-from maskprop.sim.digits import load_fixture
-from maskprop.sim.networks import NETWORKS, network
-from maskprop.sim.profiles import (FORMAT, LITERATURE_NETWORKS, Profile, digits_density_history,
+from maskprop.cli.profile import add_parser, run
+from maskprop.workloads.digits import load_fixture
+from maskprop.workloads.networks import NETWORKS, network
+from maskprop.workloads.profiles import (FORMAT, LITERATURE_NETWORKS, Profile, digits_density_history,
                                    digits_profile, literature_profile, load_profile,
                                    measure_profile, save_masks, synthesize_mask,
                                    synthetic_profile)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.tb.runner import run_testbench
 

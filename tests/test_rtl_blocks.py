@@ -10,21 +10,21 @@ import subprocess
 import numpy as np
 import pytest
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.index_decoder import ZeroSkipIndexDecoder, chunk_cycles
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.sim.blocks import decode_chunks, index_beat_payload
 from maskprop.sim.cycle_model import chunk_costs, engine_cycles, stream_schedule
-from maskprop.sim.gemm_stream import chunk_stream
+from maskprop.host.driver import chunk_stream
 from maskprop.tb import handshake_model as reference
 from maskprop.tb.runner import WAIVERS
 from maskprop.tb.stimulus import (random_chunks, random_gemm_operands, random_index_beats,
                                   seed_from_env)
 from maskprop.tb.stream_bench import run_stream_bench
-from maskprop.toolchain import verilator_executable
-from maskprop.verilog import write_verilog
+from maskprop.flow.toolchain import verilator_executable
+from maskprop.flow.verilog import write_verilog
 from test_rtl_accumulation_tree import CONFIGS as TREE_CONFIGS
 
 pytestmark = pytest.mark.sim

@@ -4,11 +4,11 @@ sum of the tile array RTL's cycle counters over every layer and pass, in both Ba
 
 import pytest
 
-from maskprop.array_runs import compare_on_array
-from maskprop.config import Config
-from maskprop.evaluate import TOTALS, digits_evaluation_inputs, evaluate
-from maskprop.host import PASSES, ArrayPass, lower_pass
-from maskprop.sim.digits import load_fixture
+from maskprop.host.array_runs import compare_on_array
+from maskprop.base.config import Config
+from maskprop.evaluation.evaluate import TOTALS, digits_evaluation_inputs, evaluate
+from maskprop.host.driver import PASSES, ArrayPass, lower_pass
+from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim
 

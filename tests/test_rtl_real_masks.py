@@ -4,9 +4,9 @@ golden model in sparse and dense mode, and measured cycles equal to the cycle mo
 
 import pytest
 
-from maskprop.config import Config
-from maskprop.engine_runs import PASS_NAMES, compare_on_engine, lower_record
-from maskprop.sim.digits import load_fixture
+from maskprop.base.config import Config
+from maskprop.host.engine_runs import PASS_NAMES, compare_on_engine, lower_record
+from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim
 

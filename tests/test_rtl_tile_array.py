@@ -11,10 +11,10 @@ import random
 import numpy as np
 import pytest
 
-from maskprop.array_runs import compare_on_array, run_on_array
-from maskprop.config import Config
-from maskprop.host import PASSES, ArrayPass, lower_pass
-from maskprop.sim.digits import load_fixture
+from maskprop.host.array_runs import compare_on_array, run_on_array
+from maskprop.base.config import Config
+from maskprop.host.driver import PASSES, ArrayPass, lower_pass
+from maskprop.workloads.digits import load_fixture
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import array_output_cycles
 from maskprop.sim.layer import ConvLayer

@@ -4,7 +4,7 @@ would not all drive (a floating input reads 0 on Verilator and x on Icarus)."""
 
 import pytest
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.tile_array import TileArray
 from maskprop.tb.stream_bench import run_stream_bench, top_level_inputs

@@ -20,8 +20,8 @@ import zlib
 import numpy as np
 import pytest
 
-from maskprop.config import Config
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
@@ -29,7 +29,7 @@ from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.blocks import decode_chunks
 from maskprop.sim.cycle_model import array_output_cycles, chunk_costs, stream_schedule
-from maskprop.sim.gemm_stream import chunk_stream
+from maskprop.host.driver import chunk_stream
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb import handshake_model as reference
 from maskprop.tb.amaranth_sim import as_payload, run_stream, run_streams

@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 import pytest
 
-from maskprop.config import Config
-from maskprop.host import ArrayPass, lower_pass
+from maskprop.base.config import Config
+from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim import golden
 from maskprop.sim.layer import ConvLayer

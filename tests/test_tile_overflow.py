@@ -7,10 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.blocks import accumulate_frames
-from maskprop.sim.gemm_stream import mask_words
+from maskprop.host.driver import mask_words
 from maskprop.tb.amaranth_sim import as_payload, run_streams
 from maskprop.tb.stimulus import seed_from_env
 

@@ -1,8 +1,7 @@
-"""The workloads maskprop evaluates: networks, sparsity profiles and the digits CNN.
+"""The workloads maskprop evaluates: the five networks (:mod:`.networks`), sparsity profiles
+(:mod:`.profiles`) and the digits CNN with its training (:mod:`.digits`).
 
-The modules themselves (today ``maskprop.sim.networks``, ``maskprop.sim.profiles``,
-``maskprop.sim.digits``) move here in a later step; for now this package holds their data, shipped
-as package data and read through :mod:`importlib.resources`
+Their data ships as package data, read through :mod:`importlib.resources`
 (``importlib.resources.files("maskprop.workloads") / "data" / ...``):
 
 - ``data/digits_cnn.npz`` (+ ``.json``): the digits-CNN fixture, real ReLU masks and tensors of one

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.sim.cycle_model import engine_cycles
-from maskprop.sim.gemm_stream import ChunkStream, chunk_stream
+from maskprop.host.driver import ChunkStream, chunk_stream
 from maskprop.sim.layer import PASSES as PASS_NAMES
 from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
                                    lower_forward)
-from maskprop.toolchain import SimulationError
+from maskprop.flow.toolchain import SimulationError
 
 __all__ = ["PASS_NAMES", "lower_record", "EngineComparison", "compare_on_engine",
            "ideal_speedup"]

@@ -11,7 +11,7 @@ sources produce the same format:
                 model, one forward + backward of one batch. The densities are those *of that
                 batch at that point of training*: they change as the network trains.
 ``digits``      :func:`digits_profile`: the committed digits-CNN fixture (real ReLU masks of a
-                small CNN trained on scikit-learn's digits, :mod:`maskprop.sim.digits`).
+                small CNN trained on scikit-learn's digits, :mod:`maskprop.workloads.digits`).
 ``literature``  :func:`literature_profile`: densities published for a network, each with its
                 citation (JSON files shipped in ``maskprop/workloads/data/profiles/``).
 ``synthetic``   :func:`synthetic_profile`: one density chosen by the user, no measurement.
@@ -24,12 +24,12 @@ JSON format ``maskprop-profile/1``
 
     {
       "format": "maskprop-profile/1",
-      "network": "resnet50",             # a key of maskprop.sim.networks.NETWORKS, or "digits"
+      "network": "resnet50",             # a key of maskprop.workloads.networks.NETWORKS, or "digits"
                                          # (a measured profile of a custom model: its own name)
       "source": "measured",              # "measured" | "literature" | "synthetic" | "digits"
       "description": "...",              # required, free text: how the numbers/masks were made
       "batch": 32,                       # images the numbers were measured on; null if unknown
-      "layers": {                        # layer name (as in maskprop.sim.networks) -> entry
+      "layers": {                        # layer name (as in maskprop.workloads.networks) -> entry
         "conv1":          {"A": 1.0, "source": "network input (image), dense"},
         "layer1.0.conv1": {"A": 0.52, "Y": 0.47, "dZ": 1.0}
       },
@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .networks import NETWORK_NAMES
+from maskprop.workloads.networks import NETWORK_NAMES
 
 __all__ = [
     "FORMAT", "SOURCES", "ENTRY_KEYS", "DENSITY_KEYS", "MASK_KEYS", "MASK_MODELS",
@@ -104,7 +104,7 @@ _TOP_KEYS = ("format", "network", "source", "description", "batch", "layers", "d
 #: Where the literature profiles are shipped (package data of ``maskprop.workloads``).
 LITERATURE_DIR = Path(resources.files("maskprop.workloads") / "data" / "profiles")
 #: Networks with a literature profile ``LITERATURE_DIR/<network>_literature.json``: all of
-#: :data:`maskprop.sim.networks.NETWORK_NAMES`.
+#: :data:`maskprop.workloads.networks.NETWORK_NAMES`.
 LITERATURE_NETWORKS = NETWORK_NAMES
 
 _TORCH_MISSING = "measuring a profile needs PyTorch: pip install -e '.[torch]'"
@@ -266,7 +266,7 @@ class Profile:
     def __post_init__(self):
         if not isinstance(self.network, str) or not self.network.strip():
             raise ValueError(f"profile 'network' must be a network name (a key of "
-                             f"maskprop.sim.networks.NETWORKS or 'digits'), not {self.network!r}")
+                             f"maskprop.workloads.networks.NETWORKS or 'digits'), not {self.network!r}")
         if self.source not in SOURCES:
             raise ValueError(f"profile 'source' must be one of {', '.join(SOURCES)}, "
                              f"not {self.source!r}")
@@ -649,7 +649,7 @@ def measure_profile(model, inputs, targets=None, *, loss=None, network_name: str
     train mode to measure training, where BatchNorm uses batch statistics) on ``inputs`` and
     records, for every ``torch.nn.Conv2d`` (named by its qualified name in
     ``model.named_modules()``, e.g. ``"layer1.0.conv1"`` as torchvision and
-    :mod:`maskprop.sim.networks` name them):
+    :mod:`maskprop.workloads.networks` name them):
 
     - ``A``: density of the conv's input, by a forward hook;
     - ``dZ``: density of the gradient of the loss at the conv's output, by a tensor hook;
@@ -750,7 +750,7 @@ def measure_profile(model, inputs, targets=None, *, loss=None, network_name: str
         layers[name] = entry
     if not layers:
         raise ValueError("no torch.nn.Conv2d of the model ran in its forward pass")
-    note = (f"Measured with PyTorch hooks (maskprop.sim.profiles.measure_profile): one forward + "
+    note = (f"Measured with PyTorch hooks (maskprop.workloads.profiles.measure_profile): one forward + "
             f"backward pass on one batch of {batch}, model in "
             f"{'train' if model.training else 'eval'} mode; the densities are those of this "
             f"batch at this point of training.")
@@ -776,7 +776,7 @@ def _loss_value(torch, output, targets, loss):
 # --- the digits fixture -----------------------------------------------------------------------
 
 def _digits_fixture():
-    from .digits import load_fixture
+    from maskprop.workloads.digits import load_fixture
     return load_fixture()
 
 
@@ -788,7 +788,7 @@ def _check_variant(fixture, variant):
 
 
 def digits_profile(variant: str = "plain", step: int | None = None) -> Profile:
-    """The digits CNN's densities from the committed fixture (:mod:`maskprop.sim.digits`).
+    """The digits CNN's densities from the committed fixture (:mod:`maskprop.workloads.digits`).
 
     ``step=None``: the captured training step of the trained network (batch of
     ``capture_batch`` images): ``A`` and ``dZ`` of every conv layer exactly as the fixture's
@@ -830,7 +830,7 @@ def digits_profile(variant: str = "plain", step: int | None = None) -> Profile:
                    f"with PyTorch on scikit-learn's 8x8 digits upsampled to 16x16 "
                    f"({fixture.steps} training steps, test accuracy "
                    f"{record.test_accuracy:.4f}); densities from {when} "
-                   f"(maskprop/workloads/data/digits_cnn.npz, maskprop.sim.digits).")
+                   f"(maskprop/workloads/data/digits_cnn.npz, maskprop.workloads.digits).")
     return Profile(network="digits", source="digits", description=description, layers=layers,
                    batch=batch)
 
@@ -888,9 +888,9 @@ IMAGE_SOURCE = "network input (image), dense"
 def _first_layers(network_name: str) -> tuple[list, list]:
     """``(all layer names, names of layers whose input is the image)``."""
     if network_name == "digits":
-        from .digits import NETWORK
+        from maskprop.workloads.digits import NETWORK
         return [spec.name for spec in NETWORK], [NETWORK[0].name]
-    from .networks import network
+    from maskprop.workloads.networks import network
     net = network(network_name)
     return ([layer.name for layer in net.layers],
             [layer.name for layer in net.layers if not layer.relu_input])

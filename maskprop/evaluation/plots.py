@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from maskprop.evaluate import SEED_BACKWARD, SEED_TRAINING  # noqa: E402
+from maskprop.evaluation.evaluate import SEED_BACKWARD, SEED_TRAINING  # noqa: E402
 from maskprop.sim.layer import PASSES, pass_label  # noqa: E402
 
 __all__ = ["layers_png", "summary_png"]

@@ -51,12 +51,12 @@ def lint_verilog(text: str, top: str) -> None:
     project's waiver file (the generator idioms explained there, nothing else); raise
     :class:`LintError` with Verilator's output on any warning or error.
 
-    Needs Verilator (``maskprop.toolchain``); the tests that call it are marked ``sim``.
+    Needs Verilator (``maskprop.flow.toolchain``); the tests that call it are marked ``sim``.
     """
     # Imported here: the runner imports this module (generate_verilog), and the toolchain
     # lookup is only needed by callers that lint.
     from maskprop.tb.runner import WAIVERS
-    from maskprop.toolchain import verilator_executable
+    from maskprop.flow.toolchain import verilator_executable
 
     with tempfile.TemporaryDirectory(prefix="maskprop-lint-") as directory:
         source = Path(directory) / f"{top}.v"

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from maskprop.config import Config
-from maskprop.host import gemm_shapes
+from maskprop.base.config import Config
+from maskprop.host.driver import gemm_shapes
 from maskprop.sim.cycle_model import Speedups, pass_estimate
 from maskprop.sim.layer import PASSES, pass_label
 
@@ -139,7 +139,7 @@ class MaskSource(abc.ABC):
 
 
 class ProfileMasks(MaskSource):
-    """Masks from a profile (:mod:`maskprop.sim.profiles`): its stored masks where it has them,
+    """Masks from a profile (:mod:`maskprop.workloads.profiles`): its stored masks where it has them,
     else synthesised from its densities with its mask model, seeded per layer.
 
     Without BatchNorm, ``dZ``'s density is the profile's measured ``dZ`` when the network itself
@@ -170,7 +170,7 @@ class ProfileMasks(MaskSource):
             density = self.profile.density(next_layer.conv.name, "A")
         if density is None:
             density = self.profile.density(conv.name, "A")
-        from maskprop.sim.profiles import synthesize_mask
+        from maskprop.workloads.profiles import synthesize_mask
         return a, synthesize_mask(conv.output_shape, density, rng,
                                   self.profile.mask_model or "iid")
 
@@ -192,8 +192,8 @@ class ExplicitMasks(MaskSource):
 def digits_evaluation_inputs():
     """The digits CNN as a network and its real masks: the plain network's for the
     no-BatchNorm scenario, the BatchNorm-trained network's for the BatchNorm one."""
-    from maskprop.sim.digits import load_fixture
-    from maskprop.sim.networks import NetLayer, Network
+    from maskprop.workloads.digits import load_fixture
+    from maskprop.workloads.networks import NetLayer, Network
 
     fixture = load_fixture()
     layers = tuple(NetLayer(record.layer, batchnorm=False, relu_input=index > 0)

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.config import Config
-from maskprop.host import ArrayPass
-from maskprop.toolchain import SimulationError
+from maskprop.base.config import Config
+from maskprop.host.driver import ArrayPass
+from maskprop.flow.toolchain import SimulationError
 
 __all__ = ["ArrayRun", "PassComparison", "run_on_array", "compare_on_array"]
 

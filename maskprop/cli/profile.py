@@ -8,7 +8,7 @@
 holds ``inputs`` (the batch, e.g. ``N x 3 x 224 x 224``) and optionally ``targets`` (class
 indices; the loss is then the cross-entropy, else the sum of the outputs). One forward and one
 backward pass run with hooks on every ``torch.nn.Conv2d``
-(:func:`maskprop.sim.profiles.measure_profile`); the per-layer densities of the conv inputs
+(:func:`maskprop.workloads.profiles.measure_profile`); the per-layer densities of the conv inputs
 (``A``), of the ReLU outputs (``Y``, where the ReLU is an ``nn.ReLU`` module) and of the output
 gradients (``dZ``) are printed and written as a ``maskprop-profile/1`` JSON file. They are the
 densities of that batch at that point of training.
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="PROFILE.json")
     parser.add_argument("--network", default=None, metavar="NAME",
                         help="network name recorded in the profile (a key of "
-                             "maskprop.sim.networks.NETWORKS when the layer names match that "
+                             "maskprop.workloads.networks.NETWORKS when the layer names match that "
                              "network; default: the model file's name)")
     parser.add_argument("--description", default=None, metavar="TEXT",
                         help="how the model and batch were obtained (e.g. 'torchvision "
@@ -122,7 +122,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``(inputs, targets or None)`` from an ``.npz`` file; ``ValueError`` naming ``--batch``
     and the problem for anything else (headers are checked before any data is read)."""
-    from maskprop.sim.profiles import npz_headers, read_npz
+    from maskprop.workloads.profiles import npz_headers, read_npz
 
     where = f"--batch {path}"
     headers = npz_headers(path, where)
@@ -194,7 +194,7 @@ def run(args) -> int:
     written or created before the profile is complete, and then atomically), the texts, the
     batch file, the model file.
     """
-    from maskprop.cli import check_output_file, write_outputs
+    from maskprop.cli.main import check_output_file, write_outputs
 
     check_output_file(args.output, "-o")
     _check_text("--network", args.network)
@@ -203,7 +203,7 @@ def run(args) -> int:
         import torch
     except ImportError as exc:
         raise ImportError(TORCH_MISSING) from exc
-    from maskprop.sim.profiles import measure_profile
+    from maskprop.workloads.profiles import measure_profile
 
     inputs, targets = load_batch(args.batch)
     model = load_model(args.model)

@@ -20,10 +20,10 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 from maskprop.sim.layer import PASS_ALIASES, pass_label
-from maskprop.sim.networks import NETWORK_NAMES
-from maskprop.toolchain import SIMULATORS, SimulationError, ToolchainError
+from maskprop.workloads.networks import NETWORK_NAMES
+from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
 
@@ -78,7 +78,7 @@ def _config_option_message(message: str) -> str:
 
 
 def _add_config_options(parser, *, buffers=True):
-    group = parser.add_argument_group("hardware configuration (defaults: maskprop.config.Config)")
+    group = parser.add_argument_group("hardware configuration (defaults: maskprop.base.config.Config)")
     for f in fields(Config):
         if not buffers and f.name in BUFFER_FIELDS[1:]:
             continue
@@ -283,7 +283,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="directory for CSV, JSON and PNG (default out/eval)")
     _add_config_options(evaluate, buffers=False)
 
-    from maskprop import profile_cmd
+    from maskprop.cli import profile as profile_cmd
     profile_cmd.add_parser(sub)
 
     flow = sub.add_parser("flow", help="run Yosys + nextpnr on a block; report LUTs, FFs, DSPs, "
@@ -307,7 +307,7 @@ def _generate(args):
         _check_generatable(config)
     check_output_file(args.output, "-o")
     component, name = build_block(args.block, config, dense_only=args.dense_only)
-    from maskprop.verilog import generate_verilog
+    from maskprop.flow.verilog import generate_verilog
     write_outputs({args.output: generate_verilog(component, name)}, "-o")
     print(f"wrote {args.output} (module {name})")
 
@@ -322,7 +322,7 @@ DIGITS_VARIANTS = ("plain", "batchnorm")
 
 
 def _digits_record(layer: str, variant: str):
-    from maskprop.sim.digits import load_fixture
+    from maskprop.workloads.digits import load_fixture
     try:
         fixture = load_fixture()
     except FileNotFoundError as error:
@@ -376,11 +376,11 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
 
 def _run_passes(console, layer, tensors, passes, config, args):
     """Each pass dense and sparse on the tile array's Verilog, with a progress bar. The passes
-    passed :func:`maskprop.host.check_pass` before the tensors were made."""
+    passed :func:`maskprop.host.driver.check_pass` before the tensors were made."""
     from rich.progress import Progress
 
-    from maskprop.array_runs import compare_on_array
-    from maskprop.host import ArrayPass, lower_pass
+    from maskprop.host.array_runs import compare_on_array
+    from maskprop.host.driver import ArrayPass, lower_pass
 
     prepared = [ArrayPass.prepare(lower_pass(layer, p, **tensors), config) for p in passes]
     comparisons = []
@@ -402,7 +402,7 @@ def _layer_title(layer, what):
 
 def _check_passes(layer, passes, config) -> None:
     """Every refusal the shapes and the configuration decide, before any tensor is made."""
-    from maskprop.host import check_pass
+    from maskprop.host.driver import check_pass
 
     for pass_name in passes:
         check_pass(layer, pass_name, config)
@@ -435,7 +435,7 @@ def _demo(args):
 def _engine_demo(console, record, config, args):
     from rich.table import Table
 
-    from maskprop.engine_runs import compare_on_engine, lower_record
+    from maskprop.host.engine_runs import compare_on_engine, lower_record
 
     gemm = lower_record(record, args.pass_name)
     with console.status(f"running {record.layer.name} {args.pass_name} on the engine's Verilog "
@@ -504,7 +504,7 @@ def _read_masks(path: Path, layer):
     archive's headers before any array is read."""
     import numpy as np
 
-    from maskprop.sim.profiles import check_mask_array, npz_headers, read_npz
+    from maskprop.workloads.profiles import check_mask_array, npz_headers, read_npz
 
     where = f"--masks {path}"
     headers = npz_headers(path, where)
@@ -616,8 +616,8 @@ def _network_names(requested) -> list:
 
 def _mask_source(spec: str, network_name: str, net, seed: int):
     """The masks ``--profile`` gives ``net`` (network ``network_name``), checked now."""
-    from maskprop.evaluate import ProfileMasks
-    from maskprop.sim import profiles
+    from maskprop.evaluation.evaluate import ProfileMasks
+    from maskprop.workloads import profiles
 
     if spec == "literature":
         return ProfileMasks(profiles.literature_profile(network_name), seed=seed)
@@ -666,7 +666,7 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
 
 def _evaluation_files(jobs, evaluations, out: Path) -> dict:
     """Every output of ``maskprop eval``: ``{path: text or PNG bytes}``."""
-    from maskprop.plots import layers_png, summary_png
+    from maskprop.evaluation.plots import layers_png, summary_png
 
     files = {}
     for (name, net, _), evaluation in zip(jobs, evaluations):
@@ -684,9 +684,9 @@ def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
 
-    from maskprop.evaluate import (SCENARIOS, TOTALS, check_evaluable, digits_evaluation_inputs,
+    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable, digits_evaluation_inputs,
                                    evaluate)
-    from maskprop.sim.networks import network
+    from maskprop.workloads.networks import network
 
     names = _network_names(args.network)
     # Whole networks need buffers the RTL would tile; the cycle model assumes they fit.
@@ -754,7 +754,7 @@ def _eval(args):
 
 
 def _flow(args):
-    from maskprop.fpga import run_flow
+    from maskprop.flow.fpga import run_flow
 
     config = _config(args)
     if args.compare_dense and args.block != "engine":
@@ -790,7 +790,7 @@ def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
         _check_int_options(args)
-        from maskprop import profile_cmd
+        from maskprop.cli import profile as profile_cmd
         handler = {"generate": _generate, "demo": _demo, "sim": _sim, "eval": _eval,
                    "profile": profile_cmd.run, "flow": _flow}[args.command]
         return handler(args) or 0
@@ -805,6 +805,3 @@ def main(argv=None) -> int:
         print(f"maskprop: simulation failed: {error}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

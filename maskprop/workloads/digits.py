@@ -54,9 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskprop.config import Config
+from maskprop.base.config import Config
 
-from .layer import ConvLayer
+from maskprop.sim.layer import ConvLayer
 
 __all__ = [
     "FIXTURE_PATH", "VARIANTS", "TENSORS", "NETWORK", "ConvSpec", "conv_layers",
@@ -424,7 +424,7 @@ def make_fixture(settings: TrainSettings = TrainSettings(), *,
     metadata = {
         "format": FORMAT_VERSION,
         "description": "ReLU masks and tensors of one training step of a small CNN on "
-                       "scikit-learn's 8x8 digits (upsampled 2x); see maskprop.sim.digits",
+                       "scikit-learn's 8x8 digits (upsampled 2x); see maskprop.workloads.digits",
         "settings": asdict(settings),
         "data_width": DATA_WIDTH,
         "versions": {"torch": torch.__version__, "numpy": np.__version__,

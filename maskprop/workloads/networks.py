@@ -12,7 +12,7 @@ ResNet-18, ResNet-50 and GoogLeNet.
 
 from dataclasses import dataclass
 
-from .layer import ConvLayer
+from maskprop.sim.layer import ConvLayer
 
 __all__ = ["NetLayer", "Network", "alexnet", "vgg16", "resnet18", "resnet50", "googlenet",
            "NETWORKS", "NETWORK_NAMES", "network"]

@@ -1,0 +1,5 @@
+"""``python -m maskprop``: the command line."""
+
+from maskprop.cli.main import main
+
+raise SystemExit(main())

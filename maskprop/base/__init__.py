@@ -1,0 +1,1 @@
+"""The ground floor everything imports: the configuration, its validation and named presets."""

@@ -1,0 +1,1 @@
+"""The ``maskprop`` command line: argument parsing only; every command calls library functions."""

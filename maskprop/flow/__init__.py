@@ -1,0 +1,1 @@
+"""From Amaranth to tools: Verilog generation, simulator/toolchain discovery, Yosys + nextpnr."""
