@@ -3,20 +3,26 @@
 
 Default: ResNet-50's backward pass (backward-data of every layer but the first, and
 backward-weight of every layer) at batch 1, 224x224, with i.i.d. synthetic masks (activations at
-``--density``, output gradients dense because a BatchNorm follows every conv). Prints the cycle
-totals, speedup and ideal, and the wall time the model took.
+``--density``; output gradients dense where a BatchNorm follows the conv, as everywhere in
+ResNet-50, else i.i.d. at ``--density`` too). Prints the cycle
+totals, speedup and ideal, and the wall time the model took; ``--json FILE`` also writes them as
+JSON (``scripts/make_docs.py --only cycle-model`` puts them into docs/results.md).
 
-    .venv/bin/python scripts/bench_cycle_model.py [--density 0.5] [--passes forward,...]
+    .venv/bin/python scripts/bench_cycle_model.py [--network NAME] [--density 0.5]
+                                                  [--passes forward,...] [--json FILE]
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import EVALUATION
 from maskprop.sim.cycle_model import pass_estimate
+from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import network
 
 
@@ -27,10 +33,17 @@ def main(argv=None):
                         help="nonzero fraction of every ReLU activation (synthetic, i.i.d.)")
     parser.add_argument("--passes", default="backward_data,backward_weight")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the totals and the wall time as JSON to this file")
     args = parser.parse_args(argv)
+    if not 0 <= args.density <= 1:
+        parser.error(f"--density must be in [0, 1], not {args.density}")
     config = EVALUATION
     net = network(args.network)
     passes = args.passes.split(",")
+    unknown = [p for p in passes if p not in PASSES]
+    if unknown:
+        parser.error(f"--passes must name passes of {', '.join(PASSES)}, not {', '.join(unknown)}")
     rng = np.random.default_rng(args.seed)
     started = time.monotonic()
     totals = {"dense": 0, "sparse": 0, "dense_macs": 0, "nonzero_macs": 0}
@@ -53,12 +66,22 @@ def main(argv=None):
     seconds = time.monotonic() - started
     speedup = totals["dense"] / totals["sparse"]
     ideal = totals["dense_macs"] / totals["nonzero_macs"]
+    dz = ("dense (BatchNorm)" if all(layer.batchnorm for layer in net.layers)
+          else "sparse where no BatchNorm follows the conv")
     print(f"{net.name}, batch 1, {'+'.join(passes)}: {count} layer passes, activation density "
-          f"{args.density} (synthetic i.i.d.), dZ dense (BatchNorm); vec {config.vec}, lanes "
+          f"{args.density} (synthetic i.i.d.), dZ {dz}; vec {config.vec}, lanes "
           f"{config.lanes}, tiles {config.tiles}")
     print(f"dense {totals['dense']:,} cycles, sparse {totals['sparse']:,} cycles: speedup "
           f"{speedup:.2f}x, ideal {ideal:.2f}x, achieved/ideal {speedup / ideal:.2f}")
     print(f"cycle model wall time: {seconds:.1f} s")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(dict(
+            network=net.name, batch=1, passes=passes, layer_passes=count, density=args.density,
+            dz=dz, seed=args.seed,
+            config=config.as_dict(), dense_cycles=int(totals["dense"]),
+            sparse_cycles=int(totals["sparse"]), speedup=speedup, ideal=ideal,
+            efficiency=speedup / ideal, seconds=seconds), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ run), the whole pass runs twice on the same RTL: dense mode (every output, every
 sparse mode (only outputs the mask enables, only nonzero operands). Cycles are the hardware's own
 counters; the cycle model's prediction is checked to be identical and every output bit-exact
 against the golden model, or the script stops. Prints a Markdown table, also written to
-``out/bench_<block>.md`` and ``.json``.
+``out/bench_<block>.md`` and ``.json``; ``--json FILE`` writes the JSON there too
+(``scripts/make_docs.py --only digits-array`` puts the table into docs/results.md).
 
     .venv/bin/python scripts/bench_digits.py [--block array|engine] [--variant plain|batchnorm|both]
+                                            [--json FILE]
 """
 
 import argparse
@@ -21,6 +23,8 @@ from pathlib import Path
 from rich.progress import track
 
 from maskprop.base.config import Config
+from maskprop.evaluation.doc_tables import bench_digits_table
+from maskprop.flow.toolchain import selected_simulator
 from maskprop.host.driver import ArrayPass, lower_pass
 from maskprop.sim.layer import PASSES, pass_label
 from maskprop.workloads.digits import load_fixture
@@ -41,7 +45,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--block", choices=("array", "engine"), default="array")
     parser.add_argument("--variant", choices=("plain", "batchnorm", "both"), default="both")
-    parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="build directory; the table and JSON go to OUT/bench_BLOCK.md/.json")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results as JSON to this file (what "
+                             "scripts/make_docs.py renders)")
     args = parser.parse_args(argv)
     config = Config()
     fixture = load_fixture()
@@ -59,41 +67,49 @@ def main(argv=None):
         if not result.agrees:
             sys.exit(f"{label}: RTL and golden/cycle model disagree: {result}")
         rows.append((variant, record.name, pass_name, result))
+    payload = results(args.block, config, variants, rows, time.monotonic() - started)
+    text = bench_digits_table(payload)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"bench_{args.block}.md").write_text(text + "\n")
+    (args.out / f"bench_{args.block}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
-    shape = (f"{config.tiles} tiles x {config.lanes} lanes" if args.block == "array" else
-             f"one tile, {config.lanes} lanes")
-    lines = [f"{args.block}: {shape}, vec {config.vec}; "
-             f"`.venv/bin/python scripts/bench_digits.py --block {args.block}` "
-             f"({time.monotonic() - started:.0f} s on Verilator)", "",
-             "| network | layer | pass | outputs computed | dense cycles | sparse cycles "
-             "| speedup | ideal | achieved/ideal |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for variant, layer, pass_name, r in rows:
-        lines.append(f"| {variant} | {layer} | {pass_label(pass_name)} | "
-                     f"{r.outputs_sparse} of {r.outputs_dense} | {r.dense_cycles:,} | "
-                     f"{r.sparse_cycles:,} | {r.speedup:.2f}x | {r.ideal:.2f}x | "
-                     f"{r.efficiency:.2f} |")
+
+#: Totals over several passes: name -> the passes summed.
+TOTALS = {"forward": ("forward",), "backward_data": ("backward_data",),
+          "backward_weight": ("backward_weight",), "backward": ("backward_data", "backward_weight"),
+          "training_step": PASSES}
+
+
+def results(block, config, variants, rows, seconds) -> dict:
+    """Every layer pass and the totals per variant, as the JSON of ``--json``."""
+    totals = []
     for variant in variants:
-        for passes, name in ((("forward",), "forward"), (("backward_data",), "backward-data"),
-                             (("backward_weight",), "backward-weight"),
-                             (("backward_data", "backward_weight"), "**backward**"),
-                             (PASSES, "**training step**")):
+        for name, passes in TOTALS.items():
             picked = [r for v, _, p, r in rows if v == variant and p in passes]
             dense = sum(r.dense_cycles for r in picked)
             sparse = sum(r.sparse_cycles for r in picked)
             # Ideal over several passes: their dense cycles over the sum of each pass's
-            # cycles at its ideal speedup.
-            ideal = dense / sum(r.dense_cycles / r.ideal for r in picked)
-            lines.append(f"| {variant} | all | {name} | | {dense:,} | {sparse:,} | "
-                         f"{dense / sparse:.2f}x | {ideal:.2f}x | {dense / sparse / ideal:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"bench_{args.block}.md").write_text(text + "\n")
-    (args.out / f"bench_{args.block}.json").write_text(json.dumps(
-        [dict(variant=v, layer=l, pass_name=p, dense_cycles=r.dense_cycles,
-              sparse_cycles=r.sparse_cycles, speedup=r.speedup, ideal=float(r.ideal),
-              efficiency=float(r.efficiency)) for v, l, p, r in rows], indent=2))
+            # cycles at its ideal speedup (None if a pass has no work: no ideal).
+            ideal = (None if any(r.ideal is None for r in picked) else
+                     dense / sum(r.dense_cycles / r.ideal for r in picked))
+            totals.append(dict(variant=variant, passes=name, dense_cycles=dense,
+                               sparse_cycles=sparse, speedup=dense / sparse,
+                               ideal=None if ideal is None else float(ideal),
+                               efficiency=None if ideal is None else dense / sparse / ideal))
+    return dict(
+        block=block, config=config.as_dict(), simulator=selected_simulator(),
+        seconds=seconds,
+        rows=[dict(variant=v, layer=layer, pass_name=p, **{"pass": pass_label(p)},
+                   outputs_dense=int(r.outputs_dense), outputs_sparse=int(r.outputs_sparse),
+                   dense_cycles=int(r.dense_cycles), sparse_cycles=int(r.sparse_cycles),
+                   speedup=float(r.speedup), ideal=None if r.ideal is None else float(r.ideal),
+                   efficiency=None if r.efficiency is None else float(r.efficiency))
+              for v, layer, p, r in rows],
+        totals=totals)
 
 
 if __name__ == "__main__":
