@@ -8,6 +8,7 @@ for a section, ``### N.M`` for a subsection.
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -105,3 +106,105 @@ def test_every_section_the_document_refers_to_exists():
 def test_readme_links_the_document():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "](docs/architecture.md)" in readme
+
+
+# --- the README and the pages of docs/ ----------------------------------------------------------
+
+README = ROOT / "README.md"
+README_LIMIT = 200
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+COMMAND = re.compile(r"(?:^|[\s/])maskprop ([a-z][\w-]*)([^`\n#]*)")
+REPO_PATH = re.compile(r"^(?:hw|sim|tb|tests|scripts|docs|maskprop|\.ci)/[\w./*-]+$")
+
+
+def pages() -> list:
+    return [README] + sorted((ROOT / "docs").glob("*.md"))
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path: Path) -> set:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def code(text: str) -> list:
+    """The inline code spans and the lines of fenced code blocks of a page."""
+    blocks = [line for block in FENCE.findall(text) for line in block.splitlines()[1:-1]]
+    return blocks + CODE_SPAN.findall(FENCE.sub("", text))
+
+
+def test_the_readme_is_short():
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines <= README_LIMIT, f"README.md has {lines} lines; at most {README_LIMIT}: " \
+        f"move detail into docs/"
+
+
+def test_every_relative_link_resolves():
+    broken, checked = [], 0
+    for page in pages():
+        for target in LINK.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            if re.match(r"^[a-z]+:", target):
+                continue                          # https:, mailto:: not this test's business
+            checked += 1
+            name, _, anchor = target.partition("#")
+            path = (page.parent / name).resolve() if name else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}: no such file")
+            elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+                broken.append(f"{page.relative_to(ROOT)}: {target}: no heading #{anchor}")
+    assert checked > 20, "no links found: the pattern is broken"
+    assert not broken, "\n".join(broken)
+
+
+def test_every_repository_path_named_in_the_docs_exists():
+    tracked = set(tracked_files())
+    missing, checked = [], 0
+    for page in pages():
+        for span in code(page.read_text(encoding="utf-8")):
+            for word in span.split():
+                word = word.split("::")[0].rstrip(".,;:)")
+                if not REPO_PATH.match(word) or word.endswith("/"):
+                    continue
+                checked += 1
+                if "*" in word:
+                    found = any(Path(name).match(word) for name in tracked)
+                else:
+                    found = word in tracked or any(name.startswith(word + "/")
+                                                   for name in tracked)
+                if not found:
+                    missing.append(f"{page.relative_to(ROOT)}: {word}")
+    assert checked > 30, "no paths found: the pattern is broken"
+    assert not missing, "not in the repository:\n" + "\n".join(missing)
+
+
+def cli_help(*words) -> str:
+    return subprocess.run([sys.executable, "-m", "maskprop", *words, "--help"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_every_command_the_readme_names_exists():
+    """Every ``maskprop <subcommand>`` in README.md and docs/usage.md is one of the CLI's, and
+    every ``--option`` written after it is one of that subcommand's."""
+    choices = re.search(r"\{([a-z,-]+)\}", cli_help()).group(1).split(",")
+    helps, wrong, checked = {}, [], 0
+    for page in (README, ROOT / "docs" / "usage.md"):
+        for span in code(page.read_text(encoding="utf-8")):
+            for command, rest in COMMAND.findall(span):
+                checked += 1
+                if command not in choices:
+                    wrong.append(f"{page.name}: maskprop {command}: no such command "
+                                 f"(the CLI has {', '.join(choices)})")
+                    continue
+                helps.setdefault(command, cli_help(command))
+                for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", rest):
+                    if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", helps[command]):
+                        wrong.append(f"{page.name}: maskprop {command} has no option {option}")
+    assert checked >= 10, "no maskprop commands found: the pattern is broken"
+    assert not wrong, "\n".join(wrong)

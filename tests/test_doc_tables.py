@@ -1,0 +1,229 @@
+"""The generated tables of docs/*.md: the marker regions, the renderers, and scripts/make_docs.py
+end to end on a small case (AlexNet only, a few seconds)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maskprop.evaluation import doc_tables as tables
+
+ROOT = Path(__file__).resolve().parent.parent
+MAKE_DOCS = ROOT / "scripts" / "make_docs.py"
+
+
+def region(name, command="cmd", body="old table"):
+    return f"{tables.begin_marker(name, command)}\n{body}\n{tables.END}"
+
+
+PAGE = ("# A page\n\nProse before, with a | pipe and <!-- a comment -->.\n\n"
+        f"{region('first')}\n\nProse between.\n\n{region('second')}\n\nProse after.\n")
+
+
+def test_replace_region_rewrites_that_region_only(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    assert tables.replace_region(page, "first", "new command --x", "| a |\n|---|\n| 1 |")
+    text = page.read_text()
+    expected = PAGE.replace(region("first"),
+                            region("first", "new command --x", "| a |\n|---|\n| 1 |"))
+    assert text == expected
+    assert tables.regions(text)["first"][2] == "new command --x"
+    # Idempotent: the same table again changes nothing, not even the file's bytes.
+    assert not tables.replace_region(page, "first", "new command --x", "| a |\n|---|\n| 1 |")
+    assert page.read_text() == expected
+
+
+@pytest.mark.parametrize("content, message", [
+    ("# no markers at all\n", "has no generated region 'first'"),
+    (f"{region('second')}\n", "has no generated region 'first'"),
+    (f"{region('first')}\n{region('first')}\n", "region 'first' twice"),
+    (f"{tables.begin_marker('first', 'c')}\nno end\n", "has no <!-- end generated -->"),
+    (f"{tables.begin_marker('first', 'c')}\n{region('second')}\n", "region 'first' has no"),
+    (f"{tables.END}\n{region('first')}\n", "without a begin marker"),
+    (f"{region('first')}\n{tables.END}\n", "without a begin marker"),
+])
+def test_a_page_without_its_region_is_refused(tmp_path, content, message):
+    page = tmp_path / "page.md"
+    page.write_text(content)
+    with pytest.raises(tables.DocsError, match=re.escape(message)) as error:
+        tables.replace_region(page, "first", "cmd", "table")
+    assert "\n" not in str(error.value)
+    assert page.read_text() == content
+
+
+def test_marker_names_and_commands_are_checked():
+    with pytest.raises(tables.DocsError, match="lower-case"):
+        tables.begin_marker("Eval", "cmd")
+    with pytest.raises(tables.DocsError, match="one line"):
+        tables.begin_marker("eval", "a -->")
+
+
+def numbers(cell: str) -> list:
+    return [float(n.replace(",", "")) for n in re.findall(r"-?\d[\d,]*\.?\d*", cell)]
+
+
+def table_rows(text: str, header_start: str) -> list:
+    """The body rows of the first table whose header starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_bench_digits_table_shows_the_json():
+    row = dict(variant="plain", layer="conv2", pass_name="backward_data", outputs_dense=4096,
+               outputs_sparse=2172, dense_cycles=36864, sparse_cycles=6850, speedup=36864 / 6850,
+               ideal=20.44, efficiency=36864 / 6850 / 20.44)
+    empty = dict(row, layer="conv9", outputs_sparse=0, sparse_cycles=10, speedup=3686.4,
+                 ideal=None, efficiency=None)
+    total = dict(variant="plain", passes="training_step", dense_cycles=130304,
+                 sparse_cycles=42592, speedup=130304 / 42592, ideal=5.59,
+                 efficiency=130304 / 42592 / 5.59)
+    payload = dict(block="array", config=dict(vec=16, lanes=4, tiles=4), simulator="verilator",
+                   seconds=40.2, rows=[dict(row, **{"pass": "backward-data"}),
+                                       dict(empty, **{"pass": "backward-data"})],
+                   totals=[total])
+    text = tables.bench_digits_table(payload)
+    assert text.startswith("array: 4 tiles x 4 lanes, vec 16; 40 s on Verilator\n")
+    rows = table_rows(text, "| network | layer | pass |")
+    assert rows[0][:4] == ["plain", "conv2", "backward-data", "2172 of 4096"]
+    assert numbers(" ".join(rows[0][4:])) == pytest.approx(
+        [36864, 6850, row["speedup"], 20.44, row["efficiency"]], abs=0.005)
+    assert rows[1][-2:] == ["no work", "no work"]
+    assert rows[2][:3] == ["plain", "all", "**training step**"]
+    assert numbers(" ".join(rows[2][4:])) == pytest.approx(
+        [130304, 42592, total["speedup"], 5.59, total["efficiency"]], abs=0.005)
+    assert len(rows) == 3
+
+
+def flow_report(**fields):
+    report = dict(target="ecp5", device="LFE5U-25F", package="CABGA381", speed=6, luts=100,
+                  ffs=50, dsps=4, brams=0, lutrams=0, fmax_mhz=100.0, seed=1, method="harness",
+                  wall_seconds=30.0)
+    return {**report, **fields}
+
+
+def test_flow_tables_show_the_reports_and_their_ratios():
+    sparse = flow_report(luts=4432, ffs=1267, fmax_mhz=90.4)
+    dense = flow_report(luts=792, ffs=618, fmax_mhz=129.0)
+    rows = table_rows(tables.flow_compare_table(sparse, dense), "| engine |")
+    assert rows[0] == ["sparse (zero-skipping decoder)", "4432", "1267", "4", "0", "0",
+                       "90.4 MHz"]
+    assert rows[1] == ["dense-only (no decoder)", "792", "618", "4", "0", "0", "129.0 MHz"]
+    assert rows[2] == ["ratio sparse / dense-only", "×5.60", "×2.05", "same", "same", "same",
+                       "×0.70"]
+    ice40 = flow_report(target="ice40", device="iCE40UP5K", package="SG48", speed=None,
+                        fmax_mhz=None)
+    rows = table_rows(tables.flow_table([("tree", sparse), ("tree", ice40)]), "| block |")
+    assert rows[0][:3] == ["tree", "ecp5", "LFE5U-25F-6 CABGA381"]
+    assert rows[1][:3] == ["tree", "ice40", "iCE40UP5K SG48"]
+    assert rows[1][-2] == "no clock"
+
+
+def run_make_docs(*args):
+    return subprocess.run([sys.executable, str(MAKE_DOCS), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_make_docs_writes_measured_tables_and_nothing_else(tmp_path):
+    docs, work = tmp_path / "docs", tmp_path / "work"
+    docs.mkdir()
+    before = ("# Results\n\nHand-written prose stays.\n\n"
+              f"{region('eval', 'old command', 'stale | table')}\n\nMore prose.\n\n"
+              f"{region('cycle-model', 'old', 'stale')}\n\nThe end.\n")
+    (docs / "results.md").write_text(before)
+    result = run_make_docs("--only", "eval", "--only", "cycle-model", "--quick",
+                           "--work", work, "--docs", docs)
+    assert result.returncode == 0, result.stderr
+    text = (docs / "results.md").read_text()
+    found = tables.regions(text)
+    assert set(found) == {"eval", "cycle-model"}
+    # Outside the regions, every byte is as it was.
+    outside = text[:found["eval"][0]] + text[found["eval"][1]:found["cycle-model"][0]] + \
+        text[found["cycle-model"][1]:]
+    expected = before[:before.index("<!--")] + "\n\nMore prose.\n\n" + "\n\nThe end.\n"
+    assert outside == expected
+    eval_region = text[found["eval"][0]:found["eval"][1]]
+    assert found["eval"][2].startswith(".venv/bin/maskprop eval --out ")
+    assert found["eval"][2].endswith("--network alexnet")
+    assert f"Measured by `{found['eval'][2]}`" in eval_region
+    assert "stale" not in text
+
+    # The numbers are the summary.json's of that run.
+    summary = json.loads((work / "eval" / "summary.json").read_text())
+    rows = table_rows(eval_region.split("Both scenarios:")[1], "| network | BatchNorm |")
+    assert [row[:2] for row in rows] == [["AlexNet", "batchnorm"], ["AlexNet", "no-batchnorm"]]
+    for row in rows:
+        totals = {r["totals"]: r for r in summary if r["scenario"] == row[1]}
+        shown = numbers(" ".join(row[2:]))
+        wanted = [v for t in ("forward", "backward", "training step")
+                  for v in (totals[t]["speedup"], totals[t]["ideal"])]
+        assert shown == pytest.approx(wanted + [totals["training step"]["efficiency"]],
+                                      abs=0.005)
+    own = table_rows(eval_region, "| network | BatchNorm |")[0]
+    assert own[:2] == ["AlexNet", "no"]                 # AlexNet has no BatchNorm
+    assert (docs / "eval_summary.png").read_bytes() == (work / "eval" / "summary.png").read_bytes()
+
+    model = json.loads((work / "cycle-model" / "result.json").read_text())
+    row = table_rows(text[found["cycle-model"][0]:], "| network | batch |")[0]
+    assert row[0] == "AlexNet" and model["network"] == "AlexNet"
+    assert numbers(row[6])[0] == model["dense_cycles"]
+    assert numbers(row[7])[0] == model["sparse_cycles"]
+    assert numbers(row[8])[0] == pytest.approx(model["speedup"], abs=0.005)
+
+    # Rendering again from the same measurements is idempotent.
+    result = run_make_docs("--only", "eval", "--only", "cycle-model", "--render-only",
+                           "--work", work, "--docs", docs)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout
+    assert (docs / "results.md").read_text() == text
+
+
+def test_make_docs_refuses_a_page_without_the_region_before_measuring(tmp_path):
+    docs, work = tmp_path / "docs", tmp_path / "work"
+    docs.mkdir()
+    (docs / "results.md").write_text("# Results\n\nno markers here\n")
+    result = run_make_docs("--only", "eval", "--quick", "--work", work, "--docs", docs)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert "has no generated region 'eval'" in error and "results.md" in error
+    assert (docs / "results.md").read_text() == "# Results\n\nno markers here\n"
+    assert not work.exists()                              # nothing was measured
+
+
+def test_make_docs_options_are_checked(tmp_path):
+    result = run_make_docs("--only", "digits-array", "--quick", "--docs", tmp_path)
+    assert result.returncode == 2 and "has no small form" in result.stderr
+    result = run_make_docs("--only", "mutants", "--render-only")
+    assert result.returncode == 2 and "by its own command" in result.stderr
+    result = run_make_docs("--only", "eval", "--render-only", "--work", tmp_path / "none",
+                           "--docs", ROOT / "docs")
+    assert result.returncode == 1 and "missing" in result.stderr
+
+
+def test_every_committed_region_is_a_generated_part_and_filled():
+    """Each region in docs/ is one make_docs knows, and holds a table: not left empty."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import make_docs
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    seen = {}
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text()
+        for name, (start, end, command) in tables.regions(text, str(page)).items():
+            assert name in make_docs.BY_NAME, f"{page.name}: unknown region {name!r}"
+            assert make_docs.BY_NAME[name].page == page.name, f"{name} is not in {page.name}"
+            assert name not in seen, f"region {name} in {seen.get(name)} and {page.name}"
+            seen[name] = page.name
+            assert "\n|---" in text[start:end] or "\n```" in text[start:end], \
+                f"{page.name}: region {name} holds no table: run scripts/make_docs.py --only {name}"
+    assert set(seen) == set(make_docs.BY_NAME), "parts without a region in docs/"
