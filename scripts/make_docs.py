@@ -130,7 +130,12 @@ def _render_flow_engine(work, docs):
     if not isinstance(reports, list) or len(reports) != 2:
         raise MakeDocsError(f"{work / 'report.json'}: expected the sparse and the dense-only "
                             f"engine's reports")
-    return tables.flow_compare_table(*reports)
+    text = tables.flow_compare_table(*reports)
+    # With the engine's cycle speedups measured by the digits-engine part: time per pass.
+    bench = work.parent / "digits-engine" / "result.json"
+    if bench.is_file():
+        text += "\n\n" + tables.engine_time_line(*reports, _json(bench))
+    return text
 
 
 def _render_text(*names):
@@ -164,7 +169,8 @@ PARTS = [
          lambda work, quick: [_maskprop("flow", "tree", "--target", t, "--out", work / t,
                                         "--json", work / f"{t}.json") for t in ("ecp5", "ice40")],
          _render_flow_tree),
-    Part("fpga-engine", "fpga.md", "the sparse engine against the dense-only engine on ECP5",
+    Part("fpga-engine", "fpga.md", "the sparse engine against the dense-only engine on ECP5 "
+         "(and, after digits-engine, its time per pass)",
          lambda work, quick: [_maskprop("flow", "engine", "--target", "ecp5", "--compare-dense",
                                         "--out", work / "build", "--json", work / "report.json")],
          _render_flow_engine),

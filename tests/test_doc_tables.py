@@ -227,3 +227,15 @@ def test_every_committed_region_is_a_generated_part_and_filled():
             assert "\n|---" in text[start:end] or "\n```" in text[start:end], \
                 f"{page.name}: region {name} holds no table: run scripts/make_docs.py --only {name}"
     assert set(seen) == set(make_docs.BY_NAME), "parts without a region in docs/"
+
+
+def test_engine_time_per_pass_combines_speedups_and_fmax():
+    sparse, dense = flow_report(fmax_mhz=90.0), flow_report(fmax_mhz=120.0)
+    bench = dict(rows=[dict(speedup=2.0), dict(speedup=1.2)])
+    line = tables.engine_time_line(sparse, dense, bench)
+    assert "2 passes" in line and "ratio 0.75" in line
+    assert "0.90x-1.50x: slower on 1 of 2 passes" in line
+    assert tables.engine_time_line(sparse, dense, dict(rows=[dict(speedup=1.5)])).endswith(
+        "1.12x-1.12x: sooner on every pass.")
+    with pytest.raises(tables.DocsError, match="no Fmax"):
+        tables.engine_time_line(flow_report(fmax_mhz=None), dense, bench)
