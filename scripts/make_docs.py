@@ -191,7 +191,8 @@ def measure(part: Part, work: Path, quick: bool) -> None:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     commands = part.commands(work, quick)
-    env = dict(os.environ, COLUMNS="140", NO_COLOR="1")
+    # Wide enough that rich's tables and summary lines in captured output are not wrapped.
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
     started = time.monotonic()
     for index, words in enumerate(commands):
         print(f"[{part.name}] {_shown(words, work)}", flush=True)

@@ -108,7 +108,9 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def code_block(text: str) -> str:
-    return "```\n" + text.strip("\n") + "\n```"
+    """``text`` as a fenced block, without trailing blanks (terminal output pads its lines)."""
+    lines = [line.rstrip() for line in text.strip("\n").splitlines()]
+    return "```\n" + "\n".join(lines) + "\n```"
 
 
 # --- scripts/bench_digits.py --------------------------------------------------------------------
