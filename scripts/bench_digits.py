@@ -25,19 +25,19 @@ from rich.progress import track
 from maskprop.base.config import Config
 from maskprop.evaluation.doc_tables import bench_digits_table
 from maskprop.flow.toolchain import selected_simulator
-from maskprop.host.driver import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
 from maskprop.sim.layer import PASSES, pass_label
+from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
 
 
 def run(block, record, pass_name, config, out, label):
+    gemm = lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ)
     if block == "engine":
-        from maskprop.host.engine_runs import compare_on_engine, lower_record
-        return compare_on_engine(lower_record(record, pass_name), config, build_dir=out,
-                                 label=label, seed=1)
-    from maskprop.host.array_runs import compare_on_array
-    array_pass = ArrayPass.prepare(
-        lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ), config)
+        from maskprop.host.runs import compare_on_engine
+        return compare_on_engine(gemm, config, build_dir=out, label=label, seed=1)
+    from maskprop.host.runs import compare_on_array
+    array_pass = ArrayPass.prepare(gemm, config)
     return compare_on_array(array_pass, build_dir=out, label=label, seed=1)
 
 

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskprop.base.metrics import Speedups, dense_slots, nonzero_products
+from maskprop.sim.lowering import lower_pass, pad_to_chunks
+
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
-           "array_cycles", "array_group_cycles", "array_output_cycles", "Speedups",
-           "PassEstimate", "nonzero_products", "pass_estimate"]
+           "array_cycles", "array_group_cycles", "array_output_cycles", "PassEstimate",
+           "gemm_estimate", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -112,27 +115,10 @@ def array_output_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *, la
     return np.cumsum(array_group_cycles(x_nonzero, wanted, config, dense=dense)) + latency
 
 
-class Speedups:
-    """Speedup, ideal and achieved/ideal of anything with ``dense_cycles``, ``sparse_cycles``,
-    ``dense_macs`` (multiplier slots the dense mode occupies) and ``nonzero_macs`` (products with
-    both operands nonzero, of the wanted outputs)."""
-
-    @property
-    def speedup(self) -> float:
-        return self.dense_cycles / self.sparse_cycles
-
-    @property
-    def ideal(self) -> float:
-        return self.dense_macs / max(1, self.nonzero_macs)
-
-    @property
-    def efficiency(self) -> float:
-        return self.speedup / self.ideal
-
-
-@dataclass
+@dataclass(frozen=True)
 class PassEstimate(Speedups):
-    """Cycle-model result of one pass of one layer on the tile array."""
+    """Cycle-model result of one pass of one layer on the tile array (terms and ratios as in
+    :mod:`maskprop.base.metrics`)."""
     layer: str
     pass_name: str
     dense_cycles: int
@@ -141,65 +127,33 @@ class PassEstimate(Speedups):
     nonzero_macs: int
 
 
-#: float64 holds every integer below 2**53 exactly (float32 only below 2**24).
-_EXACT_FLOAT64 = 1 << 53
-
-
-def nonzero_products(x_nonzero, y_nonzero, wanted=None) -> int:
-    """Products with both operands nonzero over the outputs ``wanted`` of ``X (M, I) @ Y (I, J)``.
-
-    The count, exactly, in integers. The matmul runs in float64 (BLAS; numpy's int64 matmul is
-    several times slower): every per-output count is at most the reduction ``I``, so every
-    partial sum is an integer below ``2**53`` and exact. Per-output counts are summed in int64.
-    """
-    x = np.asarray(x_nonzero) != 0
-    y = np.asarray(y_nonzero) != 0
-    if x.shape[1] >= _EXACT_FLOAT64:
-        raise ValueError(f"reduction {x.shape[1]:,} is too long to count exactly in float64")
-    pairs = x.astype(np.float64) @ y.astype(np.float64)
-    if wanted is not None:
-        pairs = pairs[np.asarray(wanted, dtype=bool)]
-    return int(pairs.astype(np.int64).sum())
+def gemm_estimate(gemm, config) -> PassEstimate:
+    """Cycles of a lowered pass (:class:`~maskprop.sim.lowering.LoweredGemm`) on the tile array
+    of ``config``, dense and sparse, and its dense and nonzero MACs. Only the operands' nonzero
+    patterns matter."""
+    x_nonzero = pad_to_chunks(gemm.X != 0, config.vec).values
+    everything = np.ones((gemm.X.shape[0], gemm.Y.shape[1]), dtype=bool)
+    wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
+    dense_cycles = array_cycles(x_nonzero, everything, config, dense=True)
+    return PassEstimate(
+        gemm.layer.name, gemm.pass_name, dense_cycles, array_cycles(x_nonzero, wanted, config),
+        dense_slots(dense_cycles, config.lanes * config.tiles),
+        nonzero_products(gemm.X != 0, gemm.Y != 0, wanted))
 
 
 def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
                   w_nonzero=None) -> PassEstimate:
-    """Cycles of a layer's pass on the tile array, dense and sparse, from masks alone.
+    """:func:`gemm_estimate` of a layer's pass from masks alone.
 
     ``a_nonzero``: the layer's input activation's nonzero map ``(N, C, H, W)``; ``dz_nonzero``:
     the output gradient's ``(N, K, Ho, Wo)``; ``w_nonzero``: the weights' (default: dense).
-    The passes are lowered exactly as the host driver lowers them (backward-data masked by
-    ``A != 0``, backward-weight with the sparser operand broadcast), so the counts are the RTL's.
+    The pass is lowered by :func:`~maskprop.sim.lowering.lower_pass`, as the host driver lowers
+    it, so the counts are the RTL's.
     """
-    from maskprop.sim.layer import PASSES
-    from maskprop.sim.lowering import lower_backward_data, lower_backward_weight, lower_forward
+    def pattern(nonzero):     # one byte per element: the lowered operands stay small
+        return np.asarray(nonzero, dtype=bool).view(np.uint8)
 
-    a = np.asarray(a_nonzero, dtype=bool).view(np.uint8)
-    dz = np.asarray(dz_nonzero, dtype=bool).view(np.uint8)
     w = (np.ones(layer.weight_shape, dtype=np.uint8) if w_nonzero is None
-         else np.asarray(w_nonzero, dtype=bool).view(np.uint8))
-    if pass_name == "forward":
-        gemm = lower_forward(layer, a, w)
-    elif pass_name == "backward_data":
-        gemm = lower_backward_data(layer, dz, w, A_mask=a)
-    elif pass_name == "backward_weight":
-        gemm = lower_backward_weight(layer, dz, a)
-    else:
-        raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
-    rows, reduction = gemm.X.shape
-    cols = gemm.Y.shape[1]
-    vec, lanes = config.vec, config.lanes
-    chunks = max(1, -(-reduction // vec))
-    x = np.zeros((rows, chunks * vec), dtype=bool)
-    x[:, :reduction] = gemm.X != 0
-    x = x.reshape(rows, chunks, vec)
-    everything = np.ones((rows, cols), dtype=bool)
-    wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
-    dense_groups = column_groups(everything, config.tiles, config.col_block)
-    dense_cycles = array_cycles(x, everything, config, dense=True)
-    sparse_cycles = array_cycles(x, wanted, config)
-    # Nonzero products of each wanted output: X's nonzeros against Y's, per (row, column).
-    nonzero_macs = nonzero_products(gemm.X != 0, gemm.Y != 0, wanted)
-    dense_macs = int(dense_groups.sum()) * chunks * -(-vec // lanes) * lanes * config.tiles
-    return PassEstimate(layer.name, pass_name, dense_cycles, sparse_cycles, dense_macs,
-                        nonzero_macs)
+         else pattern(w_nonzero))
+    return gemm_estimate(lower_pass(layer, pass_name, A=pattern(a_nonzero), W=w,
+                                    dZ=pattern(dz_nonzero)), config)

@@ -34,12 +34,12 @@ import numpy as np
 
 from maskprop.base.config import check_range
 
-from maskprop.sim.layer import ConvLayer, check_shape
+from maskprop.sim.layer import PASSES, ConvLayer, check_shape
 
 __all__ = [
     "im2col", "dilate", "masked_gemm", "LoweredGemm",
-    "lower_forward", "lower_backward_data", "lower_backward_weight",
-    "Chunks", "pad_to_chunks", "density",
+    "lower_forward", "lower_backward_data", "lower_backward_weight", "lower_pass",
+    "Chunks", "pad_to_chunks", "mask_words", "density",
 ]
 
 
@@ -263,6 +263,24 @@ def lower_backward_weight(layer: ConvLayer, dZ, A, x_operand: str = "auto") -> L
         rows="(r,t,c)", reduction="(n,y,x)", cols="(k)", to_tensor=lambda out: to_dw(out.T))
 
 
+def lower_pass(layer: ConvLayer, pass_name: str, *, A, W, dZ,
+               output_mask: bool = True) -> LoweredGemm:
+    """A layer's pass as the masked GEMM the hardware runs: the one place that says which
+    lowering serves which pass, for the host driver and the cycle model alike.
+
+    ``output_mask`` (backward-data): compute only where the layer's input activation ``A`` is
+    nonzero, the gradients the previous ReLU keeps. Backward-weight broadcasts the sparser of
+    ``dZ`` and ``A`` (``x_operand="auto"``).
+    """
+    if pass_name == "forward":
+        return lower_forward(layer, A, W)
+    if pass_name == "backward_data":
+        return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None)
+    if pass_name == "backward_weight":
+        return lower_backward_weight(layer, dZ, A, x_operand="auto")
+    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
+
+
 class Chunks(NamedTuple):
     """A matrix cut into chunks along its reduction axis (docs/architecture.md section 3.1).
 
@@ -274,22 +292,33 @@ class Chunks(NamedTuple):
     masks: np.ndarray
 
 
+def mask_words(chunks) -> np.ndarray:
+    """The nonzero masks of ``(..., vec)`` chunks (``vec <= 64``) as uint64 words: bit ``e`` set
+    iff element ``e`` is nonzero, LSB = element 0 (the ``mask`` the hardware's decoder reads)."""
+    nonzero = np.asarray(chunks) != 0
+    check_range("vec", nonzero.shape[-1], 1, 64)
+    # Eight mask bits per byte, little-endian, widened to eight bytes: one uint64 per chunk,
+    # without a 64-bit temporary per element (the cycle model chunks operands of 10**8 elements).
+    packed = np.packbits(nonzero, axis=-1, bitorder="little")
+    words = np.zeros(packed.shape[:-1] + (8,), dtype=np.uint8)
+    words[..., :packed.shape[-1]] = packed
+    return words.view("<u8")[..., 0].astype(np.uint64)
+
+
 def pad_to_chunks(X, vec: int) -> Chunks:
-    """Cut ``X (rows, I)`` along ``I`` into ``ceil(I / vec)`` chunks of ``vec`` elements.
+    """Cut ``X (rows, I)`` along ``I`` into ``max(1, ceil(I / vec))`` chunks of ``vec`` elements.
 
     The reduction axis is the last one: pass ``X`` as is and ``Y.T`` for the per-column operand.
-    The tail is zero-padded, so padding elements have mask bit 0 and are skipped.
+    The tail is zero-padded, so padding elements have mask bit 0 and are skipped. An empty
+    reduction still takes one (all-zero) chunk: a frame of the hardware is at least one chunk.
     """
     check_range("vec", vec, 1, 64)
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (rows, reduction), not shape {X.shape}")
     rows, length = X.shape
-    n_chunks = -(-length // vec)
+    n_chunks = max(1, -(-length // vec))
     values = np.zeros((rows, n_chunks * vec), dtype=X.dtype)
     values[:, :length] = X
     values = values.reshape(rows, n_chunks, vec)
-    # uint64 so that vec = 64 can use bit 63; distinct bits, so the sum is the bitwise OR.
-    bits = np.left_shift(np.uint64(1), np.arange(vec, dtype=np.uint64))
-    masks = np.where(values != 0, bits, np.uint64(0)).sum(axis=-1, dtype=np.uint64)
-    return Chunks(values=values, masks=masks)
+    return Chunks(values=values, masks=mask_words(values))

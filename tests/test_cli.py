@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -129,10 +128,10 @@ def no_work_allowed(monkeypatch):
         def fail(*args, **kwargs):
             raise AssertionError(f"{name} ran for an input that should have been refused")
         return fail
-    for target in ("maskprop.cli.main._synthetic_tensors", "maskprop.host.driver.lower_pass",
-                   "maskprop.evaluation.evaluate.evaluate", "maskprop.flow.verilog.generate_verilog",
-                   "maskprop.host.array_runs.compare_on_array",
-                   "maskprop.host.engine_runs.compare_on_engine"):
+    for target in ("maskprop.workloads.synthetic.synthetic_tensors",
+                   "maskprop.sim.lowering.lower_pass", "maskprop.evaluation.evaluate.evaluate",
+                   "maskprop.flow.verilog.generate_verilog", "maskprop.host.runs.compare_on_array",
+                   "maskprop.host.runs.compare_on_engine"):
         monkeypatch.setattr(target, forbidden(target))
 
 
@@ -244,17 +243,17 @@ def test_unreadable_masks_are_one_line(kind, tmp_path, monkeypatch, capsys, no_w
 
 @pytest.mark.parametrize("dtype", [bool, np.int8, np.uint16, np.int64, np.float32, np.float64])
 def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
-    from maskprop.cli.main import _read_masks
     from maskprop.sim.layer import ConvLayer
+    from maskprop.workloads.synthetic import read_layer_masks
 
     layer = ConvLayer(2, 4, 4, 4, 4, 3, 1, 1)
     rng = np.random.default_rng(0)
     a = (rng.random(layer.input_shape) < 0.5).astype(dtype)
     dz = (rng.random(layer.output_shape) < 0.3).astype(dtype) * 3
-    a_nonzero, dz_nonzero = _read_masks(_masks(tmp_path / "m.npz", A=a, dZ=dz), layer)
+    a_nonzero, dz_nonzero = read_layer_masks(_masks(tmp_path / "m.npz", A=a, dZ=dz), layer)
     np.testing.assert_array_equal(a_nonzero, a != 0)
     np.testing.assert_array_equal(dz_nonzero, dz != 0)
-    a_only, none = _read_masks(_masks(tmp_path / "a.npz", A=a), layer)
+    a_only, none = read_layer_masks(_masks(tmp_path / "a.npz", A=a), layer)
     assert none is None and a_only.dtype == bool
 
 
@@ -480,12 +479,21 @@ def test_profile_checks_its_output_before_running_the_model(tmp_path, monkeypatc
 
 # --- output that misleads -------------------------------------------------------------------
 
+#: Multipliers of the fake comparisons' array: dense MACs are dense cycles times this.
+FAKE_MULTIPLIERS = 16
+
+
 def _fake_comparison(label, dense, sparse, ideal):
-    run = SimpleNamespace(cycles=dense, counters={"outputs": 8}, seed=1, simulator="verilator")
-    return SimpleNamespace(label=label, dense=run, agrees=True, speedup=dense / sparse,
-                           ideal=ideal, sparse=SimpleNamespace(
-                               cycles=sparse, counters={"outputs": 8}, seed=1,
-                               simulator="verilator"))
+    """A comparison whose runs agree with the model, with ``ideal`` (None: no work)."""
+    from maskprop.host.runs import Comparison, ModeRun
+
+    def run(cycles, is_dense):
+        return ModeRun(is_dense, cycles, cycles, True, {"outputs": 8}, 0.0, "verilator", 1)
+    dense_macs = dense * FAKE_MULTIPLIERS
+    nonzero = 0 if ideal is None else round(dense_macs / ideal)
+    comparison = Comparison(label, run(dense, True), run(sparse, False), dense_macs, nonzero)
+    assert comparison.ideal == ideal
+    return comparison
 
 
 @pytest.mark.parametrize("spec, says", [("digits:conv3", "digits CNN without BatchNorm"),
@@ -498,7 +506,7 @@ def test_digits_layer_title_names_its_variant(spec, says, tmp_path, monkeypatch,
 
     def run_passes(console, layer, tensors, passes, config, args):
         seen["A"] = tensors["A"]
-        return [_fake_comparison("forward", 100, 50, 3.0)]
+        return [_fake_comparison("forward", 100, 50, 4.0)]
     monkeypatch.setattr(cli, "_run_passes", run_passes)
     assert main(["sim", "--layer", spec, "--pass", "fwd", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

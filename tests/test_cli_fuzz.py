@@ -41,9 +41,9 @@ class ExpensiveStep(AssertionError):
     reaches the test, which Hypothesis then shrinks and prints."""
 
 
-TRIPWIRES = ("maskprop.cli.main._synthetic_tensors", "maskprop.host.driver.lower_pass",
+TRIPWIRES = ("maskprop.workloads.synthetic.synthetic_tensors", "maskprop.sim.lowering.lower_pass",
              "maskprop.evaluation.evaluate.evaluate", "maskprop.flow.verilog.generate_verilog",
-             "maskprop.host.array_runs.compare_on_array", "maskprop.host.engine_runs.compare_on_engine")
+             "maskprop.host.runs.compare_on_array", "maskprop.host.runs.compare_on_engine")
 
 
 def _tripwire(name):

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from maskprop.base.config import (DEFAULT, EVALUATION, FPGA_SMALL, GENERATABLE_BUFFER_BITS, Config,
                              ceil_log2)
-from maskprop.host.driver import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.lowering import lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.lowering import lower_pass
 from maskprop.hw.engine import SparseDotEngine, counter_layout
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import engine_cycles

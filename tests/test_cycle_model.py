@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.driver import PASSES, ArrayPass, lower_pass
-from maskprop.sim.cycle_model import array_cycles, column_groups, nonzero_products, pass_estimate
+from maskprop.base.metrics import nonzero_products
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.cycle_model import array_cycles, column_groups, pass_estimate
+from maskprop.sim.layer import PASSES, ConvLayer
+from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
-from maskprop.sim.layer import ConvLayer
 from maskprop.workloads.networks import resnet50
 
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=256)
@@ -24,9 +26,17 @@ def test_mask_model_equals_host_model_on_real_layers(variant):
                                                       W=record.W, dZ=record.dZ), CONFIG)
             assert estimate.sparse_cycles == array_pass.model_cycles(dense=False)
             assert estimate.dense_cycles == array_pass.model_cycles(dense=True)
-            # The ideal speedup's two integer terms, exactly.
-            assert estimate.dense_macs == array_pass.dense_macs()
-            assert estimate.nonzero_macs == array_pass.nonzero_macs()
+            # The ideal speedup's two integer terms, exactly, against direct counts: every
+            # lane of every tile in every chunk of every dense column group, and the nonzero
+            # products of the wanted outputs in int64.
+            groups = column_groups(np.ones_like(array_pass.omask), CONFIG.tiles,
+                                   CONFIG.col_block)
+            slots = int(groups.sum()) * array_pass.chunks * -(-CONFIG.vec // CONFIG.lanes) \
+                * CONFIG.lanes * CONFIG.tiles
+            assert estimate.dense_macs == slots
+            pairs = ((array_pass.gemm.X != 0).astype(np.int64)
+                     @ (array_pass.gemm.Y != 0).astype(np.int64))
+            assert estimate.nonzero_macs == int(pairs[array_pass.omask].sum())
 
 
 def test_column_groups():

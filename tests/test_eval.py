@@ -10,7 +10,7 @@ import pytest
 
 from maskprop.cli.main import main
 from maskprop.base.config import EVALUATION
-from maskprop.evaluation.evaluate import ProfileMasks, evaluate
+from maskprop.evaluation.evaluate import ProfileMasks, checked_profile, evaluate
 from maskprop.workloads.networks import network
 from maskprop.workloads.profiles import Profile, synthetic_profile
 
@@ -73,7 +73,6 @@ def test_eval_with_a_profile_file(tmp_path, capsys):
 
 
 def test_profile_command_through_the_cli(tmp_path):
-    import torch
     (tmp_path / "net.py").write_text(
         "import torch\n"
         "def model():\n"
@@ -89,7 +88,8 @@ def test_profile_command_through_the_cli(tmp_path):
     profile = json.loads((tmp_path / "p.json").read_text())
     assert profile["source"] == "measured" and set(profile["layers"]) == {"0", "2"}
     assert 0.0 < profile["layers"]["2"]["A"] < 1.0
-    assert torch.__version__
+    # The first conv reads the batch itself: normal samples, none exactly zero.
+    assert profile["layers"]["0"]["A"] == 1.0
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -115,12 +115,18 @@ def test_bad_input(argv, message, tmp_path, monkeypatch):
 # --- issue 8: no misleading numbers, each network once, refusals before computing -------------
 
 def test_totals_without_work_have_no_ideal():
-    from maskprop.evaluation.evaluate import Total
+    from maskprop.base.metrics import Totals, totals
 
-    none = Total(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=0)
+    none = Totals(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=0)
     assert none.speedup == 8.0 and none.ideal is None and none.efficiency is None
-    some = Total(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=4032)
+    some = Totals(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=4032)
     assert some.ideal == 12.0 and some.efficiency == 8.0 / 12.0
+    # A total sums the integer terms (each pass weighted by its work), not the ratios.
+    both = totals([none, some])
+    assert (both.dense_cycles, both.sparse_cycles, both.dense_macs, both.nonzero_macs) == \
+        (8192, 1024, 96768, 4032)
+    assert both.ideal == 24.0 and both.efficiency == 8.0 / 24.0
+    assert Totals(0, 0, 0, 0).speedup is None
 
 
 def test_eval_says_no_work_where_nothing_is_nonzero(tmp_path, capsys):
@@ -178,8 +184,7 @@ def test_eval_checks_a_profile_file_before_computing(layers, message, tmp_path, 
     path = Profile(network="alexnet", source="measured", description="partial",
                    layers=layers).save(tmp_path / "alexnet.json")
     with pytest.raises(ValueError, match=message):
-        from maskprop.cli.main import _mask_source
-        _mask_source(str(path), "alexnet", network("alexnet"), 0)
+        checked_profile(path, "alexnet", network("alexnet"))
     assert main(["eval", "--network", "alexnet", "--profile", str(path),
                  "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()

@@ -20,8 +20,8 @@ from maskprop.sim.golden import (
     conv_train_step, nonzero_mask, relu, relu_backward, requantize, to_fixed)
 from maskprop.sim.layer import PASSES, ConvLayer
 from maskprop.sim.lowering import (
-    dilate, im2col, lower_backward_data, lower_backward_weight, lower_forward, masked_gemm,
-    pad_to_chunks)
+    dilate, im2col, lower_backward_data, lower_backward_weight, lower_forward, lower_pass,
+    mask_words, masked_gemm, pad_to_chunks)
 
 DEFAULT_SEED = 20240611
 
@@ -384,6 +384,42 @@ def test_pad_to_chunks():
     assert int(top.masks[0, 0]) == 1 << 63
     with pytest.raises(ValueError, match="vec"):
         pad_to_chunks(X, 65)
+    # An empty reduction is one all-zero chunk: a hardware frame has at least one.
+    empty = pad_to_chunks(np.zeros((3, 0), np.int64), 8)
+    assert empty.values.shape == (3, 1, 8) and empty.masks.tolist() == [[0], [0], [0]]
+
+
+def test_mask_words_match_a_bit_by_bit_sum():
+    rng = np.random.default_rng(5)
+    for vec in (1, 7, 8, 9, 16, 33, 63, 64):
+        chunks = rng.integers(-1, 2, (4, 3, vec)) * (rng.random((4, 3, vec)) < 0.5)
+        words = mask_words(chunks)
+        assert words.dtype == np.uint64 and words.shape == (4, 3)
+        assert words.tolist() == [[sum(1 << e for e in range(vec) if chunk[e] != 0)
+                                   for chunk in row] for row in chunks]
+    with pytest.raises(ValueError, match=r"vec must be in \[1, 64\], not 65"):
+        mask_words(np.ones((1, 65)))
+
+
+def test_lower_pass_dispatches_each_pass_to_its_lowering(rng):
+    layer = ConvLayer(batch=1, in_channels=2, height=4, width=4, out_channels=3, kernel=3,
+                      padding=1)
+    A = sparse_fixed(rng, layer.input_shape, 0.5)
+    W = sparse_fixed(rng, layer.weight_shape, 1.0)
+    dZ = sparse_fixed(rng, layer.output_shape, 0.5)
+    expected = {"forward": lower_forward(layer, A, W),
+                "backward_data": lower_backward_data(layer, dZ, W, A_mask=A),
+                "backward_weight": lower_backward_weight(layer, dZ, A, x_operand="auto")}
+    for pass_name in PASSES:
+        gemm = lower_pass(layer, pass_name, A=A, W=W, dZ=dZ)
+        assert gemm.pass_name == pass_name
+        np.testing.assert_array_equal(gemm.X, expected[pass_name].X)
+        np.testing.assert_array_equal(gemm.Y, expected[pass_name].Y)
+        np.testing.assert_array_equal(gemm.run(), expected[pass_name].run())
+    assert lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ, output_mask=False).omask is None
+    with pytest.raises(ValueError, match="pass must be one of forward, backward_data, "
+                                         "backward_weight, not 'sideways'"):
+        lower_pass(layer, "sideways", A=A, W=W, dZ=dZ)
 
 
 def test_backward_weight_auto_picks_the_sparser_operand(rng):

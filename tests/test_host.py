@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maskprop.base.config import Config
-from maskprop.host.driver import PASSES, ArrayPass, check_pass, gemm_shapes, lower_pass
-from maskprop.sim.layer import ConvLayer
-from maskprop.sim.lowering import lower_backward_weight
+from maskprop.host.driver import ArrayPass, check_pass, gemm_shapes
+from maskprop.sim.layer import PASSES, ConvLayer
+from maskprop.sim.lowering import lower_backward_weight, lower_pass
 
 
 def tensors(layer):
@@ -149,8 +149,13 @@ def test_no_work_has_no_ideal_speedup():
     """All-zero activations: nothing to compute, so no ideal speedup (not dense MACs / 1)."""
     layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "zero")
     A, W, dZ = tensors(layer)
-    array_pass = ArrayPass.prepare(lower_pass(layer, "forward", A=0 * A, W=W, dZ=dZ), Config())
-    assert array_pass.nonzero_macs() == 0
-    assert array_pass.ideal_speedup() is None
+    idle = ArrayPass.prepare(lower_pass(layer, "forward", A=0 * A, W=W, dZ=dZ), Config())
+    assert idle.estimate().nonzero_macs == 0
+    assert idle.estimate().ideal is None and idle.estimate().efficiency is None
     working = ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
-    assert working.ideal_speedup() == working.dense_macs() / working.nonzero_macs()
+    estimate = working.estimate()
+    # 9 output pixels x 2 columns, each 2 nonzero products; dense mode: 9 rows, each one chunk
+    # of 16 elements in 4 cycles, on 4 lanes x 4 tiles.
+    assert (estimate.nonzero_macs, estimate.dense_cycles, estimate.dense_macs) == \
+        (36, 36, 36 * 16)
+    assert estimate.ideal == 16.0

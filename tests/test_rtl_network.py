@@ -4,10 +4,12 @@ sum of the tile array RTL's cycle counters over every layer and pass, in both Ba
 
 import pytest
 
-from maskprop.host.array_runs import compare_on_array
+from maskprop.host.runs import compare_on_array
 from maskprop.base.config import Config
 from maskprop.evaluation.evaluate import TOTALS, digits_evaluation_inputs, evaluate
-from maskprop.host.driver import PASSES, ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.layer import PASSES
+from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim

@@ -5,7 +5,9 @@ golden model in sparse and dense mode, and measured cycles equal to the cycle mo
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.engine_runs import PASS_NAMES, compare_on_engine, lower_record
+from maskprop.host.runs import compare_on_engine
+from maskprop.sim.layer import PASSES as PASS_NAMES
+from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim
@@ -23,7 +25,8 @@ def fixture():
                          ids=["-".join(case) for case in CASES])
 def test_engine_on_real_layer(fixture, variant, layer, pass_name, tmp_path):
     config = Config()
-    gemm = lower_record(fixture[variant][layer], pass_name)
+    record = fixture[variant][layer]
+    gemm = lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ)
     result = compare_on_engine(gemm, config, rows=24, build_dir=tmp_path, seed=1)
     print(result)
     assert result.exact

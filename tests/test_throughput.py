@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.lowering import lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass, lower_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.sim.lowering import lower_pass
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim import golden
 from maskprop.sim.layer import ConvLayer

@@ -10,7 +10,7 @@ import pytest
 from maskprop.base.config import Config
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.blocks import accumulate_frames
-from maskprop.host.driver import mask_words
+from maskprop.sim.lowering import mask_words
 from maskprop.tb.amaranth_sim import as_payload, run_streams
 from maskprop.tb.stimulus import seed_from_env
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from maskprop.base.config import Config
 from maskprop.sim.layer import PASS_ALIASES, pass_label
+from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
 from maskprop.workloads.networks import NETWORK_NAMES
 from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
 
@@ -235,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "check it against the golden model; print cycles, "
                                        "speedup and ideal speedup")
     demo.add_argument("--layer", default="conv2", help="digits-CNN layer (default conv2)")
-    demo.add_argument("--variant", default="plain", choices=("plain", "batchnorm"),
+    demo.add_argument("--variant", default="plain", choices=DIGITS_VARIANTS,
                       help="network without or with BatchNorm between conv and ReLU")
     demo.add_argument("--engine", action="store_true",
                       help="run one pass (--pass) on the one-tile engine instead")
@@ -318,19 +319,14 @@ def _console():
     return Console() if sys.stdout.isatty() else Console(width=132)
 
 
-DIGITS_VARIANTS = ("plain", "batchnorm")
-
-
 def _digits_record(layer: str, variant: str):
-    from maskprop.workloads.digits import load_fixture
+    """The digits fixture's record; a missing fixture is a usage error (it says how to make
+    it), not a crash."""
+    from maskprop.workloads.digits import digits_layer
     try:
-        fixture = load_fixture()
+        return digits_layer(layer, variant)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
-    try:
-        return fixture[variant][layer]
-    except KeyError as error:
-        raise UsageError(f"digits CNN: {error.args[0]}") from None
 
 
 def _times(value) -> str:
@@ -346,24 +342,21 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
     """One table row per pass (and a total), then the verdict line; returns the exit status."""
     from rich.table import Table
 
+    from maskprop.base.metrics import totals
+
     table = Table(title=title)
     for column in ("pass", "outputs computed", "dense cycles", "sparse cycles", "= model",
                    "speedup", "ideal", "achieved/ideal"):
         table.add_column(column, justify="left" if column == "pass" else "right")
     for c in comparisons:
-        table.add_row(c.label, f"{c.sparse.counters['outputs']} of {c.dense.counters['outputs']}",
-                      f"{c.dense.cycles:,}", f"{c.sparse.cycles:,}",
+        table.add_row(c.label, f"{c.outputs_sparse} of {c.outputs_dense}",
+                      f"{c.dense_cycles:,}", f"{c.sparse_cycles:,}",
                       "yes" if c.agrees else "NO", _times(c.speedup), _times(c.ideal),
-                      _ratio(None if c.ideal is None else c.speedup / c.ideal))
+                      _ratio(c.efficiency))
     if total_label and len(comparisons) > 1:
-        dense = sum(c.dense.cycles for c in comparisons)
-        sparse = sum(c.sparse.cycles for c in comparisons)
-        # The ideal total needs each pass's ideal sparse cycles, dense / ideal; a pass with no
-        # work needs none.
-        needed = sum(c.dense.cycles / c.ideal for c in comparisons if c.ideal is not None)
-        ideal = dense / needed if needed else None
-        table.add_row(total_label, "", f"{dense:,}", f"{sparse:,}", "", _times(dense / sparse),
-                      _times(ideal), _ratio(None if ideal is None else dense / sparse / ideal),
+        total = totals(comparisons)
+        table.add_row(total_label, "", f"{total.dense_cycles:,}", f"{total.sparse_cycles:,}",
+                      "", _times(total.speedup), _times(total.ideal), _ratio(total.efficiency),
                       style="bold")
     console.print(table)
     ok = all(c.agrees for c in comparisons)
@@ -379,8 +372,9 @@ def _run_passes(console, layer, tensors, passes, config, args):
     passed :func:`maskprop.host.driver.check_pass` before the tensors were made."""
     from rich.progress import Progress
 
-    from maskprop.host.array_runs import compare_on_array
-    from maskprop.host.driver import ArrayPass, lower_pass
+    from maskprop.host.driver import ArrayPass
+    from maskprop.host.runs import compare_on_array
+    from maskprop.sim.lowering import lower_pass
 
     prepared = [ArrayPass.prepare(lower_pass(layer, p, **tensors), config) for p in passes]
     comparisons = []
@@ -435,9 +429,10 @@ def _demo(args):
 def _engine_demo(console, record, config, args):
     from rich.table import Table
 
-    from maskprop.host.engine_runs import compare_on_engine, lower_record
+    from maskprop.host.runs import compare_on_engine
+    from maskprop.sim.lowering import lower_pass
 
-    gemm = lower_record(record, args.pass_name)
+    gemm = lower_pass(record.layer, args.pass_name, A=record.A, W=record.W, dZ=record.dZ)
     with console.status(f"running {record.layer.name} {args.pass_name} on the engine's Verilog "
                         f"(dense, then sparse)"):
         result = compare_on_engine(gemm, config, rows=args.rows, build_dir=args.out,
@@ -448,17 +443,17 @@ def _engine_demo(console, record, config, args):
     for column in ("mode", "outputs", "MACs issued", "cycles (RTL)", "cycles (model)",
                    "lane use"):
         table.add_column(column, justify="left" if column == "mode" else "right")
-    for mode in ("dense", "sparse"):
-        macs, cycles = getattr(result, f"{mode}_macs"), getattr(result, f"{mode}_cycles")
-        table.add_row(mode, str(getattr(result, f"outputs_{mode}")), str(macs), str(cycles),
-                      str(getattr(result, f"model_{mode}")),
-                      f"{macs / (cycles * config.lanes):.2f}")
+    for mode, run in (("dense", result.dense), ("sparse", result.sparse)):
+        macs = run.counters["macs"]
+        table.add_row(mode, str(run.counters["outputs"]), str(macs), str(run.cycles),
+                      str(run.model), f"{macs / (run.cycles * config.lanes):.2f}")
     console.print(table)
     console.print(f"speedup {_times(result.speedup)}, ideal {_times(result.ideal)} "
                   f"(dense MACs / nonzero MACs), achieved/ideal {_ratio(result.efficiency)}")
     verdict = "PASS" if result.exact else "FAIL"
     console.print(f"{verdict}: {result.outputs_dense + result.outputs_sparse} outputs bit-exact "
-                  f"against the golden model; {result.seconds:.1f} s; logs in {args.out}")
+                  f"against the golden model; {result.dense.seconds + result.sparse.seconds:.1f} s; "
+                  f"logs in {args.out}")
     return 0 if result.exact else 1
 
 
@@ -493,36 +488,12 @@ def _parse_digits_layer(spec: str):
     if not 1 <= len(fields_) <= 2 or not fields_[0]:
         raise UsageError(f"--layer must be digits:LAYER[:plain|batchnorm], not {spec!r}")
     variant = fields_[1] if len(fields_) == 2 else "plain"
-    if variant not in DIGITS_VARIANTS:
-        raise UsageError(f"--layer {spec}: the digits CNN variant must be plain or batchnorm, "
-                         f"not {variant!r}")
-    return _digits_record(fields_[0], variant), variant
-
-
-def _read_masks(path: Path, layer):
-    """``(A != 0, dZ != 0 or None)`` from ``--masks``: shapes and dtypes are checked from the
-    archive's headers before any array is read."""
-    import numpy as np
-
-    from maskprop.workloads.profiles import check_mask_array, npz_headers, read_npz
-
-    where = f"--masks {path}"
-    headers = npz_headers(path, where)
-    if "A" not in headers:
-        raise UsageError(f"{where}: no array 'A' (it holds "
-                         f"{', '.join(map(repr, headers)) or 'no arrays'})")
-    names = [name for name in ("A", "dZ") if name in headers]
-    for name in names:
-        shape, dtype = headers[name]
-        wanted = tuple(layer.input_shape if name == "A" else layer.output_shape)
-        if shape != wanted:
-            raise UsageError(f"{where}: {name} has shape {shape}, the layer needs {wanted}")
-        check_mask_array(f"{where}: {name}", dtype)
-    arrays = read_npz(path, where, names)
-    for name, array in arrays.items():
-        check_mask_array(f"{where}: {name}", array.dtype, array)
-    dz = arrays.get("dZ")
-    return np.asarray(arrays["A"]) != 0, None if dz is None else np.asarray(dz) != 0
+    try:
+        return _digits_record(fields_[0], variant), variant
+    except UsageError:
+        raise
+    except ValueError as error:
+        raise UsageError(f"--layer {spec}: {error}") from None
 
 
 def _seed(args) -> int:
@@ -541,33 +512,9 @@ def _seed(args) -> int:
     return seed
 
 
-def _synthetic_tensors(layer, config, args, masks=None):
-    """Random values on the nonzero patterns ``masks`` (from --masks) or of --density."""
-    import numpy as np
-
-    if masks is not None:
-        a_nonzero, dz_nonzero = masks
-        if dz_nonzero is None:
-            dz_nonzero = np.ones(layer.output_shape, dtype=bool)
-    args.seed = _seed(args)
-    rng = np.random.default_rng(args.seed)
-    if masks is None:
-        density = 0.5 if args.density is None else args.density
-        a_nonzero = rng.random(layer.input_shape) < density
-        dz_nonzero = rng.random(layer.output_shape) < density
-    if args.batchnorm:
-        dz_nonzero = np.ones(layer.output_shape, dtype=bool)
-
-    def values(shape, low):
-        return rng.integers(low, config.data_max + 1, size=shape)
-    A = np.where(a_nonzero, np.maximum(1, values(layer.input_shape, 0)), 0)
-    dZ = np.where(dz_nonzero, values(layer.output_shape, config.data_min), 0)
-    dZ = np.where(dz_nonzero & (dZ == 0), 1, dZ)
-    W = values(layer.weight_shape, config.data_min)
-    return dict(A=A, W=W, dZ=dZ)
-
-
 def _sim(args):
+    from maskprop.workloads.synthetic import DEFAULT_DENSITY, read_layer_masks, synthetic_tensors
+
     config = _config(args)
     check_output_dir(args.out, "--out")
     if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
@@ -585,9 +532,12 @@ def _sim(args):
     else:
         layer = _parse_layer(args.layer)
         _check_passes(layer, [args.pass_name], config)
-        masks = None if args.masks is None else _read_masks(args.masks, layer)
-        tensors = _synthetic_tensors(layer, config, args, masks)
-        density = 0.5 if args.density is None else args.density
+        masks = None if args.masks is None else read_layer_masks(args.masks, layer,
+                                                                 where=f"--masks {args.masks}")
+        args.seed = _seed(args)
+        tensors = synthetic_tensors(layer, config, args.seed, density=args.density, masks=masks,
+                                    dense_dz=args.batchnorm)
+        density = DEFAULT_DENSITY if args.density is None else args.density
         source = (f"masks from {args.masks}" if args.masks else
                   f"synthetic i.i.d. masks, density {density}")
         if args.batchnorm:
@@ -616,7 +566,7 @@ def _network_names(requested) -> list:
 
 def _mask_source(spec: str, network_name: str, net, seed: int):
     """The masks ``--profile`` gives ``net`` (network ``network_name``), checked now."""
-    from maskprop.evaluation.evaluate import ProfileMasks
+    from maskprop.evaluation.evaluate import ProfileMasks, checked_profile
     from maskprop.workloads import profiles
 
     if spec == "literature":
@@ -643,19 +593,7 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
         raise UsageError(f"--profile must be literature, synthetic:DENSITY[:MODEL] or an "
                          f"existing profile file, not {spec!r}")
     try:
-        profile = profiles.load_profile(path)
-        if profile.network != network_name:
-            raise UsageError(f"profile {spec} is of network {profile.network!r}, not "
-                             f"{network_name!r}")
-        # What evaluation will look up, looked up now: stored masks of the right shapes and
-        # dtypes (from the archive's headers), and an A density for every layer.
-        profile.check_masks({f"{layer.conv.name}/{key}": shape for layer in net.layers
-                             for key, shape in (("A", layer.conv.input_shape),
-                                                ("dZ", layer.conv.output_shape))})
-        for layer in net.layers:
-            profile.density(layer.conv.name, "A")
-    except UsageError:
-        raise
+        profile = checked_profile(path, network_name, net)
     except ValueError as error:
         # Name the option; the file's name is in the message already when the profile or its
         # masks file said what is wrong with it.

@@ -19,12 +19,13 @@ import numpy as np
 
 from maskprop.base.config import Config
 from maskprop.host.driver import gemm_shapes
-from maskprop.sim.cycle_model import Speedups, pass_estimate
+from maskprop.base.metrics import Speedups, Totals, totals
+from maskprop.sim.cycle_model import pass_estimate
 from maskprop.sim.layer import PASSES, pass_label
 
-__all__ = ["SCENARIOS", "PASSES", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
+__all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "Evaluation", "MaskSource", "ProfileMasks", "ExplicitMasks",
-           "digits_evaluation_inputs", "check_evaluable", "evaluate"]
+           "checked_profile", "digits_evaluation_inputs", "check_evaluable", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
 # The seed paper's reported ranges over five ImageNet CNNs (REFERENCES.md): backward-pass speedup
@@ -40,27 +41,8 @@ CYCLE_MODEL_LIMIT = 1 << 27
 NO_WORK = "no work"
 
 
-class _Speedups(Speedups):
-    """:class:`Speedups` whose ideal and achieved/ideal are ``None`` when the sparse pass has
-    no nonzero product to compute (no work): the ideal speedup is then unbounded, and the
-    dense MACs that a division by one would print are no speedup at all."""
-
-    @property
-    def speedup(self) -> float | None:
-        return self.dense_cycles / self.sparse_cycles if self.sparse_cycles else None
-
-    @property
-    def ideal(self) -> float | None:
-        return self.dense_macs / self.nonzero_macs if self.nonzero_macs else None
-
-    @property
-    def efficiency(self) -> float | None:
-        speedup, ideal = self.speedup, self.ideal
-        return None if speedup is None or ideal is None else speedup / ideal
-
-
 @dataclass(frozen=True)
-class LayerPass(_Speedups):
+class LayerPass(Speedups):
     network: str
     scenario: str
     layer: str
@@ -77,14 +59,6 @@ class LayerPass(_Speedups):
                 "efficiency": self.efficiency}
 
 
-@dataclass
-class Total(_Speedups):
-    dense_cycles: int
-    sparse_cycles: int
-    dense_macs: int
-    nonzero_macs: int
-
-
 TOTALS = {"forward": ("forward",), "backward": ("backward_data", "backward_weight"),
           "training step": PASSES}
 
@@ -96,10 +70,10 @@ class Evaluation:
     config: Config
     rows: list
 
-    def total(self, scenario: str, which: str) -> Total:
-        picked = [r for r in self.rows if r.scenario == scenario and r.pass_name in TOTALS[which]]
-        return Total(*(sum(getattr(r, f) for r in picked) for f in
-                       ("dense_cycles", "sparse_cycles", "dense_macs", "nonzero_macs")))
+    def total(self, scenario: str, which: str) -> Totals:
+        """The layer passes of ``scenario`` that ``which`` (a key of :data:`TOTALS`) covers."""
+        return totals(r for r in self.rows
+                      if r.scenario == scenario and r.pass_name in TOTALS[which])
 
     def summary(self) -> list[dict]:
         return [{"network": self.network, "profile": self.profile, "scenario": scenario,
@@ -187,6 +161,25 @@ class ExplicitMasks(MaskSource):
     def masks(self, net_layer, scenario, next_layer=None):
         a, dz = self._masks[scenario][net_layer.name]
         return np.asarray(a) != 0, np.asarray(dz) != 0
+
+
+def checked_profile(path, network_name: str, net):
+    """The profile file ``path`` of network ``network_name``, with everything that evaluating
+    ``net`` will look up looked up now (``ValueError`` naming what is missing or wrong): stored
+    masks of the right shapes and dtypes (from the archive's headers) and an ``A`` density for
+    every layer."""
+    from maskprop.workloads.profiles import load_profile
+
+    profile = load_profile(path)
+    if profile.network != network_name:
+        raise ValueError(f"profile {path} is of network {profile.network!r}, not "
+                         f"{network_name!r}")
+    profile.check_masks({f"{layer.conv.name}/{key}": shape for layer in net.layers
+                         for key, shape in (("A", layer.conv.input_shape),
+                                            ("dZ", layer.conv.output_shape))})
+    for layer in net.layers:
+        profile.density(layer.conv.name, "A")
+    return profile
 
 
 def digits_evaluation_inputs():

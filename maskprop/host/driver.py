@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.config import Config
-from maskprop.sim.cycle_model import array_cycles, column_groups
+from maskprop.sim.cycle_model import PassEstimate, array_cycles, gemm_estimate
 from maskprop.sim.layer import PASSES, pass_label
-from maskprop.sim.lowering import (LoweredGemm, lower_backward_data, lower_backward_weight,
-                                   lower_forward)
+from maskprop.sim.lowering import LoweredGemm, mask_words, pad_to_chunks
 
-__all__ = ["PASSES", "SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "lower_pass",
-           "ArrayPass", "ChunkStream", "chunk_stream", "mask_words"]
+__all__ = ["SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "ArrayPass",
+           "ChunkStream", "chunk_stream"]
 
 
 #: Most elements one RTL run handles: in each of the layer's tensors (``A``, ``W``, ``dZ``) and in
@@ -132,41 +131,18 @@ def check_pass(layer, pass_name: str, config: Config, *,
                          f"layer")
 
 
-def lower_pass(layer, pass_name: str, *, A, W, dZ, output_mask: bool = True) -> LoweredGemm:
-    """A layer's pass as the masked GEMM the array runs.
-
-    ``output_mask`` (backward-data): compute only where the layer's input activation ``A`` is
-    nonzero, the gradients the previous ReLU keeps. Backward-weight takes the sparser of ``dZ``
-    and ``A`` as the broadcast operand.
-    """
-    if pass_name == "forward":
-        return lower_forward(layer, A, W)
-    if pass_name == "backward_data":
-        return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None)
-    if pass_name == "backward_weight":
-        return lower_backward_weight(layer, dZ, A, x_operand="auto")
-    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
-
-
-def _chunked(matrix: np.ndarray, vec: int) -> np.ndarray:
-    """``(rows, reduction)`` -> ``(rows, chunks, vec)``, zero-padded."""
-    rows, reduction = matrix.shape
-    chunks = max(1, -(-reduction // vec))
-    padded = np.zeros((rows, chunks * vec), dtype=np.int64)
-    padded[:, :reduction] = matrix
-    return padded.reshape(rows, chunks, vec)
-
-
 @dataclass
 class ArrayPass:
     """One pass prepared for the tile array of ``config``.
 
-    ``x``: ``(M, chunks, vec)`` broadcast-operand chunks; ``y``: ``(J, chunks, vec)`` the
-    columns' chunks; ``omask``: ``(M, J)`` wanted outputs.
+    ``x``: ``(M, chunks, vec)`` int64 broadcast-operand chunks and ``x_masks`` ``(M, chunks)``
+    their nonzero masks; ``y``: ``(J, chunks, vec)`` the columns' chunks; ``omask``: ``(M, J)``
+    wanted outputs.
     """
     gemm: LoweredGemm
     config: Config
     x: np.ndarray
+    x_masks: np.ndarray
     y: np.ndarray
     omask: np.ndarray
 
@@ -186,8 +162,9 @@ class ArrayPass:
                                  f"{config.data_width}-bit range of data_width")
         omask = (np.ones((rows, cols), dtype=bool) if gemm.omask is None
                  else np.asarray(gemm.omask, dtype=bool))
-        return cls(gemm, config, _chunked(gemm.X, config.vec), _chunked(gemm.Y.T, config.vec),
-                   omask)
+        x = pad_to_chunks(np.asarray(gemm.X, dtype=np.int64), config.vec)
+        y = pad_to_chunks(np.asarray(gemm.Y.T, dtype=np.int64), config.vec)
+        return cls(gemm, config, x.values, x.masks, y.values, omask)
 
     @property
     def rows(self) -> int:
@@ -225,9 +202,8 @@ class ArrayPass:
                 yield {"omask": omask, "col_valid": (1 << width) - 1, "col_base": base}
 
     def x_payloads(self):
-        masks = mask_words(self.x)
         for m in range(self.rows):
-            row = [{"x": self.x[m, k].tolist(), "mask": int(masks[m, k])}
+            row = [{"x": self.x[m, k].tolist(), "mask": int(self.x_masks[m, k])}
                    for k in range(self.chunks)]
             for _ in self.blocks():
                 yield from row
@@ -285,37 +261,15 @@ class ArrayPass:
         """The cycle model's count for this pass (the array's ``cycles - stalls``)."""
         return array_cycles(self.x != 0, self.wanted(dense), self.config, dense=dense)
 
-    def dense_macs(self) -> int:
-        """Multiplier slots the dense mode occupies: every lane of every tile in every cycle
-        (chunk padding and unused tiles of a row's last column group included)."""
-        c = self.config
-        groups = column_groups(np.ones_like(self.omask), c.tiles, c.col_block)
-        return int(groups.sum()) * self.chunks * -(-c.vec // c.lanes) * c.lanes * c.tiles
-
-    def nonzero_macs(self) -> int:
-        """Products the sparse pass must do: nonzero X times nonzero Y, wanted outputs only."""
-        nonzero_x = (self.x != 0).astype(np.int64).reshape(self.rows, -1)
-        nonzero_y = (self.y != 0).astype(np.int64).reshape(self.cols, -1)
-        return int(((nonzero_x @ nonzero_y.T) * self.omask).sum())
-
-    def ideal_speedup(self) -> float | None:
-        """Multiplier slots of the dense mode over :meth:`nonzero_macs`: the speedup of a sparse
-        mode that wasted no slot, so achieved/ideal is at most 1. ``None`` when the pass has no
-        nonzero product at all: there is no work to speed up, and any number would mislead."""
-        nonzero = self.nonzero_macs()
-        return self.dense_macs() / nonzero if nonzero else None
+    def estimate(self) -> PassEstimate:
+        """The cycle model's dense and sparse cycles of this pass, its dense and nonzero MACs,
+        and so its speedup, ideal and efficiency (:mod:`maskprop.base.metrics`)."""
+        return gemm_estimate(self.gemm, self.config)
 
 
 # The one-tile engine's input: GEMM outputs as framed streams of chunk pairs. Output ``(m, j)``
 # of ``Out = X @ Y`` is one frame; chunk ``k`` pairs ``X[m, k*vec:(k+1)*vec]`` with
 # ``Y[k*vec:(k+1)*vec, j]`` (zero-padded at the end, docs/architecture.md section 3.1).
-def mask_words(chunks: np.ndarray) -> np.ndarray:
-    """Nonzero masks of ``(..., vec)`` chunks as integers (bit ``e`` = element ``e`` nonzero)."""
-    bits = (chunks != 0).astype(np.uint64)
-    weights = np.left_shift(np.uint64(1), np.arange(chunks.shape[-1], dtype=np.uint64))
-    return (bits * weights).sum(axis=-1, dtype=np.uint64)
-
-
 @dataclass
 class ChunkStream:
     """The chunk pairs of a list of GEMM outputs.
@@ -353,11 +307,7 @@ def chunk_stream(X: np.ndarray, Y: np.ndarray, outputs, vec: int) -> ChunkStream
     if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[0]:
         raise ValueError(f"X {X.shape} and Y {Y.shape} are not a GEMM's operands")
     outputs = np.asarray(outputs, dtype=np.int64).reshape(-1, 2)
-    reduction = X.shape[1]
-    chunks = max(1, -(-reduction // vec))
-    pad = chunks * vec - reduction
-    x_rows = np.pad(X[outputs[:, 0]], ((0, 0), (0, pad)))
-    y_cols = np.pad(Y[:, outputs[:, 1]].T, ((0, 0), (0, pad)))
-    expected = (x_rows * y_cols).sum(axis=1)
-    return ChunkStream(x_rows.reshape(-1, chunks, vec), y_cols.reshape(-1, chunks, vec),
-                       expected, outputs)
+    x = pad_to_chunks(X[outputs[:, 0]], vec).values
+    y = pad_to_chunks(Y[:, outputs[:, 1]].T, vec).values
+    expected = (x * y).sum(axis=(1, 2))
+    return ChunkStream(x, y, expected, outputs)

@@ -62,7 +62,7 @@ __all__ = [
     "FIXTURE_PATH", "VARIANTS", "TENSORS", "NETWORK", "ConvSpec", "conv_layers",
     "TrainSettings", "load_digits_data", "upsample2x", "split_indices",
     "choose_frac_bits", "quantize", "dequantize",
-    "make_fixture", "save_fixture", "fixture_from_arrays", "load_fixture",
+    "make_fixture", "save_fixture", "fixture_from_arrays", "load_fixture", "digits_layer",
     "LayerRecord", "DensityHistory", "VariantRecord", "DigitsFixture",
 ]
 
@@ -676,3 +676,17 @@ def load_fixture(path=None) -> DigitsFixture:
         arrays = {key: npz[key] for key in npz.files}
     metadata = json.loads(arrays.pop("metadata").item())
     return fixture_from_arrays(arrays, metadata, path)
+
+
+def digits_layer(layer_name: str, variant: str = "plain") -> LayerRecord:
+    """The committed fixture's record of layer ``layer_name`` of ``variant`` (one of
+    :data:`VARIANTS`): its layer and the real tensors of one training step. ``ValueError``
+    naming the layers or variants there are; ``FileNotFoundError`` when the fixture is
+    missing."""
+    if variant not in VARIANTS:
+        raise ValueError(f"the digits CNN variant must be {' or '.join(VARIANTS)}, "
+                         f"not {variant!r}")
+    try:
+        return load_fixture()[variant][layer_name]
+    except KeyError as error:
+        raise ValueError(f"digits CNN: {error.args[0]}") from None
