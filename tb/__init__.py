@@ -1,1 +1,15 @@
-"""cocotb testbenches and the runner that builds generated Verilog for them."""
+"""Testbenches (``maskprop.tb``).
+
+- ``traffic``: the traffic schedule (phases, random idle cycles, random backpressure, pulses)
+  and the run record, shared by both benches;
+- ``scoreboard``: the one in-order scoreboard (wrong, reordered, surplus, missing, late beats;
+  drain window);
+- ``drivers``: the cocotb driver and monitor of stream ports;
+- ``amaranth_bench``: the stream bench in Amaranth's simulator;
+- ``bench_stream``, ``bench_accumulation_tree``: the cocotb benches run on generated Verilog;
+- ``harness``: what every cocotb bench does first (parameters, clock, reset, seed, report);
+- ``runner``: builds the Verilog and runs a cocotb bench from Python;
+- ``timing_reference``: the cycle of every handshake and counter event under any traffic;
+- ``conv_reference``: a pass's results by the golden model's direct convolution;
+- ``stimulus``: random stimulus and the table of small conv passes.
+"""

@@ -10,7 +10,6 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from maskprop.tb.stimulus import seed_from_env
-from maskprop.tb.streams import CycleCounter
 
 __all__ = ["params", "start", "record"]
 
@@ -20,8 +19,8 @@ def params() -> dict:
     return json.loads(os.environ["MASKPROP_TB_PARAMS"])
 
 
-async def start(dut, *, reset_cycles: int = 2) -> tuple[CycleCounter, random.Random, int]:
-    """Start a 100 MHz clock, reset the DUT, and return (cycle counter, rng, seed).
+async def start(dut, *, reset_cycles: int = 2) -> tuple[random.Random, int]:
+    """Start a 100 MHz clock, reset the DUT, and return (rng, seed).
 
     The seed is ``MASKPROP_SEED`` (set by the runner), else cocotb's own ``RANDOM_SEED``; it is
     logged so that a failing run can be repeated with ``MASKPROP_SEED=<seed>``.
@@ -33,9 +32,7 @@ async def start(dut, *, reset_cycles: int = 2) -> tuple[CycleCounter, random.Ran
     for _ in range(reset_cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    counter = CycleCounter(dut.clk)
-    cocotb.start_soon(counter.run())
-    return counter, random.Random(seed), seed
+    return random.Random(seed), seed
 
 
 def record(test: str, **measurements):

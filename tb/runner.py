@@ -1,4 +1,7 @@
-"""Build generated Verilog and run a cocotb testbench on it (``cocotb_tools.runner``).
+"""Build generated Verilog and run a cocotb bench on it (``cocotb_tools.runner``):
+:func:`run_testbench` for any bench module, :func:`run_stream_bench` for the stream bench
+(:mod:`maskprop.tb.bench_stream`) in model terms (payloads and expected beats as the layouts'
+dicts; packing, unpacking and the record handled here).
 
 The testbench learns what it is testing from two environment variables: ``MASKPROP_TB_PARAMS``,
 the JSON of the block's parameters (Verilog from Amaranth has no parameters to read), and
@@ -26,11 +29,14 @@ import cocotb
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import VerilatorControlFile, get_runner
 
-from maskprop.tb.stimulus import seed_from_env
 from maskprop.flow.toolchain import activate_simulator, cache_dir
 from maskprop.flow.verilog import generate_verilog
+from maskprop.tb.scoreboard import DRAIN_CYCLES
+from maskprop.tb.stimulus import seed_from_env
+from maskprop.tb.traffic import BenchRecord
 
-__all__ = ["TestbenchRun", "run_testbench", "WAIVERS", "build_cache"]
+__all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS",
+           "build_cache"]
 
 #: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
 WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
@@ -133,3 +139,102 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return TestbenchRun(sim, toplevel, run_dir, tests, failures,
                         time.monotonic() - started, seed, report, run_dir / f"sim{suffix}.log")
+
+
+def top_level_inputs(component, toplevel: str, *, streams, drive) -> list[str]:
+    """The Verilog names of every input of ``component``'s top level, after checking that the
+    bench drives each of them: every input stream is fed (``streams``), every other input port
+    is held at a value (``drive``), and the output stream's ``ready`` is the monitor's.
+
+    An undriven input is ``z``/``x`` on a four-state simulator (Icarus) while Verilator reads it
+    as 0, so a forgotten port passes on one simulator and breaks on the other; refuse it here,
+    before anything is built, naming the ports.
+    """
+    from amaranth.lib.wiring import In
+
+    names, undriven, unknown = [], [], set(streams) | set(drive)
+    for port, member in component.signature.members.items():
+        unknown.discard(port)
+        if member.is_signature:
+            if member.flow == In:
+                names += [f"{port}__valid", f"{port}__payload"]
+                if port not in streams:
+                    undriven.append(port)
+            else:
+                names.append(f"{port}__ready")
+        elif member.flow == In:
+            names.append(port)
+            if port not in drive:
+                undriven.append(port)
+    if undriven:
+        raise ValueError(f"{toplevel}: input port(s) {', '.join(undriven)} not driven by the "
+                         f"bench; give each input stream payloads (an empty list is fine) and "
+                         f"every other input a value in drive=")
+    if unknown:
+        raise ValueError(f"{toplevel} has no input port(s) {', '.join(sorted(unknown))}")
+    return names
+
+
+def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
+                     idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
+                     sim=None, seed=None, timeout_cycles=None, waves=None,
+                     run_name="", phases=None, pulses=None, watch=(), deadlines=None,
+                     drain_cycles: int = DRAIN_CYCLES) -> BenchRecord:
+    """Stream ``inputs`` through ``component`` as generated Verilog; the bench's scoreboard
+    compares every output beat with ``expected`` (bit-exact, in order; ``deadlines``: the cycle
+    by which each beat is due, where a timing contract gives one) and then holds ``o.ready``
+    high for ``drain_cycles`` idle cycles in which nothing may come out.
+
+    ``inputs`` is a list of payloads for port ``i``, or a dict ``{port: payloads}`` for blocks
+    with several input streams, fed in ``phases`` (a list of lists of ports; default: all
+    ports at once). Each phase starts when the previous one has sent everything.
+
+    ``drive`` sets other input ports (e.g. ``{"dense": 1}``) for the whole run; ``read`` names
+    output ports (e.g. ``counters``) whose value after the run is reported. ``pulses``
+    (``{port: cycles}``, e.g. ``{"clear": [40]}``) drives a one-bit input 1 in those cycles of
+    the run and 0 in all others; ``watch`` names ports reported in every cycle. ``run_name``:
+    see :func:`run_testbench`. The record's ``passed`` says whether the scoreboard passed; it
+    holds the beats received up to the first failure.
+    """
+    members = component.signature.members
+
+    def layout(port):
+        return members[port].signature.members["payload"].shape
+    if not isinstance(inputs, dict):
+        inputs = {"i": inputs}
+    pulses = {port: sorted(cycles) for port, cycles in (pulses or {}).items()}
+    drive = {**dict(drive or {}), **{port: 0 for port in pulses}}   # 0 between the pulses
+    checked_inputs = top_level_inputs(component, toplevel, streams=inputs, drive=drive)
+    phases = phases or [list(inputs)]
+    packed = {port: [str(layout(port).const(p).as_bits()) for p in payloads]
+              for port, payloads in inputs.items()}
+    out_layout = layout("o")
+    expected = [out_layout.const(p).as_bits() for p in expected]
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stimulus = build_dir / (f"stimulus-{run_name}.json" if run_name else "stimulus.json")
+    if timeout_cycles is None:
+        timeout_cycles = 64 * (sum(map(len, packed.values())) + len(expected)) + 1000
+    stimulus.write_text(json.dumps({
+        "inputs": packed, "phases": phases, "expected": [str(bits) for bits in expected],
+        "idle": idle, "backpressure": backpressure, "drive": drive,
+        "read": list(read), "timeout_cycles": timeout_cycles, "inputs_driven": checked_inputs,
+        "pulses": pulses, "watch": list(watch), "drain_cycles": drain_cycles,
+        "deadlines": None if deadlines is None else [int(cycle) for cycle in deadlines],
+    }))
+    run = run_testbench(component, toplevel, "maskprop.tb.bench_stream",
+                        params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,
+                        seed=seed, waves=waves, run_name=run_name)
+    report = run.report.get("stream", {})
+
+    def trace(bits):
+        return [bit == "1" for bit in bits]
+    return BenchRecord(
+        outputs=[out_layout.from_bits(int(bits)) for bits in report.get("received", [])],
+        port_cycles=report.get("in_cycles", {}), out_cycles=report.get("out_cycles", []),
+        cycles=len(report.get("o_ready", "")), read=report.get("counters", {}), run=run,
+        offered={port: trace(bits) for port, bits in report.get("offered", {}).items()},
+        o_ready=trace(report.get("o_ready", "")),
+        pulsed={port: trace(bits) for port, bits in report.get("pulsed", {}).items()},
+        watched={name: [int(value) for value in values]
+                 for name, values in report.get("watched", {}).items()})

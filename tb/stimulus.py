@@ -1,10 +1,12 @@
-"""Random stimulus shared by the Amaranth-simulator tests and the cocotb testbenches."""
+"""Stimulus shared by the Amaranth-simulator tests and the cocotb benches: random beats, operands
+and conv tensors, and the table of small conv passes the tile-array tests run."""
 
 import os
 import random
 
 __all__ = ["seed_from_env", "random_signed", "random_frames", "random_chunks",
-           "random_index_beats", "random_gemm_operands", "random_conv_tensors"]
+           "random_index_beats", "dense_sequencer_beats", "random_gemm_operands",
+           "random_conv_tensors", "SMALL_PASSES", "small_pass"]
 
 
 def seed_from_env(default: int | None = None) -> int:
@@ -81,6 +83,26 @@ def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: 
     return inputs, expected
 
 
+def dense_sequencer_beats(chunks, *, vec: int, lanes: int) -> list[dict]:
+    """The output payloads of :class:`~maskprop.hw.index_decoder.DenseIndexSequencer` for
+    ``chunks`` ``(mask, first, last)``, bit for bit: ``ceil(vec / lanes)`` beats per chunk,
+    whatever its mask, lane ``j`` of beat ``b`` carrying index ``b * lanes + j``, valid when it
+    is below ``vec``; an invalid lane's index is that count cut to the index field's width
+    (``max(1, ceil(log2(vec)))`` bits), as the block computes it."""
+    beats = -(-vec // lanes)
+    field = (1 << max(1, (vec - 1).bit_length())) - 1
+    payloads = []
+    for _, first, last in chunks:
+        for b in range(beats):
+            indices = [b * lanes + j for j in range(lanes)]
+            payloads.append({"index": [index & field for index in indices],
+                             "lane_valid": sum(1 << j for j, index in enumerate(indices)
+                                               if index < vec),
+                             "first": bool(first) and b == 0,
+                             "last": bool(last) and b == beats - 1})
+    return payloads
+
+
 def random_gemm_operands(rng, config, rows: int, reduction: int, cols: int, density: float):
     """Operands ``X (rows, reduction)`` and ``Y (reduction, cols)`` of ``config.data_width``
     signed values, 20 % of them extremes; ``X`` has nonzero ``density`` and ``Y`` twice that
@@ -109,3 +131,47 @@ def random_conv_tensors(rng, layer, density: float, *, data_max: int = 2000):
     return (np.abs(sparse(layer.input_shape)),
             rng.integers(-data_max, data_max + 1, size=layer.weight_shape),
             sparse(layer.output_shape))
+
+
+def _small_passes() -> dict:
+    from maskprop.sim.layer import ConvLayer
+
+    return {
+        # A 3x3 forward pass: 3 chunks per row, first groups and replays of every length;
+        # 7 output columns, so the one column block (col_block 8) has a column that does not
+        # exist (col_valid), which counts neither as an output nor as a skipped one.
+        "forward-3x3": (ConvLayer(1, 4, 4, 4, 7, 3, 1, 1, "c4k7"), "forward", 0.3),
+        # Backward-data with stride 2: the output mask at work, 4 chunks per row.
+        "backward-data-3x3-s2": (ConvLayer(1, 4, 4, 4, 7, 3, 2, 1, "s2k7"), "backward_data",
+                                 0.4),
+        # Backward-weight of a 1x1 conv: 6 or 9 columns (whichever operand the host finds
+        # sparser), 9 leaving a last column block of one column.
+        "backward-weight-1x1": (ConvLayer(2, 6, 3, 3, 9, 1, 1, 0, "1x1"), "backward_weight",
+                                0.4),
+        # All-zero activations through a 1x1 conv: every group is one decoder cycle, so more
+        # groups are in flight at once than anywhere else (the group FIFO must hold them all).
+        "one-cycle-groups": (ConvLayer(1, 8, 3, 3, 12, 1, 1, 0, "zeros"), "forward", 0.0),
+    }
+
+
+#: The small conv passes of the tile-array tests in Amaranth's simulator (counters, timing):
+#: name -> (layer, pass, density of ``A`` and ``dZ``), run on
+#: :data:`maskprop.base.config.FPGA_SMALL`.
+SMALL_PASSES = _small_passes()
+
+
+def small_pass(name: str, seed: int, config=None):
+    """The :class:`~maskprop.host.driver.ArrayPass` of ``SMALL_PASSES[name]`` on ``config``
+    (default :data:`~maskprop.base.config.FPGA_SMALL`), tensors drawn from ``seed``, and the
+    tensors ``(A, W, dZ)`` (for the direct-convolution check)."""
+    import numpy as np
+
+    from maskprop.base.config import FPGA_SMALL
+    from maskprop.host.driver import ArrayPass
+    from maskprop.sim.lowering import lower_pass
+
+    layer, pass_name, density = SMALL_PASSES[name]
+    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density, data_max=100)
+    array_pass = ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ),
+                                   config or FPGA_SMALL)
+    return array_pass, (A, W, dZ)

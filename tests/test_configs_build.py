@@ -25,7 +25,7 @@ from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.layer import ConvLayer
-from maskprop.tb.amaranth_sim import as_payload, run_streams
+from maskprop.tb.amaranth_bench import run_streams
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 
 # No shrinking: an example takes seconds (generation, lint, simulation), so shrinking a failure
@@ -237,9 +237,8 @@ def test_tile_array_matches_numpy(case, dense, density, seed):
     # A hung array fails in seconds: with 20 % idle inputs and 30 % backpressure a pass takes
     # a few times its unstalled cycles, far below this bound.
     bound = 10 * (len(inputs["load"]) + array_pass.model_cycles(dense) + len(expected) + 50)
-    run = run_streams(dut, inputs, phases=[["load"], ["rows", "x"]], outputs=len(expected),
-                      idle=0.2, backpressure=0.3, seed=seed, setup=setup, max_cycles=bound)
-    assert [as_payload(beat) for beat in run.outputs] == expected
+    run = run_streams(dut, inputs, expected, phases=[["load"], ["rows", "x"]], idle=0.2,
+                      backpressure=0.3, seed=seed, setup=setup, max_cycles=bound)
 
     # The same results assembled into the output matrix, against NumPy's product of the
     # operands as the host lowered them (dense mode computes every output).
@@ -258,7 +257,9 @@ def test_tile_array_matches_numpy(case, dense, density, seed):
 
 def test_evaluation_config_is_valid_but_not_generated():
     """Config keeps accepting the cycle model's buffers; generation refuses them, naming the
-    parameters, the buffer sizes, the limit and what would fit."""
+    parameters, the buffer sizes, the limit and what would fit. The preset's value and the
+    message's wording are snapshots; beside them, the refusal itself (check_generatable and
+    TileArray both raise) and ``for_evaluation`` on another configuration."""
     config = EVALUATION
     assert config == Config(max_chunks=4096, max_cols=65536) == DEFAULT.for_evaluation()
     assert Config(vec=8, lanes=2).for_evaluation() == Config(vec=8, lanes=2, max_chunks=4096,
@@ -326,8 +327,9 @@ def test_buffer_bits_are_the_generated_buffers(config):
 
 
 def test_largest_generatable_array_generates():
-    """The default configuration at the limit (max_cols=254: 4,179,328 buffer bits) generates,
-    in about 20 s (one column more is refused). Slow-ish, kept in the suite as the limit's
+    """Snapshot: the default configuration's limit is max_cols=254 (4,179,328 buffer bits).
+    Beside it, independently: that configuration generates (in about 20 s) with exactly those
+    buffers, and one column more is refused. Slow-ish, kept in the suite as the limit's
     evidence."""
     max_cols = Config().largest_generatable_max_cols(64)
     assert max_cols == 254
@@ -341,9 +343,18 @@ def test_largest_generatable_array_generates():
     assert buffer_words_and_width(verilog, "y_buffer") == (254 * 64, 256)
 
 
+#: Block RAM of the ECP5 LFE5U-25F: 56 EBRs of 18 Kbit.
+ECP5_25F_EBR_BITS = 56 * 18 * 1024
+
+
 def test_presets():
-    """DEFAULT is Config(); FPGA_SMALL is the generatable tile array README's ECP5 results use."""
+    """Snapshot: the presets' values as documented (DEFAULT is ``Config()``; FPGA_SMALL the
+    defaults with 32 columns x 16 chunks of Y buffer and col_block 8). Beside it, what they
+    are for: both generate, and FPGA_SMALL's Y buffer, which synthesis copies once per tile,
+    fits the LFE5U-25F's block RAM while the default one does not (docs/fpga.md)."""
     assert DEFAULT == Config()
     assert FPGA_SMALL == Config(col_block=8, max_chunks=16, max_cols=32)
     FPGA_SMALL.check_generatable()
     DEFAULT.check_generatable()
+    assert FPGA_SMALL.y_buffer_bits * FPGA_SMALL.tiles <= ECP5_25F_EBR_BITS
+    assert DEFAULT.y_buffer_bits * DEFAULT.tiles > ECP5_25F_EBR_BITS

@@ -8,7 +8,7 @@ from maskprop.tb.runner import run_testbench
 
 pytestmark = pytest.mark.sim
 
-TEST_MODULE = "maskprop.tb.tb_accumulation_tree"
+TEST_MODULE = "maskprop.tb.bench_accumulation_tree"
 
 CONFIGS = {
     "default": dict(lanes=4, in_width=32, acc_width=48),
@@ -55,10 +55,15 @@ class TreeMissingAStage(AccumulationTree):
         return frozenset(sorted(super().registered_levels)[1:])
 
 
-
-
 def test_testbench_catches_a_dropped_pipeline_stage(tmp_path):
-    """The testbench must fail a tree whose latency is not what it claims."""
+    """The testbench must fail a tree whose latency is not what it claims: its results come a
+    cycle early (on time for the scoreboard's deadlines), which the handshake reference notices
+    in the two unstalled tests."""
     dut = TreeMissingAStage(lanes=4, in_width=32, acc_width=48, stages=2)
     run = run_tree(dut, tmp_path)
     assert run.tests == 3 and run.failures >= 2, "a wrong latency went unnoticed"
+    log = run.log.read_text()
+    # Back to back: the first result in cycle latency - 1 = 2, where the reference says 3.
+    assert "output o: beat 0 of 63 moved in cycle 2, the handshake reference says cycle 3" \
+        in log, log[-3000:]
+    assert log.count("output o: beat 0 of ") >= 2, log[-3000:]

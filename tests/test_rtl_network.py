@@ -31,6 +31,10 @@ def test_network_totals_equal_the_rtl(scenario, variant, tmp_path):
             comparison = compare_on_array(array_pass, build_dir=tmp_path / record.name /
                                           pass_name, seed=1)
             assert comparison.agrees, comparison.label
+            for run in (comparison.dense, comparison.sparse):
+                assert np.array_equal(run.tensor, direct_conv(
+                    array_pass.gemm, record.A, record.W, record.dZ, dense=run.dense,
+                    config=config)), f"{comparison.label}: differs from the direct convolution"
             rtl[record.name, pass_name] = comparison
     model_rows = {(r.layer, r.pass_name): r for r in evaluation.rows}
     assert set(model_rows) == set(rtl)

@@ -1,10 +1,12 @@
 # amaranth: UnusedElaboratable=no
 # (LATENCY reads the latency of a TileArray that is never elaborated)
 """The tile array's Verilog under cocotb, driven by the host driver: every pass of random and
-real conv layers, bit-exact against the golden conv, in sparse and dense mode, with random idle
-cycles and backpressure; the array's cycle counter equal to the cycle model in every case, every
-handshake in the cycle the handshake reference predicts from the traffic, every counter equal to
-the events it predicts, and, unstalled, every result in the cycle the cycle model gives."""
+real conv layers, every beat bit-exact against the lowered GEMM (the bench's scoreboard) and the
+assembled tensor equal to the golden model's direct convolution, in sparse and dense mode, with
+random idle cycles and backpressure; the array's cycle counter equal to the cycle model in every
+case, every handshake in the cycle the handshake reference predicts from the traffic, every
+counter equal to the events it predicts, and, unstalled, every result in the cycle the cycle
+model gives."""
 
 import random
 
@@ -29,7 +31,13 @@ CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32, max_cols=1
 LATENCY = TileArray(CONFIG).latency
 
 
-def check(array_pass, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
+def prepare(layer, pass_name, tensors) -> ArrayPass:
+    A, W, dZ = tensors
+    return ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG)
+
+
+def check(array_pass, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
+    """Both modes of ``array_pass`` (the pass of ``tensors`` ``(A, W, dZ)``) on the Verilog."""
     comparison = compare_on_array(array_pass, build_dir=tmp_path, idle=traffic[0],
                                   backpressure=traffic[1], seed=seed, sim=sim)
     print(f"{comparison.label}: dense {comparison.dense.cycles} (model "
@@ -37,6 +45,10 @@ def check(array_pass, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
           f"{comparison.sparse.model}), speedup {comparison.speedup:.2f}x of ideal "
           f"{comparison.ideal}; seeds {comparison.dense.seed}/{comparison.sparse.seed}")
     assert comparison.dense.exact and comparison.sparse.exact, "RTL differs from golden model"
+    for run in (comparison.dense, comparison.sparse):
+        assert np.array_equal(run.tensor, direct_conv(array_pass.gemm, *tensors,
+                                                      dense=run.dense)), \
+            f"{'dense' if run.dense else 'sparse'} mode: RTL differs from the direct convolution"
     assert comparison.dense.cycles == comparison.dense.model
     assert comparison.sparse.cycles == comparison.sparse.model
     assert comparison.sparse.counters["outputs"] == int(array_pass.omask.sum())
@@ -79,8 +91,8 @@ def test_random_layers(index, tmp_path):
     rng, layer, pass_name, density = random_case(index)
     print(f"case {index}: {layer}, {pass_name}, density {density} "
           f"(MASKPROP_SEED={seed_from_env(default=2024)})")
-    A, W, dZ = random_conv_tensors(rng, layer, density)
-    check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path)
+    tensors = random_conv_tensors(rng, layer, density)
+    check(prepare(layer, pass_name, tensors), tensors, tmp_path)
 
 
 REAL = [(variant, layer, pass_name) for variant in ("plain", "batchnorm")
@@ -91,9 +103,9 @@ REAL = [(variant, layer, pass_name) for variant in ("plain", "batchnorm")
 def test_digits_cnn_real_masks(variant, layer, pass_name, tmp_path):
     """One training step's real tensors; with BatchNorm dZ is dense but output sparsity stays."""
     record = load_fixture()[variant][layer]
-    array_pass = ArrayPass.prepare(
-        lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ), CONFIG)
-    comparison = check(array_pass, tmp_path, traffic=(0.1, 0.1))
+    tensors = (record.A, record.W, record.dZ)
+    comparison = check(prepare(record.layer, pass_name, tensors), tensors, tmp_path,
+                       traffic=(0.1, 0.1))
     if pass_name == "backward_data":
         assert comparison.sparse.counters["outputs_skipped"] > 0   # output sparsity at work
         assert comparison.speedup > 1.5
@@ -116,9 +128,8 @@ CORNERS = {
 def test_corner_cases(name, pass_name, tmp_path):
     layer, density = CORNERS[name]
     rng = np.random.default_rng(seed_from_env(default=7))
-    A, W, dZ = random_conv_tensors(rng, layer, density)
-    comparison = check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ),
-                                         CONFIG), tmp_path)
+    tensors = random_conv_tensors(rng, layer, density)
+    comparison = check(prepare(layer, pass_name, tensors), tensors, tmp_path)
     if name == "all-one-masks":
         assert np.array_equal(comparison.sparse.tensor, comparison.dense.tensor)
 
@@ -128,9 +139,8 @@ def test_on_icarus(index, tmp_path):
     """One random case of each pass on the four-state simulator, where an undriven input reads
     x: bit-exact, cycle-exact and every counter resolvable, as on Verilator."""
     rng, layer, pass_name, density = random_case(index)
-    A, W, dZ = random_conv_tensors(rng, layer, density)
-    comparison = check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG),
-                       tmp_path, sim="icarus")
+    tensors = random_conv_tensors(rng, layer, density)
+    comparison = check(prepare(layer, pass_name, tensors), tensors, tmp_path, sim="icarus")
     assert comparison.sparse.simulator == comparison.dense.simulator == "icarus"
 
 
@@ -150,9 +160,8 @@ def test_unstalled_timing(name, tmp_path):
     layer, pass_name, density = UNSTALLED[name]
     seed = seed_from_env(default=5)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
-    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density)
-    check(ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG), tmp_path,
-          traffic=(0, 0))
+    tensors = random_conv_tensors(np.random.default_rng(seed), layer, density)
+    check(prepare(layer, pass_name, tensors), tensors, tmp_path, traffic=(0, 0))
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
@@ -163,8 +172,8 @@ def test_counters_across_clears(dense, tmp_path):
     seed = seed_from_env(default=77)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     layer = ConvLayer(2, 11, 4, 4, 6, 3, 1, 1, "c11k6")
-    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, 0.4)
-    array_pass = ArrayPass.prepare(lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ), CONFIG)
+    tensors = random_conv_tensors(np.random.default_rng(seed), layer, 0.4)
+    array_pass = prepare(layer, "backward_data", tensors)
     inputs = array_pass.inputs()
     loads = len(inputs["load"])
     clear = sorted(random.Random(seed).sample(range(loads, loads + array_pass.model_cycles(dense)),
@@ -173,6 +182,7 @@ def test_counters_across_clears(dense, tmp_path):
     run = run_on_array(array_pass, dense=dense, build_dir=tmp_path, seed=seed, idle=0.25,
                        backpressure=0.35, clear=clear, watch=["counters"])
     assert run.exact
+    assert np.array_equal(run.tensor, direct_conv(array_pass.gemm, *tensors, dense=dense))
     assert run.bench.pulsed["clear"].count(True) == len(clear)
     prediction = check_timing(run.bench, TileArrayModel(CONFIG, n_chunks=array_pass.chunks,
                                                         dense=dense), inputs)

@@ -1,13 +1,21 @@
 # amaranth: UnusedElaboratable=no
-"""The cocotb stream bench refuses, before building anything, to run a top level whose inputs it
-would not all drive (a floating input reads 0 on Verilator and x on Icarus)."""
+"""The cocotb stream bench: it refuses, before building anything, to run a top level whose inputs
+it would not all drive (a floating input reads 0 on Verilator and x on Icarus), and its
+scoreboard (the one every bench uses) fails a run on generated Verilog that delivers a beat out
+of order, or one beat more than expected, even after the last input has gone."""
+
+import random
+import re
 
 import pytest
 
 from maskprop.base.config import Config
+from maskprop.flow.verilog import generate_verilog
 from maskprop.hw.engine import SparseDotEngine
+from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
-from maskprop.tb.stream_bench import run_stream_bench, top_level_inputs
+from maskprop.tb.runner import run_stream_bench, top_level_inputs
+from maskprop.tb.stimulus import random_index_beats, seed_from_env
 
 
 def test_bench_refuses_an_undriven_input(tmp_path):
@@ -22,14 +30,54 @@ def test_bench_refuses_an_undriven_input(tmp_path):
 
 
 def test_every_top_level_input_is_named():
-    """The names the testbench checks for x/z are the Verilog ports Amaranth emits."""
+    """The names the testbench checks for x/z are exactly the input ports of the Verilog
+    Amaranth emits."""
     config = Config(max_chunks=4, max_cols=8)
     names = top_level_inputs(TileArray(config), "tile_array",
                              streams={"load": [], "rows": [], "x": []},
                              drive={"n_chunks": 1, "dense": 0, "clear": 0})
-    assert sorted(names) == sorted(["load__valid", "load__payload", "rows__valid",
-                                    "rows__payload", "x__valid", "x__payload", "o__ready",
-                                    "n_chunks", "dense", "clear"])
+    verilog = generate_verilog(TileArray(config), "tile_array")
+    top = verilog[verilog.index("module tile_array("):]
+    top = top[:top.index("endmodule")]
+    inputs = set(re.findall(r"input\s+(?:wire\s+)?(?:\[[^\]]*\]\s*)?\\?(\w+)", top))
+    assert set(names) == inputs - {"clk", "rst"}
     with pytest.raises(ValueError, match="x not driven"):
         top_level_inputs(TileArray(config), "tile_array", streams={"load": [], "rows": []},
                          drive={"n_chunks": 1, "dense": 0, "clear": 0})
+
+
+@pytest.mark.sim
+def test_scoreboard_fails_the_cocotb_bench(tmp_path):
+    """The PE's Verilog, correct, run against wrong expectations: the bench must fail a beat
+    out of order (at its index, both values shown) and a beat beyond the expected ones that
+    comes out after every input has been taken (in the drain window); and pass the right
+    expectations."""
+    seed = seed_from_env(default=5)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    inputs, expected = random_index_beats(random.Random(seed), vec=8, lanes=3, data_width=8,
+                                          count=40)
+    dut = SparseGradPE(vec=8, lanes=3, data_width=8)
+
+    def run(want, name, **traffic):
+        result = run_stream_bench(dut, "sparse_pe", inputs, want, build_dir=tmp_path,
+                                  seed=seed, run_name=name, **traffic)
+        return result, result.run.log.read_text()
+
+    result, _ = run(expected, "right", idle=0.3, backpressure=0.4)
+    assert result.passed and len(result.outputs) == len(expected)
+
+    swapped = list(expected)
+    first, second = next((k, k + 1) for k in range(len(swapped) - 1)
+                         if swapped[k] != swapped[k + 1])
+    swapped[first], swapped[second] = swapped[second], swapped[first]
+    result, log = run(swapped, "reordered", idle=0.3, backpressure=0.4)
+    assert not result.passed
+    assert re.search(rf"o: beat {first} \(cycle \d+\) is 0x[0-9a-f]+, expected 0x[0-9a-f]+ "
+                     rf"\(it is expected beat {second}: reordered", log), log[-3000:]
+    assert len(result.outputs) == first + 1       # recorded up to the failing beat
+
+    # Unstalled, the last input goes in the cycle before the second-to-last result comes out:
+    # the last result then leaves in the drain window.
+    result, log = run(expected[:-1], "surplus")
+    assert not result.passed
+    assert "into the drain window, after all 39 expected beats" in log, log[-3000:]

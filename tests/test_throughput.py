@@ -4,10 +4,10 @@
 
 Every block streams random beats, unstalled and with random idle cycles and backpressure, and
 every handshake on every port must happen in exactly the cycle the handshake reference
-(:mod:`maskprop.tb.handshake_model`) derives from the traffic the bench drove. The scoreboards
-elsewhere only see values, so a block that computes correctly but stalls a cycle too often (a
-PE that keeps a bubble while its output waits, a tree that stops when nothing is waiting) fails
-here and nowhere else. The tile array's unstalled passes must moreover deliver every group's
+(:mod:`maskprop.tb.timing_reference`) derives from the traffic the bench drove. The scoreboards
+only see values (and deadlines where a timing contract gives them), so a block that computes
+correctly but stalls a cycle too often under traffic (a PE that keeps a bubble while its output
+waits, a tree that stops when nothing is waiting) fails here and nowhere else. The tile array's unstalled passes must moreover deliver every group's
 result in the cycle the cycle model gives (:func:`~maskprop.sim.cycle_model.array_output_cycles`),
 so a pass cannot get slower without a test noticing, even when every counter stays equal. The
 engine's and the array's handshakes under traffic are checked with their counters, in
@@ -20,22 +20,20 @@ import zlib
 import numpy as np
 import pytest
 
-from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass
-from maskprop.sim.lowering import lower_pass
+from maskprop.base.config import FPGA_SMALL, Config
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.engine import SparseDotEngine
 from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
-from maskprop.sim.blocks import decode_chunks
+from maskprop.sim.blocks import accumulate_frames, decode_chunks, index_beat_payload
 from maskprop.sim.cycle_model import array_output_cycles, chunk_costs, stream_schedule
 from maskprop.host.driver import chunk_stream
-from maskprop.sim.layer import ConvLayer
-from maskprop.tb import handshake_model as reference
-from maskprop.tb.amaranth_sim import as_payload, run_stream, run_streams
-from maskprop.tb.stimulus import (random_chunks, random_conv_tensors, random_frames,
-                                  random_gemm_operands, random_index_beats, seed_from_env)
+from maskprop.tb import timing_reference as reference
+from maskprop.tb.amaranth_bench import run_stream, run_streams
+from maskprop.tb.stimulus import (SMALL_PASSES, dense_sequencer_beats, random_chunks,
+                                  random_frames, random_gemm_operands, random_index_beats,
+                                  seed_from_env, small_pass)
 
 TRAFFIC = {"streaming": (0.0, 0.0), "idle+backpressure": (0.3, 0.4),
            "heavy-backpressure": (0.1, 0.8)}
@@ -58,10 +56,10 @@ def test_decoder_handshakes(vec, lanes, masks, traffic):
     seed = seeded(f"decoder/{vec}/{lanes}/{traffic}")
     chunks = random_chunks(random.Random(seed), vec, 200)
     payloads = chunk_payloads(chunks, masks)
-    beats = len(decode_chunks(chunks, lanes))
+    expected = [index_beat_payload(beat, lanes) for beat in decode_chunks(chunks, lanes)]
     run = run_stream(ZeroSkipIndexDecoder(vec=vec, lanes=lanes, masks=masks), payloads,
-                     outputs=beats, idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1],
-                     seed=seed, max_cycles=20 * beats + 1000)
+                     expected, idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1],
+                     seed=seed, max_cycles=20 * len(expected) + 1000)
     reference.check_timing(run, reference.decoder_model(vec, lanes), {"i": payloads})
 
 
@@ -69,11 +67,12 @@ def test_decoder_handshakes(vec, lanes, masks, traffic):
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_dense_sequencer_handshakes(vec, lanes, traffic):
     seed = seeded(f"sequencer/{vec}/{lanes}/{traffic}")
-    payloads = chunk_payloads(random_chunks(random.Random(seed), vec, 100))
-    beats = len(payloads) * -(-vec // lanes)
-    run = run_stream(DenseIndexSequencer(vec=vec, lanes=lanes), payloads, outputs=beats,
+    chunks = random_chunks(random.Random(seed), vec, 100)
+    payloads = chunk_payloads(chunks)
+    expected = dense_sequencer_beats(chunks, vec=vec, lanes=lanes)
+    run = run_stream(DenseIndexSequencer(vec=vec, lanes=lanes), payloads, expected,
                      idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,
-                     max_cycles=20 * beats + 1000)
+                     max_cycles=20 * len(expected) + 1000)
     reference.check_timing(run, reference.decoder_model(vec, lanes, dense_only=True),
                            {"i": payloads})
 
@@ -85,10 +84,9 @@ def test_pe_handshakes(traffic):
     seed = seeded(f"pe/{traffic}")
     inputs, expected = random_index_beats(random.Random(seed), vec=8, lanes=3, data_width=8,
                                           count=300)
-    run = run_stream(SparseGradPE(vec=8, lanes=3, data_width=8), inputs, outputs=len(inputs),
+    run = run_stream(SparseGradPE(vec=8, lanes=3, data_width=8), inputs, expected,
                      idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,
                      max_cycles=20 * len(inputs) + 1000)
-    assert [as_payload(beat) for beat in run.outputs] == expected
     reference.check_timing(run, reference.pe_model(), {"i": inputs})
 
 
@@ -100,35 +98,16 @@ def test_tree_handshakes(stages, traffic):
     seed = seeded(f"tree/{stages}/{traffic}")
     beats = random_frames(random.Random(seed), lanes=4, width=16, frames=80)
     payloads = [{"terms": terms, "first": first, "last": last} for terms, first, last in beats]
-    frames = sum(last for _, _, last in beats)
+    expected = [{"value": r.value, "overflow": r.overflow} for r in accumulate_frames(beats, 20)]
     run = run_stream(AccumulationTree(lanes=4, in_width=16, acc_width=20, stages=stages),
-                     payloads, outputs=frames, idle=TRAFFIC[traffic][0],
+                     payloads, expected, idle=TRAFFIC[traffic][0],
                      backpressure=TRAFFIC[traffic][1], seed=seed, max_cycles=20 * len(beats))
     reference.check_timing(run, reference.tree_model(stages), {"i": payloads})
 
 
 # --- the tile array's unstalled timing against the cycle model ---------------------------------
 
-SMALL = Config(vec=8, lanes=2, tiles=3, col_block=6, max_chunks=8, max_cols=48)
-
-UNSTALLED = {
-    # Random sparse passes: first groups and replays of every length, masked outputs.
-    "3x3-forward": (ConvLayer(1, 4, 4, 4, 7, 3, 1, 1, "c4k7"), "forward", 0.3),
-    "3x3-backward-data": (ConvLayer(1, 4, 4, 4, 5, 3, 2, 1, "s2"), "backward_data", 0.4),
-    "1x1-backward-weight": (ConvLayer(2, 6, 3, 3, 4, 1, 1, 0, "1x1"), "backward_weight", 0.5),
-    # All-zero activations through a 1x1 conv: every group is one decoder cycle, so more groups
-    # are in flight at once than anywhere else (the group FIFO must hold them all).
-    "one-cycle-groups": (ConvLayer(1, 8, 3, 3, 12, 1, 1, 0, "zeros"), "forward", 0.0),
-}
-
-
-def pass_of(name, seed):
-    layer, pass_name, density = UNSTALLED[name]
-    A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density, data_max=100)
-    return ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), SMALL)
-
-
-@pytest.mark.parametrize("name", UNSTALLED)
+@pytest.mark.parametrize("name", SMALL_PASSES)
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 def test_array_unstalled_timing(name, dense):
     """Unstalled, the Y load takes one cycle per chunk, the first row is accepted right after
@@ -136,22 +115,24 @@ def test_array_unstalled_timing(name, dense):
     model's contract says: no bubbles between groups and rows, ``latency`` after a group's
     last decoder cycle."""
     seed = seeded(f"unstalled/{name}")
-    array_pass = pass_of(name, seed)
-    dut = TileArray(SMALL)
+    array_pass, _ = small_pass(name, seed)
+    dut = TileArray(FPGA_SMALL)
 
     def setup(ctx):
         ctx.set(dut.n_chunks, array_pass.chunks)
         ctx.set(dut.dense, dense)
     expected = list(array_pass.expected_results(dense))
     inputs = array_pass.inputs()
-    run = run_streams(dut, inputs, phases=[["load"], ["rows", "x"]], outputs=len(expected),
-                      setup=setup, read=("counters",), max_cycles=10 * len(expected) + 10_000)
-    assert [as_payload(r) for r in run.outputs] == expected
     loads = len(inputs["load"])
+    outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), FPGA_SMALL,
+                                  latency=dut.latency, dense=dense)
+    # Every result is due in the cycle model's cycle: the scoreboard fails a late one on the
+    # spot, and the cycles are compared exactly below.
+    run = run_streams(dut, inputs, expected, phases=[["load"], ["rows", "x"]], setup=setup,
+                      read=("counters",), max_cycles=10 * len(expected) + 10_000,
+                      deadlines=(loads + outputs).tolist())
     assert run.port_cycles["load"] == list(range(loads))
     assert run.port_cycles["rows"][0] == loads
-    outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), SMALL,
-                                  latency=dut.latency, dense=dense)
     assert run.out_cycles == (loads + outputs).tolist()
     assert run.cycles == loads + outputs[-1] + 1
     assert run.read["counters"].cycles == array_pass.model_cycles(dense)
@@ -171,20 +152,20 @@ def unstalled_traffic(inputs, phases, cycles):
     return reference.Traffic(valid, [True] * cycles)
 
 
-@pytest.mark.parametrize("name", UNSTALLED)
+@pytest.mark.parametrize("name", SMALL_PASSES)
 def test_reference_unstalled_is_the_cycle_model(name):
     """The two timing statements, the handshake reference (any traffic) and the cycle model
     (unstalled), give the same cycle for every result of every unstalled pass."""
-    array_pass = pass_of(name, seeded(f"unstalled/{name}"))
+    array_pass, _ = small_pass(name, seeded(f"unstalled/{name}"))
     for dense in (False, True):
         inputs = array_pass.inputs()
-        outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), SMALL,
-                                      latency=TileArray(SMALL).latency, dense=dense)
+        outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), FPGA_SMALL,
+                                      latency=TileArray(FPGA_SMALL).latency, dense=dense)
         loads = len(inputs["load"])
         traffic = unstalled_traffic(inputs, [["load"], ["rows", "x"]],
                                     loads + int(outputs[-1]) + 20)
         prediction = reference.predict(
-            reference.TileArrayModel(SMALL, n_chunks=array_pass.chunks, dense=dense), traffic,
+            reference.TileArrayModel(FPGA_SMALL, n_chunks=array_pass.chunks, dense=dense), traffic,
             inputs)
         assert prediction.out_cycles == (loads + outputs).tolist()
         assert sum(prediction.events["cycles"]) == array_pass.model_cycles(dense)

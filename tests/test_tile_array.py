@@ -7,18 +7,17 @@ import zlib
 import numpy as np
 import pytest
 
-from maskprop.base.config import Config
+from maskprop.base.config import FPGA_SMALL
 from maskprop.host.driver import ArrayPass
 from maskprop.sim.lowering import lower_pass
 from maskprop.hw.tile_array import TileArray
-from maskprop.sim import golden
 from maskprop.sim.layer import ConvLayer
-from maskprop.tb.amaranth_sim import run_streams
+from maskprop.tb.amaranth_bench import run_streams
+from maskprop.tb.conv_reference import direct_conv
 from maskprop.tb.stimulus import seed_from_env
 
-# max_cols holds backward-weight in either orientation (up to 9 x 5 = 45 columns), whichever
-# operand the host finds sparser for the seed at hand.
-SMALL = Config(vec=8, lanes=2, tiles=3, col_block=6, max_chunks=8, max_cols=48)
+# The layers' backward-weight has at most 9 x 3 = 27 columns in either orientation (whichever
+# operand the host finds sparser for the seed at hand): within FPGA_SMALL's max_cols.
 
 
 def random_layer_tensors(rng, layer, density):
@@ -38,16 +37,16 @@ def run_array(config, array_pass, *, dense, idle=0.0, backpressure=0.0, seed=0):
         ctx.set(dut.n_chunks, array_pass.chunks)
         ctx.set(dut.dense, dense)
     expected = list(array_pass.expected_results(dense))
-    run = run_streams(dut, array_pass.inputs(), phases=[["load"], ["rows", "x"]],
-                      outputs=len(expected), idle=idle, backpressure=backpressure, seed=seed,
-                      setup=setup, read=("counters",))
-    return dut, run, expected
+    run = run_streams(dut, array_pass.inputs(), expected, phases=[["load"], ["rows", "x"]],
+                      idle=idle, backpressure=backpressure, seed=seed, setup=setup,
+                      read=("counters",))
+    return dut, run
 
 
 LAYERS = [
-    ConvLayer(batch=2, in_channels=5, height=5, width=5, out_channels=7, kernel=3, stride=1,
+    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=7, kernel=3, stride=1,
               padding=1, name="3x3-s1"),
-    ConvLayer(batch=2, in_channels=4, height=6, width=6, out_channels=5, kernel=3, stride=2,
+    ConvLayer(batch=2, in_channels=3, height=6, width=6, out_channels=5, kernel=3, stride=2,
               padding=1, name="3x3-s2"),
     ConvLayer(batch=2, in_channels=6, height=4, width=4, out_channels=4, kernel=1, stride=1,
               padding=0, name="1x1"),
@@ -62,32 +61,19 @@ def test_pass_matches_golden(layer, pass_name, dense):
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
     A, W, dZ = random_layer_tensors(rng, layer, density=0.4)
-    array_pass = ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), SMALL)
-    dut, run, expected = run_array(SMALL, array_pass, dense=dense, idle=0.2, backpressure=0.3,
-                                   seed=seed)
-    assert [SMALL_result(r) for r in run.outputs] == expected
+    array_pass = ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), FPGA_SMALL)
+    # The scoreboard holds every beat to the lowered GEMM's results; the tensor they assemble
+    # into must moreover be the golden model's direct convolution.
+    _, run = run_array(FPGA_SMALL, array_pass, dense=dense, idle=0.2, backpressure=0.3,
+                       seed=seed)
     tensor = array_pass.assemble(run.outputs, dense)
-    reference = {
-        "forward": lambda: golden.conv_forward_fixed(A, W, layer.stride, layer.padding),
-        "backward_data": lambda: golden.conv_backward_data_fixed(
-            dZ, W, (layer.height, layer.width), layer.stride, layer.padding,
-            omask=None if dense else A),
-        "backward_weight": lambda: golden.conv_backward_weight_fixed(
-            dZ, A, layer.kernel, layer.stride, layer.padding),
-    }[pass_name]()
-    assert np.array_equal(tensor, reference)
+    assert np.array_equal(tensor, direct_conv(array_pass.gemm, A, W, dZ, dense=dense))
     counters = run.read["counters"]
     assert counters.cycles - counters.stalls == array_pass.model_cycles(dense)
     assert counters.outputs == int(array_pass.wanted(dense).sum())
     assert counters.outputs + counters.outputs_skipped == array_pass.rows * array_pass.cols
     # Useful multiplies: every issued X element times the wanted outputs of its row.
-    issued = (np.full(array_pass.rows, array_pass.chunks * SMALL.vec) if dense
+    issued = (np.full(array_pass.rows, array_pass.chunks * FPGA_SMALL.vec) if dense
               else np.count_nonzero(array_pass.x, axis=(1, 2)))
     assert counters.macs == int((issued * array_pass.wanted(dense).sum(axis=1)).sum())
 
-
-def SMALL_result(view):
-    return {"value": [view.value[t] for t in range(SMALL.tiles)],
-            "overflow": int(view.overflow),
-            "column": [view.column[t] for t in range(SMALL.tiles)],
-            "valid": int(view.valid)}

@@ -36,8 +36,8 @@ import abc
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["Traffic", "Prediction", "DecoderModel", "DenseSequencerModel", "PEModel",
-           "TreeModel", "EngineModel", "TileArrayModel", "decoder_model", "pe_model",
+__all__ = ["Traffic", "Prediction", "StalledPipeline", "DecoderModel", "DenseSequencerModel",
+           "PEModel", "TreeModel", "EngineModel", "TileArrayModel", "decoder_model", "pe_model",
            "tree_model", "predict", "counter_values", "first_difference", "check_timing",
            "check_counters"]
 
@@ -67,40 +67,16 @@ def popcount(value: int) -> int:
     return bin(value).count("1")
 
 
-class PEModel:
-    """:class:`~maskprop.hw.sparse_pe.SparseGradPE`: operand-select and multiply registers.
-    A stage holds ``None`` (a bubble) or the ``last`` flag of its beat."""
-
-    def __init__(self):
-        self.stages = [None, None]
-
-    @property
-    def o_valid(self) -> bool:
-        return self.stages[-1] is not None
-
-    @property
-    def o_last(self):
-        return self.stages[-1]
-
-    def offering(self, offered=None) -> bool:
-        return self.o_valid
-
-    def i_ready(self, o_ready: bool) -> bool:
-        return not self.o_valid or o_ready
-
-    def clock(self, o_ready: bool, beat):
-        """``beat``: the ``last`` flag of the beat offered on ``i``, or ``None``."""
-        if self.i_ready(o_ready):
-            self.stages = [beat] + self.stages[:-1]
-
-
-class TreeModel:
-    """:class:`~maskprop.hw.accumulation_tree.AccumulationTree`: ``stages`` registers, then the
-    accumulator whose result is offered after a frame's ``last`` beat."""
+class StalledPipeline(abc.ABC):
+    """A pipeline that stalls as a whole: ``stages`` registers, each holding ``None`` (a bubble)
+    or the ``last`` flag of its beat, then an output register. Everything moves in a cycle in
+    which the output register is empty or being taken, and ``i.ready`` says so. Subclasses say
+    what the output register holds (:meth:`output`)."""
 
     def __init__(self, stages: int):
         self.stages = [None] * stages
         self.o_valid = False
+        self.o_last = None      # the ``last`` flag of the beat in the output register
 
     def offering(self, offered=None) -> bool:
         return self.o_valid
@@ -108,11 +84,35 @@ class TreeModel:
     def i_ready(self, o_ready: bool) -> bool:
         return not self.o_valid or o_ready
 
+    @abc.abstractmethod
+    def output(self, beat) -> bool:
+        """Whether the output register is valid after taking ``beat`` (``None``: a bubble)."""
+
     def clock(self, o_ready: bool, beat):
+        """``beat``: the ``last`` flag of the beat offered on ``i``, or ``None``."""
         if self.i_ready(o_ready):
-            into_accumulator = self.stages[-1] if self.stages else beat
-            self.o_valid = into_accumulator is True
+            into_output = self.stages[-1] if self.stages else beat
+            self.o_valid, self.o_last = self.output(into_output), into_output
             self.stages = ([beat] + self.stages[:-1]) if self.stages else []
+
+
+class PEModel(StalledPipeline):
+    """:class:`~maskprop.hw.sparse_pe.SparseGradPE`: the operand-select register, then the
+    multiply (output) register, which holds every beat."""
+
+    def __init__(self):
+        super().__init__(stages=1)
+
+    def output(self, beat) -> bool:
+        return beat is not None
+
+
+class TreeModel(StalledPipeline):
+    """:class:`~maskprop.hw.accumulation_tree.AccumulationTree`: ``stages`` registers, then the
+    accumulator (output register), whose result is offered after a frame's ``last`` beat."""
+
+    def output(self, beat) -> bool:
+        return beat is True
 
 
 @dataclass
@@ -416,8 +416,8 @@ def first_difference(have: list, want: list):
 
 
 def check_timing(run, model: _Block, payloads: dict) -> Prediction:
-    """Assert that every handshake of a bench run (a :class:`~maskprop.tb.amaranth_sim.StreamRun`
-    or :class:`~maskprop.tb.stream_bench.StreamBenchResult`) happened in the cycle the reference
+    """Assert that every handshake of a bench run (a :class:`~maskprop.tb.traffic.BenchRecord`,
+    from either simulator) happened in the cycle the reference
     predicts from the run's own recorded traffic; return the prediction. A beat taken late,
     early, or not at all fails, naming the port, the beat and both cycles."""
     prediction = predict(model, Traffic(run.offered, run.o_ready), payloads)
