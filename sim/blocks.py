@@ -85,11 +85,6 @@ def decode_chunks(chunks, lanes: int) -> list[IndexBeat]:
     return beats
 
 
-def chunk_mask(values) -> int:
-    """The nonzero mask of a chunk: bit ``e`` set when element ``e`` is nonzero."""
-    return sum(1 << e for e, v in enumerate(values) if v != 0)
-
-
 def index_beat_payload(beat: IndexBeat, lanes: int) -> dict:
     """The decoder's output payload for a reference beat: valid lanes lowest, the index of an
     invalid lane is 0."""

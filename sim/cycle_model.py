@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.base.metrics import Speedups, dense_slots, nonzero_products
+from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import lower_pass, pad_to_chunks
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
@@ -123,21 +123,21 @@ class PassEstimate(Speedups):
     pass_name: str
     dense_cycles: int
     sparse_cycles: int
-    dense_macs: int
+    dense_slots: int
     nonzero_macs: int
 
 
 def gemm_estimate(gemm, config) -> PassEstimate:
     """Cycles of a lowered pass (:class:`~maskprop.sim.lowering.LoweredGemm`) on the tile array
-    of ``config``, dense and sparse, and its dense and nonzero MACs. Only the operands' nonzero
-    patterns matter."""
+    of ``config``, dense and sparse, its dense slots and its nonzero MACs. Only the operands'
+    nonzero patterns matter."""
     x_nonzero = pad_to_chunks(gemm.X != 0, config.vec).values
     everything = np.ones((gemm.X.shape[0], gemm.Y.shape[1]), dtype=bool)
     wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
     dense_cycles = array_cycles(x_nonzero, everything, config, dense=True)
     return PassEstimate(
         gemm.layer.name, gemm.pass_name, dense_cycles, array_cycles(x_nonzero, wanted, config),
-        dense_slots(dense_cycles, config.lanes * config.tiles),
+        multiplier_slots(dense_cycles, config.lanes * config.tiles),
         nonzero_products(gemm.X != 0, gemm.Y != 0, wanted))
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from maskprop.base.config import Config, check_range
 
 __all__ = ["ConvLayer", "PASSES", "PASS_ALIASES", "pass_label", "MAX_EXTENT", "MAX_KERNEL",
-           "check_shape"]
+           "check_shape", "check_pass_name"]
 
 #: The three passes of a training step, in the order the tables above list them.
 PASSES = ("forward", "backward_data", "backward_weight")
@@ -153,7 +153,7 @@ class ConvLayer:
 
     def reduction(self, pass_name: str) -> int:
         """Reduction length of ``pass_name`` (one of :data:`PASSES`)."""
-        return getattr(self, f"{_check_pass(pass_name)}_reduction")
+        return getattr(self, f"{check_pass_name(pass_name)}_reduction")
 
     @property
     def dense_macs(self) -> int:
@@ -201,7 +201,8 @@ _REDUCTION_REMEDY = {
 }
 
 
-def _check_pass(pass_name: str) -> str:
+def check_pass_name(pass_name: str) -> str:
+    """``pass_name`` if it is one of :data:`PASSES`, else ``ValueError`` listing them."""
     if pass_name not in PASSES:
-        raise ValueError(f"pass must be one of {PASSES}, not {pass_name!r}")
+        raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
     return pass_name

@@ -34,12 +34,12 @@ import numpy as np
 
 from maskprop.base.config import check_range
 
-from maskprop.sim.layer import PASSES, ConvLayer, check_shape
+from maskprop.sim.layer import ConvLayer, check_pass_name, check_shape
 
 __all__ = [
     "im2col", "dilate", "masked_gemm", "LoweredGemm",
     "lower_forward", "lower_backward_data", "lower_backward_weight", "lower_pass",
-    "Chunks", "pad_to_chunks", "mask_words", "density",
+    "Chunks", "chunk_count", "pad_to_chunks", "mask_words", "density",
 ]
 
 
@@ -272,13 +272,11 @@ def lower_pass(layer: ConvLayer, pass_name: str, *, A, W, dZ,
     nonzero, the gradients the previous ReLU keeps. Backward-weight broadcasts the sparser of
     ``dZ`` and ``A`` (``x_operand="auto"``).
     """
-    if pass_name == "forward":
+    if check_pass_name(pass_name) == "forward":
         return lower_forward(layer, A, W)
     if pass_name == "backward_data":
         return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None)
-    if pass_name == "backward_weight":
-        return lower_backward_weight(layer, dZ, A, x_operand="auto")
-    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
+    return lower_backward_weight(layer, dZ, A, x_operand="auto")
 
 
 class Chunks(NamedTuple):
@@ -290,6 +288,12 @@ class Chunks(NamedTuple):
 
     values: np.ndarray
     masks: np.ndarray
+
+
+def chunk_count(length: int, vec: int) -> int:
+    """Chunks of ``vec`` elements a reduction of ``length`` takes: ``ceil(length / vec)``, and
+    one for an empty reduction (a hardware frame is at least one chunk)."""
+    return max(1, -(-length // vec))
 
 
 def mask_words(chunks) -> np.ndarray:
@@ -317,7 +321,7 @@ def pad_to_chunks(X, vec: int) -> Chunks:
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (rows, reduction), not shape {X.shape}")
     rows, length = X.shape
-    n_chunks = max(1, -(-length // vec))
+    n_chunks = chunk_count(length, vec)
     values = np.zeros((rows, n_chunks * vec), dtype=X.dtype)
     values[:, :length] = X
     values = values.reshape(rows, n_chunks, vec)

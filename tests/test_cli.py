@@ -479,7 +479,7 @@ def test_profile_checks_its_output_before_running_the_model(tmp_path, monkeypatc
 
 # --- output that misleads -------------------------------------------------------------------
 
-#: Multipliers of the fake comparisons' array: dense MACs are dense cycles times this.
+#: Multipliers of the fake comparisons' array: dense slots are dense cycles times this.
 FAKE_MULTIPLIERS = 16
 
 
@@ -489,9 +489,9 @@ def _fake_comparison(label, dense, sparse, ideal):
 
     def run(cycles, is_dense):
         return ModeRun(is_dense, cycles, cycles, True, {"outputs": 8}, 0.0, "verilator", 1)
-    dense_macs = dense * FAKE_MULTIPLIERS
-    nonzero = 0 if ideal is None else round(dense_macs / ideal)
-    comparison = Comparison(label, run(dense, True), run(sparse, False), dense_macs, nonzero)
+    dense_slots = dense * FAKE_MULTIPLIERS
+    nonzero = 0 if ideal is None else round(dense_slots / ideal)
+    comparison = Comparison(label, run(dense, True), run(sparse, False), dense_slots, nonzero)
     assert comparison.ideal == ideal
     return comparison
 

@@ -33,7 +33,7 @@ def test_mask_model_equals_host_model_on_real_layers(variant):
                                    CONFIG.col_block)
             slots = int(groups.sum()) * array_pass.chunks * -(-CONFIG.vec // CONFIG.lanes) \
                 * CONFIG.lanes * CONFIG.tiles
-            assert estimate.dense_macs == slots
+            assert estimate.dense_slots == slots
             pairs = ((array_pass.gemm.X != 0).astype(np.int64)
                      @ (array_pass.gemm.Y != 0).astype(np.int64))
             assert estimate.nonzero_macs == int(pairs[array_pass.omask].sum())

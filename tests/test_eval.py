@@ -117,16 +117,23 @@ def test_bad_input(argv, message, tmp_path, monkeypatch):
 def test_totals_without_work_have_no_ideal():
     from maskprop.base.metrics import Totals, totals
 
-    none = Totals(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=0)
+    none = Totals(dense_cycles=4096, sparse_cycles=512, dense_slots=48384, nonzero_macs=0)
     assert none.speedup == 8.0 and none.ideal is None and none.efficiency is None
-    some = Totals(dense_cycles=4096, sparse_cycles=512, dense_macs=48384, nonzero_macs=4032)
+    some = Totals(dense_cycles=4096, sparse_cycles=512, dense_slots=48384, nonzero_macs=4032)
     assert some.ideal == 12.0 and some.efficiency == 8.0 / 12.0
     # A total sums the integer terms (each pass weighted by its work), not the ratios.
     both = totals([none, some])
-    assert (both.dense_cycles, both.sparse_cycles, both.dense_macs, both.nonzero_macs) == \
+    assert (both.dense_cycles, both.sparse_cycles, both.dense_slots, both.nonzero_macs) == \
         (8192, 1024, 96768, 4032)
     assert both.ideal == 24.0 and both.efficiency == 8.0 / 24.0
     assert Totals(0, 0, 0, 0).speedup is None
+
+
+def test_own_scenario_is_the_networks_batchnorm_placement():
+    from maskprop.evaluation.evaluate import own_scenario
+
+    assert own_scenario(network("alexnet")) == "no-batchnorm"
+    assert own_scenario(network("resnet18")) == "batchnorm"
 
 
 def test_eval_says_no_work_where_nothing_is_nonzero(tmp_path, capsys):

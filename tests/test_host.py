@@ -146,7 +146,7 @@ def test_check_pass_refuses_big_tensors_and_accumulation_from_the_shape():
 
 
 def test_no_work_has_no_ideal_speedup():
-    """All-zero activations: nothing to compute, so no ideal speedup (not dense MACs / 1)."""
+    """All-zero activations: nothing to compute, so no ideal speedup (not dense slots / 1)."""
     layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "zero")
     A, W, dZ = tensors(layer)
     idle = ArrayPass.prepare(lower_pass(layer, "forward", A=0 * A, W=W, dZ=dZ), Config())
@@ -156,6 +156,6 @@ def test_no_work_has_no_ideal_speedup():
     estimate = working.estimate()
     # 9 output pixels x 2 columns, each 2 nonzero products; dense mode: 9 rows, each one chunk
     # of 16 elements in 4 cycles, on 4 lanes x 4 tiles.
-    assert (estimate.nonzero_macs, estimate.dense_cycles, estimate.dense_macs) == \
+    assert (estimate.nonzero_macs, estimate.dense_cycles, estimate.dense_slots) == \
         (36, 36, 36 * 16)
     assert estimate.ideal == 16.0

@@ -16,11 +16,10 @@ from torch import nn
 
 from maskprop.cli.profile import add_parser, run
 from maskprop.workloads.digits import load_fixture
-from maskprop.workloads.networks import NETWORKS, network
-from maskprop.workloads.profiles import (FORMAT, LITERATURE_NETWORKS, Profile, digits_density_history,
-                                   digits_profile, literature_profile, load_profile,
-                                   measure_profile, save_masks, synthesize_mask,
-                                   synthetic_profile)
+from maskprop.workloads.networks import NETWORK_NAMES, NETWORKS, network
+from maskprop.workloads.profiles import (FORMAT, Profile, digits_density_history, digits_profile,
+                                         literature_profile, load_profile, measure_profile,
+                                         save_masks, synthesize_mask, synthetic_profile)
 
 
 def _profile(**overrides):
@@ -428,7 +427,7 @@ def test_digits_profile_matches_fixture(variant):
 
 # --- literature and synthetic -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", LITERATURE_NETWORKS)
+@pytest.mark.parametrize("name", NETWORK_NAMES)
 def test_literature_profiles_cover_their_networks(name):
     profile = literature_profile(name)
     assert profile.source == "literature" and profile.network == name
@@ -484,3 +483,34 @@ def test_missing_torch_says_how_to_install(monkeypatch, tmp_path):
         run(args)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[torch\]'"):
         measure_profile(object(), np.zeros((1, 1, 2, 2)), network_name="x", description="y")
+
+
+# --- synthetic tensors for one layer (maskprop sim) --------------------------------------------
+
+def test_synthetic_tensors_follow_their_patterns():
+    from maskprop.base.config import DEFAULT
+    from maskprop.sim.layer import ConvLayer
+    from maskprop.workloads.synthetic import synthetic_tensors
+
+    layer = ConvLayer(2, 5, 4, 4, 6, 3, 1, 1)
+    rng = np.random.default_rng(1)
+    a_nonzero = rng.random(layer.input_shape) < 0.3
+    dz_nonzero = rng.random(layer.output_shape) < 0.6
+    tensors = synthetic_tensors(layer, DEFAULT, 7, masks=(a_nonzero, dz_nonzero))
+    np.testing.assert_array_equal(tensors["A"] != 0, a_nonzero)
+    np.testing.assert_array_equal(tensors["dZ"] != 0, dz_nonzero)
+    assert tensors["A"].min() >= 0                          # a ReLU's output
+    for name, shape in (("A", layer.input_shape), ("W", layer.weight_shape),
+                        ("dZ", layer.output_shape)):
+        assert tensors[name].shape == shape
+        assert DEFAULT.data_min <= tensors[name].min() and tensors[name].max() <= DEFAULT.data_max
+    # The same seed gives the same tensors; a missing dZ mask and dense_dz give a dense dZ.
+    again = synthetic_tensors(layer, DEFAULT, 7, masks=(a_nonzero, dz_nonzero))
+    assert all(np.array_equal(tensors[k], again[k]) for k in tensors)
+    assert np.all(synthetic_tensors(layer, DEFAULT, 7, masks=(a_nonzero, None))["dZ"] != 0)
+    assert np.all(synthetic_tensors(layer, DEFAULT, 7, density=0.1, dense_dz=True)["dZ"] != 0)
+    assert not np.any(synthetic_tensors(layer, DEFAULT, 7, density=0.0)["A"])
+    with pytest.raises(ValueError, match=r"density must be in \[0, 1\], not 1.5"):
+        synthetic_tensors(layer, DEFAULT, 7, density=1.5)
+    with pytest.raises(ValueError, match="masks or a density, not both"):
+        synthetic_tensors(layer, DEFAULT, 7, density=0.5, masks=(a_nonzero, None))

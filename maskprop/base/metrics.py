@@ -1,12 +1,12 @@
 """The measures of a dense-vs-sparse comparison, defined once for the cycle model, the network
-evaluation and the runs on the generated Verilog (docs/architecture.md section 6).
+evaluation and the runs on the generated Verilog.
 
 - dense cycles, sparse cycles: the same pass on the same hardware in dense mode (every element
   issued) and in sparse mode (zeros skipped, only the wanted outputs);
-- dense MACs: the multiplier slots dense mode occupies, every multiplier in every dense cycle
-  (chunk padding and unused lanes or tiles included): ``dense cycles * multipliers``;
+- dense slots: the multiplier slots dense mode occupies, every multiplier in every dense cycle
+  (chunk padding and idle lanes or tiles included): ``dense cycles * multipliers``;
 - nonzero MACs: the products sparse mode must do, both operands nonzero, wanted outputs only;
-- speedup = dense cycles / sparse cycles; ideal = dense MACs / nonzero MACs, the speedup of a
+- speedup = dense cycles / sparse cycles; ideal = dense slots / nonzero MACs, the speedup of a
   sparse mode that wasted no multiplier slot; efficiency = speedup / ideal (achieved over ideal,
   at most 1).
 
@@ -14,14 +14,20 @@ Where there is no work (no nonzero product, or no sparse cycle), ideal and effic
 speedup over zero cycles) are ``None``: the ideal is unbounded, and any number would mislead.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["Speedups", "Totals", "totals", "dense_slots", "nonzero_products"]
+__all__ = ["NO_WORK", "Speedups", "Totals", "totals", "multiplier_slots", "nonzero_products",
+           "format_speedup", "format_ratio"]
+
+#: What tables and CSV files say where a measure is ``None`` (nothing to speed up).
+NO_WORK = "no work"
 
 
 class Speedups:
     """Speedup, ideal and efficiency of anything with integer ``dense_cycles``,
-    ``sparse_cycles``, ``dense_macs`` and ``nonzero_macs`` (see the module's docstring)."""
+    ``sparse_cycles``, ``dense_slots`` and ``nonzero_macs`` (see the module's docstring)."""
 
     @property
     def speedup(self) -> float | None:
@@ -29,7 +35,7 @@ class Speedups:
 
     @property
     def ideal(self) -> float | None:
-        return self.dense_macs / self.nonzero_macs if self.nonzero_macs else None
+        return self.dense_slots / self.nonzero_macs if self.nonzero_macs else None
 
     @property
     def efficiency(self) -> float | None:
@@ -37,15 +43,13 @@ class Speedups:
         return None if speedup is None or ideal is None else speedup / ideal
 
 
+@dataclass(frozen=True)
 class Totals(Speedups):
     """The four integer terms summed over several passes: the speedup of running them all."""
-
-    def __init__(self, dense_cycles: int, sparse_cycles: int, dense_macs: int,
-                 nonzero_macs: int):
-        self.dense_cycles = dense_cycles
-        self.sparse_cycles = sparse_cycles
-        self.dense_macs = dense_macs
-        self.nonzero_macs = nonzero_macs
+    dense_cycles: int
+    sparse_cycles: int
+    dense_slots: int
+    nonzero_macs: int
 
 
 def totals(records) -> Totals:
@@ -53,12 +57,11 @@ def totals(records) -> Totals:
     averaging the ratios, weights each pass by its work."""
     records = list(records)
     return Totals(*(sum(int(getattr(r, name)) for r in records)
-                    for name in ("dense_cycles", "sparse_cycles", "dense_macs", "nonzero_macs")))
+                    for name in ("dense_cycles", "sparse_cycles", "dense_slots", "nonzero_macs")))
 
 
-def dense_slots(dense_cycles: int, multipliers: int) -> int:
-    """Multiplier slots dense mode occupies: every one of ``multipliers`` (lanes times tiles) in
-    every dense cycle."""
+def multiplier_slots(dense_cycles: int, multipliers: int) -> int:
+    """The dense slots: every one of ``multipliers`` (lanes times tiles) in every dense cycle."""
     return int(dense_cycles) * int(multipliers)
 
 
@@ -85,3 +88,13 @@ def nonzero_products(x_nonzero, y_nonzero, wanted=None) -> int:
     if wanted is not None:
         pairs = pairs[np.asarray(wanted, dtype=bool)]
     return int(pairs.astype(np.int64).sum())
+
+
+def format_speedup(value: float | None) -> str:
+    """A speedup or ideal for a table: ``2.05x``, or :data:`NO_WORK` for ``None``."""
+    return NO_WORK if value is None else f"{value:.2f}x"
+
+
+def format_ratio(value: float | None) -> str:
+    """An efficiency (achieved/ideal) for a table: ``0.41``, or :data:`NO_WORK` for ``None``."""
+    return NO_WORK if value is None else f"{value:.2f}"

@@ -21,9 +21,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from maskprop.base.config import Config
+from maskprop.base.metrics import format_ratio, format_speedup
 from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
 from maskprop.workloads.networks import NETWORK_NAMES
+from maskprop.workloads.profiles import MASK_MODELS
 from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
@@ -79,7 +81,8 @@ def _config_option_message(message: str) -> str:
 
 
 def _add_config_options(parser, *, buffers=True):
-    group = parser.add_argument_group("hardware configuration (defaults: maskprop.base.config.Config)")
+    group = parser.add_argument_group(
+        "hardware configuration (defaults: maskprop.base.config.Config)")
     for f in fields(Config):
         if not buffers and f.name in BUFFER_FIELDS[1:]:
             continue
@@ -269,11 +272,12 @@ def _parser() -> argparse.ArgumentParser:
                                            "cycle model: per-layer and per-pass speedups, "
                                            "totals, CSV/JSON and plots")
     evaluate.add_argument("--network", action="append", default=None, metavar="NAME",
-                          help="alexnet, vgg16, resnet18, resnet50, googlenet, digits, or all "
-                               "(default; repeatable, each network evaluated once)")
+                          help=f"{', '.join(NETWORK_NAMES)}, digits, or all (default; "
+                               f"repeatable, each network evaluated once)")
     evaluate.add_argument("--profile", default=None, metavar="SPEC",
-                          help="literature (default), synthetic:DENSITY[:iid|clustered], or a "
-                               "profile FILE.json (e.g. from maskprop profile)")
+                          help=f"literature (default), "
+                               f"synthetic:DENSITY[:{'|'.join(MASK_MODELS)}], or a profile "
+                               f"FILE.json (e.g. from maskprop profile)")
     evaluate.add_argument("--batch", type=int, default=None,
                           help=f"batch size of the ImageNet networks, 1..{EVAL_BATCH_MAX} "
                                f"(default 1)")
@@ -329,15 +333,6 @@ def _digits_record(layer: str, variant: str):
         raise UsageError(str(error)) from None
 
 
-def _times(value) -> str:
-    """A speedup for a table; ``None`` is a pass with no nonzero product to compute."""
-    return "no work" if value is None else f"{value:.2f}x"
-
-
-def _ratio(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def _print_comparisons(console, title: str, comparisons, *, total_label=None):
     """One table row per pass (and a total), then the verdict line; returns the exit status."""
     from rich.table import Table
@@ -351,13 +346,13 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
     for c in comparisons:
         table.add_row(c.label, f"{c.outputs_sparse} of {c.outputs_dense}",
                       f"{c.dense_cycles:,}", f"{c.sparse_cycles:,}",
-                      "yes" if c.agrees else "NO", _times(c.speedup), _times(c.ideal),
-                      _ratio(c.efficiency))
+                      "yes" if c.agrees else "NO", format_speedup(c.speedup),
+                      format_speedup(c.ideal), format_ratio(c.efficiency))
     if total_label and len(comparisons) > 1:
         total = totals(comparisons)
         table.add_row(total_label, "", f"{total.dense_cycles:,}", f"{total.sparse_cycles:,}",
-                      "", _times(total.speedup), _times(total.ideal), _ratio(total.efficiency),
-                      style="bold")
+                      "", format_speedup(total.speedup), format_speedup(total.ideal),
+                      format_ratio(total.efficiency), style="bold")
     console.print(table)
     ok = all(c.agrees for c in comparisons)
     seeds = sorted({c.sparse.seed for c in comparisons})
@@ -448,12 +443,13 @@ def _engine_demo(console, record, config, args):
         table.add_row(mode, str(run.counters["outputs"]), str(macs), str(run.cycles),
                       str(run.model), f"{macs / (run.cycles * config.lanes):.2f}")
     console.print(table)
-    console.print(f"speedup {_times(result.speedup)}, ideal {_times(result.ideal)} "
-                  f"(dense MACs / nonzero MACs), achieved/ideal {_ratio(result.efficiency)}")
+    console.print(f"speedup {format_speedup(result.speedup)}, ideal {format_speedup(result.ideal)} "
+                  f"(dense multiplier slots / nonzero MACs), "
+                  f"achieved/ideal {format_ratio(result.efficiency)}")
     verdict = "PASS" if result.exact else "FAIL"
+    seconds = result.dense.seconds + result.sparse.seconds
     console.print(f"{verdict}: {result.outputs_dense + result.outputs_sparse} outputs bit-exact "
-                  f"against the golden model; {result.dense.seconds + result.sparse.seconds:.1f} s; "
-                  f"logs in {args.out}")
+                  f"against the golden model; {seconds:.1f} s; logs in {args.out}")
     return 0 if result.exact else 1
 
 
@@ -574,7 +570,8 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
     if spec.startswith("synthetic:"):
         _, density, *model = spec.split(":")
         if len(model) > 1:
-            raise UsageError(f"--profile must be synthetic:DENSITY[:iid|clustered], not {spec!r}")
+            raise UsageError(f"--profile must be synthetic:DENSITY[:{'|'.join(MASK_MODELS)}], "
+                             f"not {spec!r}")
         try:
             density = float(density)
         except ValueError:
@@ -582,10 +579,10 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
                 from None
         if not 0.0 <= density <= 1.0:                                   # NaN fails this too
             raise UsageError(f"--profile synthetic density must be in [0, 1], not {density}")
-        model = model[0] if model else "iid"
-        if model not in ("iid", "clustered"):
-            raise UsageError(f"--profile synthetic mask model must be iid or clustered, "
-                             f"not {model!r}")
+        model = model[0] if model else MASK_MODELS[0]
+        if model not in MASK_MODELS:
+            raise UsageError(f"--profile synthetic mask model must be "
+                             f"{' or '.join(MASK_MODELS)}, not {model!r}")
         return ProfileMasks(profiles.synthetic_profile(network_name, density, model=model),
                             seed=seed)
     path = Path(spec)
@@ -604,14 +601,14 @@ def _mask_source(spec: str, network_name: str, net, seed: int):
 
 def _evaluation_files(jobs, evaluations, out: Path) -> dict:
     """Every output of ``maskprop eval``: ``{path: text or PNG bytes}``."""
+    from maskprop.evaluation.evaluate import own_scenario
     from maskprop.evaluation.plots import layers_png, summary_png
 
     files = {}
     for (name, net, _), evaluation in zip(jobs, evaluations):
         files[out / f"{name}.csv"] = evaluation.csv_text()
         files[out / f"{name}.json"] = evaluation.json_text()
-        own = "batchnorm" if any(layer.batchnorm for layer in net.layers) else "no-batchnorm"
-        files[out / f"{name}_layers.png"] = layers_png(evaluation, own)
+        files[out / f"{name}_layers.png"] = layers_png(evaluation, own_scenario(net))
     files[out / "summary.png"] = summary_png(evaluations)
     summary = [row for e in evaluations for row in e.summary()]
     files[out / "summary.json"] = json.dumps(summary, indent=2)
@@ -622,8 +619,8 @@ def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
 
-    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable, digits_evaluation_inputs,
-                                   evaluate)
+    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable,
+                                              digits_evaluation_inputs, evaluate)
     from maskprop.workloads.networks import network
 
     names = _network_names(args.network)
@@ -669,8 +666,9 @@ def _eval(args):
         for scenario in SCENARIOS:
             totals = [evaluation.total(scenario, which) for which in TOTALS]
             table.add_row(evaluation.network, scenario,
-                          *(f"{_times(t.speedup)} ({_times(t.ideal)})" for t in totals),
-                          _ratio(totals[-1].efficiency), evaluation.profile)
+                          *(f"{format_speedup(t.speedup)} ({format_speedup(t.ideal)})"
+                            for t in totals),
+                          format_ratio(totals[-1].efficiency), evaluation.profile)
     console.print(table)
     if args.layers:
         for evaluation in evaluations:
@@ -683,7 +681,8 @@ def _eval(args):
                 layers.add_row(r.scenario, r.layer, pass_label(r.pass_name),
                                f"{r.a_density:.3f}", f"{r.dz_density:.3f}",
                                f"{r.dense_cycles:,}", f"{r.sparse_cycles:,}",
-                               _times(r.speedup), _times(r.ideal), _ratio(r.efficiency))
+                               format_speedup(r.speedup), format_speedup(r.ideal),
+                               format_ratio(r.efficiency))
             console.print(layers)
     written = write_outputs(_evaluation_files(jobs, evaluations, args.out), "--out")
     console.print(f"wrote {len(written)} files to {args.out}: per-network CSV, JSON and "

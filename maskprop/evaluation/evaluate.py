@@ -19,13 +19,14 @@ import numpy as np
 
 from maskprop.base.config import Config
 from maskprop.host.driver import gemm_shapes
-from maskprop.base.metrics import Speedups, Totals, totals
+from maskprop.base.metrics import NO_WORK, Speedups, Totals, totals
 from maskprop.sim.cycle_model import pass_estimate
 from maskprop.sim.layer import PASSES, pass_label
 
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "Evaluation", "MaskSource", "ProfileMasks", "ExplicitMasks",
-           "checked_profile", "digits_evaluation_inputs", "check_evaluable", "evaluate"]
+           "checked_profile", "own_scenario", "digits_evaluation_inputs", "check_evaluable",
+           "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
 # The seed paper's reported ranges over five ImageNet CNNs (REFERENCES.md): backward-pass speedup
@@ -37,8 +38,6 @@ SEED_TRAINING = (1.68, 3.30)
 #: (VGG-16 at batch 4, 115 million, peaks at 1 GB), so this bounds a pass near 1.2 GB. VGG-16 at
 #: batch 1 needs 29 million.
 CYCLE_MODEL_LIMIT = 1 << 27
-#: What tables and CSV files say where there is nothing to speed up.
-NO_WORK = "no work"
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class LayerPass(Speedups):
     pass_name: str
     dense_cycles: int
     sparse_cycles: int
-    dense_macs: int
+    dense_slots: int
     nonzero_macs: int
     a_density: float
     dz_density: float
@@ -113,8 +112,8 @@ class MaskSource(abc.ABC):
 
 
 class ProfileMasks(MaskSource):
-    """Masks from a profile (:mod:`maskprop.workloads.profiles`): its stored masks where it has them,
-    else synthesised from its densities with its mask model, seeded per layer.
+    """Masks from a profile (:mod:`maskprop.workloads.profiles`): its stored masks where it has
+    them, else synthesised from its densities with its mask model, seeded per layer.
 
     Without BatchNorm, ``dZ``'s density is the profile's measured ``dZ`` when the network itself
     has no BatchNorm (a measured ``dZ`` of a BatchNorm network is dense and says nothing about
@@ -197,6 +196,12 @@ def digits_evaluation_inputs():
         masks, label="real masks of one training step (digits CNN, plain and BatchNorm-trained)")
 
 
+def own_scenario(net) -> str:
+    """The scenario ``net`` was built with: ``batchnorm`` when any of its layers has a BatchNorm
+    between conv and ReLU, else ``no-batchnorm``."""
+    return SCENARIOS[0] if any(layer.batchnorm for layer in net.layers) else SCENARIOS[1]
+
+
 def _evaluated_passes(net_layer):
     # The first layer's input gradient is never needed: its backward-data is not evaluated.
     return [p for p in PASSES if p != "backward_data" or net_layer.relu_input]
@@ -265,7 +270,7 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
                 estimate = pass_estimate(conv, pass_name, a, dz, config)
                 row = LayerPass(net.name, scenario, conv.name, pass_name,
                                 estimate.dense_cycles, estimate.sparse_cycles,
-                                estimate.dense_macs, estimate.nonzero_macs,
+                                estimate.dense_slots, estimate.nonzero_macs,
                                 float(a.mean()), float(dz.mean()))
                 rows.append(row)
         if progress is not None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from maskprop.base.config import Config
 from maskprop.sim.cycle_model import PassEstimate, array_cycles, gemm_estimate
-from maskprop.sim.layer import PASSES, pass_label
-from maskprop.sim.lowering import LoweredGemm, mask_words, pad_to_chunks
+from maskprop.sim.layer import pass_label
+from maskprop.sim.lowering import LoweredGemm, chunk_count, mask_words, pad_to_chunks
 
 __all__ = ["SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "ArrayPass",
            "ChunkStream", "chunk_stream"]
@@ -43,7 +43,7 @@ class GemmShape:
 
     def chunks(self, config: Config) -> int:
         """Chunks of ``vec`` elements one row's reduction takes (at least one)."""
-        return max(1, -(-self.reduction // config.vec))
+        return chunk_count(self.reduction, config.vec)
 
     def stream_elements(self, config: Config) -> int:
         """Elements the testbench sends: each X row once per block of ``col_block`` columns,
@@ -56,16 +56,14 @@ def gemm_shapes(layer, pass_name: str) -> tuple:
     """The :class:`GemmShape` of each way the host can lower ``pass_name`` of ``layer``, from
     the shape alone (the dimensions :mod:`maskprop.sim.lowering` produces). Backward-weight has
     two (``"dz"`` and ``"a"``); which one runs depends on the tensors' densities."""
+    reduction = layer.reduction(pass_name)          # refuses an unknown pass
     n, c, h, w = layer.input_shape
-    k, r = layer.out_channels, layer.kernel
-    pixels = n * layer.out_height * layer.out_width
+    k, taps = layer.out_channels, layer.kernel * layer.kernel
     if pass_name == "forward":
-        return (GemmShape(pixels, r * r * c, k),)
+        return (GemmShape(n * layer.out_height * layer.out_width, reduction, k),)
     if pass_name == "backward_data":
-        return (GemmShape(n * h * w, r * r * k, c),)
-    if pass_name == "backward_weight":
-        return (GemmShape(k, pixels, r * r * c, "dz"), GemmShape(r * r * c, pixels, k, "a"))
-    raise ValueError(f"pass must be one of {', '.join(PASSES)}, not {pass_name!r}")
+        return (GemmShape(n * h * w, reduction, c),)
+    return (GemmShape(k, reduction, taps * c, "dz"), GemmShape(taps * c, reduction, k, "a"))
 
 
 _OPERAND = {"dz": "dZ", "a": "A"}
@@ -76,7 +74,7 @@ def _where(layer, pass_name: str) -> str:
 
 
 def _check_chunks(where: str, reduction: int, config: Config) -> None:
-    chunks = max(1, -(-reduction // config.vec))
+    chunks = chunk_count(reduction, config.vec)
     if chunks > config.max_chunks:
         raise ValueError(
             f"{where}: the reduction of {reduction} elements needs {chunks} chunks of "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.config import Config
-from maskprop.base.metrics import Speedups, dense_slots, nonzero_products
+from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.flow.toolchain import SimulationError
 from maskprop.host.driver import ArrayPass, chunk_stream
 from maskprop.sim.cycle_model import engine_cycles
@@ -48,7 +48,7 @@ class Comparison(Speedups):
     label: str
     dense: ModeRun
     sparse: ModeRun
-    dense_macs: int          # multiplier slots of dense mode, from the cycle model
+    dense_slots: int         # multiplier slots of dense mode, from the cycle model
     nonzero_macs: int        # products sparse mode must do
 
     @property
@@ -135,7 +135,7 @@ def compare_on_array(array_pass: ArrayPass, *, build_dir, label="", sim=None, se
             for mode in ("dense", "sparse")}
     gemm, estimate = array_pass.gemm, array_pass.estimate()
     return Comparison(label or f"{gemm.layer.label} {gemm.pass_name}", runs["dense"],
-                      runs["sparse"], estimate.dense_macs, estimate.nonzero_macs)
+                      runs["sparse"], estimate.dense_slots, estimate.nonzero_macs)
 
 
 def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = None,
@@ -171,5 +171,5 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
                              bench=result)
     return Comparison(
         label or f"{gemm.layer.name} {gemm.pass_name}", runs["dense"], runs["sparse"],
-        dense_slots(runs["dense"].model, config.lanes),
+        multiplier_slots(runs["dense"].model, config.lanes),
         nonzero_products(gemm.X[:m_rows] != 0, gemm.Y != 0, enabled))

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskprop.base.config import Config
+from maskprop.base.config import DEFAULT
 
 from maskprop.sim.layer import ConvLayer
 
@@ -77,7 +77,7 @@ VARIANTS = ("plain", "batchnorm")
 TENSORS = ("A", "W", "Z", "dZ", "dA", "dW")
 
 #: Fixed-point operand width (the hardware default, docs/architecture.md section 3.2).
-DATA_WIDTH = Config().data_width
+DATA_WIDTH = DEFAULT.data_width
 
 #: Version of the fixture's layout; bump when keys or metadata change incompatibly.
 FORMAT_VERSION = 1

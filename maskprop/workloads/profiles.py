@@ -76,7 +76,7 @@ from maskprop.workloads.networks import NETWORK_NAMES
 
 __all__ = [
     "FORMAT", "SOURCES", "ENTRY_KEYS", "DENSITY_KEYS", "MASK_KEYS", "MASK_MODELS",
-    "LITERATURE_DIR", "LITERATURE_NETWORKS",
+    "LITERATURE_DIR",
     "Profile", "load_profile", "save_masks", "synthesize_mask", "npz_headers", "read_npz",
     "MASK_DTYPE_KINDS", "check_mask_array",
     "measure_profile", "digits_profile", "digits_density_history", "DigitsDensityHistory",
@@ -101,11 +101,10 @@ CORRELATION_LENGTH = 2.0
 _TOP_KEYS = ("format", "network", "source", "description", "batch", "layers", "default",
              "masks", "mask_model")
 
-#: Where the literature profiles are shipped (package data of ``maskprop.workloads``).
-LITERATURE_DIR = Path(resources.files("maskprop.workloads") / "data" / "profiles")
-#: Networks with a literature profile ``LITERATURE_DIR/<network>_literature.json``: all of
+#: Where the literature profiles are shipped (package data of ``maskprop.workloads``): one
+#: ``<network>_literature.json`` for every network of
 #: :data:`maskprop.workloads.networks.NETWORK_NAMES`.
-LITERATURE_NETWORKS = NETWORK_NAMES
+LITERATURE_DIR = Path(resources.files("maskprop.workloads") / "data" / "profiles")
 
 _TORCH_MISSING = "measuring a profile needs PyTorch: pip install -e '.[torch]'"
 
@@ -876,8 +875,8 @@ def digits_density_history(variant: str = "plain") -> DigitsDensityHistory:
 def literature_profile(network_name: str) -> Profile:
     """The shipped literature profile of a network
     (``maskprop/workloads/data/profiles/<name>_literature.json``)."""
-    if network_name not in LITERATURE_NETWORKS:
-        raise ValueError(f"literature profiles exist for {', '.join(LITERATURE_NETWORKS)}, "
+    if network_name not in NETWORK_NAMES:
+        raise ValueError(f"literature profiles exist for {', '.join(NETWORK_NAMES)}, "
                          f"not {network_name!r}")
     return load_profile(LITERATURE_DIR / f"{network_name}_literature.json")
 
