@@ -1,15 +1,18 @@
 """Network-level validation: for the digits CNN, ``maskprop eval``'s cycle-model totals equal the
 sum of the tile array RTL's cycle counters over every layer and pass, in both BatchNorm scenarios
-(the plain and the BatchNorm-trained network, each with its real masks)."""
+(the plain and the BatchNorm-trained network, each with its real masks); every pass's results
+bit-exact against the lowered GEMM and against the golden model's direct convolution."""
 
+import numpy as np
 import pytest
 
-from maskprop.host.runs import compare_on_array
 from maskprop.base.config import Config
 from maskprop.evaluation.evaluate import TOTALS, digits_evaluation_inputs, evaluate
 from maskprop.host.driver import ArrayPass
+from maskprop.host.runs import compare_on_array
 from maskprop.sim.layer import PASSES
 from maskprop.sim.lowering import lower_pass
+from maskprop.tb.conv_reference import direct_conv
 from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim

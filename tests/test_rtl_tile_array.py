@@ -13,16 +13,17 @@ import random
 import numpy as np
 import pytest
 
-from maskprop.host.runs import compare_on_array, run_on_array
 from maskprop.base.config import Config
 from maskprop.host.driver import ArrayPass
-from maskprop.sim.lowering import lower_pass
-from maskprop.workloads.digits import load_fixture
+from maskprop.host.runs import compare_on_array, run_on_array
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import array_output_cycles
 from maskprop.sim.layer import PASSES, ConvLayer
-from maskprop.tb.handshake_model import TileArrayModel, check_counters, check_timing
+from maskprop.sim.lowering import lower_pass
+from maskprop.tb.conv_reference import direct_conv
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
+from maskprop.tb.timing_reference import TileArrayModel, check_counters, check_timing
+from maskprop.workloads.digits import load_fixture
 
 pytestmark = pytest.mark.sim
 
