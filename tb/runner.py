@@ -11,8 +11,8 @@ CLI and the tests read back.
 Builds are cached by content: the simulator's build of a Verilog text (with the same simulator,
 options and waiver file) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
 ``build-cache`` in maskprop's cache directory, ``~/.cache/maskprop``, whatever the current
-directory or a command's ``--out`` is), and shared by every run and every pytest worker (a file lock keeps two
-workers from building the same design at once). Each run keeps its own directory for its
+directory or a command's ``--out`` is), and shared by every run and every pytest worker (a file
+lock keeps two workers from building the same design at once). Each run keeps its own directory for its
 stimulus, log, results and report.
 """
 

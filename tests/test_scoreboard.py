@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The scoreboard cannot miss: fed a wrong, reordered, surplus, missing or late beat, or a beat in
 the drain window, it fails, naming the beat; directly, and through the Amaranth-simulator bench on
-a block that misbehaves. (The cocotb bench uses the same scoreboard: tests/test_stream_bench.py.)"""
+a block that misbehaves. (The cocotb bench uses the same scoreboard:
+tests/test_stream_bench.py.)"""
 
 import pytest
 from amaranth.hdl import Module, Signal
