@@ -45,8 +45,9 @@ def test_matches_reference(params, traffic):
     rng = random.Random(seed)
     dut = AccumulationTree(**params)
     beats = random_frames(rng, lanes=dut.lanes, width=dut.in_width, frames=60)
-    results, _ = run(dut, beats, idle=traffic[0], backpressure=traffic[1], seed=seed)
-    assert len(results) == sum(last for _, _, last in beats)
+    # The bench's scoreboard holds every result to the reference, in order, none missing or
+    # extra.
+    run(dut, beats, idle=traffic[0], backpressure=traffic[1], seed=seed)
 
 
 def test_narrow_accumulator_flags_overflow():
@@ -56,7 +57,9 @@ def test_narrow_accumulator_flags_overflow():
              ([100, 27], True, True),                                     # 127: fresh frame, clean
              ([-128, -128], True, False), ([-1, 0], False, False),        # -257: overflow ...
              ([127, 127], False, True)]                                   # ... sticky to the end
-    results, _ = run(dut, beats)
+    seed = seed_from_env(default=9)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    results, _ = run(dut, beats, idle=0.3, backpressure=0.4, seed=seed)
     # The scoreboard held the results to the reference; the reference itself, by hand:
     assert [(r.value, r.overflow) for r in results] == [(0, True), (127, False), (-3, True)]
 
