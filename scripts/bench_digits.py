@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rich.progress import track
 
+from maskprop.base import metrics
 from maskprop.base.config import Config
 from maskprop.evaluation.doc_tables import bench_digits_table
 from maskprop.flow.toolchain import selected_simulator
@@ -85,27 +86,23 @@ TOTALS = {"forward": ("forward",), "backward_data": ("backward_data",),
 
 
 def results(block, config, variants, rows, seconds) -> dict:
-    """Every layer pass and the totals per variant, as the JSON of ``--json``."""
+    """Every layer pass and the totals per variant, as the JSON of ``--json``. A total sums the
+    passes' integer terms (``maskprop.base.metrics.totals``), so each pass weighs by its work."""
     totals = []
     for variant in variants:
         for name, passes in TOTALS.items():
-            picked = [r for v, _, p, r in rows if v == variant and p in passes]
-            dense = sum(r.dense_cycles for r in picked)
-            sparse = sum(r.sparse_cycles for r in picked)
-            # Ideal over several passes: their dense cycles over the sum of each pass's
-            # cycles at its ideal speedup (None if a pass has no work: no ideal).
-            ideal = (None if any(r.ideal is None for r in picked) else
-                     dense / sum(r.dense_cycles / r.ideal for r in picked))
-            totals.append(dict(variant=variant, passes=name, dense_cycles=dense,
-                               sparse_cycles=sparse, speedup=dense / sparse,
-                               ideal=None if ideal is None else float(ideal),
-                               efficiency=None if ideal is None else dense / sparse / ideal))
+            total = metrics.totals(r for v, _, p, r in rows if v == variant and p in passes)
+            totals.append(dict(variant=variant, passes=name, dense_cycles=total.dense_cycles,
+                               sparse_cycles=total.sparse_cycles, dense_slots=total.dense_slots,
+                               nonzero_macs=total.nonzero_macs, speedup=total.speedup,
+                               ideal=total.ideal, efficiency=total.efficiency))
     return dict(
         block=block, config=config.as_dict(), simulator=selected_simulator(),
         seconds=seconds,
         rows=[dict(variant=v, layer=layer, pass_name=p, **{"pass": pass_label(p)},
                    outputs_dense=int(r.outputs_dense), outputs_sparse=int(r.outputs_sparse),
                    dense_cycles=int(r.dense_cycles), sparse_cycles=int(r.sparse_cycles),
+                   dense_slots=int(r.dense_slots), nonzero_macs=int(r.nonzero_macs),
                    speedup=float(r.speedup), ideal=None if r.ideal is None else float(r.ideal),
                    efficiency=None if r.efficiency is None else float(r.efficiency))
               for v, layer, p, r in rows],

@@ -103,14 +103,10 @@ def _digits(block):
 
 
 def _render_eval(work, docs):
-    from maskprop.evaluation.evaluate import SEED_BACKWARD, SEED_TRAINING
+    from maskprop.evaluation.evaluate import SEED_BACKWARD, SEED_TRAINING, own_scenario
     from maskprop.workloads.networks import NETWORKS, network
 
-    own = {}
-    for name in NETWORKS:
-        net = network(name)
-        own[net.name] = ("batchnorm" if any(layer.batchnorm for layer in net.layers)
-                         else "no-batchnorm")
+    own = {network(name).name: own_scenario(network(name)) for name in NETWORKS}
     text = tables.eval_tables(_json(work / "summary.json"), own, SEED_BACKWARD, SEED_TRAINING)
     # The figures the pages show come from the same run.
     for source, target in (("summary.png", "eval_summary.png"),
