@@ -26,7 +26,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maskprop.cli.main import BLOCKS, NETWORK_NAMES, PASS_ALIASES, main
+from maskprop.cli.main import BLOCKS, main
+from maskprop.sim.layer import PASS_ALIASES
+from maskprop.workloads.networks import NETWORK_NAMES
 
 FUZZ_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, print_blob=True,
                          suppress_health_check=[HealthCheck.too_slow])
