@@ -70,7 +70,7 @@ class Config:
     (``max_chunks=4096, max_cols=65536``), which whole-network evaluation assumes (the cycle
     model never generates RTL); :meth:`for_evaluation` gives any configuration those buffers.
     :data:`FPGA_SMALL` is the defaults with the tile array's buffers sized to fit the ECP5
-    LFE5U-25F (``col_block=8, max_chunks=16, max_cols=32``, README's FPGA results).
+    LFE5U-25F (``col_block=8, max_chunks=16, max_cols=32``, docs/fpga.md).
 
     Generatable range
     -----------------
@@ -237,6 +237,6 @@ DEFAULT = Config()
 #: Whole-network evaluation's configuration: the defaults with the largest buffers
 #: (:meth:`Config.for_evaluation`).
 EVALUATION = DEFAULT.for_evaluation()
-#: The tile array sized to fit the ECP5 LFE5U-25F of README's FPGA results: the defaults with
+#: The tile array sized to fit the ECP5 LFE5U-25F of docs/fpga.md: the defaults with
 #: 32 columns x 16 chunks of Y buffer and ``col_block`` 8.
 FPGA_SMALL = Config(col_block=8, max_chunks=16, max_cols=32)

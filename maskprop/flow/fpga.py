@@ -446,7 +446,10 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     stem = f"{name}_{target}"
     netlist = f"{stem}.json"
     stat_json = f"{stem}_stat.json"
-    script = [f"read_verilog {src}" for src in sources]
+    # -sv: the generated Verilog states the blocks' invariants as SystemVerilog immediate
+    # assertions (Amaranth `Assert`), which the simulators check; -noassert drops them from
+    # the netlist, where they are not hardware.
+    script = [f"read_verilog -sv -noassert {src}" for src in sources]
     if use_harness:
         script.append(f"setattr -mod -set keep_hierarchy 1 {name}")
     if target == "ecp5":
