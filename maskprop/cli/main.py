@@ -27,10 +27,10 @@ from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
 from maskprop.workloads.networks import NETWORK_NAMES
 from maskprop.workloads.profiles import MASK_MODELS
 from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
+from maskprop.flow.verilog import BLOCKS, build_block, generate_verilog
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
 
-BLOCKS = ("tree", "decoder", "pe", "engine", "array")
 
 
 class UsageError(ValueError):
@@ -193,28 +193,6 @@ def write_outputs(files: dict, option: str) -> list:
     return list(files)
 
 
-def build_block(block: str, config: Config, *, dense_only: bool = False):
-    """The Amaranth component and its Verilog module name for a block of ``config``."""
-    if dense_only and block != "engine":
-        raise UsageError("--dense-only applies to the engine only")
-    if block == "tree":
-        from maskprop.hw.accumulation_tree import AccumulationTree
-        return AccumulationTree.from_config(config), "accumulation_tree"
-    if block == "decoder":
-        from maskprop.hw.index_decoder import ZeroSkipIndexDecoder
-        return ZeroSkipIndexDecoder(vec=config.vec, lanes=config.lanes, masks=2), "index_decoder"
-    if block == "pe":
-        from maskprop.hw.sparse_pe import SparseGradPE
-        return SparseGradPE.from_config(config), "sparse_pe"
-    if block == "array":
-        from maskprop.hw.tile_array import TileArray
-        return TileArray(config), "tile_array"
-    if block == "engine":
-        from maskprop.hw.engine import SparseDotEngine
-        return (SparseDotEngine(config, zero_skipping=not dense_only),
-                "dense_dot_engine" if dense_only else "sparse_dot_engine")
-    raise UsageError(f"unknown block {block!r}; choose from {', '.join(BLOCKS)}")
-
 
 LAYER_HELP = ("N,C,H,W,K,R[,stride[,padding]]: batch, input channels, height, width, output "
               "channels, kernel size (e.g. 2,8,16,16,16,3,2,1); stride defaults to 1 and padding "
@@ -312,7 +290,6 @@ def _generate(args):
         _check_generatable(config)
     check_output_file(args.output, "-o")
     component, name = build_block(args.block, config, dense_only=args.dense_only)
-    from maskprop.flow.verilog import generate_verilog
     write_outputs({args.output: generate_verilog(component, name)}, "-o")
     print(f"wrote {args.output} (module {name})")
 

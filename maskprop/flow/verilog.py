@@ -10,7 +10,38 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-__all__ = ["generate_verilog", "write_verilog", "lint_verilog", "LintError"]
+__all__ = ["BLOCKS", "build_block", "generate_verilog", "write_verilog", "lint_verilog",
+           "LintError"]
+
+
+#: The blocks that can be generated on their own, by the name the CLI and the flow use.
+BLOCKS = ("tree", "decoder", "pe", "engine", "array")
+
+
+def build_block(block: str, config, *, dense_only: bool = False):
+    """The Amaranth component of ``block`` (one of :data:`BLOCKS`) for ``config``, and the name of
+    its generated Verilog module. ``dense_only`` builds the engine without its zero-skipping
+    decoder (the area baseline). The hardware modules are imported here, on demand, so that
+    the flow's other helpers do not pull in every block."""
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    if dense_only and block != "engine":
+        raise ValueError(f"--dense-only applies to the engine only (dense_only for block {block!r})")
+    if block == "tree":
+        from maskprop.hw.accumulation_tree import AccumulationTree
+        return AccumulationTree.from_config(config), "accumulation_tree"
+    if block == "decoder":
+        from maskprop.hw.index_decoder import ZeroSkipIndexDecoder
+        return ZeroSkipIndexDecoder.from_config(config, masks=2), "index_decoder"
+    if block == "pe":
+        from maskprop.hw.sparse_pe import SparseGradPE
+        return SparseGradPE.from_config(config), "sparse_pe"
+    if block == "array":
+        from maskprop.hw.tile_array import TileArray
+        return TileArray(config), "tile_array"
+    from maskprop.hw.engine import SparseDotEngine
+    return (SparseDotEngine(config, zero_skipping=not dense_only),
+            "dense_dot_engine" if dense_only else "sparse_dot_engine")
 
 
 _cache: dict = {}
