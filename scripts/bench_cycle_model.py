@@ -21,6 +21,7 @@ import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import EVALUATION
+from maskprop.base.metrics import totals
 from maskprop.sim.cycle_model import pass_estimate
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import network
@@ -46,8 +47,7 @@ def main(argv=None):
         parser.error(f"--passes must name passes of {', '.join(PASSES)}, not {', '.join(unknown)}")
     rng = np.random.default_rng(args.seed)
     started = time.monotonic()
-    totals = {"dense": 0, "sparse": 0, "dense_macs": 0, "nonzero_macs": 0}
-    count = 0
+    estimates = []
     for layer in track(net.layers, description=f"{net.name} cycle model"):
         conv = layer.conv
         a = (rng.random(conv.input_shape) < args.density if layer.relu_input
@@ -57,31 +57,27 @@ def main(argv=None):
         for pass_name in passes:
             if pass_name == "backward_data" and not layer.relu_input:
                 continue          # the first layer's input gradient is never needed
-            estimate = pass_estimate(conv, pass_name, a, dz, config)
-            totals["dense"] += estimate.dense_cycles
-            totals["sparse"] += estimate.sparse_cycles
-            totals["dense_macs"] += estimate.dense_slots
-            totals["nonzero_macs"] += estimate.nonzero_macs
-            count += 1
+            estimates.append(pass_estimate(conv, pass_name, a, dz, config))
     seconds = time.monotonic() - started
-    speedup = totals["dense"] / totals["sparse"]
-    ideal = totals["dense_macs"] / totals["nonzero_macs"]
+    total, count = totals(estimates), len(estimates)
+    speedup, ideal = total.speedup, total.ideal
     dz = ("dense (BatchNorm)" if all(layer.batchnorm for layer in net.layers)
           else "sparse where no BatchNorm follows the conv")
     print(f"{net.name}, batch 1, {'+'.join(passes)}: {count} layer passes, activation density "
           f"{args.density} (synthetic i.i.d.), dZ {dz}; vec {config.vec}, lanes "
           f"{config.lanes}, tiles {config.tiles}")
-    print(f"dense {totals['dense']:,} cycles, sparse {totals['sparse']:,} cycles: speedup "
-          f"{speedup:.2f}x, ideal {ideal:.2f}x, achieved/ideal {speedup / ideal:.2f}")
+    print(f"dense {total.dense_cycles:,} cycles, sparse {total.sparse_cycles:,} cycles: speedup "
+          f"{speedup:.2f}x, ideal {ideal:.2f}x, achieved/ideal {total.efficiency:.2f}")
     print(f"cycle model wall time: {seconds:.1f} s")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(
             network=net.name, batch=1, passes=passes, layer_passes=count, density=args.density,
             dz=dz, seed=args.seed,
-            config=config.as_dict(), dense_cycles=int(totals["dense"]),
-            sparse_cycles=int(totals["sparse"]), speedup=speedup, ideal=ideal,
-            efficiency=speedup / ideal, seconds=seconds), indent=2) + "\n")
+            config=config.as_dict(), dense_cycles=total.dense_cycles,
+            sparse_cycles=total.sparse_cycles, dense_slots=total.dense_slots,
+            nonzero_macs=total.nonzero_macs, speedup=speedup, ideal=ideal,
+            efficiency=total.efficiency, seconds=seconds), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.base.config import Config, check_range
+from maskprop.base.config import DEFAULT, Config, check_range
 
 from maskprop.sim.layer import ConvLayer, check_shape
 
@@ -227,11 +227,11 @@ def to_fixed(x, frac_bits: int, data_width: int) -> np.ndarray:
 
 
 def _fixed_config(config: Config | None, shift) -> Config:
-    """The config to use (default ``Config()``), after checking ``shift`` up front so that a bad
+    """The config to use (default :data:`DEFAULT`), after checking ``shift`` up front so that a bad
     argument fails before any work is done."""
     if shift is not None:
         check_range("shift", shift, 0, 63)
-    return config or Config()
+    return config or DEFAULT
 
 
 def _finish(acc: np.ndarray, shift, config: Config) -> np.ndarray:

@@ -29,7 +29,7 @@ __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
-# The seed paper's reported ranges over five ImageNet CNNs (REFERENCES.md): backward-pass speedup
+# The seed paper's reported ranges over five ImageNet CNNs (docs/references.md): backward-pass speedup
 # over dense, and forward + backward over the sparsity-agnostic baseline.
 SEED_BACKWARD = (1.69, 5.43)
 SEED_TRAINING = (1.68, 3.30)
