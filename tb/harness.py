@@ -4,6 +4,7 @@ random generator (printed), and write its measurements to the report file for th
 import json
 import os
 import random
+from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
@@ -40,7 +41,7 @@ def record(test: str, **measurements):
     path = os.environ.get("MASKPROP_TB_REPORT")
     if not path:
         return
-    report = json.loads(open(path).read()) if os.path.exists(path) else {}
+    path = Path(path)
+    report = json.loads(path.read_text()) if path.exists() else {}
     report[test] = measurements
-    with open(path, "w") as file:
-        json.dump(report, file, indent=2)
+    path.write_text(json.dumps(report, indent=2))
