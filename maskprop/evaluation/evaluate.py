@@ -19,8 +19,8 @@ import numpy as np
 
 from maskprop.base.config import Config
 from maskprop.host.driver import gemm_shapes
-from maskprop.base.metrics import NO_WORK, Speedups, Totals, totals
-from maskprop.sim.cycle_model import pass_estimate
+from maskprop.base.metrics import NO_WORK, Totals, totals
+from maskprop.sim.cycle_model import PassEstimate, pass_estimate
 from maskprop.sim.layer import PASSES, pass_label
 
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
@@ -41,21 +41,18 @@ CYCLE_MODEL_LIMIT = 1 << 27
 
 
 @dataclass(frozen=True)
-class LayerPass(Speedups):
+class LayerPass(PassEstimate):
+    """One layer pass of a network in one BatchNorm scenario: the cycle model's estimate and the
+    densities of the masks it ran on."""
     network: str
     scenario: str
-    layer: str
-    pass_name: str
-    dense_cycles: int
-    sparse_cycles: int
-    dense_slots: int
-    nonzero_macs: int
     a_density: float
     dz_density: float
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "speedup": self.speedup, "ideal": self.ideal,
-                "efficiency": self.efficiency}
+        fields = asdict(self)
+        return {"network": fields.pop("network"), "scenario": fields.pop("scenario"), **fields,
+                "speedup": self.speedup, "ideal": self.ideal, "efficiency": self.efficiency}
 
 
 TOTALS = {"forward": ("forward",), "backward": ("backward_data", "backward_weight"),
@@ -268,10 +265,8 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
             a, dz = source.masks(net_layer, scenario, next_layer)
             for pass_name in _evaluated_passes(net_layer):
                 estimate = pass_estimate(conv, pass_name, a, dz, config)
-                row = LayerPass(net.name, scenario, conv.name, pass_name,
-                                estimate.dense_cycles, estimate.sparse_cycles,
-                                estimate.dense_slots, estimate.nonzero_macs,
-                                float(a.mean()), float(dz.mean()))
+                row = LayerPass(**asdict(estimate), network=net.name, scenario=scenario,
+                                a_density=float(a.mean()), dz_density=float(dz.mean()))
                 rows.append(row)
         if progress is not None:
             progress(1)
