@@ -19,7 +19,10 @@ def region(name, command="cmd", body="old table"):
     return f"{tables.begin_marker(name, command)}\n{body}\n{tables.END}"
 
 
-PAGE = ("# A page\n\nProse before, with a | pipe and <!-- a comment -->.\n\n"
+# The prose quotes an end marker inline (as docs/usage.md does): only a marker on a line of its
+# own counts.
+PAGE = ("# A page\n\nProse before, with a | pipe, <!-- a comment --> and a quoted "
+        f"`{tables.END}`.\n\n"
         f"{region('first')}\n\nProse between.\n\n{region('second')}\n\nProse after.\n")
 
 
