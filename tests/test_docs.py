@@ -6,10 +6,13 @@ point outside the repository for the design any more, and every "docs/architectu
 for a section, ``### N.M`` for a subsection.
 """
 
+import contextlib
+import io
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,8 +188,14 @@ def test_every_repository_path_named_in_the_docs_exists():
 
 
 def cli_help(*words) -> str:
-    return subprocess.run([sys.executable, "-m", "maskprop", *words, "--help"], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout
+    """The CLI's ``--help`` text for ``words``, in-process (a subprocess per command cost most
+    of this test's time)."""
+    from maskprop.cli.main import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
+        main([*words, "--help"])
+    assert done.value.code == 0
+    return out.getvalue()
 
 
 def test_every_command_the_readme_names_exists():
