@@ -32,6 +32,9 @@ class StreamBench:
         self.watch = list(watch)
         self.schedule = TrafficSchedule(inputs, rng, phases=phases, idle=idle,
                                         backpressure=backpressure, pulses=pulses, watch=watch)
+        # What each driven input holds: a signal is written only when its value changes, since
+        # every write costs the simulator a scheduled event, every cycle, for every port.
+        self._driven: dict = {}
 
     @property
     def record(self):
@@ -40,6 +43,12 @@ class StreamBench:
 
     def _port(self, name, signal):
         return getattr(self.dut, f"{name}__{signal}")
+
+    def _drive(self, name: str, handle, value: int):
+        """``handle`` (the input ``name``) := ``value``, written only if it changes."""
+        if self._driven.get(name) != value:
+            handle.value = value
+            self._driven[name] = value
 
     def hold_idle(self):
         """Drive every input stream idle, every pulsed input 0 and the output not ready.
@@ -51,6 +60,8 @@ class StreamBench:
         for port in self.pulse_ports:
             getattr(self.dut, port).value = 0
         self._port("o", "ready").value = 0
+        self._driven = {name: 0 for name in [f"{port}__valid" for port in self.ports]
+                        + self.pulse_ports + ["o__ready"]}
 
     async def run(self, scoreboard, *, timeout_cycles: int):
         """Send every input beat and take beats from ``o`` until the scoreboard has all it
@@ -59,6 +70,10 @@ class StreamBench:
         schedule, record = self.schedule, self.schedule.record
         self.hold_idle()
         o_valid, o_ready, o_payload = (self._port("o", s) for s in ("valid", "ready", "payload"))
+        valids = {port: self._port(port, "valid") for port in self.ports}
+        readies_of = {port: self._port(port, "ready") for port in self.ports}
+        pulsed = {port: getattr(self.dut, port) for port in self.pulse_ports}
+        watched_of = {name: getattr(self.dut, name) for name in self.watch}
         while not scoreboard.complete or schedule.sending:
             if schedule.cycle > timeout_cycles:
                 scoreboard.finish(schedule.cycle)
@@ -68,13 +83,13 @@ class StreamBench:
             for port, payload in drive.payloads.items():
                 self._port(port, "payload").value = payload
             for port, valid in drive.valid.items():
-                self._port(port, "valid").value = int(valid)
-            o_ready.value = int(drive.o_ready)
+                self._drive(f"{port}__valid", valids[port], int(valid))
+            self._drive("o__ready", o_ready, int(drive.o_ready))
             for port, value in drive.pulses.items():
-                getattr(self.dut, port).value = int(value)
+                self._drive(port, pulsed[port], int(value))
             await ReadOnly()
-            watched = {name: int(getattr(self.dut, name).value) for name in self.watch}
-            readies = {port: bool(self._port(port, "ready").value) for port in schedule.active}
+            watched = {name: int(handle.value) for name, handle in watched_of.items()}
+            readies = {port: bool(readies_of[port].value) for port in schedule.active}
             cycle = schedule.cycle
             if schedule.sampled(readies, bool(o_valid.value), watched):
                 beat = int(o_payload.value)
@@ -91,9 +106,11 @@ class StreamBench:
         beat offered fails."""
         self.hold_idle()
         self._port("o", "ready").value = 1
+        self._driven["o__ready"] = 1
         for cycle in range(cycles):
             await ReadOnly()
             if self._port("o", "valid").value:
                 scoreboard.drained(int(self._port("o", "payload").value), cycle)
             await RisingEdge(self.clock)
         self._port("o", "ready").value = 0
+        self._driven["o__ready"] = 0

@@ -15,6 +15,7 @@ taken. The output ``o`` is ready with probability ``1 - backpressure`` in each c
 inputs named in ``pulses`` are 1 in the listed cycles and 0 in all others (e.g. ``clear``).
 """
 
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["BenchRecord", "Drive", "TrafficSchedule"]
@@ -72,7 +73,8 @@ class TrafficSchedule:
 
     def __init__(self, inputs: dict, rng, *, phases=None, idle: float = 0.0,
                  backpressure: float = 0.0, pulses=None, watch=()):
-        self.pending = {port: list(payloads) for port, payloads in inputs.items()}
+        # deques: a long run takes tens of thousands of beats from the front, one at a time.
+        self.pending = {port: deque(payloads) for port, payloads in inputs.items()}
         self.offering = dict.fromkeys(self.pending, False)
         self.phases = [list(phase) for phase in (phases or [list(inputs)])]
         unknown = {port for phase in self.phases for port in phase} - set(self.pending)
@@ -120,7 +122,7 @@ class TrafficSchedule:
             self.record.watched[name].append(value)
         for port in self.active:
             if self.offering[port] and readies[port]:
-                self.pending[port].pop(0)
+                self.pending[port].popleft()
                 self.offering[port] = False
                 self.record.port_cycles[port].append(self.cycle)
         delivered = bool(self.o_ready and o_valid)
