@@ -7,33 +7,11 @@ import random
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
+from maskprop.tb.payloads import as_payload, packer
 from maskprop.tb.scoreboard import DRAIN_CYCLES, Scoreboard
 from maskprop.tb.traffic import BenchRecord, TrafficSchedule
 
-__all__ = ["run_stream", "run_streams", "as_payload"]
-
-
-def as_payload(value):
-    """A sampled payload (a ``data.Const`` view, possibly nested) as the plain dicts, lists and
-    ints that ``layout.const()`` takes: readable fields in scoreboard messages, and what tests
-    compare with other models' payloads."""
-    from amaranth.lib import data
-
-    if not isinstance(value, data.Const):
-        return int(value)
-    layout = value.shape()
-    if isinstance(layout, data.ArrayLayout):
-        return [as_payload(value[index]) for index in range(layout.length)]
-    return {name: as_payload(value[name]) for name, _ in layout}
-
-
-def _packer(shape):
-    """Payload -> packed bits for a port of ``shape`` (a ``data.Layout`` or a plain shape)."""
-    from amaranth.lib import data
-
-    if isinstance(shape, data.Layout):
-        return lambda payload: shape.const(payload).as_bits()
-    return int
+__all__ = ["run_stream", "run_streams"]
 
 
 def _bits(value) -> int:
@@ -62,7 +40,7 @@ def run_streams(dut, inputs: dict, expected, *, phases=None, idle=0.0, backpress
     the drain window. Returns the run's record (outputs as ``data.Const`` views).
     """
     shape = dut.o.payload.shape()
-    pack = _packer(shape)
+    pack = packer(shape)
     scoreboard = Scoreboard([pack(p) for p in expected], deadlines=deadlines, seed=seed,
                             name=f"{type(dut).__name__}.o",
                             describe=(lambda bits: as_payload(shape.from_bits(bits)))

@@ -17,6 +17,7 @@ from maskprop.hw.accumulation_tree import tree_input_layout, tree_result_layout
 from maskprop.sim.blocks import accumulate_frames
 from maskprop.tb.drivers import StreamBench
 from maskprop.tb.harness import params, record, start
+from maskprop.tb.payloads import packer
 from maskprop.tb.scoreboard import DRAIN_CYCLES, Scoreboard
 from maskprop.tb.stimulus import random_frames
 from maskprop.tb.timing_reference import check_timing, tree_model
@@ -32,14 +33,13 @@ async def check_traffic(dut, make_beats, *, idle=0.0, backpressure=0.0, on_time=
     in_layout = tree_input_layout(p["lanes"], p["in_width"])
     out_layout = tree_result_layout(p["acc_width"])
     payloads = [{"terms": terms, "first": first, "last": last} for terms, first, last in beats]
-    expected = [out_layout.const({"value": r.value, "overflow": r.overflow}).as_bits()
+    expected = [packer(out_layout)({"value": r.value, "overflow": r.overflow})
                 for r in accumulate_frames(beats, p["acc_width"])]
     last_beats = [index for index, (_, _, last) in enumerate(beats) if last]
     deadlines = [index + p["latency"] for index in last_beats] if on_time else None
     scoreboard = Scoreboard(expected, seed=seed, deadlines=deadlines,
                             describe=lambda bits: out_layout.from_bits(bits))
-    bench = StreamBench(dut, dut.clk, rng, inputs={"i": [in_layout.const(p).as_bits()
-                                                         for p in payloads]},
+    bench = StreamBench(dut, dut.clk, rng, inputs={"i": list(map(packer(in_layout), payloads))},
                         phases=[["i"]], idle=idle, backpressure=backpressure)
     bench.hold_idle()
     await RisingEdge(dut.clk)

@@ -31,6 +31,7 @@ from cocotb_tools.runner import VerilatorControlFile, get_runner
 
 from maskprop.flow.toolchain import activate_simulator, cache_dir
 from maskprop.flow.verilog import generate_verilog
+from maskprop.tb.payloads import packer
 from maskprop.tb.scoreboard import DRAIN_CYCLES
 from maskprop.tb.stimulus import seed_from_env
 from maskprop.tb.traffic import BenchRecord
@@ -206,10 +207,10 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     drive = {**dict(drive or {}), **{port: 0 for port in pulses}}   # 0 between the pulses
     checked_inputs = top_level_inputs(component, toplevel, streams=inputs, drive=drive)
     phases = phases or [list(inputs)]
-    packed = {port: [str(layout(port).const(p).as_bits()) for p in payloads]
+    packed = {port: [str(bits) for bits in map(packer(layout(port)), payloads)]
               for port, payloads in inputs.items()}
     out_layout = layout("o")
-    expected = [out_layout.const(p).as_bits() for p in expected]
+    expected = list(map(packer(out_layout), expected))
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     stimulus = build_dir / (f"stimulus-{run_name}.json" if run_name else "stimulus.json")
