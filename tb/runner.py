@@ -130,7 +130,11 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
             build_dir=sim_build, test_dir=run_dir, results_xml=str(results),
             testcase=testcase, seed=seed, waves=waves, timescale=TIMESCALE,
             extra_env={"MASKPROP_SEED": str(seed), "MASKPROP_TB_PARAMS": json.dumps(params),
-                       "MASKPROP_TB_REPORT": str(report_path)},
+                       "MASKPROP_TB_REPORT": str(report_path),
+                       # cocotb builds a pytest Config for its assertion rewriting, which would
+                       # load every installed pytest plugin (xdist, hypothesis...) into each
+                       # simulator process: a fifth of a second each, and none is used there.
+                       "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
             log_file=run_dir / f"sim{suffix}.log",
         )
     except SystemExit:

@@ -154,10 +154,16 @@ def _small_passes() -> dict:
     }
 
 
-#: The small conv passes of the tile-array tests in Amaranth's simulator (counters, timing):
-#: name -> (layer, pass, density of ``A`` and ``dZ``), run on
-#: :data:`maskprop.base.config.FPGA_SMALL`.
-SMALL_PASSES = _small_passes()
+def __getattr__(name):
+    """``SMALL_PASSES``, the small conv passes of the tile-array tests in Amaranth's simulator
+    (counters, timing): name -> (layer, pass, density of ``A`` and ``dZ``), run on
+    :data:`maskprop.base.config.FPGA_SMALL`. Built on first use (PEP 562), because the layers
+    need NumPy and every cocotb simulation imports this module for :func:`seed_from_env`:
+    importing NumPy there cost each simulator process about half a second."""
+    if name == "SMALL_PASSES":
+        globals()["SMALL_PASSES"] = passes = _small_passes()
+        return passes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def small_pass(name: str, seed: int, config=None):
