@@ -227,8 +227,13 @@ class _MutatingLoader:
     def create_module(self, spec):
         return None
 
+    def get_source(self, fullname):
+        """The mutated source (``InspectLoader``): what generated Verilog's cache key digests
+        (``maskprop.flow.verilog``), so that a mutant never reads the original's Verilog."""
+        return self.mutant.apply(Path(self.origin).read_text())
+
     def exec_module(self, module):
-        source = self.mutant.apply(Path(self.origin).read_text())
+        source = self.get_source(module.__name__)
         exec(compile(source, self.origin, "exec"), module.__dict__)
         applied = os.environ.get(ENV_APPLIED)
         if applied:

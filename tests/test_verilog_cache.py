@@ -1,0 +1,69 @@
+"""Generated Verilog is cached on disk by content: read back by a later process (here: with the
+in-process cache emptied), keyed by the component's parameters, and never reused once the RTL's
+source changes - also when the change is a mutant's (``scripts/mutants.py``), which exists only
+in memory."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import maskprop.flow.verilog as verilog_module
+from maskprop.base.config import Config
+from maskprop.flow.verilog import generate_verilog
+from maskprop.hw.engine import SparseDotEngine
+
+SMALL = Config(vec=4, lanes=2, tiles=1, col_block=1, data_width=4, acc_width=12, max_chunks=2,
+               max_cols=2)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty build cache, an empty in-process cache and a digest computed anew."""
+    monkeypatch.setenv("MASKPROP_BUILD_CACHE", str(tmp_path))
+    monkeypatch.setattr(verilog_module, "_cache", {})
+    verilog_module._generator_digest.cache_clear()
+    yield tmp_path / "verilog"
+    verilog_module._generator_digest.cache_clear()
+
+
+def test_verilog_is_read_back_from_the_build_cache(fresh_cache, monkeypatch):
+    text = generate_verilog(SparseDotEngine(SMALL), "engine")
+    [stored] = fresh_cache.iterdir()
+    assert stored.read_text() == text and "module engine" in text
+    # A later process (an empty in-process cache) reads the file instead of generating.
+    stored.write_text("// from the cache\n")
+    monkeypatch.setattr(verilog_module, "_cache", {})
+    assert generate_verilog(SparseDotEngine(SMALL), "engine") == "// from the cache\n"
+    # Other parameters, another name: other files.
+    generate_verilog(SparseDotEngine(SMALL, zero_skipping=False), "engine")
+    generate_verilog(SparseDotEngine(SMALL), "other_name")
+    assert len(list(fresh_cache.iterdir())) == 3
+
+
+def load_mutants():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "mutants.py"
+    spec = importlib.util.spec_from_file_location("mutants_for_cache_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_mutated_rtl_module_is_never_served_the_original(fresh_cache, monkeypatch):
+    original = verilog_module._generator_digest()
+    mutants = load_mutants()
+    mutant = next(m for m in mutants.CATALOGUE if m.module == "maskprop.hw.engine")
+    engine = sys.modules["maskprop.hw.engine"]
+    monkeypatch.setattr(engine, "__loader__", mutants._MutatingLoader(mutant, engine.__file__))
+    verilog_module._generator_digest.cache_clear()
+    assert verilog_module._generator_digest() not in (None, original)
+
+
+def test_nothing_is_stored_when_a_module_source_is_unknown(fresh_cache, monkeypatch):
+    engine = sys.modules["maskprop.hw.engine"]
+    monkeypatch.setattr(engine, "__loader__", object())       # a loader without get_source
+    verilog_module._generator_digest.cache_clear()
+    assert verilog_module._generator_digest() is None
+    assert "module engine" in generate_verilog(SparseDotEngine(SMALL), "engine")
+    assert not fresh_cache.exists()
