@@ -110,23 +110,24 @@ def generate_verilog(component, name: str) -> str:
     key = getattr(component, "generator_key", None)
     if key is None:
         return verilog.convert(component, name=name, emit_src=False)
-    if (key, name) not in _cache:
+    text, stored = _cache.get((key, name)), None
+    if text is None:
         stored = _cached_file(key, name)
         if stored is not None and stored.exists():
-            _cache[key, name] = stored.read_text()
-            component._MustUse__used = True
-        else:
-            _cache[key, name] = verilog.convert(component, name=name, emit_src=False)
-            if stored is not None:
-                # Written under a temporary name and renamed: another process reading the
-                # file sees all of it or none.
-                stored.parent.mkdir(parents=True, exist_ok=True)
-                partial = stored.with_suffix(f".{os.getpid()}.tmp")
-                partial.write_text(_cache[key, name])
-                partial.replace(stored)
-    else:
+            text = stored.read_text()
+    if text is not None:
         component._MustUse__used = True
-    return _cache[key, name]
+    else:
+        text = verilog.convert(component, name=name, emit_src=False)
+        if stored is not None:
+            # Written under a temporary name and renamed: another process reading the file
+            # sees all of it or none.
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(text)
+            partial.replace(stored)
+    _cache[key, name] = text
+    return text
 
 
 def write_verilog(component, name: str, path) -> Path:
