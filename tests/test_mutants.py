@@ -128,3 +128,21 @@ def test_a_mutant_is_killed_end_to_end():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 of 1 mutants killed" in result.stdout
     assert "test_pe_handshakes[idle+backpressure]" in result.stdout
+
+
+def test_a_mutant_never_reads_the_originals_cached_verilog(monkeypatch):
+    """The Verilog cache (``maskprop.flow.verilog``) keys on the RTL's source as imported: the
+    mutant loader's ``get_source`` gives the mutated text, so the key changes."""
+    import maskprop.flow.verilog as verilog_module
+    import maskprop.hw.engine as engine
+
+    verilog_module._generator_digest.cache_clear()
+    original = verilog_module._generator_digest()
+    mutant = next(m for m in mutants.CATALOGUE if m.module == "maskprop.hw.engine")
+    monkeypatch.setattr(engine, "__loader__", mutants._MutatingLoader(mutant, engine.__file__))
+    verilog_module._generator_digest.cache_clear()
+    try:
+        assert verilog_module._generator_digest() not in (None, original)
+    finally:
+        monkeypatch.undo()
+        verilog_module._generator_digest.cache_clear()
