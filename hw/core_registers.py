@@ -1,0 +1,198 @@
+"""The control and status registers of the maskprop core (first version), as one
+:class:`~maskprop.hw.registers.RegisterMap`: the core's RTL instantiates a
+:class:`~maskprop.hw.registers.RegisterFile` from it and docs/registers.md is generated from it
+(``python -m maskprop.hw.core_registers`` prints the table).
+
+The core uses the fields by name::
+
+    regs = RegisterFile(core_register_map(config, mem_data_width=64))
+    with m.If(regs.fields.start): ...                        # one-cycle strobe
+    m.d.comb += regs.fields.busy.eq(busy)                    # ro: driven by the core
+    m.d.comb += regs.fields.done_set.eq(pass_finished)       # w1c: sticky event
+    with m.If(regs.fields.pass_kind == Pass.BACKWARD_DATA): ...
+
+Addresses are byte addresses of ``mem_addr_width`` bits (32 by default): each base register has
+an 8-byte slot, so with ``mem_addr_width`` above 32 it becomes 64 bits wide (``A_BASE_LO`` and
+``A_BASE_HI``) without moving any other register. Counters are 64 bits (read ``_LO`` first: it
+latches ``_HI``).
+"""
+
+from amaranth.lib import enum
+
+from maskprop.base.config import DEFAULT, Config, check_range
+from maskprop.hw.registers import Field, Register, RegisterMap
+
+__all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode", "Pass", "Mode",
+           "Operand", "COUNTERS"]
+
+#: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
+MAGIC = 0x4D50_5250
+#: ``VERSION``: (major, minor) of this register map; a driver checks major.
+VERSION = (0, 1)
+
+
+class ErrorCode(enum.Enum, shape=4):
+    """Why the core refused a start or stopped (``STATUS.error_code``)."""
+    NONE = 0             # no error
+    BUSY = 1             # start while busy
+    BAD_PASS = 2         # PASS.pass_kind is not a pass
+    ZERO_DIM = 3         # a dimension, kernel or stride is 0
+    SHAPE_TOO_LARGE = 4  # the buffers or the accumulator cannot hold the layer
+    UNALIGNED = 5        # a base address is not a multiple of the memory bus width
+    BUS_ERROR = 6        # the memory port got SLVERR or DECERR
+
+
+class Pass(enum.Enum, shape=2):
+    """Which pass ``start`` runs (docs/architecture.md section 2)."""
+    FORWARD = 0
+    BACKWARD_DATA = 1
+    BACKWARD_WEIGHT = 2
+
+
+class Mode(enum.Enum, shape=1):
+    SPARSE = 0           # skip zeros of the broadcast operand and masked-out outputs
+    DENSE = 1            # issue every element (the baseline)
+
+
+class Operand(enum.Enum, shape=1):
+    """Backward-weight: which operand is broadcast (its zeros are skipped)."""
+    DZ = 0               # X = dZ^T, Y = im2col(A)
+    A = 1                # X = im2col(A)^T, Y = dZ
+
+
+#: The 64-bit performance counters: (field, description). Each counts from the last
+#: ``clear_counters`` and is driven by the core.
+COUNTERS = (
+    ("cycles_busy", "Cycles with `busy` set."),
+    ("compute_cycles", "Cycles in which the tile array's decoder issued a beat."),
+    ("stall_cycles", "Cycles in which the decoder held a beat it could not issue."),
+    ("macs", "Multiply-accumulates issued (valid lanes x enabled tiles)."),
+    ("chunks", "Chunks issued to the decoder."),
+    ("outputs", "Outputs written to OUT."),
+    ("bytes_read", "Bytes read from memory."),
+    ("bytes_written", "Bytes written to memory."),
+)
+
+_DIM = "(0 is refused: ZERO_DIM)"
+
+
+def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
+                      mem_addr_width: int = 32) -> RegisterMap:
+    """The core's registers for ``config``, whose parameters the CONFIG registers report.
+
+    ``mem_data_width``: the memory port's data width, 8..1024 bits, a power of two (base
+    addresses must be multiples of its bytes); ``mem_addr_width``: its byte address bits, 12..64.
+    """
+    if mem_data_width not in tuple(8 << k for k in range(8)):
+        raise ValueError(f"mem_data_width must be a power of two in [8, 1024], not "
+                         f"{mem_data_width!r}")
+    check_range("mem_addr_width", mem_addr_width, 12, 64)
+    base_width = 32 if mem_addr_width <= 32 else 64
+    c = config
+
+    return RegisterMap("maskprop_core", [
+        # --- identification and configuration (constants of the generated core) -------------
+        Register("ID", [Field("magic", 32, "const", MAGIC, "0x4D505250, \"MPRP\".")],
+                 "Identifies a maskprop core.", offset=0x000),
+        Register("VERSION", [
+            Field("minor", 8, "const", VERSION[1], "Register map minor version (additions)."),
+            Field("major", 8, "const", VERSION[0], "Register map major version (changes)."),
+        ], "Version of this register map."),
+        Register("CONFIG0", [
+            Field("vec", 7, "const", c.vec, "Elements per chunk, 1..64."),
+            Field("lanes", 7, "const", c.lanes, "Multipliers per tile, 1..vec."),
+            Field("tiles", 7, "const", c.tiles, "Tiles (output columns per group), 1..64."),
+            Field("data_width", 6, "const", c.data_width, "Operand bits (signed), 2..32."),
+        ], "Datapath parameters."),
+        Register("CONFIG1", [
+            Field("acc_width", 7, "const", c.acc_width, "Accumulator bits (signed), up to 64."),
+            Field("col_block", 7, "const", c.col_block, "Output columns per row word, 1..64."),
+            Field("bus_bytes", 8, "const", mem_data_width // 8,
+                  "Memory bus width in bytes, 1..128."),
+            Field("addr_bits", 7, "const", mem_addr_width, "Memory address bits, 12..64."),
+        ], "Accumulator and memory port parameters."),
+        Register("CONFIG2", [
+            Field("max_chunks", 13, "const", c.max_chunks,
+                  "Row buffer: chunks per reduction (reduction <= max_chunks * vec), 1..4096."),
+            Field("max_cols", 17, "const", c.max_cols,
+                  "Y buffer: output columns per pass, 1..65536."),
+        ], "Buffer sizes."),
+
+        # --- control and status ------------------------------------------------------------
+        Register("CONTROL", [
+            Field("start", 1, "pulse", doc="Start the pass PASS and the layer registers describe."),
+            Field("clear_counters", 1, "pulse", doc="Zero every performance counter."),
+            Field("abort", 1, "pulse", doc="Stop the running pass; no done."),
+        ], "Commands (write 1).", offset=0x020),
+        Register("STATUS", [
+            Field("busy", 1, "ro", doc="A pass is running."),
+            Field("done", 1, "w1c", doc="A pass finished.", cleared_by="start"),
+            Field("error", 1, "w1c", doc="An error occurred; error_code says which."),
+            Field("error_code", 4, "ro", doc="The first error since error was cleared.",
+                  enum=ErrorCode, lsb=8),
+        ], "State of the core."),
+
+        # --- the pass and the layer ----------------------------------------------------------
+        Register("PASS", [
+            Field("pass_kind", 2, "rw", 0, "Which pass start runs (3: BAD_PASS).", enum=Pass),
+            Field("mode", 1, "rw", 0, "Zero skipping on or off.", enum=Mode, lsb=4),
+            Field("operand", 1, "rw", 0, "Backward-weight: the broadcast operand.",
+                  enum=Operand, lsb=5),
+            Field("output_mask", 1, "rw", 1, "Backward-data: compute only outputs where "
+                  "A != 0 (the ReLU mask); the others are written 0.", lsb=8),
+            Field("accumulate", 1, "rw", 0, "Add the results to OUT instead of overwriting "
+                  "it.", lsb=9),
+        ], "What start runs.", offset=0x030),
+        Register("LAYER_NC", [
+            Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),
+            Field("layer_c", 16, "rw", 1, f"Input channels C, 0..65535 {_DIM}."),
+        ], "Layer shape."),
+        Register("LAYER_HW", [
+            Field("layer_h", 16, "rw", 1, f"Input height H, 0..65535 {_DIM}."),
+            Field("layer_w", 16, "rw", 1, f"Input width W, 0..65535 {_DIM}."),
+        ], "Layer shape."),
+        Register("LAYER_K", [
+            Field("layer_k", 16, "rw", 1, f"Output channels K, 0..65535 {_DIM}."),
+        ], "Layer shape."),
+        Register("CONV", [
+            Field("kernel", 8, "rw", 1, f"Kernel size R (R x R), 0..255 {_DIM}."),
+            Field("stride", 8, "rw", 1, f"Stride, 0..255 {_DIM}."),
+            Field("padding", 8, "rw", 0, "Zero padding on each side, 0..255."),
+        ], "Convolution geometry."),
+        Register("REQUANT", [
+            Field("shift", 6, "rw", 0, "Requantization: arithmetic right shift of the "
+                  "accumulator with round-half-up, then saturation, 0..63."),
+        ], "Output scaling."),
+
+        # --- tensors in memory (8-byte slots: room for 64-bit addresses) ----------------------
+        Register("A_BASE", [Field("a_base", mem_addr_width, "rw",
+                                  doc="Byte address of A, the input activations.")],
+                 "Base address of A. Every base address must be a multiple of CONFIG1.bus_bytes "
+                 "(else UNALIGNED).",
+                 offset=0x050, width=base_width),
+        Register("W_BASE", [Field("w_base", mem_addr_width, "rw",
+                                  doc="Byte address of W, the weights.")],
+                 "Base address of W.", offset=0x058, width=base_width),
+        Register("DZ_BASE", [Field("dz_base", mem_addr_width, "rw",
+                                   doc="Byte address of dZ, the output gradient.")],
+                 "Base address of dZ.", offset=0x060, width=base_width),
+        Register("OUT_BASE", [Field("out_base", mem_addr_width, "rw",
+                                    doc="Byte address of the result (Z, dA or dW).")],
+                 "Base address of OUT.", offset=0x068, width=base_width),
+
+        # --- performance counters (64 bits: read _LO, then _HI) -------------------------------
+        *(Register(name.upper(), [Field(name, 64, "ro", doc=doc)],
+                   "Performance counter." if index else
+                   "Performance counters, from the last clear_counters.",
+                   offset=0x080 + 8 * index, width=64)
+          for index, (name, doc) in enumerate(COUNTERS)),
+    ], doc="Unmapped addresses answer SLVERR; so do writes to constant or read-only words.")
+
+
+#: The map of the default configuration with a 64-bit, 32-bit-addressed memory port: the one
+#: docs/registers.md shows.
+CORE_REGISTERS = core_register_map()
+
+
+if __name__ == "__main__":
+    print(CORE_REGISTERS.markdown(), end="")
