@@ -177,6 +177,9 @@ PARTS = [
     Part("mutants", "verification.md", "the mutation-testing table (written by the script)",
          lambda work, quick: [_script("mutants.py", "--jobs", 2, "--write-docs")],
          None, written_by_command=True),
+    Part("registers", "registers.md", "the core's register map, from hw/core_registers.py",
+         lambda work, quick: [["python", "-m", "maskprop.hw.core_registers"]],
+         _render_text("stdout-0.txt")),
 ]
 BY_NAME = {part.name: part for part in PARTS}
 
