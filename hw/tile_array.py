@@ -67,11 +67,20 @@ def row_layout(config: Config) -> data.StructLayout:
     })
 
 
+def _chunk_index_width(config: Config) -> int:
+    return max(1, ceil_log2(config.max_chunks))
+
+
 def x_chunk_layout(config: Config) -> data.StructLayout:
-    """One chunk of the broadcast (sparse) operand with its nonzero mask."""
+    """One chunk of the broadcast operand: its values, the mask of the elements to issue (the
+    nonzeros in sparse mode, the structurally possible ones in dense mode), its position along
+    the reduction (``index``, which addresses the Y chunks it pairs with) and whether it is the
+    row's last chunk sent."""
     return data.StructLayout({
         "x": chunk_layout(config.vec, config.data_width),
         "mask": config.vec,
+        "index": _chunk_index_width(config),
+        "last": 1,
     })
 
 
@@ -105,14 +114,17 @@ class TileArray(wiring.Component):
     rows : In(stream.Signature(row_layout(config)))
         One beat per row and block of columns: which columns exist and which are wanted.
     x : In(stream.Signature(x_chunk_layout(config)))
-        For each ``rows`` beat, the row's ``n_chunks`` X chunks (``n_chunks`` beats, in order).
+        For each ``rows`` beat, the row's X chunks that have work (at least one, any subset of
+        the reduction's chunks in any order, each with its ``index``; ``last`` on the final
+        one). The host (or an address generator) never sends a chunk without a structural
+        element: padding taps, dilation holes and padded channels cost nothing.
     o : Out(stream.Signature(array_result_layout(config)))
         One beat per column group (an all-disabled row still yields one beat, with no valid
         slot).
-    n_chunks : In(range(1, max_chunks + 1))
-        Chunks per row; static during a pass.
     dense : In(1)
-        Disable all skipping: every existing column is computed and every element issued.
+        Compute every existing column (the output mask is ignored) and keep every chunk for the
+        replays. The elements issued are those of the X masks in both modes: the dense
+        baseline is the host sending structural masks (docs/architecture.md section 2).
     clear : In(1)
         Zero the counters.
     counters : Out(array_counter_layout())
@@ -121,9 +133,10 @@ class TileArray(wiring.Component):
     ---------
     A row's wanted columns are compacted (prefix popcount over ``omask & col_valid``) and issued
     in groups of up to ``tiles``, ascending; tile ``t`` of a group owns one column and reads that
-    column's Y chunks through its own read port. For each group the row's X chunks are sent
-    through the decoder (zero skipping on X's mask): the first group takes them from ``x`` and
-    keeps the nonzero ones in the row buffer, later groups replay only those. A disabled output
+    column's Y chunk ``index`` through its own read port. For each group the row's X chunks are
+    sent through the decoder (it issues the set bits of each chunk's mask): the first group
+    takes them from ``x`` and keeps those with a set bit in the row buffer, later groups replay
+    only those. A disabled output
     costs no cycle; a row with no wanted column costs one group (its X chunks still have to be
     taken from the stream).
 
@@ -131,9 +144,9 @@ class TileArray(wiring.Component):
     ------
     Unstalled, a row (of one column block) with ``e`` wanted columns takes
     ``g = max(1, ceil(e / tiles))`` groups: the first costs
-    ``sum_k max(1, ceil(nnz_k / lanes))`` decoder cycles (every chunk passes), each further one
-    ``max(1, sum_{nnz_k > 0} ceil(nnz_k / lanes))`` (all-zero chunks are not replayed); in dense
-    mode every group costs ``chunks * ceil(vec / lanes)``. No bubbles between groups and rows.
+    ``sum_k max(1, ceil(n_k / lanes))`` decoder cycles over the chunks sent (``n_k`` set mask
+    bits; every chunk passes), each further one ``max(1, sum_{n_k > 0} ceil(n_k / lanes))``
+    (chunks without a set bit are not replayed). No bubbles between groups and rows.
     A group's results come ``latency`` cycles after its last chunk's last decoder cycle.
     """
 
@@ -154,7 +167,6 @@ class TileArray(wiring.Component):
             "rows": In(stream.Signature(row_layout(config))),
             "x": In(stream.Signature(x_chunk_layout(config))),
             "o": Out(stream.Signature(array_result_layout(config))),
-            "n_chunks": In(range(1, config.max_chunks + 1)),
             "dense": In(1),
             "clear": In(1),
             "counters": Out(array_counter_layout()),
@@ -178,7 +190,7 @@ class TileArray(wiring.Component):
         m = Module()
         c = self._config
         tiles, block = c.tiles, c.col_block
-        chunk_bits = max(1, ceil_log2(c.max_chunks))
+        chunk_bits = _chunk_index_width(c)
         column_width = _column_width(c)
 
         # --- datapath blocks -------------------------------------------------------------------
@@ -204,10 +216,11 @@ class TileArray(wiring.Component):
             trees.append(tree)
         m.d.comb += self.load.ready.eq(1)
 
-        # The row buffer keeps only the chunks a replay has to send: every chunk in dense mode,
-        # else the nonzero ones (with their chunk index, for the Y address), so that all-zero
-        # chunks - padding taps, dilation holes, dead pixels - cost nothing after the first group.
-        stored_layout = data.StructLayout({"chunk": x_chunk_layout(c), "index": chunk_bits})
+        # The row buffer keeps only the chunks a replay has to send: those with a set mask bit
+        # (with their chunk index, for the Y address), so that all-zero chunks - dead pixels -
+        # cost nothing after the first group.
+        stored_layout = data.StructLayout({
+            "x": chunk_layout(c.vec, c.data_width), "mask": c.vec, "index": chunk_bits})
         x_buffer = memory.Memory(shape=stored_layout, depth=_memory_depth(c.max_chunks), init=[])
         m.submodules.x_buffer = x_buffer
         x_write = x_buffer.write_port()
@@ -241,21 +254,25 @@ class TileArray(wiring.Component):
             ]
 
         # --- chunk issue into the decoder ---------------------------------------------------
-        current = Signal(x_chunk_layout(c))
+        streamed = Signal(stored_layout)
+        current = Signal(stored_layout)
         chunk_index = Signal(chunk_bits)            # position of the current chunk in the row
         last_chunk = Signal()
         group_can_start = Signal()
         keep = Signal()                             # store the streamed chunk for the replays
         m.d.comb += [
+            streamed.x.eq(self.x.payload.x),
+            streamed.mask.eq(self.x.payload.mask),
+            streamed.index.eq(self.x.payload.index),
             x_replay.addr.eq(chunk),
-            current.eq(Mux(first_group, self.x.payload, x_replay.data.chunk)),
-            chunk_index.eq(Mux(first_group, chunk, x_replay.data.index)),
-            last_chunk.eq(Mux(first_group, chunk == self.n_chunks - 1, chunk == stored - 1)),
+            current.eq(Mux(first_group, streamed, x_replay.data)),
+            chunk_index.eq(current.index),
+            last_chunk.eq(Mux(first_group, self.x.payload.last, chunk == stored - 1)),
             # A row of all-zero chunks still keeps its last one, to carry the frame's `last`.
             keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),
             group_can_start.eq((chunk != 0) | groups.w_rdy),
             decoder.i.valid.eq(row_held & (~first_group | self.x.valid) & group_can_start),
-            decoder.i.payload.mask.eq(Mux(self.dense, (1 << c.vec) - 1, current.mask)),
+            decoder.i.payload.mask.eq(current.mask),
             decoder.i.payload.first.eq(chunk == 0),
             decoder.i.payload.last.eq(last_chunk),
             decoder.i.payload.side.x.eq(current.x),
@@ -274,8 +291,7 @@ class TileArray(wiring.Component):
             groups.w_en.eq(issue & (chunk == 0)),
             groups.w_data.eq(group),
             x_write.addr.eq(stored),
-            x_write.data.chunk.eq(self.x.payload),
-            x_write.data.index.eq(chunk),
+            x_write.data.eq(streamed),
             x_write.en.eq(issue & first_group & keep),
         ]
         # Y chunks are read as the chunk enters the decoder, so they arrive with it.
@@ -288,6 +304,9 @@ class TileArray(wiring.Component):
 
         with m.If(issue & first_group & keep):
             m.d.sync += stored.eq(stored + 1)
+        # Checked at the clock edge, on settled values (a comb check could see a glitch).
+        m.d.sync += Assert(~x_write.en | (stored < c.max_chunks),
+                           "a row sent more chunks than the row buffer holds (max_chunks)")
         with m.If(issue):
             m.d.sync += chunk.eq(chunk + 1)
             with m.If(last_chunk):

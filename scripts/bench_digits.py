@@ -26,20 +26,21 @@ from maskprop.base import metrics
 from maskprop.base.config import Config
 from maskprop.evaluation.doc_tables import bench_digits_table
 from maskprop.flow.toolchain import selected_simulator
-from maskprop.host.driver import ArrayPass
+from maskprop.host.driver import mode_passes
 from maskprop.sim.layer import PASSES, pass_label
 from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
 
 
 def run(block, record, pass_name, config, out, label):
-    gemm = lower_pass(record.layer, pass_name, A=record.A, W=record.W, dZ=record.dZ)
+    tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
     if block == "engine":
         from maskprop.host.runs import compare_on_engine
+        gemm = lower_pass(record.layer, pass_name, **tensors)
         return compare_on_engine(gemm, config, build_dir=out, label=label, seed=1)
     from maskprop.host.runs import compare_on_array
-    array_pass = ArrayPass.prepare(gemm, config)
-    return compare_on_array(array_pass, build_dir=out, label=label, seed=1)
+    return compare_on_array(mode_passes(record.layer, pass_name, config, **tensors),
+                            build_dir=out, label=label, seed=1)
 
 
 def main(argv=None):

@@ -198,10 +198,11 @@ CATALOGUE = [
            equivalent="the MAC event is lanes_event * tiles_event, and `clear` zeroes "
                       "lanes_event in the same cycle: the product is 0 whatever tiles_event "
                       "holds, so clearing it too is redundant"),
-    Mutant("array-replay-reads-entry-not-chunk", "tile_array",
-           "chunk_index.eq(Mux(first_group, chunk, x_replay.data.index)),",
+    Mutant("array-reads-position-not-index", "tile_array",
+           "chunk_index.eq(current.index),",
            "chunk_index.eq(chunk),",
-           "a replayed chunk reads the Y chunk of its buffer entry, not of its position",
+           "a chunk reads the Y chunk of its position in the row (or its buffer entry), not of "
+           "its index along the reduction",
            ARRAY_COUNTERS),
     Mutant("array-replays-every-chunk", "tile_array",
            "keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),",

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
-from maskprop.sim.lowering import lower_pass, pad_to_chunks
+from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
-__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "row_chunk_cycles", "column_groups",
-           "array_cycles", "array_group_cycles", "array_output_cycles", "PassEstimate",
-           "gemm_estimate", "pass_estimate"]
+__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "IssuedChunks",
+           "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
+           "array_output_cycles", "wanted_outputs", "mode_cycles", "PassEstimate", "fastest",
+           "estimate_lowerings", "candidate_lowerings", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -45,63 +46,91 @@ def stream_schedule(costs, chunks_per_frame: int, latency: int):
     return accepted, results
 
 
-def row_chunk_cycles(x_nonzero: np.ndarray, lanes: int, *, dense: bool = False):
+def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
+    """Set elements of each chunk of ``vec`` along the reduction: ``(M, Q*vec)`` -> ``(M, Q)``
+    (the reduction is a multiple of ``vec``, as every aligned lowering's is)."""
+    rows, length = nonzero.shape
+    if length % vec:
+        raise ValueError(f"a reduction of {length} is not a whole number of chunks of {vec}")
+    return np.count_nonzero(np.asarray(nonzero).reshape(rows, length // vec, vec), axis=-1)
+
+
+@dataclass(frozen=True)
+class IssuedChunks:
+    """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
+    bits of every chunk (the elements it issues: the structure's in dense mode, the nonzeros in
+    sparse mode) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
+    element; a row without one is not sent)."""
+    counts: np.ndarray
+    live: np.ndarray
+
+    @classmethod
+    def of(cls, gemm, *, dense: bool) -> "IssuedChunks":
+        structure = chunk_counts(gemm.structure, gemm.vec)
+        counts = structure if dense else chunk_counts(gemm.X != 0, gemm.vec)
+        return cls(counts, structure > 0)
+
+    @property
+    def live_rows(self) -> np.ndarray:
+        return self.live.any(axis=-1)
+
+
+def row_chunk_cycles(issued: IssuedChunks, lanes: int):
     """Decoder cycles of one pass of each row's chunks through the tile array, for the first
-    column group (every chunk, an all-zero one costs a cycle) and for a replay (only the chunks
-    with a nonzero, at least one cycle): ``(M, chunks, vec)`` nonzero map -> two ``(M,)``."""
-    rows, chunks, vec = x_nonzero.shape
-    if dense:
-        full = np.full(rows, chunks * -(-vec // lanes), dtype=np.int64)
-        return full, full
-    beats = -(-np.count_nonzero(x_nonzero, axis=-1) // lanes)
-    first = np.maximum(1, beats).sum(axis=-1)
-    replay = np.maximum(1, beats.sum(axis=-1))
+    column group (every live chunk; one without a set bit costs a cycle) and for a replay (only
+    the chunks with a set bit, at least one cycle): two ``(M,)``, 0 for a row with no live
+    chunk (never sent)."""
+    beats = np.where(issued.live, -(-issued.counts // lanes), 0)
+    first = np.where(issued.live, np.maximum(1, beats), 0).sum(axis=-1)
+    replay = np.where(issued.live_rows, np.maximum(1, beats.sum(axis=-1)), 0)
     return first, replay
 
 
-def column_groups(wanted: np.ndarray, tiles: int, col_block: int) -> np.ndarray:
+def column_groups(wanted: np.ndarray, tiles: int, col_block: int,
+                  live_rows: np.ndarray | None = None) -> np.ndarray:
     """Column groups per row and block of the tile array: ``max(1, ceil(wanted / tiles))`` for
     every block of ``col_block`` columns (a block with nothing wanted still takes one group to
-    consume its X chunks). ``(M, J)`` -> ``(M, blocks)``."""
+    consume its X chunks), none for a row that is not sent (``live_rows`` False).
+    ``(M, J)`` -> ``(M, blocks)``."""
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     padded = np.zeros((rows, blocks * col_block), dtype=bool)
     padded[:, :cols] = wanted
     per_block = padded.reshape(rows, blocks, col_block).sum(axis=-1)
-    return np.maximum(1, -(-per_block // tiles))
+    groups = np.maximum(1, -(-per_block // tiles))
+    if live_rows is not None:
+        groups = np.where(np.asarray(live_rows)[:, None], groups, 0)
+    return groups
 
 
-def array_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
-                 dense: bool = False) -> int:
+def array_cycles(issued: IssuedChunks, wanted: np.ndarray, config) -> int:
     """Cycles of a pass on :class:`maskprop.hw.tile_array.TileArray` (its ``cycles - stalls``
-    counter): each row is sent once per block of columns, and each of the block's column groups
-    passes the row's chunks through the decoder (the first all of them, the others the nonzero
-    ones).
-
-    ``x_nonzero``: ``(M, chunks, vec)`` nonzero map of X; ``wanted``: ``(M, J)`` outputs to
-    compute (all of them in dense mode).
+    counter): each live row is sent once per block of columns, and each of the block's column
+    groups passes the row's live chunks through the decoder (the first all of them, the others
+    those with a set bit). ``wanted``: ``(M, J)`` outputs to compute (all of them in dense mode).
     """
-    first, replay = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
-    groups = column_groups(wanted, config.tiles, config.col_block)          # (M, blocks)
-    return int((first[:, None] + (groups - 1) * replay[:, None]).sum())
+    first, replay = row_chunk_cycles(issued, config.lanes)
+    groups = column_groups(wanted, config.tiles, config.col_block, issued.live_rows)
+    return int((np.where(groups > 0, first[:, None] + (groups - 1) * replay[:, None], 0)).sum())
 
 
-def array_group_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *,
-                       dense: bool = False) -> np.ndarray:
+def array_group_cycles(issued: IssuedChunks, wanted: np.ndarray, config) -> np.ndarray:
     """Decoder cycles of every column group of a pass on the tile array, in the order the array
     issues them (row by row, block by block, ascending columns): a row's first group passes
-    all its chunks, the others replay the nonzero ones (see :func:`array_cycles`, their sum)."""
-    first, replay = row_chunk_cycles(x_nonzero, config.lanes, dense=dense)
-    groups = column_groups(wanted, config.tiles, config.col_block).ravel()     # (M * blocks,)
-    blocks = groups.size // max(1, first.size)
+    all its live chunks, the others replay those with a set bit (see :func:`array_cycles`, their
+    sum)."""
+    first, replay = row_chunk_cycles(issued, config.lanes)
+    groups = column_groups(wanted, config.tiles, config.col_block, issued.live_rows)
+    blocks = groups.shape[1]
+    groups = groups.ravel()                                                 # (M * blocks,)
     durations = np.repeat(np.repeat(replay, blocks), groups)
-    starts = np.concatenate(([0], np.cumsum(groups)[:-1]))                  # each block's first
-    durations[starts] = np.repeat(first, blocks)
+    starts = np.concatenate(([0], np.cumsum(groups)[:-1]))[groups > 0]      # each block's first
+    durations[starts] = np.repeat(first, blocks)[groups > 0]
     return durations
 
 
-def array_output_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *, latency: int,
-                        dense: bool = False) -> np.ndarray:
+def array_output_cycles(issued: IssuedChunks, wanted: np.ndarray, config, *,
+                        latency: int) -> np.ndarray:
     """The cycle in which each column group's result is offered on an unstalled pass, counted
     from the cycle in which the array accepts the pass's first row (cycle 0).
 
@@ -112,48 +141,86 @@ def array_output_cycles(x_nonzero: np.ndarray, wanted: np.ndarray, config, *, la
     chunk: entered in ``t``, result in ``t + latency``. So group ``g``'s result is offered in
     ``1 + sum(durations[:g + 1]) - 1 + latency``; the last one ends the pass.
     """
-    return np.cumsum(array_group_cycles(x_nonzero, wanted, config, dense=dense)) + latency
+    return np.cumsum(array_group_cycles(issued, wanted, config)) + latency
+
+
+def wanted_outputs(gemm, *, dense: bool) -> np.ndarray:
+    """``(M, J)`` outputs the tile array computes: all in dense mode, else the output mask."""
+    everything = np.ones((gemm.X.shape[0], gemm.Y.shape[1]), dtype=bool)
+    if dense or gemm.omask is None:
+        return everything
+    return np.asarray(gemm.omask, dtype=bool)
+
+
+def mode_cycles(gemm, config, *, dense: bool) -> int:
+    """Cycles of a lowered pass (aligned to ``config.vec``) on the tile array in one mode."""
+    if gemm.vec != config.vec:
+        raise ValueError(f"the pass is lowered for vec={gemm.vec}, the array has vec="
+                         f"{config.vec}")
+    return array_cycles(IssuedChunks.of(gemm, dense=dense), wanted_outputs(gemm, dense=dense),
+                        config)
 
 
 @dataclass(frozen=True)
 class PassEstimate(Speedups):
     """Cycle-model result of one pass of one layer on the tile array (terms and ratios as in
-    :mod:`maskprop.base.metrics`)."""
+    :mod:`maskprop.base.metrics`). ``dense_orientation``, ``sparse_orientation``: the
+    backward-weight orientation each mode runs in (its faster one), ``""`` for the other
+    passes."""
     layer: str
     pass_name: str
     dense_cycles: int
     sparse_cycles: int
     dense_slots: int
     nonzero_macs: int
+    dense_orientation: str
+    sparse_orientation: str
 
 
-def gemm_estimate(gemm, config) -> PassEstimate:
-    """Cycles of a lowered pass (:class:`~maskprop.sim.lowering.LoweredGemm`) on the tile array
-    of ``config``, dense and sparse, its dense slots and its nonzero MACs. Only the operands'
-    nonzero patterns matter."""
-    x_nonzero = pad_to_chunks(gemm.X != 0, config.vec).values
-    everything = np.ones((gemm.X.shape[0], gemm.Y.shape[1]), dtype=bool)
-    wanted = everything if gemm.omask is None else np.asarray(gemm.omask, dtype=bool)
-    dense_cycles = array_cycles(x_nonzero, everything, config, dense=True)
+def fastest(gemms, config, *, dense: bool):
+    """The lowering of ``gemms`` (the candidate orientations of one pass, all aligned to
+    ``config.vec``) that runs in the fewest cycles in that mode, the first on a tie; with its
+    cycles."""
+    cycles = [mode_cycles(gemm, config, dense=dense) for gemm in gemms]
+    best = int(np.argmin(cycles))
+    return gemms[best], cycles[best]
+
+
+def estimate_lowerings(gemms, config) -> PassEstimate:
+    """Dense and sparse cycles of a pass given its candidate lowerings (one, or backward-
+    weight's two orientations), each mode in its fastest one; its dense slots and nonzero MACs
+    (the same in every orientation)."""
+    dense_gemm, dense_cycles = fastest(gemms, config, dense=True)
+    sparse_gemm, sparse_cycles = fastest(gemms, config, dense=False)
     return PassEstimate(
-        gemm.layer.name, gemm.pass_name, dense_cycles, array_cycles(x_nonzero, wanted, config),
+        sparse_gemm.layer.name, sparse_gemm.pass_name, dense_cycles, sparse_cycles,
         multiplier_slots(dense_cycles, config.lanes * config.tiles),
-        nonzero_products(gemm.X != 0, gemm.Y != 0, wanted))
+        nonzero_products(sparse_gemm.X != 0, sparse_gemm.Y != 0,
+                         wanted_outputs(sparse_gemm, dense=False)),
+        dense_gemm.orientation, sparse_gemm.orientation)
+
+
+def candidate_lowerings(layer, pass_name: str, *, A, W, dZ, config, output_mask: bool = True):
+    """Every lowering a pass may run in on the tile array of ``config``: one, or backward-
+    weight's two orientations."""
+    orientations = ORIENTATIONS if pass_name == "backward_weight" else ("dz",)
+    return [lower_pass(layer, pass_name, A=A, W=W, dZ=dZ, output_mask=output_mask,
+                       x_operand=orientation, vec=config.vec) for orientation in orientations]
 
 
 def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
                   w_nonzero=None) -> PassEstimate:
-    """:func:`gemm_estimate` of a layer's pass from masks alone.
+    """:func:`estimate_lowerings` of a layer's pass from masks alone.
 
     ``a_nonzero``: the layer's input activation's nonzero map ``(N, C, H, W)``; ``dz_nonzero``:
     the output gradient's ``(N, K, Ho, Wo)``; ``w_nonzero``: the weights' (default: dense).
-    The pass is lowered by :func:`~maskprop.sim.lowering.lower_pass`, as the host driver lowers
-    it, so the counts are the RTL's.
+    The pass is lowered by :func:`candidate_lowerings`, as the host driver lowers it, so the
+    counts are the RTL's.
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
 
     w = (np.ones(layer.weight_shape, dtype=np.uint8) if w_nonzero is None
          else pattern(w_nonzero))
-    return gemm_estimate(lower_pass(layer, pass_name, A=pattern(a_nonzero), W=w,
-                                    dZ=pattern(dz_nonzero)), config)
+    return estimate_lowerings(candidate_lowerings(layer, pass_name, A=pattern(a_nonzero), W=w,
+                                                  dZ=pattern(dz_nonzero), config=config), config)

@@ -22,6 +22,19 @@ Backward-data runs over the stride-dilated ``dZ`` with flipped taps ``r' = R-1-r
 ``D = dilate(dZ, s)``, ``X[(n,h,w), (r',t',k)] = D[n, k, h + r' - (R-1-p), w + t' - (R-1-p)]``
 (zero out of range) and ``Y[(r',t',k), c] = W[k, c, R-1-r', R-1-t']``.
 
+Chunk alignment (``vec``): the hardware cuts the reduction into chunks of ``vec`` elements
+(section 3.1). With ``vec > 1`` every lowering aligns its reduction to them, as an address
+generator reading channel-last tensors does: channels (``c`` forward, ``k`` backward-data) are
+zero-padded to a multiple of ``vec`` so that a chunk is ``vec`` channels of one kernel tap, and
+backward-weight's pixels are zero-padded to a multiple of ``vec``. ``vec=1`` (the default) is the
+plain mathematical lowering. Padding changes no sum.
+
+Structural zeros: :attr:`LoweredGemm.structure` marks the elements of ``X`` that are not zero by
+the layer's shape alone - padding taps, dilation holes, padded channels and pixels are. A
+sparsity-agnostic (dense) accelerator never multiplies by those; the tile array's dense mode
+issues exactly the structure's elements and never a chunk without one (docs/architecture.md
+section 2).
+
 This module builds ``X`` by explicit index arithmetic and multiplies with a matrix product: an
 implementation independent of the tap-loop convolutions in :mod:`maskprop.sim.golden`. On chip the
 lowering is implicit (an address generator walks the windows); this explicit form states it.
@@ -37,7 +50,7 @@ from maskprop.base.config import check_range
 from maskprop.sim.layer import ConvLayer, check_pass_name, check_shape
 
 __all__ = [
-    "im2col", "dilate", "masked_gemm", "LoweredGemm",
+    "im2col", "dilate", "masked_gemm", "LoweredGemm", "ORIENTATIONS",
     "lower_forward", "lower_backward_data", "lower_backward_weight", "lower_pass",
     "Chunks", "chunk_count", "pad_to_chunks", "mask_words", "density",
 ]
@@ -141,9 +154,15 @@ class LoweredGemm:
         ``"forward"``, ``"backward_data"`` or ``"backward_weight"``.
     layer : ConvLayer
     X : ndarray (M, I)
-        Sparse broadcast operand, reduction along axis 1 (chunked by :func:`pad_to_chunks`).
+        Sparse broadcast operand, reduction along axis 1 (chunked by :func:`pad_to_chunks`;
+        ``I`` is a multiple of ``vec``).
     Y : ndarray (I, J)
         Per-column operand.
+    structure : ndarray (M, I) of bool
+        Where ``X`` may be nonzero given the layer's shape alone (``X`` is 0 elsewhere): not a
+        padding tap, a dilation hole, a padded channel or a padded pixel.
+    vec : int
+        The chunk size the reduction is aligned to (1: not aligned).
     omask : ndarray (M, J) of bool, or None
         Output mask (None = all ones).
     rows, reduction, cols : str
@@ -157,6 +176,8 @@ class LoweredGemm:
     layer: ConvLayer
     X: np.ndarray
     Y: np.ndarray
+    structure: np.ndarray
+    vec: int
     omask: np.ndarray | None
     rows: str
     reduction: str
@@ -187,96 +208,161 @@ def _pixels_last(T: np.ndarray) -> np.ndarray:
     return T.transpose(0, 2, 3, 1).reshape(n * h * w, c)
 
 
-def lower_forward(layer: ConvLayer, A, W) -> LoweredGemm:
-    """Forward pass: ``X = im2col(A) (N*Ho*Wo, R*R*C)``, ``Y = W (R*R*C, K)``, no mask."""
+def _aligned(length: int, vec: int) -> int:
+    """``length`` rounded up to a multiple of ``vec``."""
+    return -(-length // vec) * vec
+
+
+def _pad_axis(T: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """``T`` zero-padded along ``axis`` to ``length``."""
+    if T.shape[axis] == length:
+        return T
+    widths = [(0, 0)] * T.ndim
+    widths[axis] = (0, length - T.shape[axis])
+    return np.pad(T, widths)
+
+
+def _channel_ones(shape: tuple, channels: int, padded: int) -> np.ndarray:
+    """A one-image ``(1, padded, H, W)`` map, True on the ``channels`` real channels: windowed
+    like the data, it gives the structure (where the data may be nonzero)."""
+    ones = np.zeros((1, padded) + tuple(shape[2:]), dtype=bool)
+    ones[:, :channels] = True
+    return ones
+
+
+def _per_image(structure: np.ndarray, images: int) -> np.ndarray:
+    """One image's ``(rows, I)`` structure repeated for ``images`` images, rows image-major."""
+    return np.tile(structure, (images, 1))
+
+
+def _check_vec(vec: int) -> int:
+    return check_range("vec", vec, 1, 64)
+
+
+def lower_forward(layer: ConvLayer, A, W, *, vec: int = 1) -> LoweredGemm:
+    """Forward pass: ``X = im2col(A) (N*Ho*Wo, R*R*Cp)``, ``Y = W (R*R*Cp, K)``, no mask, with
+    ``Cp`` the channels padded to a multiple of ``vec``."""
     A = _operand("A", A, layer.input_shape)
     W = _operand("W", W, layer.weight_shape)
     n, k, ho, wo = layer.output_shape
+    c, R = layer.in_channels, layer.kernel
+    cp = _aligned(c, _check_vec(vec))
+    structure = im2col(_channel_ones(layer.input_shape, c, cp), R, layer.stride, layer.padding)
     return LoweredGemm(
         pass_name="forward", layer=layer,
-        X=im2col(A, layer.kernel, layer.stride, layer.padding),
-        Y=W.transpose(2, 3, 1, 0).reshape(-1, k),      # Y[(r,t,c), k] = W[k,c,r,t]
+        X=im2col(_pad_axis(A, 1, cp), R, layer.stride, layer.padding),
+        Y=_pad_axis(W, 1, cp).transpose(2, 3, 1, 0).reshape(-1, k),   # Y[(r,t,c), k] = W[k,c,r,t]
+        structure=_per_image(structure, n), vec=vec,
         omask=None, rows="(n,y,x)", reduction="(r,t,c)", cols="(k)",
         to_tensor=lambda out: out.reshape(n, ho, wo, k).transpose(0, 3, 1, 2),
     )
 
 
-def lower_backward_data(layer: ConvLayer, dZ, W, A_mask=None) -> LoweredGemm:
+def _backward_data_windows(layer: ConvLayer, dZ: np.ndarray) -> np.ndarray:
+    """``(N, H, W, R, R, K')`` windows of the dilated ``dZ (N, K', Ho, Wo)`` with flipped taps."""
+    n, c, h, w = layer.input_shape
+    R, p = layer.kernel, layer.padding
+    # Stride-1 correlation of the dilated dZ, padded by R-1-p (negative = cropped when p > R-1),
+    # evaluated at exactly H x W positions: when (H + 2p - R) % s != 0 the windows past the
+    # dilated dZ's end read only zeros, which is the exact gradient of the rows no window covered.
+    return _windows(dilate(dZ, layer.stride), (h, w), R, 1, p - (R - 1))
+
+
+def lower_backward_data(layer: ConvLayer, dZ, W, A_mask=None, *, vec: int = 1) -> LoweredGemm:
     """Backward-data pass over the dilated ``dZ`` with flipped taps.
 
-    ``X (N*H*W, R*R*K)``: ``X[(n,h,w), (r',t',k)] = dilate(dZ)[n, k, h + r' - (R-1-p), ...]``;
-    ``Y (R*R*K, C)``: ``Y[(r',t',k), c] = W[k, c, R-1-r', R-1-t']``.
+    ``X (N*H*W, R*R*Kp)``: ``X[(n,h,w), (r',t',k)] = dilate(dZ)[n, k, h + r' - (R-1-p), ...]``;
+    ``Y (R*R*Kp, C)``: ``Y[(r',t',k), c] = W[k, c, R-1-r', R-1-t']``, with ``Kp`` the output
+    channels padded to a multiple of ``vec``. Dilation holes and out-of-range taps are
+    structural zeros.
     ``A_mask`` (optional, ``(N,C,H,W)``; the activation ``A`` itself or its bool mask, nonzero =
     compute) becomes ``omask[(n,h,w), c] = A_mask[n,c,h,w] != 0`` (output sparsity).
     """
     dZ = _operand("dZ", dZ, layer.output_shape)
     W = _operand("W", W, layer.weight_shape)
     n, c, h, w = layer.input_shape
-    R, p = layer.kernel, layer.padding
-    # Stride-1 correlation of the dilated dZ, padded by R-1-p (negative = cropped when p > R-1),
-    # evaluated at exactly H x W positions: when (H + 2p - R) % s != 0 the windows past the
-    # dilated dZ's end read only zeros, which is the exact gradient of the rows no window covered.
-    win = _windows(dilate(dZ, layer.stride), (h, w), R, 1, p - (R - 1))  # (N, H, W, R, R, K)
+    k = layer.out_channels
+    kp = _aligned(k, _check_vec(vec))
+    win = _backward_data_windows(layer, _pad_axis(dZ, 1, kp))              # (N, H, W, R, R, Kp)
+    structure = _backward_data_windows(layer, _channel_ones(layer.output_shape, k, kp))
     omask = None
     if A_mask is not None:
         omask = _pixels_last(_operand("A_mask", A_mask, layer.input_shape)) != 0
     return LoweredGemm(
         pass_name="backward_data", layer=layer,
         X=win.reshape(n * h * w, -1),
-        Y=W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(-1, c),  # flipped taps, (r',t',k)
+        # flipped taps, (r',t',k)
+        Y=_pad_axis(W, 0, kp)[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(-1, c),
+        structure=_per_image(structure.reshape(h * w, -1), n), vec=vec,
         omask=omask, rows="(n,h,w)", reduction="(r',t',k)", cols="(c)",
         to_tensor=lambda out: out.reshape(n, h, w, c).transpose(0, 3, 1, 2),
     )
 
 
-def lower_backward_weight(layer: ConvLayer, dZ, A, x_operand: str = "auto") -> LoweredGemm:
-    """Backward-weight pass, reduction over output pixels ``(n, y, x)``.
+#: Backward-weight's two operand orientations: which tensor is the broadcast (skipped) ``X``.
+ORIENTATIONS = ("dz", "a")
+
+
+def lower_backward_weight(layer: ConvLayer, dZ, A, x_operand: str = "dz", *,
+                          vec: int = 1) -> LoweredGemm:
+    """Backward-weight pass, reduction over output pixels ``(n, y, x)``, padded to a multiple of
+    ``vec``.
 
     ``x_operand`` picks the broadcast (sparse, zero-skipped) operand ``X``:
 
     - ``"dz"``: ``X = dZ^T (K, N*Ho*Wo)``, ``Y = im2col(A) (N*Ho*Wo, R*R*C)``; rows ``k``,
-      cols ``(r,t,c)``;
+      cols ``(r,t,c)``; only the padded pixels are structural zeros of ``X`` (``Y``'s padding
+      taps are not skipped);
     - ``"a"``: ``X = im2col(A)^T (R*R*C, N*Ho*Wo)``, ``Y = dZ (N*Ho*Wo, K)``; rows ``(r,t,c)``,
-      cols ``k``;
-    - ``"auto"``: the sparser (lower :func:`density`) of the two ``X`` candidates, ``"dz"`` on a
-      tie. The choice is reported by :attr:`LoweredGemm.orientation`.
+      cols ``k``; padding taps are structural zeros of ``X``.
+
+    Which one is faster depends on the data and the mode; the host and the cycle model run each
+    mode in its faster one (:func:`maskprop.sim.cycle_model.fastest_lowering`).
+    :attr:`LoweredGemm.orientation` reports it.
     """
-    if x_operand not in ("auto", "dz", "a"):
-        raise ValueError(f"x_operand must be 'auto', 'dz' or 'a', not {x_operand!r}")
+    if x_operand not in ORIENTATIONS:
+        raise ValueError(f"x_operand must be 'dz' or 'a', not {x_operand!r}")
     dZ = _operand("dZ", dZ, layer.output_shape)
     A = _operand("A", A, layer.input_shape)
     k, c, R, _ = layer.weight_shape
-    dz_mat = _pixels_last(dZ)                                          # (N*Ho*Wo, K)
-    cols = im2col(A, R, layer.stride, layer.padding)                   # (N*Ho*Wo, R*R*C)
-    if x_operand == "auto":
-        x_operand = "dz" if density(dz_mat) <= density(cols) else "a"
+    pixels = layer.batch * layer.out_height * layer.out_width
+    padded = _aligned(pixels, _check_vec(vec))
+    dz_mat = _pad_axis(_pixels_last(dZ), 0, padded)                       # (Pp, K)
+    cols = _pad_axis(im2col(A, R, layer.stride, layer.padding), 0, padded)  # (Pp, R*R*C)
 
     def to_dw(out_k_rtc):  # (K, R*R*C) -> (K, C, R, R)
         return out_k_rtc.reshape(k, R, R, c).transpose(0, 3, 1, 2)
 
     if x_operand == "dz":
+        structure = np.zeros((k, padded), dtype=bool)
+        structure[:, :pixels] = True
         return LoweredGemm(
-            pass_name="backward_weight", layer=layer, X=dz_mat.T, Y=cols, omask=None,
-            rows="(k)", reduction="(n,y,x)", cols="(r,t,c)", to_tensor=to_dw)
+            pass_name="backward_weight", layer=layer, X=dz_mat.T, Y=cols, structure=structure,
+            vec=vec, omask=None, rows="(k)", reduction="(n,y,x)", cols="(r,t,c)",
+            to_tensor=to_dw)
+    taps = im2col(np.ones((1, c, layer.height, layer.width), dtype=bool), R, layer.stride,
+                  layer.padding)                                        # (Ho*Wo, R*R*C)
+    structure = _pad_axis(_per_image(taps, layer.batch), 0, padded).T
     return LoweredGemm(
-        pass_name="backward_weight", layer=layer, X=cols.T, Y=dz_mat, omask=None,
-        rows="(r,t,c)", reduction="(n,y,x)", cols="(k)", to_tensor=lambda out: to_dw(out.T))
+        pass_name="backward_weight", layer=layer, X=cols.T, Y=dz_mat, structure=structure,
+        vec=vec, omask=None, rows="(r,t,c)", reduction="(n,y,x)", cols="(k)",
+        to_tensor=lambda out: to_dw(out.T))
 
 
-def lower_pass(layer: ConvLayer, pass_name: str, *, A, W, dZ,
-               output_mask: bool = True) -> LoweredGemm:
+def lower_pass(layer: ConvLayer, pass_name: str, *, A, W, dZ, output_mask: bool = True,
+               x_operand: str = "dz", vec: int = 1) -> LoweredGemm:
     """A layer's pass as the masked GEMM the hardware runs: the one place that says which
     lowering serves which pass, for the host driver and the cycle model alike.
 
     ``output_mask`` (backward-data): compute only where the layer's input activation ``A`` is
-    nonzero, the gradients the previous ReLU keeps. Backward-weight broadcasts the sparser of
-    ``dZ`` and ``A`` (``x_operand="auto"``).
+    nonzero, the gradients the previous ReLU keeps. ``x_operand``: backward-weight's
+    orientation (ignored by the other passes). ``vec``: the chunk size to align to.
     """
     if check_pass_name(pass_name) == "forward":
-        return lower_forward(layer, A, W)
+        return lower_forward(layer, A, W, vec=vec)
     if pass_name == "backward_data":
-        return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None)
-    return lower_backward_weight(layer, dZ, A, x_operand="auto")
+        return lower_backward_data(layer, dZ, W, A_mask=A if output_mask else None, vec=vec)
+    return lower_backward_weight(layer, dZ, A, x_operand=x_operand, vec=vec)
 
 
 class Chunks(NamedTuple):

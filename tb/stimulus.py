@@ -137,15 +137,16 @@ def _small_passes() -> dict:
     from maskprop.sim.layer import ConvLayer
 
     return {
-        # A 3x3 forward pass: 3 chunks per row, first groups and replays of every length;
-        # 7 output columns, so the one column block (col_block 8) has a column that does not
+        # A 3x3 forward pass: a chunk per tap (4 channels each), the padding taps of border
+        # pixels not sent, first groups and replays of every length; 7 output columns, so the one column block (col_block 8) has a column that does not
         # exist (col_valid), which counts neither as an output nor as a skipped one.
         "forward-3x3": (ConvLayer(1, 4, 4, 4, 7, 3, 1, 1, "c4k7"), "forward", 0.3),
-        # Backward-data with stride 2: the output mask at work, 4 chunks per row.
+        # Backward-data with stride 2: the output mask at work, 1 to 4 chunks per row (the
+        # dilation holes are not sent).
         "backward-data-3x3-s2": (ConvLayer(1, 4, 4, 4, 7, 3, 2, 1, "s2k7"), "backward_data",
                                  0.4),
-        # Backward-weight of a 1x1 conv: 6 or 9 columns (whichever operand the host finds
-        # sparser), 9 leaving a last column block of one column.
+        # Backward-weight of a 1x1 conv broadcasting A (orientation "a"): 9 columns, leaving a
+        # last column block of one column; 18 pixels padded to 2 chunks.
         "backward-weight-1x1": (ConvLayer(2, 6, 3, 3, 9, 1, 1, 0, "1x1"), "backward_weight",
                                 0.4),
         # All-zero activations through a 1x1 conv: every group is one decoder cycle, so more
@@ -174,10 +175,9 @@ def small_pass(name: str, seed: int, config=None):
 
     from maskprop.base.config import FPGA_SMALL
     from maskprop.host.driver import ArrayPass
-    from maskprop.sim.lowering import lower_pass
 
     layer, pass_name, density = SMALL_PASSES[name]
     A, W, dZ = random_conv_tensors(np.random.default_rng(seed), layer, density, data_max=100)
-    array_pass = ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ),
-                                   config or FPGA_SMALL)
+    array_pass = ArrayPass.lower(layer, pass_name, config or FPGA_SMALL, A=A, W=W, dZ=dZ,
+                                 x_operand="a")
     return array_pass, (A, W, dZ)

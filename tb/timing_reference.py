@@ -275,12 +275,12 @@ class EngineModel(_Block):
 
 
 class TileArrayModel(_Block):
-    """:class:`~maskprop.hw.tile_array.TileArray`, for a pass of ``n_chunks`` chunks per row."""
+    """:class:`~maskprop.hw.tile_array.TileArray`."""
 
     inputs = ("load", "rows", "x")
 
-    def __init__(self, config, *, n_chunks: int, dense: bool = False):
-        self.config, self.n_chunks, self.dense = config, n_chunks, dense
+    def __init__(self, config, *, dense: bool = False):
+        self.config, self.dense = config, dense
         self.decoder, self.pe, self.tree = (DecoderModel(config.lanes), PEModel(),
                                             TreeModel(config.tree_stages))
         self.row = None              # tiles enabled in each of the held row's groups left
@@ -294,7 +294,7 @@ class TileArrayModel(_Block):
         return valid if self.dense else row["omask"] & valid
 
     def step(self, offered, o_ready):
-        c, tiles = self.config, self.config.tiles
+        tiles = self.config.tiles
         decoder, pe, tree = self.decoder, self.pe, self.tree
         tree_ready = tree.i_ready(o_ready)
         pe_ready = pe.i_ready(tree_ready)
@@ -306,7 +306,7 @@ class TileArrayModel(_Block):
             if self.first_group:
                 current = offered["x"]
                 mask = None if current is None else current["mask"]
-                last_chunk = self.chunk == self.n_chunks - 1
+                last_chunk = current is not None and bool(current["last"])
             else:
                 mask = self.kept[self.chunk]
                 last_chunk = self.chunk == len(self.kept) - 1
@@ -316,7 +316,7 @@ class TileArrayModel(_Block):
         row_taken = row is not None and (self.row is None or row_done)
         delivered = tree.o_valid and o_ready
 
-        bits = c.vec if self.dense else popcount(mask or 0)
+        bits = popcount(mask or 0)
         beat_valid = decoder.offering()
         lanes, beat_last = decoder.beat() if beat_valid else (0, None)
         beat_taken = beat_valid and pe_ready

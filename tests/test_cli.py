@@ -45,7 +45,7 @@ def test_generate_dense_only_engine(tmp_path):
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--density", "1.5"],
      "--density must be in [0, 1], not 1.5"),
     (["sim", "--layer", "1,300,4,4,8,3", "--pass", "fwd"],
-     "needs 169 chunks of 16, but max_chunks is 64"),
+     "needs 171 chunks of 16, but max_chunks is 64"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--masks", "missing.npz"],
      "--masks missing.npz"),
     (["bogus"], "invalid choice: 'bogus'"),

@@ -193,7 +193,7 @@ def random_masked_gemm(rng, config, rows, reduction, cols, density):
     dZ = np.where(rng.random(layer.output_shape) < density, values(layer.output_shape), 0)
     A = np.where(rng.random(layer.input_shape) < density, 1, 0)
     W = values(layer.weight_shape)
-    return lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ)
+    return lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ, vec=config.vec)
 
 
 @st.composite
@@ -230,10 +230,9 @@ def test_tile_array_matches_numpy(case, dense, density, seed):
     dut = TileArray(config)
 
     def setup(ctx):
-        ctx.set(dut.n_chunks, array_pass.chunks)
         ctx.set(dut.dense, dense)
     expected = list(array_pass.expected_results(dense))
-    inputs = array_pass.inputs()
+    inputs = array_pass.inputs(dense)
     # A hung array fails in seconds: with 20 % idle inputs and 30 % backpressure a pass takes
     # a few times its unstalled cycles, far below this bound.
     bound = 10 * (len(inputs["load"]) + array_pass.model_cycles(dense) + len(expected) + 50)

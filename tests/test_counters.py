@@ -104,14 +104,13 @@ def test_engine_counters(mode, traffic):
 def test_array_counters(name, dense, traffic):
     seed = seeded(f"array/{name}/{traffic}")
     passed, tensors = small_pass(name, seed)
-    inputs = passed.inputs()
+    inputs = passed.inputs(dense)
     dut = TileArray(FPGA_SMALL)
     loads = len(inputs["load"])
     busy = passed.model_cycles(dense)
     pulses = clear_pulses(random.Random(seed), loads, loads + busy)
 
     def setup(ctx):
-        ctx.set(dut.n_chunks, passed.chunks)
         ctx.set(dut.dense, dense)
     expected = list(passed.expected_results(dense))
     run = run_streams(dut, inputs, expected, phases=[["load"], ["rows", "x"]],
@@ -122,8 +121,7 @@ def test_array_counters(name, dense, traffic):
     assert np.array_equal(passed.assemble(run.outputs, dense),
                           direct_conv(passed.gemm, *tensors, dense=dense))
     prediction = reference.check_timing(
-        run, reference.TileArrayModel(FPGA_SMALL, n_chunks=passed.chunks, dense=dense),
-        inputs)
+        run, reference.TileArrayModel(FPGA_SMALL, dense=dense), inputs)
     final = reference.check_counters(run, prediction, array_counter_layout())
     print(f"clear in cycles {pulses}; counters after the last: {final}")
     # Over the whole run, the events add up to the pass's own counts.

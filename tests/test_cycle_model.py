@@ -6,14 +6,28 @@ import pytest
 
 from maskprop.base.config import Config
 from maskprop.base.metrics import nonzero_products
-from maskprop.host.driver import ArrayPass
-from maskprop.sim.cycle_model import array_cycles, column_groups, pass_estimate
+from maskprop.host.driver import ArrayPass, mode_passes
+from maskprop.sim.cycle_model import column_groups, pass_estimate
 from maskprop.sim.layer import PASSES, ConvLayer
-from maskprop.sim.lowering import lower_pass
+from maskprop.sim.lowering import ORIENTATIONS
 from maskprop.workloads.digits import load_fixture
 from maskprop.workloads.networks import resnet50
 
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=256)
+
+
+def _direct_dense_slots(array_pass, config) -> int:
+    """Dense slots counted row by row: every lane of every tile in every cycle of every column
+    group of every row that is sent, a chunk taking ``ceil(structural elements / lanes)``."""
+    slots = 0
+    for m in range(array_pass.rows):
+        costs = [-(-bin(int(mask)).count("1") // config.lanes)
+                 for mask in array_pass.structure_masks[m] if mask]
+        if not costs:
+            continue                                     # no structural element: not sent
+        groups = sum(max(1, -(-width // config.tiles)) for _, width in array_pass.blocks())
+        slots += groups * sum(costs)
+    return slots * config.lanes * config.tiles
 
 
 @pytest.mark.parametrize("variant", ["plain", "batchnorm"])
@@ -22,48 +36,66 @@ def test_mask_model_equals_host_model_on_real_layers(variant):
         for pass_name in PASSES:
             estimate = pass_estimate(record.layer, pass_name, record.A != 0, record.dZ != 0,
                                      CONFIG, w_nonzero=record.W != 0)
-            array_pass = ArrayPass.prepare(lower_pass(record.layer, pass_name, A=record.A,
-                                                      W=record.W, dZ=record.dZ), CONFIG)
-            assert estimate.sparse_cycles == array_pass.model_cycles(dense=False)
-            assert estimate.dense_cycles == array_pass.model_cycles(dense=True)
-            # The ideal speedup's two integer terms, exactly, against direct counts: every
-            # lane of every tile in every chunk of every dense column group, and the nonzero
-            # products of the wanted outputs in int64.
-            groups = column_groups(np.ones_like(array_pass.omask), CONFIG.tiles,
-                                   CONFIG.col_block)
-            slots = int(groups.sum()) * array_pass.chunks * -(-CONFIG.vec // CONFIG.lanes) \
-                * CONFIG.lanes * CONFIG.tiles
-            assert estimate.dense_slots == slots
-            pairs = ((array_pass.gemm.X != 0).astype(np.int64)
-                     @ (array_pass.gemm.Y != 0).astype(np.int64))
-            assert estimate.nonzero_macs == int(pairs[array_pass.omask].sum())
+            modes = mode_passes(record.layer, pass_name, CONFIG, A=record.A, W=record.W,
+                                dZ=record.dZ)
+            assert estimate.sparse_cycles == modes["sparse"].model_cycles(dense=False)
+            assert estimate.dense_cycles == modes["dense"].model_cycles(dense=True)
+            # Each mode in its faster orientation: the other one is never faster.
+            if pass_name == "backward_weight":
+                for orientation in ORIENTATIONS:
+                    other = ArrayPass.lower(record.layer, pass_name, CONFIG, A=record.A,
+                                            W=record.W, dZ=record.dZ, x_operand=orientation)
+                    assert other.model_cycles(dense=True) >= estimate.dense_cycles
+                    assert other.model_cycles(dense=False) >= estimate.sparse_cycles
+                assert (estimate.dense_orientation, estimate.sparse_orientation) == \
+                    (modes["dense"].gemm.orientation, modes["sparse"].gemm.orientation)
+            # The ideal speedup's two integer terms, exactly, against direct counts.
+            assert estimate.dense_slots == _direct_dense_slots(modes["dense"], CONFIG)
+            sparse = modes["sparse"]
+            pairs = (sparse.gemm.X != 0).astype(np.int64) @ (sparse.gemm.Y != 0).astype(np.int64)
+            assert estimate.nonzero_macs == int(pairs[sparse.omask].sum())
 
 
 def test_column_groups():
     wanted = np.array([[1, 1, 1, 1, 1, 0, 0, 0, 0, 1],      # block of 8: 5 -> 2 groups; 1 -> 1
-                       [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]],     # nothing wanted: 1 + 1 groups
+                       [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],      # nothing wanted: 1 + 1 groups
+                       [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]],     # not sent (no live chunk): none
                       dtype=bool)
-    assert column_groups(wanted, tiles=4, col_block=8).tolist() == [[2, 1], [1, 1]]
+    assert column_groups(wanted, tiles=4, col_block=8).tolist() == [[2, 1], [1, 1], [2, 1]]
+    assert column_groups(wanted, tiles=4, col_block=8,
+                         live_rows=np.array([True, True, False])).tolist() == \
+        [[2, 1], [1, 1], [0, 0]]
 
 
-def test_all_zero_activations_cost_one_cycle_per_chunk_and_group():
+def test_all_zero_activations_cost_one_cycle_per_live_chunk_and_group():
     layer = ConvLayer(2, 20, 4, 4, 6, 3, 1, 1, "zeros")
     zeros = np.zeros(layer.input_shape, dtype=bool)
     estimate = pass_estimate(layer, "forward", zeros, np.ones(layer.output_shape, bool), CONFIG)
-    rows, chunks = 2 * 4 * 4, -(-180 // 16)
-    # Forward computes all 6 outputs of a row: two groups of <= 4 tiles either way. Sparse
-    # mode spends one cycle on each (all-zero) chunk the first time and one cycle on the whole
-    # row when it replays it (only the last chunk is kept, to end the frame); dense mode
-    # ceil(16 / 4) on every chunk, every time.
-    assert estimate.sparse_cycles == rows * (chunks + 1)
-    assert estimate.dense_cycles == rows * 2 * chunks * 4
+    # A 4x4 image with padding 1 has 4 corner pixels with 4 taps in range, 8 edge pixels with
+    # 6 and 4 inner ones with 9: 100 taps, each two chunks (20 channels: 16 + 4), per image.
+    rows, taps = 2 * 4 * 4, 2 * 100
+    # Sparse mode spends one cycle on each (all-zero) live chunk the first time and one cycle
+    # on the whole row when it replays it (only the last chunk is kept, to end the frame).
+    # Dense mode issues the 16 + 4 real channels of a tap, ceil(16/4) + ceil(4/4) = 5 cycles,
+    # in both groups (6 columns on 4 tiles); padding taps cost nothing in either mode.
+    assert estimate.sparse_cycles == taps * 2 + rows
+    assert estimate.dense_cycles == 2 * taps * 5
     assert estimate.nonzero_macs == 0
 
 
-def test_array_cycles_dense_ignores_the_mask():
-    x = np.zeros((3, 2, 16), dtype=bool)
-    wanted = np.ones((3, 9), dtype=bool)
-    assert array_cycles(x, wanted, CONFIG, dense=True) == 3 * 2 * 4 * (2 + 1)
+def test_dense_mode_skips_dilation_holes_and_rows_without_work():
+    """Backward-data of a 1x1 stride-2 conv: only the 4 of 16 input pixels a forward window
+    read get a gradient; the other 12 rows have no structural element and are not sent, in
+    either mode. A sent row is one chunk of 5 real channels (of 16): 2 cycles on 4 lanes."""
+    layer = ConvLayer(1, 3, 4, 4, 5, 1, 2, 0, "s2")
+    ones = np.ones(layer.input_shape, bool)
+    estimate = pass_estimate(layer, "backward_data", ones, np.ones(layer.output_shape, bool),
+                             CONFIG)
+    assert estimate.dense_cycles == estimate.sparse_cycles == 4 * 2
+    assert estimate.nonzero_macs == 4 * 5 * 3
+    # The same pass lowered without the structure (every element of the dilated windows a
+    # candidate, as before) would have cost 16 rows x 1 chunk x 4 cycles in dense mode.
+    assert estimate.dense_cycles < 16 * 4
 
 
 def test_resnet50_shapes_and_macs():

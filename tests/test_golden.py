@@ -55,30 +55,58 @@ def _direct(layer, A, W, dZ, fixed, **kw):
 
 # --- direct conv == lowered GEMM, exactly -------------------------------------------------------
 
+VECS = st.sampled_from([1, 3, 4, 16])
+
+
+def _lowerings(layer, A, W, dZ, vec):
+    return {"forward": lower_forward(layer, A, W, vec=vec),
+            "backward_data": lower_backward_data(layer, dZ, W, A_mask=A, vec=vec),
+            "bw_dz": lower_backward_weight(layer, dZ, A, x_operand="dz", vec=vec),
+            "bw_a": lower_backward_weight(layer, dZ, A, x_operand="a", vec=vec)}
+
+
 @GOLDEN_SETTINGS
-@given(layer=conv_layers(), seed=seeds, density=densities, shift=st.integers(0, 24))
-def test_lowering_matches_direct_fixed_point(layer, seed, density, shift):
+@given(layer=conv_layers(), seed=seeds, density=densities, shift=st.integers(0, 24), vec=VECS)
+def test_lowering_matches_direct_fixed_point(layer, seed, density, shift, vec):
     A, W, dZ = _operands(layer, seed, density)
     Z, dA, dW = _direct(layer, A, W, dZ, fixed=True)
     assert Z.dtype == dA.dtype == dW.dtype == np.int64
-    lowered = {"forward": lower_forward(layer, A, W),
-               "backward_data": lower_backward_data(layer, dZ, W, A_mask=A),
-               "bw_dz": lower_backward_weight(layer, dZ, A, x_operand="dz"),
-               "bw_a": lower_backward_weight(layer, dZ, A, x_operand="a"),
-               "bw_auto": lower_backward_weight(layer, dZ, A)}
-    expected = {"forward": Z, "backward_data": dA, "bw_dz": dW, "bw_a": dW, "bw_auto": dW}
-    for key, gemm in lowered.items():
+    expected = {"forward": Z, "backward_data": dA, "bw_dz": dW, "bw_a": dW}
+    for key, gemm in _lowerings(layer, A, W, dZ, vec).items():
         out = gemm.run()
         assert out.dtype == np.int64, key
         np.testing.assert_array_equal(out, expected[key], err_msg=key)
+        # Aligned to whole chunks: a chunk never straddles two taps or runs past the pixels.
+        assert gemm.X.shape[1] % vec == 0 and gemm.vec == vec, key
     # Requantized outputs: the RTL's other comparison point.
     for raw, quant in zip((Z, dA, dW), _direct(layer, A, W, dZ, fixed=True, shift=shift)):
         np.testing.assert_array_equal(quant, requantize(raw, shift, 16))
 
 
 @GOLDEN_SETTINGS
-@given(layer=conv_layers(), seed=seeds, density=densities)
-def test_lowering_matches_direct_float(layer, seed, density):
+@given(layer=conv_layers(), seed=seeds, density=densities, vec=VECS)
+def test_structure_is_exactly_what_the_shape_leaves_nonzero(layer, seed, density, vec):
+    """X is zero outside its structure, and the structure counts, row by row, exactly the taps
+    (times channels) that the direct convolution of all-ones tensors sums: padding taps,
+    dilation holes and padded channels or pixels are not in it."""
+    A, W, dZ = _operands(layer, seed, density)
+    ones = {name: np.ones(shape, np.int64) for name, shape in
+            (("A", layer.input_shape), ("W", layer.weight_shape), ("dZ", layer.output_shape))}
+    Z1, dA1, dW1 = _direct(layer, ones["A"], ones["W"], ones["dZ"], fixed=True)
+    per_row = {"forward": Z1[:, 0].reshape(-1),                          # rows (n, y, x)
+               "backward_data": dA1[:, 0].reshape(-1),                   # rows (n, h, w)
+               "bw_dz": np.full(layer.out_channels, np.prod(layer.output_shape) //
+                                layer.out_channels),                     # rows k: every pixel
+               "bw_a": dW1[0].transpose(1, 2, 0).reshape(-1)}            # rows (r, t, c)
+    for key, gemm in _lowerings(layer, A, W, dZ, vec).items():
+        assert gemm.structure.shape == gemm.X.shape and gemm.structure.dtype == bool, key
+        assert not np.any(gemm.X[~gemm.structure]), key
+        np.testing.assert_array_equal(gemm.structure.sum(axis=1), per_row[key], err_msg=key)
+
+
+@GOLDEN_SETTINGS
+@given(layer=conv_layers(), seed=seeds, density=densities, vec=VECS)
+def test_lowering_matches_direct_float(layer, seed, density, vec):
     # Dyadic operands (16-bit integers * 2**-8): every product and sum is exact in float64, so the
     # two summation orders must agree bit for bit, and agree with the integer model.
     A, W, dZ = _operands(layer, seed, density)
@@ -86,10 +114,9 @@ def test_lowering_matches_direct_float(layer, seed, density):
     Af, Wf, dZf = A * scale, W * scale, dZ * scale
     Z, dA, dW = _direct(layer, Af, Wf, dZf, fixed=False)
     assert Z.dtype == dA.dtype == dW.dtype == np.float64
-    np.testing.assert_array_equal(lower_forward(layer, Af, Wf).run(), Z)
-    np.testing.assert_array_equal(lower_backward_data(layer, dZf, Wf, A_mask=Af).run(), dA)
-    for orientation in ("dz", "a"):
-        np.testing.assert_array_equal(lower_backward_weight(layer, dZf, Af, orientation).run(), dW)
+    expected = {"forward": Z, "backward_data": dA, "bw_dz": dW, "bw_a": dW}
+    for key, gemm in _lowerings(layer, Af, Wf, dZf, vec).items():
+        np.testing.assert_array_equal(gemm.run(), expected[key], err_msg=key)
     for f, i in zip((Z, dA, dW), _direct(layer, A, W, dZ, fixed=True)):
         np.testing.assert_array_equal(f, i * scale * scale)
 
@@ -105,7 +132,9 @@ def test_lowering_matches_direct_float_random(layer, seed, density):
     close = dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(lower_forward(layer, A, W).run(), Z, **close)
     np.testing.assert_allclose(lower_backward_data(layer, dZ, W, A_mask=A).run(), dA, **close)
-    np.testing.assert_allclose(lower_backward_weight(layer, dZ, A).run(), dW, **close)
+    for orientation in ("dz", "a"):
+        np.testing.assert_allclose(lower_backward_weight(layer, dZ, A, orientation).run(), dW,
+                                   **close)
 
 
 # --- masks ------------------------------------------------------------------------------------
@@ -154,7 +183,7 @@ def test_input_zero_skipping_changes_nothing(rng, and_y_mask):
     W = sparse_fixed(rng, layer.weight_shape, 0.8)
     dZ = sparse_fixed(rng, layer.output_shape, 0.5)
     for gemm, dense in ((lower_forward(layer, A, W), conv_forward_fixed(A, W, 2, 1)),
-                        (lower_backward_weight(layer, dZ, A),
+                        (lower_backward_weight(layer, dZ, A, "dz"),
                          conv_backward_weight_fixed(dZ, A, 3, 2, 1))):
         out = _zero_skipping_gemm(gemm.X, gemm.Y, vec=4, and_y_mask=and_y_mask)
         np.testing.assert_array_equal(gemm.to_tensor(out), dense)
@@ -409,7 +438,7 @@ def test_lower_pass_dispatches_each_pass_to_its_lowering(rng):
     dZ = sparse_fixed(rng, layer.output_shape, 0.5)
     expected = {"forward": lower_forward(layer, A, W),
                 "backward_data": lower_backward_data(layer, dZ, W, A_mask=A),
-                "backward_weight": lower_backward_weight(layer, dZ, A, x_operand="auto")}
+                "backward_weight": lower_backward_weight(layer, dZ, A, x_operand="dz")}
     for pass_name in PASSES:
         gemm = lower_pass(layer, pass_name, A=A, W=W, dZ=dZ)
         assert gemm.pass_name == pass_name
@@ -417,27 +446,30 @@ def test_lower_pass_dispatches_each_pass_to_its_lowering(rng):
         np.testing.assert_array_equal(gemm.Y, expected[pass_name].Y)
         np.testing.assert_array_equal(gemm.run(), expected[pass_name].run())
     assert lower_pass(layer, "backward_data", A=A, W=W, dZ=dZ, output_mask=False).omask is None
+    gemm = lower_pass(layer, "backward_weight", A=A, W=W, dZ=dZ, x_operand="a", vec=4)
+    assert (gemm.orientation, gemm.vec) == ("a", 4)
     with pytest.raises(ValueError, match="pass must be one of forward, backward_data, "
                                          "backward_weight, not 'sideways'"):
         lower_pass(layer, "sideways", A=A, W=W, dZ=dZ)
 
 
-def test_backward_weight_auto_picks_the_sparser_operand(rng):
+def test_backward_weight_orientations(rng):
     layer = ConvLayer(batch=1, in_channels=2, height=4, width=4, out_channels=3, kernel=3,
                       padding=1)
     A = sparse_fixed(rng, layer.input_shape, 1.0)
-    sparse_dz = np.zeros(layer.output_shape, np.int64)
-    sparse_dz[0, 0, 0, 0] = 1
-    gemm = lower_backward_weight(layer, sparse_dz, A)
+    dZ = sparse_fixed(rng, layer.output_shape, 0.5)
+    gemm = lower_backward_weight(layer, dZ, A, "dz")
     assert (gemm.orientation, gemm.rows, gemm.cols) == ("dz", "(k)", "(r,t,c)")
     assert gemm.X.shape == (3, 16) and gemm.Y.shape == (16, 18)
-    sparse_a = np.zeros(layer.input_shape, np.int64)
-    sparse_a[0, 1, 2, 2] = 5
-    gemm = lower_backward_weight(layer, sparse_fixed(rng, layer.output_shape, 1.0), sparse_a)
+    gemm = lower_backward_weight(layer, dZ, A, "a", vec=3)      # 16 pixels padded to 18
     assert (gemm.orientation, gemm.rows, gemm.cols) == ("a", "(r,t,c)", "(k)")
-    assert gemm.X.shape == (18, 16) and gemm.Y.shape == (16, 3)
-    with pytest.raises(ValueError, match="x_operand"):
-        lower_backward_weight(layer, sparse_dz, A, x_operand="w")
+    assert gemm.X.shape == (18, 18) and gemm.Y.shape == (18, 3)
+    assert not gemm.structure[:, 16:].any()
+    for wrong in ("w", "auto"):
+        with pytest.raises(ValueError, match="x_operand must be 'dz' or 'a'"):
+            lower_backward_weight(layer, dZ, A, x_operand=wrong)
+    with pytest.raises(ValueError, match=r"vec must be in \[1, 64\], not 0"):
+        lower_forward(layer, A, sparse_fixed(rng, layer.weight_shape, 1.0), vec=0)
 
 
 # --- finite differences (float64 central differences, always run) --------------------------------

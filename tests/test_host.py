@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass, check_pass, gemm_shapes
+from maskprop.host.driver import ArrayPass, check_pass, gemm_shapes, mode_passes
 from maskprop.sim.layer import PASSES, ConvLayer
 from maskprop.sim.lowering import lower_backward_weight, lower_pass
 
@@ -23,50 +23,48 @@ def test_refuses_a_reduction_longer_than_the_row_buffer():
     A, W, dZ = tensors(layer)
     with pytest.raises(ValueError, match=r"needs 36 chunks of 16, but max_chunks is 32; "
                                          r"raise max_chunks to 64"):
-        ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ),
-                          Config(max_chunks=32))
+        ArrayPass.lower(layer, "forward", Config(max_chunks=32), A=A, W=W, dZ=dZ)
 
 
 def test_refuses_more_columns_than_the_y_buffer():
     layer = ConvLayer(1, 4, 4, 4, 300, 1, 1, 0, "many")
     A, W, dZ = tensors(layer)
     with pytest.raises(ValueError, match=r"300 output columns, but max_cols is 128"):
-        ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
+        ArrayPass.lower(layer, "forward", Config(), A=A, W=W, dZ=dZ)
 
 
 def test_refuses_a_reduction_the_accumulator_cannot_hold():
     layer = ConvLayer(1, 16, 4, 4, 4, 3, 1, 1, "deep")           # 144 products
     A, W, dZ = tensors(layer)
     with pytest.raises(ValueError, match="forward"):
-        ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ),
-                          Config(data_width=16, acc_width=38))
+        ArrayPass.lower(layer, "forward", Config(data_width=16, acc_width=38), A=A, W=W, dZ=dZ)
 
 
 def test_refuses_operands_outside_data_width():
     layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "big")
     A, W, dZ = tensors(layer)
     with pytest.raises(ValueError, match="data_width"):
-        ArrayPass.prepare(lower_pass(layer, "forward", A=A * 300, W=W, dZ=dZ),
-                          Config(data_width=8, acc_width=24))
+        ArrayPass.lower(layer, "forward", Config(data_width=8, acc_width=24), A=A * 300, W=W, dZ=dZ)
 
 
 # --- shape-only checks: refused before any tensor exists ---------------------------------------
 
-@given(layer=conv_layers(max_channels=6, max_hw=7), seed=seeds)
+@given(layer=conv_layers(max_channels=6, max_hw=7), seed=seeds, vec=st.sampled_from([1, 4, 16]))
 @settings(GOLDEN_SETTINGS, max_examples=60)
-def test_gemm_shapes_are_the_lowerings_shapes(layer, seed):
-    """gemm_shapes predicts, from the shape alone, the operands lower_pass builds; for
-    backward-weight both orientations, whichever the densities pick."""
+def test_gemm_shapes_are_the_lowerings_shapes(layer, seed, vec):
+    """gemm_shapes predicts, from the shape alone, the operands lower_pass builds (aligned to
+    chunks of ``vec``); for backward-weight both orientations."""
     rng = np.random.default_rng(seed)
     A = rng.integers(-2, 3, layer.input_shape)
     W = rng.integers(-2, 3, layer.weight_shape)
     dZ = rng.integers(-2, 3, layer.output_shape)
     for pass_name in PASSES:
-        predicted = {s.orientation: s for s in gemm_shapes(layer, pass_name)}
+        predicted = {s.orientation: s for s in gemm_shapes(layer, pass_name, vec)}
         if pass_name == "backward_weight":
-            gemms = [lower_backward_weight(layer, dZ, A, x_operand=o) for o in ("dz", "a")]
+            gemms = [lower_backward_weight(layer, dZ, A, x_operand=o, vec=vec)
+                     for o in ("dz", "a")]
         else:
-            gemms = [lower_pass(layer, pass_name, A=A, W=W, dZ=dZ)]
+            gemms = [lower_pass(layer, pass_name, A=A, W=W, dZ=dZ, vec=vec)]
         assert sorted(predicted) == sorted(g.orientation for g in gemms)
         for gemm in gemms:
             shape = predicted[gemm.orientation]
@@ -79,8 +77,8 @@ def test_gemm_shapes_are_the_lowerings_shapes(layer, seed):
 @settings(GOLDEN_SETTINGS, max_examples=80)
 def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_cols):
     """The shape-only check and the check on the lowered operands agree: for forward and
-    backward-data exactly, for backward-weight on the orientation the densities picked
-    (check_pass refuses it only when neither orientation fits)."""
+    backward-data exactly, for backward-weight on the orientation lowered ("dz"; check_pass
+    refuses the pass only when neither orientation fits)."""
     config = Config(vec=4, lanes=2, max_chunks=max_chunks, max_cols=max_cols)
     rng = np.random.default_rng(seed)
     A = rng.integers(0, 3, layer.input_shape)
@@ -93,7 +91,7 @@ def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_co
         except ValueError as error:
             shape_refusal = str(error)
         try:
-            ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), config)
+            ArrayPass.lower(layer, pass_name, config, A=A, W=W, dZ=dZ)
             lowered_refusal = None
         except ValueError as error:
             lowered_refusal = str(error)
@@ -101,7 +99,7 @@ def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_co
             assert shape_refusal == lowered_refusal
         elif shape_refusal is not None:
             assert lowered_refusal is not None
-        elif lowered_refusal is not None:           # only the orientation not chosen fits
+        elif lowered_refusal is not None:           # only the orientation not lowered fits
             assert "output columns" in lowered_refusal
 
 
@@ -149,13 +147,39 @@ def test_no_work_has_no_ideal_speedup():
     """All-zero activations: nothing to compute, so no ideal speedup (not dense slots / 1)."""
     layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "zero")
     A, W, dZ = tensors(layer)
-    idle = ArrayPass.prepare(lower_pass(layer, "forward", A=0 * A, W=W, dZ=dZ), Config())
+    idle = ArrayPass.lower(layer, "forward", Config(), A=0 * A, W=W, dZ=dZ)
     assert idle.estimate().nonzero_macs == 0
     assert idle.estimate().ideal is None and idle.estimate().efficiency is None
-    working = ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
+    working = ArrayPass.lower(layer, "forward", Config(), A=A, W=W, dZ=dZ)
     estimate = working.estimate()
     # 9 output pixels x 2 columns, each 2 nonzero products; dense mode: 9 rows, each one chunk
-    # of 16 elements in 4 cycles, on 4 lanes x 4 tiles.
+    # whose 2 real channels (of 16) take 1 cycle, on 4 lanes x 4 tiles.
     assert (estimate.nonzero_macs, estimate.dense_cycles, estimate.dense_slots) == \
-        (36, 36, 36 * 16)
-    assert estimate.ideal == 16.0
+        (36, 9, 9 * 16)
+    assert estimate.ideal == 4.0
+
+
+def test_prepare_refuses_a_lowering_for_another_vec():
+    layer = ConvLayer(1, 2, 3, 3, 2, 1, 1, 0, "vec")
+    A, W, dZ = tensors(layer)
+    with pytest.raises(ValueError, match=r"lowered for chunks of vec=1, but the array's vec is "
+                                         r"16; lower it with vec=16"):
+        ArrayPass.prepare(lower_pass(layer, "forward", A=A, W=W, dZ=dZ), Config())
+
+
+def test_each_mode_runs_backward_weight_in_its_faster_orientation():
+    """A 3x3 layer with padding 2 on a 2x2 image: most of im2col(A) is padding taps. Dense
+    mode skips them only when A is the broadcast operand ("a"); with a dZ that is all zeros
+    but one pixel, sparse mode is fastest broadcasting dZ ("dz")."""
+    layer = ConvLayer(1, 16, 2, 2, 16, 3, 1, 2, "padded")
+    A = np.ones(layer.input_shape, np.int64)
+    W = np.ones(layer.weight_shape, np.int64)
+    dZ = np.zeros(layer.output_shape, np.int64)
+    dZ[0, 0, 0, 0] = 1
+    modes = mode_passes(layer, "backward_weight", Config(max_cols=256), A=A, W=W, dZ=dZ)
+    assert (modes["dense"].gemm.orientation, modes["sparse"].gemm.orientation) == ("a", "dz")
+    for mode, chosen in modes.items():
+        for orientation in ("dz", "a"):
+            other = ArrayPass.lower(layer, "backward_weight", Config(max_cols=256), A=A, W=W,
+                                    dZ=dZ, x_operand=orientation)
+            assert other.model_cycles(mode == "dense") >= chosen.model_cycles(mode == "dense")

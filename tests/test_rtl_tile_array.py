@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.host.driver import ArrayPass
+from maskprop.host.driver import mode_passes
 from maskprop.host.runs import compare_on_array, run_on_array
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import array_output_cycles
 from maskprop.sim.layer import PASSES, ConvLayer
-from maskprop.sim.lowering import lower_pass
 from maskprop.tb.conv_reference import direct_conv
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 from maskprop.tb.timing_reference import TileArrayModel, check_counters, check_timing
@@ -32,35 +31,39 @@ CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32, max_cols=1
 LATENCY = TileArray(CONFIG).latency
 
 
-def prepare(layer, pass_name, tensors) -> ArrayPass:
+def prepare(layer, pass_name, tensors) -> dict:
+    """Each mode's :class:`ArrayPass`, in the lowering fastest for it (as comparisons run)."""
     A, W, dZ = tensors
-    return ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), CONFIG)
+    return mode_passes(layer, pass_name, CONFIG, A=A, W=W, dZ=dZ)
 
 
-def check(array_pass, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
-    """Both modes of ``array_pass`` (the pass of ``tensors`` ``(A, W, dZ)``) on the Verilog."""
-    comparison = compare_on_array(array_pass, build_dir=tmp_path, idle=traffic[0],
+def check(modes, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
+    """Both modes (``modes``: each one's ArrayPass of ``tensors`` ``(A, W, dZ)``) on the
+    Verilog."""
+    comparison = compare_on_array(modes, build_dir=tmp_path, idle=traffic[0],
                                   backpressure=traffic[1], seed=seed, sim=sim)
     print(f"{comparison.label}: dense {comparison.dense.cycles} (model "
           f"{comparison.dense.model}), sparse {comparison.sparse.cycles} (model "
           f"{comparison.sparse.model}), speedup {comparison.speedup:.2f}x of ideal "
           f"{comparison.ideal}; seeds {comparison.dense.seed}/{comparison.sparse.seed}")
     assert comparison.dense.exact and comparison.sparse.exact, "RTL differs from golden model"
-    for run in (comparison.dense, comparison.sparse):
-        assert np.array_equal(run.tensor, direct_conv(array_pass.gemm, *tensors,
+    for mode, run in (("dense", comparison.dense), ("sparse", comparison.sparse)):
+        assert np.array_equal(run.tensor, direct_conv(modes[mode].gemm, *tensors,
                                                       dense=run.dense)), \
-            f"{'dense' if run.dense else 'sparse'} mode: RTL differs from the direct convolution"
+            f"{mode} mode: RTL differs from the direct convolution"
     assert comparison.dense.cycles == comparison.dense.model
     assert comparison.sparse.cycles == comparison.sparse.model
-    assert comparison.sparse.counters["outputs"] == int(array_pass.omask.sum())
+    sparse = modes["sparse"]
+    assert comparison.sparse.counters["outputs"] == \
+        int((sparse.omask & sparse.live_rows[:, None]).sum())
     if comparison.ideal is None:       # no nonzero product: nothing but the framing to do
-        assert array_pass.estimate().nonzero_macs == 0 and comparison.sparse.counters["macs"] == 0
+        assert sparse.estimate().nonzero_macs == 0 and comparison.sparse.counters["macs"] == 0
     else:
         assert comparison.speedup <= comparison.ideal
-    inputs = array_pass.inputs()
-    for run in (comparison.dense, comparison.sparse):
-        prediction = check_timing(run.bench, TileArrayModel(CONFIG, n_chunks=array_pass.chunks,
-                                                            dense=run.dense), inputs)
+    for mode, run in (("dense", comparison.dense), ("sparse", comparison.sparse)):
+        array_pass = modes[mode]
+        inputs = array_pass.inputs(run.dense)
+        prediction = check_timing(run.bench, TileArrayModel(CONFIG, dense=run.dense), inputs)
         check_counters(run.bench, prediction, array_counter_layout())
         if traffic == (0, 0):
             # Unstalled: Y loaded one chunk per cycle, the first row taken right after, and
@@ -68,8 +71,8 @@ def check(array_pass, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim
             loads = len(inputs["load"])
             assert run.bench.port_cycles["load"] == list(range(loads))
             assert run.bench.port_cycles["rows"][0] == loads
-            outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(run.dense),
-                                          CONFIG, latency=LATENCY, dense=run.dense)
+            outputs = array_output_cycles(array_pass.issued(run.dense),
+                                          array_pass.wanted(run.dense), CONFIG, latency=LATENCY)
             assert run.bench.out_cycles == (loads + outputs).tolist()
     return comparison
 
@@ -109,7 +112,9 @@ def test_digits_cnn_real_masks(variant, layer, pass_name, tmp_path):
                        traffic=(0.1, 0.1))
     if pass_name == "backward_data":
         assert comparison.sparse.counters["outputs_skipped"] > 0   # output sparsity at work
-        assert comparison.speedup > 1.5
+        # Against the shape-aware dense baseline (it skips the dilation holes of the strided
+        # conv2 too): 1.35x from output sparsity alone with BatchNorm (dZ dense), more without.
+        assert comparison.speedup > 1.3
 
 
 CORNERS = {
@@ -174,8 +179,8 @@ def test_counters_across_clears(dense, tmp_path):
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     layer = ConvLayer(2, 11, 4, 4, 6, 3, 1, 1, "c11k6")
     tensors = random_conv_tensors(np.random.default_rng(seed), layer, 0.4)
-    array_pass = prepare(layer, "backward_data", tensors)
-    inputs = array_pass.inputs()
+    array_pass = prepare(layer, "backward_data", tensors)["sparse"]
+    inputs = array_pass.inputs(dense)
     loads = len(inputs["load"])
     clear = sorted(random.Random(seed).sample(range(loads, loads + array_pass.model_cycles(dense)),
                                               4))
@@ -185,6 +190,5 @@ def test_counters_across_clears(dense, tmp_path):
     assert run.exact
     assert np.array_equal(run.tensor, direct_conv(array_pass.gemm, *tensors, dense=dense))
     assert run.bench.pulsed["clear"].count(True) == len(clear)
-    prediction = check_timing(run.bench, TileArrayModel(CONFIG, n_chunks=array_pass.chunks,
-                                                        dense=dense), inputs)
+    prediction = check_timing(run.bench, TileArrayModel(CONFIG, dense=dense), inputs)
     check_counters(run.bench, prediction, array_counter_layout())

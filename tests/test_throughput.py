@@ -119,13 +119,12 @@ def test_array_unstalled_timing(name, dense):
     dut = TileArray(FPGA_SMALL)
 
     def setup(ctx):
-        ctx.set(dut.n_chunks, array_pass.chunks)
         ctx.set(dut.dense, dense)
     expected = list(array_pass.expected_results(dense))
-    inputs = array_pass.inputs()
+    inputs = array_pass.inputs(dense)
     loads = len(inputs["load"])
-    outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), FPGA_SMALL,
-                                  latency=dut.latency, dense=dense)
+    outputs = array_output_cycles(array_pass.issued(dense), array_pass.wanted(dense),
+                                  FPGA_SMALL, latency=dut.latency)
     # Every result is due in the cycle model's cycle: the scoreboard fails a late one on the
     # spot, and the cycles are compared exactly below.
     run = run_streams(dut, inputs, expected, phases=[["load"], ["rows", "x"]], setup=setup,
@@ -158,15 +157,14 @@ def test_reference_unstalled_is_the_cycle_model(name):
     (unstalled), give the same cycle for every result of every unstalled pass."""
     array_pass, _ = small_pass(name, seeded(f"unstalled/{name}"))
     for dense in (False, True):
-        inputs = array_pass.inputs()
-        outputs = array_output_cycles(array_pass.x != 0, array_pass.wanted(dense), FPGA_SMALL,
-                                      latency=TileArray(FPGA_SMALL).latency, dense=dense)
+        inputs = array_pass.inputs(dense)
+        outputs = array_output_cycles(array_pass.issued(dense), array_pass.wanted(dense),
+                                      FPGA_SMALL, latency=TileArray(FPGA_SMALL).latency)
         loads = len(inputs["load"])
         traffic = unstalled_traffic(inputs, [["load"], ["rows", "x"]],
                                     loads + int(outputs[-1]) + 20)
         prediction = reference.predict(
-            reference.TileArrayModel(FPGA_SMALL, n_chunks=array_pass.chunks, dense=dense), traffic,
-            inputs)
+            reference.TileArrayModel(FPGA_SMALL, dense=dense), traffic, inputs)
         assert prediction.out_cycles == (loads + outputs).tolist()
         assert sum(prediction.events["cycles"]) == array_pass.model_cycles(dense)
 

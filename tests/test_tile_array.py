@@ -9,15 +9,14 @@ import pytest
 
 from maskprop.base.config import FPGA_SMALL
 from maskprop.host.driver import ArrayPass
-from maskprop.sim.lowering import lower_pass
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.amaranth_bench import run_streams
 from maskprop.tb.conv_reference import direct_conv
 from maskprop.tb.stimulus import seed_from_env
 
-# The layers' backward-weight has at most 9 x 3 = 27 columns in either orientation (whichever
-# operand the host finds sparser for the seed at hand): within FPGA_SMALL's max_cols.
+# The layers' backward-weight has at most 9 x 3 = 27 columns in either orientation: within
+# FPGA_SMALL's max_cols.
 
 
 def random_layer_tensors(rng, layer, density):
@@ -34,10 +33,9 @@ def run_array(config, array_pass, *, dense, idle=0.0, backpressure=0.0, seed=0):
     dut = TileArray(config)
 
     def setup(ctx):
-        ctx.set(dut.n_chunks, array_pass.chunks)
         ctx.set(dut.dense, dense)
     expected = list(array_pass.expected_results(dense))
-    run = run_streams(dut, array_pass.inputs(), expected, phases=[["load"], ["rows", "x"]],
+    run = run_streams(dut, array_pass.inputs(dense), expected, phases=[["load"], ["rows", "x"]],
                       idle=idle, backpressure=backpressure, seed=seed, setup=setup,
                       read=("counters",))
     return dut, run
@@ -50,6 +48,12 @@ LAYERS = [
               padding=1, name="3x3-s2"),
     ConvLayer(batch=2, in_channels=6, height=4, width=4, out_channels=4, kernel=1, stride=1,
               padding=0, name="1x1"),
+    # Rows with no structural element, not sent: backward-data of the input pixels no window
+    # read (1x1, stride 2), and forward outputs whose window is all padding (padding 3).
+    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=4, kernel=1, stride=2,
+              padding=0, name="1x1-s2"),
+    ConvLayer(batch=1, in_channels=2, height=3, width=3, out_channels=3, kernel=3, stride=1,
+              padding=3, name="3x3-p3"),
 ]
 
 
@@ -61,7 +65,7 @@ def test_pass_matches_golden(layer, pass_name, dense):
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
     A, W, dZ = random_layer_tensors(rng, layer, density=0.4)
-    array_pass = ArrayPass.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ), FPGA_SMALL)
+    array_pass = ArrayPass.lower(layer, pass_name, FPGA_SMALL, A=A, W=W, dZ=dZ)
     # The scoreboard holds every beat to the lowered GEMM's results; the tensor they assemble
     # into must moreover be the golden model's direct convolution.
     _, run = run_array(FPGA_SMALL, array_pass, dense=dense, idle=0.2, backpressure=0.3,
@@ -70,10 +74,28 @@ def test_pass_matches_golden(layer, pass_name, dense):
     assert np.array_equal(tensor, direct_conv(array_pass.gemm, A, W, dZ, dense=dense))
     counters = run.read["counters"]
     assert counters.cycles - counters.stalls == array_pass.model_cycles(dense)
-    assert counters.outputs == int(array_pass.wanted(dense).sum())
-    assert counters.outputs + counters.outputs_skipped == array_pass.rows * array_pass.cols
-    # Useful multiplies: every issued X element times the wanted outputs of its row.
-    issued = (np.full(array_pass.rows, array_pass.chunks * FPGA_SMALL.vec) if dense
-              else np.count_nonzero(array_pass.x, axis=(1, 2)))
-    assert counters.macs == int((issued * array_pass.wanted(dense).sum(axis=1)).sum())
+    # Rows without a structural element are not sent (their outputs are 0 by the shape).
+    sent = int(array_pass.live_rows.sum())
+    wanted = array_pass.wanted(dense) & array_pass.live_rows[:, None]
+    assert counters.outputs == int(wanted.sum())
+    assert counters.outputs + counters.outputs_skipped == sent * array_pass.cols
+    assert counters.rows == sent * len(array_pass.blocks())
+    # Useful multiplies: every issued X element (set mask bit of a sent chunk) times the wanted
+    # outputs of its row.
+    issued = np.array([sum(bin(int(mask)).count("1") for mask in row)
+                       for row in array_pass.masks(dense)])
+    assert counters.macs == int((issued * wanted.sum(axis=1)).sum())
 
+
+
+def test_a_row_longer_than_the_row_buffer_fails_in_simulation():
+    """The host must not send more chunks in a row than max_chunks (the row buffer's depth):
+    the array's assertion stops a simulation that does."""
+    config = FPGA_SMALL
+    chunk = {"x": [1] * config.vec, "mask": (1 << config.vec) - 1}
+    row = [{**chunk, "index": k % config.max_chunks, "last": int(k == config.max_chunks)}
+           for k in range(config.max_chunks + 1)]
+    inputs = {"load": [], "rows": [{"omask": 1, "col_valid": 1, "col_base": 0}], "x": row}
+    with pytest.raises(AssertionError, match="more chunks than the row buffer holds"):
+        run_streams(TileArray(config), inputs, [], phases=[["load"], ["rows", "x"]],
+                    max_cycles=1000)

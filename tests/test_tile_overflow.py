@@ -76,13 +76,12 @@ def test_each_tile_flags_only_its_own_overflow(traffic):
                  for j in range(COLUMNS) for k in range(CHUNKS)],
         "rows": [{"omask": (1 << COLUMNS) - 1, "col_valid": (1 << COLUMNS) - 1, "col_base": 0}
                  for _ in order],
-        "x": [{"x": x_chunks[m, k].tolist(), "mask": int(masks[m, k])}
-              for m in order for k in range(CHUNKS)],
+        "x": [{"x": x_chunks[m, k].tolist(), "mask": int(masks[m, k]), "index": k,
+               "last": int(k == CHUNKS - 1)} for m in order for k in range(CHUNKS)],
     }
     dut = TileArray(CONFIG)
 
     def setup(ctx):
-        ctx.set(dut.n_chunks, CHUNKS)
         ctx.set(dut.dense, 0)
     # The rows went in shuffled: their results must come out in that order, each beat exact.
     run_streams(dut, inputs, [expected[2 * m + group] for m in order for group in range(2)],

@@ -344,17 +344,16 @@ def _run_passes(console, layer, tensors, passes, config, args):
     passed :func:`maskprop.host.driver.check_pass` before the tensors were made."""
     from rich.progress import Progress
 
-    from maskprop.host.driver import ArrayPass
+    from maskprop.host.driver import mode_passes
     from maskprop.host.runs import compare_on_array
-    from maskprop.sim.lowering import lower_pass
 
-    prepared = [ArrayPass.prepare(lower_pass(layer, p, **tensors), config) for p in passes]
+    prepared = [mode_passes(layer, p, config, **tensors) for p in passes]
     comparisons = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tile array RTL runs (dense, sparse)", total=len(passes))
-        for pass_name, array_pass in zip(passes, prepared):
+        for pass_name, modes in zip(passes, prepared):
             comparisons.append(compare_on_array(
-                array_pass, build_dir=args.out / pass_name, sim=args.sim, seed=args.seed,
+                modes, build_dir=args.out / pass_name, sim=args.sim, seed=args.seed,
                 label=pass_label(pass_name)))
             progress.advance(task)
     return comparisons

@@ -204,18 +204,20 @@ def _evaluated_passes(net_layer):
     return [p for p in PASSES if p != "backward_data" or net_layer.relu_input]
 
 
-def _operand_sizes(conv, pass_name: str) -> list:
-    """Elements of the lowered ``X``, ``Y`` and output of a pass (the same for both
-    backward-weight orientations)."""
-    shape = gemm_shapes(conv, pass_name)[0]
+def _operand_sizes(conv, pass_name: str, vec: int) -> list:
+    """Elements of the lowered ``X``, ``Y`` and output of a pass aligned to chunks of ``vec``
+    (the same for both backward-weight orientations)."""
+    shape = gemm_shapes(conv, pass_name, vec)[0]
     return [shape.rows * shape.reduction, shape.reduction * shape.cols, shape.rows * shape.cols]
 
 
-def _largest_batch(conv, pass_name: str, limit: int) -> int | None:
-    """The largest batch at which every operand of the pass has at most ``limit`` elements
-    (0: none; ``None``: any). Each size is linear in the batch or constant."""
-    one = _operand_sizes(replace(conv, batch=1), pass_name)
-    two = _operand_sizes(replace(conv, batch=2), pass_name)
+def _largest_batch(conv, pass_name: str, vec: int, limit: int) -> int | None:
+    """The largest batch at which every operand of the pass (aligned to ``vec``) has at most
+    ``limit`` elements (0: none; ``None``: any). Unaligned, each size is linear in the batch or
+    constant, which gives an upper bound; alignment (backward-weight's pixels padded to a
+    multiple of ``vec``) can only lower it, by a step or two."""
+    one = _operand_sizes(replace(conv, batch=1), pass_name, 1)
+    two = _operand_sizes(replace(conv, batch=2), pass_name, 1)
     largest = None
     for size_one, size_two in zip(one, two):
         per_image = size_two - size_one
@@ -223,6 +225,13 @@ def _largest_batch(conv, pass_name: str, limit: int) -> int | None:
         fits = (limit - fixed) // per_image if per_image else (None if fixed <= limit else 0)
         if fits is not None:
             largest = max(0, fits) if largest is None else min(largest, max(0, fits))
+
+    def too_big(batch):
+        return max(_operand_sizes(replace(conv, batch=batch), pass_name, vec)) > limit
+    if largest is None:
+        return None if not too_big(1) else 0
+    while largest > 0 and too_big(largest):
+        largest -= 1
     return largest
 
 
@@ -236,11 +245,11 @@ def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT) -> N
         net_layer.conv.check_accumulation(config)
     passes = [(net_layer.conv, pass_name) for net_layer in net.layers
               for pass_name in _evaluated_passes(net_layer)]
-    elements, conv, pass_name = max(((max(_operand_sizes(c, p)), c, p) for c, p in passes),
-                                    key=lambda largest: largest[0])
+    elements, conv, pass_name = max(((max(_operand_sizes(c, p, config.vec)), c, p)
+                                     for c, p in passes), key=lambda largest: largest[0])
     if elements <= limit:
         return
-    fitting = [_largest_batch(c, p, limit) for c, p in passes]
+    fitting = [_largest_batch(c, p, config.vec, limit) for c, p in passes]
     fits = min(f for f in fitting if f is not None)
     raise ValueError(
         f"{net.name} layer {conv.name!r} {pass_label(pass_name)} at batch {conv.batch} "

@@ -1,9 +1,13 @@
 """Host driver of the tile array: a conv layer's pass in, the array's input streams out, and its
 output beats back into the pass's tensor.
 
-The host lowers the pass to a masked GEMM (:mod:`maskprop.sim.lowering`), loads ``Y`` into the
-tiles' buffers, and sends each row of ``X`` once per block of ``col_block`` output columns,
-with that block's output mask. Everything the array's configuration cannot hold is refused here,
+The host lowers the pass to a masked GEMM aligned to the array's chunks
+(:mod:`maskprop.sim.lowering`), loads ``Y`` into the tiles' buffers, and sends each row of ``X``
+once per block of ``col_block`` output columns, with that block's output mask. Only chunks
+with a structural element are sent, each with its chunk index, and a row without one is not
+sent at all: padding taps, dilation holes and padded channels cost nothing in either mode. In
+dense mode a chunk's mask is its structure (every element the shape leaves possibly nonzero is
+multiplied), in sparse mode its nonzero map (docs/architecture.md section 2). Everything the array's configuration cannot hold is refused here,
 with the parameter to change, before any simulation: :func:`check_pass` decides every refusal
 that depends only on the layer's shape and the configuration, before any tensor exists.
 """
@@ -14,12 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.config import Config
-from maskprop.sim.cycle_model import PassEstimate, array_cycles, gemm_estimate
+from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
+                                      candidate_lowerings, estimate_lowerings, fastest,
+                                      wanted_outputs)
 from maskprop.sim.layer import pass_label
 from maskprop.sim.lowering import LoweredGemm, chunk_count, mask_words, pad_to_chunks
 
 __all__ = ["SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "ArrayPass",
-           "ChunkStream", "chunk_stream"]
+           "mode_passes", "ChunkStream", "chunk_stream"]
 
 
 #: Most elements one RTL run handles: in each of the layer's tensors (``A``, ``W``, ``dZ``) and in
@@ -52,18 +58,23 @@ class GemmShape:
         return (self.rows * blocks + self.cols) * self.chunks(config) * config.vec
 
 
-def gemm_shapes(layer, pass_name: str) -> tuple:
-    """The :class:`GemmShape` of each way the host can lower ``pass_name`` of ``layer``, from
-    the shape alone (the dimensions :mod:`maskprop.sim.lowering` produces). Backward-weight has
-    two (``"dz"`` and ``"a"``); which one runs depends on the tensors' densities."""
-    reduction = layer.reduction(pass_name)          # refuses an unknown pass
+def gemm_shapes(layer, pass_name: str, vec: int = 1) -> tuple:
+    """The :class:`GemmShape` of each way the host can lower ``pass_name`` of ``layer`` aligned
+    to chunks of ``vec``, from the shape alone (the dimensions :mod:`maskprop.sim.lowering`
+    produces). Backward-weight has two (``"dz"`` and ``"a"``); each mode runs in its faster
+    one, which depends on the tensors."""
+    layer.reduction(pass_name)                      # refuses an unknown pass
     n, c, h, w = layer.input_shape
     k, taps = layer.out_channels, layer.kernel * layer.kernel
+
+    def aligned(length):
+        return -(-length // vec) * vec
     if pass_name == "forward":
-        return (GemmShape(n * layer.out_height * layer.out_width, reduction, k),)
+        return (GemmShape(n * layer.out_height * layer.out_width, taps * aligned(c), k),)
     if pass_name == "backward_data":
-        return (GemmShape(n * h * w, reduction, c),)
-    return (GemmShape(k, reduction, taps * c, "dz"), GemmShape(taps * c, reduction, k, "a"))
+        return (GemmShape(n * h * w, taps * aligned(k), c),)
+    pixels = aligned(n * layer.out_height * layer.out_width)
+    return (GemmShape(k, pixels, taps * c, "dz"), GemmShape(taps * c, pixels, k, "a"))
 
 
 _OPERAND = {"dz": "dZ", "a": "A"}
@@ -103,7 +114,7 @@ def check_pass(layer, pass_name: str, config: Config, *,
     element limit keeps that lowering small.
     """
     where = _where(layer, pass_name)
-    shapes = gemm_shapes(layer, pass_name)
+    shapes = gemm_shapes(layer, pass_name, config.vec)
     _check_chunks(where, shapes[0].reduction, config)      # one reduction for every orientation
     fitting = [s for s in shapes if s.cols <= config.max_cols]
     if not fitting:
@@ -121,7 +132,7 @@ def check_pass(layer, pass_name: str, config: Config, *,
             raise ValueError(f"{where}: {name} {'x'.join(map(str, shape))} has {elements:,} "
                              f"elements; one RTL run takes at most {element_limit:,} per tensor: "
                              f"use a smaller layer")
-    # The densities pick backward-weight's orientation later: bound every one that may run.
+    # The data picks backward-weight's orientation later: bound every one that may run.
     streamed = max(s.stream_elements(config) for s in fitting)
     if streamed > element_limit:
         raise ValueError(f"{where}: the lowered pass streams {streamed:,} elements to the tile "
@@ -133,21 +144,27 @@ def check_pass(layer, pass_name: str, config: Config, *,
 class ArrayPass:
     """One pass prepared for the tile array of ``config``.
 
-    ``x``: ``(M, chunks, vec)`` int64 broadcast-operand chunks and ``x_masks`` ``(M, chunks)``
-    their nonzero masks; ``y``: ``(J, chunks, vec)`` the columns' chunks; ``omask``: ``(M, J)``
-    wanted outputs.
+    ``x``: ``(M, Q, vec)`` int64 broadcast-operand chunks, ``x_masks`` ``(M, Q)`` their nonzero
+    masks and ``structure_masks`` ``(M, Q)`` their structural masks (a chunk is sent only if
+    its structural mask is not 0); ``y``: ``(J, Q, vec)`` the columns' chunks; ``omask``:
+    ``(M, J)`` wanted outputs.
     """
     gemm: LoweredGemm
     config: Config
     x: np.ndarray
     x_masks: np.ndarray
+    structure_masks: np.ndarray
     y: np.ndarray
     omask: np.ndarray
 
     @classmethod
     def prepare(cls, gemm: LoweredGemm, config: Config) -> "ArrayPass":
-        """Check that ``config`` can run ``gemm`` (``ValueError`` naming what to change)."""
+        """Check that ``config`` can run ``gemm`` (lowered with ``vec=config.vec``;
+        ``ValueError`` naming what to change)."""
         where = _where(gemm.layer, gemm.pass_name)
+        if gemm.vec != config.vec:
+            raise ValueError(f"{where}: lowered for chunks of vec={gemm.vec}, but the array's "
+                             f"vec is {config.vec}; lower it with vec={config.vec}")
         rows, reduction = gemm.X.shape
         cols = gemm.Y.shape[1]
         _check_chunks(where, reduction, config)
@@ -162,7 +179,17 @@ class ArrayPass:
                  else np.asarray(gemm.omask, dtype=bool))
         x = pad_to_chunks(np.asarray(gemm.X, dtype=np.int64), config.vec)
         y = pad_to_chunks(np.asarray(gemm.Y.T, dtype=np.int64), config.vec)
-        return cls(gemm, config, x.values, x.masks, y.values, omask)
+        structure = pad_to_chunks(gemm.structure, config.vec).masks
+        return cls(gemm, config, x.values, x.masks, structure, y.values, omask)
+
+    @classmethod
+    def lower(cls, layer, pass_name: str, config: Config, *, A, W, dZ,
+              output_mask: bool = True, x_operand: str = "dz") -> "ArrayPass":
+        """:meth:`prepare` of the pass lowered for ``config`` (``x_operand``: backward-weight's
+        orientation)."""
+        from maskprop.sim.lowering import lower_pass
+        return cls.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ, output_mask=output_mask,
+                                      x_operand=x_operand, vec=config.vec), config)
 
     @property
     def rows(self) -> int:
@@ -176,6 +203,16 @@ class ArrayPass:
     def chunks(self) -> int:
         return self.x.shape[1]
 
+    @property
+    def live(self) -> np.ndarray:
+        """``(M, Q)``: the chunks that are sent (those with a structural element)."""
+        return self.structure_masks != 0
+
+    @property
+    def live_rows(self) -> np.ndarray:
+        """``(M,)``: the rows that are sent (those with a live chunk); the others are 0."""
+        return self.live.any(axis=1)
+
     def blocks(self):
         """``(col_base, width)`` of each block of output columns."""
         block = self.config.col_block
@@ -184,6 +221,10 @@ class ArrayPass:
     def wanted(self, dense: bool) -> np.ndarray:
         """``(M, J)`` outputs the array computes: all in dense mode, else the mask."""
         return np.ones_like(self.omask) if dense else self.omask
+
+    def masks(self, dense: bool) -> np.ndarray:
+        """``(M, Q)`` the mask each chunk is sent with: its structure (dense) or nonzeros."""
+        return self.structure_masks if dense else self.x_masks
 
     # --- the array's input streams ---------------------------------------------------------
 
@@ -194,21 +235,23 @@ class ArrayPass:
                 yield {"addr": j * self.config.max_chunks + k, "y": self.y[j, k].tolist()}
 
     def row_payloads(self):
-        for m in range(self.rows):
+        for m in np.flatnonzero(self.live_rows):
             for base, width in self.blocks():
                 omask = int(sum(1 << p for p in range(width) if self.omask[m, base + p]))
                 yield {"omask": omask, "col_valid": (1 << width) - 1, "col_base": base}
 
-    def x_payloads(self):
-        for m in range(self.rows):
-            row = [{"x": self.x[m, k].tolist(), "mask": int(self.x_masks[m, k])}
-                   for k in range(self.chunks)]
+    def x_payloads(self, dense: bool):
+        masks, live = self.masks(dense), self.live
+        for m in np.flatnonzero(self.live_rows):
+            chunks = np.flatnonzero(live[m])
+            row = [{"x": self.x[m, k].tolist(), "mask": int(masks[m, k]), "index": int(k),
+                    "last": int(k == chunks[-1])} for k in chunks]
             for _ in self.blocks():
                 yield from row
 
-    def inputs(self) -> dict:
+    def inputs(self, dense: bool) -> dict:
         return {"load": list(self.load_payloads()), "rows": list(self.row_payloads()),
-                "x": list(self.x_payloads())}
+                "x": list(self.x_payloads(dense))}
 
     # --- what comes out --------------------------------------------------------------------
 
@@ -219,7 +262,7 @@ class ArrayPass:
     def groups(self, dense: bool):
         """``(m, [columns])`` of every column group, in the order the array issues them."""
         tiles, wanted = self.config.tiles, self.wanted(dense)
-        for m in range(self.rows):
+        for m in np.flatnonzero(self.live_rows):
             for base, width in self.blocks():
                 columns = [base + p for p in range(width) if wanted[m, base + p]]
                 if not columns:
@@ -239,8 +282,9 @@ class ArrayPass:
 
     def assemble(self, results, dense: bool) -> np.ndarray:
         """The pass's tensor from the array's output beats (views with ``value``, ``column``,
-        ``valid``). Outputs the array did not compute are 0, so with the mask applied the
-        result is directly the next layer's sparse input."""
+        ``valid``). Outputs the array did not compute (masked, or of rows without a structural
+        element) are 0, so with the mask applied the result is directly the next layer's
+        sparse input."""
         out = np.zeros((self.rows, self.cols), dtype=np.int64)
         beats = iter(results)
         for m, columns in self.groups(dense):
@@ -255,14 +299,31 @@ class ArrayPass:
         """The golden tensor: the masked GEMM (sparse) or the full one (dense)."""
         return self.gemm.to_tensor(np.where(self.wanted(dense), self.exact(), 0))
 
+    def issued(self, dense: bool) -> IssuedChunks:
+        """What the decoder gets in that mode (for the cycle model)."""
+        return IssuedChunks.of(self.gemm, dense=dense)
+
     def model_cycles(self, dense: bool) -> int:
         """The cycle model's count for this pass (the array's ``cycles - stalls``)."""
-        return array_cycles(self.x != 0, self.wanted(dense), self.config, dense=dense)
+        return array_cycles(self.issued(dense), wanted_outputs(self.gemm, dense=dense),
+                            self.config)
 
     def estimate(self) -> PassEstimate:
-        """The cycle model's dense and sparse cycles of this pass, its dense and nonzero MACs,
-        and so its speedup, ideal and efficiency (:mod:`maskprop.base.metrics`)."""
-        return gemm_estimate(self.gemm, self.config)
+        """The cycle model's dense and sparse cycles of this pass (both in this lowering), its
+        dense and nonzero MACs, and so its speedup, ideal and efficiency
+        (:mod:`maskprop.base.metrics`)."""
+        return estimate_lowerings([self.gemm], self.config)
+
+
+def mode_passes(layer, pass_name: str, config: Config, *, A, W, dZ,
+                output_mask: bool = True) -> dict:
+    """``{"dense": ArrayPass, "sparse": ArrayPass}``: the pass prepared for each mode in the
+    lowering that is fastest in it (backward-weight's orientation; the other passes have one
+    lowering), as a fair comparison runs them."""
+    gemms = candidate_lowerings(layer, pass_name, A=A, W=W, dZ=dZ, config=config,
+                                output_mask=output_mask)
+    return {mode: ArrayPass.prepare(fastest(gemms, config, dense=mode == "dense")[0], config)
+            for mode in ("dense", "sparse")}
 
 
 # The one-tile engine's input: GEMM outputs as framed streams of chunk pairs. Output ``(m, j)``

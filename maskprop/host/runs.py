@@ -16,7 +16,7 @@ from maskprop.base.config import Config
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.flow.toolchain import SimulationError
 from maskprop.host.driver import ArrayPass, chunk_stream
-from maskprop.sim.cycle_model import engine_cycles
+from maskprop.sim.cycle_model import engine_cycles, estimate_lowerings
 from maskprop.sim.lowering import LoweredGemm
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine"]
@@ -106,10 +106,9 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
 
     expected = list(array_pass.expected_results(dense))
     result = run_stream_bench(
-        component or TileArray(array_pass.config), "tile_array", array_pass.inputs(), expected,
-        phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed, idle=idle,
-        backpressure=backpressure,
-        drive={"n_chunks": array_pass.chunks, "dense": int(dense), "clear": 0},
+        component or TileArray(array_pass.config), "tile_array", array_pass.inputs(dense),
+        expected, phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed,
+        idle=idle, backpressure=backpressure, drive={"dense": int(dense), "clear": 0},
         read=["counters"], run_name=run_name, pulses={"clear": clear}, watch=watch)
     counters = _counters(result, array_counter_layout(), ARRAY_COUNTERS, "tile array",
                          "dense" if dense else "sparse")
@@ -123,17 +122,25 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
                    result.run.simulator, result.run.seed, tensor, result)
 
 
-def compare_on_array(array_pass: ArrayPass, *, build_dir, label="", sim=None, seed=None,
+def compare_on_array(passes, *, build_dir, label="", sim=None, seed=None,
                      idle=0.0, backpressure=0.0) -> Comparison:
-    """Dense mode then sparse mode of one pass on the tile array's Verilog (one build)."""
+    """Dense mode then sparse mode of one pass on the tile array's Verilog (one build).
+
+    ``passes``: each mode's :class:`ArrayPass` (the dict of
+    :func:`~maskprop.host.driver.mode_passes`, each mode in its fastest lowering), or one
+    ArrayPass that both modes run."""
     from maskprop.hw.tile_array import TileArray
 
-    component = TileArray(array_pass.config)
-    runs = {mode: run_on_array(array_pass, dense=mode == "dense", build_dir=build_dir, sim=sim,
-                               seed=seed, idle=idle, backpressure=backpressure,
+    if isinstance(passes, ArrayPass):
+        passes = {"dense": passes, "sparse": passes}
+    config = passes["sparse"].config
+    component = TileArray(config)
+    runs = {mode: run_on_array(passes[mode], dense=mode == "dense", build_dir=build_dir,
+                               sim=sim, seed=seed, idle=idle, backpressure=backpressure,
                                run_name=mode, component=component)
             for mode in ("dense", "sparse")}
-    gemm, estimate = array_pass.gemm, array_pass.estimate()
+    gemm = passes["sparse"].gemm
+    estimate = estimate_lowerings([passes["dense"].gemm, gemm], config)
     return Comparison(label or f"{gemm.layer.label} {gemm.pass_name}", runs["dense"],
                       runs["sparse"], estimate.dense_slots, estimate.nonzero_macs)
 
