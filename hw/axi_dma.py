@@ -160,7 +160,8 @@ class AxiDma(wiring.Component):
         Write ``beats`` words from byte address ``addr`` (same rules as ``read_cmd``).
     write_data : In(stream.Signature(write_word_layout(data_width)))
         The words of the write commands, in command and address order, with byte strobes. A
-        word is taken only once its burst has been issued.
+        word is taken only once its burst has been issued (from the cycle its ``AWVALID``
+        rises).
     write_done : Out(stream.Signature(write_done_layout()))
         One beat per write command, in command order, once all of its bursts' write responses
         have arrived (the words are then in memory); ``error`` if any of them was not OKAY.
@@ -181,12 +182,18 @@ class AxiDma(wiring.Component):
     Each direction moves one word per cycle when the bus does not back-pressure and bursts are
     long enough to cover the memory's latency with ``max_outstanding`` bursts in flight
     (``read_buffer`` words to cover it on the read side); bursts follow each other without a
-    bubble, also across commands (one burst per cycle per direction at most). ``ARVALID``
-    (``AWVALID``) rises 2 cycles after the command's handshake on an idle engine; a read word
-    is offered on ``read_data`` 2 cycles after its R handshake (the read FIFO's registered
-    output); a word taken from ``write_data`` is on W the next cycle; ``write_done`` is offered
-    the cycle after the command's last write response.
+    bubble, also across commands (one burst per cycle per direction at most). On an idle
+    engine ``ARVALID`` (``AWVALID``) rises 3 cycles after the command's handshake (command
+    queue, splitter, address register); a read word is offered on ``read_data`` 2 cycles after
+    its R handshake (the read FIFO's registered output); a word taken from ``write_data`` is on
+    W the next cycle; ``write_done`` is offered the cycle after the command's last write
+    response. (``tests/test_axi_dma.py::test_latencies`` pins these.)
     """
+
+    #: Cycles from a command's handshake to its first ``ARVALID``/``AWVALID`` (idle engine).
+    address_latency = 3
+    #: Cycles from an R handshake to the word on ``read_data``.
+    read_data_latency = 2
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, id_width: int = 1,
                  max_burst: int = 16, max_outstanding: int = 4,

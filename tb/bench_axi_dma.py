@@ -5,10 +5,11 @@ around 4 KiB boundaries, many queued) with random idle cycles on ``read_cmd``, `
 ``write_data``, random backpressure on ``read_data`` and ``write_done``, and random pauses on all
 five AXI channels of the memory model. Every word read is checked bit-exactly and in order
 against the memory image, with ``last`` exactly on each command's final word; every write command
-must complete (one ``write_done`` beat each) with the memory then equal to the model that applied
+must complete (one ``write_done`` beat each), RREADY must never drop, with the memory then equal to the model that applied
 the commands' words and strobes in order. The protocol checker (``tb/axi_checker.py``) watches
 the port throughout; its traffic counts must equal the commands' bytes per 4 KiB page, and the
-DMA's own counters must equal the checker's counts.
+DMA's own counters must equal the checker's counts. A last phase reads to a slow consumer
+on a bus without pauses, so that the read FIFO fills.
 
 ``error_responses``: a memory model that answers SLVERR inside one page: every command still
 completes, the error flags and each write command's ``error`` bit are exactly those of the
@@ -194,6 +195,18 @@ async def random_traffic(dut):
     for channel in memory_channels(model):
         channel.set_pause_generator(pauses(rng, p["pause"]))
     checker = start_monitor(dut, s)
+    rready_low = []
+
+    async def watch_rready():
+        # The read engine reserves FIFO room for every burst it issues: RREADY never drops.
+        edge, settled = RisingEdge(dut.clk), ReadOnly()
+        while True:
+            await settled
+            if not dut.bus__rready.value:
+                rready_low.append(checker.cycle_index)
+            await edge
+
+    watcher = cocotb.start_soon(watch_rready())
     half = s.memory_bytes // 2
     reads = random_commands(rng, s, 0, half, p["commands"])
     writes = random_commands(rng, s, half, s.memory_bytes, p["commands"])
@@ -204,7 +217,11 @@ async def random_traffic(dut):
     await dma.run(reads, writes, write_words, timeout_cycles=timeout)
     apply_writes(image, s, writes, write_words)
 
-    # The written half, back through the DMA.
+    # The written half, back through the DMA, to a slow reader on a bus without pauses: the
+    # read FIFO fills, and only the reservation keeps RREADY high.
+    for channel in memory_channels(model):
+        channel.set_pause_generator(None)
+    dma.read_data.backpressure = 0.85
     readback = random_commands(rng, s, half, s.memory_bytes, p["commands"] // 2)
     expected += expected_read_words(image, s, readback)
     await dma.run(readback, [], [], timeout_cycles=timeout)
@@ -220,6 +237,8 @@ async def random_traffic(dut):
     assert memory == bytes(image), f"memory differs from the model at byte " \
         f"{next(i for i, (a, b) in enumerate(zip(memory, image)) if a != b):#x}"
     assert int(dut.error.value) == 0
+    watcher.cancel()
+    assert not rready_low, f"RREADY low in cycles {rready_low[:10]}"
 
     checker.assert_clean()
     all_reads = reads + readback

@@ -45,6 +45,13 @@ def test_ram_against_axi_master(tmp_path):
     assert run.report["random_bursts"]["max_read_outstanding"] > 1
 
 
+@pytest.mark.sim
+def test_ram_on_icarus(tmp_path):
+    """The four-state simulator (the master drives x on idle payloads): the same bench."""
+    run = run_ram_bench(tmp_path, sim="icarus")
+    assert (run.simulator, run.tests, run.failures) == ("icarus", 3, 0), f"see {run.log}"
+
+
 def test_backdoor_and_bus_in_amaranth_simulator():
     """The backdoor writes whole words and reads them the next cycle; ``init`` preloads."""
     dut = AxiRam(addr_width=12, data_width=16, depth=8, init=[0x1234, 0xBEEF], host_port=True)
