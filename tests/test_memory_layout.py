@@ -4,10 +4,10 @@ tile array gets (the Y columns the core loads are the host driver's ``ArrayPass.
 import numpy as np
 import pytest
 
-from maskprop.base.config import Config
+from maskprop.base.config import Config, container_bits
 from maskprop.host.driver import ArrayPass
-from maskprop.host.memory_layout import (backward_data_weights, channel_words, container_bits,
-                                         pack, unpack, word_bytes)
+from maskprop.host.memory_layout import (backward_data_weights, channel_words, pack, unpack,
+                                         word_bytes)
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
@@ -64,3 +64,19 @@ def test_weight_words_are_the_array_y_columns(pass_name):
     grid = words(pack(weights, config.vec, config.data_width), config)
     columns, chunks = array_pass.cols, array_pass.chunks
     np.testing.assert_array_equal(grid.reshape(columns, chunks, config.vec), array_pass.y)
+
+
+def test_core_config_validates_its_parameters():
+    from maskprop.base.config import CoreConfig
+    assert CoreConfig().bus_width == 256 and CoreConfig().bus_bytes == 32
+    assert CoreConfig(Config(vec=8, lanes=2, data_width=8, acc_width=24)).bus_width == 64
+    for kwargs, message in [
+            ({"x_words": 3}, r"x_words must be a power of two in \[2, 65536\], not 3"),
+            ({"x_words": 1 << 17}, r"x_words must be in \[2, 65536\], not 131072"),
+            ({"addr_width": 8}, r"addr_width must be in \[12, 64\], not 8"),
+            ({"max_burst": 3}, r"max_burst must be a power of two in \[1, 256\], not 3"),
+            ({"max_outstanding": 0}, r"max_outstanding must be in \[1, 16\], not 0"),
+            ({"array": Config(vec=12, lanes=4)}, r"vec x container bits = 12 x 16 = 192 bits "
+                                                  r"is not a power of two")]:
+        with pytest.raises(ValueError, match=message):
+            CoreConfig(**kwargs)

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "DEFAULT", "EVALUATION", "FPGA_SMALL", "check_range", "ceil_log2",
-           "GENERATABLE_BUFFER_BITS"]
+__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL",
+           "check_range", "ceil_log2", "container_bits", "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
@@ -25,6 +25,13 @@ _SECONDS_PER_MIBIT, _BYTES_PER_MIBIT = 6.0, 140e6
 def ceil_log2(n: int) -> int:
     """Smallest ``k`` with ``2**k >= n`` (0 for n <= 1)."""
     return max(0, (int(n) - 1).bit_length())
+
+
+def container_bits(data_width: int) -> int:
+    """Bits of the container one element of ``data_width`` bits takes in the core's memory: 8,
+    16 or 32, the smallest that holds it."""
+    check_range("data_width", data_width, 2, 32)
+    return next(bits for bits in (8, 16, 32) if data_width <= bits)
 
 
 def check_range(name: str, value, low: int, high: int) -> int:
@@ -240,3 +247,69 @@ EVALUATION = DEFAULT.for_evaluation()
 #: The tile array sized to fit the ECP5 LFE5U-25F of docs/fpga.md: the defaults with
 #: 32 columns x 16 chunks of Y buffer and ``col_block`` 8.
 FPGA_SMALL = Config(col_block=8, max_chunks=16, max_cols=32)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """The accelerator core (``hw/core.py``, docs/architecture.md section 8): the tile array of
+    ``array``, its memory port and its X scratchpad.
+
+    Parameters
+    ----------
+    array : Config
+        The tile array (and the datapath widths).
+    x_words : int
+        Words of the X scratchpad, which holds the pass's broadcast input tensor (one word = one
+        chunk of ``vec`` channels of one pixel), a power of two in 2..65536.
+    addr_width : int
+        Byte address bits of the memory port, 12..64.
+    max_burst : int
+        Beats per AXI burst at most, a power of two in 1..256.
+    max_outstanding : int
+        AXI bursts in flight per direction at most, 1..16.
+
+    The memory port is one chunk wide: ``vec`` elements in containers of 8, 16 or 32 bits
+    (the smallest that holds ``data_width``), which must make a power of two from 8 to 1024 bits.
+    """
+
+    array: Config = DEFAULT
+    x_words: int = 4096
+    addr_width: int = 32
+    max_burst: int = 16
+    max_outstanding: int = 4
+
+    def __post_init__(self):
+        if not isinstance(self.array, Config):
+            raise ValueError(f"array must be a Config, not {self.array!r}")
+        check_range("x_words", self.x_words, 2, 65536)
+        if self.x_words & (self.x_words - 1):
+            raise ValueError(f"x_words must be a power of two in [2, 65536], not {self.x_words}")
+        check_range("addr_width", self.addr_width, 12, 64)
+        check_range("max_burst", self.max_burst, 1, 256)
+        if self.max_burst & (self.max_burst - 1):
+            raise ValueError(f"max_burst must be a power of two in [1, 256], not "
+                             f"{self.max_burst}")
+        check_range("max_outstanding", self.max_outstanding, 1, 16)
+        width = self.bus_width
+        if width & (width - 1) or not 8 <= width <= 1024:
+            raise ValueError(f"vec x container bits = {self.array.vec} x {self.container_bits} "
+                             f"= {width} bits is not a power of two from 8 to 1024: the memory "
+                             f"port carries one chunk per word; use a vec of 1, 2, 4, ... 64")
+
+    @property
+    def container_bits(self) -> int:
+        """Bits one element takes in memory: 8, 16 or 32."""
+        return container_bits(self.array.data_width)
+
+    @property
+    def bus_width(self) -> int:
+        """Bits of the memory port: one chunk."""
+        return self.array.vec * self.container_bits
+
+    @property
+    def bus_bytes(self) -> int:
+        return self.bus_width // 8
+
+
+#: The core with the default tile array.
+CORE_DEFAULT = CoreConfig()

@@ -22,16 +22,10 @@ output channel, which is what the tile array's Y buffer loads.
 
 import numpy as np
 
-from maskprop.base.config import check_range
+from maskprop.base.config import container_bits
 
-__all__ = ["container_bits", "word_bytes", "channel_words", "pack", "unpack",
+__all__ = ["word_bytes", "channel_words", "pack", "unpack",
            "backward_data_weights"]
-
-
-def container_bits(data_width: int) -> int:
-    """Bits of the container one element of ``data_width`` bits takes in memory: 8, 16 or 32."""
-    check_range("data_width", data_width, 2, 32)
-    return next(bits for bits in (8, 16, 32) if data_width <= bits)
 
 
 def word_bytes(vec: int, data_width: int) -> int:
