@@ -7,15 +7,18 @@ and generator), ``read_salt``/``write_salt`` (the word at byte address ``a`` is
 ``pattern(a, salt)``), ``stall`` (pseudo-random backpressure on ``read_data`` and
 ``write_done`` and idle cycles on ``write_data``), ``clear``, the RAM's ``host`` backdoor; out:
 ``read_words``, ``read_mismatches`` (a wrong word, or ``last`` not on exactly a command's final
-word), ``write_words``, ``writes_done``, ``done_errors``, the cycles of the first and last read
-and write word since ``clear``, and the DMA's ``error``, ``busy`` and ``counters``.
+word), ``write_words`` (counted on W), ``writes_done``, ``done_errors``, the cycles (of the free
+running ``cycle``) of the first and last read and write word since ``clear``, and the DMA's ``error``, ``busy`` and ``counters``.
 
 ``full_rate``: the whole memory written, then read, by long commands, then a read and a write
 at the same time: exactly one word per cycle in each direction (the span from first to last
-word equals the words). ``random_commands``: random commands (lengths, 4 KiB boundaries) with
+word equals the words), without the protocol checker, to run at the simulator's speed.
+``random_commands``: random commands (lengths, 4 KiB boundaries) with
 random stalls, reads and writes at once. ``decode_errors``: commands beyond the memory: DECERR,
 error flags, every command complete. The protocol checker watches the bus throughout.
 """
+
+import time
 
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
@@ -48,6 +51,7 @@ class Top:
         self.checker = AxiMonitor(dut, "bus", dut.clk, dut.rst,
                                   max_outstanding=p["max_outstanding"], max_len=p["max_burst"],
                                   size=self.bytes.bit_length() - 1)
+        self.started = time.monotonic()
 
     def command(self, addr, beats):
         return addr | beats << self.p["addr_width"]
@@ -118,19 +122,22 @@ def chunks(rng, lo, hi, bytes_per_word, max_beats, multiple=1):
     return commands
 
 
-async def setup(dut):
+async def setup(dut, *, checker=True):
     hold_inputs(dut)
     rng, seed = await start(dut)
     top = Top(dut, rng)
-    top.checker.start()
+    if checker:
+        top.checker.start()
     return top, rng, seed
 
 
 @cocotb.test()
 async def full_rate(dut):
     """Commands of whole bursts (multiples of ``max_burst`` beats, every burst full): one word
-    per cycle, each direction alone and both at once. Commands of any length: measured."""
-    top, rng, seed = await setup(dut)
+    per cycle, each direction alone and both at once. Commands of any length: measured. No
+    per-cycle Python here (the other tests run the protocol checker): the run goes at the
+    simulator's speed, and the report says how fast that is."""
+    top, rng, seed = await setup(dut, checker=False)
     p, size = top.p, top.memory_bytes
     salt1, salt2 = rng.getrandbits(p["data_width"]), rng.getrandbits(p["data_width"])
     long, burst = p["max_beats_per_command"], p["max_burst"]
@@ -157,10 +164,12 @@ async def full_rate(dut):
     for name, result in results.items():
         assert result["words"] == result["span"], f"{name}: not one word per cycle: {result}"
 
-    # Any lengths (short bursts at command ends and 4 KiB boundaries), both at once: measured.
+    # Any lengths (short bursts at command ends and 4 KiB boundaries), both at once, a few
+    # passes over the memory: measured.
     await top.clear()
-    await top.run(reads=chunks(rng, 0, size // 2, top.bytes, long),
-                  writes=chunks(rng, size // 2, size, top.bytes, long))
+    for _ in range(p["passes"]):
+        await top.run(reads=chunks(rng, 0, size // 2, top.bytes, long),
+                      writes=chunks(rng, size // 2, size, top.bytes, long))
     any_length = top.spans()
     assert top.value("read_mismatches") == 0
     dut.read_salt.value = salt2
@@ -175,10 +184,9 @@ async def full_rate(dut):
 
     assert results["read"]["words"] == results["write"]["words"] == p["depth"]
     assert int(dut.error.value) == 0
-    top.checker.assert_clean()
-    record("full_rate", seed=seed, **results, any_length=any_length,
-           max_read_outstanding=top.checker.max_read_outstanding,
-           max_write_outstanding=top.checker.max_write_outstanding)
+    cycles = int(dut.cycle.value)
+    record("full_rate", seed=seed, **results, any_length=any_length, cycles=cycles,
+           cycles_per_second=round(cycles / (time.monotonic() - top.started)))
 
 
 def random_commands(rng, lo, hi, bytes_per_word, max_beats, count):

@@ -88,7 +88,8 @@ class DmaOnRam(wiring.Component):
             "host": In(HostPortSignature(addr_width=ram_words, data_width=data_width)),
             **{name: Out(32) for name in ("read_words", "read_mismatches", "write_words",
                                           "writes_done", "done_errors", "first_read",
-                                          "last_read", "first_write", "last_write")},
+                                          "last_read", "first_write", "last_write",
+                                          "cycle")},
             "error": Out(dma_flags_layout()), "busy": Out(1),
             "counters": Out(dma_counter_layout()),
         })
@@ -109,22 +110,27 @@ class DmaOnRam(wiring.Component):
         ]
         lfsr = Signal(16, init=0xACE1)
         m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ 0xB400, lfsr >> 1))
-        cycle = Signal(32)
+        cycle = self.cycle
         m.d.sync += cycle.eq(cycle + 1)
 
         def pattern_of(address, salt):
             return (address[shift:] * (MULTIPLIER & ((1 << width) - 1) | 1))[:width] ^ salt
 
         def tee(port, target, name):
-            """``port``'s commands to ``target`` and, in the same cycle, into a queue."""
-            queue = fifo.SyncFIFO(width=port.payload.shape().size, depth=64)
+            """``port``'s commands into two deep queues at once (so that the bench sends a
+            whole batch in consecutive cycles): one to ``target``, one for the walker."""
+            width = port.payload.shape().size
+            ahead = fifo.SyncFIFO(width=width, depth=256)
+            queue = fifo.SyncFIFO(width=width, depth=256)
+            m.submodules[f"{name}_ahead"] = ahead
             m.submodules[name] = queue
+            wiring.connect(m, ahead.r_stream, target)
             m.d.comb += [
-                target.payload.eq(port.payload),
-                target.valid.eq(port.valid & queue.w_rdy),
+                ahead.w_data.eq(port.payload),
                 queue.w_data.eq(port.payload),
-                queue.w_en.eq(port.valid & target.ready),
-                port.ready.eq(target.ready & queue.w_rdy),
+                ahead.w_en.eq(port.valid & queue.w_rdy),
+                queue.w_en.eq(port.valid & ahead.w_rdy),
+                port.ready.eq(ahead.w_rdy & queue.w_rdy),
             ]
             return data.View(port.payload.shape(), queue.r_data), queue
 
@@ -193,7 +199,8 @@ PAIR_DEPTH = 2048   # 16 KiB of the 64 KiB address space: room for DECERR
 def run_pair_bench(tmp_path, sim=None):
     dut = DmaOnRam(depth=PAIR_DEPTH, **PAIR_PARAMS)
     run = run_testbench(dut, "dma_on_ram", "maskprop.tb.bench_axi_dma_ram",
-                        params=dict(PAIR_PARAMS, depth=PAIR_DEPTH, commands=80), sim=sim,
+                        params=dict(PAIR_PARAMS, depth=PAIR_DEPTH, commands=80, passes=8),
+                        sim=sim,
                         build_dir=tmp_path / "build", seed=seeded(4242))
     print(f"logs in {run.build_dir}")
     return run
