@@ -257,7 +257,7 @@ class AxiDma(wiring.Component):
         return (type(self).__qualname__, tuple(sorted(self.parameters.items())))
 
     def _command_queue(self, m, port, name):
-        """``port``'s commands through a FIFO into a burst splitter; returns the splitter."""
+        """``port``'s commands through a FIFO into a burst splitter; returns both."""
         queue = fifo.SyncFIFO(width=port.payload.shape().size, depth=self._command_depth)
         splitter = _BurstSplitter(addr_width=self._addr_width, bytes_per_beat=self.bytes_per_beat,
                                   max_burst=self._max_burst, max_beats=self._max_beats)
