@@ -130,8 +130,7 @@ class RegisterModel:
         events ``sets``; returns the write's response. The pulses it strobes are
         :attr:`pulses` in the next cycle."""
         pulses = dict.fromkeys(self.pulses, 0)
-        clears = {name: 0 for name, f in ((f.name, f) for f in self.map.fields)
-                  if f.access == W1C}
+        clears = {f.name: 0 for f in self.map.fields if f.access == W1C}
         response = None
         if write is not None:
             address, data, strb = write
