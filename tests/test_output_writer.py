@@ -8,17 +8,21 @@ latency, flags, parameter validation and Verilog."""
 import random
 import zlib
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from maskprop.base.config import Config
+from maskprop.base.config import FPGA_SMALL, Config
 from maskprop.flow.verilog import generate_verilog, lint_verilog
+from maskprop.host.driver import ArrayPass
+from maskprop.host.memory_layout import pack
 from maskprop.hw.output_writer import OutputWriter
 from maskprop.sim.golden import requantize
+from maskprop.sim.layer import ConvLayer
 from maskprop.tb.amaranth_bench import run_streams
-from maskprop.tb.payloads import packer
+from maskprop.tb.payloads import as_payload, packer
 from maskprop.tb.scoreboard import DRAIN_CYCLES, Scoreboard
 from maskprop.tb.stimulus import seed_from_env
 
@@ -237,6 +241,53 @@ def test_default_container_is_the_smallest_that_holds_data_width():
               for dw in (2, 8, 9, 16, 17, 32)}
     assert widths == {2: 8, 8: 8, 9: 16, 16: 16, 17: 32, 32: 32}
     assert OutputWriter(Config(), container=32).o.payload.data.shape().elem_shape.width == 32
+
+
+# --- a conv layer's pass as the host driver lowers it, against the memory layout ----------------
+
+# Forward outputs whose window is all padding (padding 3) are rows the array never sees; 20
+# output channels are more than one word of FPGA_SMALL's vec = 16, and more than two blocks of
+# its col_block = 8 (max_chunks 32 holds backward-data's reduction of 9 taps x 32 channels).
+LAYER_CONFIG = replace(FPGA_SMALL, max_chunks=32)
+LAYER = ConvLayer(batch=1, in_channels=3, height=4, width=4, out_channels=20, kernel=3, stride=1,
+                  padding=3, name="3x3-p3")
+
+
+@pytest.mark.parametrize("pass_name", ["forward", "backward_data"])
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_a_lowered_pass_lands_in_the_memory_layout(pass_name, dense):
+    """The tile array's beats of a lowered conv pass (``ArrayPass.expected_results``), dead rows
+    included: the words, as bytes in address order, are ``memory_layout.pack`` of the
+    requantized golden tensor (channel-last, channels padded, containers)."""
+    seed = seed_from_env(default=zlib.crc32(f"{pass_name}/{dense}".encode()) & 0xFFFF)
+    announce(seed)
+    rng = np.random.default_rng(seed)
+
+    def sparse(shape):
+        return np.where(rng.random(shape) < 0.4, rng.integers(-120, 121, size=shape), 0)
+    A, W, dZ = np.abs(sparse(LAYER.input_shape)), sparse(LAYER.weight_shape), \
+        sparse(LAYER.output_shape)
+    array_pass = ArrayPass.lower(LAYER, pass_name, LAYER_CONFIG, A=A, W=W, dZ=dZ)
+    assert not array_pass.live_rows.all() or pass_name != "forward"
+    shift, base = 5, 0
+    writer_pass = WriterPass(LAYER_CONFIG, array_pass.exact(), array_pass.live_rows,
+                             array_pass.wanted(dense), shift=shift, base=base)
+    dut = OutputWriter(LAYER_CONFIG)
+
+    def setup(ctx):
+        ctx.set(dut.cols, array_pass.cols)
+        ctx.set(dut.shift, shift)
+        ctx.set(dut.base, base)
+    inputs = {"rows": writer_pass.row_beats(random.Random(seed)),
+              "results": list(array_pass.expected_results(dense))}
+    run = run_streams(dut, inputs, writer_pass.words(dut.addr_width), idle=0.2,
+                      backpressure=0.3, seed=seed, setup=setup)
+    words = [as_payload(word) for word in run.outputs]
+    assert [word["addr"] for word in words] == list(range(base, base + len(words)))
+    image = np.array([word["data"] for word in words], dtype="<i2").tobytes()
+    golden = array_pass.golden(dense)
+    assert image == pack(requantize(golden, shift, LAYER_CONFIG.data_width), LAYER_CONFIG.vec,
+                         LAYER_CONFIG.data_width)
 
 
 # --- several passes through one writer: shifts 0..63, first, clear -----------------------------
