@@ -17,18 +17,20 @@ from maskprop.hw.core_registers import Pass
 __all__ = ["AddressGenerator", "WalkError", "reciprocal", "walk_cycles", "SETUP_CYCLES",
            "ERROR_CYCLES"]
 
-#: Cycles from a legal command's handshake to the walk's first cycle, besides backward-data's
-#: pre-steps (three setup states).
-SETUP_CYCLES = 3
-#: Cycles from an illegal command's handshake to ``done`` (``done`` is high in cycle 4).
-ERROR_CYCLES = 4
+#: Cycles of a command's setup (one to register the command's fields, 16 for the 14 products
+#: through one pipelined multiplier, one to derive the step constants), besides backward-data's
+#: pre-steps: with the handshake in cycle 0, the walk starts in cycle ``SETUP_CYCLES + 1``.
+SETUP_CYCLES = 18
+#: The cycle of ``done`` after an illegal command's handshake (in cycle 0): the setup runs in
+#: full, the checks are made at its end.
+ERROR_CYCLES = SETUP_CYCLES + 1
 
 
 class _State(enum.Enum, shape=3):
     IDLE = 0
-    SETUP0 = 1
-    SETUP1 = 2
-    SETUP2 = 3
+    SETUP = 1
+    MULTIPLY = 2
+    FINISH = 3
     PRESTEP = 4
     RUN = 5
 
@@ -61,9 +63,10 @@ def reciprocal(divisor: int, bits: int) -> tuple:
 
 def walk_cycles(chunks_per_row, blocks: int, pre_steps: int = 0) -> int:
     """The cycle in which ``done`` is high after a legal command's handshake in cycle 0, with
-    neither output stream back-pressured: ``SETUP_CYCLES + pre_steps + 3 + blocks * sum_m
-    max(1, L_m)``, ``L_m`` the live chunks of GEMM row ``m`` (0 for a dead row). ``pre_steps``
-    is ``max(0, p + 1 - R)`` for backward-data, 0 for forward."""
+    neither output stream back-pressured: ``SETUP_CYCLES + 3 + pre_steps + blocks * sum_m
+    max(1, L_m)``, ``L_m`` the live chunks of GEMM row ``m`` (0 for a dead row; the host's
+    ``ArrayPass.live.sum(axis=1)``). ``pre_steps`` is ``max(0, p + 1 - R)`` for backward-data,
+    0 for forward."""
     return SETUP_CYCLES + pre_steps + 3 + blocks * sum(max(1, int(n)) for n in chunks_per_row)
 
 
@@ -72,10 +75,15 @@ class _Axis:
     column) and what it adds to the address and to ``index``, kept incrementally.
 
     Registers: ``k`` (the first live tap; beyond ``R - 1`` when there is none), ``pos`` (the
-    tensor row/column it reads, beyond ``size - 1`` when there is none), ``aoff`` (signed:
-    forward ``(s*o - p) * A``, unclamped; backward-data ``pos * A``), ``qoff`` (``k * Q``), with
-    ``A`` the axis' word stride and ``Q`` its index stride. ``step()`` moves to the next output
-    coordinate ``o``; ``reset()`` reloads the values of ``o = 0``.
+    tensor row/column it reads, beyond ``size - 1`` when there is none), ``aoff`` (forward
+    ``(s*o - p) * A``, unclamped, :meth:`offset` clamps it; backward-data ``pos * A``), ``qoff``
+    (``k * Q``), with ``A`` the axis' word stride and ``Q`` its index stride. ``step()`` moves to
+    the next output coordinate ``o``; ``reset()`` reloads the values of ``o = 0``.
+
+    Both offsets are kept modulo ``2**addr_width`` and ``max_chunks``: wherever the axis is live
+    their true values are below those (the tensor fits the scratchpad, the reduction the row
+    buffer), so the modular sums are exact there, and the sign the forward clamp needs comes
+    from ``k`` (``k > 0`` exactly when the window starts in the padding), not from ``aoff``.
 
     Forward: the window starts at ``s*o - p``; ``k = max(0, p - s*o)``, ``pos = max(0, s*o - p)``.
     Each step: ``k -= s`` while ``k >= s``, else ``k = 0`` and ``pos += s - k``.
@@ -89,14 +97,14 @@ class _Axis:
     def __init__(self, name, kbits, posbits, abits, qbits):
         self.k = Signal(kbits, name=f"{name}_k")
         self.pos = Signal(posbits, name=f"{name}_pos")
-        self.aoff = Signal(signed(abits), name=f"{name}_aoff")
+        self.aoff = Signal(abits, name=f"{name}_aoff")
         self.qoff = Signal(qbits, name=f"{name}_qoff")
         # The values of output coordinate 0 (reloaded by reset()).
-        self.init_aoff = Signal(signed(abits), name=f"{name}_init_aoff")
+        self.init_aoff = Signal(abits, name=f"{name}_init_aoff")
         self.init_qoff = Signal(qbits, name=f"{name}_init_qoff")
         # Per-command step constants (see step()).
-        self.adec = Signal(signed(abits), name=f"{name}_adec")
-        self.awrap = Signal(signed(abits), name=f"{name}_awrap")
+        self.adec = Signal(abits, name=f"{name}_adec")
+        self.awrap = Signal(abits, name=f"{name}_awrap")
         self.qdec = Signal(qbits, name=f"{name}_qdec")
         self.qwrap = Signal(qbits, name=f"{name}_qwrap")
         self.size_m1 = Signal(posbits, name=f"{name}_size_m1")
@@ -106,7 +114,7 @@ class _Axis:
         dec = self.k >= kdec
         return (Mux(dec, self.k - kdec, kwrap),
                 Mux(dec, self.pos, self.pos + Mux(fwd, stride - self.k, 1)),
-                Mux(dec, self.aoff + self.adec, self.aoff + self.awrap),
+                self.aoff + Mux(dec, self.adec, self.awrap),
                 Mux(dec, self.qoff - self.qdec, self.qwrap))
 
     def step(self, fwd, stride, kdec, kwrap):
@@ -119,6 +127,11 @@ class _Axis:
 
     def live(self, kernel):
         return (self.k <= kernel - 1) & (self.pos <= self.size_m1)
+
+    def offset(self, fwd):
+        """The word offset of the first live tap: forward, 0 while the window starts in the
+        padding (``k > 0``)."""
+        return Mux(fwd & (self.k != 0), 0, self.aoff)
 
 
 class AddressGenerator(wiring.Component):
@@ -182,25 +195,29 @@ class AddressGenerator(wiring.Component):
 
     Timing
     ------
-    With a command's handshake in cycle 0: three setup cycles (the products below, one level
-    per cycle); backward-data then takes ``max(0, p + 1 - R)`` pre-steps to find the first
-    live tap of row 0 (see below). Then one cycle per live chunk and one per dead row beat: a
-    row beat costs ``max(1, L)`` cycles, ``L`` its live chunks, and dead kernel taps cost
-    nothing (only the rectangle of live taps is walked). Unstalled, ``done`` is high in cycle
-    :func:`walk_cycles` ``= 6 + pre_steps + blocks * sum_m max(1, L_m)``. Beat by beat: with
-    row beats ``j`` in stream order (``blocks`` per GEMM row) starting in cycle
-    ``S_0 = 6 + pre_steps``, ``S_{j+1} = S_j + max(1, L_j)``, row ``j``'s chunks are taken in
-    cycles ``S_j .. S_j + L_j - 1`` (no bubble across rows and blocks) and its rows beat in
-    cycle ``S_{j-1}`` (row 0's in ``S_0 - 1``). With backpressure every beat waits for its own
-    ready only. A refused command: ``done`` in cycle ``ERROR_CYCLES`` = 4.
+    With a command's handshake in cycle 0: ``SETUP_CYCLES`` = 18 setup cycles (the command's
+    fields registered, 14 products through one pipelined multiplier, the step constants);
+    backward-data then takes ``pre_steps = max(0, p + 1 - R)`` more to find the first live tap
+    of output 0 (see below). Then one cycle per live chunk and one per dead row beat: a row
+    beat costs ``max(1, L)`` cycles, ``L`` its live chunks, and dead kernel taps cost nothing
+    (only the rectangle of live taps is walked). Unstalled, ``done`` is high in cycle
+    :func:`walk_cycles` ``= SETUP_CYCLES + 3 + pre_steps + blocks * sum_m max(1, L_m)``. Beat by
+    beat: with row beats ``j`` in stream order (``blocks`` per GEMM row),
+    ``S_0 = SETUP_CYCLES + 3 + pre_steps`` and ``S_{j+1} = S_j + max(1, L_j)``, row ``j``'s
+    chunks are taken in cycles ``S_j .. S_j + L_j - 1`` (no bubble across rows and blocks) and
+    its rows beat in cycle ``S_{j-1}`` (row 0's in ``S_0 - 1``). With backpressure each beat
+    waits for its own stream's ready only. A refused command: ``done`` in cycle
+    ``ERROR_CYCLES`` = 19 (the checks are made at the end of the setup).
 
     Design
     ------
-    No divider and no multiplier on the per-cycle path. A command's setup computes, one
-    product level per cycle, the word strides (``Cb``, a tensor row ``W*Cb``, an image
-    ``H*W*Cb``, backward-data ``Wo*Kb``, ``Ho*Wo*Kb``), the index strides (``Cb``, ``R*Cb``)
-    and their multiples by ``stride`` and ``padding`` (small factors); ``ceil(C / vec)`` is a
-    shift, or a multiplication by a constant reciprocal when ``vec`` is not a power of two.
+    No divider, and no multiplier on the per-cycle path. A command's setup computes, one product
+    per cycle through a single multiplier with registered operands and product (a product's
+    operands may be earlier products): ``ceil(C / vec)`` (a multiplication by a constant
+    reciprocal, :func:`reciprocal`; a shift when ``vec`` is a power of two), the word strides
+    (a tensor row ``W*Cb``, an image ``H*W*Cb``; backward-data ``Wo*Kb``, ``Ho*Wo*Kb``), the
+    index stride of a kernel row ``R*Cb``, their multiples by ``stride`` and by the first tap of
+    output 0, and the checks' ``out_h * stride``, ``R*R*Cb``, ``(Cb - 1) * vec`` (the tail).
     The walk then only adds and compares:
 
     - the row sequencer steps ``(n, y, x, block)`` and keeps, per spatial axis (:class:`_Axis`),
@@ -305,9 +322,7 @@ class AddressGenerator(wiring.Component):
         small = max(kw, sw, pw)
         kbits = small + 1                         # first taps, kernel counters
         posbits = max(dw, small) + 2              # tensor positions
-        abits = aw + small + 2                    # signed address offsets
-        qfull = ceil_log2(c.max_chunks) + 1       # an index <= max_chunks
-        qbits = qfull + small + 1                 # index offsets and steps
+        qbits = self.index_width                  # indices, modulo max_chunks
 
         cmd = Signal(self.command_layout)
         fwd = Signal()
@@ -315,12 +330,22 @@ class AddressGenerator(wiring.Component):
         m.d.comb += [self.error.eq(err)]
 
         # --- per-command constants (setup) --------------------------------------------------
+        kernel, stride, padding = cmd.kernel, cmd.stride, cmd.padding
+        size_row, size_col = Signal(dw), Signal(dw)   # the tensor read: H, W or Ho, Wo
+        channels = Signal(dw)                     # the reduced channels: C or K
         cpp = Signal(dw)                          # chunks per pixel: Cb or Kb
         cpp_m1 = Signal(dw)
+        tail_vec = Signal(dw + 7)                 # (cpp - 1) * vec
         tail_mask = Signal(vec)                   # smask of a pixel's last word
         q_row = Signal(kw + dw)                   # R * cpp, full width (for the check)
         a_row = Signal(aw)                        # words per tensor row: W*Cb or Wo*Kb
         image = Signal(aw)                        # words per image
+        factor = Signal(kbits)                    # padding (forward) or the first tap (bwd)
+        s_cpp, f_cpp = Signal(max(aw, qbits)), Signal(max(aw, qbits))
+        s_arow, f_arow = Signal(aw), Signal(aw)
+        s_qrow, f_qrow = Signal(qbits), Signal(qbits)
+        reduction = Signal(2 * kw + dw)           # R * R * cpp
+        out_h_s, out_w_s = Signal(dw + sw), Signal(dw + sw)
         kdec, kwrap = Signal(kbits), Signal(kbits)
         kstep = Signal(kbits)                     # tap step inside a window: 1 or stride
         klim = Signal(signed(kbits + 2))          # a run ends on a tap k >= kernel - kstep
@@ -329,47 +354,67 @@ class AddressGenerator(wiring.Component):
         init_k, init_pos = Signal(kbits), Signal(posbits)
         pre_steps = Signal(pw + 1)
         out_rows_m1, out_cols_m1 = Signal(dw), Signal(dw)
-        row_axis = _Axis("row", kbits, posbits, abits, qbits)
-        col_axis = _Axis("col", kbits, posbits, abits, qbits)
-
-        kernel, stride, padding = cmd.kernel, cmd.stride, cmd.padding
-        size_row = Mux(fwd, cmd.h, cmd.out_h)     # the tensor read: rows and columns
-        size_col = Mux(fwd, cmd.w, cmd.out_w)
-        channels = Mux(fwd, cmd.c, cmd.k)
+        row_axis = _Axis("row", kbits, posbits, aw, qbits)
+        col_axis = _Axis("col", kbits, posbits, aw, qbits)
         e0 = Signal(signed(max(kw, pw) + 2))      # backward-data: dilated position of tap 0, h = 0
         m.d.comb += e0.eq(padding + 1 - kernel)
 
-        # ceil(channels / vec) without a divider.
-        magic, shift = reciprocal(vec, dw + 1)
-        chunks_of = ((channels + (vec - 1)) * magic) >> shift
-
-        # --- errors ---------------------------------------------------------------------------
-        def output_size_ok(size, out):
-            span = size + 2 * padding                      # the padded extent
-            product = Signal(dw + sw + 1)
-            m.d.comb += product.eq(out * stride)
-            return (product - stride + kernel <= span) & (span < product + kernel)
-
-        zero = Signal()
-        no_output = Signal()
-        size_ok = Signal()
-        m.d.comb += [
-            zero.eq((cmd.n == 0) | (cmd.c == 0) | (cmd.h == 0) | (cmd.w == 0) | (cmd.k == 0) |
-                    (kernel == 0) | (stride == 0) | (cmd.out_h == 0) | (cmd.out_w == 0) |
-                    (cmd.blocks == 0)),
-            no_output.eq((cmd.h + 2 * padding < kernel) | (cmd.w + 2 * padding < kernel)),
-            size_ok.eq(output_size_ok(cmd.h, cmd.out_h) & output_size_ok(cmd.w, cmd.out_w)),
+        # The products, through one multiplier with registered operands and product, one per
+        # cycle: (destination, operand a, operand b). A product is written two cycles after its
+        # operands are, so each one's operands come from products at least three steps earlier.
+        magic, shift = reciprocal(vec, dw + 1)   # ceil(channels / vec) = (channels+vec-1) // vec
+        products = [
+            (cpp, channels + (vec - 1), magic),
+            (out_h_s, cmd.out_h, stride),
+            (out_w_s, cmd.out_w, stride),
+            (a_row, size_col, cpp),
+            (q_row, kernel, cpp),
+            (s_cpp, stride, cpp),
+            (f_cpp, factor, cpp),
+            (image, size_row, a_row),
+            (s_arow, stride, a_row),
+            (f_arow, factor, a_row),
+            (reduction, kernel, q_row),
+            (s_qrow, stride, q_row),
+            (f_qrow, factor, q_row),
+            (tail_vec, cpp - 1, vec),
         ]
-        early_error = Signal(WalkError)           # everything but the reduction's length
+        mul_a = Signal(dw + 1)
+        mul_b = Signal(max(aw, kw + dw, magic.bit_length(), sw, vec.bit_length()))
+        product = Signal(len(mul_a) + len(mul_b))
+        mul_step = Signal(range(len(products) + 2))
+        m.d.sync += product.eq(mul_a * mul_b)
+
+        # --- errors (decided in FINISH, from registers) ---------------------------------------
+        def output_size_ok(size, out_s):
+            span = size + 2 * padding                      # the padded extent
+            return (out_s - stride + kernel <= span) & (span < out_s + kernel)
+
+        early_error = Signal(WalkError)           # what needs no product
+        final_error = Signal(WalkError)
+        zero = ((cmd.n == 0) | (cmd.c == 0) | (cmd.h == 0) | (cmd.w == 0) | (cmd.k == 0) |
+                (kernel == 0) | (stride == 0) | (cmd.out_h == 0) | (cmd.out_w == 0) |
+                (cmd.blocks == 0))
+        no_output = (cmd.h + 2 * padding < kernel) | (cmd.w + 2 * padding < kernel)
         with m.If((cmd.pass_kind != Pass.FORWARD) & (cmd.pass_kind != Pass.BACKWARD_DATA)):
             m.d.comb += early_error.eq(WalkError.BAD_PASS)
         with m.Elif(zero):
             m.d.comb += early_error.eq(WalkError.ZERO_DIM)
         with m.Elif(no_output):
             m.d.comb += early_error.eq(WalkError.NO_OUTPUT)
-        with m.Elif(~size_ok):
-            m.d.comb += early_error.eq(WalkError.OUTPUT_SIZE)
         setup_error = Signal(WalkError)
+        # Registered every cycle: their products are written at least two cycles before FINISH.
+        size_bad, reduction_big = Signal(), Signal()
+        m.d.sync += [
+            size_bad.eq(~output_size_ok(cmd.h, out_h_s) | ~output_size_ok(cmd.w, out_w_s)),
+            reduction_big.eq(reduction > c.max_chunks),
+        ]
+        with m.If(setup_error != WalkError.NONE):
+            m.d.comb += final_error.eq(setup_error)
+        with m.Elif(size_bad):
+            m.d.comb += final_error.eq(WalkError.OUTPUT_SIZE)
+        with m.Elif(reduction_big):
+            m.d.comb += final_error.eq(WalkError.REDUCTION)
 
         # --- the row sequencer ------------------------------------------------------------------
         n_i, oy, ox = Signal(dw), Signal(dw), Signal(dw)
@@ -381,7 +426,7 @@ class AddressGenerator(wiring.Component):
 
         desc_layout = data.StructLayout({
             "row": self.row_layout,
-            "addr": aw, "q": qfull,
+            "addr": aw, "q": qbits,
             "kr": kbits, "posr": posbits, "kt": kbits, "post": posbits,
         })
         seq_desc = Signal(desc_layout)
@@ -389,9 +434,6 @@ class AddressGenerator(wiring.Component):
         last_x = ox == out_cols_m1
         last_y = oy == out_rows_m1
         last_n = n_i == cmd.n - 1
-
-        def clamp(value):
-            return Mux(value < 0, 0, value)
 
         m.d.comb += [
             seq_desc.row.m.eq(row_index),
@@ -401,7 +443,7 @@ class AddressGenerator(wiring.Component):
             seq_desc.row.block.eq(block),
             seq_desc.row.live.eq(row_axis.live(kernel) & col_axis.live(kernel)),
             seq_desc.row.last.eq(last_block & last_x & last_y & last_n),
-            seq_desc.addr.eq(img + clamp(row_axis.aoff) + clamp(col_axis.aoff)),
+            seq_desc.addr.eq(img + row_axis.offset(fwd) + col_axis.offset(fwd)),
             seq_desc.q.eq(row_axis.qoff + col_axis.qoff),
             seq_desc.kr.eq(row_axis.k),
             seq_desc.posr.eq(row_axis.pos),
@@ -501,13 +543,15 @@ class AddressGenerator(wiring.Component):
                 with m.If(self.command.valid):
                     m.d.sync += [cmd.eq(self.command.payload), err.eq(WalkError.NONE),
                                  fwd.eq(self.command.payload.pass_kind == Pass.FORWARD)]
-                    m.d.sync += state.eq(_State.SETUP0)
-            with m.Case(_State.SETUP0):
-                # Level 0: chunks per pixel, the tensor's extents, the checks on the command.
+                    m.d.sync += state.eq(_State.SETUP)
+            with m.Case(_State.SETUP):
+                # What the command gives without a product; the first taps of output 0.
                 m.d.sync += [
-                    cpp.eq(chunks_of),
-                    row_axis.size_m1.eq(size_row - 1),
-                    col_axis.size_m1.eq(size_col - 1),
+                    size_row.eq(Mux(fwd, cmd.h, cmd.out_h)),
+                    size_col.eq(Mux(fwd, cmd.w, cmd.out_w)),
+                    channels.eq(Mux(fwd, cmd.c, cmd.k)),
+                    row_axis.size_m1.eq(Mux(fwd, cmd.h, cmd.out_h) - 1),
+                    col_axis.size_m1.eq(Mux(fwd, cmd.w, cmd.out_w) - 1),
                     out_rows_m1.eq(Mux(fwd, cmd.out_h, cmd.h) - 1),
                     out_cols_m1.eq(Mux(fwd, cmd.out_w, cmd.w) - 1),
                     setup_error.eq(early_error),
@@ -516,61 +560,62 @@ class AddressGenerator(wiring.Component):
                     kstep.eq(Mux(fwd, 1, stride)),
                     klim.eq(kernel - Mux(fwd, 1, stride)),
                     pre_steps.eq(Mux(~fwd & (e0 > 0), e0, 0)),
+                    # Forward: k = p at output 0. Backward-data: R - 1 - p, or 0 before the
+                    # pre-steps when p > R - 1. The offsets of output 0 are k times the strides
+                    # (forward: minus p times the word strides).
                     init_k.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
+                    factor.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
                     init_pos.eq(0),
+                    mul_step.eq(0),
                 ]
-                m.d.sync += state.eq(_State.SETUP1)
-            with m.Case(_State.SETUP1):
-                # Level 1: row stride, index strides, the column axis' constants, the tail mask.
+                m.d.sync += state.eq(_State.MULTIPLY)
+            with m.Case(_State.MULTIPLY):
+                with m.Switch(mul_step):
+                    for index, (_, a, b) in enumerate(products):
+                        with m.Case(index):
+                            m.d.sync += [mul_a.eq(a), mul_b.eq(b)]
+                with m.Switch(mul_step):
+                    for index, (destination, _, _) in enumerate(products):
+                        with m.Case(index + 2):
+                            value = product >> shift if destination is cpp else product
+                            m.d.sync += destination.eq(value)
+                m.d.sync += mul_step.eq(mul_step + 1)
+                with m.If(mul_step == len(products) + 1):
+                    m.d.sync += state.eq(_State.FINISH)
+            with m.Case(_State.FINISH):
+                # The step constants from the products; start the walk (or refuse).
                 tail = Signal(range(vec + 1))
-                m.d.comb += tail.eq(channels - (cpp - 1) * vec)
-                col_q = cpp
+                m.d.comb += tail.eq(channels - tail_vec)
+                with m.If(final_error != WalkError.NONE):
+                    m.d.sync += [err.eq(final_error), self.done.eq(1), state.eq(_State.IDLE)]
+                with m.Elif(pre_steps != 0):
+                    m.d.sync += state.eq(_State.PRESTEP)
+                with m.Else():
+                    m.d.sync += state.eq(_State.RUN)
+                col_init_aoff = Mux(fwd, -f_cpp, 0)
+                row_init_aoff = Mux(fwd, -f_arow, 0)
                 m.d.sync += [
                     cpp_m1.eq(cpp - 1),
                     tail_mask.eq(Cat(e < tail for e in range(vec))),
-                    a_row.eq(size_col * cpp),
-                    q_row.eq(kernel * cpp),
-                    qtap_skip.eq(Mux(fwd, 1, stride * cpp - cpp + 1)),
-                    col_axis.adec.eq(Mux(fwd, stride * cpp, 0)),
-                    col_axis.awrap.eq(Mux(fwd, stride * cpp, cpp)),
-                    col_axis.qdec.eq(Mux(fwd, stride * col_q, col_q)),
-                    col_axis.qwrap.eq(Mux(fwd, 0, (stride - 1) * col_q)),
-                    col_axis.init_aoff.eq(Mux(fwd, -(padding * cpp), 0)),
-                    col_axis.init_qoff.eq(init_k * col_q),
-                ]
-                m.d.sync += state.eq(_State.SETUP2)
-            with m.Case(_State.SETUP2):
-                # Level 2: image stride, the row axis' constants; start the walk (or refuse).
-                reduction = Signal(2 * kw + dw)
-                m.d.comb += reduction.eq(kernel * q_row)
-                with m.If(setup_error != WalkError.NONE):
-                    m.d.sync += [err.eq(setup_error), self.done.eq(1)]
-                    m.d.sync += state.eq(_State.IDLE)
-                with m.Elif(reduction > c.max_chunks):
-                    m.d.sync += [err.eq(WalkError.REDUCTION), self.done.eq(1)]
-                    m.d.sync += state.eq(_State.IDLE)
-                with m.Else():
-                    with m.If(pre_steps != 0):
-                        m.d.sync += state.eq(_State.PRESTEP)
-                    with m.Else():
-                        m.d.sync += state.eq(_State.RUN)
-                row_q = q_row
-                row_init_aoff = Mux(fwd, -(padding * a_row), 0)
-                row_init_qoff = init_k * row_q
-                m.d.sync += [
-                    image.eq(size_row * a_row),
-                    qrow_step.eq(Mux(fwd, row_q, stride * row_q)),
-                    row_axis.adec.eq(Mux(fwd, stride * a_row, 0)),
-                    row_axis.awrap.eq(Mux(fwd, stride * a_row, a_row)),
-                    row_axis.qdec.eq(Mux(fwd, stride * row_q, row_q)),
-                    row_axis.qwrap.eq(Mux(fwd, 0, (stride - 1) * row_q)),
+                    qtap_skip.eq(Mux(fwd, 1, s_cpp - cpp + 1)),
+                    qrow_step.eq(Mux(fwd, q_row, s_qrow)),
+                    col_axis.adec.eq(Mux(fwd, s_cpp, 0)),
+                    col_axis.awrap.eq(Mux(fwd, s_cpp, cpp)),
+                    col_axis.qdec.eq(Mux(fwd, s_cpp, cpp)),
+                    col_axis.qwrap.eq(Mux(fwd, 0, s_cpp - cpp)),
+                    col_axis.init_aoff.eq(col_init_aoff),
+                    col_axis.init_qoff.eq(f_cpp),
+                    row_axis.adec.eq(Mux(fwd, s_arow, 0)),
+                    row_axis.awrap.eq(Mux(fwd, s_arow, a_row)),
+                    row_axis.qdec.eq(Mux(fwd, s_qrow, q_row)),
+                    row_axis.qwrap.eq(Mux(fwd, 0, s_qrow - q_row)),
                     row_axis.init_aoff.eq(row_init_aoff),
-                    row_axis.init_qoff.eq(row_init_qoff),
+                    row_axis.init_qoff.eq(f_qrow),
                     # The trackers at output row and column 0.
                     row_axis.k.eq(init_k), row_axis.pos.eq(init_pos),
-                    row_axis.aoff.eq(row_init_aoff), row_axis.qoff.eq(row_init_qoff),
+                    row_axis.aoff.eq(row_init_aoff), row_axis.qoff.eq(f_qrow),
                     col_axis.k.eq(init_k), col_axis.pos.eq(init_pos),
-                    col_axis.aoff.eq(col_axis.init_aoff), col_axis.qoff.eq(col_axis.init_qoff),
+                    col_axis.aoff.eq(col_init_aoff), col_axis.qoff.eq(f_cpp),
                     # The sequencer and the walker.
                     n_i.eq(0), oy.eq(0), ox.eq(0), block.eq(0), row_index.eq(0),
                     img.eq(cmd.base), seq_more.eq(1),

@@ -18,8 +18,8 @@ from amaranth.sim import Simulator
 from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog
 from maskprop.host.driver import ArrayPass
-from maskprop.hw.address_generator import (ERROR_CYCLES, AddressGenerator, WalkError,
-                                           reciprocal, walk_cycles)
+from maskprop.hw.address_generator import (ERROR_CYCLES, SETUP_CYCLES, AddressGenerator,
+                                           WalkError, reciprocal, walk_cycles)
 from maskprop.hw.core_registers import Pass
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.stimulus import seed_from_env
@@ -215,10 +215,12 @@ def run_commands(dut: AddressGenerator, jobs, seed: int, max_cycles: int = 100_0
 
 def schedule(per_row, blocks: int, pre_steps: int):
     """The unstalled cycles of every row beat and chunk (the address generator's docstring):
-    row beat ``j`` costs ``max(1, L_j)`` cycles from ``S_0 = 6 + pre_steps``; its chunks are
-    taken in cycles ``S_j .. S_j + L_j - 1``, its rows beat in ``S_{j-1}`` (row 0: ``S_0 - 1``)."""
+    row beat ``j`` costs ``max(1, L_j)`` cycles from ``S_0 = SETUP_CYCLES + 3 + pre_steps``;
+    its chunks are taken in cycles ``S_j .. S_j + L_j - 1``, its rows beat in ``S_{j-1}``
+    (row 0: ``S_0 - 1``)."""
     costs = [int(n) for n in per_row for _ in range(blocks)]
-    starts = np.concatenate(([0], np.cumsum([max(1, n) for n in costs]))) + 6 + pre_steps
+    starts = (np.concatenate(([0], np.cumsum([max(1, n) for n in costs]))) + SETUP_CYCLES + 3 +
+              pre_steps)
     rows = [int(starts[0]) - 1] + [int(s) for s in starts[:len(costs) - 1]]
     chunks = [int(s) + i for s, n in zip(starts, costs) for i in range(n)]
     return rows, chunks
