@@ -151,8 +151,8 @@ class AddressGenerator(wiring.Component):
         ``vec`` (chunk width, ``smask``), ``max_chunks`` (``index`` width, the reduction limit),
         ``col_block`` (the width of ``blocks``).
     addr_width : int
-        Scratchpad word address bits, 1..64. Addresses wrap modulo ``2**addr_width``: the core
-        checks that the tensor fits its scratchpad.
+        Scratchpad word address bits, 1..64. Addresses (and ``m``) are the layout's formulas
+        modulo ``2**addr_width``; the core checks that the tensor fits its scratchpad.
     dim_width : int
         Bits of ``n, c, h, w, k, out_h, out_w`` (and of the row coordinates), 2..32.
     kernel_width, stride_width, padding_width : int
@@ -171,7 +171,7 @@ class AddressGenerator(wiring.Component):
         ``dZ`` backward-data).
     rows : Out(stream.Signature(row_layout))
         One beat per GEMM row and column block, rows in order, blocks inner (the host's
-        order): ``m`` (the GEMM row), its pixel ``n, y, x`` (forward: the output pixel
+        order): ``m`` (the GEMM row, ``(n*rows + y)*cols + x``), its pixel ``n, y, x`` (forward: the output pixel
         ``(n, y, x)``; backward-data: the input pixel ``(n, h, w)``), ``block``, ``live`` (the
         row has at least one structural chunk; a dead row has no chunks, its outputs are 0) and
         ``last`` (the pass's final beat).

@@ -258,6 +258,25 @@ def check_passes(config: Config, layers, seed: int, **widths):
             assert run.chunk_cycles == chunk_cycles, what
         else:
             assert run.done >= cycles, what
+        check_coupling(run, rows, what)
+
+
+def check_coupling(run: Run, rows, what: str):
+    """How far the streams drift apart (the docstring's promise): row ``j + 1``'s chunks come
+    after row ``j``'s beat, and row ``j + 2``'s beat after row ``j``'s chunks."""
+    groups, group = [], []
+    for chunk, cycle in zip(run.chunks, run.chunk_cycles):
+        group.append(cycle)
+        if chunk[3]:                                # the row's last chunk
+            groups.append(group)
+            group = []
+    per_beat = [groups.pop(0) if row[5] else [] for row in rows]
+    assert not groups and not group, what
+    for j, cycles in enumerate(per_beat):
+        if j + 1 < len(per_beat) and per_beat[j + 1]:
+            assert min(per_beat[j + 1]) > run.row_cycles[j], what
+        if j + 2 < len(per_beat) and cycles:
+            assert run.row_cycles[j + 2] > max(cycles), what
 
 
 def test_hand_picked_layers():
@@ -373,12 +392,26 @@ def test_generates_verilog():
         assert port in text
 
 
+LINTED = {
+    "default": (Config(), {}),
+    "narrowest": (Config(vec=3, lanes=1, tiles=1, col_block=2, max_chunks=1, max_cols=4),
+                  dict(addr_width=1, dim_width=2, kernel_width=1, stride_width=1,
+                       padding_width=1)),
+    "widest": (Config(vec=64, lanes=1, tiles=1, col_block=64, max_chunks=4096, max_cols=4),
+               dict(addr_width=64, dim_width=32)),
+}
+
+
 @pytest.mark.sim
-def test_verilator_lint_clean(tmp_path):
+@pytest.mark.parametrize("name", LINTED)
+def test_verilator_lint_clean(name, tmp_path):
+    """``verilator --lint-only -Wall`` with the repository's waivers, at the default and at
+    the extreme widths."""
     from maskprop.flow.toolchain import verilator_executable
     from maskprop.flow.verilog import write_verilog
     from maskprop.tb.runner import WAIVERS
-    source = write_verilog(AddressGenerator(Config()), "address_generator",
+    config, widths = LINTED[name]
+    source = write_verilog(AddressGenerator(config, **widths), "address_generator",
                            tmp_path / "address_generator.v")
     lint = subprocess.run([str(verilator_executable()), "--lint-only", "-Wall", str(WAIVERS),
                            str(source)], capture_output=True, text=True)
