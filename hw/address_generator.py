@@ -171,10 +171,11 @@ class AddressGenerator(wiring.Component):
         ``dZ`` backward-data).
     rows : Out(stream.Signature(row_layout))
         One beat per GEMM row and column block, rows in order, blocks inner (the host's
-        order): ``m`` (the GEMM row, ``(n*rows + y)*cols + x``), its pixel ``n, y, x`` (forward: the output pixel
-        ``(n, y, x)``; backward-data: the input pixel ``(n, h, w)``), ``block``, ``live`` (the
-        row has at least one structural chunk; a dead row has no chunks, its outputs are 0) and
-        ``last`` (the pass's final beat).
+        order): ``m`` (the GEMM row), its pixel ``n, y, x`` (forward: the output pixel
+        ``(n, y, x)``, ``m = (n*Ho + y)*Wo + x``; backward-data: the input pixel ``(n, h, w)``,
+        ``m = (n*H + h)*W + w``), ``block``, ``live`` (the row has at least one structural
+        chunk; a dead row has no chunks, its outputs are 0) and ``last`` (the pass's final
+        beat).
     chunks : Out(stream.Signature(chunk_layout))
         For each live ``rows`` beat, its live chunks by ascending ``index``: ``addr`` (scratchpad
         word), ``index`` (forward ``(r*R + t)*Cb + cb``; backward-data ``(r'*R + t')*Kb + kb``,
