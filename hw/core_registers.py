@@ -23,7 +23,7 @@ from maskprop.base.config import DEFAULT, Config, check_range
 from maskprop.hw.registers import Field, Register, RegisterMap
 
 __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode", "Pass", "Mode",
-           "Operand", "COUNTERS"]
+           "COUNTERS"]
 
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
@@ -51,13 +51,7 @@ class Pass(enum.Enum, shape=2):
 
 class Mode(enum.Enum, shape=1):
     SPARSE = 0           # skip zeros of the broadcast operand and masked-out outputs
-    DENSE = 1            # issue every element (the baseline)
-
-
-class Operand(enum.Enum, shape=1):
-    """Backward-weight: which operand is broadcast (its zeros are skipped)."""
-    DZ = 0               # X = dZ^T, Y = im2col(A)
-    A = 1                # X = im2col(A)^T, Y = dZ
+    DENSE = 1            # every structural element, every output (the baseline)
 
 
 #: The 64-bit performance counters: (field, description). Each counts from the last
@@ -122,7 +116,6 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
         Register("CONTROL", [
             Field("start", 1, "pulse", doc="Start the pass PASS and the layer registers describe."),
             Field("clear_counters", 1, "pulse", doc="Zero every performance counter."),
-            Field("abort", 1, "pulse", doc="Stop the running pass; no done."),
         ], "Commands (write 1).", offset=0x020),
         Register("STATUS", [
             Field("busy", 1, "ro", doc="A pass is running."),
@@ -134,14 +127,11 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
 
         # --- the pass and the layer ----------------------------------------------------------
         Register("PASS", [
-            Field("pass_kind", 2, "rw", 0, "Which pass start runs (3: BAD_PASS).", enum=Pass),
+            Field("pass_kind", 2, "rw", 0, "Which pass start runs (BACKWARD_WEIGHT, not run "
+                  "on chip yet, and 3: BAD_PASS).", enum=Pass),
             Field("mode", 1, "rw", 0, "Zero skipping on or off.", enum=Mode, lsb=4),
-            Field("operand", 1, "rw", 0, "Backward-weight: the broadcast operand.",
-                  enum=Operand, lsb=5),
             Field("output_mask", 1, "rw", 1, "Backward-data: compute only outputs where "
                   "A != 0 (the ReLU mask); the others are written 0.", lsb=8),
-            Field("accumulate", 1, "rw", 0, "Add the results to OUT instead of overwriting "
-                  "it.", lsb=9),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [
             Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),

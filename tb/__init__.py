@@ -11,5 +11,11 @@
 - ``runner``: builds the Verilog and runs a cocotb bench from Python;
 - ``timing_reference``: the cycle of every handshake and counter event under any traffic;
 - ``conv_reference``: a pass's results by the golden model's direct convolution;
-- ``stimulus``: random stimulus and the table of small conv passes.
+- ``stimulus``: random stimulus and the table of small conv passes;
+- ``axi_checker``: the AXI4 protocol checker and per-address traffic counter;
+- ``bench_axi_streams``: what the AXI benches share (stream driver and sink, the AxiRam
+  backdoor, pause generators for cocotbext-axi);
+- ``bench_axi_dma``, ``bench_axi_ram``, ``bench_axi_dma_ram``, ``bench_registers``,
+  ``bench_core``: the cocotb benches of the AXI DMA, the AXI RAM, the register file and the
+  core.
 """

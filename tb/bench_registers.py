@@ -17,7 +17,6 @@ drawn from the seed), so AW and W arrive in every order and B and R are back-pre
 """
 
 import random
-import warnings
 from collections import Counter
 
 import cocotb
@@ -28,12 +27,10 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from maskprop.hw.axi import RESP_OKAY, RESP_SLVERR
 from maskprop.hw.core_registers import CORE_REGISTERS
 from maskprop.hw.registers import CONST, PULSE, RO, RW, W1C, Field, Register, RegisterMap
+from maskprop.tb.bench_axi_streams import pauses
 from maskprop.tb.harness import params, record, start
 
-# cocotbext-axi 0.1.28 still calls cocotb 1.x APIs that cocotb 2 deprecates (setimmediatevalue,
-# Task.kill, Edge); the tests run with warnings as errors, which would turn them into failures
-# inside its coroutines. Only its own deprecation warnings are ignored.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.axi")
+# (Importing bench_axi_streams ignores cocotbext-axi's own deprecation warnings.)
 
 M32 = (1 << 32) - 1
 #: No AXI operation may take longer than this (a hang fails the test instead of stalling it).
@@ -309,17 +306,12 @@ class Inputs:
                 getattr(self.dut, f"fields__{name}").value = value
 
 
-def pause_generator(rng: random.Random, probability: float):
-    while True:
-        yield rng.random() < probability
-
-
 class Bench:
     """The DUT with its map, the AXI4-Lite master (random pauses on all five channels), the
     monitor and the input drivers."""
 
     @classmethod
-    async def create(cls, dut, test: str, *, pauses=0.5, **inputs):
+    async def create(cls, dut, test: str, *, most_paused=0.5, **inputs):
         """The bench for the cocotb test ``test``: its random choices come from the run's seed
         and the test's name, so each test of a run draws its own pause probabilities."""
         self = cls()
@@ -336,9 +328,9 @@ class Bench:
                     "b": self.axi.write_if.b_channel, "ar": self.axi.read_if.ar_channel,
                     "r": self.axi.read_if.r_channel}
         for name, channel in channels.items():
-            probability = self.rng.uniform(0, pauses)
+            probability = self.rng.uniform(0, most_paused)
             self.pauses[name] = round(probability, 3)
-            channel.set_pause_generator(pause_generator(
+            channel.set_pause_generator(pauses(
                 random.Random(self.rng.randrange(1 << 32)), probability))
         dut._log.info("pause probabilities: %s", self.pauses)
         self.monitor = Monitor(dut, self.map).start()

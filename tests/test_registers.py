@@ -213,7 +213,7 @@ def test_core_map_layout():
         list(range(0x80, 0xC0, 8))
     assert regs.field("magic").reset == MAGIC and regs.addr_width == 8
     kinds = {field.name: field.access for field in regs.fields}
-    assert [kinds[name] for name in ("start", "clear_counters", "abort")] == [PULSE] * 3
+    assert [kinds[name] for name in ("start", "clear_counters")] == [PULSE] * 2
     assert [kinds[name] for name in ("busy", "done", "error", "error_code")] == [RO, W1C, W1C, RO]
     assert regs.field("done").cleared_by == "start" and regs.field("error").cleared_by is None
     assert all(kinds[f"layer_{d}"] == RW and regs.field(f"layer_{d}").width == 16 for d in "nchwk")

@@ -19,7 +19,8 @@ from maskprop.host.driver import ArrayPass, chunk_stream
 from maskprop.sim.cycle_model import engine_cycles, estimate_lowerings
 from maskprop.sim.lowering import LoweredGemm
 
-__all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine"]
+__all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
+           "CoreRun", "run_core_jobs", "core_bench_offsets", "decode_status"]
 
 
 @dataclass
@@ -180,3 +181,88 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
         label or f"{gemm.layer.name} {gemm.pass_name}", runs["dense"], runs["sparse"],
         multiplier_slots(runs["dense"].model, config.lanes),
         nonzero_products(gemm.X[:m_rows] != 0, gemm.Y != 0, enabled))
+
+
+# --- the accelerator core ----------------------------------------------------------------------
+
+@dataclass
+class CoreRun:
+    """One job on the core's Verilog: what the host read back."""
+    status: dict             # STATUS fields: busy, done, error, error_code (an ErrorCode name)
+    counters: dict           # every performance counter, by name
+    result: bytes            # the bytes at the job's output address afterwards
+    bytes_read: dict         # per tensor (name -> bytes), as the AXI checker counted them
+    bytes_written: dict
+    total_read: int          # every byte the memory port moved during the job
+    total_written: int
+    seed: int = 0
+    simulator: str = ""
+
+
+def core_bench_offsets(register_map) -> dict:
+    """Where the bench finds what it writes and reads in the core's register map."""
+    status = register_map.register("STATUS")
+    bit = {field.name: field.lsb for field in status.fields}
+    return {
+        "CONTROL": register_map.word("CONTROL").offset,
+        "start_bit": register_map.field("start").lsb,
+        "clear_bit": register_map.field("clear_counters").lsb,
+        "STATUS": register_map.word("STATUS").offset,
+        "clear_mask": 1 << bit["done"] | 1 << bit["error"],
+        "busy_bit": bit["busy"],
+        "counters": [(field.name, register_map.register_of(field.name).offset)
+                     for field in register_map.fields
+                     if register_map.register_of(field.name).width == 64
+                     and field.access == "ro"],
+    }
+
+
+def decode_status(register_map, value: int) -> dict:
+    from maskprop.hw.core_registers import ErrorCode
+    status = {field.name: value >> field.lsb & ((1 << field.width) - 1)
+              for field in register_map.register("STATUS").fields}
+    status["error_code"] = ErrorCode(status["error_code"]).name
+    return status
+
+
+def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
+                  timeout_cycles=2_000_000, run_name="") -> list[CoreRun]:
+    """Run ``jobs`` one after the other on ``component`` (a MaskpropCore) as generated Verilog:
+    each job is a dict with ``memory`` (``[(address, bytes)]`` to write first), ``writes``
+    (``[(offset, value)]`` register words before start), ``out`` (``(address, bytes)`` to read
+    back), ``ranges`` (``[(name, lo, hi)]`` address ranges whose traffic is counted), optionally
+    ``timeout_cycles`` and ``start_again`` (write start a second time while it runs);
+    :meth:`~maskprop.host.core_driver.CoreJob.bench_job` makes one from a pass."""
+    import json
+    from pathlib import Path
+
+    from maskprop.tb.runner import run_testbench
+
+    register_map = component.register_map
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    memory_bytes = max(max((address + len(image) for address, image in job["memory"]),
+                           default=0) for job in jobs)
+    memory_bytes = max(memory_bytes, max(sum(job["out"]) for job in jobs))
+    spec = {
+        "memory_bytes": memory_bytes, "pause": pause, "timeout_cycles": timeout_cycles,
+        "max_outstanding": component.core.max_outstanding,
+        "offsets": core_bench_offsets(register_map),
+        "jobs": [{"memory": [(address, bytes(image).hex()) for address, image in job["memory"]],
+                  "writes": [list(write) for write in job["writes"]], "out": list(job["out"]),
+                  "timeout_cycles": job.get("timeout_cycles", timeout_cycles),
+                  "start_again": job.get("start_again", False),
+                  "ranges": [list(r) for r in job["ranges"]]} for job in jobs],
+    }
+    path = build_dir / (f"jobs-{run_name}.json" if run_name else "jobs.json")
+    path.write_text(json.dumps(spec))
+    run = run_testbench(component, "maskprop_core", "maskprop.tb.bench_core",
+                        params={"jobs": str(path)}, sim=sim, build_dir=build_dir, seed=seed,
+                        run_name=run_name)
+    report = run.report.get("core")
+    if not run.passed or report is None:
+        raise SimulationError(f"the core's bench failed: see {run.log}")
+    return [CoreRun(decode_status(register_map, job["status"]), job["counters"],
+                    bytes.fromhex(job["result"]), job["bytes_read"], job["bytes_written"],
+                    job["total_read"], job["total_written"], run.seed, run.simulator)
+            for job in report["jobs"]]

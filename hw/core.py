@@ -1,0 +1,509 @@
+"""MaskpropCore: the tile array with its own control, memory port, scratchpad and address
+generation, so that a layer pass runs by itself, memory to memory (docs/architecture.md
+section 8)."""
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.hdl import Assert
+from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from maskprop.base.config import CoreConfig, GENERATABLE_BUFFER_BITS, ceil_log2
+from maskprop.hw.address_generator import AddressGenerator, WalkError
+from maskprop.hw.axi import AXI4LiteSignature, AXI4Signature
+from maskprop.hw.axi_dma import AxiDma
+from maskprop.hw.core_registers import COUNTERS, ErrorCode, Mode, Pass, core_register_map
+from maskprop.hw.output_writer import OutputWriter
+from maskprop.hw.registers import RegisterFile
+from maskprop.hw.tile_array import TileArray
+
+__all__ = ["MaskpropCore"]
+
+# Widths of the layer registers (hw/core_registers.py): dimensions 16 bits, kernel, stride and
+# padding 8 bits.
+_DIM, _GEOMETRY = 16, 8
+# Quotients of the command check (output height and width, column blocks) have at most this
+# many bits: (65535 + 2 * 255) / 1 + 1 < 2**17.
+_QUOTIENT = 18
+
+
+class _Divider:
+    """Restoring division of a ``_QUOTIENT``-bit dividend by a divisor of up to 8 bits, one
+    quotient bit per cycle: load, then ``_QUOTIENT`` steps. Adds its logic to ``m``; the
+    quotient is valid once ``steps_left`` is 0."""
+
+    def __init__(self, m: Module, name: str):
+        self.dividend = Signal(_QUOTIENT, name=f"{name}_dividend")
+        self.divisor = Signal(_GEOMETRY, name=f"{name}_divisor")
+        self.quotient = Signal(_QUOTIENT, name=f"{name}_quotient")
+        self.remainder = Signal(_GEOMETRY + 1, name=f"{name}_remainder")
+        self._m, self._name = m, name
+
+    def load(self, dividend, divisor):
+        return [self.dividend.eq(dividend), self.divisor.eq(divisor), self.quotient.eq(0),
+                self.remainder.eq(0)]
+
+    def step(self, bit):
+        """One step for dividend bit ``bit`` (a Value: the bits go from the top down)."""
+        m, name = self._m, self._name
+        shifted = Signal(_GEOMETRY + 2, name=f"{name}_shifted")
+        m.d.comb += shifted.eq(Cat(self.dividend.bit_select(bit, 1), self.remainder))
+        fits = shifted >= self.divisor
+        return [self.remainder.eq(Mux(fits, shifted - self.divisor, shifted)),
+                self.quotient.eq(self.quotient | (fits << bit))]
+
+
+def _elements(word, vec: int, container: int, data_width: int):
+    """The ``vec`` signed operands of a memory word (element ``e`` in bits ``e * container``
+    up; the container holds the value sign-extended, so its low ``data_width`` bits are it)."""
+    return [word[e * container:e * container + data_width].as_signed() for e in range(vec)]
+
+
+class MaskpropCore(wiring.Component):
+    """The accelerator core: a :class:`~maskprop.hw.tile_array.TileArray` that runs a conv
+    layer's pass by itself, from tensors in memory to the requantized result in memory.
+
+    Parameters
+    ----------
+    core : CoreConfig
+        The tile array's configuration, the X scratchpad's size and the memory port's
+        parameters. ``ValueError`` if the buffers are too large to generate.
+
+    Ports
+    -----
+    csr : In(AXI4LiteSignature(addr_width=..., data_width=32))
+        The control and status registers of ``hw/core_registers.py`` (docs/registers.md).
+    mem : Out(AXI4Signature(addr_width=core.addr_width, data_width=core.bus_width, id_width=1))
+        The memory port: tensors in the layout of ``maskprop.host.memory_layout`` (one word =
+        one chunk of ``vec`` channels of one pixel).
+    irq : Out(1)
+        ``STATUS.done | STATUS.error``: a level, cleared by clearing both.
+
+    Operation
+    ---------
+    ``CONTROL.start`` latches the command (PASS, the layer, REQUANT and the base addresses) and
+    checks it: an illegal command sets ``STATUS.error`` with its ``error_code`` and the core
+    stays idle (a start while busy reports BUSY and the running pass goes on). A legal one:
+
+    1. **load** (one DMA read stream, in order): the pass's broadcast input tensor (``A`` for
+       forward, ``dZ`` for backward-data) into the X scratchpad, then the weights' columns into
+       the tile array's Y buffer; in sparse backward-data with ``output_mask``, ``A`` then
+       follows, consumed row by row for the output mask (``A != 0``, derived on chip);
+    2. **run**: the address generator walks the windows (docs/architecture.md section 2): for
+       every output row and column block it sends the row's chunks that have a structural
+       element (padding taps and dilation holes are never issued, in either mode), fetched from
+       the scratchpad with their mask (dense mode: the structural mask; sparse: the nonzeros);
+       the output writer requantizes the array's results and the DMA writes them, one word per
+       chunk of output channels, rows in order, 0 wherever an output was not computed;
+    3. **done** once the last write is acknowledged (``STATUS.done``; a bus error response
+       instead sets ``error_code`` BUS_ERROR).
+
+    Backward-weight is not run on chip yet (BAD_PASS). Performance counters: the tile array's
+    and the DMA's 32-bit counters (read through 64-bit registers whose high words are 0) and
+    ``cycles_busy`` (64 bits).
+    """
+
+    def __new__(cls, core: CoreConfig):
+        core.array.check_generatable()
+        bits = core.x_words * core.bus_width + core.array.buffer_bits
+        if bits > GENERATABLE_BUFFER_BITS:
+            raise ValueError(f"x_words = {core.x_words} words of {core.bus_width} bits and the "
+                             f"tile array's buffers hold {bits:,} bits, more than the "
+                             f"{GENERATABLE_BUFFER_BITS:,} (2**22) that generation is limited "
+                             f"to: lower x_words, max_cols or max_chunks")
+        return super().__new__(cls, core, src_loc_at=1)
+
+    def __init__(self, core: CoreConfig):
+        self._core = core
+        self._map = core_register_map(core.array, mem_data_width=core.bus_width,
+                                      mem_addr_width=core.addr_width)
+        super().__init__({
+            "csr": In(AXI4LiteSignature(addr_width=self._map.addr_width, data_width=32)),
+            "mem": Out(AXI4Signature(addr_width=core.addr_width, data_width=core.bus_width,
+                                     id_width=1)),
+            "irq": Out(1),
+        })
+
+    core = property(lambda self: self._core)
+    register_map = property(lambda self: self._map)
+
+    @property
+    def generator_key(self):
+        """Everything the generated Verilog depends on (it caches by this)."""
+        return (type(self).__qualname__, self._core)
+
+
+    #: The most words one DMA command moves (an output tensor or an input stream of A).
+    MAX_TRANSFER = 1 << 24
+
+    def elaborate(self, platform):
+        m = Module()
+        core, c = self._core, self._core.array
+        vec, container = c.vec, core.container_bits
+        x_addr_width = ceil_log2(core.x_words)
+
+        # --- blocks ---------------------------------------------------------------------------
+        m.submodules.regs = regs = RegisterFile(self._map)
+        wiring.connect(m, wiring.flipped(self.csr), regs.bus)
+        fields = regs.fields
+        m.submodules.dma = dma = AxiDma(
+            addr_width=core.addr_width, data_width=core.bus_width, max_burst=core.max_burst,
+            max_outstanding=core.max_outstanding, max_beats_per_command=self.MAX_TRANSFER)
+        wiring.connect(m, dma.bus, wiring.flipped(self.mem))
+        m.submodules.array = array = TileArray(c)
+        m.submodules.walker = walker = AddressGenerator(c, addr_width=x_addr_width)
+        m.submodules.writer = writer = OutputWriter(c)
+        m.submodules.x_pad = x_pad = memory.Memory(shape=core.bus_width, depth=core.x_words,
+                                                   init=[])
+        x_write, x_read = x_pad.write_port(), x_pad.read_port()
+
+        # --- the command, latched at start --------------------------------------------------
+        command = Signal(data.StructLayout({
+            "pass_kind": Pass, "dense": 1, "output_mask": 1, "n": _DIM, "c": _DIM, "h": _DIM,
+            "w": _DIM, "k": _DIM, "kernel": _GEOMETRY, "stride": _GEOMETRY,
+            "padding": _GEOMETRY, "shift": 6, "a_base": core.addr_width,
+            "w_base": core.addr_width, "dz_base": core.addr_width, "out_base": core.addr_width,
+        }))
+        backward = Signal()
+        reduced, cols = Signal(_DIM), Signal(_DIM)   # forward: C and K; backward-data: K and C
+        wants_mask = Signal()                        # read A for the output mask (A != 0)
+        m.d.comb += [
+            backward.eq(command.pass_kind == Pass.BACKWARD_DATA),
+            reduced.eq(Mux(backward, command.k, command.c)),
+            cols.eq(Mux(backward, command.c, command.k)),
+            wants_mask.eq(backward & command.output_mask & ~command.dense),
+        ]
+
+        # --- sizes, computed step by step while the command is checked ------------------------
+        dividers = {name: _Divider(m, name) for name in ("out_h", "out_w", "blocks")}
+        out_h, out_w, blocks = (dividers[name].quotient for name in ("out_h", "out_w", "blocks"))
+        vec_shift = ceil_log2(vec)
+        reduced_words, col_words = Signal(_DIM), Signal(_DIM)
+        taps = Signal(2 * _GEOMETRY)
+        partial_x, partial_rows = Signal(48), Signal(48)
+        x_words, rows, chunks, y_words, out_words, reduction = (
+            Signal(64, name=name) for name in ("x_words", "rows", "chunks", "y_words",
+                                               "out_words", "reduction"))
+        step = Signal(range(_QUOTIENT + 1))
+        bit = Signal(range(_QUOTIENT))           # the dividend bit of this division step
+        m.d.comb += bit.eq(step - 1)
+
+        # --- errors: the first since STATUS.error was cleared is kept -------------------------
+        raise_error = Signal()
+        raised = Signal(ErrorCode)
+        error_code = Signal(ErrorCode)
+        m.d.comb += [fields.error_set.eq(raise_error), fields.error_code.eq(error_code)]
+        with m.If(raise_error & ~fields.error):
+            m.d.sync += error_code.eq(raised)
+
+        def fail(code):
+            m.d.comb += [raise_error.eq(1), raised.eq(code)]
+
+        # --- the DMA's read stream: X scratchpad, then Y buffer, then A ------------------------
+        read_index = Signal(64)
+        y_chunk = Signal(range(max(2, c.max_chunks)))
+        y_column = Signal(range(max(2, c.max_cols)))
+        loading_x, loading_y = Signal(), Signal()
+        word = dma.read_data.payload.data
+        elements = _elements(word, vec, container, c.data_width)
+        m.d.comb += [
+            loading_x.eq(read_index < x_words),
+            loading_y.eq(~loading_x & (read_index < x_words + y_words)),
+            x_write.addr.eq(read_index),
+            x_write.data.eq(word),
+            x_write.en.eq(dma.read_data.valid & loading_x),
+            array.load.valid.eq(dma.read_data.valid & loading_y),
+            array.load.payload.addr.eq(y_column * c.max_chunks + y_chunk),
+            *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
+        ]
+        a_word = Signal(dma.read_data.payload.shape())     # an A word for the output mask
+        a_valid, a_ready = Signal(), Signal()
+        m.d.comb += [
+            a_word.eq(dma.read_data.payload),
+            a_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y),
+            dma.read_data.ready.eq(loading_x | loading_y | a_ready),
+        ]
+        with m.If(dma.read_data.valid & dma.read_data.ready):
+            m.d.sync += read_index.eq(read_index + 1)
+            with m.If(loading_y):
+                m.d.sync += y_chunk.eq(y_chunk + 1)
+                with m.If(y_chunk == chunks - 1):
+                    m.d.sync += [y_chunk.eq(0), y_column.eq(y_column + 1)]
+
+        # --- output mask: one beat per output pixel, the nonzero bits of its A words ----------
+        mask_bits = -(-c.max_cols // c.col_block) * c.col_block
+        mask_words = -(-mask_bits // vec)
+        m.submodules.masks = masks = fifo.SyncFIFOBuffered(width=mask_bits, depth=4)
+        assembling = Signal(mask_words * vec)
+        a_index = Signal(_DIM)
+        nonzero = Cat(element != 0 for element in _elements(a_word.data, vec, container,
+                                                             c.data_width))
+        completed = Signal(mask_words * vec)
+        m.d.comb += [
+            completed.eq(assembling),
+            completed.word_select(a_index, vec).eq(nonzero),
+            a_ready.eq(masks.w_rdy),
+            masks.w_en.eq(a_valid & (a_index == col_words - 1)),
+            masks.w_data.eq(completed),
+        ]
+        with m.If(a_valid & a_ready):
+            m.d.sync += [assembling.eq(completed), a_index.eq(a_index + 1)]
+            with m.If(a_index == col_words - 1):
+                m.d.sync += [assembling.eq(0), a_index.eq(0)]
+
+        # --- rows: each walker row beat to the array (if live) and to the writer -------------
+        row = walker.rows.payload
+        col_base = Signal(_DIM)
+        col_valid = Signal(c.col_block)
+        omask = Signal(c.col_block)
+        wanted = Signal(c.col_block)
+        m.d.comb += [
+            col_base.eq(row.block * c.col_block),
+            col_valid.eq(Cat(col_base + p < cols for p in range(c.col_block))),
+            omask.eq(Mux(wants_mask, masks.r_data.word_select(row.block, c.col_block), ~0)),
+            wanted.eq(Mux(command.dense, col_valid, omask & col_valid)),
+        ]
+        # The writer takes a rows beat only once its block's results are in: it gets the beats
+        # through a FIFO deep enough for the row blocks the array holds in flight.
+        writer_row_layout = writer.rows.payload.shape()
+        m.submodules.writer_rows = writer_rows = fifo.SyncFIFOBuffered(
+            width=writer_row_layout.size, depth=TileArray.FIFO_DEPTH + 2)
+        writer_row = Signal(writer_row_layout)
+        last_block = Signal()
+        first_row = Signal()                 # the pass's first row beat is still to come
+        m.d.comb += last_block.eq(row.block == blocks - 1)
+        mask_ready = ~wants_mask | masks.r_rdy
+        array_ready = ~row.live | array.rows.ready
+        m.d.comb += [
+            walker.rows.ready.eq(writer_rows.w_rdy & array_ready & mask_ready),
+            array.rows.valid.eq(walker.rows.valid & row.live & writer_rows.w_rdy & mask_ready),
+            array.rows.payload.omask.eq(omask),
+            array.rows.payload.col_valid.eq(col_valid),
+            array.rows.payload.col_base.eq(col_base),
+            writer_rows.w_en.eq(walker.rows.valid & array_ready & mask_ready),
+            writer_row.live.eq(row.live),
+            writer_row.wanted.eq(wanted),
+            writer_row.first.eq(first_row),
+            writer_rows.w_data.eq(writer_row),
+            masks.r_en.eq(walker.rows.valid & walker.rows.ready & last_block & wants_mask),
+            writer.rows.valid.eq(writer_rows.r_rdy),
+            writer.rows.payload.eq(writer_rows.r_data),
+            writer_rows.r_en.eq(writer.rows.ready),
+        ]
+        with m.If(walker.rows.valid & walker.rows.ready):
+            m.d.sync += first_row.eq(0)
+
+        # --- chunks: the walker's addresses read from the scratchpad, with their masks --------
+        chunk = walker.chunks.payload
+        fetched = Signal()                   # the read port holds a chunk for array.x
+        fetched_chunk = Signal(chunk.shape())
+        m.d.comb += [
+            walker.chunks.ready.eq(~fetched | array.x.ready),
+            x_read.addr.eq(chunk.addr),
+            x_read.en.eq(walker.chunks.ready),
+        ]
+        with m.If(walker.chunks.ready):
+            m.d.sync += [fetched.eq(walker.chunks.valid), fetched_chunk.eq(chunk)]
+        x_elements = _elements(x_read.data, vec, container, c.data_width)
+        data_mask = Cat(element != 0 for element in x_elements)
+        m.d.comb += [
+            array.x.valid.eq(fetched),
+            *(array.x.payload.x[e].eq(x_elements[e]) for e in range(vec)),
+            array.x.payload.mask.eq(Mux(command.dense, fetched_chunk.smask,
+                                        fetched_chunk.smask & data_mask)),
+            array.x.payload.index.eq(fetched_chunk.index),
+            array.x.payload.last.eq(fetched_chunk.last),
+            array.dense.eq(command.dense),
+        ]
+
+        # The command check refuses everything the walker would (its error codes are a subset
+        # of the core's): a refused walk would send no beat and leave the write waiting.
+        m.d.sync += Assert(~walker.done | (walker.error == WalkError.NONE),
+                           "the address generator refused a command the core accepted")
+
+        # --- results: requantized by the writer, written by the DMA ---------------------------
+        wiring.connect(m, array.o, writer.results)
+        m.d.comb += [
+            writer.cols.eq(cols),
+            writer.shift.eq(command.shift),
+            writer.base.eq(0),
+            dma.write_data.valid.eq(writer.o.valid),
+            dma.write_data.payload.data.eq(writer.o.payload.data),
+            dma.write_data.payload.strb.eq(~0),
+            writer.o.ready.eq(dma.write_data.ready),
+            dma.write_done.ready.eq(1),
+        ]
+
+        # --- control ----------------------------------------------------------------------
+        busy = Signal()
+        out_height = Signal(_QUOTIENT)       # output pixels of the conv (forward's rows)
+        out_width = Signal(_QUOTIENT)
+        x_height, x_width = Signal(_QUOTIENT), Signal(_QUOTIENT)     # the X tensor's pixels
+        row_height, row_width = Signal(_QUOTIENT), Signal(_QUOTIENT)  # the GEMM rows' pixels
+        m.d.comb += [
+            out_height.eq(out_h + 1),
+            out_width.eq(out_w + 1),
+            x_height.eq(Mux(backward, out_height, command.h)),
+            x_width.eq(Mux(backward, out_width, command.w)),
+            row_height.eq(Mux(backward, command.h, out_height)),
+            row_width.eq(Mux(backward, command.w, out_width)),
+        ]
+        bases = (command.a_base, command.w_base, command.dz_base, command.out_base)
+        alignment = core.bus_bytes - 1
+        read_cmd, write_cmd = dma.read_cmd, dma.write_cmd
+        with m.FSM(name="control") as control:
+            with m.State("IDLE"):
+                with m.If(fields.start):
+                    m.d.sync += [
+                        command.pass_kind.eq(fields.pass_kind),
+                        command.dense.eq(fields.mode == Mode.DENSE),
+                        command.output_mask.eq(fields.output_mask),
+                        command.n.eq(fields.layer_n), command.c.eq(fields.layer_c),
+                        command.h.eq(fields.layer_h), command.w.eq(fields.layer_w),
+                        command.k.eq(fields.layer_k), command.kernel.eq(fields.kernel),
+                        command.stride.eq(fields.stride), command.padding.eq(fields.padding),
+                        command.shift.eq(fields.shift), command.a_base.eq(fields.a_base),
+                        command.w_base.eq(fields.w_base), command.dz_base.eq(fields.dz_base),
+                        command.out_base.eq(fields.out_base),
+                    ]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                dims = (command.n, command.c, command.h, command.w, command.k, command.kernel,
+                        command.stride)
+                padded_h = command.h + 2 * command.padding
+                padded_w = command.w + 2 * command.padding
+                with m.If((command.pass_kind != Pass.FORWARD) & ~backward):
+                    fail(ErrorCode.BAD_PASS)       # backward-weight is not run on chip yet
+                    m.next = "IDLE"
+                with m.Elif(Cat(dim == 0 for dim in dims).any() |
+                            (padded_h < command.kernel) | (padded_w < command.kernel)):
+                    fail(ErrorCode.ZERO_DIM)
+                    m.next = "IDLE"
+                with m.Elif(Cat((base & alignment) != 0 for base in bases).any()):
+                    fail(ErrorCode.UNALIGNED)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [
+                        *dividers["out_h"].load(padded_h - command.kernel, command.stride),
+                        *dividers["out_w"].load(padded_w - command.kernel, command.stride),
+                        *dividers["blocks"].load(cols + c.col_block - 1, c.col_block),
+                        step.eq(_QUOTIENT),
+                    ]
+                    m.next = "DIVIDE"
+            with m.State("DIVIDE"):
+                with m.If(step != 0):
+                    for divider in dividers.values():
+                        m.d.sync += divider.step(bit)
+                    m.d.sync += step.eq(step - 1)
+                with m.Else():
+                    m.next = "SIZE1"
+            with m.State("SIZE1"):
+                m.d.sync += [
+                    reduced_words.eq((reduced + vec - 1) >> vec_shift),
+                    col_words.eq((cols + vec - 1) >> vec_shift),
+                    taps.eq(command.kernel * command.kernel),
+                    partial_x.eq(command.n * x_height),
+                    partial_rows.eq(command.n * row_height),
+                ]
+                m.next = "SIZE2"
+            with m.State("SIZE2"):
+                m.d.sync += [
+                    chunks.eq(taps * reduced_words),
+                    reduction.eq(taps * reduced),
+                    partial_x.eq(partial_x * x_width),
+                    rows.eq(partial_rows * row_width),
+                ]
+                m.next = "SIZE3"
+            with m.State("SIZE3"):
+                m.d.sync += [
+                    x_words.eq(partial_x * reduced_words),
+                    y_words.eq(cols * chunks),
+                    out_words.eq(rows * col_words),
+                ]
+                m.next = "LIMITS"
+            with m.State("LIMITS"):
+                with m.If((x_words > core.x_words) | (chunks > c.max_chunks) |
+                          (out_height >> _DIM != 0) | (out_width >> _DIM != 0) |
+                          (cols > c.max_cols) | (reduction > c.max_reduction()) |
+                          (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER)):
+                    fail(ErrorCode.SHAPE_TOO_LARGE)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [read_index.eq(0), y_chunk.eq(0), y_column.eq(0),
+                                 a_index.eq(0), assembling.eq(0)]
+                    m.next = "READ_X"
+            with m.State("READ_X"):
+                m.d.comb += [read_cmd.valid.eq(1),
+                             read_cmd.payload.addr.eq(Mux(backward, command.dz_base,
+                                                          command.a_base)),
+                             read_cmd.payload.beats.eq(x_words)]
+                with m.If(read_cmd.ready):
+                    m.next = "READ_Y"
+            with m.State("READ_Y"):
+                m.d.comb += [read_cmd.valid.eq(1),
+                             read_cmd.payload.addr.eq(command.w_base),
+                             read_cmd.payload.beats.eq(y_words)]
+                with m.If(read_cmd.ready):
+                    m.next = "READ_A"
+            with m.State("READ_A"):
+                with m.If(wants_mask):
+                    m.d.comb += [read_cmd.valid.eq(1),
+                                 read_cmd.payload.addr.eq(command.a_base),
+                                 read_cmd.payload.beats.eq(out_words)]
+                    with m.If(read_cmd.ready):
+                        m.next = "LOADING"
+                with m.Else():
+                    m.next = "LOADING"
+            with m.State("LOADING"):
+                with m.If(read_index == x_words + y_words):
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [write_cmd.valid.eq(1),
+                             write_cmd.payload.addr.eq(command.out_base),
+                             write_cmd.payload.beats.eq(out_words)]
+                with m.If(write_cmd.ready):
+                    m.d.sync += first_row.eq(1)
+                    m.next = "WALK"
+            with m.State("WALK"):
+                walk = walker.command.payload
+                m.d.comb += [
+                    walker.command.valid.eq(1),
+                    walk.pass_kind.eq(command.pass_kind),
+                    walk.n.eq(command.n), walk.c.eq(command.c), walk.h.eq(command.h),
+                    walk.w.eq(command.w), walk.k.eq(command.k), walk.kernel.eq(command.kernel),
+                    walk.stride.eq(command.stride), walk.padding.eq(command.padding),
+                    walk.out_h.eq(out_height), walk.out_w.eq(out_width),
+                    walk.blocks.eq(blocks), walk.base.eq(0),
+                ]
+                with m.If(walker.command.ready):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(dma.write_done.valid):
+                    with m.If(dma.write_done.payload.error | dma.error.read | dma.error.write):
+                        fail(ErrorCode.BUS_ERROR)
+                    with m.Else():
+                        m.d.comb += fields.done_set.eq(1)
+                    m.next = "IDLE"
+        with m.If(~control.ongoing("IDLE") & fields.start):
+            fail(ErrorCode.BUSY)
+        m.d.comb += [busy.eq(~control.ongoing("IDLE")), fields.busy.eq(busy),
+                     self.irq.eq(fields.done | fields.error)]
+
+        # --- performance counters -----------------------------------------------------------
+        clear = fields.clear_counters
+        m.d.comb += [array.clear.eq(clear), dma.clear.eq(clear), writer.clear.eq(clear)]
+        cycles_busy = Signal(64)
+        m.d.sync += cycles_busy.eq(Mux(clear, 0, cycles_busy + busy))
+        counted = {
+            "cycles_busy": cycles_busy,
+            "compute_cycles": array.counters.cycles - array.counters.stalls,
+            "stall_cycles": array.counters.stalls,
+            "macs": array.counters.macs,
+            "chunks": array.counters.chunks,
+            "outputs": array.counters.outputs,
+            "bytes_read": dma.counters.bytes_read,
+            "bytes_written": dma.counters.bytes_written,
+        }
+        assert set(counted) == {name for name, _ in COUNTERS}
+        for name, value in counted.items():
+            m.d.comb += getattr(fields, name).eq(value)
+        return m

@@ -1,0 +1,211 @@
+"""Host side of the accelerator core (``hw/core.py``): one layer pass as a memory image and the
+register writes that start it, the shape checks the core makes before it starts, and the result
+it must leave in memory (from the golden model's direct convolutions).
+
+The core runs a pass memory to memory (docs/architecture.md section 8): the host places the
+pass's tensors in memory in the core's layout (:mod:`maskprop.host.memory_layout`), writes the
+layer's shape, the base addresses, the mode and the requantization shift into the control
+registers (``hw/core_registers.py``), and sets ``CONTROL.start``; the core writes the
+requantized result, 0 wherever an output was not computed (so the result is directly the next
+layer's sparse input), and sets ``STATUS.done`` or ``STATUS.error``.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from maskprop.base.config import CoreConfig
+from maskprop.host.memory_layout import (backward_data_weights, channel_words, pack, unpack,
+                                         word_bytes)
+from maskprop.sim.golden import conv_backward_data_fixed, conv_forward_fixed
+from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
+
+__all__ = ["CORE_PASSES", "PAGE", "CoreJob", "check_core_pass", "core_pass_shape",
+           "register_words"]
+
+#: The passes the core runs on chip so far (backward-weight is not built yet).
+CORE_PASSES = ("forward", "backward_data")
+#: Tensors are placed at multiples of this (a 4 KiB page: no burst of a tensor's first words
+#: crosses a page boundary because of where the tensor starts).
+PAGE = 4096
+
+
+@dataclass(frozen=True)
+class CorePassShape:
+    """What a pass of ``layer`` takes on the core: ``rows`` (GEMM rows = output pixels),
+    ``cols`` (output channels), ``chunks`` (the reduction's chunks: taps x channel words),
+    ``x_words`` (words of the broadcast input tensor in the X scratchpad), ``y_words`` (weight
+    words, ``cols * chunks``), ``out_words`` (``rows * ceil(cols / vec)``)."""
+    rows: int
+    cols: int
+    chunks: int
+    x_words: int
+    y_words: int
+    out_words: int
+
+
+def core_pass_shape(layer: ConvLayer, pass_name: str, vec: int) -> CorePassShape:
+    """The sizes of ``pass_name`` of ``layer`` on a core with chunks of ``vec``."""
+    if check_pass_name(pass_name) not in CORE_PASSES:
+        raise ValueError(f"{layer.label} {pass_label(pass_name)}: the core runs "
+                         f"{' and '.join(map(pass_label, CORE_PASSES))} so far")
+    n, c, h, w = layer.input_shape
+    k, ho, wo = layer.out_channels, layer.out_height, layer.out_width
+    taps = layer.kernel * layer.kernel
+    if pass_name == "forward":
+        rows, cols, reduced, x_pixels = n * ho * wo, k, c, n * h * w
+    else:
+        rows, cols, reduced, x_pixels = n * h * w, c, k, n * ho * wo
+    chunks = taps * channel_words(reduced, vec)
+    return CorePassShape(rows, cols, chunks, x_pixels * channel_words(reduced, vec),
+                         cols * chunks, rows * channel_words(cols, vec))
+
+
+def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> CorePassShape:
+    """Refuse (``ValueError`` naming the parameter to change) a pass the core would refuse with
+    ``SHAPE_TOO_LARGE``: an input tensor larger than the X scratchpad (``x_words``), a
+    reduction of more chunks than the row buffer (``max_chunks``), more output columns than
+    the Y buffer (``max_cols``), or a reduction the accumulator cannot hold (``acc_width``)."""
+    config = core.array
+    shape = core_pass_shape(layer, pass_name, config.vec)
+    where = f"{layer.label} {pass_label(pass_name)}"
+    if shape.x_words > core.x_words:
+        raise ValueError(f"{where}: its input tensor takes {shape.x_words:,} words, but the X "
+                         f"scratchpad holds x_words = {core.x_words:,}")
+    if shape.chunks > config.max_chunks:
+        raise ValueError(f"{where}: the reduction takes {shape.chunks} chunks, but max_chunks "
+                         f"is {config.max_chunks}")
+    if shape.cols > config.max_cols:
+        raise ValueError(f"{where}: {shape.cols} output columns, but max_cols is "
+                         f"{config.max_cols}")
+    layer.check_accumulation(config, passes=(pass_name,))
+    return shape
+
+
+def register_words(register_map, values: dict) -> list[tuple[int, int]]:
+    """``(offset, value)`` of the 32-bit words to write so that every field named in ``values``
+    holds its value (the other fields of those registers keep their reset values); enum values
+    may be given as members."""
+    unknown = set(values) - {f.name for f in register_map.fields}
+    if unknown:
+        raise KeyError(f"register map {register_map.name} has no field(s) "
+                       f"{', '.join(sorted(unknown))}")
+    writes = []
+    for word in register_map.words:
+        pieces = word.register.slices(word.index)
+        if not any(piece.field.name in values for piece in pieces):
+            continue
+        value = 0
+        for piece in pieces:
+            raw = values.get(piece.field.name, piece.field.reset)
+            raw = int(getattr(raw, "value", raw))
+            part = (raw >> piece.start) & ((1 << (piece.stop - piece.start)) - 1)
+            value |= part << piece.word_lsb
+        writes.append((word.offset, value))
+    return writes
+
+
+@dataclass
+class CoreJob:
+    """One pass of one layer on the core: tensors placed in memory, and what must come out.
+
+    ``dense``: the sparsity-agnostic baseline (every output computed, every structural element
+    multiplied); ``output_mask`` (backward-data, sparse mode): compute only where ``A != 0``;
+    ``shift``: the requantization shift.
+    """
+    layer: ConvLayer
+    pass_name: str
+    core: CoreConfig
+    A: np.ndarray
+    W: np.ndarray
+    dZ: np.ndarray
+    dense: bool = False
+    shift: int = 0
+    output_mask: bool = True
+    origin: int = 0
+    bases: dict = field(init=False)
+    shape: CorePassShape = field(init=False)
+
+    def __post_init__(self):
+        self.shape = check_core_pass(self.layer, self.pass_name, self.core)
+        for name, tensor, expected in (("A", self.A, self.layer.input_shape),
+                                       ("W", self.W, self.layer.weight_shape),
+                                       ("dZ", self.dZ, self.layer.output_shape)):
+            if np.shape(tensor) != expected:
+                raise ValueError(f"{name} must have shape {expected}, not {np.shape(tensor)}")
+        self.bases, address = {}, self.origin
+        for name, image in self._images().items():
+            self.bases[name] = address
+            address += -(-max(len(image), 1) // PAGE) * PAGE
+        self.bases["out"] = address
+        if address + self.out_bytes > 1 << self.core.addr_width:
+            raise ValueError(f"the tensors need {address + self.out_bytes:,} bytes of memory, "
+                             f"more than addr_width = {self.core.addr_width} bits reach")
+
+    def _images(self) -> dict:
+        vec, width = self.core.array.vec, self.core.array.data_width
+        weights = self.W if self.pass_name == "forward" else backward_data_weights(self.W)
+        return {"a": pack(self.A, vec, width), "w": pack(weights, vec, width),
+                "dz": pack(self.dZ, vec, width)}
+
+    def memory(self) -> dict:
+        """``{byte address: bytes}``: every tensor the pass reads, in the core's layout."""
+        return {self.bases[name]: image for name, image in self._images().items()}
+
+    @property
+    def out_bytes(self) -> int:
+        return self.shape.out_words * word_bytes(self.core.array.vec, self.core.array.data_width)
+
+    @property
+    def out_shape(self) -> tuple:
+        return self.layer.output_shape if self.pass_name == "forward" else self.layer.input_shape
+
+    def fields(self) -> dict:
+        """The register fields that describe this pass (``hw/core_registers.py``)."""
+        from maskprop.hw.core_registers import Mode, Pass
+        layer = self.layer
+        return {
+            "pass_kind": Pass.FORWARD if self.pass_name == "forward" else Pass.BACKWARD_DATA,
+            "mode": Mode.DENSE if self.dense else Mode.SPARSE,
+            "output_mask": int(self.output_mask),
+            "layer_n": layer.batch, "layer_c": layer.in_channels, "layer_h": layer.height,
+            "layer_w": layer.width, "layer_k": layer.out_channels, "kernel": layer.kernel,
+            "stride": layer.stride, "padding": layer.padding, "shift": self.shift,
+            "a_base": self.bases["a"], "w_base": self.bases["w"], "dz_base": self.bases["dz"],
+            "out_base": self.bases["out"],
+        }
+
+    def golden(self) -> np.ndarray:
+        """The result tensor the core must write, from the golden model's direct convolution:
+        requantized, and 0 wherever sparse mode does not compute an output."""
+        config, layer = self.core.array, self.layer
+        if self.pass_name == "forward":
+            return conv_forward_fixed(self.A, self.W, layer.stride, layer.padding, config=config,
+                                      shift=self.shift)
+        omask = self.A if self.output_mask and not self.dense else None
+        return conv_backward_data_fixed(self.dZ, self.W, (layer.height, layer.width),
+                                        layer.stride, layer.padding, omask, config=config,
+                                        shift=self.shift)
+
+    def expected_image(self) -> bytes:
+        """The bytes the core must leave at ``bases["out"]``."""
+        return pack(self.golden(), self.core.array.vec, self.core.array.data_width)
+
+    def bench_job(self, register_map) -> dict:
+        """The job as :func:`maskprop.host.runs.run_core_jobs` takes it."""
+        images = self._images()
+        return {
+            "memory": [(self.bases[name], image) for name, image in images.items()],
+            "writes": register_words(register_map, self.fields()),
+            "out": (self.bases["out"], self.out_bytes),
+            # A hung core fails in seconds: every word and every chunk of every row, 50 times.
+            "timeout_cycles": 50 * (self.shape.x_words + self.shape.y_words + self.shape.out_words
+                                    + self.shape.rows * self.shape.chunks) + 5000,
+            "ranges": [(name, self.bases[name], self.bases[name] + len(image))
+                       for name, image in images.items()]
+                      + [("out", self.bases["out"], self.bases["out"] + self.out_bytes)],
+        }
+
+    def result(self, image: bytes) -> np.ndarray:
+        """The result tensor from the bytes read back at ``bases["out"]``."""
+        return unpack(image, self.out_shape, self.core.array.vec, self.core.array.data_width)

@@ -1,0 +1,149 @@
+"""MaskpropCore as generated Verilog under cocotb, programmed only through its registers
+(cocotbext-axi's AXI4-Lite master) with its memory served by cocotbext-axi's AxiRam, random
+pauses on every channel of both buses and the AXI protocol checker on the memory port:
+
+- every pass it runs leaves in memory exactly the golden model's direct convolution,
+  requantized, with 0 wherever an output is not computed, dense and sparse;
+- its compute-cycle counter equals the cycle model, and the bytes it moves per tensor are exactly
+  the tensors' sizes (each read once, the result written once);
+- every illegal command sets its error code and leaves the core ready for the next one.
+"""
+
+import numpy as np
+import pytest
+
+from maskprop.base.config import Config, CoreConfig
+from maskprop.host.core_driver import CoreJob, register_words
+from maskprop.host.driver import ArrayPass
+from maskprop.hw.core import MaskpropCore
+from maskprop.host.runs import run_core_jobs
+from maskprop.sim.layer import ConvLayer
+from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
+from maskprop.workloads.digits import load_fixture
+
+pytestmark = pytest.mark.sim
+
+# Small buffers keep the build short; every test shares this one build.
+CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=32),
+                  x_words=1024)
+
+
+@pytest.fixture(scope="module")
+def core():
+    return MaskpropCore(CORE)
+
+
+def seeded(default: int) -> int:
+    seed = seed_from_env(default=default)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    return seed
+
+
+def check_jobs(core, jobs, tmp_path, *, pause=0.3, name=""):
+    """Run ``jobs`` (CoreJob) on the Verilog; each result exact, counters and traffic as the
+    models say. Returns the runs."""
+    runs = run_core_jobs([job.bench_job(core.register_map) for job in jobs], component=core,
+                         build_dir=tmp_path, pause=pause, run_name=name)
+    for job, run in zip(jobs, runs):
+        label = f"{job.layer.label} {job.pass_name} {'dense' if job.dense else 'sparse'}"
+        assert run.status["done"] and not run.status["error"], (label, run.status)
+        np.testing.assert_array_equal(job.result(run.result), job.golden(), err_msg=label)
+        assert run.result == job.expected_image(), label
+        # Compute cycles: the tile array's, as the cycle model counts them for this pass.
+        array_pass = ArrayPass.lower(job.layer, job.pass_name, CORE.array, A=job.A, W=job.W,
+                                     dZ=job.dZ)
+        assert run.counters["compute_cycles"] == array_pass.model_cycles(job.dense), label
+        # Data movement: every tensor the pass needs read once, the result written once.
+        images = dict(zip(("a", "w", "dz"), job.memory().values()))
+        reads = {"forward": ("a", "w"), "backward_data": ("dz", "w")}[job.pass_name]
+        if job.pass_name == "backward_data" and job.output_mask and not job.dense:
+            reads += ("a",)
+        expected_read = {name: len(images[name]) if name in reads else 0 for name in images}
+        assert {name: run.bytes_read[name] for name in images} == expected_read, label
+        assert run.bytes_written["out"] == job.out_bytes == run.total_written, label
+        assert run.total_read == sum(expected_read.values()), label
+        assert run.counters["bytes_read"] == run.total_read, label
+        assert run.counters["bytes_written"] == run.total_written, label
+    return runs
+
+
+def random_job(seed: int, index: int, *, dense: bool):
+    rng = np.random.default_rng(seed + index)
+    kernel = int(rng.choice([1, 3, 5]))
+    layer = ConvLayer(batch=int(rng.integers(1, 3)), in_channels=int(rng.integers(1, 20)),
+                      height=int(rng.integers(3, 8)), width=int(rng.integers(3, 8)),
+                      out_channels=int(rng.integers(1, 20)), kernel=kernel,
+                      stride=int(rng.choice([1, 2, 3])), padding=int(rng.integers(0, kernel + 1)),
+                      name=f"random{index}")
+    if layer.height + 2 * layer.padding < kernel or layer.width + 2 * layer.padding < kernel:
+        layer = ConvLayer(layer.batch, layer.in_channels, 7, 7, layer.out_channels, kernel,
+                          layer.stride, layer.padding, layer.name)
+    A, W, dZ = random_conv_tensors(rng, layer, float(rng.choice([0.2, 0.5, 0.8])))
+    pass_name = ("forward", "backward_data")[index % 2]
+    return CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
+                   shift=int(rng.integers(0, 12)))
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_random_layers(core, dense, tmp_path):
+    """Random layers (kernels 1/3/5, strides 1-3, paddings up to the kernel, channel counts
+    that are multiples of nothing), both passes, one after the other on one core."""
+    seed = seeded(300)
+    check_jobs(core, [random_job(seed, index, dense=dense) for index in range(12)], tmp_path)
+
+
+def test_digits_cnn_layers(core, tmp_path):
+    """The digits CNN's real tensors, plain and with BatchNorm, forward and backward-data, in
+    both modes (conv1's backward-data is not needed in training and its input is the image)."""
+    jobs = []
+    for variant in ("plain", "batchnorm"):
+        for index, record in enumerate(load_fixture()[variant].layers):
+            for pass_name in ("forward", "backward_data")[:1 + (index > 0)]:
+                for dense in (False, True):
+                    jobs.append(CoreJob(record.layer, pass_name, CORE, A=record.A, W=record.W,
+                                        dZ=record.dZ, dense=dense, shift=8))
+    check_jobs(core, jobs, tmp_path, pause=0.1)
+
+
+def illegal(core, **fields):
+    """A job whose register writes are ``fields`` over a small legal forward pass."""
+    layer = ConvLayer(1, 3, 4, 4, 5, 3, 1, 1, "small")
+    rng = np.random.default_rng(1)
+    job = CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5))
+    bench = job.bench_job(core.register_map)
+    bench["writes"] = register_words(core.register_map, {**job.fields(), **fields})
+    return bench
+
+
+def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
+    from maskprop.hw.core_registers import Pass
+    cases = {
+        "ZERO_DIM": [{"layer_n": 0}, {"layer_c": 0}, {"layer_k": 0}, {"stride": 0},
+                     {"kernel": 0}, {"kernel": 9, "padding": 1}],
+        "BAD_PASS": [{"pass_kind": 3}, {"pass_kind": Pass.BACKWARD_WEIGHT}],
+        "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}],
+        "SHAPE_TOO_LARGE": [{"layer_k": CORE.array.max_cols + 1},
+                            {"layer_c": 16 * (CORE.array.max_chunks // 9 + 1)},
+                            {"layer_h": 64, "layer_w": 64}],
+    }
+    jobs = [(code, illegal(core, **fields)) for code, variants in cases.items()
+            for fields in variants]
+    legal = illegal(core)
+    runs = run_core_jobs([job for _, job in jobs] + [legal], component=core,
+                         build_dir=tmp_path, pause=0.2)
+    for (code, _), run in zip(jobs, runs):
+        assert run.status["error"] and not run.status["done"], (code, run.status)
+        assert run.status["error_code"] == code, (code, run.status)
+        assert run.total_read == run.total_written == 0, code
+    # And the core still runs a legal pass afterwards.
+    assert runs[-1].status["done"] and not runs[-1].status["error"]
+
+
+def test_start_while_busy_is_refused_and_the_pass_goes_on(core, tmp_path):
+    layer = ConvLayer(2, 5, 6, 6, 7, 3, 1, 1, "busy")
+    job = CoreJob(layer, "forward", CORE, *random_conv_tensors(np.random.default_rng(2), layer,
+                                                               0.5))
+    bench = {**job.bench_job(core.register_map), "start_again": True}
+    (run,) = run_core_jobs([bench], component=core, build_dir=tmp_path, pause=0.0)
+    assert run.status["done"] and run.status["error"] and run.status["error_code"] == "BUSY"
+    assert run.result == job.expected_image()
