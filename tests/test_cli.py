@@ -33,6 +33,41 @@ def test_generate_dense_only_engine(tmp_path):
     assert "module dense_dot_engine(" in out.read_text()
 
 
+#: A small core: 2 tiles of 2 lanes, 4 x 8-bit chunks (a 32-bit memory port), 8 columns x 4
+#: chunks of Y buffer, 64 words of X scratchpad, 16 address bits.
+SMALL_CORE = ["--vec", "4", "--lanes", "2", "--tiles", "2", "--data-width", "8", "--acc-width",
+              "20", "--col-block", "2", "--max-chunks", "4", "--max-cols", "8", "--x-words", "64",
+              "--addr-width", "16", "--max-burst", "4", "--max-outstanding", "2"]
+
+
+def _port_width(verilog: str, module: str, port: str) -> int:
+    """Bits of ``port`` of ``module`` in Yosys-written Verilog."""
+    body = verilog[verilog.index(f"module {module}("):]
+    body = body[:body.index("\nendmodule")]
+    match = re.search(rf"^\s*(?:input|output)\s+(?:wire\s+)?(?:\[(\d+):0\]\s+)?{port};", body,
+                      re.M)
+    assert match, f"no port {port} in module {module}"
+    return int(match[1]) + 1 if match[1] else 1
+
+
+def test_generate_core(tmp_path, capsys):
+    """``maskprop generate core``: the core's options reach its ports (the memory port one chunk
+    of vec x 8-bit containers wide, --addr-width address bits) and its X scratchpad."""
+    out = tmp_path / "core.v"
+    assert main(["generate", "core", *SMALL_CORE, "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    text = out.read_text()
+    assert "module maskprop_core(" in text
+    assert _port_width(text, "maskprop_core", "mem__rdata") == 4 * 8
+    assert _port_width(text, "maskprop_core", "mem__wstrb") == 4
+    assert _port_width(text, "maskprop_core", "mem__araddr") == 16
+    assert _port_width(text, "maskprop_core", "mem__awlen") == 8
+    assert _port_width(text, "maskprop_core", "csr__wdata") == 32
+    assert _port_width(text, "maskprop_core", "irq") == 1
+    # The scratchpad: 64 words of one chunk.
+    assert re.search(r"reg \[31:0\] \\?x_pad\s*\[63:0\]", text), "no 64-word X scratchpad"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["generate", "tree", "--lanes", "80", "-o", "x.v"], "lanes must be in [1, 16], not 80"),
     (["generate", "engine", "--vec", "65", "-o", "x.v"], "vec must be in [1, 64], not 65"),
@@ -48,6 +83,8 @@ def test_generate_dense_only_engine(tmp_path):
      "needs 171 chunks of 16, but max_chunks is 64"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--masks", "missing.npz"],
      "--masks missing.npz"),
+    (["generate", "core", "--x-words", "3", "-o", "x.v"],
+     "--x-words must be a power of two in [2, 65536], not 3"),
     (["bogus"], "invalid choice: 'bogus'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch):
@@ -289,6 +326,26 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
     (["eval", "--profile", "synthetic:inf"], "density must be in [0, 1], not inf"),
     (["eval", "--profile", ""], "--profile must be literature, synthetic:DENSITY[:MODEL] or an "
                                 "existing profile file, not ''"),
+    # The core's own options, and the configurations it refuses.
+    (["generate", "core", "--max-burst", "3", "-o", "x.v"],
+     "--max-burst must be a power of two in [1, 256], not 3"),
+    (["generate", "core", "--addr-width", "8", "-o", "x.v"],
+     "--addr-width must be in [12, 64], not 8"),
+    (["flow", "core", "--target", "ecp5", "--max-outstanding", "0"],
+     "--max-outstanding must be in [1, 16], not 0"),
+    (["generate", "core", "--vec", "3", "--lanes", "2", "-o", "x.v"],
+     "--vec/--data-width: vec x container bits = 3 x 16 = 48 bits is not a power of two"),
+    (["generate", "core", "--x-words", "65536", "-o", "x.v"],
+     "--x-words/--max-cols/--max-chunks: x_words = 65536 words of 256 bits and the tile "
+     "array's buffers hold"),
+    (["generate", "tree", "--x-words", "8", "-o", "x.v"], "--x-words applies to the core only"),
+    (["flow", "array", "--target", "ecp5", "--max-burst", "4", "--addr-width", "16"],
+     "--addr-width, --max-burst apply to the core only"),
+    (["generate", "core", "--dense-only", "-o", "x.v"], "--dense-only applies to the engine only"),
+    (["flow", "core", "--target", "ecp5", "--device", "LFE5U-99F"],
+     "--device: unknown ecp5 device 'LFE5U-99F'; choose one of ['LFE5U-12F'"),
+    (["flow", "tree", "--target", "ice40", "--device", "LFE5U-85F"],
+     "--device: unknown ice40 device 'LFE5U-85F'"),
 ])
 def test_options_name_themselves(argv, message, tmp_path, monkeypatch, capsys, no_work_allowed):
     monkeypatch.chdir(tmp_path)
@@ -348,6 +405,50 @@ def test_flow_checks_its_outputs_before_running_the_tools(tmp_path, monkeypatch,
         line = refused(["flow", "tree", "--target", "ecp5", option, value], capsys)
         assert message in line
     assert files_under(tmp_path) == ["dir", "file.txt"]
+
+
+class _FakeReport:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def format(self):
+        return f"fake report {self.kwargs}"
+
+    def as_dict(self):
+        return self.kwargs
+
+
+@pytest.mark.parametrize("argv, top, device, routed", [
+    (["flow", "core", "--target", "ecp5", *SMALL_CORE], "maskprop_core", "LFE5U-85F", True),
+    (["flow", "core", "--target", "ecp5", "--device", "lfe5u-45f", "--synth-only"],
+     "maskprop_core", "LFE5U-45F", False),
+    (["flow", "core", "--target", "ice40", "--synth-only"], "maskprop_core", "iCE40UP5K", False),
+    (["flow", "array", "--target", "ecp5"], "tile_array", "LFE5U-25F", True),
+    (["flow", "tree", "--target", "ice40", "--device", "hx8k"], "accumulation_tree",
+     "iCE40HX8K", True),
+])
+def test_flow_device_and_synth_only(argv, top, device, routed, tmp_path, monkeypatch, capsys):
+    """What ``maskprop flow`` hands the flow, without running it: the core goes to the
+    LFE5U-85F unless --device says otherwise (the other blocks keep the target's default),
+    --synth-only stops after synthesis, and the core's options build the core they name."""
+    seen = {}
+
+    def run_flow(component, name, target, workdir, **kwargs):
+        seen.update(component=component, name=name, **kwargs)
+        return _FakeReport(top=name, device=kwargs["device"])
+    monkeypatch.setattr("maskprop.flow.fpga.run_flow", run_flow)
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--json", "r.json"]) == 0
+    assert seen["name"] == top and seen["device"] == device
+    assert seen["place_and_route"] is routed
+    assert json.loads((tmp_path / "r.json").read_text()) == {"top": top, "device": device}
+    assert "fake report" in capsys.readouterr().out
+    if "--x-words" in argv:
+        core = seen["component"].core
+        assert (core.x_words, core.addr_width, core.max_burst, core.max_outstanding) == \
+            (64, 16, 4, 2)
+        assert (core.array.vec, core.array.tiles, core.array.max_cols) == (4, 2, 8)
+    seen["component"]._MustUse__used = True        # never elaborated: no UnusedElaboratable
 
 
 def test_generate_writes_atomically_with_the_usual_mode(tmp_path, monkeypatch):
@@ -555,6 +656,8 @@ def test_sim_with_nothing_to_compute_says_no_work(tmp_path, capsys):
     ["generate", "array", "--max-cols", "65536", "--max-chunks", "4096", "-o", "array.v"],
     ["sim", "--layer", "1,4,4,4,4,3", "--pass", "fwd", "--max-cols", "1024"],
     ["flow", "array", "--target", "ecp5", "--max-cols", "1024"],
+    ["generate", "core", "--max-cols", "1024", "-o", "core.v"],
+    ["flow", "core", "--target", "ecp5", "--max-cols", "1024"],
     ["demo", "--max-cols", "1024"],
 ])
 def test_buffers_too_large_to_generate_are_refused_up_front(argv, tmp_path, monkeypatch, capsys,

@@ -1,11 +1,12 @@
 """The ``maskprop`` command line.
 
-    maskprop generate tree|decoder|pe|engine [options] -o FILE.v    write a block's Verilog
+    maskprop generate tree|decoder|pe|engine|array|core [options] -o FILE.v    a block's Verilog
     maskprop demo                                   the main job on its built-in default
     maskprop sim --layer SPEC --pass P --density D  one layer's pass on the tile array
     maskprop eval [--network NAME] [--profile SPEC] whole networks from the cycle model
     maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
+                                                    (core on ecp5: LFE5U-85F unless --device)
 
 Bad arguments, unreadable input files, unusable output paths or a configuration the generator
 refuses print one line and exit with status 2, before anything is computed or written.
@@ -20,7 +21,7 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from maskprop.base.config import Config
+from maskprop.base.config import Config, CoreConfig
 from maskprop.base.metrics import format_ratio, format_speedup
 from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
@@ -44,6 +45,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 BUFFER_FIELDS = ("col_block", "max_chunks", "max_cols")
+#: CoreConfig's own fields (its scratchpad and memory port): options of the core only.
+CORE_FIELDS = tuple(f.name for f in fields(CoreConfig) if f.name != "array")
+#: The device ``maskprop flow BLOCK --target TARGET`` uses without ``--device``, where it is
+#: not the target's default (maskprop.flow.fpga.DEFAULT_DEVICE): the core needs a large ECP5.
+FLOW_DEVICE = {("core", "ecp5"): "LFE5U-85F"}
 
 #: Seeds go to NumPy and to the simulators (cocotb's RANDOM_SEED is 32-bit).
 SEED_MAX = (1 << 32) - 1
@@ -90,6 +96,52 @@ def _add_config_options(parser, *, buffers=True):
                            default=f.default, metavar="N", help=f"default: {f.default}")
 
 
+
+
+def _add_core_options(parser):
+    group = parser.add_argument_group(
+        "the core's scratchpad and memory port (block core only; defaults: "
+        "maskprop.base.config.CoreConfig)")
+    for f in fields(CoreConfig):
+        if f.name in CORE_FIELDS:
+            group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,
+                               default=None, metavar="N", help=f"default: {f.default}")
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _core_config(args, config: Config) -> CoreConfig | None:
+    """The core's configuration from ``--x-words`` etc. on top of ``config`` for block core;
+    None for the other blocks, which refuse those options."""
+    given = {name: getattr(args, name) for name in CORE_FIELDS
+             if getattr(args, name) is not None}
+    if args.block != "core":
+        if given:
+            raise UsageError(f"{', '.join(map(_option, given))} appl"
+                             f"{'ies' if len(given) == 1 else 'y'} to the core only")
+        return None
+    try:
+        return CoreConfig(array=config, **given)
+    except ValueError as error:
+        message = str(error)
+        for name in CORE_FIELDS:
+            if message.startswith(f"{name} "):
+                raise UsageError(f"{_option(name)}{message[len(name):]}") from None
+        # The memory port is one chunk wide: vec x the data's container bits.
+        raise UsageError(f"--vec/--data-width: {message}") from None
+
+
+def _build(args, config: Config, core: CoreConfig | None):
+    """``build_block`` for the command's block; the core's own refusal (scratchpad and tile
+    array buffers together too large to generate) names its options."""
+    if core is None or args.dense_only:
+        return build_block(args.block, config, dense_only=args.dense_only)
+    try:
+        return build_block(args.block, core)
+    except ValueError as error:
+        raise UsageError(f"--x-words/--max-cols/--max-chunks: {error}") from None
 
 
 def _pass_name(text: str) -> str:
@@ -211,6 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--dense-only", action="store_true",
                           help="engine without the zero-skipping decoder (area baseline)")
     _add_config_options(generate)
+    _add_core_options(generate)
 
     demo = sub.add_parser("demo", help="run the backward pass of a digits-CNN layer (real ReLU "
                                        "masks) on the tile array's Verilog, dense and sparse; "
@@ -280,16 +333,23 @@ def _parser() -> argparse.ArgumentParser:
                       help="engine without the zero-skipping decoder (area baseline)")
     flow.add_argument("--compare-dense", action="store_true",
                       help="engine: also build the dense-only engine and print the ratios")
+    flow.add_argument("--device", default=None,
+                      help="FPGA part, e.g. LFE5U-85F or iCE40HX8K (default: LFE5U-25F and "
+                           "iCE40UP5K; LFE5U-85F for the core on ecp5)")
+    flow.add_argument("--synth-only", action="store_true",
+                      help="stop after Yosys: resources only, no place and route, no Fmax")
     _add_config_options(flow)
+    _add_core_options(flow)
     return parser
 
 
 def _generate(args):
     config = _config(args)
-    if args.block == "array":
+    core = _core_config(args, config)
+    if args.block in ("array", "core"):
         _check_generatable(config)
     check_output_file(args.output, "-o")
-    component, name = build_block(args.block, config, dense_only=args.dense_only)
+    component, name = _build(args, config, core)
     write_outputs({args.output: generate_verilog(component, name)}, "-o")
     print(f"wrote {args.output} (module {name})")
 
@@ -667,32 +727,43 @@ def _eval(args):
 
 
 def _flow(args):
-    from maskprop.flow.fpga import run_flow
+    from maskprop.flow.fpga import resolve_device, run_flow
 
     config = _config(args)
+    core = _core_config(args, config)
     if args.compare_dense and args.block != "engine":
         raise UsageError("--compare-dense applies to the engine only")
-    if args.block == "array":
+    try:
+        device = resolve_device(args.target, args.device
+                                or FLOW_DEVICE.get((args.block, args.target)))
+    except ValueError as error:
+        raise UsageError(f"--device: {error}") from None
+    if args.block in ("array", "core"):
         _check_generatable(config)
     if args.out is not None:
         check_output_dir(args.out, "--out")
     if args.json is not None:
         check_output_file(args.json, "--json")
     variants = [args.dense_only] + ([True] if args.compare_dense else [])
-    components = [build_block(args.block, config, dense_only=d) for d in variants]
+    if core is not None:
+        components = [_build(args, config, core)]
+    else:
+        components = [build_block(args.block, config, dense_only=d) for d in variants]
     reports = []
     for component, name in components:
         workdir = args.out or Path("out/flow") / f"{name}-{args.target}"
         if args.out and len(variants) > 1:
             workdir = args.out / name
-        reports.append(run_flow(component, name, args.target, workdir))
+        reports.append(run_flow(component, name, args.target, workdir, device=device,
+                                place_and_route=not args.synth_only))
         print(reports[-1].format())
     if len(reports) == 2:
         sparse, dense = reports
+        fmax = ("" if sparse.fmax_mhz is None or dense.fmax_mhz is None else
+                f", Fmax x{sparse.fmax_mhz / dense.fmax_mhz:.2f}")
         print(f"zero-skipping cost: LUT4 x{sparse.luts / dense.luts:.2f}, "
-              f"FF x{sparse.ffs / dense.ffs:.2f}, DSP {sparse.dsps} vs {dense.dsps}, "
-              f"Fmax x{sparse.fmax_mhz / dense.fmax_mhz:.2f} (sparse / dense-only, "
-              f"{args.target}, same run)")
+              f"FF x{sparse.ffs / dense.ffs:.2f}, DSP {sparse.dsps} vs {dense.dsps}{fmax} "
+              f"(sparse / dense-only, {args.target}, same run)")
     if args.json:
         payload = [r.as_dict() for r in reports]
         write_outputs({args.json: json.dumps(payload[0] if len(payload) == 1 else payload,

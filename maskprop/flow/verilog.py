@@ -21,18 +21,29 @@ __all__ = ["BLOCKS", "build_block", "generate_verilog", "write_verilog", "lint_v
 
 
 #: The blocks that can be generated on their own, by the name the CLI and the flow use.
-BLOCKS = ("tree", "decoder", "pe", "engine", "array")
+BLOCKS = ("tree", "decoder", "pe", "engine", "array", "core")
 
 
 def build_block(block: str, config, *, dense_only: bool = False):
     """The Amaranth component of ``block`` (one of :data:`BLOCKS`) for ``config``, and the name of
-    its generated Verilog module. ``dense_only`` builds the engine without its zero-skipping
-    decoder (the area baseline). The hardware modules are imported here, on demand, so that
-    the flow's other helpers do not pull in every block."""
+    its generated Verilog module. ``config`` is a :class:`~maskprop.base.config.Config`, or a
+    :class:`~maskprop.base.config.CoreConfig` (the core's; the other blocks take its ``array``);
+    the core built from a plain ``Config`` has the default scratchpad and memory port.
+    ``dense_only`` builds the engine without its zero-skipping decoder (the area baseline). The
+    hardware modules are imported here, on demand, so that the flow's other helpers do not pull
+    in every block."""
+    from maskprop.base.config import CoreConfig
+
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     if dense_only and block != "engine":
         raise ValueError(f"--dense-only applies to the engine only (dense_only for block {block!r})")
+    if block == "core":
+        from maskprop.hw.core import MaskpropCore
+        core = config if isinstance(config, CoreConfig) else CoreConfig(array=config)
+        return MaskpropCore(core), "maskprop_core"
+    if isinstance(config, CoreConfig):
+        config = config.array
     if block == "tree":
         from maskprop.hw.accumulation_tree import AccumulationTree
         return AccumulationTree.from_config(config), "accumulation_tree"
