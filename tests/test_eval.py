@@ -195,3 +195,153 @@ def test_eval_checks_a_profile_file_before_computing(layers, message, tmp_path, 
     assert main(["eval", "--network", "alexnet", "--profile", str(path),
                  "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 10, item 7: data movement and energy ------------------------------------------------
+
+def test_default_bandwidth_is_the_cores_memory_port():
+    from maskprop.base.config import Config, CoreConfig
+    from maskprop.evaluation.evaluate import default_bandwidth
+
+    assert default_bandwidth(Config()) == CoreConfig().bus_bytes == 32
+    narrow = Config(vec=8, lanes=4, data_width=8, acc_width=32)
+    assert default_bandwidth(narrow) == CoreConfig(narrow).bus_bytes == 8
+
+
+def test_pass_costs_estimate_is_the_cycle_models():
+    """The evaluation counts each mode's costs on the lowering that mode runs in, and its
+    estimate is pass_estimate's."""
+    from maskprop.evaluation.evaluate import pass_costs
+    from maskprop.sim import data_movement as dm
+    from maskprop.sim.cycle_model import pass_estimate
+    from maskprop.sim.layer import ConvLayer
+
+    layer = ConvLayer(batch=1, in_channels=12, height=4, width=4, out_channels=19, kernel=3,
+                      stride=1, padding=1, name="wide")
+    rng = np.random.default_rng(11)
+    a = rng.random(layer.input_shape) < 0.3
+    dz = rng.random(layer.output_shape) < 0.3
+    for pass_name in ("forward", "backward_data", "backward_weight"):
+        estimate, dense, sparse = pass_costs(layer, pass_name, a, dz, EVALUATION, bandwidth=32)
+        assert estimate == pass_estimate(layer, pass_name, a, dz, EVALUATION)
+        assert (dense.cycles, sparse.cycles) == (estimate.dense_cycles, estimate.sparse_cycles)
+        assert dense.traffic.dense and not sparse.traffic.dense
+        assert dense.traffic.on_core == sparse.traffic.on_core == (pass_name != "backward_weight")
+        if pass_name == "backward_data":
+            assert sparse.traffic.mask_bytes == dm.tensor_words(layer, "A", 16) * 32
+            assert dense.traffic.mask_bytes == 0
+        else:
+            assert sparse.traffic.total_bytes == dense.traffic.total_bytes
+
+
+MOVEMENT_SUMS = ("dense_bytes", "sparse_bytes", "dense_memory_cycles", "sparse_memory_cycles",
+                 "dense_overlapped_cycles", "sparse_overlapped_cycles", "dense_serial_cycles",
+                 "sparse_serial_cycles", "dense_energy_pj", "sparse_energy_pj")
+
+
+@pytest.mark.parametrize("bandwidth", [32, 2.5])
+def test_eval_rows_and_totals_with_data_movement(bandwidth):
+    """Each layer pass of the digits CNN: bytes as the core's tensor sizes, memory cycles at the
+    stated bandwidth, both compositions, energy; the totals are the rows' sums and their
+    ratios."""
+    from fractions import Fraction
+
+    from maskprop.evaluation.evaluate import TOTALS, digits_evaluation_inputs, evaluate
+    from maskprop.host.core_driver import core_pass_shape
+    from maskprop.sim.data_movement import HOROWITZ_45NM
+
+    net, masks = digits_evaluation_inputs()
+    evaluation = evaluate(net, masks, EVALUATION, bandwidth=bandwidth)
+    assert evaluation.bandwidth == bandwidth
+    convs = {layer.name: layer.conv for layer in net.layers}
+    for row in evaluation.rows:
+        record = row.as_dict()
+        for mode in ("dense", "sparse"):
+            cost = getattr(row, f"{mode}_cost")
+            total = record[f"{mode}_bytes_read"] + record[f"{mode}_bytes_written"]
+            assert record[f"{mode}_bytes"] == total == cost.traffic.total_bytes
+            assert record[f"{mode}_memory_cycles"] == -(-Fraction(total) //
+                                                        Fraction(str(bandwidth)))
+            cycles = record[f"{mode}_cycles"]
+            memory = record[f"{mode}_memory_cycles"]
+            assert record[f"{mode}_overlapped_cycles"] == max(cycles, memory)
+            assert record[f"{mode}_serial_cycles"] == cycles + memory
+            parts = sum(record[f"{mode}_energy_{part}_pj"] for part in
+                        ("compute", "x_buffer", "row_buffer", "y_buffer", "dram"))
+            assert record[f"{mode}_energy_pj"] == pytest.approx(parts)
+            assert record[f"{mode}_energy_dram_pj"] == pytest.approx(
+                total * HOROWITZ_45NM.dram_byte_pj())
+            if row.pass_name != "backward_weight":
+                shape = core_pass_shape(convs[row.layer], row.pass_name, 16)
+                words = shape.x_words + shape.y_words + shape.out_words
+                if mode == "sparse" and row.pass_name == "backward_data":
+                    words += shape.rows * 1                     # A: one word per pixel (C 8)
+                    assert record["sparse_mask_bytes"] == shape.rows * 32
+                    assert record["sparse_bytes_with_bitmap"] == total - shape.rows * 30
+                assert total == words * 32
+        assert record["on_core"] == (row.pass_name != "backward_weight")
+        assert record["speedup_serial"] == (record["dense_serial_cycles"] /
+                                            record["sparse_serial_cycles"])
+        assert record["energy_ratio"] == record["dense_energy_pj"] / record["sparse_energy_pj"]
+    for summary in evaluation.summary():
+        rows = [r.as_dict() for r in evaluation.rows if r.scenario == summary["scenario"]
+                and r.pass_name in TOTALS[summary["totals"]]]
+        for key in MOVEMENT_SUMS:
+            assert summary[key] == pytest.approx(sum(r[key] for r in rows), rel=1e-12), key
+        assert summary["sparse_bytes_with_bitmap"] == sum(r["sparse_bytes_with_bitmap"]
+                                                          for r in rows)
+        assert summary["speedup_overlapped"] == (summary["dense_overlapped_cycles"] /
+                                                 summary["sparse_overlapped_cycles"])
+        assert summary["speedup_serial"] == (summary["dense_serial_cycles"] /
+                                             summary["sparse_serial_cycles"])
+        assert summary["energy_ratio"] == summary["dense_energy_pj"] / summary["sparse_energy_pj"]
+        assert summary["bandwidth_bytes_per_cycle"] == bandwidth
+
+
+def test_a_slow_memory_makes_passes_memory_bound():
+    """At a tenth of a byte per cycle every pass waits for memory: overlapped cycles are the
+    memory's, and the speedup with data movement is the bytes' ratio, below 1 where sparse
+    backward-data reads A for its mask."""
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs, evaluate
+
+    net, masks = digits_evaluation_inputs()
+    evaluation = evaluate(net, masks, EVALUATION, bandwidth=0.1, scenarios=("batchnorm",))
+    for row in evaluation.rows:
+        assert row.dense_cost.overlapped == row.dense_cost.memory > row.dense_cycles
+        assert row.sparse_cost.overlapped == row.sparse_cost.memory
+        if row.pass_name == "backward_data":
+            assert row.speedup_overlapped < 1 < row.speedup
+        else:
+            assert row.speedup_overlapped == 1.0
+
+
+def test_eval_json_states_the_energy_source_and_assumptions(tmp_path):
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs, evaluate
+    from maskprop.sim.data_movement import ASSUMPTIONS
+
+    net, masks = digits_evaluation_inputs()
+    data = json.loads(evaluate(net, masks, EVALUATION).json_text())
+    assert data["bandwidth_bytes_per_cycle"] == 32
+    assert "Horowitz" in data["energy_table"]["source"]
+    assert data["energy_table"]["sram_read_64bit_pj"] == {"8192": 10.0, "32768": 20.0,
+                                                          "1048576": 100.0}
+    assert data["assumptions"] == list(ASSUMPTIONS)
+    assert any("not built" in line and "no re-read" in line for line in data["assumptions"])
+    text = evaluate(net, masks, EVALUATION).csv_text()
+    header = text.splitlines()[0].split(",")
+    assert header[:4] == ["network", "scenario", "layer", "pass_name"]
+    for column in ("dense_bytes", "sparse_memory_cycles", "sparse_macs_issued",
+                   "sparse_y_reads", "dense_energy_pj", "speedup_serial", "energy_ratio"):
+        assert column in header
+
+
+@pytest.mark.parametrize("bandwidth", [0, -4, float("nan"), "fast"])
+def test_evaluate_refuses_a_bandwidth_before_computing(bandwidth, monkeypatch):
+    import maskprop.evaluation.evaluate as evaluate_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a pass was computed")
+    monkeypatch.setattr(evaluate_module, "pass_costs", forbidden)
+    net, masks = evaluate_module.digits_evaluation_inputs()
+    with pytest.raises(ValueError, match="bandwidth must be a positive number"):
+        evaluate_module.evaluate(net, masks, EVALUATION, bandwidth=bandwidth)

@@ -1,11 +1,21 @@
 """Network-level evaluation: every conv layer and pass of a network on the tile array, from the
-RTL-exact cycle model, dense mode against sparse mode.
+RTL-exact cycle model, dense mode against sparse mode, with the data movement and energy of
+MaskpropCore (:mod:`maskprop.sim.data_movement`).
 
 Two BatchNorm scenarios are evaluated for every network, whatever it was built with:
 ``batchnorm`` (a BatchNorm between each conv and its ReLU: the output gradient ``dZ`` is dense)
 and ``no-batchnorm`` (``dZ = dA * (Z > 0)``: as sparse as the layer's ReLU output). Output
 sparsity of backward-data (the input activation's mask) holds in both. The first layer's
 backward-data is never computed (its input is the image).
+
+Each layer pass reports, per mode: compute cycles (the cycle model's), the DRAM bytes the core
+moves, the memory-bound cycles at a stated bandwidth (bytes per cycle; default one bus word per
+cycle, ``CoreConfig.bus_bytes``), both ways of composing them (``overlapped``: the larger,
+``serial``: the sum, as today's core loads then computes), the counted events and the energy
+they take (:data:`maskprop.sim.data_movement.HOROWITZ_45NM`); the totals add the speedups and
+energy ratios with data movement. :data:`maskprop.sim.data_movement.ASSUMPTIONS` says what these
+assume (each pass fits the buffers; backward-weight's traffic is a lower bound, not on the
+core yet).
 """
 
 import abc
@@ -19,14 +29,18 @@ import numpy as np
 
 from maskprop.base.config import Config
 from maskprop.host.driver import gemm_shapes
+from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, totals
-from maskprop.sim.cycle_model import PassEstimate, pass_estimate
+from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, candidate_lowerings,
+                                      estimate_lowerings)
+from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
+                                        memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
 
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
-           "LayerPass", "Evaluation", "MaskSource", "ProfileMasks", "ExplicitMasks",
-           "checked_profile", "own_scenario", "digits_evaluation_inputs", "check_evaluable",
-           "evaluate"]
+           "LayerPass", "MovementTotals", "Evaluation", "MaskSource", "ProfileMasks",
+           "ExplicitMasks", "checked_profile", "own_scenario", "digits_evaluation_inputs",
+           "check_evaluable", "default_bandwidth", "pass_costs", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
 # The seed paper's reported ranges over five ImageNet CNNs (docs/references.md): backward-pass speedup
@@ -40,19 +54,134 @@ SEED_TRAINING = (1.68, 3.30)
 CYCLE_MODEL_LIMIT = 1 << 27
 
 
+def _ratio(dense, sparse) -> float | None:
+    return dense / sparse if sparse else None
+
+
+def _mode_columns(cost: ModeCost) -> dict:
+    """The columns of one mode of a layer pass (prefixed ``dense_`` or ``sparse_``)."""
+    events, traffic, energy = cost.events, cost.traffic, cost.energy
+    return {"bytes_read": traffic.read_bytes, "bytes_written": traffic.written_bytes,
+            "bytes": traffic.total_bytes, "mask_bytes": traffic.mask_bytes,
+            "bytes_with_bitmap": traffic.total_bytes_with_bitmap,
+            "memory_cycles": cost.memory, "overlapped_cycles": cost.overlapped,
+            "serial_cycles": cost.serial, "macs_issued": events.macs, "chunks": events.chunks,
+            "x_reads": events.x_reads, "row_buffer_writes": events.row_buffer_writes,
+            "row_buffer_reads": events.row_buffer_reads, "y_reads": events.y_reads,
+            "outputs": events.outputs, "x_fill_words": events.x_fill_words,
+            "y_fill_words": events.y_fill_words, "output_words": events.output_words,
+            "energy_pj": energy.total, "energy_compute_pj": energy.compute,
+            "energy_x_buffer_pj": energy.x_buffer, "energy_row_buffer_pj": energy.row_buffer,
+            "energy_y_buffer_pj": energy.y_buffer, "energy_dram_pj": energy.dram}
+
+
 @dataclass(frozen=True)
 class LayerPass(PassEstimate):
-    """One layer pass of a network in one BatchNorm scenario: the cycle model's estimate and the
-    densities of the masks it ran on."""
+    """One layer pass of a network in one BatchNorm scenario: the cycle model's estimate, the
+    densities of the masks it ran on, and each mode's data movement, events and energy
+    (``dense_cost``, ``sparse_cost``; ``on_core``: the pass runs on MaskpropCore today, False
+    for backward-weight, whose traffic is the intended dataflow's lower bound)."""
     network: str
     scenario: str
     a_density: float
     dz_density: float
+    dense_cost: ModeCost
+    sparse_cost: ModeCost
+
+    @property
+    def on_core(self) -> bool:
+        return self.sparse_cost.traffic.on_core
+
+    @property
+    def bandwidth(self) -> float:
+        return self.sparse_cost.bandwidth
+
+    @property
+    def speedup_overlapped(self) -> float | None:
+        """Dense over sparse cycles with data movement overlapping compute."""
+        return _ratio(self.dense_cost.overlapped, self.sparse_cost.overlapped)
+
+    @property
+    def speedup_serial(self) -> float | None:
+        """Dense over sparse cycles with data movement before compute (today's core)."""
+        return _ratio(self.dense_cost.serial, self.sparse_cost.serial)
+
+    @property
+    def energy_ratio(self) -> float | None:
+        """Dense energy over sparse energy."""
+        return _ratio(self.dense_cost.energy.total, self.sparse_cost.energy.total)
 
     def as_dict(self) -> dict:
-        fields = asdict(self)
-        return {"network": fields.pop("network"), "scenario": fields.pop("scenario"), **fields,
-                "speedup": self.speedup, "ideal": self.ideal, "efficiency": self.efficiency}
+        """One flat record (a CSV row): the estimate's fields and ratios, then each mode's
+        data movement, events and energy, then the ratios with data movement."""
+        fields = {f.name: getattr(self, f.name) for f in PassEstimate.__dataclass_fields__.values()}
+        return {"network": self.network, "scenario": self.scenario, **fields,
+                "a_density": self.a_density, "dz_density": self.dz_density,
+                "speedup": self.speedup, "ideal": self.ideal, "efficiency": self.efficiency,
+                "on_core": self.on_core, "bandwidth_bytes_per_cycle": self.bandwidth,
+                **{f"dense_{k}": v for k, v in _mode_columns(self.dense_cost).items()},
+                **{f"sparse_{k}": v for k, v in _mode_columns(self.sparse_cost).items()},
+                "speedup_overlapped": self.speedup_overlapped,
+                "speedup_serial": self.speedup_serial, "energy_ratio": self.energy_ratio}
+
+
+@dataclass(frozen=True)
+class MovementTotals:
+    """Data movement and energy summed over several layer passes, per mode: DRAM ``bytes``
+    (and ``bytes_with_bitmap``, the output masks read as bitmaps), ``memory`` cycles, the
+    per-pass ``overlapped`` and ``serial`` cycles summed, energy in pJ (total and its compute,
+    SRAM and DRAM parts); the ratios dense over sparse."""
+    dense_bytes: int
+    sparse_bytes: int
+    sparse_bytes_with_bitmap: int
+    dense_memory_cycles: int
+    sparse_memory_cycles: int
+    dense_overlapped_cycles: int
+    sparse_overlapped_cycles: int
+    dense_serial_cycles: int
+    sparse_serial_cycles: int
+    dense_energy_pj: float
+    sparse_energy_pj: float
+    dense_energy_compute_pj: float
+    sparse_energy_compute_pj: float
+    dense_energy_sram_pj: float
+    sparse_energy_sram_pj: float
+    dense_energy_dram_pj: float
+    sparse_energy_dram_pj: float
+
+    @classmethod
+    def of(cls, rows) -> "MovementTotals":
+        rows = list(rows)
+
+        def total(mode, value):
+            return sum(value(getattr(r, f"{mode}_cost")) for r in rows)
+        return cls(
+            total("dense", lambda c: c.traffic.total_bytes),
+            total("sparse", lambda c: c.traffic.total_bytes),
+            total("sparse", lambda c: c.traffic.total_bytes_with_bitmap),
+            *(total(mode, lambda c: c.memory) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.overlapped) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.serial) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.energy.total) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.energy.compute) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.energy.sram) for mode in ("dense", "sparse")),
+            *(total(mode, lambda c: c.energy.dram) for mode in ("dense", "sparse")))
+
+    @property
+    def speedup_overlapped(self) -> float | None:
+        return _ratio(self.dense_overlapped_cycles, self.sparse_overlapped_cycles)
+
+    @property
+    def speedup_serial(self) -> float | None:
+        return _ratio(self.dense_serial_cycles, self.sparse_serial_cycles)
+
+    @property
+    def energy_ratio(self) -> float | None:
+        return _ratio(self.dense_energy_pj, self.sparse_energy_pj)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "speedup_overlapped": self.speedup_overlapped,
+                "speedup_serial": self.speedup_serial, "energy_ratio": self.energy_ratio}
 
 
 TOTALS = {"forward": ("forward",), "backward": ("backward_data", "backward_weight"),
@@ -65,17 +194,28 @@ class Evaluation:
     profile: str
     config: Config
     rows: list
+    bandwidth: float = None
+    energy: EnergyTable = HOROWITZ_45NM
+
+    def _rows(self, scenario: str, which: str) -> list:
+        return [r for r in self.rows if r.scenario == scenario and r.pass_name in TOTALS[which]]
 
     def total(self, scenario: str, which: str) -> Totals:
         """The layer passes of ``scenario`` that ``which`` (a key of :data:`TOTALS`) covers."""
-        return totals(r for r in self.rows
-                      if r.scenario == scenario and r.pass_name in TOTALS[which])
+        return totals(self._rows(scenario, which))
+
+    def movement_total(self, scenario: str, which: str) -> MovementTotals:
+        """Data movement and energy of the same layer passes as :meth:`total`."""
+        return MovementTotals.of(self._rows(scenario, which))
 
     def summary(self) -> list[dict]:
+        """Per scenario and totals: cycles and speedups compute-only, then with data movement
+        at :attr:`bandwidth` (bytes, memory cycles, both compositions, energy and ratios)."""
         return [{"network": self.network, "profile": self.profile, "scenario": scenario,
                  "totals": which, "dense_cycles": t.dense_cycles,
                  "sparse_cycles": t.sparse_cycles, "speedup": t.speedup, "ideal": t.ideal,
-                 "efficiency": t.efficiency}
+                 "efficiency": t.efficiency, "bandwidth_bytes_per_cycle": self.bandwidth,
+                 **self.movement_total(scenario, which).as_dict()}
                 for scenario in SCENARIOS for which in TOTALS
                 for t in [self.total(scenario, which)]]
 
@@ -91,10 +231,13 @@ class Evaluation:
         return text.getvalue()
 
     def json_text(self) -> str:
-        """The layer passes of :meth:`csv_text` plus the totals; ``null`` where undefined."""
+        """The layer passes of :meth:`csv_text` plus the totals, the bandwidth, the energy
+        table and the assumptions; ``null`` where undefined."""
         return json.dumps({
             "network": self.network, "profile": self.profile, "config": self.config.as_dict(),
-            "totals": self.summary(), "layers": [r.as_dict() for r in self.rows]}, indent=2)
+            "bandwidth_bytes_per_cycle": self.bandwidth, "energy_table": self.energy.as_dict(),
+            "assumptions": list(ASSUMPTIONS), "totals": self.summary(),
+            "layers": [r.as_dict() for r in self.rows]}, indent=2)
 
 
 class MaskSource(abc.ABC):
@@ -257,9 +400,41 @@ def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT) -> N
         f"{limit:,}: " + (f"use a batch of at most {fits}" if fits else "no batch fits"))
 
 
+def default_bandwidth(config: Config) -> int:
+    """Bytes per cycle of the core's memory port: one chunk per cycle (``CoreConfig.bus_bytes``
+    for a core on ``config``)."""
+    return word_bytes(config.vec, config.data_width)
+
+
+def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, bandwidth,
+               energy: EnergyTable = HOROWITZ_45NM):
+    """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone:
+    the estimate is :func:`maskprop.sim.cycle_model.pass_estimate`'s (the same lowerings,
+    each mode in its fastest), and each mode's cost is counted on the lowering that mode runs
+    in (:func:`maskprop.sim.data_movement.mode_cost`)."""
+    def pattern(nonzero):     # one byte per element: the lowered operands stay small
+        return np.asarray(nonzero, dtype=bool).view(np.uint8)
+
+    gemms = candidate_lowerings(conv, pass_name, A=pattern(a_nonzero),
+                                W=np.ones(conv.weight_shape, dtype=np.uint8),
+                                dZ=pattern(dz_nonzero), config=config)
+    estimate = estimate_lowerings(gemms, config)
+    costs = []
+    for dense, orientation, cycles in ((True, estimate.dense_orientation, estimate.dense_cycles),
+                                       (False, estimate.sparse_orientation,
+                                        estimate.sparse_cycles)):
+        gemm = next(g for g in gemms if g.orientation == orientation)
+        costs.append(mode_cost(gemm, config, dense=dense, cycles=cycles, bandwidth=bandwidth,
+                               table=energy, issued=IssuedChunks.of(gemm, dense=dense)))
+    return estimate, *costs
+
+
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
+             bandwidth=None, energy: EnergyTable = HOROWITZ_45NM,
              progress=None) -> Evaluation:
-    """Every layer, pass and scenario of ``net`` through the cycle model.
+    """Every layer, pass and scenario of ``net`` through the cycle model, with each pass's
+    data movement at ``bandwidth`` bytes per cycle (default :func:`default_bandwidth`) and its
+    energy from ``energy``.
 
     ``progress(advance)`` is called once per layer (for a progress bar). What
     :func:`check_evaluable` refuses is refused before anything is computed.
@@ -267,16 +442,20 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
     rows = []
     layers = list(net.layers)
     check_evaluable(net, config)
+    bandwidth = default_bandwidth(config) if bandwidth is None else bandwidth
+    memory_cycles(0, bandwidth)                       # refuses a bandwidth that is not one
     for index, net_layer in enumerate(layers):
         next_layer = layers[index + 1] if index + 1 < len(layers) else None
         conv = net_layer.conv
         for scenario in scenarios:
             a, dz = source.masks(net_layer, scenario, next_layer)
             for pass_name in _evaluated_passes(net_layer):
-                estimate = pass_estimate(conv, pass_name, a, dz, config)
+                estimate, dense, sparse = pass_costs(conv, pass_name, a, dz, config,
+                                                     bandwidth=bandwidth, energy=energy)
                 row = LayerPass(**asdict(estimate), network=net.name, scenario=scenario,
-                                a_density=float(a.mean()), dz_density=float(dz.mean()))
+                                a_density=float(a.mean()), dz_density=float(dz.mean()),
+                                dense_cost=dense, sparse_cost=sparse)
                 rows.append(row)
         if progress is not None:
             progress(1)
-    return Evaluation(net.name, source.label, config, rows)
+    return Evaluation(net.name, source.label, config, rows, bandwidth, energy)
