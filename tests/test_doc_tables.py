@@ -137,6 +137,92 @@ def test_flow_tables_show_the_reports_and_their_ratios():
     assert rows[1][-2] == "no clock"
 
 
+def shown_millions(cell: str, value: float) -> bool:
+    """Whether ``cell`` shows ``value`` in millions as the tables print it: one decimal from
+    1 up, three significant digits below."""
+    shown, millions = numbers(cell)[0], value / 1e6
+    return shown == (round(millions, 1) if millions >= 1 else float(f"{millions:.3g}"))
+
+
+def check_movement_row(row: list, step: dict) -> None:
+    """A row of the data-movement table shows its training-step totals."""
+    assert numbers(" ".join(row[2:5])) == to_cents(
+        [step["speedup"], step["speedup_overlapped"], step["speedup_serial"]])
+    assert shown_millions(row[5], step["dense_bytes"])
+    sparse, bitmap = row[6].split("(")
+    assert shown_millions(sparse, step["sparse_bytes"])
+    assert shown_millions(bitmap, step["sparse_bytes_with_bitmap"])
+    assert shown_millions(row[7], step["dense_energy_pj"])
+    assert shown_millions(row[8], step["sparse_energy_pj"])
+    assert numbers(row[9]) == to_cents([step["energy_ratio"]])
+    energy = step["sparse_energy_pj"]
+    assert numbers(row[10]) == [round(100 * step[f"sparse_energy_{part}_pj"] / energy)
+                                for part in ("compute", "sram", "dram")]
+
+
+def summary_rows(network, scenario, **values):
+    """The three totals of ``maskprop eval``'s summary.json for one network and scenario."""
+    base = dict(network=network, profile="test profile", scenario=scenario, speedup=2.0,
+                ideal=3.0, efficiency=2 / 3, speedup_overlapped=1.9, speedup_serial=1.8,
+                dense_bytes=2_345_678, sparse_bytes=2_500_000, sparse_bytes_with_bitmap=2_400_000,
+                dense_energy_pj=1.5e12, sparse_energy_pj=1.0e12, energy_ratio=1.5,
+                sparse_energy_compute_pj=0.1e12, sparse_energy_sram_pj=0.6e12,
+                sparse_energy_dram_pj=0.3e12, bandwidth_bytes_per_cycle=32,
+                energy_source="A. Author, a table (2014)")
+    return [dict(base, totals=t, **values) for t in ("forward", "backward", "training step")]
+
+
+def test_eval_tables_show_the_summary_with_data_movement():
+    summary = (summary_rows("Net A", "batchnorm") + summary_rows("Net A", "no-batchnorm",
+                                                                    speedup=3.0)
+               + summary_rows("Small", "batchnorm", speedup=9.0, speedup_serial=8.0,
+                              dense_bytes=12_345, sparse_bytes=23_456,
+                              sparse_bytes_with_bitmap=20_000)
+               + summary_rows("Small", "no-batchnorm", speedup=0.5, energy_ratio=0.25))
+    own = {"Net A": "no-batchnorm", "Small": "batchnorm"}
+    text = tables.eval_tables(summary, own, (1.0, 2.0), (1.5, 2.5), compared=["Net A"])
+    rows = table_rows(text, "| network | BatchNorm | speedup | overlapped |")
+    assert [row[:2] for row in rows] == [["Net A", "batchnorm"], ["Net A", "no-batchnorm"],
+                                         ["Small", "batchnorm"], ["Small", "no-batchnorm"]]
+    for row in rows:
+        check_movement_row(row, next(r for r in summary if r["network"] == row[0] and
+                                     r["scenario"] == row[1] and r["totals"] == "training step"))
+    assert rows[0][5:7] == ["2.3", "2.5 (2.4)"] and rows[2][5:7] == ["0.0123", "0.0235 (0.02)"]
+    assert rows[0][7:] == ["1,500,000.0", "1,000,000.0", "1.50x", "10 / 60 / 30"]
+    assert "at 32 bytes per cycle" in text and "A. Author, a table (2014)" in text
+    # The seed comparison spans the compared networks only, in their own setting.
+    last = text.splitlines()[-1]
+    assert last.startswith("Over Net A in their own BatchNorm setting: backward 3.00x-3.00x, "
+                           "training step 3.00x-3.00x (with data movement, serial: backward "
+                           "1.80x-1.80x, training step 1.80x-1.80x; energy ratio, training "
+                           "step 1.50x-1.50x)")
+    assert last.endswith("the seed paper reports backward 1.00x-2.00x and forward + backward "
+                         "1.50x-2.50x.")
+    everything = tables.eval_tables(summary, own, (1.0, 2.0), (1.5, 2.5))
+    assert "Over these networks" in everything and "backward 3.00x-9.00x" in everything
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: [dict(r, bandwidth_bytes_per_cycle=16) if r["scenario"] == "batchnorm"
+                   else r for r in rows], "disagree on bandwidth_bytes_per_cycle"),
+    (lambda rows: [{k: v for k, v in r.items() if k != "energy_ratio"} for r in rows],
+     "have no energy_ratio: measure again"),
+    (lambda rows: [r for r in rows if r["totals"] != "backward"], "no backward totals"),
+])
+def test_eval_tables_refuse_an_incomplete_summary(change, message):
+    summary = change(summary_rows("Net A", "batchnorm") + summary_rows("Net A", "no-batchnorm"))
+    with pytest.raises(tables.DocsError, match=message):
+        tables.eval_tables(summary, {"Net A": "batchnorm"}, (1.0, 2.0), (1.5, 2.5))
+
+
+def test_eval_tables_refuse_unknown_networks():
+    with pytest.raises(tables.DocsError, match="no BatchNorm setting known for network"):
+        tables.eval_tables(summary_rows("Net A", "batchnorm"), {}, (1.0, 2.0), (1.5, 2.5))
+    with pytest.raises(tables.DocsError, match="none of the networks"):
+        tables.eval_tables(summary_rows("Net A", "batchnorm"), {"Net A": "batchnorm"},
+                           (1.0, 2.0), (1.5, 2.5), compared=["Other"])
+
+
 def run_make_docs(*args):
     return subprocess.run([sys.executable, str(MAKE_DOCS), *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -178,6 +264,15 @@ def test_make_docs_writes_measured_tables_and_nothing_else(tmp_path):
         assert shown == to_cents(wanted + [totals["training step"]["efficiency"]])
     own = table_rows(eval_region, "| network | BatchNorm |")[0]
     assert own[:2] == ["AlexNet", "no"]                 # AlexNet has no BatchNorm
+    # The training step with data movement and energy: the same run's totals.
+    rows = table_rows(eval_region, "| network | BatchNorm | speedup | overlapped |")
+    assert [row[:2] for row in rows] == [["AlexNet", "batchnorm"], ["AlexNet", "no-batchnorm"]]
+    for row in rows:
+        step = next(r for r in summary if r["scenario"] == row[1]
+                    and r["totals"] == "training step")
+        check_movement_row(row, step)
+    assert f"at {step['bandwidth_bytes_per_cycle']} bytes per cycle" in eval_region
+    assert step["energy_source"] in eval_region and "Horowitz" in step["energy_source"]
     assert (docs / "eval_summary.png").read_bytes() == (work / "eval" / "summary.png").read_bytes()
 
     model = json.loads((work / "cycle-model" / "result.json").read_text())

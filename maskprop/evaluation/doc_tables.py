@@ -156,26 +156,77 @@ def cycle_model_text(payload: dict) -> str:
 _TOTALS = ("forward", "backward", "training step")
 
 
-def _eval_cells(summary: list[dict], network: str, scenario: str) -> list[str]:
+def _eval_totals(summary: list[dict], network: str, scenario: str) -> dict:
     by_totals = {r["totals"]: r for r in summary
                  if r["network"] == network and r["scenario"] == scenario}
     missing = [t for t in _TOTALS if t not in by_totals]
     if missing:
         raise DocsError(f"summary.json has no {', '.join(missing)} totals for {network} "
                         f"({scenario})")
+    return by_totals
+
+
+def _eval_cells(summary: list[dict], network: str, scenario: str) -> list[str]:
+    by_totals = _eval_totals(summary, network, scenario)
     return ([f"{times(by_totals[t]['speedup'])} ({times(by_totals[t]['ideal'])})"
              for t in _TOTALS] + [ratio(by_totals["training step"]["efficiency"])])
 
 
+def _millions(value: float) -> str:
+    """Bytes as MB, or pJ as µJ (millions): one decimal from 1 up, three digits below."""
+    value = value / 1e6
+    return f"{value:,.1f}" if value >= 1 else f"{value:.3g}"
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}" if whole else "-"
+
+
+_MOVEMENT_KEYS = ("speedup", "speedup_overlapped", "speedup_serial", "dense_bytes",
+                  "sparse_bytes", "sparse_bytes_with_bitmap", "dense_energy_pj",
+                  "sparse_energy_pj", "energy_ratio", "sparse_energy_compute_pj",
+                  "sparse_energy_sram_pj", "sparse_energy_dram_pj", "bandwidth_bytes_per_cycle",
+                  "energy_source")
+
+
+def _movement_cells(summary: list[dict], network: str, scenario: str) -> list[str]:
+    row = _eval_totals(summary, network, scenario)["training step"]
+    missing = [key for key in _MOVEMENT_KEYS if key not in row]
+    if missing:
+        raise DocsError(f"summary.json's totals for {network} ({scenario}) have no "
+                        f"{', '.join(missing)}: measure again with this version of maskprop eval")
+    energy = row["sparse_energy_pj"]
+    return [times(row["speedup"]), times(row["speedup_overlapped"]),
+            times(row["speedup_serial"]), _millions(row["dense_bytes"]),
+            f"{_millions(row['sparse_bytes'])} ({_millions(row['sparse_bytes_with_bitmap'])})",
+            _millions(row["dense_energy_pj"]), _millions(energy), times(row["energy_ratio"]),
+            " / ".join(_share(row[f"sparse_energy_{part}_pj"], energy)
+                       for part in ("compute", "sram", "dram"))]
+
+
+def _one(summary: list[dict], key: str):
+    values = {r[key] for r in summary}
+    if len(values) != 1:
+        raise DocsError(f"summary.json's totals disagree on {key}: {sorted(map(str, values))}")
+    return values.pop()
+
+
 def eval_tables(summary: list[dict], own_scenario: dict[str, str],
-                seed_backward: tuple[float, float], seed_training: tuple[float, float]) -> str:
+                seed_backward: tuple[float, float], seed_training: tuple[float, float],
+                compared: list[str] | None = None) -> str:
     """The tables of ``maskprop eval``'s ``summary.json``: each network in the BatchNorm
     setting it was built with (``own_scenario``: network name -> scenario), then every
-    scenario; and the ranges over the networks next to the seed paper's."""
+    scenario; then the training step with data movement and energy; and the ranges over the
+    networks ``compared`` (default: all) next to the seed paper's, compute only and with data
+    movement."""
     networks = list(dict.fromkeys(r["network"] for r in summary))
     unknown = [n for n in networks if n not in own_scenario]
     if unknown:
         raise DocsError(f"no BatchNorm setting known for network(s) {', '.join(unknown)}")
+    compared = networks if compared is None else [n for n in networks if n in compared]
+    if not compared:
+        raise DocsError("none of the networks in summary.json is one to compare with the "
+                        "seed paper")
     profiles = sorted({r["profile"] for r in summary})
     header = ["network", "BatchNorm", "forward", "backward", "training step",
               "achieved/ideal (step)"]
@@ -183,18 +234,33 @@ def eval_tables(summary: list[dict], own_scenario: dict[str, str],
             *_eval_cells(summary, n, own_scenario[n])] for n in networks]
     scenarios = list(dict.fromkeys(r["scenario"] for r in summary))
     every = [[n, s, *_eval_cells(summary, n, s)] for n in networks for s in scenarios]
+    movement = [[n, s, *_movement_cells(summary, n, s)] for n in networks for s in scenarios]
+    bandwidth = _one(summary, "bandwidth_bytes_per_cycle")
+    source = _one(summary, "energy_source")
 
-    def span(totals):
-        values = [r["speedup"] for r in summary if r["totals"] == totals and
-                  r["speedup"] is not None and own_scenario[r["network"]] == r["scenario"]]
+    def span(totals, key="speedup"):
+        values = [r[key] for r in summary if r["totals"] == totals and r["network"] in compared
+                  and r[key] is not None and own_scenario[r["network"]] == r["scenario"]]
         return f"{min(values):.2f}x-{max(values):.2f}x"
 
     return "\n".join([
         f"Speedup over the dense baseline, ideal in parentheses; masks: {', '.join(profiles)}.",
         "", "Each network in the BatchNorm setting it was built with:", "",
         *_table(header, own), "", "Both scenarios:", "", *_table(header, every), "",
-        f"Over these networks in their own BatchNorm setting: backward {span('backward')}, "
-        f"training step {span('training step')}; the seed paper reports backward "
+        f"The training step with data movement, at {bandwidth:g} bytes per cycle: speedup "
+        f"compute only, with memory transfers overlapping compute (double buffering, not "
+        f"built) and after them (serial, as today's core runs); DRAM bytes read and written "
+        f"(sparse: in parentheses with the output masks read as 1-bit bitmaps); energy from "
+        f"counted events x {source}; its split in sparse mode:", "",
+        *_table(["network", "BatchNorm", "speedup", "overlapped", "serial", "MB dense",
+                 "MB sparse (bitmap)", "µJ dense", "µJ sparse", "energy ratio",
+                 "sparse energy % compute / SRAM / DRAM"], movement), "",
+        f"Over {'these networks' if compared == networks else ', '.join(compared)} in their "
+        f"own BatchNorm setting: backward {span('backward')}, "
+        f"training step {span('training step')} (with data movement, serial: backward "
+        f"{span('backward', 'speedup_serial')}, training step "
+        f"{span('training step', 'speedup_serial')}; energy ratio, training step "
+        f"{span('training step', 'energy_ratio')}); the seed paper reports backward "
         f"{seed_backward[0]:.2f}x-{seed_backward[1]:.2f}x and forward + backward "
         f"{seed_training[0]:.2f}x-{seed_training[1]:.2f}x."])
 

@@ -215,6 +215,7 @@ class Evaluation:
                  "totals": which, "dense_cycles": t.dense_cycles,
                  "sparse_cycles": t.sparse_cycles, "speedup": t.speedup, "ideal": t.ideal,
                  "efficiency": t.efficiency, "bandwidth_bytes_per_cycle": self.bandwidth,
+                 "energy_source": self.energy.source,
                  **self.movement_total(scenario, which).as_dict()}
                 for scenario in SCENARIOS for which in TOTALS
                 for t in [self.total(scenario, which)]]
