@@ -431,38 +431,28 @@ class MaskpropCore(wiring.Component):
                     m.d.sync += [read_index.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0)]
                     m.next = "READ_X"
+            def transfer(port, addr, beats, then):
+                """Offer one DMA command; go to state ``then`` once it is taken."""
+                m.d.comb += [port.valid.eq(1), port.payload.addr.eq(addr),
+                             port.payload.beats.eq(beats)]
+                with m.If(port.ready):
+                    m.next = then
             with m.State("READ_X"):
-                m.d.comb += [read_cmd.valid.eq(1),
-                             read_cmd.payload.addr.eq(Mux(backward, command.dz_base,
-                                                          command.a_base)),
-                             read_cmd.payload.beats.eq(x_words)]
-                with m.If(read_cmd.ready):
-                    m.next = "READ_Y"
+                transfer(read_cmd, Mux(backward, command.dz_base, command.a_base), x_words,
+                         "READ_Y")
             with m.State("READ_Y"):
-                m.d.comb += [read_cmd.valid.eq(1),
-                             read_cmd.payload.addr.eq(command.w_base),
-                             read_cmd.payload.beats.eq(y_words)]
-                with m.If(read_cmd.ready):
-                    m.next = "READ_A"
+                transfer(read_cmd, command.w_base, y_words, "READ_A")
             with m.State("READ_A"):
                 with m.If(wants_mask):
-                    m.d.comb += [read_cmd.valid.eq(1),
-                                 read_cmd.payload.addr.eq(command.a_base),
-                                 read_cmd.payload.beats.eq(out_words)]
-                    with m.If(read_cmd.ready):
-                        m.next = "LOADING"
+                    transfer(read_cmd, command.a_base, out_words, "LOADING")
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
                 with m.If(read_index == x_words + y_words):
                     m.next = "WRITE"
             with m.State("WRITE"):
-                m.d.comb += [write_cmd.valid.eq(1),
-                             write_cmd.payload.addr.eq(command.out_base),
-                             write_cmd.payload.beats.eq(out_words)]
-                with m.If(write_cmd.ready):
-                    m.d.sync += first_row.eq(1)
-                    m.next = "WALK"
+                transfer(write_cmd, command.out_base, out_words, "WALK")
+                m.d.sync += first_row.eq(1)
             with m.State("WALK"):
                 walk = walker.command.payload
                 m.d.comb += [
