@@ -58,13 +58,15 @@ class Mode(enum.Enum, shape=1):
 #: ``clear_counters`` and is driven by the core.
 COUNTERS = (
     ("cycles_busy", "Cycles with `busy` set."),
-    ("compute_cycles", "Cycles in which the tile array's decoder issued a beat."),
-    ("stall_cycles", "Cycles in which the decoder held a beat it could not issue."),
-    ("macs", "Multiply-accumulates issued (valid lanes x enabled tiles)."),
-    ("chunks", "Chunks issued to the decoder."),
-    ("outputs", "Outputs written to OUT."),
-    ("bytes_read", "Bytes read from memory."),
-    ("bytes_written", "Bytes written to memory."),
+    ("compute_cycles", "Cycles in which the tile array's decoder held a chunk and its beat could "
+                       "move: the cycle model's count (32 bits: the high word reads 0)."),
+    ("stall_cycles", "Cycles in which the decoder held a beat the PEs could not take (result "
+                     "backpressure; 32 bits)."),
+    ("macs", "Multiply-accumulates issued: valid lanes x enabled tiles (32 bits)."),
+    ("chunks", "Chunks issued to the decoder, first groups and replays (32 bits)."),
+    ("outputs", "Outputs the tile array computed (enabled slots delivered; 32 bits)."),
+    ("bytes_read", "Bytes read from memory, a whole bus word per beat (32 bits)."),
+    ("bytes_written", "Bytes written to memory, a whole bus word per beat (32 bits)."),
 )
 
 _DIM = "(0 is refused: ZERO_DIM)"
