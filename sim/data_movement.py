@@ -36,7 +36,7 @@ import numpy as np
 
 from maskprop.base.config import Config, ceil_log2
 from maskprop.host.memory_layout import channel_words, word_bytes
-from maskprop.sim.cycle_model import IssuedChunks, column_groups, wanted_outputs
+from maskprop.sim.cycle_model import IssuedChunks, wanted_outputs
 from maskprop.sim.layer import ConvLayer, check_pass_name
 from maskprop.sim.lowering import chunk_count
 
@@ -211,9 +211,28 @@ def block_wanted(wanted: np.ndarray, col_block: int, live_rows: np.ndarray) -> n
     return np.where(np.asarray(live_rows)[:, None], per_block, 0)
 
 
-def _groups(issued: IssuedChunks, wanted: np.ndarray, config: Config) -> np.ndarray:
-    return column_groups(np.asarray(wanted, dtype=bool), config.tiles, config.col_block,
-                         issued.live_rows).astype(np.int64)
+def _set_bits(issued: IssuedChunks) -> np.ndarray:
+    """``(M,)``: the set mask bits of each sent row's live chunks."""
+    return np.where(issued.live, issued.counts, 0).sum(axis=-1, dtype=np.int64)
+
+
+# The formulas, on the per-row terms above (shared by the functions below and pass_events).
+
+def _macs(bits, per_block) -> int:
+    return int((bits * per_block.sum(axis=-1, dtype=np.int64)).sum(dtype=np.int64))
+
+
+def _replays(kept, per_block, tiles) -> int:
+    # max(1, ceil(e / tiles)) groups per block; a row not sent has kept 0.
+    replays = (np.maximum(1, -(-per_block // tiles)) - 1).sum(axis=-1, dtype=np.int64)
+    return int((replays * kept).sum(dtype=np.int64))
+
+
+def _y_reads(live, kept, per_block, tiles) -> int:
+    first = np.minimum(per_block, tiles)
+    first_reads = (first.sum(axis=-1, dtype=np.int64) * live).sum(dtype=np.int64)
+    replay_reads = ((per_block - first).sum(axis=-1, dtype=np.int64) * kept).sum(dtype=np.int64)
+    return int(first_reads + replay_reads)
 
 
 def issued_macs(issued: IssuedChunks, wanted: np.ndarray) -> int:
@@ -224,9 +243,8 @@ def issued_macs(issued: IssuedChunks, wanted: np.ndarray) -> int:
     wanted columns, and a block with no wanted column enables none. So this is
     ``sum over sent rows m of (set bits of row m) x (wanted outputs of row m)``: the elements
     issued times the wanted outputs they serve (zeros of ``Y`` are multiplied too)."""
-    bits = np.where(issued.live, issued.counts, 0).sum(axis=-1, dtype=np.int64)
-    outputs = np.asarray(wanted, dtype=bool).sum(axis=-1, dtype=np.int64)
-    return int((np.where(issued.live_rows, bits, 0) * outputs).sum(dtype=np.int64))
+    wanted = np.asarray(wanted, dtype=bool)
+    return _macs(_set_bits(issued), block_wanted(wanted, wanted.shape[1], issued.live_rows))
 
 
 def x_scratchpad_reads(issued: IssuedChunks, cols: int, config: Config) -> int:
@@ -246,10 +264,11 @@ def row_buffer_writes(issued: IssuedChunks, cols: int, config: Config) -> int:
 
 def row_buffer_reads(issued: IssuedChunks, wanted: np.ndarray, config: Config) -> int:
     """Row-buffer reads: every group after the first of a (row, block) replays the row's kept
-    chunks, one read each: ``sum over sent rows and blocks of (groups - 1) x kept``."""
-    groups = _groups(issued, wanted, config)
-    replays = np.maximum(groups - 1, 0).sum(axis=-1, dtype=np.int64)
-    return int((replays * kept_chunks(issued)).sum(dtype=np.int64))
+    chunks, one read each: ``sum over sent rows and blocks of (groups - 1) x kept``, with
+    ``groups = max(1, ceil(wanted in the block / tiles))`` (the cycle model's
+    :func:`~maskprop.sim.cycle_model.column_groups`)."""
+    return _replays(kept_chunks(issued),
+                    block_wanted(wanted, config.col_block, issued.live_rows), config.tiles)
 
 
 def array_chunks(issued: IssuedChunks, wanted: np.ndarray, config: Config) -> int:
@@ -266,12 +285,8 @@ def y_buffer_reads(issued: IssuedChunks, wanted: np.ndarray, config: Config) -> 
     tiles for the row's live chunks, the replays enable the other ``e - min(e, tiles)`` for
     its kept chunks. (The RTL enables every tile's read port on each issued chunk; disabled
     tiles' reads are not counted: gating them is a one-term change of ``y_read.en``.)"""
-    per_block = block_wanted(wanted, config.col_block, issued.live_rows)
-    first = np.minimum(per_block, config.tiles)
-    first_reads = (first.sum(axis=-1, dtype=np.int64) * live_chunks(issued)).sum()
-    replay_reads = ((per_block - first).sum(axis=-1, dtype=np.int64)
-                    * kept_chunks(issued)).sum()
-    return int(first_reads + replay_reads)
+    return _y_reads(live_chunks(issued), kept_chunks(issued),
+                    block_wanted(wanted, config.col_block, issued.live_rows), config.tiles)
 
 
 def outputs_computed(issued: IssuedChunks, wanted: np.ndarray) -> int:
@@ -325,13 +340,18 @@ def pass_events(gemm, config: Config, *, dense: bool,
     wanted = wanted_outputs(gemm, dense=dense)
     reduction, cols = gemm.Y.shape
     chunks = chunk_count(reduction, config.vec)
-    x_reads = x_scratchpad_reads(issued, cols, config)
-    replays = row_buffer_reads(issued, wanted, config)
+    # Each per-row term once; the functions above compute the same from scratch.
+    live, kept = live_chunks(issued), kept_chunks(issued)
+    per_block = block_wanted(wanted, config.col_block, issued.live_rows)
+    blocks = per_block.shape[1]
+    x_reads = int(live.sum()) * blocks
+    replays = _replays(kept, per_block, config.tiles)
     layer = gemm.layer
     return PassEvents(
-        macs=issued_macs(issued, wanted), chunks=x_reads + replays, x_reads=x_reads,
-        row_buffer_writes=row_buffer_writes(issued, cols, config), row_buffer_reads=replays,
-        y_reads=y_buffer_reads(issued, wanted, config), outputs=outputs_computed(issued, wanted),
+        macs=_macs(_set_bits(issued), per_block), chunks=x_reads + replays, x_reads=x_reads,
+        row_buffer_writes=int(kept.sum()) * blocks, row_buffer_reads=replays,
+        y_reads=_y_reads(live, kept, per_block, config.tiles),
+        outputs=int(per_block.sum(dtype=np.int64)),
         x_fill_words=tensor_words(layer, _x_source(gemm), config.vec),
         y_fill_words=cols * chunks,
         output_words=tensor_words(layer, _OUTPUT[gemm.pass_name], config.vec),

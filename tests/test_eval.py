@@ -232,6 +232,21 @@ def test_pass_costs_estimate_is_the_cycle_models():
             assert dense.traffic.mask_bytes == 0
         else:
             assert sparse.traffic.total_bytes == dense.traffic.total_bytes
+    # Every pass of the digits CNN on its real masks, and ties (all-zero and all-one masks,
+    # where backward-weight's two orientations can take the same cycles): the same estimate.
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs
+    net, masks = digits_evaluation_inputs()
+    for scenario in ("batchnorm", "no-batchnorm"):
+        for net_layer in net.layers:
+            a, dz = masks.masks(net_layer, scenario)
+            conv = net_layer.conv
+            for a_mask, dz_mask in ((a, dz), (np.zeros_like(a), np.zeros_like(dz)),
+                                    (np.ones_like(a), np.ones_like(dz))):
+                for pass_name in ("forward", "backward_data", "backward_weight"):
+                    estimate = pass_costs(conv, pass_name, a_mask, dz_mask, EVALUATION,
+                                          bandwidth=32)[0]
+                    assert estimate == pass_estimate(conv, pass_name, a_mask, dz_mask,
+                                                     EVALUATION), (conv.name, pass_name)
 
 
 MOVEMENT_SUMS = ("dense_bytes", "sparse_bytes", "dense_memory_cycles", "sparse_memory_cycles",

@@ -30,9 +30,9 @@ import numpy as np
 from maskprop.base.config import Config
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.memory_layout import word_bytes
-from maskprop.base.metrics import NO_WORK, Totals, totals
-from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, candidate_lowerings,
-                                      estimate_lowerings)
+from maskprop.base.metrics import NO_WORK, Totals, multiplier_slots, nonzero_products, totals
+from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
+                                      candidate_lowerings, wanted_outputs)
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -409,24 +409,38 @@ def default_bandwidth(config: Config) -> int:
 
 def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, bandwidth,
                energy: EnergyTable = HOROWITZ_45NM):
-    """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone:
-    the estimate is :func:`maskprop.sim.cycle_model.pass_estimate`'s (the same lowerings,
-    each mode in its fastest), and each mode's cost is counted on the lowering that mode runs
-    in (:func:`maskprop.sim.data_movement.mode_cost`)."""
+    """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone.
+
+    The estimate is :func:`maskprop.sim.cycle_model.pass_estimate`'s, computed the same way
+    (its candidate lowerings, each mode in the one with the fewest cycles, the first on a tie:
+    :func:`~maskprop.sim.cycle_model.estimate_lowerings`; tests hold the two equal), but each
+    lowering's chunks are counted once for a mode's cycles and its costs
+    (:func:`maskprop.sim.data_movement.mode_cost`), on the lowering that mode runs in.
+    """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
 
     gemms = candidate_lowerings(conv, pass_name, A=pattern(a_nonzero),
                                 W=np.ones(conv.weight_shape, dtype=np.uint8),
                                 dZ=pattern(dz_nonzero), config=config)
-    estimate = estimate_lowerings(gemms, config)
-    costs = []
-    for dense, orientation, cycles in ((True, estimate.dense_orientation, estimate.dense_cycles),
-                                       (False, estimate.sparse_orientation,
-                                        estimate.sparse_cycles)):
-        gemm = next(g for g in gemms if g.orientation == orientation)
-        costs.append(mode_cost(gemm, config, dense=dense, cycles=cycles, bandwidth=bandwidth,
-                               table=energy, issued=IssuedChunks.of(gemm, dense=dense)))
+    chosen = {}
+    for dense in (True, False):
+        runs = []
+        for gemm in gemms:
+            issued = IssuedChunks.of(gemm, dense=dense)
+            runs.append((array_cycles(issued, wanted_outputs(gemm, dense=dense), config),
+                         gemm, issued))
+        chosen[dense] = min(runs, key=lambda run: run[0])        # the first on a tie
+    (dense_cycles, dense_gemm, _), (sparse_cycles, sparse_gemm, _) = chosen[True], chosen[False]
+    estimate = PassEstimate(
+        sparse_gemm.layer.name, sparse_gemm.pass_name, dense_cycles, sparse_cycles,
+        multiplier_slots(dense_cycles, config.lanes * config.tiles),
+        nonzero_products(sparse_gemm.X != 0, sparse_gemm.Y != 0,
+                         wanted_outputs(sparse_gemm, dense=False)),
+        dense_gemm.orientation, sparse_gemm.orientation)
+    costs = [mode_cost(gemm, config, dense=dense, cycles=cycles, bandwidth=bandwidth,
+                       table=energy, issued=issued)
+             for dense, (cycles, gemm, issued) in chosen.items()]
     return estimate, *costs
 
 
