@@ -137,23 +137,23 @@ def test_flow_tables_show_the_reports_and_their_ratios():
     assert rows[1][-2] == "no clock"
 
 
-def shown_millions(cell: str, value: float) -> bool:
-    """Whether ``cell`` shows ``value`` in millions as the tables print it: one decimal from
-    1 up, three significant digits below."""
-    shown, millions = numbers(cell)[0], value / 1e6
-    return shown == (round(millions, 1) if millions >= 1 else float(f"{millions:.3g}"))
+def shown_scaled(cell: str, value: float, unit: float) -> bool:
+    """Whether ``cell`` shows ``value / unit`` as the tables print it: one decimal from 1 up,
+    three significant digits below."""
+    shown, scaled = numbers(cell)[0], value / unit
+    return shown == (round(scaled, 1) if scaled >= 1 else float(f"{scaled:.3g}"))
 
 
 def check_movement_row(row: list, step: dict) -> None:
     """A row of the data-movement table shows its training-step totals."""
     assert numbers(" ".join(row[2:5])) == to_cents(
         [step["speedup"], step["speedup_overlapped"], step["speedup_serial"]])
-    assert shown_millions(row[5], step["dense_bytes"])
+    assert shown_scaled(row[5], step["dense_bytes"], 1e6)                # MB
     sparse, bitmap = row[6].split("(")
-    assert shown_millions(sparse, step["sparse_bytes"])
-    assert shown_millions(bitmap, step["sparse_bytes_with_bitmap"])
-    assert shown_millions(row[7], step["dense_energy_pj"])
-    assert shown_millions(row[8], step["sparse_energy_pj"])
+    assert shown_scaled(sparse, step["sparse_bytes"], 1e6)
+    assert shown_scaled(bitmap, step["sparse_bytes_with_bitmap"], 1e6)
+    assert shown_scaled(row[7], step["dense_energy_pj"], 1e9)            # mJ
+    assert shown_scaled(row[8], step["sparse_energy_pj"], 1e9)
     assert numbers(row[9]) == to_cents([step["energy_ratio"]])
     energy = step["sparse_energy_pj"]
     assert numbers(row[10]) == [round(100 * step[f"sparse_energy_{part}_pj"] / energy)
@@ -177,7 +177,9 @@ def test_eval_tables_show_the_summary_with_data_movement():
                                                                     speedup=3.0)
                + summary_rows("Small", "batchnorm", speedup=9.0, speedup_serial=8.0,
                               dense_bytes=12_345, sparse_bytes=23_456,
-                              sparse_bytes_with_bitmap=20_000)
+                              sparse_bytes_with_bitmap=20_000, dense_energy_pj=4.26e7,
+                              sparse_energy_pj=4.5e7, sparse_energy_compute_pj=0.5e6,
+                              sparse_energy_sram_pj=4.5e6, sparse_energy_dram_pj=4e7)
                + summary_rows("Small", "no-batchnorm", speedup=0.5, energy_ratio=0.25))
     own = {"Net A": "no-batchnorm", "Small": "batchnorm"}
     text = tables.eval_tables(summary, own, (1.0, 2.0), (1.5, 2.5), compared=["Net A"])
@@ -188,7 +190,8 @@ def test_eval_tables_show_the_summary_with_data_movement():
         check_movement_row(row, next(r for r in summary if r["network"] == row[0] and
                                      r["scenario"] == row[1] and r["totals"] == "training step"))
     assert rows[0][5:7] == ["2.3", "2.5 (2.4)"] and rows[2][5:7] == ["0.0123", "0.0235 (0.02)"]
-    assert rows[0][7:] == ["1,500,000.0", "1,000,000.0", "1.50x", "10 / 60 / 30"]
+    assert rows[0][7:] == ["1,500.0", "1,000.0", "1.50x", "10 / 60 / 30"]
+    assert rows[2][7:9] == ["0.0426", "0.045"] and rows[2][10] == "1 / 10 / 89"
     assert "at 32 bytes per cycle" in text and "A. Author, a table (2014)" in text
     # The seed comparison spans the compared networks only, in their own setting.
     last = text.splitlines()[-1]

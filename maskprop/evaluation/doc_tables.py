@@ -172,10 +172,14 @@ def _eval_cells(summary: list[dict], network: str, scenario: str) -> list[str]:
              for t in _TOTALS] + [ratio(by_totals["training step"]["efficiency"])])
 
 
-def _millions(value: float) -> str:
-    """Bytes as MB, or pJ as µJ (millions): one decimal from 1 up, three digits below."""
-    value = value / 1e6
+def _scaled(value: float, unit: float) -> str:
+    """``value / unit`` (bytes as MB, pJ as mJ): one decimal from 1 up, three significant
+    digits below."""
+    value = value / unit
     return f"{value:,.1f}" if value >= 1 else f"{value:.3g}"
+
+
+_MB, _MJ = 1e6, 1e9
 
 
 def _share(part: float, whole: float) -> str:
@@ -197,9 +201,10 @@ def _movement_cells(summary: list[dict], network: str, scenario: str) -> list[st
                         f"{', '.join(missing)}: measure again with this version of maskprop eval")
     energy = row["sparse_energy_pj"]
     return [times(row["speedup"]), times(row["speedup_overlapped"]),
-            times(row["speedup_serial"]), _millions(row["dense_bytes"]),
-            f"{_millions(row['sparse_bytes'])} ({_millions(row['sparse_bytes_with_bitmap'])})",
-            _millions(row["dense_energy_pj"]), _millions(energy), times(row["energy_ratio"]),
+            times(row["speedup_serial"]), _scaled(row["dense_bytes"], _MB),
+            f"{_scaled(row['sparse_bytes'], _MB)} "
+            f"({_scaled(row['sparse_bytes_with_bitmap'], _MB)})",
+            _scaled(row["dense_energy_pj"], _MJ), _scaled(energy, _MJ), times(row["energy_ratio"]),
             " / ".join(_share(row[f"sparse_energy_{part}_pj"], energy)
                        for part in ("compute", "sram", "dram"))]
 
@@ -253,7 +258,7 @@ def eval_tables(summary: list[dict], own_scenario: dict[str, str],
         f"(sparse: in parentheses with the output masks read as 1-bit bitmaps); energy from "
         f"counted events x {source}; its split in sparse mode:", "",
         *_table(["network", "BatchNorm", "speedup", "overlapped", "serial", "MB dense",
-                 "MB sparse (bitmap)", "µJ dense", "µJ sparse", "energy ratio",
+                 "MB sparse (bitmap)", "mJ dense", "mJ sparse", "energy ratio",
                  "sparse energy % compute / SRAM / DRAM"], movement), "",
         f"Over {'these networks' if compared == networks else ', '.join(compared)} in their "
         f"own BatchNorm setting: backward {span('backward')}, "
