@@ -294,12 +294,14 @@ class TileArray(wiring.Component):
             x_write.data.eq(streamed),
             x_write.en.eq(issue & first_group & keep),
         ]
-        # Y chunks are read as the chunk enters the decoder, so they arrive with it.
+        # Y chunks are read as the chunk enters the decoder, so they arrive with it. A tile
+        # without a column in this group does not read (its PE multiplies nothing: the stale
+        # chunk it holds is never used), which saves a buffer read per idle tile and chunk.
         for t, y_read in enumerate(y_reads):
             m.d.comb += [
                 y_read.addr.eq(Cat(chunk_index, group.column[t])
                                if c.max_chunks > 1 else group.column[t]),
-                y_read.en.eq(issue),
+                y_read.en.eq(issue & tiles_on[t]),
             ]
 
         with m.If(issue & first_group & keep):
