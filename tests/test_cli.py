@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from maskprop.base.config import Config, CoreConfig
 from maskprop.cli.main import UsageError, main, write_outputs
 
 
@@ -439,16 +440,26 @@ def test_flow_device_and_synth_only(argv, top, device, routed, tmp_path, monkeyp
     monkeypatch.setattr("maskprop.flow.fpga.run_flow", run_flow)
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "--json", "r.json"]) == 0
+    seen["component"]._MustUse__used = True        # never elaborated: no UnusedElaboratable
     assert seen["name"] == top and seen["device"] == device
     assert seen["place_and_route"] is routed
-    assert json.loads((tmp_path / "r.json").read_text()) == {"top": top, "device": device}
+    # The JSON says what was built (the block and its whole configuration) beside the report.
+    report = json.loads((tmp_path / "r.json").read_text())
+    block = argv[1]
+    assert report.pop("block") == block and report == {"top": top, "device": device,
+                                                       "config": report["config"]}
+    config = report["config"]["array"] if block == "core" else report["config"]
+    assert config["vec"] == (4 if "--x-words" in argv else 16)
     assert "fake report" in capsys.readouterr().out
-    if "--x-words" in argv:
+    if block == "core":
         core = seen["component"].core
-        assert (core.x_words, core.addr_width, core.max_burst, core.max_outstanding) == \
-            (64, 16, 4, 2)
-        assert (core.array.vec, core.array.tiles, core.array.max_cols) == (4, 2, 8)
-    seen["component"]._MustUse__used = True        # never elaborated: no UnusedElaboratable
+        assert CoreConfig(**{**report["config"], "array": Config(**config)}) == core
+        if "--x-words" in argv:
+            assert (core.x_words, core.addr_width, core.max_burst, core.max_outstanding) == \
+                (64, 16, 4, 2)
+            assert (core.array.vec, core.array.tiles, core.array.max_cols) == (4, 2, 8)
+        else:
+            assert core == CoreConfig()
 
 
 def test_generate_writes_atomically_with_the_usual_mode(tmp_path, monkeypatch):

@@ -54,6 +54,25 @@ class MulAdd(wiring.Component):
 PORT_BITS = 2 + (2 * LANES * WIDTH + 2) + (OUT_WIDTH + 2)
 
 
+#: nextpnr's utilisation kinds that count each of DEVICE_CAPACITY's kinds.
+PNR_KINDS = {"ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+                      "brams": "DP16KD"},
+             "ice40": {"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
+                       "brams": "ICESTORM_RAM"}}
+
+
+def _check_capacity(report):
+    """The device's capacity as the flow knows it is what nextpnr says it has."""
+    assert report.capacity == fpga.DEVICE_CAPACITY[report.device]
+    assert report.overflow == {}
+    seen = 0
+    for kind, pnr_kind in PNR_KINDS[report.target].items():
+        if pnr_kind in report.pnr_utilisation:
+            assert report.pnr_utilisation[pnr_kind]["available"] == report.capacity[kind], kind
+            seen += 1
+    assert seen >= 2
+
+
 def _check_common(report, target, tmp_path):
     assert report.target == target
     assert report.top == "muladd"
@@ -68,6 +87,7 @@ def _check_common(report, target, tmp_path):
     assert report.brams == 0
     assert len(report.commands) == 2
     assert report.routed
+    _check_capacity(report)
     # nextpnr's critical path of the clk domain is the period its Fmax is computed from.
     path = report.critical_path
     assert path["clock"] == report.clock
@@ -165,6 +185,26 @@ def test_assertion_messages_are_not_synthesised(tmp_path):
     assert report.luts == plain.luts and report.ffs == plain.ffs
 
 
+def test_a_design_larger_than_the_device_is_not_placed(tmp_path, capsys):
+    """Ten 16 x 16 multipliers on the UP5K's eight DSPs: refused after synthesis, before
+    nextpnr, naming what is missing; synthesis alone reports the overflow."""
+    report = fpga.run_flow(MulAdd(lanes=10), "muladd", "ice40", tmp_path,
+                           place_and_route=False)
+    assert report.overflow == {"dsps": [10, 8]}
+    assert "DOES NOT FIT the iCE40UP5K: SB_MAC16 10 > 8" in report.format()
+    # Placing it is refused: on the command line one line of what is missing, exit status 1
+    # (a tool's failure, not bad input); here with a PE of 10 lanes.
+    status = main(["flow", "pe", "--target", "ice40", "--vec", "10", "--lanes", "10",
+                   "--out", str(tmp_path / "pe")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("maskprop: flow failed: sparse_pe does not fit the iCE40UP5K "
+                          "(SB_MAC16 10 of 8; Yosys counts")
+    assert len(err.splitlines()) == 1
+    assert (tmp_path / "pe" / "sparse_pe_ice40_stat.json").is_file()
+    assert not list((tmp_path / "pe").glob("*nextpnr*"))
+
+
 def test_unknown_target(tmp_path):
     dut = MulAdd()
     with pytest.raises(ValueError, match=r"target.*'ecp5'.*'ice40'.*'gowin'"):
@@ -223,3 +263,84 @@ def test_cli_flow_array_with_its_assertions(tmp_path, capsys):
     assert report["top"] == "tile_array" and report["target"] == "ice40"
     assert report["luts"] > 0 and report["ffs"] > 0 and report["fmax_mhz"] > 0
     assert "tile_array on ice40" in capsys.readouterr().out
+
+
+#: A small core (2 tiles of 2 lanes, 4 x 8-bit chunks: a 32-bit memory port), as small as the
+#: core goes: what is left is its fixed control (registers, DMA, address generator, command
+#: check), about 4,000 LUT4 and 26 DSPs on ECP5.
+SMALL_CORE = ["--vec", "4", "--lanes", "2", "--tiles", "2", "--data-width", "8", "--acc-width",
+              "20", "--col-block", "2", "--max-chunks", "4", "--max-cols", "8", "--x-words", "64",
+              "--addr-width", "16", "--max-burst", "4", "--max-outstanding", "2"]
+
+
+@pytest.mark.slow
+def test_cli_flow_core(tmp_path, capsys):
+    """``maskprop flow core`` end to end through Yosys, for the LFE5U-85F (the core's device on
+    ecp5) on a small configuration, synthesis only: placing and routing even this one takes
+    nextpnr several minutes on the 85F (docs/fpga.md has the full run of the FPGA preset).
+    The report says what was built, that it fits, and where each memory went: the X
+    scratchpad and the tile array's Y buffer in RAM, not registers."""
+    report_path = tmp_path / "report.json"
+    status = main(["flow", "core", "--target", "ecp5", "--synth-only", *SMALL_CORE,
+                   "--out", str(tmp_path / "work"), "--json", str(report_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    report = json.loads(report_path.read_text())
+    assert report["block"] == "core" and report["top"] == "maskprop_core"
+    assert report["config"]["x_words"] == 64 and report["config"]["addr_width"] == 16
+    assert report["config"]["array"]["tiles"] == 2 and report["config"]["array"]["vec"] == 4
+    assert report["device"] == "LFE5U-85F" and report["method"] == "harness"
+    assert not report["routed"] and report["fmax_mhz"] is None
+    assert report["capacity"] == fpga.DEVICE_CAPACITY["LFE5U-85F"] and report["overflow"] == {}
+    assert report["luts"] > 0 and report["ffs"] > 0
+    assert report["dsps"] >= 2 * 2                     # at least the tiles' multipliers
+    memories = report["memories"]
+    assert memories["x_pad"] in ("DP16KD", "PDPW16KD", "TRELLIS_DPR16X4")
+    assert memories["array.y_buffer"] in ("DP16KD", "PDPW16KD", "TRELLIS_DPR16X4")
+    assert report["brams"] + report["lutrams"] > 0
+    # The harness: every port bit but clk and rst in one of its shift chains.
+    assert report["harness"]["ffs"] == report["port_bits"] - 2
+    assert "maskprop_core on ecp5 LFE5U-85F" in out and "synthesis only" in out
+    assert "x_pad " in out
+
+
+def _doc_report(**fields):
+    """A ``maskprop flow core --json`` report with the fields docs/fpga.md's table reads."""
+    report = dict(block="core", config={"array": {"max_cols": 128}, "x_words": 4096},
+                  target="ecp5", device="LFE5U-85F", package="CABGA381", speed=6,
+                  method="harness", seed=1, top="maskprop_core", luts=20000, ffs=8000, dsps=38,
+                  brams=182, lutrams=342, routed=True, fmax_mhz=41.25, wall_seconds=3600.4,
+                  capacity=fpga.DEVICE_CAPACITY["LFE5U-85F"], overflow={},
+                  critical_path=dict(delay_ns=24.24, logic_ns=9.01, routing_ns=14.5,
+                                     logic_steps=31, through_dsp=True,
+                                     signals=[f"s{k}" for k in range(10)]))
+    report.update(fields)
+    return report
+
+
+def test_device_table_for_the_docs():
+    """docs/fpga.md's table of the core (scripts/make_docs.py part fpga-core): each report a row
+    labelled by how its configuration differs from the defaults, counts with their share of
+    the device (bold where it does not fit), Fmax or why there is none; then each placed
+    configuration's critical path, with the ECP5 DSP caveat."""
+    default = _doc_report(config={"array": {"max_cols": 128, "vec": 16}, "x_words": 4096},
+                          routed=False, fmax_mhz=None, brams=530, overflow={"brams": [530, 208]},
+                          critical_path=None, wall_seconds=1092.8)
+    preset = _doc_report(config={"array": {"max_cols": 32, "vec": 16}, "x_words": 2048})
+    text = fpga.device_table([default, preset])
+    lines = text.splitlines()
+    assert lines[0] == ("ecp5 LFE5U-85F-6 CABGA381 (83,640 LUT4, 156 MULT18X18D, 208 DP16KD), "
+                        "harness, nextpnr seed 1")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("| configuration")]
+    assert rows[0] == ["default", "20,000 (24 %)", "8,000 (10 %)", "38 (24 %)",
+                       "**530 (255 %)**", "342", "does not fit (synthesis only)", "1093 s"]
+    assert rows[1] == ["max_cols 32, x_words 2048", "20,000 (24 %)", "8,000 (10 %)",
+                       "38 (24 %)", "182 (88 %)", "342", "41.2 MHz", "3600 s"]
+    path = lines[-1]
+    assert path.startswith("Critical path of max_cols 32, x_words 2048: 24.2 ns, 9.0 ns of logic "
+                           "in 31 cell delays and 14.5 ns of routing, through `s0` → `s1`")
+    assert "`s6` → … → `s9`" in path and "`s7`" not in path
+    assert "MULT18X18D" in path and "lower bound" in path
+    with pytest.raises(ValueError, match="different devices"):
+        fpga.device_table([default, _doc_report(device="LFE5U-25F")])

@@ -13,6 +13,7 @@ refuses print one line and exit with status 2, before anything is computed or wr
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
 from maskprop.workloads.networks import NETWORK_NAMES
 from maskprop.workloads.profiles import MASK_MODELS
+from maskprop.flow.fpga import FlowError
 from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
 from maskprop.flow.verilog import BLOCKS, build_block, generate_verilog
 
@@ -765,7 +767,9 @@ def _flow(args):
               f"FF x{sparse.ffs / dense.ffs:.2f}, DSP {sparse.dsps} vs {dense.dsps}{fmax} "
               f"(sparse / dense-only, {args.target}, same run)")
     if args.json:
-        payload = [r.as_dict() for r in reports]
+        # What was built beside what it cost: the block and its whole configuration.
+        built = dataclasses.asdict(core if core is not None else config)
+        payload = [{"block": args.block, "config": built, **r.as_dict()} for r in reports]
         write_outputs({args.json: json.dumps(payload[0] if len(payload) == 1 else payload,
                                              indent=2)}, "--json")
 
@@ -787,5 +791,10 @@ def main(argv=None) -> int:
         # Not bad input: the simulation itself failed. One line, naming the log, exit status 1
         # (as for a run whose results differ from the golden model).
         print(f"maskprop: simulation failed: {error}", file=sys.stderr)
+        return 1
+    except FlowError as error:
+        # Not bad input either: a tool failed, or the design does not fit the device. Its
+        # message names the command and ends with the tail of the tool's log; exit status 1.
+        print(f"maskprop: flow failed: {error}", file=sys.stderr)
         return 1
 

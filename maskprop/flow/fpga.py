@@ -91,6 +91,8 @@ __all__ = [
     "FlowError",
     "run_flow",
     "resolve_device",
+    "DEVICE_CAPACITY",
+    "device_table",
     "find_tool",
 ]
 
@@ -122,6 +124,23 @@ _ICE40_DEVICES = {
     "iCE40LP8K": ("--lp8k", "lp", "cm81", False),
     "iCE40LP4K": ("--lp4k", "lp", "cm81", False),
     "iCE40LP1K": ("--lp1k", "lp", "cm49", False),
+}
+
+# What a device holds, in the report's units: ``luts`` LUT4 (ECP5: one per FF; iCE40: logic
+# cells), ``ffs``, ``dsps`` (MULT18X18D / SB_MAC16), ``brams`` (DP16KD of 18 kbit /
+# SB_RAM40_4K), as nextpnr counts them (its utilisation's "available"; the tests hold the
+# 25F's and the UP5K's to it). Devices missing here are placed without the check.
+_ECP5_CAPACITY = {
+    "25F": {"luts": 24288, "ffs": 24288, "dsps": 28, "brams": 56},
+    "45F": {"luts": 43848, "ffs": 43848, "dsps": 72, "brams": 108},
+    "85F": {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208},
+}
+DEVICE_CAPACITY = {
+    **{device: _ECP5_CAPACITY[device.rsplit("-", 1)[1]] for device in _ECP5_DEVICES
+       if device.rsplit("-", 1)[1] in _ECP5_CAPACITY},
+    "iCE40UP5K": {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30},
+    "iCE40HX8K": {"luts": 7680, "ffs": 7680, "dsps": 0, "brams": 32},
+    "iCE40LP8K": {"luts": 7680, "ffs": 7680, "dsps": 0, "brams": 32},
 }
 
 # ECP5 LFE5U-25F in CABGA381 (ULX3S-class board), speed grade 6; iCE40 UP5K in SG48 (iCEBreaker).
@@ -174,6 +193,9 @@ class FlowReport:
     fmax_by_clock: dict[str, float]
     critical_path: dict | None    # the ``clk`` domain's critical path (see _critical_path)
     routed: bool                  # placed and routed (False: synthesis only, no Fmax)
+    capacity: dict[str, int] | None     # the device's luts/ffs/dsps/brams (DEVICE_CAPACITY)
+    memories: dict[str, str]      # the block's memories -> what Yosys mapped them to (_memories)
+    overflow: dict[str, list[int]]      # {kind: [needed, capacity]} the device lacks
     seed: int
     resource_source: str
     cells: dict[str, int]         # Yosys cell histogram of the block module
@@ -206,6 +228,9 @@ class FlowReport:
                  (f" speed {self.speed}" if self.speed is not None else ""))
         lines = [
             f"{self.top} on {self.target} {where}, {self.method}, seed {self.seed}",
+            *([f"  DOES NOT FIT the {self.device}: " + ", ".join(
+                f"{_KIND_NAMES[self.target][kind]} {need} > {have}"
+                for kind, (need, have) in self.overflow.items())] if self.overflow else []),
             f"  LUT4 {self.luts}  FF {self.ffs}  DSP {self.dsps}  BRAM {self.brams}"
             + (f"  LUTRAM {self.lutrams}" if self.lutrams else "")
             + f"  port bits {self.port_bits}  pins {self.pins}",
@@ -217,6 +242,10 @@ class FlowReport:
                          f"logic in {path['logic_steps']} cell delays, {path['routing_ns']:.2f} ns "
                          f"routing{', through a DSP' if path['through_dsp'] else ''}): "
                          f"{path['signals'][0]} -> {path['signals'][-1]}")
+        if self.memories:
+            lines.append("  memories: " + ", ".join(f"{memory} {kind}" for memory, kind in
+                                                    self.memories.items()
+                                                    if not memory.startswith("$")))
         used = {kind: v for kind, v in self.pnr_utilisation.items() if kind in _DEVICE_KINDS}
         if used:
             lines.append("  device: " + "  ".join(
@@ -335,6 +364,27 @@ def _run(argv: list[str], workdir: Path, log: Path, step: str) -> float:
     return elapsed
 
 
+_MEMORY_MAPPED = re.compile(r"^mapping memory (\S+) via \$__(\w+?)_?$", re.M)
+_MEMORY_IN_FFS = re.compile(r"^using FF mapping for memory (\S+)$", re.M)
+
+
+def _memories(yosys_log: str, module: str) -> dict[str, str]:
+    """What Yosys' ``memory_libmap`` made of each memory of ``module`` (the hierarchical name
+    below it, as Amaranth named it): a block RAM (``DP16KD``, ``PDPW16KD``: simple dual port,
+    36 bits wide; ``ICE40_RAM4K``), LUT RAM (``TRELLIS_DPR16X4``) or ``FF`` (registers and
+    multiplexers; Yosys does this for small memories and for the ROMs it extracts from
+    ``case`` statements, ``$auto$proc_rom...``). Read from its log; a memory copied for several
+    read ports is listed once."""
+    prefix = module + "."
+    found = {}
+    for pattern, kind in ((_MEMORY_MAPPED, None), (_MEMORY_IN_FFS, "FF")):
+        for match in pattern.finditer(yosys_log):
+            name = match[1]
+            if name.startswith(prefix):
+                found[name[len(prefix):]] = kind or match[2]
+    return dict(sorted(found.items()))
+
+
 def _module_stat(stat: dict, module: str) -> dict[str, int]:
     modules = stat.get("modules", {})
     for key in ("\\" + module, module):
@@ -359,6 +409,23 @@ def _count(cells: dict[str, int], target: str) -> dict[str, int]:
         "brams": sum(n for c, n in cells.items() if c.startswith("SB_RAM40_4K")),
         "lutrams": 0,
     }
+
+
+# The cells each capacity kind counts, by target.
+_KIND_NAMES = {"ecp5": {"luts": "LUT4", "ffs": "FF", "dsps": "MULT18X18D", "brams": "DP16KD"},
+               "ice40": {"luts": "LUT4", "ffs": "FF", "dsps": "SB_MAC16", "brams": "SB_RAM40_4K"}}
+
+
+def _overflow(device: str, *counts: dict[str, int]) -> dict[str, list[int]]:
+    """What ``counts`` together (the block and its harness, both placed) need beyond the
+    device's :data:`DEVICE_CAPACITY`, as ``{kind: [needed, capacity]}``; LUT RAM is not
+    counted (it takes slices besides the LUT4s, so it can only make a fit worse)."""
+    capacity = DEVICE_CAPACITY.get(device)
+    if capacity is None:
+        return {}
+    needed = {kind: sum(c.get(kind, 0) for c in counts) for kind in capacity}
+    return {kind: [needed[kind], capacity[kind]] for kind in capacity
+            if needed[kind] > capacity[kind]}
 
 
 # nextpnr's utilisation kinds worth a line of the summary (logic, FFs, DSPs, block RAM).
@@ -481,7 +548,9 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     ``harness`` forces the shift-register harness (``True``) or out-of-context (``False``); the
     default is the harness on both targets (nextpnr-ice40 has no out-of-context mode).
     ``place_and_route=False`` stops after synthesis: the resources are the same Yosys numbers,
-    there is no Fmax, utilisation or critical path, and nextpnr is not needed.
+    there is no Fmax, utilisation or critical path, and nextpnr is not needed; ``overflow``
+    says what the device lacks. A design that needs more LUT4s, FFs, DSPs or block RAMs than
+    the device has (:data:`DEVICE_CAPACITY`) is not handed to nextpnr: :class:`FlowError`.
     All files (Verilog, Yosys script, netlist JSON, logs, reports) go to ``workdir``.
     Raises ``ValueError`` for bad arguments, ``RuntimeError`` if the tools are not installed and
     :class:`FlowError` (a ``RuntimeError``) if a tool fails.
@@ -561,7 +630,15 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     cells = _module_stat(stat, name)
     counts = _count(cells, target)
     harness_cells = _module_stat(stat, pnr_top) if use_harness else None
+    harness_counts = None if harness_cells is None else _count(harness_cells, target)
     port_bits = sum(w for _, _, w in ports)
+    overflow = _overflow(device, counts, harness_counts or {})
+    if overflow and place_and_route:
+        needs = ", ".join(f"{_KIND_NAMES[target][kind]} {need} of {have}"
+                          for kind, (need, have) in overflow.items())
+        raise FlowError(f"{name} does not fit the {device} ({needs}; Yosys counts, the block "
+                        f"and its harness): not placed and routed; the synthesis is in "
+                        f"{workdir}")
 
     # 3. Place and route.
     logs = {"yosys": str(workdir / yosys_log), "yosys_stat": str(workdir / stat_json)}
@@ -609,10 +686,90 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         fmax_mhz=fmax_mhz, freq_target_mhz=freq,
         timing_met=None if fmax_mhz is None else fmax_mhz >= freq,
         clock=clock, fmax_by_clock=fmax, critical_path=critical_path,
-        routed=bool(place_and_route), seed=int(seed), resource_source=source,
-        cells=cells, harness=None if harness_cells is None else _count(harness_cells, target),
+        routed=bool(place_and_route), capacity=DEVICE_CAPACITY.get(device), overflow=overflow,
+        memories=_memories((workdir / yosys_log).read_text(errors="replace"), name),
+        seed=int(seed), resource_source=source,
+        cells=cells, harness=harness_counts,
         harness_cells=harness_cells, pnr_utilisation=utilisation,
         commands=commands, logs=logs,
         step_seconds={k: round(v, 3) for k, v in steps.items()},
         wall_seconds=round(time.monotonic() - t0, 3), workdir=str(workdir),
     )
+
+
+# -- documentation -------------------------------------------------------------------------------
+
+def _config_label(report: dict) -> str:
+    """What ``maskprop flow --json`` says was built, as its differences from the defaults
+    (``Config()``, and ``CoreConfig()`` for the core): ``default`` or ``max_cols 32, ...``."""
+    from maskprop.base.config import Config, CoreConfig
+
+    config = report.get("config")
+    if config is None:
+        return report["top"]
+    array = config.get("array", config)
+    changed = [f"{k} {v}" for k, v in array.items() if getattr(Config(), k, v) != v]
+    if "array" in config:
+        changed += [f"{k} {v}" for k, v in config.items()
+                    if k != "array" and getattr(CoreConfig(), k, v) != v]
+    return ", ".join(changed) or "default"
+
+
+def _share(report: dict, kind: str) -> str:
+    used = report[kind]
+    capacity = (report.get("capacity") or {}).get(kind)
+    if not capacity:
+        return f"{used:,}"
+    text = f"{used:,} ({100 * used / capacity:.0f} %)"
+    return f"**{text}**" if used > capacity else text
+
+
+def _path_line(label: str, report: dict, most: int = 8) -> str:
+    path = report["critical_path"]
+    signals = [f"`{s}`" for s in path["signals"]]
+    if len(signals) > most:
+        signals = signals[:most - 1] + ["…", signals[-1]]
+    text = (f"Critical path of {label}: {path['delay_ns']:.1f} ns, {path['logic_ns']:.1f} ns "
+            f"of logic in {path['logic_steps']} cell delays and {path['routing_ns']:.1f} ns "
+            f"of routing, through {' → '.join(signals)}")
+    if path["through_dsp"] and report["target"] == "ecp5":
+        text += (" (it passes a MULT18X18D, which nextpnr times as a combinational "
+                 "multiplier without its pipeline registers: this Fmax is a lower bound)")
+    return text + "."
+
+
+def device_table(reports: list[dict]) -> str:
+    """Markdown of ``maskprop flow --json`` reports of one device (``docs/fpga.md``): each
+    configuration's resources as counts and shares of the device (bold where it does not
+    fit), its Fmax, the flow's time; then each placed configuration's critical path, with
+    the ECP5 DSP caveat where it passes a multiplier."""
+    first = reports[0]
+    if any(r["device"] != first["device"] for r in reports):
+        raise ValueError("device_table: the reports are for different devices")
+    speed = f"-{first['speed']}" if first.get("speed") is not None else ""
+    capacity = first.get("capacity")
+    names = _KIND_NAMES[first["target"]]
+    header = f"{first['target']} {first['device']}{speed} {first['package']}"
+    if capacity:
+        header += (" (" + ", ".join(f"{capacity[k]:,} {names[k]}" for k in
+                                    ("luts", "dsps", "brams")) + ")")
+    seeds = sorted({r["seed"] for r in reports if r["routed"]})
+    header += (f", {first['method']}" +
+               (f", nextpnr seed {', '.join(map(str, seeds))}" if seeds else ""))
+    rows = ["| configuration | LUT4 | FF | DSP | BRAM | LUT RAM | Fmax | flow time |",
+            "|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        if report["routed"]:
+            fmax = ("no clock" if report["fmax_mhz"] is None
+                    else f"{report['fmax_mhz']:.1f} MHz")
+        elif report.get("overflow"):
+            fmax = "does not fit (synthesis only)"
+        else:
+            fmax = "synthesis only"
+        rows.append("| " + " | ".join([
+            _config_label(report), *(_share(report, k) for k in ("luts", "ffs", "dsps",
+                                                                 "brams")),
+            f"{report['lutrams']:,}", fmax, f"{report['wall_seconds']:.0f} s"]) + " |")
+    paths = [_path_line(_config_label(r), r) for r in reports
+             if r["routed"] and r.get("critical_path")]
+    return "\n".join([header, "", *rows, *(["", *paths] if paths else [])])
