@@ -155,10 +155,11 @@ PARTS = [
          lambda work, quick: [_script("bench_cycle_model.py", "--json", work / "result.json",
                                       *(("--network", "alexnet") if quick else ()))],
          lambda work, docs: tables.cycle_model_text(_json(work / "result.json")), quick=True),
-    Part("eval", "results.md", "five ImageNet CNNs from the cycle model (maskprop eval); "
-         "docs/eval_summary.png and docs/resnet50_layers.png",
+    Part("eval", "results.md", "five ImageNet CNNs and the digits CNN from the cycle model "
+         "(maskprop eval); docs/eval_summary.png and docs/resnet50_layers.png",
          lambda work, quick: [_maskprop("eval", "--out", work,
-                                        *(("--network", "alexnet") if quick else ()))],
+                                        *(("--network", "alexnet") if quick else
+                                          ("--network", "all", "--network", "digits")))],
          _render_eval, quick=True),
     Part("sparsity", "results.md", "ReLU densities of the digits CNN while it trains",
          lambda work, quick: [_script("digits_sparsity.py", "--variant", v)
