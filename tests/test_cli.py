@@ -347,6 +347,8 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
      "--device: unknown ecp5 device 'LFE5U-99F'; choose one of ['LFE5U-12F'"),
     (["flow", "tree", "--target", "ice40", "--device", "LFE5U-85F"],
      "--device: unknown ice40 device 'LFE5U-85F'"),
+    (["flow", "core", "--target", "ecp5", "--router", "maze"],
+     "argument --router: invalid choice: 'maze'"),
 ])
 def test_options_name_themselves(argv, message, tmp_path, monkeypatch, capsys, no_work_allowed):
     monkeypatch.chdir(tmp_path)
@@ -423,6 +425,8 @@ class _FakeReport:
     (["flow", "core", "--target", "ecp5", *SMALL_CORE], "maskprop_core", "LFE5U-85F", True),
     (["flow", "core", "--target", "ecp5", "--device", "lfe5u-45f", "--synth-only"],
      "maskprop_core", "LFE5U-45F", False),
+    (["flow", "core", "--target", "ecp5", "--router", "router2"], "maskprop_core", "LFE5U-85F",
+     True),
     (["flow", "core", "--target", "ice40", "--synth-only"], "maskprop_core", "iCE40UP5K", False),
     (["flow", "array", "--target", "ecp5"], "tile_array", "LFE5U-25F", True),
     (["flow", "tree", "--target", "ice40", "--device", "hx8k"], "accumulation_tree",
@@ -443,6 +447,7 @@ def test_flow_device_and_synth_only(argv, top, device, routed, tmp_path, monkeyp
     seen["component"]._MustUse__used = True        # never elaborated: no UnusedElaboratable
     assert seen["name"] == top and seen["device"] == device
     assert seen["place_and_route"] is routed
+    assert seen["router"] == ("router2" if "--router" in argv else None)
     # The JSON says what was built (the block and its whole configuration) beside the report.
     report = json.loads((tmp_path / "r.json").read_text())
     block = argv[1]

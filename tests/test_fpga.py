@@ -130,8 +130,11 @@ def test_ecp5_out_of_context(tmp_path):
 
 
 def test_ecp5_harness_is_the_default(tmp_path):
-    report = fpga.run_flow(MulAdd(), "muladd", "ecp5", tmp_path, seed=1)
+    report = fpga.run_flow(MulAdd(), "muladd", "ecp5", tmp_path, seed=1, router="router2")
     _check_common(report, "ecp5", tmp_path)
+    assert report.router == "router2" and "--router" in report.commands[1]
+    assert report.commands[1][report.commands[1].index("--router") + 1] == "router2"
+    assert "seed 1, router2" in report.format()
     assert report.method == "harness" and report.pins == 5
     assert report.dsps == LANES and report.harness["ffs"] == PORT_BITS - 2
 
@@ -211,6 +214,8 @@ def test_unknown_target(tmp_path):
         fpga.run_flow(dut, "muladd", "gowin", tmp_path)
     with pytest.raises(ValueError, match=r"unknown ecp5 device 'LFE5U-99F'"):
         fpga.run_flow(dut, "muladd", "ecp5", tmp_path, device="LFE5U-99F")
+    with pytest.raises(ValueError, match=r"router must be one of router1, router2, not 'maze'"):
+        fpga.run_flow(dut, "muladd", "ecp5", tmp_path, router="maze")
     assert not any(tmp_path.iterdir())        # rejected before anything was generated
     Fragment.get(dut, None)                   # still elaboratable (and no UnusedElaboratable)
 
@@ -290,6 +295,7 @@ def test_cli_flow_core(tmp_path, capsys):
     assert report["config"]["x_words"] == 64 and report["config"]["addr_width"] == 16
     assert report["config"]["array"]["tiles"] == 2 and report["config"]["array"]["vec"] == 4
     assert report["device"] == "LFE5U-85F" and report["method"] == "harness"
+    assert report["router"] == "router1"                 # nextpnr's default, not asked for
     assert not report["routed"] and report["fmax_mhz"] is None
     assert report["capacity"] == fpga.DEVICE_CAPACITY["LFE5U-85F"] and report["overflow"] == {}
     assert report["luts"] > 0 and report["ffs"] > 0
@@ -309,7 +315,8 @@ def _doc_report(**fields):
     report = dict(block="core", config={"array": {"max_cols": 128}, "x_words": 4096},
                   target="ecp5", device="LFE5U-85F", package="CABGA381", speed=6,
                   method="harness", seed=1, top="maskprop_core", luts=20000, ffs=8000, dsps=38,
-                  brams=182, lutrams=342, routed=True, fmax_mhz=41.25, wall_seconds=3600.4,
+                  brams=182, lutrams=342, routed=True, router="router2", fmax_mhz=41.25,
+                  wall_seconds=3600.4,
                   capacity=fpga.DEVICE_CAPACITY["LFE5U-85F"], overflow={},
                   critical_path=dict(delay_ns=24.24, logic_ns=9.01, routing_ns=14.5,
                                      logic_steps=31, through_dsp=True,
@@ -330,7 +337,7 @@ def test_device_table_for_the_docs():
     text = fpga.device_table([default, preset])
     lines = text.splitlines()
     assert lines[0] == ("ecp5 LFE5U-85F-6 CABGA381 (83,640 LUT4, 156 MULT18X18D, 208 DP16KD), "
-                        "harness, nextpnr seed 1")
+                        "harness, nextpnr seed 1 (router2)")
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines
             if line.startswith("| ") and not line.startswith("| configuration")]
     assert rows[0] == ["default", "20,000 (24 %)", "8,000 (10 %)", "38 (24 %)",

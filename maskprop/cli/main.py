@@ -340,6 +340,9 @@ def _parser() -> argparse.ArgumentParser:
                            "iCE40UP5K; LFE5U-85F for the core on ecp5)")
     flow.add_argument("--synth-only", action="store_true",
                       help="stop after Yosys: resources only, no place and route, no Fmax")
+    flow.add_argument("--router", choices=("router1", "router2"), default=None,
+                      help="nextpnr's router (default: router1, nextpnr's own default; "
+                           "router2 is much faster on a design as large as the core)")
     _add_config_options(flow)
     _add_core_options(flow)
     return parser
@@ -757,7 +760,7 @@ def _flow(args):
         if args.out and len(variants) > 1:
             workdir = args.out / name
         reports.append(run_flow(component, name, args.target, workdir, device=device,
-                                place_and_route=not args.synth_only))
+                                place_and_route=not args.synth_only, router=args.router))
         print(reports[-1].format())
     if len(reports) == 2:
         sparse, dense = reports

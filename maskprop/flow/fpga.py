@@ -85,6 +85,7 @@ from maskprop.flow.verilog import generate_verilog
 
 __all__ = [
     "TARGETS",
+    "ROUTERS",
     "DEFAULT_DEVICE",
     "DEFAULT_FREQ_MHZ",
     "FlowReport",
@@ -97,6 +98,9 @@ __all__ = [
 ]
 
 TARGETS = ("ecp5", "ice40")
+
+#: nextpnr's routers (``--router``); router1 is its default.
+ROUTERS = ("router1", "router2")
 
 DEFAULT_FREQ_MHZ = {"ecp5": 200.0, "ice40": 100.0}
 
@@ -193,6 +197,7 @@ class FlowReport:
     fmax_by_clock: dict[str, float]
     critical_path: dict | None    # the ``clk`` domain's critical path (see _critical_path)
     routed: bool                  # placed and routed (False: synthesis only, no Fmax)
+    router: str                   # nextpnr's router ("router1" is its default)
     capacity: dict[str, int] | None     # the device's luts/ffs/dsps/brams (DEVICE_CAPACITY)
     memories: dict[str, str]      # the block's memories -> what Yosys mapped them to (_memories)
     overflow: dict[str, list[int]]      # {kind: [needed, capacity]} the device lacks
@@ -227,7 +232,8 @@ class FlowReport:
         where = (f"{self.device} {self.package}" +
                  (f" speed {self.speed}" if self.speed is not None else ""))
         lines = [
-            f"{self.top} on {self.target} {where}, {self.method}, seed {self.seed}",
+            f"{self.top} on {self.target} {where}, {self.method}, seed {self.seed}"
+            + (f", {self.router}" if self.routed and self.router != "router1" else ""),
             *([f"  DOES NOT FIT the {self.device}: " + ", ".join(
                 f"{_KIND_NAMES[self.target][kind]} {need} > {have}"
                 for kind, (need, have) in self.overflow.items())] if self.overflow else []),
@@ -538,7 +544,7 @@ def resolve_device(target: str, device: str | None) -> str:
 def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | None = None,
              seed: int = 1, device: str | None = None, package: str | None = None,
              speed: int | None = None, harness: bool | None = None,
-             place_and_route: bool = True) -> FlowReport:
+             place_and_route: bool = True, router: str | None = None) -> FlowReport:
     """Synthesise, place and route ``component`` (a ``wiring.Component``) as module ``name``.
 
     ``target`` is ``"ecp5"`` (default device LFE5U-25F, CABGA381, speed 6) or ``"ice40"``
@@ -547,6 +553,9 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
     100 MHz iCE40); it only steers timing-driven placement, the report gives the achieved Fmax.
     ``harness`` forces the shift-register harness (``True``) or out-of-context (``False``); the
     default is the harness on both targets (nextpnr-ice40 has no out-of-context mode).
+    ``router`` is nextpnr's router, ``"router1"`` (its default, and this flow's unless told)
+    or ``"router2"`` (much faster on a large design: router1 had not routed the core on the
+    LFE5U-85F after 20 minutes, docs/fpga.md).
     ``place_and_route=False`` stops after synthesis: the resources are the same Yosys numbers,
     there is no Fmax, utilisation or critical path, and nextpnr is not needed; ``overflow``
     says what the device lacks. A design that needs more LUT4s, FFs, DSPs or block RAMs than
@@ -574,6 +583,8 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         if harness is False:
             raise ValueError("nextpnr-ice40 has no out-of-context mode; ice40 needs the harness")
         use_harness = True
+    if router not in (None,) + ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     freq = float(DEFAULT_FREQ_MHZ[target] if freq_mhz is None else freq_mhz)
     if not freq > 0:
         raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
@@ -650,7 +661,7 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         pnr_report = f"{stem}_nextpnr_report.json"
         argv = [nextpnr, "-q", "-l", pnr_log, "--json", netlist, "--top", pnr_top,
                 "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(int(seed)),
-                "--report", pnr_report]
+                "--report", pnr_report] + (["--router", router] if router else [])
         if target == "ecp5":
             argv += [_ECP5_DEVICES[device], "--package", package, "--speed", str(speed)]
             if use_harness:
@@ -686,7 +697,7 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         fmax_mhz=fmax_mhz, freq_target_mhz=freq,
         timing_met=None if fmax_mhz is None else fmax_mhz >= freq,
         clock=clock, fmax_by_clock=fmax, critical_path=critical_path,
-        routed=bool(place_and_route), capacity=DEVICE_CAPACITY.get(device), overflow=overflow,
+        routed=bool(place_and_route), router=router or "router1", capacity=DEVICE_CAPACITY.get(device), overflow=overflow,
         memories=_memories((workdir / yosys_log).read_text(errors="replace"), name),
         seed=int(seed), resource_source=source,
         cells=cells, harness=harness_counts,
@@ -754,8 +765,10 @@ def device_table(reports: list[dict]) -> str:
         header += (" (" + ", ".join(f"{capacity[k]:,} {names[k]}" for k in
                                     ("luts", "dsps", "brams")) + ")")
     seeds = sorted({r["seed"] for r in reports if r["routed"]})
+    routers = sorted({r.get("router", "router1") for r in reports if r["routed"]})
     header += (f", {first['method']}" +
-               (f", nextpnr seed {', '.join(map(str, seeds))}" if seeds else ""))
+               (f", nextpnr seed {', '.join(map(str, seeds))}" if seeds else "") +
+               (f" ({', '.join(routers)})" if routers and routers != ["router1"] else ""))
     rows = ["| configuration | LUT4 | FF | DSP | BRAM | LUT RAM | Fmax | flow time |",
             "|---|---|---|---|---|---|---|---|"]
     for report in reports:
