@@ -1,0 +1,192 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter tests construct systems that are refused or never generated)
+"""CoreSystem (the core with an Amaranth AxiRam on its memory port) under the fast bench
+(``tb/bench_core_fast.py``: backdoor fill, a minimal AXI4-Lite master, one trigger on ``irq``):
+small layers, both passes, sparse and dense, one after the other on one core, each result
+exactly the golden model's and the counters what the pass implies. No timing assertions: the
+speed is measured by ``scripts/bench_sim_speed.py``. Also: the system's parameters, ports and
+Verilator lint."""
+
+import numpy as np
+import pytest
+from amaranth import ClockDomain, Module
+from amaranth.sim import Simulator
+
+from maskprop.base.config import CORE_DEFAULT, Config, CoreConfig, GENERATABLE_BUFFER_BITS
+from maskprop.flow.verilog import generate_verilog, lint_verilog
+from maskprop.host.core_driver import CoreJob
+from maskprop.host.driver import ArrayPass
+from maskprop.hw.core_registers import MAGIC
+from maskprop.hw.core_system import CoreSystem
+from maskprop.sim.layer import ConvLayer
+from maskprop.tb.bench_core_fast import TOPLEVEL, run_fast_core_jobs
+from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
+
+# Small buffers keep the build short (the core of tests/test_core.py), 32 KiB of memory.
+CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=32),
+                  x_words=1024)
+MEMORY_WORDS = 1024
+LAYERS = (ConvLayer(2, 5, 6, 6, 7, 3, 1, 1, "small"),
+          ConvLayer(1, 19, 7, 5, 20, 3, 2, 1, "strided"))
+
+
+@pytest.fixture(scope="module")
+def system():
+    return CoreSystem(CORE, memory_words=MEMORY_WORDS, host_port=True)
+
+
+@pytest.mark.sim
+def test_small_layers_exact_in_both_passes_and_modes(system, tmp_path):
+    seed = seed_from_env(default=10)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for layer in LAYERS:
+        A, W, dZ = random_conv_tensors(rng, layer, 0.5)
+        for pass_name in ("forward", "backward_data"):
+            for dense in (False, True):
+                jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
+                                    shift=int(rng.integers(0, 12))))
+    labels = [f"{job.layer.label} {job.pass_name} {'dense' if job.dense else 'sparse'}"
+              for job in jobs]
+    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
+                               labels=labels, build_dir=tmp_path, seed=seed)
+    assert [run.label for run in bench.runs] == labels
+    word_bytes = CORE.bus_bytes
+    for label, job, run in zip(labels, jobs, bench.runs):
+        assert run.status["done"] and not run.status["error"], (label, run.status)
+        np.testing.assert_array_equal(job.result(run.result), job.golden(), err_msg=label)
+        assert run.result == job.expected_image(), label
+        counters = run.counters
+        array_pass = ArrayPass.lower(job.layer, job.pass_name, CORE.array, A=job.A, W=job.W,
+                                     dZ=job.dZ)
+        assert counters["compute_cycles"] == array_pass.model_cycles(job.dense), label
+        images = dict(zip(("a", "w", "dz"), job.memory().values()))
+        reads = {"forward": ("a", "w"), "backward_data": ("dz", "w")}[job.pass_name]
+        if job.pass_name == "backward_data" and not job.dense:
+            reads += ("a",)                 # the output mask
+        assert counters["bytes_read"] == sum(len(images[name]) for name in reads), label
+        assert counters["bytes_written"] == job.out_bytes, label
+        # The phases' cycles: the core is busy from start to done, inside the run; the fill is
+        # one word per cycle, of the tensors and the stale output the words memory lacks.
+        assert 0 < counters["compute_cycles"] < counters["cycles_busy"], label
+        # (start_to_irq counts from the write's response, irq comes a cycle after done)
+        assert abs(run.run["start_to_irq_cycles"] - counters["cycles_busy"]) <= 8, label
+        assert run.run["program_cycles"] >= 2 * len(job.bench_job(system.register_map)["writes"])
+        assert run.run["cycles"] > run.run["program_cycles"] + run.run["start_to_irq_cycles"]
+        words = sum(-(-len(image) // word_bytes) for image in images.values())
+        assert run.fill["cycles"] == run.fill["words"], label
+        assert job.out_bytes // word_bytes <= run.fill["words"] <= \
+            words + job.out_bytes // word_bytes, label
+        assert run.fill["seconds"] > 0 and run.run["seconds"] > 0, label
+    assert bench.test["cycles"] >= sum(run.fill["cycles"] + run.run["cycles"]
+                                       + run.read_back["cycles"] for run in bench.runs)
+
+
+def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
+    layer = ConvLayer(2, 16, 16, 16, 16, 3, 1, 1, "large")     # 512 words of A alone
+    job = CoreJob(layer, "forward", CoreConfig(CORE.array, x_words=1024),
+                  *random_conv_tensors(np.random.default_rng(1), layer, 0.5))
+    with pytest.raises(ValueError, match=r"beyond the system's memory of 32,768 bytes"):
+        run_fast_core_jobs(system, [job.bench_job(system.register_map)], build_dir=tmp_path)
+    with pytest.raises(ValueError, match="host_port=True"):
+        run_fast_core_jobs(CoreSystem(CORE, memory_words=MEMORY_WORDS), [],
+                           build_dir=tmp_path)
+
+
+def test_parameters_are_validated():
+    core_bits = CORE_DEFAULT.x_words * CORE_DEFAULT.bus_width + CORE_DEFAULT.array.buffer_bits
+    room = (GENERATABLE_BUFFER_BITS - core_bits) // CORE_DEFAULT.bus_width
+    assert room == 4026                     # as the docstring says
+    CoreSystem(memory_words=room)
+    for words in (0, 1, room + 1, 2.0, True, None):
+        with pytest.raises(ValueError, match=rf"memory_words must be an integer in \[2, {room}\]"):
+            CoreSystem(memory_words=words)
+    with pytest.raises(ValueError, match="generation limit"):
+        CoreSystem(memory_words=room + 1)
+    # A 12-bit address space: 128 words of 32 bytes, whatever the generation limit.
+    small = CoreConfig(CORE.array, x_words=64, addr_width=12)
+    CoreSystem(small, memory_words=128)
+    with pytest.raises(ValueError, match=r"\[2, 128\] \(128 words are what addr_width = 12"):
+        CoreSystem(small, memory_words=129)
+    with pytest.raises(ValueError, match="core must be a CoreConfig"):
+        CoreSystem(CORE.array)
+    with pytest.raises(ValueError, match="host_port must be True or False"):
+        CoreSystem(CORE, host_port=1)
+    # The core's own limit, named: X scratchpad and tile array over 2**22 bits.
+    with pytest.raises(ValueError, match="x_words = 8192"):
+        CoreSystem(CoreConfig(x_words=8192))
+    # And the room left when the core takes nearly everything.
+    full = CoreConfig(Config(vec=1, lanes=1, tiles=1, col_block=1, data_width=8, acc_width=20,
+                             max_chunks=64, max_cols=8190), x_words=8)
+    bits = full.x_words * full.bus_width + full.array.buffer_bits
+    assert bits == GENERATABLE_BUFFER_BITS
+    with pytest.raises(ValueError, match="leave room for"):
+        CoreSystem(full)
+
+
+def test_ports_and_generator_key():
+    with_host = CoreSystem(CORE, memory_words=MEMORY_WORDS, host_port=True)
+    without = CoreSystem(CORE, memory_words=MEMORY_WORDS)
+    members = with_host.signature.members
+    assert set(members) == {"csr", "irq", "host"}
+    assert set(without.signature.members) == {"csr", "irq"}
+    assert len(with_host.host.addr) == 10
+    assert len(with_host.host.wdata) == CORE.bus_width
+    assert members["csr"].signature.addr_width == with_host.register_map.addr_width
+    assert with_host.memory_bytes == MEMORY_WORDS * CORE.bus_bytes == 32768
+    keys = {CoreSystem(CORE, memory_words=words, host_port=host).generator_key
+            for words in (MEMORY_WORDS, MEMORY_WORDS + 1) for host in (False, True)}
+    assert len(keys) == 4
+    assert with_host.generator_key == CoreSystem(CORE, memory_words=MEMORY_WORDS,
+                                                 host_port=True).generator_key
+
+
+def test_input_stages_take_requests_from_the_first_cycle_after_reset():
+    """Amaranth's simulator: a CSR read and a backdoor write offered in the first cycle after
+    ``rst`` are taken and reach the core and the RAM (which leave reset a cycle later); the
+    read's response and a backdoor read's word arrive when the docstring says."""
+    dut = CoreSystem(CORE, memory_words=MEMORY_WORDS, host_port=True)
+    top = Module()
+    top.domains.sync = sync = ClockDomain()
+    top.submodules.dut = dut
+    trace = []
+
+    async def bench(ctx):
+        ctx.set(sync.rst, 1)
+        for _ in range(2):
+            await ctx.posedge(sync.clk)
+        ctx.set(sync.rst, 0)
+        ctx.set(dut.csr.araddr, dut.register_map.word("ID").offset)
+        ctx.set(dut.csr.arvalid, 1)
+        ctx.set(dut.csr.rready, 1)
+        ctx.set(dut.host.en, 1)
+        ctx.set(dut.host.we, 1)
+        ctx.set(dut.host.addr, 5)
+        ctx.set(dut.host.wdata, 0x1234)
+        for cycle in range(6):
+            trace.append((ctx.get(dut.csr.arready), ctx.get(dut.csr.rvalid),
+                          ctx.get(dut.csr.rdata), ctx.get(dut.host.rdata)))
+            await ctx.tick()
+            if cycle == 0:                  # then read word 5 back from cycle 1 on
+                ctx.set(dut.csr.arvalid, 0)
+                ctx.set(dut.host.we, 0)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert trace[0][0] == 1                                 # AR taken in the first cycle
+    assert [rvalid for _, rvalid, _, _ in trace] == [0, 0, 0, 1, 0, 0]
+    assert trace[3][2] == MAGIC
+    # Written in cycle 0, read from cycle 1: the word 2 cycles after its address.
+    assert [word for *_, word in trace] == [0, 0, 0, 0x1234, 0x1234, 0x1234]
+    assert CoreSystem.host_read_latency == 2
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("host_port", [True, False], ids=["host", "board"])
+def test_verilog_lints_clean(host_port):
+    """The board build's top level (no backdoor) and the bench's both pass verilator -Wall."""
+    lint_verilog(generate_verilog(CoreSystem(CORE, memory_words=MEMORY_WORDS,
+                                             host_port=host_port), TOPLEVEL), TOPLEVEL)
