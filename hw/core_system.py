@@ -67,13 +67,14 @@ class CoreSystem(wiring.Component):
     ``rst``), so the core and the RAM leave reset one cycle after ``rst`` falls; each AXI4-Lite
     channel goes through a two-entry queue (one cycle each way, full throughput), which takes
     requests from the first cycle after ``rst`` and passes them on once the core is out of
-    reset; the backdoor's request goes through one register stage. For timing closure on a board, and for
-    simulation speed: Verilator evaluates the logic an input feeds on every evaluation of the
-    model (twice per clock cycle under cocotb), and without these registers that is most of
-    the core's next-state logic (the reset enters every register's next-state expression).
-    Measured on the default core, Verilator 5.048 with only the ports public: 1.7 times as
-    many cycles per CPU second with them. (With every signal public, as cocotb's runner builds
-    by default, Verilator treats every signal as an input and it makes no difference.)
+    reset; the backdoor's request goes through one register stage. For timing closure on a
+    board, and for simulation speed: Verilator evaluates the logic an input feeds on every
+    evaluation of the model (twice per clock cycle under cocotb), and without these registers
+    that is most of the core's next-state logic (the reset enters every register's next-state
+    expression). Measured on the default core, Verilator 5.048 with only the ports public: 1.7
+    times as many cycles per CPU second with them. (With every signal public, as cocotb's
+    runner builds by default, Verilator treats every signal as an input and it makes no
+    difference.)
 
     Bytes beyond ``memory_words`` words answer the core's bursts with DECERR, which the core
     reports as ``STATUS.error`` with ``BUS_ERROR``.

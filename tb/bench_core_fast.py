@@ -22,8 +22,8 @@ Reported per job: the status word, the counters, the result bytes, and for each 
 simulated cycles, the wall seconds (``time.perf_counter`` in the bench: Python included) and the
 CPU seconds of the simulator process (``time.process_time``: cocotb runs inside it, so this is
 the model, the scheduler and the bench together, and unlike the wall time it does not grow with
-the machine's load); and the same for the whole test (reset to the end). :func:`run_fast_core_jobs` is
-the host side: it writes the jobs file, runs the bench with
+the machine's load); and the same for the whole test (reset to the end).
+:func:`run_fast_core_jobs` is the host side: it writes the jobs file, runs the bench with
 :func:`maskprop.tb.runner.run_testbench` and returns what it reported.
 """
 
@@ -36,7 +36,8 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-__all__ = ["FastCoreRun", "run_fast_core_jobs", "LiteMaster", "TOPLEVEL", "CLOCK_NS"]
+__all__ = ["FastCoreRun", "FastBench", "run_fast_core_jobs", "LiteMaster", "TOPLEVEL",
+           "CLOCK_NS", "STALE"]
 
 #: The generated module's name.
 TOPLEVEL = "core_system"
