@@ -453,11 +453,12 @@ def _fmax(report: dict, pnr_log: Path) -> dict[str, float]:
 
 def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | None:
     """The ``clock`` domain's register-to-register critical path from nextpnr's ``--report``
-    JSON, summarised: total, logic and routing delay (ns), ``logic_steps`` (the cell delays
+    JSON, summarised: total, logic (clock-to-out and setup included, as nextpnr counts it) and
+    routing delay (ns), ``logic_steps`` (the cell delays
     on the path; each carry cell of an adder counts), the first and last cell (a register,
     block RAM or DSP: nextpnr names a packed cell after the net it drives, e.g.
     ``dut.o__payload_TRELLIS_FF_Q``), ``signals``: the design's signals the path's cells are
-    named after, in order (:func:`_signal`), ``through_dsp``: whether it passes a DSP (whose
+    named after, in order, repeats merged (:func:`_signal`), ``through_dsp``: whether it passes a DSP (whose
     ECP5 timing nextpnr models pessimistically), the nets in order, and the generated
     Verilog's lines that define them (``file:line: text``, the names Amaranth gave; sources
     outside ``workdir``, such as Yosys' techmap library, are left out). None if nextpnr
@@ -470,9 +471,8 @@ def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | Non
     if not paths:
         return None
     steps = paths[0]["path"]
-    delay = {kind: sum(s["delay"] for s in steps if s["type"] == kind)
-             for kind in ("logic", "routing")}
     total = sum(s["delay"] for s in steps)
+    routing = sum(s["delay"] for s in steps if s["type"] == "routing")
     nets = [s["net"] for s in steps if s["type"] == "routing" and "net" in s]
     verilog: list[str] = []
     texts: dict[str, list[str]] = {}
@@ -489,9 +489,11 @@ def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | Non
                 if line not in verilog:
                     verilog.append(line)
     cells = [c for s in steps for c in (s["from"]["cell"], s["to"]["cell"])]
-    signals = list(dict.fromkeys(_signal(c) for c in cells))
+    signals = [name for index, name in enumerate(map(_signal, cells))
+               if index == 0 or name != _signal(cells[index - 1])]
+    # As nextpnr splits it: logic is everything but routing (clock-to-out and setup too).
     return {"clock": clock, "delay_ns": round(total, 3),
-            "logic_ns": round(delay["logic"], 3), "routing_ns": round(delay["routing"], 3),
+            "logic_ns": round(total - routing, 3), "routing_ns": round(routing, 3),
             "logic_steps": sum(s["type"] == "logic" for s in steps),
             "from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
             "signals": signals, "through_dsp": any(_DSP_CELL.search(c) for c in cells),
@@ -500,15 +502,19 @@ def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | Non
 
 # What Yosys and nextpnr append to the name of the signal a cell drives or came from.
 _CELL_SUFFIX = re.compile(r"(_(TRELLIS_|LUT4|CCU2C|PFUMX|L6MUX21|MULT18X18D|ALU54B|DP16KD|"
-                          r"SB_|ICESTORM_)|(?<=.)\$).*")
+                          r"SB_|ICESTORM_)|_D[IO][AB]?\d*(?=_|\[|$)|(?<=.)\$(?=[A-Za-z])).*")
+# memory_libmap's bank and slice numbers of a RAM cell: ``x_pad.0.36``.
+_RAM_SLICE = re.compile(r"(\.\d+)+$")
 _DSP_CELL = re.compile(r"MULT18X18D|ALU54B|SB_MAC16|ICESTORM_DSP")
 
 
 def _signal(cell: str) -> str:
     """The design's signal a placed cell is named after: ``dut.array.tile0.acc_TRELLIS_FF_Q_3``
-    -> ``array.tile0.acc`` (the block's instance prefix ``dut.`` of the harness and the
-    backslash of an escaped Verilog name dropped; Yosys' own names such as ``$8`` kept)."""
-    return _CELL_SUFFIX.sub("", cell.removeprefix("dut.").removeprefix("\\")) or cell
+    -> ``array.tile0.acc``, ``dut.x_pad.0.7_DOB8_LUT4_C_Z`` -> ``x_pad`` (the block's instance
+    prefix ``dut.`` of the harness, the backslash of an escaped Verilog name, RAM ports and
+    slice numbers dropped; Yosys' own names such as ``$8`` kept)."""
+    name = _CELL_SUFFIX.sub("", cell.removeprefix("dut.").removeprefix("\\"))
+    return _RAM_SLICE.sub("", name) or cell
 
 
 def _pick_clock(fmax: dict[str, float]) -> str | None:
