@@ -61,6 +61,18 @@ Fmax
 The target ``--freq`` is deliberately generous and ``--timing-allow-fail`` is passed (without
 it nextpnr exits 1 when the target is missed), so missing the target never fails the flow;
 ``timing_met`` says whether it was met.  nextpnr's result is deterministic for a given ``seed``.
+``critical_path`` summarises the path that sets it (:func:`_critical_path`): its delay split
+into logic and routing and the design's signals along it.  On ECP5, a path through a
+``MULT18X18D`` is timed pessimistically (nextpnr models no DSP pipeline registers): such an
+Fmax is a lower bound, and ``critical_path["through_dsp"]`` says so.
+
+Fit and memories
+================
+
+``capacity`` is what the device holds (:data:`DEVICE_CAPACITY`); a design that needs more is
+not handed to nextpnr (``FlowError`` after synthesis; with ``place_and_route=False`` the
+report's ``overflow`` lists what is missing).  ``memories`` says what Yosys made of each
+memory: block RAM, LUT RAM or flip-flops.
 
 YoWASP tools see a remapped file system: every tool runs with ``cwd=workdir`` and gets
 relative paths only.  The first Yosys/nextpnr call after installing compiles the WebAssembly
