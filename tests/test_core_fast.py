@@ -13,7 +13,6 @@ from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from maskprop.base.config import CORE_DEFAULT, Config, CoreConfig, GENERATABLE_BUFFER_BITS
-from maskprop.flow.toolchain import selected_simulator
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.host.core_driver import CoreJob
 from maskprop.host.driver import ArrayPass
@@ -37,9 +36,6 @@ def system():
 
 
 @pytest.mark.sim
-@pytest.mark.skipif(selected_simulator() == "icarus",
-                    reason="the fast bench is for Verilator: Icarus runs this design at about 40 "
-                           "cycles/s, these jobs would take a quarter of an hour")
 def test_small_layers_exact_in_both_passes_and_modes(system, tmp_path):
     seed = seed_from_env(default=10)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
