@@ -24,19 +24,19 @@ Also printed: the same cycles per CPU second of the simulator process (``time.pr
 cocotb runs inside it), which depends much less on the machine's load than the wall time.
 
 What limits it (measured on this project's 2-CPU machine, Verilator 5.048, cocotb 2.1, per CPU
-second because the machine was loaded): the run phase has no Python per cycle; its CPU time is
+second because the machine is shared): the run phase has no Python per cycle; its CPU time is
 the Verilator model and cocotb's clock (a C++ timer callback and a VPI write per clock edge).
-cocotb's runner builds with ``--public-flat-rw`` (every signal writable over VPI), so Verilator
-treats every signal as an input and re-evaluates nearly all logic on every evaluation: the model
-alone (a C++ loop toggling the clock) does about 50,000 cycles per CPU second, the bench about
-30,000. Built with only the top level's ports public (``--no-public-flat-rw`` and a control file
-line ``public_flat_rw -module "core_system" -var "<port>"`` per port) and the C++ compiled
-``-O2`` instead of Verilator's ``-Os`` (about 1.2x of it), the model alone does about 600,000
-(CoreSystem's registered inputs count for 1.7x of that) and the bench about 290,000: cocotb's
-clock then takes about half the CPU time. ``--x-assign fast``/``--x-initial fast`` and
-Verilator's ``-O3`` made no measurable difference. Those build options are ``tb/runner.py``'s,
-not this script's. The backdoor fill has Python in every cycle (about 20 us each), so it is
-timed apart, and writes only the words memory does not already hold.
+The bench runs on ``tb/runner.py``'s fast build (``fast=True``, its docstring): the C++
+compiled ``-O2`` instead of Verilator's ``-Os``, and ``--no-public-flat-rw`` with only the top
+level's ports public (a control file line ``public_flat_rw -module "core_system" -var "<port>"``
+per port: all the bench touches). With cocotb's default ``--public-flat-rw`` (every signal
+writable over VPI) Verilator treats every signal as an input and re-evaluates nearly all logic
+on every evaluation: the default run did about 56,000 cycles per CPU second that way, against
+about 490,000 with the fast build. Measured earlier on the model alone (a C++ loop toggling the
+clock): ``-O2`` is about 1.2x of it, CoreSystem's registered inputs 1.7x, and ``--x-assign
+fast``/``--x-initial fast`` and Verilator's ``-O3`` made no measurable difference. The backdoor
+fill has Python in every cycle (about 20 us each), so it is timed apart, and writes only the
+words memory does not already hold.
 
 The default configuration fits every digits-CNN layer (``x_words`` 4096 words, 64 chunks, 128
 columns; the largest digits pass needs 512 words, 9 chunks, 32 columns), so nothing is changed;
@@ -61,7 +61,7 @@ from maskprop.flow.verilog import generate_verilog
 from maskprop.host.core_driver import CORE_PASSES, CoreJob
 from maskprop.hw.core_system import CoreSystem
 from maskprop.tb.bench_core_fast import TOPLEVEL, run_fast_core_jobs
-from maskprop.tb.runner import VERILATOR_ARGS, _build
+from maskprop.tb.runner import build_simulation, verilator_build_args
 from maskprop.workloads.digits import VARIANTS, load_fixture
 
 #: Words of the system's RAM: every digits-CNN pass fits (at most 1664 words).
@@ -122,7 +122,7 @@ def main(argv=None):
     generate_seconds = time.perf_counter() - started
     sim = activate_simulator(None)
     started = time.perf_counter()
-    _build(verilog, TOPLEVEL, sim, False)
+    build_simulation(verilog, TOPLEVEL, sim=sim, fast=True)     # the fast bench's build
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -174,8 +174,11 @@ def main(argv=None):
                        "note": "reset to the last read-back: fills, runs and read-backs"},
         "generate_seconds": generate_seconds, "build_seconds": build_seconds,
         "simulator_process_seconds": process_seconds,
-        "simulator": sim, "verilator_args": VERILATOR_ARGS,
-        "verilator_args_note": "tb/runner.py's; cocotb's runner adds --vpi --public-flat-rw",
+        "simulator": sim,
+        "verilator_args": verilator_build_args(fast=True) if sim == "verilator" else None,
+        "verilator_args_note": "tb/runner.py's fast build, after cocotb's runner's --vpi "
+                               "--public-flat-rw; with a control file making only the top "
+                               "level's ports public",
         "core": {"array": core.array.as_dict(), "x_words": core.x_words,
                  "addr_width": core.addr_width, "max_burst": core.max_burst,
                  "max_outstanding": core.max_outstanding},

@@ -22,9 +22,12 @@ Reported per job: the status word, the counters, the result bytes, and for each 
 simulated cycles, the wall seconds (``time.perf_counter`` in the bench: Python included) and the
 CPU seconds of the simulator process (``time.process_time``: cocotb runs inside it, so this is
 the model, the scheduler and the bench together, and unlike the wall time it does not grow with
-the machine's load); and the same for the whole test (reset to the end).
+the machine's load); and the same for the whole test (reset to the end); and the names of
+every handle cocotb finds in the top level (``visible``: in a fast build, its ports only).
 :func:`run_fast_core_jobs` is the host side: it writes the jobs file, runs the bench with
-:func:`maskprop.tb.runner.run_testbench` and returns what it reported.
+:func:`maskprop.tb.runner.run_testbench` on a fast build (``fast=True``: only the top level's
+ports public, which is all this bench touches; about 9x the cycles per CPU second of cocotb's
+default ``--public-flat-rw`` build) and returns what it reported.
 """
 
 import json
@@ -225,7 +228,8 @@ async def core_runs_jobs_fast(dut):
         dut._log.info("%s: %d cycles in %.3f s (%.0f cycles/s), fill %d cycles in %.3f s",
                       job.get("label", "job"), run["cycles"], run["seconds"],
                       run["cycles"] / run["seconds"], fill["cycles"], fill["seconds"])
-    record("core_fast", seed=seed, jobs=reports, whole_test=whole.lap())
+    record("core_fast", seed=seed, jobs=reports, whole_test=whole.lap(),
+           visible=sorted(dut._keys()))
 
 
 # --- host side ------------------------------------------------------------------------------
@@ -253,11 +257,13 @@ class FastCoreRun:
 @dataclass
 class FastBench:
     """The runs of one bench invocation, with the whole test's ``{"cycles", "seconds"}`` (from
-    before reset to the last job's read-back) and the runner's record (build directory, log,
-    seed, the runner's wall seconds, generation and build included)."""
+    before reset to the last job's read-back), the runner's record (build directory, log,
+    seed, the runner's wall seconds, generation and build included) and the names of the
+    handles cocotb could reach in the top level."""
     runs: list
     test: dict
     testbench: object
+    visible: list
 
 
 def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=None,
@@ -299,7 +305,7 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
     path.write_text(json.dumps(spec))
     testbench = run_testbench(system, TOPLEVEL, "maskprop.tb.bench_core_fast",
                               params={"jobs": str(path)}, sim=sim, build_dir=build_dir,
-                              seed=seed, waves=waves, run_name=run_name)
+                              seed=seed, waves=waves, run_name=run_name, fast=True)
     report = testbench.report.get("core_fast")
     if not testbench.passed or report is None:
         raise SimulationError(f"the core's fast bench failed: see {testbench.log}")
@@ -307,4 +313,4 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
                         job["counters"], bytes.fromhex(job["result"]), job["fill"], job["run"],
                         job["read_back"])
             for job in report["jobs"]]
-    return FastBench(runs, report["whole_test"], testbench)
+    return FastBench(runs, report["whole_test"], testbench, report["visible"])

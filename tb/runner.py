@@ -9,17 +9,28 @@ the JSON of the block's parameters (Verilog from Amaranth has no parameters to r
 CLI and the tests read back.
 
 Builds are cached by content: the simulator's build of a Verilog text (with the same simulator,
-options and waiver file) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
+options, waiver file and ``fast`` choice) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
 ``build-cache`` in maskprop's cache directory, ``~/.cache/maskprop``, whatever the current
 directory or a command's ``--out`` is), and shared by every run and every pytest worker (a file
 lock keeps two workers from building the same design at once). Each run keeps its own directory for its
 stimulus, log, results and report.
+
+A *fast* build (``fast=True``, Verilator only; Icarus ignores it) is for benches that touch
+nothing but the top level's ports (``tb/bench_core_fast.py``): cocotb's runner builds with
+``--public-flat-rw``, every signal writable over VPI, so Verilator must assume any of them may
+change at any time and re-evaluates nearly all logic on every evaluation (the core's fast bench
+took about 9x the CPU time per cycle). A fast build turns that off
+(``--no-public-flat-rw``), makes only the top level's ports public (a control file of
+``public_flat_rw`` lines, one per port: what cocotb needs to drive and sample them) and compiles
+the model ``-O2`` instead of Verilator's ``-Os``. Everything inside the top level is then out of
+cocotb's reach; the protocol-checking benches keep the default, full visibility.
 """
 
 import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,13 +47,18 @@ from maskprop.tb.scoreboard import DRAIN_CYCLES
 from maskprop.tb.stimulus import seed_from_env
 from maskprop.tb.traffic import BenchRecord
 
-__all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS"]
+__all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS",
+           "build_simulation", "simulation_build_dir", "verilator_build_args", "top_level_ports",
+           "public_ports_control"]
 
 #: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
 WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
+#: What a fast build adds (module docstring). ``-CFLAGS`` lands after Verilator's ``-Os`` on the
+#: compiler's command line (``verilated.mk``), so ``-O2`` is the one that applies.
+FAST_VERILATOR_ARGS = ["--no-public-flat-rw", "-CFLAGS", "-O2"]
 
 
 @dataclass
@@ -67,12 +83,52 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-def _build(verilog: str, toplevel: str, sim: str, waves: bool) -> Path:
-    """The simulator build of ``verilog``, made once and then reused."""
-    options = [sim, toplevel, str(waves), cocotb.__version__, *VERILATOR_ARGS, *TIMESCALE,
-               WAIVERS.read_text()]
+def verilator_build_args(fast: bool = False) -> list[str]:
+    """The options this runner gives Verilator (cocotb's runner adds ``--vpi --public-flat-rw``
+    before them, which ``fast`` switches off)."""
+    return VERILATOR_ARGS + (FAST_VERILATOR_ARGS if fast else [])
+
+
+def top_level_ports(verilog: str, toplevel: str) -> list[str]:
+    """The port names of module ``toplevel`` in ``verilog``, as its header lists them."""
+    header = re.search(rf"^module\s+{re.escape(toplevel)}\s*\(([^;]*)\)\s*;", verilog,
+                       re.MULTILINE)
+    if header is None:
+        raise ValueError(f"no module {toplevel} in the Verilog")
+    return [name.strip() for name in header.group(1).split(",")]
+
+
+def public_ports_control(verilog: str, toplevel: str) -> str:
+    """A Verilator control file that makes each port of ``toplevel`` public (read and write
+    over VPI), and nothing else."""
+    lines = [f'public_flat_rw -module "{toplevel}" -var "{port}"'
+             for port in top_level_ports(verilog, toplevel)]
+    return "\n".join(["`verilator_config", *lines]) + "\n"
+
+
+def _fast_applies(sim: str, fast: bool) -> bool:
+    """Only Verilator has a fast build; on Icarus the build is the same either way."""
+    return fast and sim == "verilator"
+
+
+def simulation_build_dir(verilog: str, toplevel: str, *, sim: str, waves: bool = False,
+                         fast: bool = False) -> Path:
+    """Where :func:`build_simulation` keeps the build of ``verilog`` with these options: its
+    cache key is everything the build depends on."""
+    fast = _fast_applies(sim, fast)
+    options = [sim, toplevel, str(waves), cocotb.__version__, *verilator_build_args(fast),
+               *TIMESCALE, WAIVERS.read_text()]
     key = hashlib.sha256("\0".join([verilog, *options]).encode()).hexdigest()[:16]
-    build_dir = build_cache() / f"{toplevel}-{sim}-{key}"
+    return build_cache() / f"{toplevel}-{sim}-{key}"
+
+
+def build_simulation(verilog: str, toplevel: str, *, sim: str | None = None,
+                     waves: bool = False, fast: bool = False) -> Path:
+    """The simulator build of ``verilog`` (module ``toplevel``), made once and then reused;
+    ``fast``: a fast build (module docstring; ignored on Icarus). Returns its directory."""
+    sim = activate_simulator(sim)
+    fast = _fast_applies(sim, fast)
+    build_dir = simulation_build_dir(verilog, toplevel, sim=sim, waves=waves, fast=fast)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(build_dir.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -84,7 +140,11 @@ def _build(verilog: str, toplevel: str, sim: str, waves: bool) -> Path:
             sources, build_args = [source], []
             if sim == "verilator":
                 sources.append(VerilatorControlFile(WAIVERS))
-                build_args = VERILATOR_ARGS
+                if fast:
+                    control = build_dir / "public_ports.vlt"
+                    control.write_text(public_ports_control(verilog, toplevel))
+                    sources.append(VerilatorControlFile(control))
+                build_args = verilator_build_args(fast)
             get_runner(sim).build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
                                   build_args=build_args, waves=waves, always=True,
                                   timescale=TIMESCALE, log_file=build_dir / "build.log")
@@ -94,7 +154,8 @@ def _build(verilog: str, toplevel: str, sim: str, waves: bool) -> Path:
 
 def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
                   sim: str | None = None, build_dir, testcase=None, seed: int | None = None,
-                  waves: bool | None = None, run_name: str = "") -> TestbenchRun:
+                  waves: bool | None = None, run_name: str = "",
+                  fast: bool = False) -> TestbenchRun:
     """Generate ``component`` as module ``toplevel``, build it (or reuse its build) and run
     ``test_module`` on it, with ``build_dir`` as this run's directory.
 
@@ -103,6 +164,7 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
 
     ``waves`` (default: ``WAVES=1`` in the environment) records a VCD (Verilator) or an FST
     (Icarus) in the run directory. ``run_name`` keeps several runs' files apart in one directory.
+    ``fast``: a fast build (module docstring), for benches that touch only top-level ports.
     """
     sim = activate_simulator(sim)
     seed = seed_from_env() if seed is None else seed
@@ -112,7 +174,7 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
     started = time.monotonic()
     verilog = generate_verilog(component, toplevel)
     (run_dir / f"{toplevel}.v").write_text(verilog)
-    sim_build = _build(verilog, toplevel, sim, waves)
+    sim_build = build_simulation(verilog, toplevel, sim=sim, waves=waves, fast=fast)
 
     suffix = f"-{run_name}" if run_name else ""
     report_path = run_dir / f"report{suffix}.json"

@@ -3,9 +3,10 @@
 """CoreSystem (the core with an Amaranth AxiRam on its memory port) under the fast bench
 (``tb/bench_core_fast.py``: backdoor fill, a minimal AXI4-Lite master, one trigger on ``irq``):
 small layers, both passes, sparse and dense, one after the other on one core, each result
-exactly the golden model's and the counters what the pass implies. No timing assertions: the
-speed is measured by ``scripts/bench_sim_speed.py``. Also: the system's parameters, ports and
-Verilator lint."""
+exactly the golden model's and the counters what the pass implies, on the runner's fast build
+(only the top level's ports public: cocotb reaches all of them and nothing else). No timing
+assertions: the speed is measured by ``scripts/bench_sim_speed.py``. Also: the fast build's own
+cache entry and control file, the system's parameters, ports and Verilator lint."""
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from maskprop.hw.core_registers import MAGIC
 from maskprop.hw.core_system import CoreSystem
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.bench_core_fast import TOPLEVEL, run_fast_core_jobs
+from maskprop.tb.runner import (VERILATOR_ARGS, public_ports_control, simulation_build_dir,
+                                top_level_ports, verilator_build_args)
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
 # Small buffers keep the build short (the core of tests/test_core.py), 32 KiB of memory.
@@ -52,6 +55,13 @@ def test_small_layers_exact_in_both_passes_and_modes(system, tmp_path):
     bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
                                labels=labels, build_dir=tmp_path, seed=seed)
     assert [run.label for run in bench.runs] == labels
+    # The fast build on Verilator: cocotb sees exactly the top level's ports (the bench used
+    # them all); Icarus ignores the option and shows the internals too.
+    ports = set(top_level_ports(generate_verilog(system, TOPLEVEL), TOPLEVEL))
+    if bench.testbench.simulator == "verilator":
+        assert set(bench.visible) == ports
+    else:
+        assert ports < set(bench.visible)
     word_bytes = CORE.bus_bytes
     for label, job, run in zip(labels, jobs, bench.runs):
         assert run.status["done"] and not run.status["error"], (label, run.status)
@@ -81,6 +91,36 @@ def test_small_layers_exact_in_both_passes_and_modes(system, tmp_path):
         assert run.fill["seconds"] > 0 and run.run["seconds"] > 0, label
     assert bench.test["cycles"] >= sum(run.fill["cycles"] + run.run["cycles"]
                                        + run.read_back["cycles"] for run in bench.runs)
+
+
+def _port_names(system) -> set:
+    """The top level's ports by the system's signature (Amaranth joins a path with ``__``) and
+    its clock domain's two."""
+    return {"clk", "rst"} | {"__".join(map(str, path))
+                             for path, _, _ in system.signature.flatten(system)}
+
+
+def test_fast_build_is_its_own_cache_entry_and_exposes_only_the_ports(system):
+    verilog = generate_verilog(system, TOPLEVEL)
+    ports = top_level_ports(verilog, TOPLEVEL)
+    assert sorted(ports) == sorted(_port_names(system))
+    assert {"csr__awaddr", "host__rdata", "irq"} <= set(ports)
+    control = public_ports_control(verilog, TOPLEVEL).splitlines()
+    assert control[0] == "`verilator_config"
+    assert sorted(control[1:]) == sorted(f'public_flat_rw -module "{TOPLEVEL}" -var "{port}"'
+                                         for port in ports)
+    assert verilator_build_args() == VERILATOR_ARGS
+    assert verilator_build_args(fast=True)[len(VERILATOR_ARGS):] == ["--no-public-flat-rw",
+                                                                     "-CFLAGS", "-O2"]
+    builds = {(sim, fast): simulation_build_dir(verilog, TOPLEVEL, sim=sim, fast=fast)
+              for sim in ("verilator", "icarus") for fast in (False, True)}
+    # Verilator: a build of its own (one with every signal public is no fast build, and the
+    # other way round); Icarus has no such options and shares one build.
+    assert builds["verilator", True] != builds["verilator", False]
+    assert builds["icarus", True] == builds["icarus", False]
+    assert len(set(builds.values())) == 3
+    with pytest.raises(ValueError, match="no module other"):
+        top_level_ports(verilog, "other")
 
 
 def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
