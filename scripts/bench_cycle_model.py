@@ -6,14 +6,14 @@ backward-weight of every layer) at batch 1, 224x224, with i.i.d. synthetic masks
 ``--density``; output gradients dense where a BatchNorm follows the conv, as everywhere in
 ResNet-50, else i.i.d. at ``--density`` too). Prints the cycle
 totals, speedup and ideal, and the wall time the model took; ``--json FILE`` also writes them as
-JSON (``scripts/make_docs.py --only cycle-model`` puts them into docs/results.md).
+JSON, with the machine's CPUs and load at the end (``scripts/make_docs.py --only cycle-model``
+puts them into docs/results.md).
 
     .venv/bin/python scripts/bench_cycle_model.py [--network NAME] [--density 0.5]
                                                   [--passes forward,...] [--json FILE]
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from maskprop.base.metrics import totals
 from maskprop.sim.cycle_model import pass_estimate
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import network
+
+from bench_output import machine, write_json     # scripts/bench_output.py
 
 
 def main(argv=None):
@@ -70,14 +72,13 @@ def main(argv=None):
           f"{speedup:.2f}x, ideal {ideal:.2f}x, achieved/ideal {total.efficiency:.2f}")
     print(f"cycle model wall time: {seconds:.1f} s")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(
+        write_json(args.json, dict(
             network=net.name, batch=1, passes=passes, layer_passes=count, density=args.density,
             dz=dz, seed=args.seed,
             config=config.as_dict(), dense_cycles=total.dense_cycles,
             sparse_cycles=total.sparse_cycles, dense_slots=total.dense_slots,
             nonzero_macs=total.nonzero_macs, speedup=speedup, ideal=ideal,
-            efficiency=total.efficiency, seconds=seconds), indent=2) + "\n")
+            efficiency=total.efficiency, seconds=seconds, machine=machine()))
 
 
 if __name__ == "__main__":
