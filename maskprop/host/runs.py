@@ -6,6 +6,11 @@ Both give one :class:`Comparison`. Output sparsity on the engine is the host's: 
 mask bit is clear are never sent (the tile array skips them in hardware). Dense mode sends every
 output and sets the block's ``dense`` input, so the sparsity-agnostic baseline runs on the same
 Verilog.
+
+On the accelerator core (:func:`compare_on_core`, a :class:`CoreComparison`) a pass runs memory
+to memory through the core's registers (:func:`run_core_jobs`), and what the core counted -
+cycles busy, compute cycles, bytes read and written - is held to the cycle model and the
+data-movement model.
 """
 
 from dataclasses import dataclass
@@ -13,14 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.config import Config
-from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
+from maskprop.base.metrics import Speedups, Totals, multiplier_slots, nonzero_products
 from maskprop.flow.toolchain import SimulationError
 from maskprop.host.driver import ArrayPass, chunk_stream
 from maskprop.sim.cycle_model import engine_cycles, estimate_lowerings
 from maskprop.sim.lowering import LoweredGemm
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
-           "CoreRun", "run_core_jobs", "core_bench_offsets", "decode_status"]
+           "CoreRun", "run_core_jobs", "core_bench_offsets", "decode_status", "CoreModeRun",
+           "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core"]
 
 
 @dataclass
@@ -266,3 +272,131 @@ def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
                     bytes.fromhex(job["result"]), job["bytes_read"], job["bytes_written"],
                     job["total_read"], job["total_written"], run.seed, run.simulator)
             for job in report["jobs"]]
+
+
+# --- dense against sparse on the core ----------------------------------------------------------
+
+@dataclass
+class CoreModeRun:
+    """One mode of a pass on the core's Verilog (:func:`compare_on_core`) beside what the models
+    say its counters must be."""
+    dense: bool
+    run: CoreRun
+    exact: bool              # done without error, the result in memory the golden model's bytes
+    model_compute: int       # the cycle model's compute cycles (the core's compute_cycles)
+    model_read: int          # the data-movement model's bytes read and written
+    model_written: int       # (maskprop.sim.data_movement.pass_traffic)
+
+    @property
+    def counters(self) -> dict:
+        return self.run.counters
+
+    @property
+    def agrees(self) -> bool:
+        """Exact, and the compute cycles and the bytes moved as the models say."""
+        counters = self.run.counters
+        return (self.exact and counters["compute_cycles"] == self.model_compute
+                and counters["bytes_read"] == self.model_read
+                and counters["bytes_written"] == self.model_written)
+
+
+@dataclass
+class CoreComparison:
+    """Dense against sparse mode of one pass on the core's Verilog. Two speedups: over the
+    cycles the core is busy (start to done: loading the buffers, computing, writing the result
+    back) and over its compute cycles (those of the tile array alone, as the tile array's runs
+    measure them); the ideal is the same for both, the tile array's (:mod:`maskprop.base.metrics`:
+    dense multiplier slots over nonzero MACs), so achieved/ideal says how much of it the whole
+    pass keeps and how much its compute keeps. ``shift``: the requantization shift the pass
+    ran with."""
+    label: str
+    shift: int
+    dense: CoreModeRun
+    sparse: CoreModeRun
+    dense_slots: int
+    nonzero_macs: int
+
+    def _terms(self, counter: str) -> Totals:
+        return Totals(self.dense.counters[counter], self.sparse.counters[counter],
+                      self.dense_slots, self.nonzero_macs)
+
+    @property
+    def busy(self) -> Totals:
+        """Speedup, ideal and achieved/ideal over ``cycles_busy``."""
+        return self._terms("cycles_busy")
+
+    @property
+    def compute(self) -> Totals:
+        """Speedup, ideal and achieved/ideal over ``compute_cycles``."""
+        return self._terms("compute_cycles")
+
+    @property
+    def exact(self) -> bool:
+        return self.dense.exact and self.sparse.exact
+
+    @property
+    def agrees(self) -> bool:
+        return self.dense.agrees and self.sparse.agrees
+
+
+def check_core_run(layer, pass_name: str, core) -> None:
+    """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``core`` (a
+    :class:`~maskprop.base.config.CoreConfig`) alone, everything :func:`compare_on_core` would
+    refuse: what :func:`~maskprop.host.core_driver.check_core_pass` refuses, and tensors beyond
+    what the memory port's ``addr_width`` reaches. Call it before making tensors."""
+    from maskprop.host.core_driver import CoreJob, check_core_pass
+
+    check_core_pass(layer, pass_name, core)     # first: it bounds the tensors made below
+    # The memory layout depends on the shapes only: zeros place the tensors as real ones would.
+    CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, dtype=np.int64),
+            W=np.zeros(layer.weight_shape, dtype=np.int64),
+            dZ=np.zeros(layer.output_shape, dtype=np.int64))
+
+
+def unsaturated_shift(accumulators, data_width: int) -> int:
+    """The smallest requantization shift that brings every one of ``accumulators`` (exact
+    outputs) into ``data_width`` bits: the result the core writes then keeps each output's top
+    bits rather than saturating most of them, so comparing it with the golden model tests
+    every output (rounding can still lift the largest to saturation)."""
+    largest = int(np.abs(np.asarray(accumulators, dtype=np.int64)).max(initial=0))
+    return max(0, largest.bit_length() - (data_width - 1))
+
+
+def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: str = "",
+                    shift: int | None = None, sim=None, seed=None,
+                    component=None) -> CoreComparison:
+    """Dense mode then sparse mode of ``pass_name`` of ``layer`` on the core's Verilog (one
+    build, one simulation), each through its registers with the tensors in memory
+    (:class:`~maskprop.host.core_driver.CoreJob`); ``component``: a MaskpropCore of ``core``
+    (default: made here).
+
+    The bench is :func:`run_core_jobs`' (``tb/bench_core.py``): any memory size, the AXI
+    protocol checked, and no pauses, so that the memory answers as fast as the core asks and
+    the busy cycles are the core's own. Each mode's result must be the golden model's
+    requantized by ``shift`` (default :func:`unsaturated_shift` of the pass's outputs) byte for
+    byte; its compute cycles are held to the cycle model and its bytes to
+    :func:`maskprop.sim.data_movement.pass_traffic`. :func:`check_core_run` says beforehand
+    what is refused."""
+    from maskprop.host.core_driver import CoreJob
+    from maskprop.hw.core import MaskpropCore
+    from maskprop.sim.data_movement import pass_traffic
+
+    array_pass = ArrayPass.lower(layer, pass_name, core.array, A=A, W=W, dZ=dZ)
+    if shift is None:
+        shift = unsaturated_shift(array_pass.exact(), core.array.data_width)
+    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift)
+            for dense in (True, False)]
+    component = component or MaskpropCore(core)
+    runs = run_core_jobs([job.bench_job(component.register_map) for job in jobs],
+                         build_dir=build_dir, component=component, sim=sim, seed=seed,
+                         pause=0.0)
+    modes = []
+    for job, run in zip(jobs, runs):
+        traffic = pass_traffic(layer, pass_name, core.array, dense=job.dense)
+        exact = (bool(run.status["done"]) and not run.status["error"]
+                 and run.result == job.expected_image())
+        modes.append(CoreModeRun(job.dense, run, exact, array_pass.model_cycles(job.dense),
+                                 traffic.read_bytes, traffic.written_bytes))
+    estimate = array_pass.estimate()
+    return CoreComparison(label or f"{layer.label} {pass_name}", shift, *modes,
+                          estimate.dense_slots, estimate.nonzero_macs)
