@@ -24,6 +24,8 @@ _DIM, _GEOMETRY = 16, 8
 # Quotients of the command check (output height and width, column blocks) have at most this
 # many bits: (65535 + 2 * 255) / 1 + 1 < 2**17.
 _QUOTIENT = 18
+# The command check's sizes (tensor words, rows, ...) in bits: N*H*W*ceil(C/vec) < 2**62.
+_PRODUCT = 64
 
 
 class _Divider:
@@ -50,6 +52,27 @@ class _Divider:
         fits = shifted >= self.divisor
         return [self.remainder.eq(Mux(fits, shifted - self.divisor, shifted)),
                 self.quotient.eq(self.quotient | (fits << bit))]
+
+
+class _Multiplier:
+    """Shift-and-add multiplication, one multiplier bit per cycle, for the command check's
+    sizes: a DSP block per product (Yosys maps every ``*`` to one or more) would spend a score
+    of them on arithmetic done once per command. Products must fit in ``_PRODUCT`` bits, and a
+    multiplier in ``_QUOTIENT`` bits; ``load``, then ``_QUOTIENT`` steps."""
+
+    def __init__(self):
+        self.multiplicand = Signal(_PRODUCT)
+        self.multiplier = Signal(_QUOTIENT)
+        self.product = Signal(_PRODUCT)
+
+    def load(self, multiplicand, multiplier):
+        return [self.multiplicand.eq(multiplicand), self.multiplier.eq(multiplier),
+                self.product.eq(0)]
+
+    def step(self):
+        return [self.product.eq(self.product + Mux(self.multiplier[0], self.multiplicand, 0)),
+                self.multiplicand.eq(self.multiplicand << 1),
+                self.multiplier.eq(self.multiplier >> 1)]
 
 
 def _elements(word, vec: int, container: int, data_width: int):
@@ -179,10 +202,10 @@ class MaskpropCore(wiring.Component):
         vec_shift = ceil_log2(vec)
         reduced_words, col_words = Signal(_DIM), Signal(_DIM)
         taps = Signal(2 * _GEOMETRY)
-        partial_x, partial_rows = Signal(48), Signal(48)
+        partial_x, partial_rows = Signal(_PRODUCT), Signal(_PRODUCT)
         x_words, rows, chunks, y_words, out_words, reduction = (
-            Signal(64, name=name) for name in ("x_words", "rows", "chunks", "y_words",
-                                               "out_words", "reduction"))
+            Signal(_PRODUCT, name=name) for name in ("x_words", "rows", "chunks", "y_words",
+                                                     "out_words", "reduction"))
         step = Signal(range(_QUOTIENT + 1))
         bit = Signal(range(_QUOTIENT))           # the dividend bit of this division step
         m.d.comb += bit.eq(step - 1)
@@ -293,11 +316,19 @@ class MaskpropCore(wiring.Component):
             m.d.sync += first_row.eq(0)
 
         # --- chunks: the walker's addresses read from the scratchpad, with their masks --------
+        # Two stages: the scratchpad's registered read (`fetched`), then a register holding the
+        # chunk with its mask (`staged`). The second keeps the block RAM's clock-to-out, the
+        # mask and the route to the tile array's row buffer out of one cycle: without it that
+        # was the core's critical path (docs/fpga.md). Both stages pass a chunk per cycle.
         chunk = walker.chunks.payload
-        fetched = Signal()                   # the read port holds a chunk for array.x
+        fetched = Signal()                   # the read port holds a chunk
         fetched_chunk = Signal(chunk.shape())
+        staged = Signal()                    # `staged_beat` holds a chunk for array.x
+        staged_beat = Signal(array.x.payload.shape())
+        stage_ready = Signal()
         m.d.comb += [
-            walker.chunks.ready.eq(~fetched | array.x.ready),
+            stage_ready.eq(~staged | array.x.ready),
+            walker.chunks.ready.eq(~fetched | stage_ready),
             x_read.addr.eq(chunk.addr),
             x_read.en.eq(walker.chunks.ready),
         ]
@@ -305,13 +336,19 @@ class MaskpropCore(wiring.Component):
             m.d.sync += [fetched.eq(walker.chunks.valid), fetched_chunk.eq(chunk)]
         x_elements = _elements(x_read.data, vec, container, c.data_width)
         data_mask = Cat(element != 0 for element in x_elements)
+        beat = Signal(array.x.payload.shape())
         m.d.comb += [
-            array.x.valid.eq(fetched),
-            *(array.x.payload.x[e].eq(x_elements[e]) for e in range(vec)),
-            array.x.payload.mask.eq(Mux(command.dense, fetched_chunk.smask,
-                                        fetched_chunk.smask & data_mask)),
-            array.x.payload.index.eq(fetched_chunk.index),
-            array.x.payload.last.eq(fetched_chunk.last),
+            *(beat.x[e].eq(x_elements[e]) for e in range(vec)),
+            beat.mask.eq(Mux(command.dense, fetched_chunk.smask,
+                             fetched_chunk.smask & data_mask)),
+            beat.index.eq(fetched_chunk.index),
+            beat.last.eq(fetched_chunk.last),
+        ]
+        with m.If(stage_ready):
+            m.d.sync += [staged.eq(fetched), staged_beat.eq(beat)]
+        m.d.comb += [
+            array.x.valid.eq(staged),
+            array.x.payload.eq(staged_beat),
             array.dense.eq(command.dense),
         ]
 
@@ -347,6 +384,24 @@ class MaskpropCore(wiring.Component):
             row_height.eq(Mux(backward, command.h, out_height)),
             row_width.eq(Mux(backward, command.w, out_width)),
         ]
+        multiply = _Multiplier()
+        # (result, multiplicand, multiplier), in order: each product's operands are command
+        # fields, quotients or results of products before it; multipliers have at most
+        # _QUOTIENT bits. Ten products of 1 + _QUOTIENT + 1 cycles each: about 200 cycles per
+        # command, against a pass of thousands.
+        products = [
+            (taps, command.kernel, command.kernel),
+            (partial_x, command.n, x_height),
+            (partial_rows, command.n, row_height),
+            (chunks, taps, reduced_words),
+            (reduction, taps, reduced),
+            (partial_x, partial_x, x_width),
+            (rows, partial_rows, row_width),
+            (x_words, partial_x, reduced_words),
+            (y_words, chunks, cols),
+            (out_words, rows, col_words),
+        ]
+        product_index = Signal(range(len(products)))
         bases = (command.a_base, command.w_base, command.dz_base, command.out_base)
         alignment = core.bus_bytes - 1
         read_cmd, write_cmd = dma.read_cmd, dma.write_cmd
@@ -395,31 +450,32 @@ class MaskpropCore(wiring.Component):
                         m.d.sync += divider.step(bit)
                     m.d.sync += step.eq(step - 1)
                 with m.Else():
-                    m.next = "SIZE1"
-            with m.State("SIZE1"):
-                m.d.sync += [
-                    reduced_words.eq((reduced + vec - 1) >> vec_shift),
-                    col_words.eq((cols + vec - 1) >> vec_shift),
-                    taps.eq(command.kernel * command.kernel),
-                    partial_x.eq(command.n * x_height),
-                    partial_rows.eq(command.n * row_height),
-                ]
-                m.next = "SIZE2"
-            with m.State("SIZE2"):
-                m.d.sync += [
-                    chunks.eq(taps * reduced_words),
-                    reduction.eq(taps * reduced),
-                    partial_x.eq(partial_x * x_width),
-                    rows.eq(partial_rows * row_width),
-                ]
-                m.next = "SIZE3"
-            with m.State("SIZE3"):
-                m.d.sync += [
-                    x_words.eq(partial_x * reduced_words),
-                    y_words.eq(cols * chunks),
-                    out_words.eq(rows * col_words),
-                ]
-                m.next = "LIMITS"
+                    m.d.sync += [
+                        reduced_words.eq((reduced + vec - 1) >> vec_shift),
+                        col_words.eq((cols + vec - 1) >> vec_shift),
+                        product_index.eq(0),
+                    ]
+                    m.next = "SIZE_LOAD"
+            with m.State("SIZE_LOAD"):
+                with m.Switch(product_index):
+                    for index, (_, multiplicand, multiplier) in enumerate(products):
+                        with m.Case(index):
+                            m.d.sync += multiply.load(multiplicand, multiplier)
+                m.d.sync += step.eq(_QUOTIENT)
+                m.next = "SIZE_STEP"
+            with m.State("SIZE_STEP"):
+                with m.If(step != 0):
+                    m.d.sync += [*multiply.step(), step.eq(step - 1)]
+                with m.Else():
+                    with m.Switch(product_index):
+                        for index, (result, _, _) in enumerate(products):
+                            with m.Case(index):
+                                m.d.sync += result.eq(multiply.product)
+                    m.d.sync += product_index.eq(product_index + 1)
+                    with m.If(product_index == len(products) - 1):
+                        m.next = "LIMITS"
+                    with m.Else():
+                        m.next = "SIZE_LOAD"
             with m.State("LIMITS"):
                 with m.If((x_words > core.x_words) | (chunks > c.max_chunks) |
                           (out_height >> _DIM != 0) | (out_width >> _DIM != 0) |
