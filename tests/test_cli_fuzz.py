@@ -12,6 +12,7 @@ Hypothesis runs derandomized, so a failure reproduces as it is, and prints the f
 """
 
 import contextlib
+import importlib
 import io
 import json
 import math
@@ -45,7 +46,12 @@ class ExpensiveStep(AssertionError):
 
 TRIPWIRES = ("maskprop.workloads.synthetic.synthetic_tensors", "maskprop.sim.lowering.lower_pass",
              "maskprop.evaluation.evaluate.evaluate", "maskprop.flow.verilog.generate_verilog",
-             "maskprop.host.runs.compare_on_array", "maskprop.host.runs.compare_on_engine")
+             "maskprop.host.runs.compare_on_array", "maskprop.host.runs.compare_on_engine",
+             "maskprop.host.runs.compare_on_core")
+# Every module a tripwire is set in, imported now: one first imported while a tripwire is set
+# would keep it for good (e.g. maskprop.sim.cycle_model's ``from ... import lower_pass``).
+for _target in TRIPWIRES:
+    importlib.import_module(_target.rsplit(".", 1)[0])
 
 
 def _tripwire(name):
@@ -369,9 +375,19 @@ def _assert_refused(command, base, defects):
 
 SIM_BASE = {"--layer": "2,4,4,4,4,3", "--pass": "fwd", "--density": "0.5", "--seed": "1"}
 
+# The core's own options, out of range or (x_words, max_burst) not a power of two: refused by
+# the core, and by the tile array as options of the core only.
+CORE_DEFECTS = st.one_of(
+    *(st.builds(Set, st.just(option), _outside(low, high)) for option, low, high in (
+        ("--x-words", 2, 65536), ("--addr-width", 12, 64), ("--max-burst", 1, 256),
+        ("--max-outstanding", 1, 16))),
+    *(st.builds(Set, st.just(option), st.integers(3, high - 1).filter(
+        lambda n: n & (n - 1)).map(str)) for option, high in (("--x-words", 65536),
+                                                              ("--max-burst", 256))))
+
 
 @FUZZ_SETTINGS
-@given(defects=_defects(
+@given(block=st.sampled_from(["core", "array"]), defects=_defects(
     st.builds(Set, st.just("--layer"), bad_layers()),
     st.builds(Set, st.just("--pass"), st.text(max_size=12).filter(
         lambda t: t not in PASS_ALIASES)),
@@ -381,9 +397,13 @@ SIM_BASE = {"--layer": "2,4,4,4,4,3", "--pass": "fwd", "--density": "0.5", "--se
     st.builds(Set, st.just("--out"), bad_directories),
     CONFIG_DEFECTS,
     st.builds(Set, st.just("--layer"), st.sampled_from(["digits:conv2", "digits:conv3:plain"])),
+    st.builds(Set, st.just("--block"), st.text(max_size=8).filter(
+        lambda t: t not in ("core", "array"))),
+    CORE_DEFECTS,
 ))
-def test_sim_refuses_malformed_input(defects):
-    _assert_refused("sim", SIM_BASE, defects)
+def test_sim_refuses_malformed_input(block, defects):
+    """On either block: the core (the default) and the tile array."""
+    _assert_refused("sim", {**SIM_BASE, "--block": block}, defects)
 
 
 @FUZZ_SETTINGS

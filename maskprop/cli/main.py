@@ -2,7 +2,8 @@
 
     maskprop generate tree|decoder|pe|engine|array|core [options] -o FILE.v    a block's Verilog
     maskprop demo                                   the main job on its built-in default
-    maskprop sim --layer SPEC --pass P --density D  one layer's pass on the tile array
+    maskprop sim --layer SPEC --pass P --density D  one layer's pass on the core
+                                                    (--block array: on the tile array alone)
     maskprop eval [--network NAME] [--profile SPEC] whole networks from the cycle model
     maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
@@ -52,6 +53,9 @@ CORE_FIELDS = tuple(f.name for f in fields(CoreConfig) if f.name != "array")
 #: The device ``maskprop flow BLOCK --target TARGET`` uses without ``--device``, where it is
 #: not the target's default (maskprop.flow.fpga.DEFAULT_DEVICE): the core needs a large ECP5.
 FLOW_DEVICE = {("core", "ecp5"): "LFE5U-85F"}
+
+#: The blocks ``maskprop sim`` runs a pass on (the first is the default).
+SIM_BLOCKS = ("core", "array")
 
 #: Seeds go to NumPy and to the simulators (cocotb's RANDOM_SEED is 32-bit).
 SEED_MAX = (1 << 32) - 1
@@ -114,12 +118,12 @@ def _option(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def _core_config(args, config: Config) -> CoreConfig | None:
-    """The core's configuration from ``--x-words`` etc. on top of ``config`` for block core;
-    None for the other blocks, which refuse those options."""
+def _core_config(args, config: Config, block: str) -> CoreConfig | None:
+    """The core's configuration from ``--x-words`` etc. on top of ``config`` when ``block`` is
+    the core; None for the other blocks, which refuse those options."""
     given = {name: getattr(args, name) for name in CORE_FIELDS
              if getattr(args, name) is not None}
-    if args.block != "core":
+    if block != "core":
         if given:
             raise UsageError(f"{', '.join(map(_option, given))} appl"
                              f"{'ies' if len(given) == 1 else 'y'} to the core only")
@@ -140,8 +144,14 @@ def _build(args, config: Config, core: CoreConfig | None):
     array buffers together too large to generate) names its options."""
     if core is None or args.dense_only:
         return build_block(args.block, config, dense_only=args.dense_only)
+    return _core_block(core)
+
+
+def _core_block(core: CoreConfig):
+    """``(MaskpropCore, module name)`` of ``core``; the core refuses a scratchpad and tile array
+    buffers together too large to generate before it is made (nothing is left unused)."""
     try:
-        return build_block(args.block, core)
+        return build_block("core", core)
     except ValueError as error:
         raise UsageError(f"--x-words/--max-cols/--max-chunks: {error}") from None
 
@@ -268,9 +278,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_core_options(generate)
 
     demo = sub.add_parser("demo", help="run the backward pass of a digits-CNN layer (real ReLU "
-                                       "masks) on the tile array's Verilog, dense and sparse; "
-                                       "check it against the golden model; print cycles, "
-                                       "speedup and ideal speedup")
+                                       "masks), dense and sparse: backward-data on the core's "
+                                       "Verilog, backward-weight on the tile array's (the core "
+                                       "has none yet); check it against the golden model; print "
+                                       "cycles, bytes moved, speedup and ideal speedup")
     demo.add_argument("--layer", default="conv2", help="digits-CNN layer (default conv2)")
     demo.add_argument("--variant", default="plain", choices=DIGITS_VARIANTS,
                       help="network without or with BatchNorm between conv and ReLU")
@@ -282,10 +293,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="with --engine: only the first N rows of the lowered GEMM")
     _add_run_options(demo, "out/demo")
     _add_config_options(demo)
+    _add_core_options(demo)
 
-    sim = sub.add_parser("sim", help="run one pass of one conv layer on the tile array's "
-                                     "Verilog, dense and sparse; print correctness, cycles, "
-                                     "speedup and ideal speedup")
+    sim = sub.add_parser("sim", help="run one pass of one conv layer on the core's Verilog "
+                                     "(or the tile array's: --block array), dense and sparse; "
+                                     "print correctness, cycles, bytes moved, speedup and ideal "
+                                     "speedup")
+    sim.add_argument("--block", choices=SIM_BLOCKS, default="core",
+                     help="core (default): the whole pass memory to memory through the core's "
+                          "registers, forward and backward-data; array: the tile array alone, "
+                          "fed by the testbench, every pass")
     sim.add_argument("--layer", required=True, metavar="SPEC", help=LAYER_HELP)
     sim.add_argument("--pass", dest="pass_name", required=True, type=_pass_name,
                      help="fwd|forward, bwd-data|backward-data, bwd-weight|backward-weight")
@@ -300,6 +317,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="a BatchNorm between conv and ReLU: dZ dense")
     _add_run_options(sim, "out/sim")
     _add_config_options(sim)
+    _add_core_options(sim)
 
     evaluate = sub.add_parser("eval", help="whole networks on the tile array from the RTL-exact "
                                            "cycle model: per-layer and per-pass speedups, "
@@ -350,7 +368,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _generate(args):
     config = _config(args)
-    core = _core_config(args, config)
+    core = _core_config(args, config, args.block)
     if args.block in ("array", "core"):
         _check_generatable(config)
     check_output_file(args.output, "-o")
@@ -375,11 +393,9 @@ def _digits_record(layer: str, variant: str):
         raise UsageError(str(error)) from None
 
 
-def _print_comparisons(console, title: str, comparisons, *, total_label=None):
-    """One table row per pass (and a total), then the verdict line; returns the exit status."""
+def _print_comparisons(console, title: str, comparisons):
+    """One table row per pass, then the verdict line; returns the exit status."""
     from rich.table import Table
-
-    from maskprop.base.metrics import totals
 
     table = Table(title=title)
     for column in ("pass", "outputs computed", "dense cycles", "sparse cycles", "= model",
@@ -390,11 +406,6 @@ def _print_comparisons(console, title: str, comparisons, *, total_label=None):
                       f"{c.dense_cycles:,}", f"{c.sparse_cycles:,}",
                       "yes" if c.agrees else "NO", format_speedup(c.speedup),
                       format_speedup(c.ideal), format_ratio(c.efficiency))
-    if total_label and len(comparisons) > 1:
-        total = totals(comparisons)
-        table.add_row(total_label, "", f"{total.dense_cycles:,}", f"{total.sparse_cycles:,}",
-                      "", format_speedup(total.speedup), format_speedup(total.ideal),
-                      format_ratio(total.efficiency), style="bold")
     console.print(table)
     ok = all(c.agrees for c in comparisons)
     seeds = sorted({c.sparse.seed for c in comparisons})
@@ -439,8 +450,98 @@ def _check_passes(layer, passes, config) -> None:
     _check_generatable(config)
 
 
+def _check_core_has(pass_name: str) -> None:
+    """Refuse a pass the core does not run yet (it answers BAD_PASS): name the block that does."""
+    from maskprop.host.core_driver import CORE_PASSES
+
+    if pass_name not in CORE_PASSES:
+        label = pass_label(pass_name)
+        raise UsageError(f"--pass {label}: the core has no {label} yet (it refuses it with "
+                         f"BAD_PASS); {label} runs on the tile array: --block array")
+
+
+def _check_block_passes(layer, passes, config: Config, core: CoreConfig | None) -> None:
+    """:func:`_check_passes` for the core when ``core`` is given (what it cannot hold or its
+    memory port cannot reach), else for the tile array."""
+    from maskprop.host.runs import check_core_run
+
+    if core is None:
+        return _check_passes(layer, passes, config)
+    _check_generatable(config)
+    for pass_name in passes:
+        check_core_run(layer, pass_name, core)
+
+
+def _array_text(config: Config) -> str:
+    return f"{config.tiles} tiles, vec {config.vec}, lanes {config.lanes}"
+
+
+def _core_text(core: CoreConfig) -> str:
+    return f"{_array_text(core.array)}, X scratchpad {core.x_words} words"
+
+
+def _run_core_passes(console, layer, tensors, passes, core, component, args):
+    """Each pass dense and sparse on the core's Verilog (``component``), with a progress bar.
+    The passes passed :func:`_check_block_passes` before the tensors were made."""
+    from rich.progress import Progress
+
+    from maskprop.host.runs import compare_on_core
+
+    comparisons = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("core RTL runs (dense, sparse)", total=len(passes))
+        for pass_name in passes:
+            comparisons.append(compare_on_core(
+                layer, pass_name, core, **tensors, build_dir=args.out / pass_name, sim=args.sim,
+                seed=args.seed, label=pass_label(pass_name), component=component))
+            progress.advance(task)
+    return comparisons
+
+
+def _print_core_comparisons(console, title: str, comparisons) -> int:
+    """A table row per pass and mode (what the core counted), a line per pass (speedups, ideal,
+    achieved/ideal), then the verdict line; returns the exit status."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("pass", "mode", "outputs computed", "cycles busy", "compute cycles",
+                   "bytes read", "bytes written", "= models"):
+        table.add_column(column, justify="left" if column in ("pass", "mode") else "right")
+    for c in comparisons:
+        for mode, run in (("dense", c.dense), ("sparse", c.sparse)):
+            counters, status = run.counters, run.run.status
+            agrees = "yes" if run.agrees else "NO"
+            if status["error"]:
+                agrees += f" ({status['error_code']})"
+            table.add_row(c.label if mode == "dense" else "", mode,
+                          f"{counters['outputs']} of {c.dense.counters['outputs']}",
+                          f"{counters['cycles_busy']:,}", f"{counters['compute_cycles']:,}",
+                          f"{counters['bytes_read']:,}", f"{counters['bytes_written']:,}",
+                          agrees)
+    console.print(table)
+    for c in comparisons:
+        busy, compute = c.busy, c.compute
+        console.print(f"{c.label}: speedup {format_speedup(busy.speedup)} (cycles busy), "
+                      f"{format_speedup(compute.speedup)} (compute cycles); ideal "
+                      f"{format_speedup(compute.ideal)}; achieved/ideal "
+                      f"{format_ratio(busy.efficiency)} (cycles busy), "
+                      f"{format_ratio(compute.efficiency)} (compute cycles)")
+    ok = all(c.agrees for c in comparisons)
+    shifts = sorted({c.shift for c in comparisons})
+    seeds = sorted({c.sparse.run.seed for c in comparisons})
+    console.print(f"{'PASS' if ok else 'FAIL'}: every output bit-exact against the golden model "
+                  f"(requantized, shift {', '.join(map(str, shifts))}), compute cycles equal to "
+                  f"the cycle model and bytes moved to the data-movement model, dense and sparse "
+                  f"({comparisons[0].sparse.run.simulator}, seed {', '.join(map(str, seeds))})")
+    return 0 if ok else 1
+
+
 def _demo(args):
+    from maskprop.base.metrics import totals
+    from maskprop.host.core_driver import CORE_PASSES
+
     config = _config(args)
+    core = _core_config(args, config, "engine" if args.engine else "core")
     if not args.engine:
         for option, value in (("--pass", args.pass_name), ("--rows", args.rows)):
             if value is not None:
@@ -452,14 +553,40 @@ def _demo(args):
         args.pass_name = args.pass_name or "backward_data"
         record.layer.check_accumulation(config, passes=(args.pass_name,))
         return _engine_demo(console, record, config, args)
+    # Each pass on the core if the core runs it, else on the tile array alone.
     passes = ["backward_data", "backward_weight"]
-    _check_passes(record.layer, passes, config)
+    on_core = [p for p in passes if p in CORE_PASSES]
+    on_array = [p for p in passes if p not in CORE_PASSES]
+    _check_block_passes(record.layer, on_core, config, core)
+    _check_block_passes(record.layer, on_array, config, None)
+    component = _core_block(core)[0] if on_core else None
     tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
-    comparisons = _run_passes(console, record.layer, tensors, passes, config, args)
-    title = _layer_title(record.layer, f"backward pass, {args.variant} digits CNN, real ReLU "
-                                       f"masks; tile array: {config.tiles} tiles, vec "
-                                       f"{config.vec}, lanes {config.lanes}")
-    return _print_comparisons(console, title, comparisons, total_label="backward")
+    core_comparisons = _run_core_passes(console, record.layer, tensors, on_core, core,
+                                        component, args)
+    array_comparisons = _run_passes(console, record.layer, tensors, on_array, config, args)
+    status = 0
+    if on_core:
+        status |= _print_core_comparisons(console, _layer_title(
+            record.layer, f"backward pass, {args.variant} digits CNN, real ReLU masks: "
+                          f"{_labels(on_core)} on the core ({_core_text(core)})"),
+            core_comparisons)
+    if on_array:
+        console.print()
+        status |= _print_comparisons(console, f"{_labels(on_array)} on the tile array alone "
+                                              f"({_array_text(config)}): the core has no "
+                                              f"{_labels(on_array)} yet", array_comparisons)
+    # The whole backward pass in the cycles both blocks count alike: the tile array's.
+    total = totals([c.compute for c in core_comparisons] + array_comparisons)
+    console.print()
+    console.print(f"backward pass ({_labels(passes)}), compute cycles: dense "
+                  f"{total.dense_cycles:,}, sparse {total.sparse_cycles:,}; speedup "
+                  f"{format_speedup(total.speedup)}, ideal {format_speedup(total.ideal)}, "
+                  f"achieved/ideal {format_ratio(total.efficiency)}")
+    return status
+
+
+def _labels(passes) -> str:
+    return " and ".join(map(pass_label, passes))
 
 
 def _engine_demo(console, record, config, args):
@@ -553,39 +680,53 @@ def _sim(args):
     from maskprop.workloads.synthetic import DEFAULT_DENSITY, read_layer_masks, synthetic_tensors
 
     config = _config(args)
+    core = _core_config(args, config, args.block)
     check_output_dir(args.out, "--out")
     if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
         raise UsageError(f"--density must be in [0, 1], not {args.density}")
+    if core is not None:
+        _check_core_has(args.pass_name)
     if args.layer.startswith("digits:"):
         if args.density is not None or args.masks is not None or args.batchnorm:
             raise UsageError("a digits layer brings its own tensors: drop --density, --masks "
                              "and --batchnorm (digits:LAYER:batchnorm picks that variant)")
         record, variant = _parse_digits_layer(args.layer)
         layer = record.layer
-        _check_passes(layer, [args.pass_name], config)
-        tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
+        _check_block_passes(layer, [args.pass_name], config, core)
         batchnorm = "with BatchNorm" if variant == "batchnorm" else "without BatchNorm"
         source = f"digits CNN {batchnorm}, real ReLU masks"
+
+        def make_tensors():
+            return dict(A=record.A, W=record.W, dZ=record.dZ)
     else:
         layer = _parse_layer(args.layer)
-        _check_passes(layer, [args.pass_name], config)
+        _check_block_passes(layer, [args.pass_name], config, core)
         masks = None if args.masks is None else read_layer_masks(args.masks, layer,
                                                                  where=f"--masks {args.masks}")
         args.seed = _seed(args)
-        tensors = synthetic_tensors(layer, config, args.seed, density=args.density, masks=masks,
-                                    dense_dz=args.batchnorm)
         density = DEFAULT_DENSITY if args.density is None else args.density
         source = (f"masks from {args.masks}" if args.masks else
                   f"synthetic i.i.d. masks, density {density}")
         if args.batchnorm:
             source += ", dZ dense (BatchNorm)"
+
+        def make_tensors():
+            return synthetic_tensors(layer, config, args.seed, density=args.density,
+                                     masks=masks, dense_dz=args.batchnorm)
+    # The core is made (and refuses what it cannot generate) after every other check and
+    # before any tensor: so a refusal comes before any work, and a core made is a core used.
+    component = None if core is None else _core_block(core)[0]
+    tensors = make_tensors()
     console = _console()
+    what = f"{pass_label(args.pass_name)}, {source}"
+    if core is not None:
+        comparisons = _run_core_passes(console, layer, tensors, [args.pass_name], core,
+                                       component, args)
+        return _print_core_comparisons(
+            console, _layer_title(layer, f"{what}; core: {_core_text(core)}"), comparisons)
     comparisons = _run_passes(console, layer, tensors, [args.pass_name], config, args)
-    title = _layer_title(layer, f"{pass_label(args.pass_name)}, {source}; tile array: "
-                                f"{config.tiles} tiles, vec {config.vec}, lanes {config.lanes}")
-    return _print_comparisons(console, title, comparisons)
-
-
+    return _print_comparisons(
+        console, _layer_title(layer, f"{what}; tile array: {_array_text(config)}"), comparisons)
 
 
 def _network_names(requested) -> list:
@@ -735,7 +876,7 @@ def _flow(args):
     from maskprop.flow.fpga import resolve_device, run_flow
 
     config = _config(args)
-    core = _core_config(args, config)
+    core = _core_config(args, config, args.block)
     if args.compare_dense and args.block != "engine":
         raise UsageError("--compare-dense applies to the engine only")
     try:
