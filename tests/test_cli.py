@@ -524,12 +524,51 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
      "--x-words/--max-cols/--max-chunks: x_words = 65536 words of 256 bits"),
     (["demo", "--x-words", "3"], "--x-words must be a power of two in [2, 65536], not 3"),
     (["demo", "--engine", "--x-words", "64"], "--x-words applies to the core only"),
+    # eval's bandwidth, as the data-movement model takes it.
+    (["eval", "--bandwidth", "0"],
+     "--bandwidth must be a positive number of bytes per cycle, not 0.0"),
+    (["eval", "--bandwidth", "-2.5"],
+     "--bandwidth must be a positive number of bytes per cycle, not -2.5"),
+    (["eval", "--bandwidth", "nan"],
+     "--bandwidth must be a positive number of bytes per cycle, not nan"),
+    (["eval", "--bandwidth", "inf"],
+     "--bandwidth must be a positive number of bytes per cycle, not inf"),
+    (["eval", "--bandwidth", "1e400"],
+     "--bandwidth must be a positive number of bytes per cycle, not inf"),
+    (["eval", "--bandwidth", "fast"], "argument --bandwidth: invalid float value: 'fast'"),
 ])
 def test_options_name_themselves(argv, message, tmp_path, monkeypatch, capsys, no_work_allowed):
     monkeypatch.chdir(tmp_path)
     line = refused(argv, capsys)
     assert message in line
     assert not files_under(tmp_path)
+
+
+def test_eval_bandwidth_reaches_the_data_movement(tmp_path, capsys):
+    """``--bandwidth`` is the bandwidth of every memory-cycle count eval writes and prints."""
+    from maskprop.base.metrics import format_speedup
+
+    assert main(["eval", "--network", "alexnet", "--bandwidth", "3.2", "--out",
+                 str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Training step with its DRAM traffic at 3.2 bytes per cycle" in " ".join(out.split())
+    layers = json.loads((tmp_path / "alexnet.json").read_text())["layers"]
+    assert layers
+    for row in layers:        # ceil(bytes / 3.2): 3.2 is 16/5, exactly
+        assert row["bandwidth_bytes_per_cycle"] == 3.2
+        for mode in ("dense", "sparse"):
+            assert row[f"{mode}_memory_cycles"] == -(-row[f"{mode}_bytes"] * 5 // 16), row
+    # The table printed is the training step at that bandwidth.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for scenario in ("batchnorm", "no-batchnorm"):
+        step = next(row for row in summary
+                    if row["scenario"] == scenario and row["totals"] == "training step")
+        assert step["bandwidth_bytes_per_cycle"] == 3.2
+        cells = [[cell.strip() for cell in row.strip("│").split("│")]
+                 for row in _rows(out, "AlexNet", scenario)]
+        assert [format_speedup(step[key]) for key in
+                ("speedup_overlapped", "speedup_serial", "energy_ratio")] in \
+            [row[2:] for row in cells], cells
 
 
 def test_eval_refuses_a_batch_the_cycle_model_cannot_hold(tmp_path, monkeypatch, capsys,

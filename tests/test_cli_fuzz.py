@@ -466,6 +466,10 @@ profile_files = st.one_of(
     seed_defects,
     st.builds(Set, st.just("--out"), bad_directories),
     CONFIG_DEFECTS,
+    # Bytes per cycle: positive and finite (or no number at all).
+    st.builds(Set, st.just("--bandwidth"), st.one_of(
+        st.floats(max_value=0.0).map(repr),
+        st.sampled_from(["nan", "inf", "-inf", "1e400", "", "fast", "1/2", "0x20"]))),
 ))
 def test_eval_refuses_malformed_input(defects):
     _assert_refused("eval", {"--network": "alexnet", "--profile": "synthetic:0.5",

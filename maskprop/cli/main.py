@@ -5,6 +5,7 @@
     maskprop sim --layer SPEC --pass P --density D  one layer's pass on the core
                                                     (--block array: on the tile array alone)
     maskprop eval [--network NAME] [--profile SPEC] whole networks from the cycle model
+                  [--bandwidth BYTES]               (data movement at BYTES per cycle)
     maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
                                                     (core on ecp5: LFE5U-85F unless --device)
@@ -334,6 +335,10 @@ def _parser() -> argparse.ArgumentParser:
                                f"(default 1)")
     evaluate.add_argument("--seed", type=int, default=0,
                           help=f"seed of synthesised masks, 0..{SEED_MAX} (default 0)")
+    evaluate.add_argument("--bandwidth", type=float, default=None, metavar="BYTES",
+                          help="memory bandwidth in bytes per cycle for the data movement "
+                               "(default: one word of the core's memory port per cycle, "
+                               "vec x the data's container bytes)")
     evaluate.add_argument("--layers", action="store_true", help="also print every layer")
     evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
                           help="directory for CSV, JSON and PNG (default out/eval)")
@@ -797,6 +802,44 @@ def _evaluation_files(jobs, evaluations, out: Path) -> dict:
     return files
 
 
+def _check_bandwidth(bandwidth) -> None:
+    """Refuse ``--bandwidth`` as the data-movement model would (a positive, finite number of
+    bytes per cycle), before any work; None is the model's default."""
+    from maskprop.sim.data_movement import memory_cycles
+
+    if bandwidth is None:
+        return
+    try:
+        memory_cycles(0, bandwidth)
+    except ValueError as error:
+        raise UsageError(f"--{error}" if str(error).startswith("bandwidth ")
+                         else f"--bandwidth: {error}") from None
+
+
+def _movement_table(evaluations):
+    """The training step with its data movement at the evaluation's bandwidth: speedup with
+    memory and compute overlapped and one after the other, and the energy ratio."""
+    from rich.table import Table
+
+    from maskprop.evaluation.evaluate import SCENARIOS
+
+    # One configuration and one --bandwidth for every network: one bandwidth.
+    table = Table(title=f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} "
+                        f"bytes per cycle (serial: load, then compute, as the core does today)")
+    for column in ("network", "BatchNorm", "speedup, memory overlapped",
+                   "speedup, memory serial", "energy dense/sparse"):
+        table.add_column(column, justify="left" if column in ("network", "BatchNorm")
+                         else "right")
+    for evaluation in evaluations:
+        for scenario in SCENARIOS:
+            movement = evaluation.movement_total(scenario, "training step")
+            table.add_row(evaluation.network, scenario,
+                          format_speedup(movement.speedup_overlapped),
+                          format_speedup(movement.speedup_serial),
+                          format_speedup(movement.energy_ratio))
+    return table
+
+
 def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
@@ -808,6 +851,7 @@ def _eval(args):
     names = _network_names(args.network)
     # Whole networks need buffers the RTL would tile; the cycle model assumes they fit.
     config = _config(args).for_evaluation()
+    _check_bandwidth(args.bandwidth)
     check_output_dir(args.out, "--out")
     if "digits" in names and (args.profile is not None or args.batch is not None):
         raise UsageError("the digits CNN is evaluated with its own real masks and batch; "
@@ -833,7 +877,7 @@ def _eval(args):
         task = progress.add_task("cycle model", total=sum(len(net.layers) for _, net, _ in jobs))
         for name, net, source in jobs:
             progress.update(task, description=f"cycle model: {net.name}")
-            evaluations.append(evaluate(net, source, config,
+            evaluations.append(evaluate(net, source, config, bandwidth=args.bandwidth,
                                         progress=lambda n: progress.advance(task, n)))
     table = Table(title=f"Tile array ({config.tiles} tiles x {config.lanes} lanes, vec "
                         f"{config.vec}), speedup over dense mode on the same RTL (cycle model); "
@@ -852,6 +896,7 @@ def _eval(args):
                             for t in totals),
                           format_ratio(totals[-1].efficiency), evaluation.profile)
     console.print(table)
+    console.print(_movement_table(evaluations))
     if args.layers:
         for evaluation in evaluations:
             layers = Table(title=f"{evaluation.network}: every layer and pass")
