@@ -816,28 +816,23 @@ def _check_bandwidth(bandwidth) -> None:
                          else f"--bandwidth: {error}") from None
 
 
-def _movement_table(evaluations):
-    """The training step with its data movement at the evaluation's bandwidth: speedup with
-    memory and compute overlapped and one after the other, and the energy ratio."""
-    from rich.table import Table
-
+def _movement_lines(evaluations) -> list:
+    """The training step with its data movement at the evaluation's bandwidth, a line per
+    network and scenario: speedup with memory and compute overlapped and one after the other,
+    and the energy ratio."""
     from maskprop.evaluation.evaluate import SCENARIOS
 
     # One configuration and one --bandwidth for every network: one bandwidth.
-    table = Table(title=f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} "
-                        f"bytes per cycle (serial: load, then compute, as the core does today)")
-    for column in ("network", "BatchNorm", "speedup, memory overlapped",
-                   "speedup, memory serial", "energy dense/sparse"):
-        table.add_column(column, justify="left" if column in ("network", "BatchNorm")
-                         else "right")
+    lines = [f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} bytes per "
+             f"cycle (serial: load, then compute, as the core does today):"]
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             movement = evaluation.movement_total(scenario, "training step")
-            table.add_row(evaluation.network, scenario,
-                          format_speedup(movement.speedup_overlapped),
-                          format_speedup(movement.speedup_serial),
-                          format_speedup(movement.energy_ratio))
-    return table
+            lines.append(f"  {evaluation.network}, {scenario}: speedup "
+                         f"{format_speedup(movement.speedup_overlapped)} overlapped, "
+                         f"{format_speedup(movement.speedup_serial)} serial; energy dense/sparse "
+                         f"{format_speedup(movement.energy_ratio)}")
+    return lines
 
 
 def _eval(args):
@@ -896,7 +891,8 @@ def _eval(args):
                             for t in totals),
                           format_ratio(totals[-1].efficiency), evaluation.profile)
     console.print(table)
-    console.print(_movement_table(evaluations))
+    for line in _movement_lines(evaluations):
+        console.print(line)
     if args.layers:
         for evaluation in evaluations:
             layers = Table(title=f"{evaluation.network}: every layer and pass")
