@@ -358,6 +358,23 @@ def test_demo_refuses_from_the_shape_before_lowering(tmp_path, monkeypatch, caps
     assert not files_under(tmp_path)
 
 
+@pytest.mark.parametrize("argv", [["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd"], ["demo"]])
+def test_the_core_without_its_bench_is_one_line(argv, tmp_path, monkeypatch, capsys,
+                                                no_work_allowed):
+    """cocotbext-axi is a test extra: without it the core's runs are refused up front, saying
+    how to install it, not failed inside the simulator."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "cocotbext.axi" else real(name, *args))
+    monkeypatch.chdir(tmp_path)
+    line = refused(argv, capsys)
+    assert "the core's testbench (tb/bench_core.py) needs cocotbext-axi" in line
+    assert "pip install 'maskprop[test]'" in line
+    assert not files_under(tmp_path)
+
+
 def _masks(path, **arrays):
     np.savez(path, **arrays)
     return path

@@ -343,9 +343,21 @@ def check_core_run(layer, pass_name: str, core) -> None:
     """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``core`` (a
     :class:`~maskprop.base.config.CoreConfig`) alone, everything :func:`compare_on_core` would
     refuse: what :func:`~maskprop.host.core_driver.check_core_pass` refuses, and tensors beyond
-    what the memory port's ``addr_width`` reaches. Call it before making tensors."""
+    what the memory port's ``addr_width`` reaches; ``ImportError`` without cocotbext-axi, which
+    the core's bench needs (a test extra, not a dependency of maskprop itself). Call it before
+    making tensors."""
+    import importlib.util
+
     from maskprop.host.core_driver import CoreJob, check_core_pass
 
+    try:
+        bench_memory = importlib.util.find_spec("cocotbext.axi")
+    except ModuleNotFoundError:                 # no cocotbext namespace at all
+        bench_memory = None
+    if bench_memory is None:
+        raise ImportError("the core's testbench (tb/bench_core.py) needs cocotbext-axi, in "
+                          "maskprop's test extra: pip install 'maskprop[test]' (scripts/setup.sh "
+                          "installs it)")
     check_core_pass(layer, pass_name, core)     # first: it bounds the tensors made below
     # The memory layout depends on the shapes only: zeros place the tensors as real ones would.
     CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, dtype=np.int64),
