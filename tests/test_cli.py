@@ -237,12 +237,25 @@ def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp
                                               None if run.dense else t["A"] != 0,
                                               shift=comparison.shift)
         np.testing.assert_array_equal(job.result(run.run.result), golden)
-        assert np.count_nonzero(golden) > golden.size // 4     # not all saturated or masked
+        # The shift keeps the outputs' top bits: a quarter nonzero at least, few saturated.
+        assert np.count_nonzero(golden) > golden.size // 4
+        assert np.count_nonzero(np.abs(golden) >= DEFAULT.data_max) <= golden.size // 20
     # Sparse mode skipped work: fewer compute cycles (and, backward-data, fewer outputs).
     assert comparison.sparse.counters["compute_cycles"] < comparison.dense.counters[
         "compute_cycles"]
     if pass_arg == "bwd-data":
         assert comparison.sparse.counters["outputs"] < comparison.dense.counters["outputs"]
+
+
+def test_unsaturated_shift_is_the_smallest_that_fits():
+    from maskprop.host.runs import unsaturated_shift
+
+    assert unsaturated_shift([], 16) == 0
+    assert unsaturated_shift([0, 5, -3, 32767], 16) == 0
+    assert unsaturated_shift([32768], 16) == 1
+    assert unsaturated_shift(np.array([[-(1 << 20)], [7]]), 16) == 6
+    assert unsaturated_shift([(1 << 20) - 1], 16) == 5
+    assert unsaturated_shift([1 << 40], 8) == 34
 
 
 @pytest.mark.sim
