@@ -413,6 +413,54 @@ def test_latencies():
     assert seen["write_done"] == [10]
 
 
+@pytest.mark.parametrize("direction", ["read", "write"])
+def test_one_outstanding_burst_waits_for_its_completion(direction):
+    """``max_outstanding = 1``: a second burst is issued only after the first one completes (a
+    read burst's last R beat, a write burst's B response), though the info FIFOs, which have at
+    least 2 entries, and the read FIFO's room (4 words, two 1-word bursts) would take it: only
+    the in-flight count holds it back here. (With ``max_outstanding >= 2`` the info FIFOs are
+    ``max_outstanding`` deep and bound it as well, so the cocotb benches cannot tell.) Two
+    1-word commands; the bus answers the first burst in cycle ``ANSWER``, the second two cycles
+    after its address."""
+    ANSWER = 12
+    dut = AxiDma(addr_width=16, data_width=32, max_burst=4, max_outstanding=1)
+    read = direction == "read"
+    address = (dut.bus.arvalid, dut.bus.arready) if read else (dut.bus.awvalid, dut.bus.awready)
+    answer_valid = dut.bus.rvalid if read else dut.bus.bvalid
+    port = dut.read_cmd if read else dut.write_cmd
+    issued, answers = [], []
+
+    async def bench(ctx):
+        for signal in (dut.bus.arready, dut.bus.awready, dut.bus.wready, dut.read_data.ready,
+                       dut.write_done.ready, dut.bus.rlast):
+            ctx.set(signal, 1)
+        ctx.set(dut.write_data.valid, 1)
+        ctx.set(dut.write_data.payload, {"data": 0x5A, "strb": 0xF})
+        commands = [0x100, 0x200]
+        for cycle in range(30):
+            ctx.set(port.valid, bool(commands))
+            ctx.set(port.payload, {"addr": commands[0] if commands else 0, "beats": 1})
+            due = ANSWER if not answers else (issued[1] + 2 if len(issued) > 1 else None)
+            ctx.set(answer_valid, cycle == due)
+            if cycle == due:
+                answers.append(cycle)
+            if ctx.get(address[0]) and ctx.get(address[1]):
+                issued.append(cycle)
+            if ctx.get(port.valid) and ctx.get(port.ready):
+                commands.pop(0)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # The first burst's address after the usual latency; the second in the cycle after the
+    # completion is counted (the count is a register), not before.
+    assert issued == [AxiDma.address_latency, ANSWER + 2], \
+        f"{direction} bursts issued in cycles {issued}, the first one answered in {ANSWER}"
+    assert answers == [ANSWER, ANSWER + 4]
+
+
 @pytest.mark.parametrize("port", ["read_cmd", "write_cmd"])
 def test_assertions_catch_bad_commands(port):
     """The RTL's simulation assertions: an unaligned address, 0 beats, too many beats."""
