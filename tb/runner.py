@@ -48,14 +48,16 @@ from maskprop.tb.stimulus import seed_from_env
 from maskprop.tb.traffic import BenchRecord
 
 __all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS",
-           "build_simulation", "simulation_build_dir", "verilator_build_args", "top_level_ports",
+           "build_simulation", "simulation_build_dir", "simulator_source", "verilator_build_args", "top_level_ports",
            "public_ports_control"]
 
 #: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
 WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
 # Amaranth emits no `timescale; the testbenches clock at 10 ns.
 TIMESCALE = ("1ns", "1ps")
-VERILATOR_ARGS = ["-Wall", "--x-assign", "unique", "--x-initial", "unique"]
+# --assert: the RTL's Amaranth ``Assert``\ s (its invariants) are SystemVerilog immediate
+# assertions, which Verilator compiles only when asked; a failing one stops the simulation.
+VERILATOR_ARGS = ["-Wall", "--assert", "--x-assign", "unique", "--x-initial", "unique"]
 #: What a fast build adds (module docstring). ``-CFLAGS`` lands after Verilator's ``-Os`` on the
 #: compiler's command line (``verilated.mk``), so ``-O2`` is the one that applies.
 FAST_VERILATOR_ARGS = ["--no-public-flat-rw", "-CFLAGS", "-O2"]
@@ -106,6 +108,32 @@ def public_ports_control(verilog: str, toplevel: str) -> str:
     return "\n".join(["`verilator_config", *lines]) + "\n"
 
 
+def simulator_source(verilog: str, sim: str) -> str:
+    """The Verilog text ``sim`` builds from ``verilog``: the same on Verilator; on Icarus, two
+    changes that make it simulate the text the way its authors and Verilator do.
+
+    - **Combinational blocks at time zero.** Yosys' Verilog starts every ``always @*`` block
+      with a read of a register declared ``= 0``, so that the block runs once at time zero even
+      if nothing it reads ever changes. Icarus may run that declaration's assignment before the
+      block waits on it, and the block then never runs until an input changes: a decode of an
+      FSM's idle state (a ready that is 1 from reset) stays x, and a handshake on it is never
+      seen. Assigning the register at ``#0`` instead, once every process is waiting, runs them
+      all.
+    - **Fatal assertions.** A failing immediate assertion only prints an error on Icarus and
+      the simulation goes on (as if the check had passed); ``$fatal`` stops it, as a failing
+      assertion stops Verilator (``--assert``). Only a condition that is definitely false
+      does: before the bench drives the inputs and through reset, conditions read x, which
+      Verilator (two-state) never sees; those still print Icarus' error line.
+    """
+    if sim != "icarus":
+        return verilog
+    verilog = re.sub(r"^(\s*)reg (\\\$auto\$verilog_backend\S*)\s+= 0;$",
+                     r"\1reg \2 ;\n\1initial #0 \2 = 1'b0;", verilog, flags=re.MULTILINE)
+    return re.sub(r"^(\s*)assert \((.*)\);$",
+                  r"\1assert (\2) else if ((\2) === 1'b0) $fatal(1);", verilog,
+                  flags=re.MULTILINE)
+
+
 def _fast_applies(sim: str, fast: bool) -> bool:
     """Only Verilator has a fast build; on Icarus the build is the same either way."""
     return fast and sim == "verilator"
@@ -116,6 +144,7 @@ def simulation_build_dir(verilog: str, toplevel: str, *, sim: str, waves: bool =
     """Where :func:`build_simulation` keeps the build of ``verilog`` with these options: its
     cache key is everything the build depends on."""
     fast = _fast_applies(sim, fast)
+    verilog = simulator_source(verilog, sim)
     options = [sim, toplevel, str(waves), cocotb.__version__, *verilator_build_args(fast),
                *TIMESCALE, WAIVERS.read_text()]
     key = hashlib.sha256("\0".join([verilog, *options]).encode()).hexdigest()[:16]
@@ -136,7 +165,7 @@ def build_simulation(verilog: str, toplevel: str, *, sim: str | None = None,
         if not done.exists():
             build_dir.mkdir(parents=True, exist_ok=True)
             source = build_dir / f"{toplevel}.v"
-            source.write_text(verilog)
+            source.write_text(simulator_source(verilog, sim))
             sources, build_args = [source], []
             if sim == "verilator":
                 sources.append(VerilatorControlFile(WAIVERS))
@@ -197,7 +226,12 @@ def run_testbench(component, toplevel: str, test_module: str, *, params: dict,
     except SystemExit:
         # Under pytest the runner exits on failing testcases; the results file says which.
         pass
-    tests, failures = get_results(results)
+    except RuntimeError:
+        # The simulator exited with an error status before cocotb could write its results: a
+        # failing RTL assertion (fatal on both simulators, see simulator_source) or a crash.
+        # The run failed; its log says why.
+        results.unlink(missing_ok=True)
+    tests, failures = get_results(results) if results.exists() else (1, 1)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return TestbenchRun(sim, toplevel, run_dir, tests, failures,
                         time.monotonic() - started, seed, report, run_dir / f"sim{suffix}.log")

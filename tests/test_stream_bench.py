@@ -8,6 +8,10 @@ import random
 import re
 
 import pytest
+from amaranth import Module
+from amaranth.hdl import Assert
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog
@@ -81,3 +85,35 @@ def test_scoreboard_fails_the_cocotb_bench(tmp_path):
     result, log = run(expected[:-1], "surplus")
     assert not result.passed
     assert "into the drain window, after all 39 expected beats" in log, log[-3000:]
+
+
+class _Forbidding(wiring.Component):
+    """A registered stream pass-through with one invariant: its input is never 0xA5."""
+
+    def __init__(self):
+        byte = data.StructLayout({"byte": 8})
+        super().__init__({"i": In(stream.Signature(byte)), "o": Out(stream.Signature(byte))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        m.d.sync += Assert(~self.i.valid | (self.i.payload.byte != 0xA5), "a forbidden byte")
+        return m
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_a_failing_rtl_assertion_fails_the_bench(sim, tmp_path):
+    """The RTL's Amaranth ``Assert``\\ s are checked in the cocotb benches on both simulators
+    (Verilator compiles them only with --assert; Icarus only prints a failing one unless it is
+    made fatal): a run whose every beat the scoreboard accepts still fails when one fires."""
+    def run(payloads, name):
+        beats = [{"byte": byte} for byte in payloads]
+        return run_stream_bench(_Forbidding(), "forbidding", beats, beats,
+                                build_dir=tmp_path, sim=sim, seed=1, run_name=name)
+    assert run([1, 2, 3], "clean").passed
+    failed = run([1, 0xA5, 3], "forbidden")
+    assert not failed.passed
+    assert "a forbidden byte" in failed.run.log.read_text()
