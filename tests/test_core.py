@@ -89,7 +89,38 @@ def test_random_layers(core, dense, tmp_path):
     """Random layers (kernels 1/3/5, strides 1-3, paddings up to the kernel, channel counts
     that are multiples of nothing), both passes, one after the other on one core."""
     seed = seeded(300)
-    check_jobs(core, [random_job(seed, index, dense=dense) for index in range(12)], tmp_path)
+    check_jobs(core, [random_job(seed, index, dense=dense) for index in range(20)], tmp_path)
+
+
+# The corner cases, named: (layer, density of A and dZ).
+CORNERS = [
+    (ConvLayer(2, 16, 5, 5, 16, 1, 1, 0, "1x1"), 0.5),
+    (ConvLayer(1, 7, 9, 9, 9, 3, 2, 1, "stride 2"), 0.5),
+    (ConvLayer(1, 5, 10, 11, 6, 3, 3, 0, "stride 3, padding 0"), 0.5),
+    (ConvLayer(1, 3, 5, 4, 4, 5, 1, 3, "padding 3"), 0.5),
+    (ConvLayer(1, 19, 5, 5, 13, 3, 1, 1, "19 to 13 channels"), 0.5),
+    (ConvLayer(2, 6, 6, 6, 5, 3, 1, 1, "all-zero activations"), 0.0),
+]
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_corner_cases(core, dense, tmp_path):
+    """1x1, stride 2 and 3, padding 0 and 3, channel counts that are multiples of nothing, and
+    all-zero activations and gradients (sparse mode then computes nothing and writes zeros),
+    each in both passes."""
+    rng = np.random.default_rng(seeded(700))
+    jobs = []
+    for layer, density in CORNERS:
+        A, W, dZ = random_conv_tensors(rng, layer, density)
+        if density == 0.0:
+            assert not A.any() and not dZ.any(), layer.name
+        for pass_name in ("forward", "backward_data"):
+            jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
+                                shift=int(rng.integers(0, 12))))
+    runs = check_jobs(core, jobs, tmp_path)
+    for job, run in zip(jobs, runs):
+        if not job.A.any() and not dense:
+            assert run.counters["macs"] == 0, job.layer.name
 
 
 def test_digits_cnn_layers(core, tmp_path):
