@@ -7,7 +7,7 @@ from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import CoreConfig, GENERATABLE_BUFFER_BITS, ceil_log2
+from maskprop.base.config import CoreConfig, ceil_log2
 from maskprop.hw.address_generator import AddressGenerator, WalkError
 from maskprop.hw.axi import AXI4LiteSignature, AXI4Signature
 from maskprop.hw.axi_dma import AxiDma
@@ -126,13 +126,7 @@ class MaskpropCore(wiring.Component):
     """
 
     def __new__(cls, core: CoreConfig):
-        core.array.check_generatable()
-        bits = core.x_words * core.bus_width + core.array.buffer_bits
-        if bits > GENERATABLE_BUFFER_BITS:
-            raise ValueError(f"x_words = {core.x_words} words of {core.bus_width} bits and the "
-                             f"tile array's buffers hold {bits:,} bits, more than the "
-                             f"{GENERATABLE_BUFFER_BITS:,} (2**22) that generation is limited "
-                             f"to: lower x_words, max_cols or max_chunks")
+        core.check_generatable()
         return super().__new__(cls, core, src_loc_at=1)
 
     def __init__(self, core: CoreConfig):

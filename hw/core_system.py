@@ -84,13 +84,11 @@ class CoreSystem(wiring.Component):
                  host_port: bool = False):
         if not isinstance(core, CoreConfig):
             raise ValueError(f"core must be a CoreConfig, not {core!r}")
-        core.array.check_generatable()
-        core_bits = core.x_words * core.bus_width + core.array.buffer_bits
-        if core_bits > GENERATABLE_BUFFER_BITS:
-            raise ValueError(f"core: x_words = {core.x_words} words of {core.bus_width} bits and "
-                             f"the tile array's buffers hold {core_bits:,} bits, more than the "
-                             f"{GENERATABLE_BUFFER_BITS:,} (2**22) that generation is limited "
-                             f"to: lower x_words, max_cols or max_chunks")
+        try:
+            core.check_generatable()
+        except ValueError as error:
+            raise ValueError(f"core: {error}") from None
+        core_bits = core.buffer_bits
         addressable = 1 << (core.addr_width - exact_log2(core.bus_bytes))
         room = (GENERATABLE_BUFFER_BITS - core_bits) // core.bus_width
         limit = min(addressable, room)
