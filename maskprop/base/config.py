@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL",
+__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL", "FPGA_CORE",
            "check_range", "ceil_log2", "container_bits", "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
@@ -310,6 +310,26 @@ class CoreConfig:
     def bus_bytes(self) -> int:
         return self.bus_width // 8
 
+    @property
+    def buffer_bits(self) -> int:
+        """Bits of the core's on-chip memories: the X scratchpad and the tile array's
+        buffers."""
+        return self.x_words * self.bus_width + self.array.buffer_bits
+
+    def check_generatable(self) -> None:
+        """Raise ``ValueError`` unless the core of this configuration can be generated: the
+        tile array's limit (:meth:`Config.check_generatable`), and the X scratchpad with the
+        tile array's buffers within :data:`GENERATABLE_BUFFER_BITS`."""
+        self.array.check_generatable()
+        if self.buffer_bits > GENERATABLE_BUFFER_BITS:
+            raise ValueError(f"x_words = {self.x_words} words of {self.bus_width} bits and the "
+                             f"tile array's buffers hold {self.buffer_bits:,} bits, more than "
+                             f"the {GENERATABLE_BUFFER_BITS:,} (2**22) that generation is "
+                             f"limited to: lower x_words, max_cols or max_chunks")
+
 
 #: The core with the default tile array.
 CORE_DEFAULT = CoreConfig()
+#: The core sized to fit the ECP5 LFE5U-85F of docs/fpga.md: the defaults with 32 columns of Y
+#: buffer instead of 128 (block RAM limits the core there, not logic).
+FPGA_CORE = CoreConfig(Config(max_cols=32))
