@@ -10,9 +10,11 @@ import hook rewrites the module's source text as Python imports it. Nothing on d
 other work in the tree is undisturbed and a crash leaves no mutated file behind; the generated
 Verilog, and with it every simulator build (cached by the Verilog's text), is the mutant's.
 
-A mutant is *killed* when a test fails; it *survives* when all pass. A few mutants cannot be
-killed because they do not change behaviour; they are listed with ``equivalent=<why>`` and must
-survive (a test failing on one means the reasoning is wrong). The pattern of every mutant must
+A mutant is *killed* when a test fails (the verdict quotes the failure; a cocotb bench's failure
+names its log, kept in the run's scratch directory, so the verdict quotes the reason the log
+gives); it *survives* when all pass. A few mutants cannot be killed because they do not change
+behaviour; they are listed with ``equivalent=<why>`` and must survive (a test failing on one means
+the reasoning is wrong). The pattern of every mutant must
 occur exactly once in its module: an edit of the RTL that makes a pattern vanish fails loudly
 (here and in ``tests/test_mutants.py``) instead of letting the catalogue rot.
 
@@ -81,6 +83,9 @@ DECODER = ("tests/test_index_decoder.py", "tests/test_throughput.py::test_decode
 TREE = ("tests/test_accumulation_tree.py", "tests/test_throughput.py::test_tree_handshakes")
 ENGINE_COUNTERS = ("tests/test_counters.py::test_engine_counters",)
 ARRAY_COUNTERS = ("tests/test_counters.py::test_array_counters",)
+CORE_ILLEGAL = ("tests/test_core.py::test_illegal_commands_report_their_error_and_never_hang",)
+CORE_FAST = ("tests/test_core_fast.py::test_small_layers_exact_in_both_passes_and_modes",)
+DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
     # --- ZeroSkipIndexDecoder ------------------------------------------------------------------
@@ -208,6 +213,83 @@ CATALOGUE = [
            "keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),",
            "keep.eq(1),",
            "replays send all-zero chunks too: exact values, wasted cycles", ARRAY_COUNTERS),
+    # --- MaskpropCore -----------------------------------------------------------------------------
+    Mutant("core-zero-dim-misses-k", "core",
+           "dims = (command.n, command.c, command.h, command.w, command.k, command.kernel,",
+           "dims = (command.n, command.c, command.h, command.w, command.kernel,",
+           "the command check lets K = 0 through: no ZERO_DIM, the pass starts with empty "
+           "transfers", CORE_ILLEGAL),
+    Mutant("core-output-mask-bit-off-by-one", "core",
+           "omask.eq(Mux(wants_mask, masks.r_data.word_select(row.block, c.col_block), ~0)),",
+           "omask.eq(Mux(wants_mask, masks.r_data.bit_select(col_base + 1, c.col_block), ~0)),",
+           "the output mask of a row block is read one column off (sparse backward-data)",
+           CORE_FAST),
+    Mutant("core-mask-assembly-counts-offered-words", "core",
+           "with m.If(a_valid & a_ready):", "with m.If(a_valid):",
+           "the output mask's A words are counted as offered, not taken: while the mask FIFO "
+           "is full a pixel's mask is lost", CORE_FAST),
+    Mutant("core-fetch-stage-drops-backpressure", "core",
+           "stage_ready.eq(~staged | array.x.ready),", "stage_ready.eq(1),",
+           "the second fetch stage reloads while the tile array has not taken its chunk",
+           CORE_FAST),
+    # --- AxiDma -----------------------------------------------------------------------------------
+    Mutant("dma-4k-boundary-off-by-one", "axi_dma",
+           "to_boundary.eq(page_words - addr[shift:12]),",
+           "to_boundary.eq(page_words + 1 - addr[shift:12]),",
+           "a burst may run one beat past a 4 KiB boundary", DMA_COCOTBEXT),
+    Mutant("dma-write-outstanding-off-by-one", "axi_dma",
+           "aw_free & (write_outstanding < self._max_outstanding) & w_info.w_rdy & b_info.w_rdy)",
+           "aw_free & (write_outstanding < self._max_outstanding + 1) & w_info.w_rdy & "
+           "b_info.w_rdy)",
+           "one write burst more in flight than max_outstanding (for max_outstanding >= 2 the "
+           "info FIFOs, as deep, still hold it back: only max_outstanding = 1 shows it)",
+           ("tests/test_axi_dma.py::test_one_outstanding_burst_waits_for_its_completion",)),
+    Mutant("dma-read-reservation-freed-on-arrival", "axi_dma",
+           "reserved.eq(reserved + Mux(ar_issue, burst.beats, 0) - word_out),",
+           "reserved.eq(reserved + Mux(ar_issue, burst.beats, 0) - r_taken),",
+           "the read FIFO's room is freed when a word arrives, not when it leaves: bursts are "
+           "issued without room for their words", DMA_COCOTBEXT),
+    Mutant("dma-done-error-forgets-earlier-bursts", "axi_dma",
+           "done.error.eq(command_error | b_error),", "done.error.eq(b_error),",
+           "a write command's completion reports only its last burst's response",
+           DMA_COCOTBEXT),
+    Mutant("dma-read-last-on-every-burst", "axi_dma",
+           "word.last.eq(bus.rlast & read_info.r_data[0]),", "word.last.eq(bus.rlast),",
+           "`last` on every burst's final word, not only the command's", DMA_COCOTBEXT),
+    # --- AddressGenerator -------------------------------------------------------------------------
+    Mutant("walker-flipped-first-tap-off-by-one", "address_generator",
+           "init_k.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),",
+           "init_k.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - padding))),",
+           "backward-data's first live (flipped) tap of output 0 is one tap late",
+           ("tests/test_address_generator.py::test_hand_picked_layers",)),
+    Mutant("walker-tail-mask-one-too-wide", "address_generator",
+           "tail_mask.eq(Cat(e < tail for e in range(vec))),",
+           "tail_mask.eq(Cat(e <= tail for e in range(vec))),",
+           "a pixel's last word has one channel too many in its structural mask",
+           ("tests/test_address_generator.py::test_hand_picked_layers",)),
+    # --- OutputWriter -----------------------------------------------------------------------------
+    Mutant("writer-requantize-truncates", "output_writer",
+           "rounded.eq((halved >> 1) + halved[0]),", "rounded.eq(halved >> 1),",
+           "requantization rounds toward minus infinity instead of half up",
+           ("tests/test_output_writer.py::test_shifts_saturation_and_ties",)),
+    # --- RegisterFile -----------------------------------------------------------------------------
+    Mutant("registers-ro-word-answers-okay", "registers",
+           "_WRITABLE = (RW, PULSE, W1C)", "_WRITABLE = (RW, RO, PULSE, W1C)",
+           "a write to a read-only word is answered OKAY, as if it had been written",
+           ("tests/test_registers.py::test_writes_to_nothing_writable_answer_slverr_and_change_"
+            "nothing",)),
+    Mutant("registers-clear-wins-over-set", "registers",
+           'm.d.sync += value.eq((value & ~clear) | getattr(ports, f"{field.name}_set"))',
+           'm.d.sync += value.eq((value | getattr(ports, f"{field.name}_set")) & ~clear)',
+           "a w1c bit set by hardware in the cycle software clears it is lost (a done or "
+           "error event missed)",
+           ("tests/test_registers.py::test_pulse_is_one_cycle_and_a_set_wins_over_a_clear",)),
+    # --- AxiRam -----------------------------------------------------------------------------------
+    Mutant("ram-bus-write-lost-under-backdoor-write", "axi_ram",
+           "bus.wready.eq(wr_active & ~host_write & (~last_beat | b_queue.w_rdy))",
+           "bus.wready.eq(wr_active & (~last_beat | b_queue.w_rdy))",
+           "a W beat taken in the cycle of a backdoor write is not stored (the port is the "
+           "backdoor's)", ("tests/test_axi_ram.py::test_ram_against_axi_master",)),
 ]
 
 BY_NAME = {mutant.name: mutant for mutant in CATALOGUE}
@@ -287,8 +369,10 @@ class Outcome:
         return self.status in ("killed", "equivalent")
 
 
-def _pytest(tests, env, timeout):
+def _pytest(tests, env, timeout, basetemp=None):
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    if basetemp is not None:
+        command.append(f"--basetemp={basetemp}")
     if env.get(ENV_MUTANT):
         command[3:3] = ["-p", "mutant_plugin"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -307,24 +391,66 @@ def _environment(mutant: Mutant | None, applied: Path | None) -> dict:
     return env
 
 
+# A cocotb bench's failure names its log ("see .../sim.log"), which lives in the run's scratch
+# directory: the verdict takes the reason from the log instead (a failing RTL assertion's
+# message, or the first exception of a failing testcase).
+_LOG = re.compile(r"see (\S+\.log)\b")
+_RTL_ASSERTION = re.compile(r"^(.*?)\[\d+\] %Error: .*Assertion failed", re.MULTILINE)
+_EXCEPTION = re.compile(r"^\s+(?:[\w.]+\.)?(\w+(?:Error|Exception|Failure)\b.*)$", re.MULTILINE)
+
+
+def _log_reason(why: str) -> str:
+    """``why`` with a cocotb log it names replaced by the reason the log gives, if any."""
+    found = _LOG.search(why)
+    if not found or not Path(found.group(1)).is_file():
+        return why
+    log = Path(found.group(1)).read_text(errors="replace")
+    assertion = _RTL_ASSERTION.search(log)
+    if assertion:
+        reason = f"RTL assertion: {assertion.group(1).strip()}"
+    else:
+        exception = _EXCEPTION.search(log)
+        if not exception:
+            return why
+        reason = exception.group(1).strip()
+    before = why[:found.start()]
+    if re.fullmatch(r"\w+:\s*", before):        # "AssertionError: see ...": the log's reason only
+        before = ""
+    return f"{before}sim log: {reason}{why[found.end():]}"
+
+
+def _message_lines(output: str, exception: str) -> str:
+    """An exception whose message starts on a new line (NumPy's assertions): its name and the
+    message's first lines, from pytest's report (lines ``E   ...``)."""
+    lines = [line[1:].strip() for line in output.splitlines() if line.startswith("E ")]
+    lines = [line for line in lines if line]
+    start = next((i for i, line in enumerate(lines) if line.startswith(exception)), None)
+    if start is None:
+        return exception
+    return "; ".join([exception.rstrip(":") + ":", *lines[start + 1:start + 4]]).replace(":;", ":")
+
+
 def run_mutant(mutant: Mutant, timeout: float) -> Outcome:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutant-") as scratch:
         applied = Path(scratch) / "applied"
         try:
-            result = _pytest(mutant.tests, _environment(mutant, applied), timeout)
+            result = _pytest(mutant.tests, _environment(mutant, applied), timeout,
+                             basetemp=Path(scratch) / "pytest")
         except subprocess.TimeoutExpired:
             return Outcome(mutant, "error", f"no verdict within {timeout:.0f} s (a hang the "
                            f"tests do not detect)", time.monotonic() - started)
         seconds = time.monotonic() - started
         was_applied = applied.exists()
-    failed = re.search(r"^FAILED (\S+)(?: - (.*))?$", result.stdout, re.MULTILINE)
+        failed = re.search(r"^FAILED (\S+)(?: - (.*))?$", result.stdout, re.MULTILINE)
+        why = _log_reason((failed.group(2) or "").strip()) if failed else ""
+        if failed and re.fullmatch(r"[\w.]*(Error|Exception):?", why):
+            why = _message_lines(result.stdout, why)
     if not was_applied:
         return Outcome(mutant, "error", f"{mutant.module} was never imported by the tests "
                        f"(exit {result.returncode})", seconds)
     if result.returncode == 1 and failed:
         status = "error" if mutant.equivalent else "killed"
-        why = (failed.group(2) or "").strip()
         detail = failed.group(1) + (f": {why[:150]}{'...' if len(why) > 150 else ''}"
                                     if why else "")
         if mutant.equivalent:

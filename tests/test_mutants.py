@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from amaranth.back import rtlil, verilog
 
-from maskprop.base.config import Config
+from maskprop.base.config import Config, CoreConfig
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -58,6 +58,25 @@ PROBES = {
                                                  max_cols=4)),
     "rank_compaction": lambda hw: built_with(hw, "index_decoder"),
     "counters": lambda hw: built_with(hw, "engine"),
+    "core": lambda hw: hw.MaskpropCore(CoreConfig(
+        Config(vec=4, lanes=2, tiles=2, data_width=8, acc_width=17, col_block=4, max_chunks=8,
+               max_cols=8), x_words=16, max_burst=4, max_outstanding=2)),
+    "address_generator": lambda hw: hw.AddressGenerator(
+        Config(vec=4, lanes=1, tiles=1, col_block=4, max_chunks=16, max_cols=8), addr_width=8,
+        dim_width=4, kernel_width=3, stride_width=2, padding_width=2),
+    "output_writer": lambda hw: hw.OutputWriter(Config(vec=4, lanes=2, tiles=2, data_width=8,
+                                                       acc_width=17, col_block=4, max_chunks=2,
+                                                       max_cols=8)),
+    "axi_dma": lambda hw: hw.AxiDma(addr_width=12, data_width=32, max_burst=4,
+                                    max_outstanding=2, max_beats_per_command=16),
+    "axi_ram": lambda hw: hw.AxiRam(addr_width=12, data_width=16, depth=8, host_port=True),
+    # Built from the module's own classes: a map of the real module would bring its own Word.
+    "registers": lambda hw: hw.RegisterFile(hw.RegisterMap("probe", [
+        hw.Register("CONTROL", [hw.Field("go", 1, "pulse"), hw.Field("mode", 2, "rw")]),
+        hw.Register("STATUS", [hw.Field("done", 1, "w1c", cleared_by="go")]),
+        hw.Register("COUNT", [hw.Field("count", 40, "ro")], width=64),
+        hw.Register("ID", [hw.Field("id", 8, "const", reset=0x5A)]),
+    ])),
 }
 
 
