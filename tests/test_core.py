@@ -150,7 +150,10 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
     from maskprop.hw.core_registers import Pass
     cases = {
         "ZERO_DIM": [{"layer_n": 0}, {"layer_c": 0}, {"layer_k": 0}, {"stride": 0},
-                     {"kernel": 0}, {"kernel": 9, "padding": 1}],
+                     {"kernel": 0}, {"kernel": 9, "padding": 1},
+                     # a kernel larger than the padded image in one dimension only
+                     {"kernel": 5, "padding": 0, "layer_h": 9},
+                     {"kernel": 5, "padding": 0, "layer_w": 9}],
         "BAD_PASS": [{"pass_kind": 3}, {"pass_kind": Pass.BACKWARD_WEIGHT}],
         "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}],
         "SHAPE_TOO_LARGE": [{"layer_k": CORE.array.max_cols + 1},
