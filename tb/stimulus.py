@@ -6,7 +6,7 @@ import random
 
 __all__ = ["seed_from_env", "random_signed", "random_frames", "random_chunks",
            "random_index_beats", "dense_sequencer_beats", "random_gemm_operands",
-           "random_conv_tensors", "SMALL_PASSES", "small_pass"]
+           "random_conv_tensors", "structural_layers", "SMALL_PASSES", "small_pass"]
 
 
 def seed_from_env(default: int | None = None) -> int:
@@ -131,6 +131,26 @@ def random_conv_tensors(rng, layer, density: float, *, data_max: int = 2000):
     return (np.abs(sparse(layer.input_shape)),
             rng.integers(-data_max, data_max + 1, size=layer.weight_shape),
             sparse(layer.output_shape))
+
+
+def structural_layers() -> list:
+    """Small conv layers, one for each structural case of the lowering: stride 1 and 2, 1x1,
+    rows with no structural element (never sent: backward-data of the input pixels a stride-2
+    1x1 conv never reads, forward outputs whose window is all padding, padding 3)."""
+    from maskprop.sim.layer import ConvLayer
+
+    return [
+        ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=7, kernel=3, stride=1,
+                  padding=1, name="3x3-s1"),
+        ConvLayer(batch=2, in_channels=3, height=6, width=6, out_channels=5, kernel=3, stride=2,
+                  padding=1, name="3x3-s2"),
+        ConvLayer(batch=2, in_channels=6, height=4, width=4, out_channels=4, kernel=1, stride=1,
+                  padding=0, name="1x1"),
+        ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=4, kernel=1, stride=2,
+                  padding=0, name="1x1-s2"),
+        ConvLayer(batch=1, in_channels=2, height=3, width=3, out_channels=3, kernel=3, stride=1,
+                  padding=3, name="3x3-p3"),
+    ]
 
 
 def _small_passes() -> dict:

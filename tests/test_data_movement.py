@@ -18,21 +18,10 @@ from maskprop.host.memory_layout import backward_data_weights, pack
 from maskprop.sim import data_movement as dm
 from maskprop.sim.cycle_model import IssuedChunks
 from maskprop.sim.layer import ConvLayer
-from maskprop.tb.stimulus import random_conv_tensors
+from maskprop.tb.stimulus import random_conv_tensors, structural_layers
 
 LAYERS = [
-    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=7, kernel=3, stride=1,
-              padding=1, name="3x3-s1"),
-    ConvLayer(batch=2, in_channels=3, height=6, width=6, out_channels=5, kernel=3, stride=2,
-              padding=1, name="3x3-s2"),
-    ConvLayer(batch=2, in_channels=6, height=4, width=4, out_channels=4, kernel=1, stride=1,
-              padding=0, name="1x1"),
-    # Rows with no structural element (never sent): backward-data of the pixels a stride-2 1x1
-    # conv never read, forward outputs whose window is all padding.
-    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=4, kernel=1, stride=2,
-              padding=0, name="1x1-s2"),
-    ConvLayer(batch=1, in_channels=2, height=3, width=3, out_channels=3, kernel=3, stride=1,
-              padding=3, name="3x3-p3"),
+    *structural_layers(),
     # More columns than a block and than the tiles: several blocks and replays.
     ConvLayer(batch=1, in_channels=12, height=4, width=4, out_channels=19, kernel=3, stride=1,
               padding=1, name="wide"),

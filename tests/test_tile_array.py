@@ -10,10 +10,9 @@ import pytest
 from maskprop.base.config import FPGA_SMALL
 from maskprop.host.driver import ArrayPass
 from maskprop.hw.tile_array import TileArray
-from maskprop.sim.layer import ConvLayer
 from maskprop.tb.amaranth_bench import run_streams
 from maskprop.tb.conv_reference import direct_conv
-from maskprop.tb.stimulus import seed_from_env
+from maskprop.tb.stimulus import seed_from_env, structural_layers
 
 # The layers' backward-weight has at most 9 x 3 = 27 columns in either orientation: within
 # FPGA_SMALL's max_cols.
@@ -41,20 +40,7 @@ def run_array(config, array_pass, *, dense, idle=0.0, backpressure=0.0, seed=0):
     return dut, run
 
 
-LAYERS = [
-    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=7, kernel=3, stride=1,
-              padding=1, name="3x3-s1"),
-    ConvLayer(batch=2, in_channels=3, height=6, width=6, out_channels=5, kernel=3, stride=2,
-              padding=1, name="3x3-s2"),
-    ConvLayer(batch=2, in_channels=6, height=4, width=4, out_channels=4, kernel=1, stride=1,
-              padding=0, name="1x1"),
-    # Rows with no structural element, not sent: backward-data of the input pixels no window
-    # read (1x1, stride 2), and forward outputs whose window is all padding (padding 3).
-    ConvLayer(batch=2, in_channels=3, height=5, width=5, out_channels=4, kernel=1, stride=2,
-              padding=0, name="1x1-s2"),
-    ConvLayer(batch=1, in_channels=2, height=3, width=3, out_channels=3, kernel=3, stride=1,
-              padding=3, name="3x3-p3"),
-]
+LAYERS = structural_layers()
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
