@@ -78,6 +78,8 @@ def _shown(words: list, work: Path) -> str:
 # --- the parts ----------------------------------------------------------------------------------
 
 FPGA_ARRAY = ("--max-cols", 32, "--max-chunks", 16, "--col-block", 8)
+#: maskprop.base.config.FPGA_CORE as options (tests/test_docs.py holds them equal).
+FPGA_CORE = ("--max-cols", 32)
 
 
 def _json(path: Path):
@@ -141,6 +143,19 @@ def _render_flow_engine(work, docs):
     return text
 
 
+def _render_flow_core(work, docs):
+    default, fits = _json(work / "default.json"), _json(work / "fits.json")
+    if default.get("routed") or not fits.get("routed"):
+        raise MakeDocsError(f"{work}: expected CORE_DEFAULT synthesized only and FPGA_CORE "
+                            f"placed and routed")
+    names = {"luts": "LUT4", "ffs": "FF", "dsps": "DSP", "brams": "block RAM"}
+    missing = ", ".join(f"{names.get(kind, kind)} {need:,} of {have:,}"
+                        for kind, (need, have) in default.get("overflow", {}).items())
+    label = "MaskpropCore, CORE_DEFAULT (synthesis only" + (
+        f"; does not fit: {missing})" if missing else ")")
+    return tables.flow_table([(label, default), ("MaskpropCore, FPGA_CORE", fits)])
+
+
 def _render_text(*names):
     def render(work, docs):
         return "\n\n".join(_text(work / name).strip("\n") for name in names)
@@ -148,7 +163,8 @@ def _render_text(*names):
 
 
 PARTS = [
-    Part("demo", "results.md", "the demo's output: conv2's backward pass on the tile array's RTL",
+    Part("demo", "results.md", "the demo's output: conv2's backward pass on the core's and the "
+         "tile array's RTL",
          lambda work, quick: [_maskprop("demo")],
          lambda work, docs: tables.code_block(_text(work / "stdout-0.txt"))),
     Part("cycle-model", "results.md", "the cycle model's speed on a whole network's backward pass",
@@ -182,6 +198,14 @@ PARTS = [
          lambda work, quick: [_maskprop("flow", "array", "--target", "ecp5", *FPGA_ARRAY,
                                         "--out", work / "build", "--json", work / "ecp5.json")],
          lambda work, docs: tables.flow_table([("TileArray", _json(work / "ecp5.json"))])),
+    Part("fpga-core", "fpga.md", "the core on the ECP5 LFE5U-85F: CORE_DEFAULT synthesized, "
+         "FPGA_CORE placed and routed (router2)",
+         lambda work, quick: [
+             _maskprop("flow", "core", "--target", "ecp5", "--synth-only", "--out",
+                       work / "default", "--json", work / "default.json"),
+             _maskprop("flow", "core", "--target", "ecp5", *FPGA_CORE, "--router", "router2",
+                       "--out", work / "fits", "--json", work / "fits.json")],
+         _render_flow_core),
     Part("mutants", "verification.md", "the mutation-testing table (written by the script)",
          lambda work, quick: [_script("mutants.py", "--jobs", 2, "--write-docs")],
          None, written_by_command=True),

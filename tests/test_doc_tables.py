@@ -135,6 +135,9 @@ def test_flow_tables_show_the_reports_and_their_ratios():
     assert rows[0][:3] == ["tree", "ecp5", "LFE5U-25F-6 CABGA381"]
     assert rows[1][:3] == ["tree", "ice40", "iCE40UP5K SG48"]
     assert rows[1][-2] == "no clock"
+    synthesized = flow_report(routed=False, fmax_mhz=None)
+    rows = table_rows(tables.flow_table([("core", synthesized)]), "| block |")
+    assert rows[0][-2] == "not routed"
 
 
 def shown_scaled(cell: str, value: float, unit: float) -> bool:
@@ -315,13 +318,28 @@ def test_make_docs_options_are_checked(tmp_path):
     assert result.returncode == 1 and "missing" in result.stderr
 
 
-def test_every_committed_region_is_a_generated_part_and_filled():
-    """Each region in docs/ is one make_docs knows, and holds a table: not left empty."""
+def _make_docs():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import make_docs
     finally:
         sys.path.remove(str(ROOT / "scripts"))
+    return make_docs
+
+
+def test_fpga_core_options_are_the_preset():
+    """The fpga-core part places FPGA_CORE: its command-line options say the same."""
+    from maskprop.base.config import FPGA_CORE, Config
+    options = _make_docs().FPGA_CORE
+    fields = {name.removeprefix("--").replace("-", "_"): value
+              for name, value in zip(options[::2], options[1::2])}
+    assert Config(**fields) == FPGA_CORE.array
+    assert FPGA_CORE == FPGA_CORE.__class__(array=FPGA_CORE.array)   # the core's own defaults
+
+
+def test_every_committed_region_is_a_generated_part_and_filled():
+    """Each region in docs/ is one make_docs knows, and holds a table: not left empty."""
+    make_docs = _make_docs()
     seen = {}
     for page in sorted((ROOT / "docs").glob("*.md")):
         text = page.read_text()

@@ -278,6 +278,8 @@ def _where(report: dict) -> str:
 
 
 def _fmax(report: dict) -> str:
+    if not report.get("routed", True):
+        return "not routed"
     return "no clock" if report["fmax_mhz"] is None else f"{report['fmax_mhz']:.1f} MHz"
 
 
