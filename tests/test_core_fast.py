@@ -123,6 +123,32 @@ def test_fast_build_is_its_own_cache_entry_and_exposes_only_the_ports(system):
         top_level_ports(verilog, "other")
 
 
+@pytest.mark.sim
+def test_a_memory_error_response_is_reported_and_the_core_goes_on(system, tmp_path):
+    """An address beyond the RAM (DECERR) for the output, then for the input: the pass ends,
+    ``STATUS.error`` with BUS_ERROR and not done, no hang; then a legal pass is exact."""
+    from maskprop.host.core_driver import register_words
+    layer = LAYERS[0]
+    A, W, dZ = random_conv_tensors(np.random.default_rng(3), layer, 0.5)
+    job = CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ)
+    beyond = system.memory_bytes + 0x1000          # aligned, inside addr_width, not memory
+    jobs = []
+    for field in ("out_base", "a_base"):
+        bench_job = job.bench_job(system.register_map)
+        bench_job["writes"] = register_words(system.register_map,
+                                             {**job.fields(), field: beyond})
+        jobs.append(bench_job)
+    jobs.append(job.bench_job(system.register_map))
+    bench = run_fast_core_jobs(system, jobs, labels=["out beyond", "input beyond", "legal"],
+                               build_dir=tmp_path, seed=1)
+    for run in bench.runs[:2]:
+        assert run.status["error"] and not run.status["done"], (run.label, run.status)
+        assert run.status["error_code"] == "BUS_ERROR", (run.label, run.status)
+    legal = bench.runs[2]
+    assert legal.status["done"] and not legal.status["error"], legal.status
+    assert legal.result == job.expected_image()
+
+
 def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
     layer = ConvLayer(2, 16, 16, 16, 16, 3, 1, 1, "large")     # 512 words of A alone
     job = CoreJob(layer, "forward", CoreConfig(CORE.array, x_words=1024),
