@@ -14,6 +14,7 @@ from maskprop.hw.axi_dma import AxiDma
 from maskprop.hw.core_registers import COUNTERS, ErrorCode, Mode, Pass, core_register_map
 from maskprop.hw.output_writer import OutputWriter
 from maskprop.hw.registers import RegisterFile
+from maskprop.hw.skid_buffer import SkidBuffer
 from maskprop.hw.tile_array import TileArray
 
 __all__ = ["MaskpropCore"]
@@ -310,19 +311,20 @@ class MaskpropCore(wiring.Component):
             m.d.sync += first_row.eq(0)
 
         # --- chunks: the walker's addresses read from the scratchpad, with their masks --------
-        # Two stages: the scratchpad's registered read (`fetched`), then a register holding the
-        # chunk with its mask (`staged`). The second keeps the block RAM's clock-to-out, the
-        # mask and the route to the tile array's row buffer out of one cycle: without it that
-        # was the core's critical path (docs/fpga.md). Both stages pass a chunk per cycle.
+        # Two stages: the scratchpad's registered read (`fetched`), then a two-entry FIFO
+        # holding chunks with their masks (`staged`). The FIFO keeps the block RAM's
+        # clock-to-out, the mask and the route to the tile array's row buffer out of one cycle,
+        # and its registered `w_rdy` cuts the combinational ready chain from the tile array's
+        # stall back into the address generator (both were the core's critical path,
+        # docs/fpga.md). A chunk written is readable the next cycle, as from a register, and
+        # both stages pass a chunk per cycle.
         chunk = walker.chunks.payload
         fetched = Signal()                   # the read port holds a chunk
         fetched_chunk = Signal(chunk.shape())
-        staged = Signal()                    # `staged_beat` holds a chunk for array.x
-        staged_beat = Signal(array.x.payload.shape())
-        stage_ready = Signal()
+        x_layout = array.x.payload.shape()
+        m.submodules.staged = staged = fifo.SyncFIFO(width=x_layout.size, depth=2)
         m.d.comb += [
-            stage_ready.eq(~staged | array.x.ready),
-            walker.chunks.ready.eq(~fetched | stage_ready),
+            walker.chunks.ready.eq(~fetched | staged.w_rdy),
             x_read.addr.eq(chunk.addr),
             x_read.en.eq(walker.chunks.ready),
         ]
@@ -330,19 +332,18 @@ class MaskpropCore(wiring.Component):
             m.d.sync += [fetched.eq(walker.chunks.valid), fetched_chunk.eq(chunk)]
         x_elements = _elements(x_read.data, vec, container, c.data_width)
         data_mask = Cat(element != 0 for element in x_elements)
-        beat = Signal(array.x.payload.shape())
+        beat = Signal(x_layout)
         m.d.comb += [
             *(beat.x[e].eq(x_elements[e]) for e in range(vec)),
             beat.mask.eq(Mux(command.dense, fetched_chunk.smask,
                              fetched_chunk.smask & data_mask)),
             beat.index.eq(fetched_chunk.index),
             beat.last.eq(fetched_chunk.last),
-        ]
-        with m.If(stage_ready):
-            m.d.sync += [staged.eq(fetched), staged_beat.eq(beat)]
-        m.d.comb += [
-            array.x.valid.eq(staged),
-            array.x.payload.eq(staged_beat),
+            staged.w_en.eq(fetched),
+            staged.w_data.eq(beat),
+            array.x.valid.eq(staged.r_rdy),
+            array.x.payload.eq(staged.r_data),
+            staged.r_en.eq(array.x.ready),
             array.dense.eq(command.dense),
         ]
 
@@ -353,14 +354,18 @@ class MaskpropCore(wiring.Component):
 
         # --- results: requantized by the writer, written by the DMA ---------------------------
         wiring.connect(m, array.o, writer.results)
+        m.submodules.write_skid = write_skid = SkidBuffer(dma.write_data.payload.shape())
+        wiring.connect(m, write_skid.o, dma.write_data)
         m.d.comb += [
             writer.cols.eq(cols),
             writer.shift.eq(command.shift),
             writer.base.eq(0),
-            dma.write_data.valid.eq(writer.o.valid),
-            dma.write_data.payload.data.eq(writer.o.payload.data),
-            dma.write_data.payload.strb.eq(~0),
-            writer.o.ready.eq(dma.write_data.ready),
+            # The skid buffer's registered ready cuts the ready chain from the memory port's
+            # write side into the writer and the tile array's stall (docs/fpga.md).
+            write_skid.i.valid.eq(writer.o.valid),
+            write_skid.i.payload.data.eq(writer.o.payload.data),
+            write_skid.i.payload.strb.eq(~0),
+            writer.o.ready.eq(write_skid.i.ready),
             dma.write_done.ready.eq(1),
         ]
 
