@@ -1,0 +1,603 @@
+"""Cycle model of one command of the accelerator core (``hw/core.py``), memory included.
+
+:func:`core_cycles` predicts, for a forward or backward-data pass in dense or sparse mode, the
+core's ``cycles_busy`` counter (``CONTROL.start`` to ``STATUS.done``) split into its phases -
+the command **check**, the **load** of the X scratchpad and the Y buffer, the **run** (walk,
+compute, write-back) and the **drain** of the last write - together with the tile array's
+``compute_cycles`` (the cycle model's :meth:`~maskprop.host.driver.ArrayPass.model_cycles`) and
+``stall_cycles``, and the bytes read and written per tensor (the data-movement model's
+:func:`~maskprop.sim.data_movement.pass_traffic`). The memory is a parameter
+(:class:`MemoryTiming`: read latency, write latencies, bandwidth); :data:`AXI_RAM` is the
+on-chip RAM of :class:`~maskprop.hw.core_system.CoreSystem`.
+
+Why it is exact
+---------------
+The core is a chain of blocks joined by ready/valid handshakes, with no arbitration and no
+choice that depends on data other than what the pass's chunk lists already say (which rows and
+chunks are live, each chunk's decoder beats, each row-block's column groups: the cycle
+model's :class:`~maskprop.sim.cycle_model.IssuedChunks` and
+:func:`~maskprop.sim.cycle_model.column_groups`). So every handshake happens in the first cycle in which all its conditions hold, and the model
+computes that cycle for every handshake of the pass, in stream order, as the maximum of its
+conditions - each read off the RTL:
+
+- the **command check**: one ``CHECK`` cycle, ``DIVIDE`` (18 restoring-division steps and a
+  cycle that finds the step counter at 0), ten products of ``SIZE_LOAD`` + 18 multiplier steps
+  + a store cycle, one ``LIMITS`` cycle (:data:`CHECK_CYCLES`); then one cycle per read command
+  (X, Y and, for sparse backward-data's output mask, ``A``);
+- the **DMA's read engine** (``hw/axi_dma.py``): a command's first AR handshake
+  :attr:`~maskprop.hw.axi_dma.AxiDma.address_latency` cycles after the command, bursts of at
+  most ``max_burst`` beats that do not cross 4 KiB, one AR per cycle, at most
+  ``max_outstanding`` bursts from AR to last R beat, an AR only when the read FIFO
+  (``max_burst * max_outstanding`` words) has room for the whole burst besides every word
+  promised to it, and a word on ``read_data``
+  :attr:`~maskprop.hw.axi_dma.AxiDma.read_data_latency` cycles after its R beat (the FIFO's
+  output register; later if the word before it is still there);
+- the **memory**: :class:`MemoryTiming`;
+- ``LOADING`` ends the cycle after the last X or Y word is taken; ``WRITE`` offers the write
+  command, ``WALK`` the address generator's;
+- the **address generator** (``hw/address_generator.py``): row-block 0 pending
+  :func:`~maskprop.hw.address_generator.walk_cycles` ``- 2`` cycles after its command; then
+  one row-block pending at a time, its rows beat offered while the chunks of the row-block
+  before it are walked, a row-block's chunks one per cycle from the cycle after it is taken
+  for walking (once the one before it has sent its last chunk), and the next row-block pending
+  once its rows beat and its walk are both taken;
+- the **rows beat** waits for the tile array's row register (free in the cycle the row before
+  it issues its last chunk), a free entry of the writer's row FIFO (``TileArray.FIFO_DEPTH +
+  2`` entries) and, for the output mask, the pixel's mask in the mask FIFO (4 entries, filled
+  from the ``A`` words, one per pixel, as the FIFO has room);
+- the **fetch**: the scratchpad's registered read, then a two-entry FIFO, readable the cycle
+  after it is written and writable while it holds fewer than two chunks;
+- the **tile array** (``hw/tile_array.py``): a row's first chunk enters the decoder the cycle
+  after its row, each chunk when the decoder is free, ready and the chunk there; a chunk with
+  ``n`` set bits yields ``ceil(n / lanes)`` beats
+  (:func:`~maskprop.hw.index_decoder.chunk_cycles`), an all-zero chunk one cycle and no beat
+  (a beat if it ends its group); each further column group replays the kept chunks; a group's
+  result reaches ``o`` after the PE's and the tree's registers;
+- the **back end**: the PE's registers move together when their last holds no beat or the tree
+  moves; the tree's move together unless a result waits on ``o``. While one waits (the writer
+  is not ready for it) the decoder stalls once the PE is full; these cycles are followed one by
+  one, and the decoder's stalls counted (``stall_cycles``);
+- the **output writer** (``hw/output_writer.py``): a result taken into its requantize register
+  when that is free, assembled when the block register is free and the row's writer beat is
+  readable; a block complete with its last result (a dead row's at once); it moves into the
+  gearbox when the gearbox has sent all whole words of the blocks before it (and a row's
+  remainder), which sends one word per cycle;
+- the **skid buffer** (``hw/skid_buffer.py``) between the writer and the DMA: the writer's word
+  is taken when the skid register is empty, the DMA takes it when ready;
+- the **DMA's write engine**: AW handshakes from ``address_latency`` after the write command,
+  one per cycle, at most ``max_outstanding`` bursts from AW to B (the next AW two cycles after a
+  B), a word taken once its burst's AW is issued and the W register is free, on W the cycle
+  after; ``write_done`` the cycle after the last burst's B, and the core idle the cycle after.
+
+Each handshake is computed once, from handshakes before it in its stream or in the streams it
+waits for, so the cost is linear in the pass's chunks, row-blocks and words (plus the cycles in
+which a result waits). The tests hold the total, the compute and stall cycles and the bytes to
+the RTL (``tests/test_core_model.py``).
+
+What is not modelled
+--------------------
+Backward-weight (the core refuses it), illegal commands and bus errors; a memory that refuses
+AR or AW (the model's memory takes them at once: :class:`~maskprop.hw.axi_ram.AxiRam`'s two-deep
+address queues never delay a beat, because a burst waits there only behind two others, whose
+beats come first); the tile array's groups FIFO (16 entries) is never full, because at most
+one group per register of the decoder, PE and tree is in flight.
+
+Under random backpressure
+-------------------------
+A memory that pauses (or answers later than its :class:`MemoryTiming` says) only delays events:
+every condition above is a maximum of earlier events' cycles, and nothing in the core goes
+faster because something else was late. So with the memory's pause-free timing the model is a
+lower bound of ``cycles_busy``; the difference is the cycles the pauses cost.
+"""
+
+import bisect
+import math
+import numbers
+from dataclasses import dataclass
+from fractions import Fraction
+
+from maskprop.base.config import CoreConfig, check_range
+from maskprop.host.core_driver import check_core_pass
+from maskprop.host.driver import ArrayPass
+from maskprop.hw.accumulation_tree import AccumulationTree
+from maskprop.hw.address_generator import walk_cycles
+from maskprop.hw.axi import BOUNDARY_BYTES
+from maskprop.hw.axi_dma import AxiDma
+from maskprop.hw.axi_ram import AxiRam
+from maskprop.hw.sparse_pe import SparseGradPE
+from maskprop.hw.tile_array import TileArray
+from maskprop.sim.cycle_model import column_groups, row_chunk_cycles
+from maskprop.sim.data_movement import PassTraffic, pass_traffic
+
+__all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "CHECK_CYCLES", "BASES"]
+
+# The command check (hw/core.py: CHECK, DIVIDE, SIZE_LOAD/SIZE_STEP, LIMITS; hw/core.py keeps
+# these as a private constant and a local list): one CHECK cycle; DIVIDE's 18 steps and the
+# cycle that finds the step counter at 0; ten products of a SIZE_LOAD cycle, 18 multiplier steps
+# and a store cycle; one LIMITS cycle. The first read command is offered in the cycle after.
+_QUOTIENT_BITS = 18
+_PRODUCTS = 10
+#: Cycles from the first busy cycle to the first read command.
+CHECK_CYCLES = 1 + (_QUOTIENT_BITS + 1) + _PRODUCTS * (1 + _QUOTIENT_BITS + 1) + 1
+
+# Depth of the core's mask FIFO (hw/core.py: one entry per pixel of the output mask).
+_MASK_FIFO_DEPTH = 4
+
+#: The base addresses :func:`core_cycles` takes (``CoreJob.bases``' names).
+BASES = ("a", "w", "dz", "out")
+
+_NEVER = -(1 << 62)        # "no condition": earlier than any cycle
+
+
+@dataclass(frozen=True)
+class MemoryTiming:
+    """The memory on the core's AXI4 port, as the model sees it.
+
+    ``read_latency``: cycles from an AR handshake to the burst's first R beat, 1..1000.
+    ``write_accept_latency``: cycles from an AW handshake to the first cycle the memory takes a
+    W beat of that burst, 0..1000. ``write_response_latency``: cycles from a burst's last W
+    beat to its B handshake, 1..1000. ``bytes_per_cycle``: the bandwidth of each direction
+    (reads and writes have channels of their own), a positive finite number, or ``None`` for
+    one bus word per cycle; a beat never comes sooner than one per cycle.
+
+    The memory answers in order, takes AR and AW at once, never pauses R or B, and serves a
+    burst's beats back to back, bursts after each other: a burst's first R beat comes
+    ``read_latency`` after its AR and no sooner than one beat time after the burst before it
+    ended, and so on. The defaults are :class:`~maskprop.hw.axi_ram.AxiRam`'s."""
+    read_latency: int = AxiRam.read_latency
+    # AxiRam's docstring: "W is taken from 2 cycles after the AW handshake" and "the response
+    # is offered the cycle after the last W beat" (hw/axi_ram.py has no constants for them).
+    write_accept_latency: int = 2
+    write_response_latency: int = 1
+    bytes_per_cycle: numbers.Real | None = None
+
+    def __post_init__(self):
+        check_range("read_latency", self.read_latency, 1, 1000)
+        check_range("write_accept_latency", self.write_accept_latency, 0, 1000)
+        check_range("write_response_latency", self.write_response_latency, 1, 1000)
+        rate = self.bytes_per_cycle
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
+                                 or not math.isfinite(rate) or rate <= 0):
+            raise ValueError(f"bytes_per_cycle must be a positive finite number of bytes per "
+                             f"cycle, or None for one bus word per cycle, not {rate!r}")
+
+    def beat_time(self, bus_bytes: int):
+        """Cycles per beat of one direction on a bus of ``bus_bytes``: at least 1, a
+        ``Fraction`` when the bandwidth is not a whole number of beats per cycle (a float is
+        taken as the decimal it prints as, as :func:`~maskprop.sim.data_movement.memory_cycles`
+        does)."""
+        if self.bytes_per_cycle is None:
+            return 1
+        rate = self.bytes_per_cycle
+        rate = Fraction(str(float(rate))) if isinstance(rate, float) else Fraction(rate)
+        time = Fraction(bus_bytes) / rate
+        return 1 if time <= 1 else (int(time) if time.denominator == 1 else time)
+
+
+#: :class:`~maskprop.hw.core_system.CoreSystem`'s on-chip memory (``hw/axi_ram.py``).
+AXI_RAM = MemoryTiming()
+
+
+@dataclass(frozen=True)
+class CoreCycles:
+    """One command on the core (:func:`core_cycles`). Phases, in cycles, which add up to
+    :attr:`total` (the ``cycles_busy`` counter): ``check`` (``CHECK`` to ``LIMITS``),
+    ``load`` (the read commands until every X and Y word is in: the last ``LOADING`` cycle),
+    ``run`` (``WRITE``, ``WALK``, and the walk, compute and write-back until the DMA takes the
+    last output word), ``drain`` (that word's write, its response, ``write_done``). Also the
+    tile array's ``compute`` cycles (its ``compute_cycles`` counter, inside ``run``) and
+    ``stall_cycles`` (its ``stall_cycles`` counter: the decoder waiting on a full pipeline
+    while the writer is not ready for a result), and the pass's DRAM ``traffic``."""
+    check: int
+    load: int
+    run: int
+    drain: int
+    compute: int
+    stall_cycles: int
+    traffic: PassTraffic
+
+    @property
+    def total(self) -> int:
+        return self.check + self.load + self.run + self.drain
+
+    @property
+    def bytes_read(self) -> dict:
+        """``{tensor: bytes}`` read (the data-movement model's names: ``A``, ``W``, ``Wt``,
+        ``dZ``)."""
+        return {t.tensor: t.bytes for t in self.traffic.tensors if t.direction == "read"}
+
+    @property
+    def bytes_written(self) -> dict:
+        """``{tensor: bytes}`` written (``Z`` or ``dA``)."""
+        return {t.tensor: t.bytes for t in self.traffic.tensors if t.direction == "write"}
+
+
+def _cycle(time) -> int:
+    """The cycle of an event at ``time`` (a beat time may be fractional)."""
+    return time if isinstance(time, int) else math.ceil(time)
+
+
+class _BufferedFifo:
+    """Handshake cycles of an Amaranth ``SyncFIFOBuffered`` of ``depth`` entries: ``depth - 1``
+    of memory and an output register. An entry written in cycle ``t`` moves to the output
+    register in ``max(t + 1, the cycle its predecessor is read)`` and is readable from the cycle
+    after; a write needs a free memory entry (``w_rdy`` does not count the output register).
+    Entries are written and read in order; ``read`` takes the read cycles."""
+
+    def __init__(self, depth: int):
+        self.inner = depth - 1
+        self.moved, self.read = [], []
+
+    def room(self, index: int) -> int:
+        """The first cycle entry ``index`` may be written in."""
+        ahead = index - self.inner
+        return self.moved[ahead] + 1 if ahead >= 0 else _NEVER
+
+    def write(self, cycle: int) -> int:
+        """The next entry, written in ``cycle``: returns the first cycle it can be read in."""
+        assert len(self.read) == len(self.moved), "the entry before is not read yet"
+        self.moved.append(max(cycle + 1, self.read[-1] if self.read else _NEVER))
+        return self.moved[-1] + 1
+
+
+def _bursts(address: int, words: int, bus_bytes: int, max_burst: int) -> list:
+    """The beats of the bursts AxiDma cuts a command into: at most ``max_burst``, none across a
+    4 KiB boundary."""
+    page = BOUNDARY_BYTES // bus_bytes
+    word, bursts = address // bus_bytes, []
+    while words:
+        beats = min(words, max_burst, page - word % page)
+        bursts.append(beats)
+        word, words = word + beats, words - beats
+    return bursts
+
+
+class _ReadStream:
+    """The DMA's read engine and the memory's R channel: the cycle each word of the read
+    commands is taken from ``read_data``, computed in stream order on demand (the ``A`` words of
+    the output mask are taken as the mask FIFO has room, which the walk decides)."""
+
+    def __init__(self, commands, core: CoreConfig, memory: MemoryTiming, consumer):
+        # commands: (cycle of the command's handshake, byte address, words); consumer(n,
+        # offered) returns the cycle word n is taken, offered from cycle `offered` on.
+        self.commands, self.core, self.memory, self.consumer = commands, core, memory, consumer
+        self.beat_time = memory.beat_time(core.bus_bytes)
+        self.read_buffer = core.max_burst * core.max_outstanding   # AxiDma's default, the core's
+        self.first, self.beats, self.command, self.burst_of = [], [], [], []
+        for index, (_, address, words) in enumerate(commands):
+            for beats in _bursts(address, words, core.bus_bytes, core.max_burst):
+                self.first.append(len(self.burst_of))
+                self.beats.append(beats)
+                self.command.append(index)
+                self.burst_of.extend([len(self.beats) - 1] * beats)
+        self.ar = []             # AR handshake of each burst
+        self.r = []              # R beat of each word (a time: fractional below a word a cycle)
+        self.taken = []          # read_data handshake of each word
+
+    def taken_at(self, n: int) -> int:
+        while len(self.taken) <= n:
+            self._next()
+        return self.taken[n]
+
+    def _next(self):
+        n = len(self.taken)
+        burst = self.burst_of[n]
+        r = self.r[-1] + self.beat_time if self.r else _NEVER
+        if self.first[burst] == n:
+            ar = self.ar[-1] + 1 if self.ar else _NEVER
+            if burst == 0 or self.command[burst - 1] != self.command[burst]:
+                ar = max(ar, self.commands[self.command[burst]][0] + AxiDma.address_latency)
+            # At most max_outstanding bursts from AR to last R beat: the count drops the cycle
+            # after that beat, the next AR is issued then and handshaken the cycle after.
+            done = burst - self.core.max_outstanding
+            if done >= 0:
+                ar = max(ar, _cycle(self.r[self.first[done] + self.beats[done] - 1]) + 2)
+            # Room in the read FIFO for the whole burst besides the words promised to it.
+            need = self.first[burst] + self.beats[burst] - self.read_buffer
+            if need > 0:
+                ar = max(ar, self.taken[need - 1] + 2)
+            self.ar.append(ar)
+            r = max(r, ar + self.memory.read_latency)
+        self.r.append(r)
+        offered = max(_cycle(r) + AxiDma.read_data_latency,
+                      self.taken[-1] + 1 if self.taken else _NEVER)
+        self.taken.append(self.consumer(n, offered))
+
+
+class _WriteStream:
+    """The DMA's write engine and the memory's W and B channels, word by word."""
+
+    def __init__(self, command: int, address: int, words: int, core: CoreConfig,
+                 memory: MemoryTiming):
+        self.command, self.core, self.memory = command, core, memory
+        self.beat_time = memory.beat_time(core.bus_bytes)
+        self.beats = _bursts(address, words, core.bus_bytes, core.max_burst)
+        self.burst_of = [burst for burst, beats in enumerate(self.beats) for _ in range(beats)]
+        self.aw = []             # AW handshake of each burst
+        self.b = []              # B handshake of each burst
+        self.w = []              # W beat of each word (a time)
+
+    def ready(self, n: int) -> int:
+        """The first cycle the DMA can take word ``n``: its burst's AW issued (AWVALID up) and
+        the W register free (its word taken by the memory)."""
+        burst = self.burst_of[n]
+        while len(self.aw) <= burst:
+            aw = self.aw[-1] + 1 if self.aw else self.command + AxiDma.address_latency
+            done = len(self.aw) - self.core.max_outstanding
+            if done >= 0:            # at most max_outstanding bursts from AW to B
+                aw = max(aw, self.b[done] + 2)
+            self.aw.append(aw)
+        return max(self.aw[burst], _cycle(self.w[-1]) if self.w else _NEVER)
+
+    def take(self, n: int, cycle: int):
+        """The DMA takes word ``n`` in ``cycle``: on W from the next cycle."""
+        burst = self.burst_of[n]
+        w = self.w[-1] + self.beat_time if self.w else _NEVER
+        if n == 0 or self.burst_of[n - 1] != burst:
+            w = max(w, self.aw[burst] + self.memory.write_accept_latency)
+        self.w.append(max(w, cycle + 1))
+        if n + 1 == len(self.burst_of) or self.burst_of[n + 1] != burst:
+            self.b.append(_cycle(self.w[-1]) + self.memory.write_response_latency)
+
+
+class _BackEnd:
+    """The tile array behind its decoder: the PE's registers, which move together when the last
+    of them holds no beat or the tree moves, and the tree's, which move together unless a
+    result waits on ``o`` (``i.ready = ~o.valid | o.ready`` in both). While the tree moves,
+    every beat passes in fixed time; in the cycles a result waits (:meth:`hold`) the PE still
+    takes beats into an empty last register and the decoder stalls otherwise, so those cycles
+    are followed one by one."""
+
+    def __init__(self, pe: int, tree: int):
+        self.pe, self.tree = pe, tree
+        self.holds = []          # (first, last) cycles in which a result waits on o
+        self.now = None          # `regs` are the PE's registers at the start of this cycle
+        self.regs = [False] * pe     # a beat in each? [0] takes the decoder's, [-1] feeds the tree
+        self.stalls = 0          # cycles the decoder offered a beat the PE did not take
+
+    def hold(self, first: int, last: int):
+        """A result waits on ``o`` from cycle ``first`` to ``last``. Holds come in order and do
+        not overlap: a result reaches ``o`` only after the one before it is taken."""
+        self.holds.append((first, last))
+
+    def _hold_from(self, cycle: int):
+        """The first hold that ends in or after ``cycle``, or None."""
+        k = bisect.bisect_left(self.holds, (cycle + 1, _NEVER)) - 1
+        if k >= 0 and self.holds[k][1] >= cycle:
+            return self.holds[k]
+        return self.holds[k + 1] if k + 1 < len(self.holds) else None
+
+    def _tree_moves(self, cycle: int) -> bool:
+        hold = self._hold_from(cycle)
+        return hold is None or hold[0] > cycle
+
+    def _shift(self, cycles: int, beats: int = 0):
+        """``cycles`` cycles in which the tree moves, a beat coming in the last ``beats``."""
+        fresh = [True] * min(beats, self.pe) + [False] * max(0, min(cycles, self.pe) - beats)
+        self.regs = (fresh + self.regs[:max(0, self.pe - cycles)])[:self.pe]
+        self.now += cycles
+
+    def _run_to(self, cycle: int):
+        """The registers through the cycles before ``cycle``, no beat coming."""
+        while self.now < cycle:
+            hold = self._hold_from(self.now)
+            if hold is None or hold[0] >= cycle:
+                self._shift(cycle - self.now)
+            elif hold[0] > self.now:
+                self._shift(hold[0] - self.now)
+            else:
+                if not self.regs[-1]:
+                    self.regs = [False] + self.regs[:-1]
+                self.now += 1
+
+    def emit(self, cycle: int, beats: int) -> int:
+        """The decoder offers ``beats`` beats, the first in ``cycle``, each one the cycle after
+        the one before it is taken; returns the cycle the last is taken in."""
+        if self.now is None:
+            self.now = cycle
+        self._run_to(cycle)
+        hold = self._hold_from(cycle)
+        if hold is None or hold[0] >= cycle + beats:
+            self._shift(beats, beats)
+            return cycle + beats - 1
+        taken = 0
+        while taken < beats:
+            if self._tree_moves(self.now) or not self.regs[-1]:
+                self.regs = [True] + self.regs[:-1]
+                taken += 1
+            else:
+                self.stalls += 1
+            self.now += 1
+        return self.now - 1
+
+    def result(self) -> int:
+        """The cycle in which the result ending with the beat taken last is on ``o``: the beat
+        leaves the PE when the PE moves with it in the last register, then needs the tree to
+        move once per register."""
+        position, cycle, regs = 0, self.now, list(self.regs)
+        while True:
+            if self._tree_moves(cycle) or not regs[-1]:
+                if position == self.pe - 1:
+                    break
+                regs = [False] + regs[:-1]
+                position += 1
+            cycle += 1
+        moves = 0
+        while True:
+            if self._tree_moves(cycle):
+                moves += 1
+                if moves == self.tree:
+                    return cycle + 1
+            cycle += 1
+
+
+def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
+                memory: MemoryTiming = AXI_RAM, bases: dict | None = None) -> CoreCycles:
+    """The cycles of one command on the core of ``core`` (module docstring): ``array_pass`` is
+    the pass as the core runs it, lowered for ``core.array`` (``ArrayPass.lower``, with the
+    output mask if the command asks for it: sparse backward-data then reads ``A`` for it),
+    ``dense`` its mode, ``memory`` the memory's timing, ``bases`` the tensors' byte addresses
+    by :data:`BASES` name (``CoreJob.bases``; only where they fall in a 4 KiB page matters, for
+    the DMA's bursts; default: each at a page boundary). ``ValueError`` naming the parameter for
+    anything the core or the model does not take."""
+    if not isinstance(array_pass, ArrayPass):
+        raise ValueError(f"array_pass must be an ArrayPass, not {array_pass!r}")
+    if not isinstance(core, CoreConfig):
+        raise ValueError(f"core must be a CoreConfig, not {core!r}")
+    if core.array != array_pass.config:
+        raise ValueError("core: its tile array (core.array) is not the one array_pass was "
+                         "lowered for (array_pass.config)")
+    if not isinstance(dense, bool):
+        raise ValueError(f"dense must be True or False, not {dense!r}")
+    if not isinstance(memory, MemoryTiming):
+        raise ValueError(f"memory must be a MemoryTiming, not {memory!r}")
+    bases = {} if bases is None else bases
+    if not isinstance(bases, dict) or not set(bases) <= set(BASES):
+        raise ValueError(f"bases must be a dict of byte addresses named {', '.join(BASES)}, "
+                         f"not {bases!r}")
+    for name, address in bases.items():
+        check_range(f"bases[{name!r}]", address, 0, (1 << core.addr_width) - 1)
+        if address % core.bus_bytes:
+            raise ValueError(f"bases[{name!r}] must be a multiple of the bus width, "
+                             f"{core.bus_bytes} bytes, not {address}")
+    gemm = array_pass.gemm
+    layer, pass_name = gemm.layer, gemm.pass_name
+    check_core_pass(layer, pass_name, core)
+    config = core.array
+    vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
+    wants_mask = pass_name == "backward_data" and not dense and gemm.omask is not None
+    traffic = pass_traffic(layer, pass_name, config, dense=dense,
+                           output_mask=gemm.omask is not None)
+    words = {t.role: t.words for t in traffic.tensors}
+    x_words, y_words, out_words = words["X scratchpad"], words["Y buffer"], words["output"]
+
+    issued = array_pass.issued(dense)
+    wanted = array_pass.wanted(dense)
+    rows, cols = wanted.shape
+    blocks = -(-cols // col_block)
+    col_words = -(-cols // vec)
+    live_rows = issued.live_rows
+    groups = column_groups(wanted, tiles, col_block, live_rows)
+    _, replay = row_chunk_cycles(issued, lanes)
+    beats = -(-issued.counts // lanes)          # decoder beats of each chunk (0: all zero)
+
+    # --- load: the read commands, the X and Y words -------------------------------------------
+    x_base = bases.get("a" if pass_name == "forward" else "dz", 0)
+    commands = [(CHECK_CYCLES, x_base, x_words), (CHECK_CYCLES + 1, bases.get("w", 0), y_words)]
+    if wants_mask:
+        commands.append((CHECK_CYCLES + 2, bases.get("a", 0), out_words))
+    loaded = x_words + y_words
+    masks = _BufferedFifo(_MASK_FIFO_DEPTH)
+    mask_readable = []           # the first cycle each pixel's mask can be read
+
+    def consume(n, offered):
+        """X and Y words are taken as offered; an A word when the mask FIFO has room, its
+        pixel's last writing the mask."""
+        if n < loaded:
+            return offered
+        pixel, index = divmod(n - loaded, col_words)
+        cycle = max(offered, masks.room(pixel))
+        if index == col_words - 1:
+            mask_readable.append(masks.write(cycle))
+        return cycle
+
+    reads = _ReadStream(commands, core, memory, consume)
+    last_loaded = reads.taken_at(loaded - 1)
+    write_state = last_loaded + 2            # LOADING sees the count the cycle after the word
+    writes = _WriteStream(write_state, bases.get("out", 0), out_words, core, memory)
+    walk_state = write_state + 1
+
+    # --- run: walker, fetch, tile array, writer, DMA writes, row-block by row-block ----------
+    back_end = _BackEnd(SparseGradPE.latency, AccumulationTree.latency_for(config.tree_stages))
+    pre_steps = max(0, layer.padding + 1 - layer.kernel) if pass_name == "backward_data" else 0
+    pending = walk_state + walk_cycles([], 1, pre_steps) - 2   # row-block 0 pending
+    walking = pending + 1            # taken for walking
+    last_walked = _NEVER             # the previous row-block's last chunk, if it was live
+    walked = fetched = issued_1 = issued_2 = _NEVER    # the chunk before: walker, fetch, decoder
+    decoder_free = row_free = _NEVER
+    writer_rows = _BufferedFifo(TileArray.FIFO_DEPTH + 2)
+    held_free = block_free = gearbox_free = skid_free = _NEVER
+    have = word = 0                  # values in the gearbox; output words so far
+    last_word = _NEVER
+
+    def deliver(offered, rows_readable):
+        """The writer takes a result offered in cycle ``offered`` into its requantize register
+        when that is free (the tree holds the result until then), and assembles it once its
+        row's writer beat is readable and the block register is free."""
+        nonlocal held_free
+        taken = max(offered, held_free)
+        if taken > offered:
+            back_end.hold(offered, taken - 1)
+        held_free = max(taken + 1, rows_readable, block_free)
+
+    for m in range(rows):
+        live = bool(live_rows[m])
+        if live:
+            row_beats = beats[m][issued.live[m]]
+            kept = issued.live[m] if dense else issued.live[m] & (issued.counts[m] > 0)
+            last_kept = max(1, int(beats[m][kept][-1])) if kept.any() else 1
+        for b in range(blocks):
+            # The rows beat: to the array (a live row), the writer's row FIFO, the mask FIFO.
+            rows_beat = pending + 1
+            if live:
+                rows_beat = max(rows_beat, row_free)
+            rows_beat = max(rows_beat, writer_rows.room(m * blocks + b))
+            if wants_mask:
+                while len(mask_readable) <= m:
+                    reads.taken_at(loaded + (len(mask_readable) + 1) * col_words - 1)
+                rows_beat = max(rows_beat, mask_readable[m])
+                if b == blocks - 1:
+                    masks.read.append(rows_beat)
+            rows_readable = writer_rows.write(rows_beat)
+            if live:
+                # The first group takes the row's chunks from the walker through the fetch.
+                for k, n in enumerate(row_beats):
+                    walk = max(walking + 1 if k == 0 else walked + 1, fetched)
+                    fetch = max(walk + 1, issued_2 + 1)
+                    issue = max(rows_beat + 1, decoder_free, fetch + 1)
+                    if n == 0 and k < len(row_beats) - 1:
+                        decoder_free = issue + 1         # all zero, not the last: no beat
+                    else:
+                        decoder_free = back_end.emit(issue + 1, max(1, int(n)))
+                    walked, fetched, issued_1, issued_2 = walk, fetch, issue, issued_1
+                last_walked = walked
+                row_done = issued_1
+                deliver(back_end.result(), rows_readable)
+                for _ in range(1, int(groups[m, b])):     # replays of the kept chunks
+                    start = decoder_free
+                    if replay[m] > last_kept:
+                        start = back_end.emit(start + 1, int(replay[m]) - last_kept)
+                    row_done = start
+                    decoder_free = back_end.emit(start + 1, last_kept)
+                    deliver(back_end.result(), rows_readable)
+                row_free = row_done
+                complete = held_free
+            else:
+                complete = max(rows_readable, block_free)
+            writer_rows.read.append(complete)
+            # The next row-block is pending once this one's rows beat and walk are taken, and is
+            # taken for walking once this one's last chunk is.
+            pending = max(rows_beat, walking)
+            walking = max(pending + 1, last_walked if live else _NEVER)
+            # The block moves into the gearbox, which sends its whole words (all, at a row end).
+            move = max(complete + 1, gearbox_free)
+            block_free = move
+            have += min(col_block, cols - b * col_block)
+            if b == blocks - 1:
+                count, have = -(-have // vec), 0
+            else:
+                count, have = divmod(have, vec)
+            sent = move
+            for _ in range(count):
+                sent = max(sent + 1, skid_free)
+                taken = max(sent, writes.ready(word))
+                writes.take(word, taken)
+                skid_free = taken + 1
+                word, last_word = word + 1, taken
+            gearbox_free = sent if count else move + 1
+
+    total = writes.b[-1] + 2     # write_done the cycle after the last B, then idle
+    return CoreCycles(check=CHECK_CYCLES, load=last_loaded + 2 - CHECK_CYCLES,
+                      run=last_word + 1 - (last_loaded + 2), drain=total - (last_word + 1),
+                      compute=array_pass.model_cycles(dense), stall_cycles=back_end.stalls,
+                      traffic=traffic)

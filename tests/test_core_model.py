@@ -1,0 +1,308 @@
+# amaranth: UnusedElaboratable=no
+# (a CoreSystem is built for Amaranth's simulator, whose errors may leave it unelaborated)
+"""The core's cycle model with memory (``sim/core_model.py``) against the RTL:
+
+- on :class:`~maskprop.hw.core_system.CoreSystem` (the fast bench, the core's own AxiRam): the
+  busy, compute and stall cycles of every job exactly, and the bytes moved;
+- on the protocol bench (cocotbext-axi's memory): without pauses exactly, with random pauses
+  never above the RTL (the difference printed per job), and the bytes per tensor exactly as the
+  AXI monitor counted them;
+- in Amaranth's simulator, a core whose column block is wider than its memory word (as the
+  default core's), whose writer then holds the tile array's results, with one burst in flight;
+- the memory's parameters move the phases they belong to, and are validated.
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from maskprop.base.config import Config, CoreConfig
+from maskprop.host.core_driver import CoreJob
+from maskprop.host.driver import ArrayPass
+from maskprop.host.runs import core_bench_offsets, run_core_jobs
+from maskprop.hw.core import MaskpropCore
+from maskprop.hw.core_system import CoreSystem
+from maskprop.sim.core_model import AXI_RAM, CHECK_CYCLES, MemoryTiming, core_cycles
+from maskprop.sim.layer import ConvLayer
+from maskprop.tb.bench_core_fast import _words, run_fast_core_jobs
+from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
+
+# The core, memory and corner-case layers of the core's own tests (the same Verilog: their
+# cached builds serve here too).
+from test_core import CORNERS
+from test_core_fast import CORE, MEMORY_WORDS
+
+# The corner cases (1x1, stride 2, stride 3 with padding 0, padding 3, 19 to 13 channels,
+# all-zero activations), and a 1x1 stride-3 layer with padding: most of its rows are dead
+# (backward-data: input pixels the stride skips; forward: outputs in the padding), they queue
+# up in the writer's row FIFO while a live row's results come, and the writer holds them: the
+# tile array stalls (in dense mode whatever the data).
+LAYERS = CORNERS + [(ConvLayer(2, 8, 6, 6, 10, 1, 3, 1, "1x1, stride 3, padding 1"), 0.5)]
+
+# The bench counts traffic per CoreJob tensor; the data-movement model names the tensors.
+BENCH_TENSOR = {"A": "a", "W": "w", "Wt": "w", "dZ": "dz", "Z": "out", "dA": "out"}
+
+
+def seeded(default: int) -> int:
+    seed = seed_from_env(default=default)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    return seed
+
+
+def corner_jobs(seed: int, core: CoreConfig = CORE, layers=LAYERS) -> list:
+    """Every layer's two passes in both modes."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for layer, density in layers:
+        A, W, dZ = random_conv_tensors(rng, layer, density)
+        for pass_name in ("forward", "backward_data"):
+            for dense in (False, True):
+                jobs.append(CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense,
+                                    shift=int(rng.integers(0, 12))))
+    return jobs
+
+
+def label(job) -> str:
+    return f"{job.layer.name} {job.pass_name} {'dense' if job.dense else 'sparse'}"
+
+
+def predict(job, memory: MemoryTiming = AXI_RAM):
+    """The model's cycles of ``job`` as the core runs it."""
+    array_pass = ArrayPass.lower(job.layer, job.pass_name, job.core.array, A=job.A, W=job.W,
+                                 dZ=job.dZ, output_mask=job.output_mask)
+    return core_cycles(array_pass, job.core, dense=job.dense, memory=memory, bases=job.bases)
+
+
+def check_exact(job, counters, predicted):
+    """Busy, compute and stall cycles and the bytes moved, exactly."""
+    measured = {name: counters[name] for name in ("cycles_busy", "compute_cycles",
+                                                  "stall_cycles", "bytes_read",
+                                                  "bytes_written")}
+    assert measured == {"cycles_busy": predicted.total, "compute_cycles": predicted.compute,
+                        "stall_cycles": predicted.stall_cycles,
+                        "bytes_read": sum(predicted.bytes_read.values()),
+                        "bytes_written": sum(predicted.bytes_written.values())}, label(job)
+
+
+def print_phases(job, predicted, busy):
+    print(f"{label(job):45s} check {predicted.check} load {predicted.load:4d} run "
+          f"{predicted.run:5d} drain {predicted.drain} = {predicted.total:5d} (stalls "
+          f"{predicted.stall_cycles}), RTL {busy:5d} (+{busy - predicted.total})")
+
+
+@pytest.fixture(scope="module")
+def system():
+    return CoreSystem(CORE, memory_words=MEMORY_WORDS, host_port=True)
+
+
+@pytest.fixture(scope="module")
+def core():
+    return MaskpropCore(CORE)
+
+
+@pytest.mark.sim
+def test_exact_on_the_core_system(system, tmp_path):
+    """Every corner case, both passes, both modes, on the fast bench: cycles busy, compute and
+    stall cycles, bytes read and written, exactly."""
+    seed = seeded(900)
+    jobs = corner_jobs(seed)
+    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
+                               labels=[label(job) for job in jobs], build_dir=tmp_path,
+                               seed=seed)
+    for job, run in zip(jobs, bench.runs):
+        assert run.status["done"] and not run.status["error"], (label(job), run.status)
+        assert run.result == job.expected_image(), label(job)
+        predicted = predict(job)
+        print_phases(job, predicted, run.counters["cycles_busy"])
+        check_exact(job, run.counters, predicted)
+    assert {predicted.check for predicted in map(predict, jobs)} == {CHECK_CYCLES}
+    # The writer held the tile array's results somewhere (dense mode: whatever the data).
+    assert any(run.counters["stall_cycles"] for job, run in zip(jobs, bench.runs) if job.dense)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pause", [0.0, 0.3], ids=["no-pauses", "pauses"])
+def test_protocol_bench(core, pause, tmp_path):
+    """cocotbext-axi's memory on the core's port, the AXI monitor counting bytes per tensor.
+    Without pauses it answers as the AxiRam does: exact. With random pauses on every channel
+    the model, with the pause-free timing, is a lower bound; the difference is what the pauses
+    cost. Bytes per tensor exactly in both. One pass and mode of each layer (rotating)."""
+    seed = seeded(910)
+    jobs = corner_jobs(seed)
+    jobs = [jobs[4 * k + k % 4] for k in range(len(LAYERS))]
+    runs = run_core_jobs([job.bench_job(core.register_map) for job in jobs], component=core,
+                         build_dir=tmp_path, pause=pause, seed=seed)
+    for job, run in zip(jobs, runs):
+        assert run.status["done"] and not run.status["error"], (label(job), run.status)
+        assert run.result == job.expected_image(), label(job)
+        predicted = predict(job)
+        busy = run.counters["cycles_busy"]
+        print_phases(job, predicted, busy)
+        if pause:
+            assert predicted.total <= busy, label(job)
+            assert predicted.compute == run.counters["compute_cycles"], label(job)
+        else:
+            check_exact(job, run.counters, predicted)
+        read = {name: 0 for name in run.bytes_read}
+        for tensor, count in predicted.bytes_read.items():
+            read[BENCH_TENSOR[tensor]] += count
+        assert run.bytes_read == read, label(job)
+        (written,) = predicted.bytes_written.items()
+        assert run.bytes_written == {name: written[1] if name == BENCH_TENSOR[written[0]] else 0
+                                     for name in run.bytes_written}, label(job)
+        assert (run.total_read, run.total_written) == (sum(read.values()), written[1])
+
+
+# --- a core whose writer back-pressures the tile array, in Amaranth's simulator -----------------
+
+# A column block of 16 columns and words of 8 channels (the default core has 32 and 16): every
+# full block gives the gearbox two words, so it holds the array's next results; one burst of at
+# most 4 beats in flight per direction.
+WIDE = CoreConfig(Config(vec=8, lanes=2, tiles=2, col_block=16, max_chunks=64, max_cols=32),
+                  x_words=256, max_burst=4, max_outstanding=1)
+WIDE_LAYERS = [(ConvLayer(2, 3, 3, 7, 6, 1, 2, 0, "1x1, stride 2"), 0.5),
+               (ConvLayer(1, 10, 5, 5, 16, 1, 3, 0, "1x1, stride 3"), 0.5)]
+
+
+def run_in_amaranth(system, jobs) -> list:
+    """Each job on ``system`` (with its backdoor) in Amaranth's simulator, as the fast bench
+    runs it: memory through the backdoor, the registers and start over AXI4-Lite, then ``irq``;
+    returns each job's counters."""
+    offsets = core_bench_offsets(system.register_map)
+    csr, host, word_bytes = system.csr, system.host, system.core.bus_bytes
+    results = []
+
+    async def bench(ctx):
+        async def handshake(valid, ready, **payload):
+            for name, value in payload.items():
+                ctx.set(getattr(csr, name), value)
+            ctx.set(getattr(csr, valid), 1)
+            while not ctx.get(getattr(csr, ready)):
+                await ctx.tick()
+            await ctx.tick()
+            ctx.set(getattr(csr, valid), 0)
+
+        async def write(offset, value):
+            await handshake("awvalid", "awready", awaddr=offset)
+            await handshake("wvalid", "wready", wdata=value, wstrb=0xF)
+            await handshake("bready", "bvalid")
+
+        async def read(offset):
+            await handshake("arvalid", "arready", araddr=offset)
+            ctx.set(csr.rready, 1)
+            while not ctx.get(csr.rvalid):
+                await ctx.tick()
+            value = ctx.get(csr.rdata)
+            await ctx.tick()
+            ctx.set(csr.rready, 0)
+            return value
+
+        for job in jobs:
+            ctx.set(host.en, 1)
+            ctx.set(host.we, 1)
+            for address, image in job["memory"]:
+                for k, word in enumerate(_words(image, word_bytes)):
+                    ctx.set(host.addr, address // word_bytes + k)
+                    ctx.set(host.wdata, word)
+                    await ctx.tick()
+            ctx.set(host.en, 0)
+            for offset, value in job["writes"]:
+                await write(offset, value)
+            await write(offsets["CONTROL"], 1 << offsets["start_bit"] | 1 << offsets["clear_bit"])
+            while not ctx.get(system.irq):
+                await ctx.tick()
+            results.append({name: await read(offset) | await read(offset + 4) << 32
+                             for name, offset in offsets["counters"]})
+            status = await read(offsets["STATUS"])
+            await write(offsets["STATUS"], status & offsets["clear_mask"])
+
+    simulator = Simulator(system)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    return results
+
+
+def test_exact_when_the_writer_holds_the_array():
+    """On WIDE, in Amaranth's simulator: dense passes whose blocks the gearbox takes two cycles
+    over, so the array stalls, and a sparse backward-data with a two-word output mask per
+    pixel. Cycles busy, compute and stall cycles exactly."""
+    seed = seeded(920)
+    jobs = corner_jobs(seed, WIDE, WIDE_LAYERS)
+    jobs = [job for job in jobs if job.dense or job.pass_name == "backward_data"]
+    system = CoreSystem(WIDE, memory_words=1024, host_port=True)
+    counters = run_in_amaranth(system, [job.bench_job(system.register_map) for job in jobs])
+    for job, measured in zip(jobs, counters):
+        predicted = predict(job)
+        print_phases(job, predicted, measured["cycles_busy"])
+        check_exact(job, measured, predicted)
+    assert any(measured["stall_cycles"] for measured in counters)
+
+
+# --- the memory's parameters ---------------------------------------------------------------------
+
+def test_memory_parameters_move_their_phases():
+    """A later first R beat delays the load by as much and nothing after it (forward: no mask
+    read during the run); a later write response the drain; half the bandwidth spaces the X
+    and Y words two cycles apart."""
+    job = corner_jobs(seeded(930))[4]           # stride 2, forward, sparse
+    assert job.pass_name == "forward" and not job.dense
+    base = predict(job)
+    words = sum(t.words for t in base.traffic.tensors if t.direction == "read")
+    later = predict(job, MemoryTiming(read_latency=AXI_RAM.read_latency + 10))
+    assert (later.check, later.load, later.run, later.drain) == \
+        (base.check, base.load + 10, base.run, base.drain)
+    slower = predict(job, MemoryTiming(write_response_latency=AXI_RAM.write_response_latency + 7))
+    assert (slower.load, slower.run, slower.drain) == (base.load, base.run, base.drain + 7)
+    half = predict(job, MemoryTiming(bytes_per_cycle=CORE.bus_bytes / 2))
+    assert half.load == base.load + words - 1
+    assert half.compute == base.compute and half.total > base.total
+    # More than a word per cycle is a word per cycle: the bus carries no more.
+    assert predict(job, MemoryTiming(bytes_per_cycle=4 * CORE.bus_bytes)).total == base.total
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"read_latency": 0}, r"read_latency must be in \[1, 1000\], not 0"),
+    ({"read_latency": 1.5}, r"read_latency must be an integer in \[1, 1000\]"),
+    ({"write_accept_latency": -1}, r"write_accept_latency must be in \[0, 1000\], not -1"),
+    ({"write_response_latency": 0}, r"write_response_latency must be in \[1, 1000\], not 0"),
+    ({"write_response_latency": 1001}, r"write_response_latency must be in \[1, 1000\]"),
+    ({"bytes_per_cycle": 0}, "bytes_per_cycle must be a positive finite number"),
+    ({"bytes_per_cycle": float("inf")}, "bytes_per_cycle must be a positive finite number"),
+    ({"bytes_per_cycle": True}, "bytes_per_cycle must be a positive finite number"),
+    ({"bytes_per_cycle": "8"}, "bytes_per_cycle must be a positive finite number"),
+])
+def test_memory_timing_is_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MemoryTiming(**kwargs)
+
+
+def test_core_cycles_refuses_what_it_cannot_model():
+    job = corner_jobs(1)[0]
+    array_pass = ArrayPass.lower(job.layer, job.pass_name, CORE.array, A=job.A, W=job.W,
+                                 dZ=job.dZ)
+    with pytest.raises(ValueError, match="array_pass must be an ArrayPass"):
+        core_cycles(array_pass.gemm, CORE, dense=False)
+    with pytest.raises(ValueError, match="core must be a CoreConfig"):
+        core_cycles(array_pass, CORE.array, dense=False)
+    with pytest.raises(ValueError, match=r"core: its tile array \(core.array\)"):
+        core_cycles(array_pass, WIDE, dense=False)
+    with pytest.raises(ValueError, match="dense must be True or False"):
+        core_cycles(array_pass, CORE, dense=1)
+    with pytest.raises(ValueError, match="memory must be a MemoryTiming"):
+        core_cycles(array_pass, CORE, dense=False, memory=3)
+    with pytest.raises(ValueError, match="bases must be a dict of byte addresses named"):
+        core_cycles(array_pass, CORE, dense=False, bases={"x": 0})
+    with pytest.raises(ValueError, match=r"bases\['w'\] must be a multiple of the bus width, "
+                                         r"32 bytes, not 4100"):
+        core_cycles(array_pass, CORE, dense=False, bases={"w": 4100})
+    with pytest.raises(ValueError, match=r"bases\['out'\] must be in \[0, 4294967295\]"):
+        core_cycles(array_pass, CORE, dense=False, bases={"out": 1 << 32})
+    # What the core refuses, as the host driver words it.
+    small = CoreConfig(CORE.array, x_words=2)
+    with pytest.raises(ValueError, match="the X scratchpad holds x_words = 2"):
+        core_cycles(array_pass, small, dense=False)
+    weight = ArrayPass.lower(job.layer, "backward_weight", CORE.array, A=job.A, W=job.W,
+                             dZ=job.dZ)
+    with pytest.raises(ValueError, match="the core runs forward and backward-data so far"):
+        core_cycles(weight, CORE, dense=False)
