@@ -22,7 +22,7 @@ from maskprop.host.driver import ArrayPass
 from maskprop.host.runs import core_bench_offsets, run_core_jobs
 from maskprop.hw.core import MaskpropCore
 from maskprop.hw.core_system import CoreSystem
-from maskprop.sim.core_model import AXI_RAM, CHECK_CYCLES, MemoryTiming, core_cycles
+from maskprop.sim.core_model import AXI_RAM, MemoryTiming, core_cycles
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.bench_core_fast import _words, run_fast_core_jobs
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
@@ -115,7 +115,6 @@ def test_exact_on_the_core_system(system, tmp_path):
         predicted = predict(job)
         print_phases(job, predicted, run.counters["cycles_busy"])
         check_exact(job, run.counters, predicted)
-    assert {predicted.check for predicted in map(predict, jobs)} == {CHECK_CYCLES}
     # The writer held the tile array's results somewhere (dense mode: whatever the data).
     assert any(run.counters["stall_cycles"] for job, run in zip(jobs, bench.runs) if job.dense)
 
