@@ -90,6 +90,10 @@ class AxiRam(wiring.Component):
 
     #: Cycles from an AR handshake to its first R beat, with R not back-pressured.
     read_latency = 3
+    #: Cycles from an AW handshake to the first cycle a W beat of that burst is taken.
+    write_accept_latency = 2
+    #: Cycles from a burst's last W beat to its B response being offered.
+    write_response_latency = 1
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, id_width: int = 1,
                  depth: int = 1024, init=(), host_port: bool = False):

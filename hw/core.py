@@ -27,6 +27,8 @@ _DIM, _GEOMETRY = 16, 8
 _QUOTIENT = 18
 # The command check's sizes (tensor words, rows, ...) in bits: N*H*W*ceil(C/vec) < 2**62.
 _PRODUCT = 64
+# The command check's size products (the list in MaskpropCore.elaborate).
+_PRODUCTS = 10
 
 
 class _Divider:
@@ -152,6 +154,15 @@ class MaskpropCore(wiring.Component):
 
     #: The most words one DMA command moves (an output tensor or an input stream of A).
     MAX_TRANSFER = 1 << 24
+    #: Cycles from the first busy cycle to the first read command: one CHECK cycle; DIVIDE's
+    #: steps and the cycle that finds its step counter at 0; per product a SIZE_LOAD cycle, the
+    #: multiplier's steps and a store cycle; one LIMITS cycle.
+    CHECK_CYCLES = 1 + (_QUOTIENT + 1) + _PRODUCTS * (1 + _QUOTIENT + 1) + 1
+    #: Output-mask pixels buffered between the A stream and the rows (one entry per pixel).
+    MASK_FIFO_DEPTH = 4
+    #: Row beats between the address generator and the writer: the row blocks the tile array
+    #: holds in flight, and two.
+    WRITER_ROW_FIFO_DEPTH = TileArray.FIFO_DEPTH + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -250,7 +261,7 @@ class MaskpropCore(wiring.Component):
         # --- output mask: one beat per output pixel, the nonzero bits of its A words ----------
         mask_bits = -(-c.max_cols // c.col_block) * c.col_block
         mask_words = -(-mask_bits // vec)
-        m.submodules.masks = masks = fifo.SyncFIFOBuffered(width=mask_bits, depth=4)
+        m.submodules.masks = masks = fifo.SyncFIFOBuffered(width=mask_bits, depth=self.MASK_FIFO_DEPTH)
         assembling = Signal(mask_words * vec)
         a_index = Signal(_DIM)
         nonzero = Cat(element != 0 for element in _elements(a_word.data, vec, container,
@@ -284,7 +295,7 @@ class MaskpropCore(wiring.Component):
         # through a FIFO deep enough for the row blocks the array holds in flight.
         writer_row_layout = writer.rows.payload.shape()
         m.submodules.writer_rows = writer_rows = fifo.SyncFIFOBuffered(
-            width=writer_row_layout.size, depth=TileArray.FIFO_DEPTH + 2)
+            width=writer_row_layout.size, depth=self.WRITER_ROW_FIFO_DEPTH)
         writer_row = Signal(writer_row_layout)
         last_block = Signal()
         first_row = Signal()                 # the pass's first row beat is still to come
@@ -400,6 +411,7 @@ class MaskpropCore(wiring.Component):
             (y_words, chunks, cols),
             (out_words, rows, col_words),
         ]
+        assert len(products) == _PRODUCTS
         product_index = Signal(range(len(products)))
         bases = (command.a_base, command.w_base, command.dz_base, command.out_base)
         alignment = core.bus_bytes - 1

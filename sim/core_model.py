@@ -104,6 +104,7 @@ from maskprop.hw.address_generator import walk_cycles
 from maskprop.hw.axi import BOUNDARY_BYTES
 from maskprop.hw.axi_dma import AxiDma
 from maskprop.hw.axi_ram import AxiRam
+from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import column_groups, row_chunk_cycles
@@ -111,17 +112,8 @@ from maskprop.sim.data_movement import PassTraffic, pass_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "CHECK_CYCLES", "BASES"]
 
-# The command check (hw/core.py: CHECK, DIVIDE, SIZE_LOAD/SIZE_STEP, LIMITS; hw/core.py keeps
-# these as a private constant and a local list): one CHECK cycle; DIVIDE's 18 steps and the
-# cycle that finds the step counter at 0; ten products of a SIZE_LOAD cycle, 18 multiplier steps
-# and a store cycle; one LIMITS cycle. The first read command is offered in the cycle after.
-_QUOTIENT_BITS = 18
-_PRODUCTS = 10
-#: Cycles from the first busy cycle to the first read command.
-CHECK_CYCLES = 1 + (_QUOTIENT_BITS + 1) + _PRODUCTS * (1 + _QUOTIENT_BITS + 1) + 1
-
-# Depth of the core's mask FIFO (hw/core.py: one entry per pixel of the output mask).
-_MASK_FIFO_DEPTH = 4
+#: Cycles from the first busy cycle to the first read command (``MaskpropCore.CHECK_CYCLES``).
+CHECK_CYCLES = MaskpropCore.CHECK_CYCLES
 
 #: The base addresses :func:`core_cycles` takes (``CoreJob.bases``' names).
 BASES = ("a", "w", "dz", "out")
@@ -145,10 +137,8 @@ class MemoryTiming:
     ``read_latency`` after its AR and no sooner than one beat time after the burst before it
     ended, and so on. The defaults are :class:`~maskprop.hw.axi_ram.AxiRam`'s."""
     read_latency: int = AxiRam.read_latency
-    # AxiRam's docstring: "W is taken from 2 cycles after the AW handshake" and "the response
-    # is offered the cycle after the last W beat" (hw/axi_ram.py has no constants for them).
-    write_accept_latency: int = 2
-    write_response_latency: int = 1
+    write_accept_latency: int = AxiRam.write_accept_latency
+    write_response_latency: int = AxiRam.write_response_latency
     bytes_per_cycle: numbers.Real | None = None
 
     def __post_init__(self):
@@ -487,7 +477,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     if wants_mask:
         commands.append((CHECK_CYCLES + 2, bases.get("a", 0), out_words))
     loaded = x_words + y_words
-    masks = _BufferedFifo(_MASK_FIFO_DEPTH)
+    masks = _BufferedFifo(MaskpropCore.MASK_FIFO_DEPTH)
     mask_readable = []           # the first cycle each pixel's mask can be read
 
     def consume(n, offered):
@@ -515,7 +505,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     last_walked = _NEVER             # the previous row-block's last chunk, if it was live
     walked = fetched = issued_1 = issued_2 = _NEVER    # the chunk before: walker, fetch, decoder
     decoder_free = row_free = _NEVER
-    writer_rows = _BufferedFifo(TileArray.FIFO_DEPTH + 2)
+    writer_rows = _BufferedFifo(MaskpropCore.WRITER_ROW_FIFO_DEPTH)
     held_free = block_free = gearbox_free = skid_free = _NEVER
     have = word = 0                  # values in the gearbox; output words so far
     last_word = _NEVER

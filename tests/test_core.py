@@ -70,14 +70,15 @@ def check_jobs(core, jobs, tmp_path, *, pause=0.3, name=""):
 def random_job(seed: int, index: int, *, dense: bool):
     rng = np.random.default_rng(seed + index)
     kernel = int(rng.choice([1, 3, 5]))
-    layer = ConvLayer(batch=int(rng.integers(1, 3)), in_channels=int(rng.integers(1, 20)),
-                      height=int(rng.integers(3, 8)), width=int(rng.integers(3, 8)),
-                      out_channels=int(rng.integers(1, 20)), kernel=kernel,
-                      stride=int(rng.choice([1, 2, 3])), padding=int(rng.integers(0, kernel + 1)),
+    batch, in_channels = int(rng.integers(1, 3)), int(rng.integers(1, 20))
+    height, width = int(rng.integers(3, 8)), int(rng.integers(3, 8))
+    out_channels, stride = int(rng.integers(1, 20)), int(rng.choice([1, 2, 3]))
+    padding = int(rng.integers(0, kernel + 1))
+    if min(height, width) + 2 * padding < kernel:        # the kernel must fit the padded image
+        height = width = 7
+    layer = ConvLayer(batch=batch, in_channels=in_channels, height=height, width=width,
+                      out_channels=out_channels, kernel=kernel, stride=stride, padding=padding,
                       name=f"random{index}")
-    if layer.height + 2 * layer.padding < kernel or layer.width + 2 * layer.padding < kernel:
-        layer = ConvLayer(layer.batch, layer.in_channels, 7, 7, layer.out_channels, kernel,
-                          layer.stride, layer.padding, layer.name)
     A, W, dZ = random_conv_tensors(rng, layer, float(rng.choice([0.2, 0.5, 0.8])))
     pass_name = ("forward", "backward_data")[index % 2]
     return CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
