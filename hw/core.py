@@ -261,7 +261,8 @@ class MaskpropCore(wiring.Component):
         # --- output mask: one beat per output pixel, the nonzero bits of its A words ----------
         mask_bits = -(-c.max_cols // c.col_block) * c.col_block
         mask_words = -(-mask_bits // vec)
-        m.submodules.masks = masks = fifo.SyncFIFOBuffered(width=mask_bits, depth=self.MASK_FIFO_DEPTH)
+        m.submodules.masks = masks = fifo.SyncFIFOBuffered(width=mask_bits,
+                                                           depth=self.MASK_FIFO_DEPTH)
         assembling = Signal(mask_words * vec)
         a_index = Signal(_DIM)
         nonzero = Cat(element != 0 for element in _elements(a_word.data, vec, container,

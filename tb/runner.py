@@ -12,8 +12,8 @@ Builds are cached by content: the simulator's build of a Verilog text (with the 
 options, waiver file and ``fast`` choice) is made once, under ``$MASKPROP_BUILD_CACHE`` (default
 ``build-cache`` in maskprop's cache directory, ``~/.cache/maskprop``, whatever the current
 directory or a command's ``--out`` is), and shared by every run and every pytest worker (a file
-lock keeps two workers from building the same design at once). Each run keeps its own directory for its
-stimulus, log, results and report.
+lock keeps two workers from building the same design at once). Each run keeps its own directory
+for its stimulus, log, results and report.
 
 A *fast* build (``fast=True``, Verilator only; Icarus ignores it) is for benches that touch
 nothing but the top level's ports (``tb/bench_core_fast.py``): cocotb's runner builds with
@@ -48,8 +48,8 @@ from maskprop.tb.stimulus import seed_from_env
 from maskprop.tb.traffic import BenchRecord
 
 __all__ = ["TestbenchRun", "run_testbench", "run_stream_bench", "top_level_inputs", "WAIVERS",
-           "build_simulation", "simulation_build_dir", "simulator_source", "verilator_build_args", "top_level_ports",
-           "public_ports_control"]
+           "build_simulation", "simulation_build_dir", "simulator_source",
+           "verilator_build_args", "top_level_ports", "public_ports_control"]
 
 #: Verilator lint waivers (package data of ``maskprop.tb``, ``tb/verilator_waivers.vlt``).
 WAIVERS = Path(resources.files("maskprop.tb") / "verilator_waivers.vlt")
