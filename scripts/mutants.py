@@ -229,9 +229,14 @@ CATALOGUE = [
            "the output mask's A words are counted as offered, not taken: while the mask FIFO "
            "is full a pixel's mask is lost", CORE_FAST),
     Mutant("core-fetch-stage-drops-backpressure", "core",
-           "stage_ready.eq(~staged | array.x.ready),", "stage_ready.eq(1),",
-           "the second fetch stage reloads while the tile array has not taken its chunk",
-           CORE_FAST),
+           "walker.chunks.ready.eq(~fetched | staged.w_rdy),",
+           "walker.chunks.ready.eq(1),",
+           "the scratchpad's read port reloads while its chunk has not entered the full stage "
+           "FIFO: the chunk is lost", CORE_FAST),
+    Mutant("core-write-skid-forgets-its-beat", "skid_buffer",
+           "m.d.sync += skid_valid.eq(0)", "m.d.sync += skid_valid.eq(self.o.ready)",
+           "the skid buffer keeps offering a beat the consumer has taken: a result word is "
+           "written twice", ("tests/test_skid_buffer.py",)),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",

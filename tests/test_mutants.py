@@ -70,6 +70,7 @@ PROBES = {
     "axi_dma": lambda hw: hw.AxiDma(addr_width=12, data_width=32, max_burst=4,
                                     max_outstanding=2, max_beats_per_command=16),
     "axi_ram": lambda hw: hw.AxiRam(addr_width=12, data_width=16, depth=8, host_port=True),
+    "skid_buffer": lambda hw: hw.SkidBuffer(8),
     # Built from the module's own classes: a map of the real module would bring its own Word.
     "registers": lambda hw: hw.RegisterFile(hw.RegisterMap("probe", [
         hw.Register("CONTROL", [hw.Field("go", 1, "pulse"), hw.Field("mode", 2, "rw")]),
