@@ -15,7 +15,6 @@ against the golden model, or the script stops. Prints a Markdown table, also wri
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from maskprop.host.driver import mode_passes
 from maskprop.sim.layer import PASSES, pass_label
 from maskprop.sim.lowering import lower_pass
 from maskprop.workloads.digits import load_fixture
+
+from bench_output import write_json     # scripts/bench_output.py
 
 
 def run(block, record, pass_name, config, out, label):
@@ -74,10 +75,9 @@ def main(argv=None):
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"bench_{args.block}.md").write_text(text + "\n")
-    (args.out / f"bench_{args.block}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(args.out / f"bench_{args.block}.json", payload)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload)
 
 
 #: Totals over several passes: name -> the passes summed.
