@@ -535,8 +535,8 @@ def _print_core_comparisons(console, title: str, comparisons) -> int:
     shifts = sorted({c.shift for c in comparisons})
     seeds = sorted({c.sparse.run.seed for c in comparisons})
     console.print(f"{'PASS' if ok else 'FAIL'}: every output bit-exact against the golden model "
-                  f"(requantized, shift {', '.join(map(str, shifts))}), compute cycles equal to "
-                  f"the cycle model and bytes moved to the data-movement model, dense and sparse "
+                  f"(requantized, shift {', '.join(map(str, shifts))}), busy and compute "
+                  f"cycles and bytes moved equal to the core's cycle model, dense and sparse "
                   f"({comparisons[0].sparse.run.simulator}, seed {', '.join(map(str, seeds))})")
     return 0 if ok else 1
 

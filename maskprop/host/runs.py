@@ -9,11 +9,12 @@ Verilog.
 
 On the accelerator core (:func:`compare_on_core`, a :class:`CoreComparison`) a pass runs memory
 to memory through the core's registers (:func:`run_core_jobs`), and what the core counted -
-cycles busy, compute cycles, bytes read and written - is held to the cycle model and the
-data-movement model.
+cycles busy, compute cycles, bytes read and written - is held to the core's cycle model
+(:mod:`maskprop.sim.core_model`).
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from maskprop.flow.toolchain import SimulationError
 from maskprop.host.driver import ArrayPass, chunk_stream
 from maskprop.sim.cycle_model import engine_cycles, estimate_lowerings
 from maskprop.sim.lowering import LoweredGemm
+
+if TYPE_CHECKING:                       # the model imports the RTL: only when a core runs
+    from maskprop.sim.core_model import CoreCycles
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
            "CoreRun", "run_core_jobs", "core_bench_offsets", "decode_status", "CoreModeRun",
@@ -283,9 +287,7 @@ class CoreModeRun:
     dense: bool
     run: CoreRun
     exact: bool              # done without error, the result in memory the golden model's bytes
-    model_compute: int       # the cycle model's compute cycles (the core's compute_cycles)
-    model_read: int          # the data-movement model's bytes read and written
-    model_written: int       # (maskprop.sim.data_movement.pass_traffic)
+    model: "CoreCycles"      # maskprop.sim.core_model.core_cycles for this command
 
     @property
     def counters(self) -> dict:
@@ -293,11 +295,13 @@ class CoreModeRun:
 
     @property
     def agrees(self) -> bool:
-        """Exact, and the compute cycles and the bytes moved as the models say."""
-        counters = self.run.counters
-        return (self.exact and counters["compute_cycles"] == self.model_compute
-                and counters["bytes_read"] == self.model_read
-                and counters["bytes_written"] == self.model_written)
+        """Exact, and the busy and compute cycles and the bytes moved as the core's model says
+        (the bench's memory answers without pauses, as the model's default memory does)."""
+        counters, model = self.run.counters, self.model
+        return (self.exact and counters["cycles_busy"] == model.total
+                and counters["compute_cycles"] == model.compute
+                and counters["bytes_read"] == model.traffic.read_bytes
+                and counters["bytes_written"] == model.traffic.written_bytes)
 
 
 @dataclass
@@ -386,12 +390,12 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
     protocol checked, and no pauses, so that the memory answers as fast as the core asks and
     the busy cycles are the core's own. Each mode's result must be the golden model's
     requantized by ``shift`` (default :func:`unsaturated_shift` of the pass's outputs) byte for
-    byte; its compute cycles are held to the cycle model and its bytes to
-    :func:`maskprop.sim.data_movement.pass_traffic`. :func:`check_core_run` says beforehand
-    what is refused."""
+    byte; its busy and compute cycles and its bytes are held to the core's model
+    (:func:`maskprop.sim.core_model.core_cycles`). :func:`check_core_run` says beforehand what
+    is refused."""
     from maskprop.host.core_driver import CoreJob
     from maskprop.hw.core import MaskpropCore
-    from maskprop.sim.data_movement import pass_traffic
+    from maskprop.sim.core_model import core_cycles
 
     array_pass = ArrayPass.lower(layer, pass_name, core.array, A=A, W=W, dZ=dZ)
     if shift is None:
@@ -404,11 +408,10 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
                          pause=0.0)
     modes = []
     for job, run in zip(jobs, runs):
-        traffic = pass_traffic(layer, pass_name, core.array, dense=job.dense)
         exact = (bool(run.status["done"]) and not run.status["error"]
                  and run.result == job.expected_image())
-        modes.append(CoreModeRun(job.dense, run, exact, array_pass.model_cycles(job.dense),
-                                 traffic.read_bytes, traffic.written_bytes))
+        modes.append(CoreModeRun(job.dense, run, exact,
+                                 core_cycles(array_pass, core, dense=job.dense, bases=job.bases)))
     estimate = array_pass.estimate()
     return CoreComparison(label or f"{layer.label} {pass_name}", shift, *modes,
                           estimate.dense_slots, estimate.nonzero_macs)
