@@ -16,9 +16,9 @@ The core is a chain of blocks joined by ready/valid handshakes, with no arbitrat
 choice that depends on data other than what the pass's chunk lists already say (which rows and
 chunks are live, each chunk's decoder beats, each row-block's column groups: the cycle
 model's :class:`~maskprop.sim.cycle_model.IssuedChunks` and
-:func:`~maskprop.sim.cycle_model.column_groups`). So every handshake happens in the first cycle in which all its conditions hold, and the model
-computes that cycle for every handshake of the pass, in stream order, as the maximum of its
-conditions - each read off the RTL:
+:func:`~maskprop.sim.cycle_model.column_groups`). So every handshake happens in the first
+cycle in which all its conditions hold, and the model computes that cycle for every handshake
+of the pass, in stream order, as the maximum of its conditions - each read off the RTL:
 
 - the **command check**: one ``CHECK`` cycle, ``DIVIDE`` (18 restoring-division steps and a
   cycle that finds the step counter at 0), ten products of ``SIZE_LOAD`` + 18 multiplier steps
@@ -42,8 +42,9 @@ conditions - each read off the RTL:
   for walking (once the one before it has sent its last chunk), and the next row-block pending
   once its rows beat and its walk are both taken;
 - the **rows beat** waits for the tile array's row register (free in the cycle the row before
-  it issues its last chunk), a free entry of the writer's row FIFO (``TileArray.FIFO_DEPTH +
-  2`` entries) and, for the output mask, the pixel's mask in the mask FIFO (4 entries, filled
+  it issues its last chunk), a free entry of the writer's row FIFO
+  (``MaskpropCore.WRITER_ROW_FIFO_DEPTH`` entries) and, for the output mask, the pixel's mask
+  in the mask FIFO (``MaskpropCore.MASK_FIFO_DEPTH`` entries, filled
   from the ``A`` words, one per pixel, as the FIFO has room);
 - the **fetch**: the scratchpad's registered read, then a two-entry FIFO, readable the cycle
   after it is written and writable while it holds fewer than two chunks;

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL", "FPGA_CORE",
-           "check_range", "ceil_log2", "container_bits", "GENERATABLE_BUFFER_BITS"]
+__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL",
+           "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
