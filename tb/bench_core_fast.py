@@ -39,6 +39,8 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
+from maskprop.host.memory_layout import image_words
+
 __all__ = ["FastCoreRun", "FastBench", "run_fast_core_jobs", "LiteMaster", "TOPLEVEL",
            "CLOCK_NS", "STALE"]
 
@@ -132,12 +134,6 @@ def _cycle() -> int:
     return int(get_sim_time(unit="ns")) // CLOCK_NS
 
 
-def _words(image: bytes, word_bytes: int) -> list[int]:
-    image = bytes(image) + bytes(-len(image) % word_bytes)
-    return [int.from_bytes(image[k:k + word_bytes], "little")
-            for k in range(0, len(image), word_bytes)]
-
-
 async def _host_write(host, writes) -> None:
     """``(word address, word)`` pairs written through the backdoor, one per cycle."""
     edge = RisingEdge(host.clock)
@@ -188,9 +184,9 @@ async def core_runs_jobs_fast(dut):
         out_address, out_bytes = job["out"]
         # The words to write, made before the fill is timed: the tensors, then the stale
         # pattern over the output; only those memory does not hold already.
-        blocks = [(address // word_bytes, _words(bytes.fromhex(image), word_bytes))
+        blocks = [(address // word_bytes, image_words(bytes.fromhex(image), word_bytes))
                   for address, image in job["memory"]]
-        blocks.append((out_address // word_bytes, _words(bytes([STALE]) * out_bytes,
+        blocks.append((out_address // word_bytes, image_words(bytes([STALE]) * out_bytes,
                                                          word_bytes)))
         writes = [(first + k, word) for first, words in blocks for k, word in enumerate(words)
                   if memory.get(first + k, 0) != word]

@@ -19,12 +19,13 @@ from amaranth.sim import Simulator
 from maskprop.base.config import Config, CoreConfig
 from maskprop.host.core_driver import CoreJob
 from maskprop.host.driver import ArrayPass
+from maskprop.host.memory_layout import image_words
 from maskprop.host.runs import core_bench_offsets, run_core_jobs
 from maskprop.hw.core import MaskpropCore
 from maskprop.hw.core_system import CoreSystem
 from maskprop.sim.core_model import AXI_RAM, MemoryTiming, core_cycles
 from maskprop.sim.layer import ConvLayer
-from maskprop.tb.bench_core_fast import _words, run_fast_core_jobs
+from maskprop.tb.bench_core_fast import run_fast_core_jobs
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
 # The core, memory and corner-case layers of the core's own tests (the same Verilog: their
@@ -200,7 +201,7 @@ def run_in_amaranth(system, jobs) -> list:
             ctx.set(host.en, 1)
             ctx.set(host.we, 1)
             for address, image in job["memory"]:
-                for k, word in enumerate(_words(image, word_bytes)):
+                for k, word in enumerate(image_words(image, word_bytes)):
                     ctx.set(host.addr, address // word_bytes + k)
                     ctx.set(host.wdata, word)
                     await ctx.tick()

@@ -80,3 +80,9 @@ def test_core_config_validates_its_parameters():
                                                   r"is not a power of two")]:
         with pytest.raises(ValueError, match=message):
             CoreConfig(**kwargs)
+
+
+def test_image_words_are_little_endian_bus_words_padded_at_the_end():
+    from maskprop.host.memory_layout import image_words
+    assert image_words(bytes([1, 2, 3, 4, 5]), 4) == [0x04030201, 0x05]
+    assert image_words(b"", 4) == []

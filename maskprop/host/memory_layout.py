@@ -24,7 +24,7 @@ import numpy as np
 
 from maskprop.base.config import container_bits
 
-__all__ = ["word_bytes", "channel_words", "pack", "unpack",
+__all__ = ["word_bytes", "channel_words", "pack", "unpack", "image_words",
            "backward_data_weights"]
 
 
@@ -56,6 +56,14 @@ def pack(T, vec: int, data_width: int) -> bytes:
     padded = np.zeros((n, h, w, channel_words(c, vec) * vec), dtype=_dtype(data_width))
     padded[..., :c] = T.transpose(0, 2, 3, 1)
     return padded.tobytes()
+
+
+def image_words(image: bytes, word_bytes: int) -> list[int]:
+    """A memory image as bus words of ``word_bytes`` bytes (little-endian, as the core's memory
+    port and the AXI RAMs see them), the last one padded with zeros."""
+    image = bytes(image) + bytes(-len(image) % word_bytes)
+    return [int.from_bytes(image[k:k + word_bytes], "little")
+            for k in range(0, len(image), word_bytes)]
 
 
 def unpack(image: bytes, shape: tuple, vec: int, data_width: int) -> np.ndarray:
