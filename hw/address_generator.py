@@ -5,6 +5,11 @@ It replaces what the host driver computes today (``maskprop.host.driver.ArrayPas
 ``live_rows``, ``structure_masks``, ``blocks()``): for every GEMM row and column block, whether
 the row has a structural element, and the row's chunks that have one, each with its scratchpad
 word address, its position ``index`` along the reduction and its structural mask.
+
+The rows' padding is given as ``pad_top`` and ``pad_bottom``, apart from the columns'
+``padding``: a row band of a split pass (``maskprop.host.split.row_band``) is walked as a layer
+of the band's rows with its own top and bottom padding, and its windows are then exactly the
+whole layer's windows of those rows.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
@@ -43,8 +48,8 @@ class WalkError(enum.Enum, shape=3):
     NONE = 0
     BAD_PASS = 1      # pass_kind is not walked here (backward-weight: not built yet)
     ZERO_DIM = 2      # n, c, h, w, k, kernel, stride, out_h, out_w or blocks is 0
-    NO_OUTPUT = 3     # the kernel is larger than the padded image: h + 2p < R or w + 2p < R
-    OUTPUT_SIZE = 4   # out_h != (h + 2p - R) // stride + 1 (or out_w likewise)
+    NO_OUTPUT = 3     # the kernel is larger than the padded image: h + pt + pb < R or w + 2p < R
+    OUTPUT_SIZE = 4   # out_h != (h + pt + pb - R) // stride + 1, out_w != (w + 2p - R) // s + 1
     REDUCTION = 5     # R * R * ceil(c / vec) (forward) or R * R * ceil(k / vec) > max_chunks
 
 
@@ -65,8 +70,8 @@ def walk_cycles(chunks_per_row, blocks: int, pre_steps: int = 0) -> int:
     """The cycle in which ``done`` is high after a legal command's handshake in cycle 0, with
     neither output stream back-pressured: ``SETUP_CYCLES + 3 + pre_steps + blocks * sum_m
     max(1, L_m)``, ``L_m`` the live chunks of GEMM row ``m`` (0 for a dead row; the host's
-    ``ArrayPass.live.sum(axis=1)``). ``pre_steps`` is ``max(0, p + 1 - R)`` for backward-data,
-    0 for forward."""
+    ``ArrayPass.live.sum(axis=1)``). ``pre_steps`` is ``max(0, max(pad_top, padding) + 1 - R)``
+    for backward-data (``max(0, p + 1 - R)`` for a whole layer), 0 for forward."""
     return SETUP_CYCLES + pre_steps + 3 + blocks * sum(max(1, int(n)) for n in chunks_per_row)
 
 
@@ -99,7 +104,10 @@ class _Axis:
         self.pos = Signal(posbits, name=f"{name}_pos")
         self.aoff = Signal(abits, name=f"{name}_aoff")
         self.qoff = Signal(qbits, name=f"{name}_qoff")
-        # The values of output coordinate 0 (reloaded by reset()).
+        # The values of output coordinate 0 (reloaded by reset()): each axis has its own, as the
+        # rows' padding (a row band's top padding) may differ from the columns'.
+        self.init_k = Signal(kbits, name=f"{name}_init_k")
+        self.init_pos = Signal(posbits, name=f"{name}_init_pos")
         self.init_aoff = Signal(abits, name=f"{name}_init_aoff")
         self.init_qoff = Signal(qbits, name=f"{name}_init_qoff")
         # Per-command step constants (see step()).
@@ -121,8 +129,8 @@ class _Axis:
         k, pos, aoff, qoff = self.next_state(fwd, stride, kdec, kwrap)
         return [self.k.eq(k), self.pos.eq(pos), self.aoff.eq(aoff), self.qoff.eq(qoff)]
 
-    def reset(self, init_k, init_pos):
-        return [self.k.eq(init_k), self.pos.eq(init_pos), self.aoff.eq(self.init_aoff),
+    def reset(self):
+        return [self.k.eq(self.init_k), self.pos.eq(self.init_pos), self.aoff.eq(self.init_aoff),
                 self.qoff.eq(self.init_qoff)]
 
     def live(self, kernel):
@@ -156,19 +164,23 @@ class AddressGenerator(wiring.Component):
     dim_width : int
         Bits of ``n, c, h, w, k, out_h, out_w`` (and of the row coordinates), 2..32.
     kernel_width, stride_width, padding_width : int
-        Bits of ``kernel`` (R), ``stride`` and ``padding``, 1..8 each (8, the core's CONV
-        register fields, by default).
+        Bits of ``kernel`` (R), ``stride`` and of ``padding``, ``pad_top`` and ``pad_bottom``,
+        1..8 each (8, the core's CONV register fields, by default).
 
     Ports
     -----
     command : In(stream.Signature(command_layout))
         One beat per pass, taken only while idle (``ready = ~busy``): ``pass_kind``
         (``Pass.FORWARD`` or ``Pass.BACKWARD_DATA``), the layer ``n, c, h, w, k, kernel, stride,
-        padding``, its output size ``out_h, out_w`` (``(h + 2p - kernel) // stride + 1``:
-        passed in, the core's command checker computes it; checked here with multiplications,
-        no divider), ``blocks`` (column blocks of ``col_block`` output columns: every row is
-        sent once per block) and ``base`` (word address of the tensor read: ``A`` forward,
-        ``dZ`` backward-data).
+        padding, pad_top, pad_bottom`` (``padding`` pads the columns on both sides, ``pad_top``
+        and ``pad_bottom`` the rows above and below: the layer's ``padding`` all three for a
+        whole layer, a row band's own for a band), its output size ``out_h, out_w``
+        (``(h + pad_top + pad_bottom - kernel) // stride + 1`` and ``(w + 2*padding - kernel) //
+        stride + 1``: passed in, the core's command checker computes it; checked here with
+        multiplications, no divider; backward-data passes the forward layer's, so ``h`` and
+        ``out_h`` are the ``dA`` and ``dZ`` rows), ``blocks`` (column blocks of ``col_block``
+        output columns: every row is sent once per block) and ``base`` (word address of the
+        tensor read: ``A`` forward, ``dZ`` backward-data).
     rows : Out(stream.Signature(row_layout))
         One beat per GEMM row and column block, rows in order, blocks inner (the host's
         order): ``m`` (the GEMM row), its pixel ``n, y, x`` (forward: the output pixel
@@ -198,10 +210,11 @@ class AddressGenerator(wiring.Component):
     ------
     With a command's handshake in cycle 0: ``SETUP_CYCLES`` = 18 setup cycles (the command's
     fields registered, 14 products through one pipelined multiplier, the step constants);
-    backward-data then takes ``pre_steps = max(0, p + 1 - R)`` more to find the first live tap
-    of output 0 (see below). Then one cycle per live chunk and one per dead row beat: a row
-    beat costs ``max(1, L)`` cycles, ``L`` its live chunks, and dead kernel taps cost nothing
-    (only the rectangle of live taps is walked). Unstalled, ``done`` is high in cycle
+    backward-data then takes ``pre_steps = max(0, max(pad_top, padding) + 1 - R)`` more to find
+    the first live tap of output row and column 0 (see below; ``max(0, p + 1 - R)`` when the
+    three paddings are the layer's ``p``). Then one cycle per live chunk and one per dead row
+    beat: a row beat costs ``max(1, L)`` cycles, ``L`` its live chunks, and dead kernel taps
+    cost nothing (only the rectangle of live taps is walked). Unstalled, ``done`` is high in cycle
     :func:`walk_cycles` ``= SETUP_CYCLES + 3 + pre_steps + blocks * sum_m max(1, L_m)``. Beat by
     beat: with row beats ``j`` in stream order (``blocks`` per GEMM row),
     ``S_0 = SETUP_CYCLES + 3 + pre_steps`` and ``S_{j+1} = S_j + max(1, L_j)``, row ``j``'s
@@ -218,8 +231,8 @@ class AddressGenerator(wiring.Component):
     reciprocal, :func:`reciprocal`; a shift when ``vec`` is a power of two), the word strides
     (a tensor row ``W*Cb``, an image ``H*W*Cb``; backward-data ``Wo*Kb``, ``Ho*Wo*Kb``), the
     index stride of a kernel row ``R*Cb``, their multiples by ``stride`` and by the first tap of
-    output 0, and the checks' ``out_h * stride``, ``R*R*Cb``, ``(Cb - 1) * vec`` (the tail).
-    The walk then only adds and compares:
+    output 0 (the rows' and the columns' own), and the checks' ``out_h * stride``, ``R*R*Cb``,
+    ``(Cb - 1) * vec`` (the tail). The walk then only adds and compares:
 
     - the row sequencer steps ``(n, y, x, block)`` and keeps, per spatial axis (:class:`_Axis`),
       the first live tap, the tensor position it reads and its address and index offsets,
@@ -294,6 +307,7 @@ class AddressGenerator(wiring.Component):
             "n": dim, "c": dim, "h": dim, "w": dim, "k": dim,
             "kernel": self._kernel_width, "stride": self._stride_width,
             "padding": self._padding_width,
+            "pad_top": self._padding_width, "pad_bottom": self._padding_width,
             "out_h": dim, "out_w": dim,
             "blocks": self.block_width,
             "base": self._addr_width,
@@ -331,7 +345,8 @@ class AddressGenerator(wiring.Component):
         m.d.comb += [self.error.eq(err)]
 
         # --- per-command constants (setup) --------------------------------------------------
-        kernel, stride, padding = cmd.kernel, cmd.stride, cmd.padding
+        kernel, stride, padding = cmd.kernel, cmd.stride, cmd.padding   # padding: columns
+        pad_top, pad_bottom = cmd.pad_top, cmd.pad_bottom                # the rows' padding
         size_row, size_col = Signal(dw), Signal(dw)   # the tensor read: H, W or Ho, Wo
         channels = Signal(dw)                     # the reduced channels: C or K
         cpp = Signal(dw)                          # chunks per pixel: Cb or Kb
@@ -341,7 +356,8 @@ class AddressGenerator(wiring.Component):
         q_row = Signal(kw + dw)                   # R * cpp, full width (for the check)
         a_row = Signal(aw)                        # words per tensor row: W*Cb or Wo*Kb
         image = Signal(aw)                        # words per image
-        factor = Signal(kbits)                    # padding (forward) or the first tap (bwd)
+        # Per axis: its leading padding (forward) or the first tap of output 0 (backward-data).
+        row_factor, col_factor = Signal(kbits), Signal(kbits)
         s_cpp, f_cpp = Signal(max(aw, qbits)), Signal(max(aw, qbits))
         s_arow, f_arow = Signal(aw), Signal(aw)
         s_qrow, f_qrow = Signal(qbits), Signal(qbits)
@@ -352,13 +368,16 @@ class AddressGenerator(wiring.Component):
         klim = Signal(signed(kbits + 2))          # a run ends on a tap k >= kernel - kstep
         qtap_skip = Signal(qbits)                 # index step from a tap's last word to the next
         qrow_step = Signal(qbits)                 # index step from one kernel row to the next
-        init_k, init_pos = Signal(kbits), Signal(posbits)
-        pre_steps = Signal(pw + 1)
+        # Backward-data's pre-steps left, per axis (rows: pad_top, columns: padding).
+        row_pre, col_pre = Signal(pw + 1), Signal(pw + 1)
         out_rows_m1, out_cols_m1 = Signal(dw), Signal(dw)
         row_axis = _Axis("row", kbits, posbits, aw, qbits)
         col_axis = _Axis("col", kbits, posbits, aw, qbits)
-        e0 = Signal(signed(max(kw, pw) + 2))      # backward-data: dilated position of tap 0, h = 0
-        m.d.comb += e0.eq(padding + 1 - kernel)
+        # Backward-data: the dilated position of tap 0 at output coordinate 0, columns (e0) and
+        # rows (e0_top: a row band's top padding replaces the layer's).
+        e0 = Signal(signed(max(kw, pw) + 2))
+        e0_top = Signal(signed(max(kw, pw) + 2))
+        m.d.comb += [e0.eq(padding + 1 - kernel), e0_top.eq(pad_top + 1 - kernel)]
 
         # The products, through one multiplier with registered operands and product, one per
         # cycle: (destination, operand a, operand b). A product is written two cycles after its
@@ -371,13 +390,13 @@ class AddressGenerator(wiring.Component):
             (a_row, size_col, cpp),
             (q_row, kernel, cpp),
             (s_cpp, stride, cpp),
-            (f_cpp, factor, cpp),
+            (f_cpp, col_factor, cpp),
             (image, size_row, a_row),
             (s_arow, stride, a_row),
-            (f_arow, factor, a_row),
+            (f_arow, row_factor, a_row),
             (reduction, kernel, q_row),
             (s_qrow, stride, q_row),
-            (f_qrow, factor, q_row),
+            (f_qrow, row_factor, q_row),
             (tail_vec, cpp - 1, vec),
         ]
         mul_a = Signal(dw + 1)
@@ -387,8 +406,8 @@ class AddressGenerator(wiring.Component):
         m.d.sync += product.eq(mul_a * mul_b)
 
         # --- errors (decided in FINISH, from registers) ---------------------------------------
-        def output_size_ok(size, out_s):
-            span = size + 2 * padding                      # the padded extent
+        def output_size_ok(size, pads, out_s):
+            span = size + pads                             # the padded extent
             return (out_s - stride + kernel <= span) & (span < out_s + kernel)
 
         early_error = Signal(WalkError)           # what needs no product
@@ -396,7 +415,7 @@ class AddressGenerator(wiring.Component):
         zero = ((cmd.n == 0) | (cmd.c == 0) | (cmd.h == 0) | (cmd.w == 0) | (cmd.k == 0) |
                 (kernel == 0) | (stride == 0) | (cmd.out_h == 0) | (cmd.out_w == 0) |
                 (cmd.blocks == 0))
-        no_output = (cmd.h + 2 * padding < kernel) | (cmd.w + 2 * padding < kernel)
+        no_output = (cmd.h + pad_top + pad_bottom < kernel) | (cmd.w + 2 * padding < kernel)
         with m.If((cmd.pass_kind != Pass.FORWARD) & (cmd.pass_kind != Pass.BACKWARD_DATA)):
             m.d.comb += early_error.eq(WalkError.BAD_PASS)
         with m.Elif(zero):
@@ -407,7 +426,8 @@ class AddressGenerator(wiring.Component):
         # Registered every cycle: their products are written at least two cycles before FINISH.
         size_bad, reduction_big = Signal(), Signal()
         m.d.sync += [
-            size_bad.eq(~output_size_ok(cmd.h, out_h_s) | ~output_size_ok(cmd.w, out_w_s)),
+            size_bad.eq(~output_size_ok(cmd.h, pad_top + pad_bottom, out_h_s) |
+                        ~output_size_ok(cmd.w, 2 * padding, out_w_s)),
             reduction_big.eq(reduction > c.max_chunks),
         ]
         with m.If(setup_error != WalkError.NONE):
@@ -526,11 +546,11 @@ class AddressGenerator(wiring.Component):
                 with m.If(~last_x):
                     m.d.sync += [ox.eq(ox + 1), *col_axis.step(fwd, stride, kdec, kwrap)]
                 with m.Else():
-                    m.d.sync += [ox.eq(0), *col_axis.reset(init_k, init_pos)]
+                    m.d.sync += [ox.eq(0), *col_axis.reset()]
                     with m.If(~last_y):
                         m.d.sync += [oy.eq(oy + 1), *row_axis.step(fwd, stride, kdec, kwrap)]
                     with m.Else():
-                        m.d.sync += [oy.eq(0), *row_axis.reset(init_k, init_pos),
+                        m.d.sync += [oy.eq(0), *row_axis.reset(),
                                      n_i.eq(n_i + 1), img.eq(img + image)]
                         with m.If(last_n):
                             m.d.sync += seq_more.eq(0)
@@ -560,13 +580,17 @@ class AddressGenerator(wiring.Component):
                     kwrap.eq(Mux(fwd, 0, stride - 1)),
                     kstep.eq(Mux(fwd, 1, stride)),
                     klim.eq(kernel - Mux(fwd, 1, stride)),
-                    pre_steps.eq(Mux(~fwd & (e0 > 0), e0, 0)),
+                    row_pre.eq(Mux(~fwd & (e0_top > 0), e0_top, 0)),
+                    col_pre.eq(Mux(~fwd & (e0 > 0), e0, 0)),
                     # Forward: k = p at output 0. Backward-data: R - 1 - p, or 0 before the
                     # pre-steps when p > R - 1. The offsets of output 0 are k times the strides
-                    # (forward: minus p times the word strides).
-                    init_k.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
-                    factor.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
-                    init_pos.eq(0),
+                    # (forward: minus p times the word strides). p is pad_top on rows.
+                    col_axis.init_k.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
+                    col_factor.eq(Mux(fwd, padding, Mux(e0 > 0, 0, kernel - 1 - padding))),
+                    row_axis.init_k.eq(Mux(fwd, pad_top, Mux(e0_top > 0, 0,
+                                                             kernel - 1 - pad_top))),
+                    row_factor.eq(Mux(fwd, pad_top, Mux(e0_top > 0, 0, kernel - 1 - pad_top))),
+                    row_axis.init_pos.eq(0), col_axis.init_pos.eq(0),
                     mul_step.eq(0),
                 ]
                 m.d.sync += state.eq(_State.MULTIPLY)
@@ -589,7 +613,7 @@ class AddressGenerator(wiring.Component):
                 m.d.comb += tail.eq(channels - tail_vec)
                 with m.If(final_error != WalkError.NONE):
                     m.d.sync += [err.eq(final_error), self.done.eq(1), state.eq(_State.IDLE)]
-                with m.Elif(pre_steps != 0):
+                with m.Elif((row_pre != 0) | (col_pre != 0)):
                     m.d.sync += state.eq(_State.PRESTEP)
                 with m.Else():
                     m.d.sync += state.eq(_State.RUN)
@@ -613,9 +637,9 @@ class AddressGenerator(wiring.Component):
                     row_axis.init_aoff.eq(row_init_aoff),
                     row_axis.init_qoff.eq(f_qrow),
                     # The trackers at output row and column 0.
-                    row_axis.k.eq(init_k), row_axis.pos.eq(init_pos),
+                    row_axis.k.eq(row_axis.init_k), row_axis.pos.eq(row_axis.init_pos),
                     row_axis.aoff.eq(row_init_aoff), row_axis.qoff.eq(f_qrow),
-                    col_axis.k.eq(init_k), col_axis.pos.eq(init_pos),
+                    col_axis.k.eq(col_axis.init_k), col_axis.pos.eq(col_axis.init_pos),
                     col_axis.aoff.eq(col_init_aoff), col_axis.qoff.eq(f_cpp),
                     # The sequencer and the walker.
                     n_i.eq(0), oy.eq(0), ox.eq(0), block.eq(0), row_index.eq(0),
@@ -623,18 +647,21 @@ class AddressGenerator(wiring.Component):
                     pend_valid.eq(0), active.eq(0),
                 ]
             with m.Case(_State.PRESTEP):
-                # Backward-data with padding > R - 1: tap 0 of row 0 sits at dilated position
-                # e0 = p + 1 - R > 0. The trackers start at e = 0 (first live tap 0, position 0)
-                # and step e0 times, one per cycle: the residue of e0 modulo the stride without a
-                # divider. What they reach is the state of output coordinate 0.
-                for axis in (row_axis, col_axis):
+                # Backward-data with padding > R - 1: tap 0 of output 0 sits at dilated position
+                # e0 = p + 1 - R > 0 (rows: pad_top + 1 - R). An axis' tracker starts at e = 0
+                # (first live tap 0, position 0) and steps e0 times, one per cycle: the residue
+                # of e0 modulo the stride without a divider. What it reaches is the state of
+                # output coordinate 0. The axes step together, each its own count: the phase
+                # lasts max(row_pre, col_pre) cycles.
+                for axis, left in ((row_axis, row_pre), (col_axis, col_pre)):
                     k_next, pos_next, aoff_next, qoff_next = axis.next_state(fwd, stride, kdec,
                                                                             kwrap)
-                    m.d.sync += [*axis.step(fwd, stride, kdec, kwrap),
-                                 axis.init_aoff.eq(aoff_next), axis.init_qoff.eq(qoff_next)]
-                m.d.sync += [init_k.eq(k_next), init_pos.eq(pos_next),
-                             pre_steps.eq(pre_steps - 1)]
-                with m.If(pre_steps == 1):
+                    with m.If(left != 0):
+                        m.d.sync += [*axis.step(fwd, stride, kdec, kwrap),
+                                     axis.init_k.eq(k_next), axis.init_pos.eq(pos_next),
+                                     axis.init_aoff.eq(aoff_next), axis.init_qoff.eq(qoff_next),
+                                     left.eq(left - 1)]
+                with m.If((row_pre <= 1) & (col_pre <= 1)):
                     m.d.sync += state.eq(_State.RUN)
             with m.Default():                  # RUN (and the unused encodings)
                 m.d.comb += running.eq(1)

@@ -122,6 +122,8 @@ def reference(layer: ConvLayer, pass_name: str, config: Config, base: int,
 
 
 def command(layer: ConvLayer, pass_name: str, config: Config, base: int = 0, **changes) -> dict:
+    """The command of a whole layer's pass; ``changes`` override fields (``pad_top`` and
+    ``pad_bottom`` follow a changed ``padding`` unless given: the layer's own rows)."""
     fields = dict(pass_kind=PASS_KIND[pass_name], n=layer.batch, c=layer.in_channels,
                   h=layer.height, w=layer.width, k=layer.out_channels, kernel=layer.kernel,
                   stride=layer.stride, padding=layer.padding, out_h=layer.out_height,
@@ -130,6 +132,8 @@ def command(layer: ConvLayer, pass_name: str, config: Config, base: int = 0, **c
                              layer.in_channels) // config.col_block),
                   base=base)
     fields.update(changes)
+    fields.setdefault("pad_top", fields["padding"])
+    fields.setdefault("pad_bottom", fields["padding"])
     return fields
 
 
