@@ -502,7 +502,9 @@ class MaskpropCore(wiring.Component):
             def transfer(port, addr, beats, then):
                 """Offer one DMA command; go to state ``then`` once it is taken."""
                 m.d.comb += [port.valid.eq(1), port.payload.addr.eq(addr),
-                             port.payload.beats.eq(beats)]
+                             port.payload.beats.eq(beats),
+                             port.payload.row_beats.eq(beats),   # contiguous: one row
+                             port.payload.pitch.eq(0)]
                 with m.If(port.ready):
                     m.next = then
             with m.State("READ_X"):
@@ -529,6 +531,7 @@ class MaskpropCore(wiring.Component):
                     walk.n.eq(command.n), walk.c.eq(command.c), walk.h.eq(command.h),
                     walk.w.eq(command.w), walk.k.eq(command.k), walk.kernel.eq(command.kernel),
                     walk.stride.eq(command.stride), walk.padding.eq(command.padding),
+                    walk.pad_top.eq(command.padding), walk.pad_bottom.eq(command.padding),
                     walk.out_h.eq(out_height), walk.out_w.eq(out_width),
                     walk.blocks.eq(blocks), walk.base.eq(0),
                 ]
