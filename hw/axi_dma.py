@@ -20,8 +20,13 @@ DMA_COUNTERS = ("bytes_read", "bytes_written", "read_bursts", "write_bursts", "r
 
 
 def dma_command_layout(addr_width: int, max_beats: int) -> data.StructLayout:
-    """One transfer: ``beats`` (1..``max_beats``) whole bus words from byte address ``addr``."""
-    return data.StructLayout({"addr": addr_width, "beats": range(max_beats + 1)})
+    """One transfer of ``beats`` (1..``max_beats``) whole bus words, as consecutive rows of
+    ``row_beats`` words: row ``r`` starts at byte address ``addr + r * pitch``. ``beats`` must be
+    a multiple of ``row_beats`` (1..``beats``) and ``pitch`` (bytes from one row's start to the
+    next) a multiple of the word size. ``row_beats == beats`` is a contiguous transfer (one row;
+    ``pitch`` is then ignored)."""
+    return data.StructLayout({"addr": addr_width, "beats": range(max_beats + 1),
+                              "row_beats": range(max_beats + 1), "pitch": addr_width})
 
 
 def read_word_layout(data_width: int) -> data.StructLayout:
@@ -65,14 +70,19 @@ def _burst_layout(addr_width: int, max_burst: int) -> data.StructLayout:
 
 class _BurstSplitter(wiring.Component):
     """Cuts commands into INCR bursts of at most ``max_burst`` beats that do not cross a 4 KiB
-    boundary. ``o`` offers the current command's next burst (``last``: its final one) straight
-    from the command registers; the next command is taken in the cycle its predecessor's last
-    burst leaves, so bursts follow each other without a bubble. A command of 0 beats is dropped.
+    boundary or a row's end. ``o`` offers the current command's next burst (``last``: its final
+    one) straight from the command registers; after a row's last burst the address jumps to the
+    next row's start (a row-start register plus ``pitch``, no multiplier), in the same cycle, and
+    the next command is taken in the cycle its predecessor's last burst leaves, so bursts follow
+    each other without a bubble. A contiguous command (one row) is cut exactly as if it had no
+    rows. A command of 0 beats is dropped. Outside the rules the hardware still terminates: a
+    ``row_beats`` of 0 or above ``beats`` is one row, and a short final row (``beats`` not a
+    multiple) is split as it is (simulation ``Assert``s it, naming the port ``name``).
     """
 
-    def __init__(self, *, addr_width, bytes_per_beat, max_burst, max_beats):
+    def __init__(self, *, addr_width, bytes_per_beat, max_burst, max_beats, name="cmd"):
         self._addr_width, self._bytes = addr_width, bytes_per_beat
-        self._max_burst, self._max_beats = max_burst, max_beats
+        self._max_burst, self._max_beats, self._name = max_burst, max_beats, name
         super().__init__({
             "i": In(stream.Signature(dma_command_layout(addr_width, max_beats))),
             "o": Out(stream.Signature(_burst_layout(addr_width, max_burst))),
@@ -82,15 +92,28 @@ class _BurstSplitter(wiring.Component):
         m = Module()
         shift = exact_log2(self._bytes)
         page_words = BOUNDARY_BYTES // self._bytes
+        words = range(self._max_beats + 1)
         addr = Signal(self._addr_width)
-        left = Signal(range(self._max_beats + 1))
+        left = Signal(words)                 # words of the command not yet in a burst
+        row_start = Signal(self._addr_width)
+        row_left = Signal(words)             # words of the current row not yet in a burst
+        row_beats = Signal(words)
+        pitch = Signal(self._addr_width)
         to_boundary = Signal(range(page_words + 1))
         capped = Signal(range(self._max_burst + 1))
         beats = Signal(range(self._max_burst + 1))
+        row_end = Signal()
+        rest = Signal(words)
+        next_row = Signal(self._addr_width)
         m.d.comb += [
             to_boundary.eq(page_words - addr[shift:12]),
             capped.eq(Mux(to_boundary < self._max_burst, to_boundary, self._max_burst)),
-            beats.eq(Mux(left < capped, left, capped)),
+            # row_left <= left always, so a command of one row is cut as it was before rows.
+            beats.eq(Mux(row_left < capped, row_left, capped)),
+            row_end.eq(beats == row_left),
+            # From registers only, to keep them off the path through ``beats``.
+            rest.eq(left - row_left),
+            next_row.eq(row_start + pitch),
             self.o.payload.addr.eq(addr),
             self.o.payload.beats.eq(beats),
             self.o.payload.last.eq(beats == left),
@@ -99,15 +122,33 @@ class _BurstSplitter(wiring.Component):
         finishing = sent & self.o.payload.last
         m.d.comb += self.i.ready.eq(~self.o.valid | finishing)
         with m.If(sent):
-            m.d.sync += [addr.eq(addr + (beats << shift)), left.eq(left - beats)]
+            m.d.sync += left.eq(left - beats)
+            with m.If(row_end):
+                m.d.sync += [
+                    addr.eq(next_row), row_start.eq(next_row),
+                    # A short final row (beats not a multiple of row_beats) is clamped.
+                    row_left.eq(Mux(rest < row_beats, rest, row_beats)),
+                ]
+            with m.Else():
+                m.d.sync += [addr.eq(addr + (beats << shift)), row_left.eq(row_left - beats)]
             with m.If(self.o.payload.last):
                 m.d.sync += self.o.valid.eq(0)
+        # beats a multiple of row_beats, checked row by row (a remainder needs a divider).
+        with m.If(sent & row_end & ~self.o.payload.last):
+            m.d.sync += Assert(rest >= row_beats,
+                               f"{self._name}: beats not a multiple of row_beats")
         with m.If(self.i.valid & self.i.ready):
+            command = self.i.payload
+            # The low bits of a misaligned address or pitch are ignored (AxiDma asserts them 0).
+            first = Cat(Const(0, shift), command.addr[shift:])
+            one_row = (command.row_beats == 0) | (command.row_beats > command.beats)
             m.d.sync += [
-                # The low bits of a misaligned address are ignored (AxiDma asserts them 0).
-                addr.eq(Cat(Const(0, shift), self.i.payload.addr[shift:])),
-                left.eq(self.i.payload.beats),
-                self.o.valid.eq(self.i.payload.beats != 0),
+                addr.eq(first), row_start.eq(first),
+                left.eq(command.beats),
+                row_left.eq(Mux(one_row, command.beats, command.row_beats)),
+                row_beats.eq(command.row_beats),
+                pitch.eq(Cat(Const(0, shift), command.pitch[shift:])),
+                self.o.valid.eq(command.beats != 0),
             ]
         return m
 
@@ -148,20 +189,27 @@ class AxiDma(wiring.Component):
         combinational path from a bus input to a bus output, as AXI requires). AR and AW run
         ahead of the data.
     read_cmd : In(stream.Signature(dma_command_layout(addr_width, max_beats_per_command)))
-        Read ``beats`` (1..``max_beats_per_command``) words from byte address ``addr``, which
-        must be a multiple of ``data_width / 8`` (the core aligns its addresses before issuing;
-        simulation ``Assert``s it and ``beats != 0``; the hardware ignores the low address bits
-        and drops a command of 0 beats).
+        Read ``beats`` (1..``max_beats_per_command``) words as consecutive rows of
+        ``row_beats`` words, row ``r`` starting at byte address ``addr + r * pitch``;
+        ``row_beats == beats`` is a contiguous transfer (``pitch`` ignored). ``addr`` and
+        ``pitch`` must be multiples of ``data_width / 8`` (the core aligns its addresses before
+        issuing), ``row_beats`` in 1..``beats`` and ``beats`` a multiple of it. Simulation
+        ``Assert``s all of it (the multiple when the splitter reaches the short row); the
+        hardware ignores the low address and pitch bits, drops a command of 0 beats, moves one
+        of ``row_beats`` 0 or above ``beats`` as one row, and ends a command that is not a whole
+        number of rows with its short row. Bursts never span two rows.
     read_data : Out(stream.Signature(read_word_layout(data_width)))
-        The words read, command after command, each command's in address order, ``last`` on
-        each command's final word. A word answered with an error response still comes (its
-        data is whatever the memory returned) and sets ``error.read``.
+        The words read, command after command, each command's row by row and each row in
+        address order, ``last`` on each command's final word (not on each row's). A word
+        answered with an error response still comes (its data is whatever the memory returned)
+        and sets ``error.read``.
     write_cmd : In(stream.Signature(dma_command_layout(addr_width, max_beats_per_command)))
-        Write ``beats`` words from byte address ``addr`` (same rules as ``read_cmd``).
+        Write ``beats`` words in rows from byte address ``addr`` (same rules as
+        ``read_cmd``).
     write_data : In(stream.Signature(write_word_layout(data_width)))
-        The words of the write commands, in command and address order, with byte strobes. A
-        word is taken only once its burst has been issued (from the cycle its ``AWVALID``
-        rises).
+        The words of the write commands, in command, row and address order, with byte
+        strobes. A word is taken only once its burst has been issued (from the cycle its
+        ``AWVALID`` rises).
     write_done : Out(stream.Signature(write_done_layout()))
         One beat per write command, in command order, once all of its bursts' write responses
         have arrived (the words are then in memory); ``error`` if any of them was not OKAY.
@@ -182,12 +230,14 @@ class AxiDma(wiring.Component):
     Each direction moves one word per cycle when the bus does not back-pressure and bursts are
     long enough to cover the memory's latency with ``max_outstanding`` bursts in flight
     (``read_buffer`` words to cover it on the read side); bursts follow each other without a
-    bubble, also across commands (one burst per cycle per direction at most). On an idle
-    engine ``ARVALID`` (``AWVALID``) rises 3 cycles after the command's handshake (command
-    queue, splitter, address register); a read word is offered on ``read_data`` 2 cycles after
-    its R handshake (the read FIFO's registered output); a word taken from ``write_data`` is on
-    W the next cycle; ``write_done`` is offered the cycle after the command's last write
-    response. (``tests/test_axi_dma.py::test_latencies`` pins these.)
+    bubble, also across rows and commands (one burst per cycle per direction at most; short rows
+    make short bursts, which cover less of the latency). A contiguous command's bursts and
+    cycles do not depend on ``pitch``. On an idle engine ``ARVALID`` (``AWVALID``) rises 3
+    cycles after the command's handshake (command queue, splitter, address register); a read
+    word is offered on ``read_data`` 2 cycles after its R handshake (the read FIFO's
+    registered output); a word taken from ``write_data`` is on W the next cycle;
+    ``write_done`` is offered the cycle after the command's last write response.
+    (``tests/test_axi_dma.py::test_latencies`` pins these.)
     """
 
     #: Cycles from a command's handshake to its first ``ARVALID``/``AWVALID`` (idle engine).
@@ -260,19 +310,25 @@ class AxiDma(wiring.Component):
         """``port``'s commands through a FIFO into a burst splitter; returns both."""
         queue = fifo.SyncFIFO(width=port.payload.shape().size, depth=self._command_depth)
         splitter = _BurstSplitter(addr_width=self._addr_width, bytes_per_beat=self.bytes_per_beat,
-                                  max_burst=self._max_burst, max_beats=self._max_beats)
+                                  max_burst=self._max_burst, max_beats=self._max_beats,
+                                  name=name)
         m.submodules[f"{name}_queue"] = queue
         m.submodules[f"{name}_splitter"] = splitter
         wiring.connect(m, wiring.flipped(port), queue.w_stream)
         wiring.connect(m, queue.r_stream, splitter.i)
         # Checked at the clock edge (sync): a combinational check would also see the
-        # transient mix of new register values and old inputs right after the edge.
+        # transient mix of new register values and old inputs right after the edge. That beats
+        # is a multiple of row_beats the splitter checks, row by row.
+        command, shift = port.payload, exact_log2(self.bytes_per_beat)
         with m.If(port.valid):
             m.d.sync += [
-                Assert(port.payload.addr[:exact_log2(self.bytes_per_beat)] == 0,
-                       f"{name}: address not aligned to the bus width"),
-                Assert((port.payload.beats >= 1) & (port.payload.beats <= self._max_beats),
+                Assert(command.addr[:shift] == 0, f"{name}: address not aligned to the bus width"),
+                Assert((command.beats >= 1) & (command.beats <= self._max_beats),
                        f"{name}: beats out of [1, {self._max_beats}]"),
+                Assert((command.row_beats >= 1) & (command.row_beats <= command.beats),
+                       f"{name}: row_beats out of [1, beats]"),
+                Assert((command.row_beats == command.beats) | (command.pitch[:shift] == 0),
+                       f"{name}: pitch not a multiple of the bus width"),
             ]
         return queue, splitter
 
@@ -313,7 +369,8 @@ class AxiDma(wiring.Component):
         ]
         ar_issue = read_split.o.valid & read_split.o.ready
         with m.If(ar_issue):
-            m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(burst.addr), bus.arlen.eq(burst.beats - 1)]
+            m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(burst.addr),
+                         bus.arlen.eq(burst.beats - 1)]
         with m.Elif(bus.arready):
             m.d.sync += bus.arvalid.eq(0)
         m.d.comb += [read_info.w_en.eq(ar_issue), read_info.w_data.eq(burst.last)]
