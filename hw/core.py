@@ -531,6 +531,7 @@ class MaskpropCore(wiring.Component):
                     walk.n.eq(command.n), walk.c.eq(command.c), walk.h.eq(command.h),
                     walk.w.eq(command.w), walk.k.eq(command.k), walk.kernel.eq(command.kernel),
                     walk.stride.eq(command.stride), walk.padding.eq(command.padding),
+                    walk.pad_top.eq(command.padding), walk.pad_bottom.eq(command.padding),
                     walk.out_h.eq(out_height), walk.out_w.eq(out_width),
                     walk.blocks.eq(blocks), walk.base.eq(0),
                 ]
