@@ -3,7 +3,8 @@
 from dataclasses import dataclass, asdict, replace
 
 __all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL",
-           "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "GENERATABLE_BUFFER_BITS"]
+           "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
+           "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
@@ -27,6 +28,15 @@ def ceil_log2(n: int) -> int:
     return max(0, (int(n) - 1).bit_length())
 
 
+def y_chunk_shift(chunks: int) -> int:
+    """log2 of the tile array's Y buffer column stride for a pass of ``chunks`` chunks per
+    column: ``ceil(log2(max(1, chunks)))``. Y chunk ``k`` of column ``j`` sits at
+    ``(j << shift) | k``, so a stride rounded up to a power of two keeps the address a
+    concatenation (no multiplier) at the cost of up to half the buffer for a pass whose chunks
+    are just above a power of two (288 chunks take a stride of 512)."""
+    return ceil_log2(max(1, chunks))
+
+
 def container_bits(data_width: int) -> int:
     """Bits of the container one element of ``data_width`` bits takes in the core's memory: 8,
     16 or 32, the smallest that holds it."""
@@ -41,6 +51,14 @@ def check_range(name: str, value, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], not {value}")
     return value
+
+
+class _DerivedWords(int):
+    """``Config.y_words`` left to its default (``max_cols * max_chunks``): an int in every use
+    (equal to, and hashing as, the same number given explicitly), but re-derived, not kept,
+    when a configuration is copied with other buffers."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,17 @@ class Config:
         Chunks of one reduction the tile array's row buffer holds (reduction length
         ``<= max_chunks * vec``), a power of two in 1..4096.
     max_cols : int
-        Columns the tile array's Y buffer holds (per tile), 1..65536.
+        Output columns of one pass (the tile array's column addresses), 1..65536.
+    y_words : int or None
+        Words (Y chunks) of the tile array's Y buffer. ``None`` (normalized on construction)
+        is ``max_cols * max_chunks``: every column of the longest reduction. Otherwise a power
+        of two in ``[max_chunks, max_cols * max_chunks]`` (at least one column of the longest
+        reduction): a long row buffer (deep reductions without partial sums) no longer needs a
+        Y buffer of ``max_cols`` such columns. The column stride is a runtime power of two,
+        ``1 << y_chunk_shift(chunks)`` for a pass of ``chunks`` chunks per column, so a pass
+        fits when :meth:`y_fits` says so. Left to its default, a copy with other buffers
+        (:func:`dataclasses.replace`, ``Config(**config.as_dict())``) derives it again; a value
+        given explicitly is kept.
 
     Presets
     -------
@@ -82,8 +110,9 @@ class Config:
     Generatable range
     -----------------
     Every configuration in these ranges drives the golden and cycle models (network evaluation
-    uses ``max_chunks=4096, max_cols=65536``: :meth:`for_evaluation`), but the tile array's RTL is generated only when
-    its Y buffer (``max_cols * max_chunks`` words of ``vec * data_width`` bits) and row buffer
+    uses ``max_chunks=4096, max_cols=65536``: :meth:`for_evaluation`), but the tile array's RTL
+    is generated only when its Y buffer (``y_words`` words of ``vec * data_width`` bits; by
+    default ``max_cols * max_chunks``) and row buffer
     (``max_chunks`` words of ``vec * (data_width + 1) + log2(max_chunks)`` bits) hold at most
     :data:`GENERATABLE_BUFFER_BITS` = 2**22 bits together, e.g. ``max_cols <= 254`` with the
     defaults (``max_chunks=64``, ``vec=16``, ``data_width=16``); :meth:`check_generatable`
@@ -99,6 +128,7 @@ class Config:
     col_block: int = 32
     max_chunks: int = 64
     max_cols: int = 128
+    y_words: int | None = None
 
     def __post_init__(self):
         check_range("vec", self.vec, 1, 64)
@@ -115,6 +145,31 @@ class Config:
             raise ValueError(f"max_chunks must be a power of two in [1, 4096], "
                              f"not {self.max_chunks}")
         check_range("max_cols", self.max_cols, 1, 65536)
+        full = self.max_cols * self.max_chunks
+        if self.y_words is None or isinstance(self.y_words, _DerivedWords):
+            # Derived from this configuration's buffers, and marked so that a copy with other
+            # buffers (dataclasses.replace, Config(**as_dict())) derives it again instead of
+            # keeping a size that no longer matches them.
+            object.__setattr__(self, "y_words", _DerivedWords(full))
+        check_range("y_words", self.y_words, self.max_chunks, full)
+        # The full size need not be a power of two (max_cols is any number); a smaller buffer
+        # must be, so that it is exactly a block RAM's depth.
+        if self.y_words != full:
+            if self.y_words & (self.y_words - 1):
+                raise ValueError(f"y_words must be a power of two in [{self.max_chunks}, "
+                                 f"{full}] (max_chunks, max_cols * max_chunks) or "
+                                 f"max_cols * max_chunks, not {self.y_words}")
+
+    #: :func:`y_chunk_shift`, reachable from a configuration.
+    y_chunk_shift = staticmethod(y_chunk_shift)
+
+    def y_fits(self, cols: int, chunks: int) -> bool:
+        """Whether a pass of ``cols`` output columns of ``chunks`` chunks each fits the tile
+        array: the reduction in the row buffer (``chunks <= max_chunks``), the columns in its
+        column addresses (``cols <= max_cols``) and in the Y buffer at the pass's stride
+        (``cols << y_chunk_shift(chunks) <= y_words``)."""
+        return (chunks <= self.max_chunks and cols <= self.max_cols and
+                cols << y_chunk_shift(chunks) <= self.y_words)
 
     @property
     def product_width(self) -> int:
@@ -149,9 +204,9 @@ class Config:
 
     @property
     def y_buffer_bits(self) -> int:
-        """Bits of the tile array's Y buffer: ``max_cols * max_chunks`` chunks of ``vec``
-        operands (one copy, read by every tile)."""
-        return self.max_cols * self.max_chunks * self.vec * self.data_width
+        """Bits of the tile array's Y buffer: ``y_words`` chunks of ``vec`` operands (one
+        copy, read by every tile)."""
+        return self.y_words * self.vec * self.data_width
 
     def _row_buffer_bits(self, max_chunks: int) -> int:
         # TileArray's row buffer: max_chunks entries of an X chunk, its mask and its chunk index.
@@ -169,18 +224,30 @@ class Config:
 
     def largest_generatable_max_cols(self, max_chunks: int) -> int:
         """Largest ``max_cols`` (at most 65536) whose tile array is generatable with
-        ``max_chunks`` and this configuration's other parameters; 0 if none."""
+        ``max_chunks``, the Y buffer's default size (``y_words = max_cols * max_chunks``) and
+        this configuration's other parameters; 0 if none."""
         room = GENERATABLE_BUFFER_BITS - self._row_buffer_bits(max_chunks)
         return max(0, min(65536, room // (max_chunks * self.vec * self.data_width)))
 
     def largest_generatable_max_chunks(self, max_cols: int) -> int:
         """Largest power-of-two ``max_chunks`` (at most 4096) whose tile array is generatable
-        with ``max_cols`` and this configuration's other parameters; 0 if none."""
+        with ``max_cols``, the Y buffer's default size (``y_words = max_cols * max_chunks``)
+        and this configuration's other parameters; 0 if none."""
         for max_chunks in (1 << k for k in range(12, -1, -1)):
             if (max_cols * max_chunks * self.vec * self.data_width +
                     self._row_buffer_bits(max_chunks) <= GENERATABLE_BUFFER_BITS):
                 return max_chunks
         return 0
+
+    def largest_generatable_y_words(self, max_chunks: int, max_cols: int) -> int:
+        """Largest ``y_words`` a configuration with ``max_chunks`` and ``max_cols`` accepts (a
+        power of two in ``[max_chunks, max_cols * max_chunks]``, or that product) whose tile
+        array is generatable with this configuration's other parameters; 0 if none."""
+        room = GENERATABLE_BUFFER_BITS - self._row_buffer_bits(max_chunks)
+        words = min(max_cols * max_chunks, max(0, room) // (self.vec * self.data_width))
+        if words != max_cols * max_chunks:
+            words = 1 << (words.bit_length() - 1) if words else 0
+        return words if words >= max_chunks else 0
 
     def check_generatable(self) -> None:
         """Raise ``ValueError`` unless the tile array of this configuration can be generated.
@@ -189,25 +256,36 @@ class Config:
         the Y buffer and the row buffer together, because Amaranth writes an initial value for
         every buffer bit (about 20 s and 0.6 GB at the limit, and growing faster than linearly:
         max_cols=1024 with the defaults, 16 Mibit, took over 100 s and 2.2 GB). The message
-        names ``max_cols`` and ``max_chunks``, the buffers' sizes, the limit and the largest
-        values that fit. Config itself accepts larger buffers: the cycle model never generates.
+        names what sizes the Y buffer (``max_cols`` and ``max_chunks`` when ``y_words`` is
+        their product, else ``y_words``), the buffers' sizes, the limit and the largest values
+        that fit. Config itself accepts larger buffers: the cycle model never generates.
         """
         bits = self.buffer_bits
         if bits <= GENERATABLE_BUFFER_BITS:
             return
         mibit = bits / (1 << 20)
         fits = []
-        cols = self.largest_generatable_max_cols(self.max_chunks)
-        if cols:
-            fits.append(f"max_cols={cols} at max_chunks={self.max_chunks}")
-        chunks = self.largest_generatable_max_chunks(self.max_cols)
-        if chunks:
-            fits.append(f"max_chunks={chunks} at max_cols={self.max_cols}")
+        full = self.y_words == self.max_cols * self.max_chunks
+        if full:
+            # The Y buffer follows max_cols x max_chunks: propose smaller ones (y_words derived).
+            cols = self.largest_generatable_max_cols(self.max_chunks)
+            if cols:
+                fits.append(f"max_cols={cols} at max_chunks={self.max_chunks}")
+            chunks = self.largest_generatable_max_chunks(self.max_cols)
+            if chunks:
+                fits.append(f"max_chunks={chunks} at max_cols={self.max_cols}")
+        else:
+            # An explicit Y buffer does not follow max_cols: propose a smaller one.
+            words = self.largest_generatable_y_words(self.max_chunks, self.max_cols)
+            if words:
+                fits.append(f"y_words={words} at max_chunks={self.max_chunks}")
         if not fits:
             fits.append(f"max_cols={self.largest_generatable_max_cols(1)} at max_chunks=1")
+        sized_by = (f"max_cols x max_chunks = {self.max_cols} x {self.max_chunks}" if full else
+                    f"y_words = {self.y_words:,} at max_chunks = {self.max_chunks}")
         raise ValueError(
-            f"max_cols x max_chunks = {self.max_cols} x {self.max_chunks} is too large to "
-            f"generate: the Y buffer of {self.max_cols * self.max_chunks:,} words x "
+            f"{sized_by} is too large to "
+            f"generate: the Y buffer of {self.y_words:,} words x "
             f"{self.vec * self.data_width} bits (vec x data_width) and the row buffer of "
             f"{self.max_chunks:,} words hold {bits:,} bits, more than the "
             f"{GENERATABLE_BUFFER_BITS:,} (2**22) that generation is limited to: Amaranth "
@@ -218,8 +296,9 @@ class Config:
     def for_evaluation(self) -> "Config":
         """This configuration with the largest buffers Config accepts (``max_chunks=4096,
         max_cols=65536``): whole networks need buffers the RTL would tile, and the cycle model
-        assumes they fit. Not generatable (:meth:`check_generatable`)."""
-        return replace(self, max_chunks=4096, max_cols=65536)
+        assumes they fit; the Y buffer holds every column at the longest reduction
+        (``y_words`` their product). Not generatable (:meth:`check_generatable`)."""
+        return replace(self, max_chunks=4096, max_cols=65536, y_words=None)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -325,7 +404,8 @@ class CoreConfig:
             raise ValueError(f"x_words = {self.x_words} words of {self.bus_width} bits and the "
                              f"tile array's buffers hold {self.buffer_bits:,} bits, more than "
                              f"the {GENERATABLE_BUFFER_BITS:,} (2**22) that generation is "
-                             f"limited to: lower x_words, max_cols or max_chunks")
+                             f"limited to: lower x_words, y_words (max_cols x max_chunks by "
+                             f"default) or max_chunks")
 
 
 #: The core with the default tile array.
