@@ -1,7 +1,7 @@
 """The tile array: one decoder and one broadcast X chunk, ``tiles`` PE + tree columns, and the
 sequencer that compacts each row's output mask (docs/architecture.md section 4.6)."""
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -16,7 +16,7 @@ from maskprop.hw.rank_compaction import RankRegister
 from maskprop.hw.sparse_pe import SparseGradPE
 
 __all__ = ["TileArray", "ARRAY_COUNTERS", "array_counter_layout", "load_layout", "row_layout",
-           "x_chunk_layout", "array_result_layout"]
+           "x_chunk_layout", "array_result_layout", "chunk_shift_shape"]
 
 ARRAY_COUNTERS = ("cycles", "stalls", "beats", "macs", "chunks", "chunks_skipped", "groups",
                   "rows", "outputs", "outputs_skipped")
@@ -49,12 +49,24 @@ def _memory_depth(words: int) -> int:
     return max(2, words)
 
 
+def _y_address_width(config: Config) -> int:
+    return max(1, ceil_log2(config.y_words))
+
+
 def load_layout(config: Config) -> data.StructLayout:
-    """One Y chunk written into every tile's Y buffer, at ``column * max_chunks + chunk``."""
+    """One Y chunk written into every tile's Y buffer, at ``(column << chunk_shift) | chunk``
+    (``chunk_shift`` the pass's, :func:`~maskprop.base.config.y_chunk_shift`)."""
     return data.StructLayout({
-        "addr": max(1, ceil_log2(config.max_cols * config.max_chunks)),
+        "addr": _y_address_width(config),
         "y": chunk_layout(config.vec, config.data_width),
     })
+
+
+def chunk_shift_shape(config: Config) -> range:
+    """Shape of :class:`TileArray`'s ``chunk_shift`` input: log2 of the Y buffer's column
+    stride, ``0..log2(max_chunks)`` (at least one bit: a zero-width top-level port would be
+    declared ``[-1:0]`` in Verilog, which ``verilator -Wall`` rejects)."""
+    return range(max(2, ceil_log2(config.max_chunks) + 1))
 
 
 def row_layout(config: Config) -> data.StructLayout:
@@ -103,14 +115,24 @@ class TileArray(wiring.Component):
     ----------
     config : Config
         ``vec``, ``lanes``, ``tiles``, ``data_width``, ``acc_width``, ``tree_stages``,
-        ``col_block``, ``max_chunks``, ``max_cols``. ``ValueError`` if its buffers are too
-        large to generate (:meth:`Config.check_generatable`).
+        ``col_block``, ``max_chunks``, ``max_cols``, ``y_words``. ``ValueError`` if its
+        buffers are too large to generate (:meth:`Config.check_generatable`).
 
     Ports
     -----
     load : In(stream.Signature(load_layout(config)))
-        Y chunks, written into the Y buffer of every tile before a pass (Y chunk ``k`` of column
-        ``j`` at ``j * max_chunks + k``).
+        Y chunks, written into the Y buffer (``y_words`` words, one copy read by every tile)
+        before a pass: Y chunk ``k`` of column ``j`` at ``(j << chunk_shift) | k``. The writer
+        must use the stride the pass runs with (``chunk_shift``).
+    chunk_shift : In(chunk_shift_shape(config), init=ceil_log2(max_chunks))
+        log2 of the Y buffer's column stride for the pass, ``y_chunk_shift(chunks)`` for a pass
+        of ``chunks`` chunks per column (:mod:`maskprop.base.config`): tile ``t`` reads Y at
+        ``(column << chunk_shift) | index``, truncated to the buffer's address. A pass fits
+        when ``cols << chunk_shift <= y_words`` (:meth:`Config.y_fits`); a simulation
+        ``Assert`` stops a read whose column lies beyond the buffer or whose chunk index
+        reaches into the next column. Hold it for the whole pass, loads included. The init
+        value, with ``y_words = max_cols * max_chunks``, is the fixed stride ``max_chunks``,
+        which a writer that never drives the port (the core) uses.
     rows : In(stream.Signature(row_layout(config)))
         One beat per row and block of columns: which columns exist and which are wanted.
     x : In(stream.Signature(x_chunk_layout(config)))
@@ -164,6 +186,7 @@ class TileArray(wiring.Component):
         self._config = config
         super().__init__({
             "load": In(stream.Signature(load_layout(config))),
+            "chunk_shift": In(chunk_shift_shape(config), init=ceil_log2(config.max_chunks)),
             "rows": In(stream.Signature(row_layout(config))),
             "x": In(stream.Signature(x_chunk_layout(config))),
             "o": Out(stream.Signature(array_result_layout(config))),
@@ -198,8 +221,7 @@ class TileArray(wiring.Component):
         m.submodules.decoder = decoder = ZeroSkipIndexDecoder.from_config(c, side=side)
         # One Y buffer with a read port per tile (on an FPGA, one copy per port).
         m.submodules.y_buffer = y_buffer = memory.Memory(
-            shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.max_cols * c.max_chunks),
-            init=[])
+            shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.y_words), init=[])
         y_write = y_buffer.write_port()
         m.d.comb += [
             y_write.addr.eq(self.load.payload.addr),
@@ -297,12 +319,23 @@ class TileArray(wiring.Component):
         # Y chunks are read as the chunk enters the decoder, so they arrive with it. A tile
         # without a column in this group does not read (its PE multiplies nothing: the stale
         # chunk it holds is never used), which saves a buffer read per idle tile and chunk.
+        # The column stride is the pass's (a power of two, so the address is an OR, no adder):
+        # a Y buffer smaller than max_cols x max_chunks still holds all columns of a short
+        # reduction, or a few of a long one.
         for t, y_read in enumerate(y_reads):
+            column_base = Signal(column_width + (1 << len(self.chunk_shift)) - 1,
+                                 name=f"y_column_base{t}")
             m.d.comb += [
-                y_read.addr.eq(Cat(chunk_index, group.column[t])
-                               if c.max_chunks > 1 else group.column[t]),
+                column_base.eq(group.column[t] << self.chunk_shift),
+                y_read.addr.eq(column_base | chunk_index),
                 y_read.en.eq(issue & tiles_on[t]),
             ]
+            # Checked at the clock edge, on settled values, as the row buffer's bound below.
+            m.d.sync += Assert(
+                ~y_read.en | ((column_base < c.y_words) &
+                              ((chunk_index >> self.chunk_shift) == 0)),
+                f"tile {t} read Y beyond its column: column << chunk_shift must be below "
+                f"y_words and the chunk index below 1 << chunk_shift")
 
         with m.If(issue & first_group & keep):
             m.d.sync += stored.eq(stored + 1)

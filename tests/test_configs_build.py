@@ -9,6 +9,7 @@ and prints the failing configuration; the simulation also prints its NumPy seed.
 
 import re
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from maskprop.base.config import (DEFAULT, EVALUATION, FPGA_SMALL, GENERATABLE_BUFFER_BITS, Config,
-                             ceil_log2)
+                                  ceil_log2, y_chunk_shift)
 from maskprop.host.driver import ArrayPass
 from maskprop.sim.lowering import lower_pass
 from maskprop.hw.accumulation_tree import AccumulationTree
@@ -61,6 +62,12 @@ def shrunk(config: Config, **changes) -> Config:
     values["tree_stages"] = min(values["tree_stages"], ceil_log2(values["lanes"]))
     values["max_chunks"] = max(1, values["max_chunks"])
     values["max_cols"] = max(1, values["max_cols"])
+    # The full Y buffer (max_cols x max_chunks) follows the new buffers; a smaller one stays
+    # a power of two between max_chunks and max_cols x max_chunks.
+    full = values["max_chunks"] * values["max_cols"]
+    values["y_words"] = (None if config.y_words == config.max_cols * config.max_chunks else
+                         max(values["max_chunks"],
+                             min(config.y_words, 1 << (full.bit_length() - 1))))
     return Config(**values)
 
 
@@ -81,7 +88,8 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
             max_chunks=16, max_cols=64, budget=1.0):
     """A valid ``Config`` from the documented ranges (vec 1..64, lanes 1..vec, tiles 1..64,
     col_block tiles..64, data_width 2..32, acc_width tree_width..64, tree_stages
-    0..ceil(log2 lanes), max_chunks a power of two, max_cols), with small buffers and within a
+    0..ceil(log2 lanes), max_chunks a power of two, max_cols, y_words the full Y buffer or a
+    power of two within it), with small buffers and within a
     generation ``budget`` (seconds of :func:`generation_terms`): each parameter reaches both
     ends of its range, but the large ones not all at once."""
     vec = draw(st.integers(1, max_vec))
@@ -91,12 +99,20 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
     # tree_width = 2 * data_width + ceil(log2 lanes) must leave room for acc_width <= 64.
     data_width = draw(st.integers(2, min(max_data_width, (64 - ceil_log2(lanes)) // 2)))
     tree_width = 2 * data_width + ceil_log2(lanes)
+    acc_width = draw(st.integers(tree_width, 64))
+    tree_stages = draw(st.integers(0, ceil_log2(lanes)))
+    chunks = draw(st.sampled_from([1 << k for k in range(max_chunks.bit_length())]))
+    cols = draw(st.integers(1, max_cols))
+    # The Y buffer: the full max_cols x max_chunks (0), or the largest power of two within it
+    # halved 0..2 times, at least max_chunks (so that passes run at a column stride the Y
+    # buffer's size, not max_chunks, bounds).
+    halvings = draw(st.integers(0, 3))
+    full = chunks * cols
     config = Config(vec=vec, lanes=lanes, tiles=tiles, col_block=col_block,
-                    data_width=data_width, acc_width=draw(st.integers(tree_width, 64)),
-                    tree_stages=draw(st.integers(0, ceil_log2(lanes))),
-                    max_chunks=draw(st.sampled_from([1 << k for k in range(
-                        max_chunks.bit_length())])),
-                    max_cols=draw(st.integers(1, max_cols)))
+                    data_width=data_width, acc_width=acc_width, tree_stages=tree_stages,
+                    max_chunks=chunks, max_cols=cols,
+                    y_words=None if halvings == 0 else
+                    max(chunks, (1 << (full.bit_length() - 1)) >> (halvings - 1)))
     # An expensive draw is shrunk rather than rejected (rejecting would starve hypothesis):
     # the largest term is halved until the configuration fits the budget.
     while sum(generation_terms(config).values()) > budget:
@@ -201,8 +217,11 @@ def gemm_cases(draw, config_strategy):
     config = draw(config_strategy)
     reduction = draw(st.integers(1, min(config.max_chunks * config.vec,
                                         config.max_reduction(), 40)))
-    return (config, reduction, draw(st.integers(1, 5)), draw(st.integers(1, min(config.max_cols,
-                                                                              12))))
+    # As many columns as the Y buffer holds at the pass's stride (at least one: y_words >=
+    # max_chunks).
+    fit = config.y_words >> config.y_chunk_shift(-(-reduction // config.vec))
+    return (config, reduction, draw(st.integers(1, 5)),
+            draw(st.integers(1, min(config.max_cols, fit, 12))))
 
 
 SIM_EDGES = [(config, min(config.max_chunks * config.vec, config.max_reduction()), 3,
@@ -231,6 +250,7 @@ def test_tile_array_matches_numpy(case, dense, density, seed):
 
     def setup(ctx):
         ctx.set(dut.dense, dense)
+        ctx.set(dut.chunk_shift, array_pass.chunk_shift)
     expected = list(array_pass.expected_results(dense))
     inputs = array_pass.inputs(dense)
     # A hung array fails in seconds: with 20 % idle inputs and 30 % backpressure a pass takes
@@ -304,6 +324,72 @@ def test_refusal_names_what_fits(overrides, fits):
                 Config(**{**fitting.as_dict(), name: step}).check_generatable()
 
 
+def test_y_words_refusal_names_a_smaller_y_buffer():
+    """A Y buffer given explicitly does not follow max_cols: the refusal names y_words and the
+    largest that fits at the same max_chunks, which does fit (and twice it does not)."""
+    config = Config(max_chunks=512, max_cols=128, y_words=16384)
+    with pytest.raises(ValueError, match=r"^y_words = 16,384 at max_chunks = 512 is too large "
+                                         r"to generate: the Y buffer of 16,384 words") as refused:
+        config.check_generatable()
+    assert str(refused.value).endswith("the largest generatable is y_words=8192 at "
+                                       "max_chunks=512")
+    Config(max_chunks=512, max_cols=128, y_words=8192).check_generatable()
+
+
+# --- the Y buffer's size (y_words) ---------------------------------------------------------------
+
+def test_y_words_defaults_to_every_column_of_the_longest_reduction():
+    """``None`` is max_cols x max_chunks (which need not be a power of two), equal to the same
+    number given; a copy with other buffers derives it again, an explicit one is kept; the
+    evaluation configuration holds every column of the longest reduction."""
+    assert Config().y_words == 128 * 64 and Config() == Config(y_words=8192)
+    assert hash(Config()) == hash(Config(y_words=8192))
+    assert Config(max_cols=160, max_chunks=32).y_words == 5120
+    assert replace(Config(), max_cols=32).y_words == 32 * 64
+    assert Config(**{**Config().as_dict(), "max_chunks": 8}).y_words == 128 * 8
+    assert replace(Config(y_words=1024), max_cols=32).y_words == 1024
+    assert EVALUATION.y_words == 65536 * 4096
+    assert Config(max_chunks=16, max_cols=8, y_words=64).for_evaluation() == EVALUATION
+
+
+@pytest.mark.parametrize("y_words, why", [
+    (32, r"y_words must be in \[64, 8192\], not 32"),            # below one longest column
+    (16384, r"y_words must be in \[64, 8192\], not 16384"),      # beyond every column
+    (96, r"y_words must be a power of two in \[64, 8192\]"),
+    (4096.0, r"y_words must be an integer in \[64, 8192\]"),
+    (True, r"y_words must be an integer"),
+    ("4096", r"y_words must be an integer"),
+])
+def test_y_words_out_of_range_is_refused(y_words, why):
+    with pytest.raises(ValueError, match=why):
+        Config(y_words=y_words)
+
+
+def test_y_words_range_ends_are_accepted():
+    assert Config(y_words=64).y_words == 64 and Config(y_words=8192).y_words == 8192
+    assert Config(max_cols=160, max_chunks=32, y_words=4096).y_words == 4096
+    with pytest.raises(ValueError, match=r"y_words must be a power of two in \[32, 5120\] "
+                                         r"\(max_chunks, max_cols \* max_chunks\) or "
+                                         r"max_cols \* max_chunks, not 5000"):
+        Config(max_cols=160, max_chunks=32, y_words=5000)
+
+
+def test_y_chunk_shift_and_y_fits():
+    """The column stride is the pass's chunks rounded up to a power of two (at least 1); a pass
+    fits when its columns at that stride fit the Y buffer, its reduction the row buffer and its
+    columns max_cols."""
+    assert [y_chunk_shift(chunks) for chunks in (0, 1, 2, 3, 4, 5, 9, 288, 512, 513)] == \
+        [0, 0, 1, 2, 2, 3, 4, 9, 9, 10]
+    assert Config.y_chunk_shift is y_chunk_shift and Config().y_chunk_shift(3) == 2
+    deep = Config(max_chunks=512, max_cols=128, y_words=8192)
+    assert deep.y_fits(16, 288) and not deep.y_fits(17, 288)     # a stride of 512
+    assert deep.y_fits(128, 64) and not deep.y_fits(128, 65)     # 64 -> 64, 65 -> 128
+    assert deep.y_fits(128, 1) and not deep.y_fits(129, 1)       # max_cols
+    assert not deep.y_fits(1, 513)                               # max_chunks
+    full = Config(max_cols=160, max_chunks=32)                   # 5120, not a power of two
+    assert full.y_fits(160, 32) and full.y_fits(160, 17) and not full.y_fits(161, 1)
+
+
 def buffer_words_and_width(verilog: str, name: str) -> tuple[int, int]:
     match = re.search(rf"reg \[(\d+):0\] {name} \[(\d+):0\];", verilog)
     assert match, f"no memory {name} in the generated Verilog"
@@ -315,12 +401,14 @@ def buffer_words_and_width(verilog: str, name: str) -> tuple[int, int]:
            max_cols=3),
     Config(vec=9, lanes=3, tiles=1, col_block=2, data_width=3, acc_width=10, max_chunks=2,
            max_cols=7),
+    Config(vec=4, lanes=2, tiles=2, col_block=4, data_width=5, acc_width=12, max_chunks=8,
+           max_cols=24, y_words=32),
 ], ids=str)
 def test_buffer_bits_are_the_generated_buffers(config):
     """The bits check_generatable counts are those of the memories in the Verilog."""
     verilog = generate_verilog(TileArray(config), "tile_array")
     words, width = buffer_words_and_width(verilog, "y_buffer")
-    assert (words, words * width) == (config.max_cols * config.max_chunks, config.y_buffer_bits)
+    assert (words, words * width) == (config.y_words, config.y_buffer_bits)
     words, width = buffer_words_and_width(verilog, "x_buffer")
     assert (words, words * width) == (config.max_chunks, config.row_buffer_bits)
 

@@ -112,6 +112,7 @@ def test_array_counters(name, dense, traffic):
 
     def setup(ctx):
         ctx.set(dut.dense, dense)
+        ctx.set(dut.chunk_shift, passed.chunk_shift)
     expected = list(passed.expected_results(dense))
     run = run_streams(dut, inputs, expected, phases=[["load"], ["rows", "x"]],
                       idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,

@@ -263,6 +263,7 @@ def test_event_counts_equal_the_tile_arrays_counters(pass_name, dense):
 
     def setup(ctx):
         ctx.set(dut.dense, dense)
+        ctx.set(dut.chunk_shift, array_pass.chunk_shift)
     run = run_streams(dut, array_pass.inputs(dense), list(array_pass.expected_results(dense)),
                       phases=[["load"], ["rows", "x"]], idle=0.1, backpressure=0.2, seed=3,
                       setup=setup, read=("counters",))

@@ -33,6 +33,38 @@ def test_refuses_more_columns_than_the_y_buffer():
         ArrayPass.lower(layer, "forward", Config(), A=A, W=W, dZ=dZ)
 
 
+def test_refuses_more_columns_than_the_y_buffer_holds_at_the_pass_stride():
+    """A Y buffer smaller than max_cols x max_chunks: 9 chunks per column take a stride of 16,
+    so 256 words hold 16 columns, and 17 are refused naming y_words, from the shape and from
+    the lowered operands alike; the loads use that stride."""
+    config = Config(max_chunks=64, max_cols=128, y_words=256)
+    fits = ConvLayer(1, 16, 4, 4, 16, 3, 1, 1, "fits")          # 144-element reduction
+    check_pass(fits, "forward", config)
+    A, W, dZ = tensors(fits)
+    array_pass = ArrayPass.lower(fits, "forward", config, A=A, W=W, dZ=dZ)
+    assert (array_pass.chunks, array_pass.chunk_shift) == (9, 4)
+    addresses = [load["addr"] for load in array_pass.load_payloads()]
+    assert addresses == [j << 4 | k for j in range(16) for k in range(9)]
+    assert max(addresses) == 15 * 16 + 8 < config.y_words
+    assert array_pass.drive(True) == {"dense": 1, "clear": 0, "chunk_shift": 4}
+    wide = ConvLayer(1, 16, 4, 4, 17, 3, 1, 1, "wide")
+    message = (r"17 output columns of 9 chunks take 272 words of the Y buffer \(a column "
+               r"stride of 16\), but y_words is 256; raise y_words to 512 or more")
+    with pytest.raises(ValueError, match=message):
+        check_pass(wide, "forward", config)
+    A, W, dZ = tensors(wide)
+    with pytest.raises(ValueError, match=message):
+        ArrayPass.lower(wide, "forward", config, A=A, W=W, dZ=dZ)
+    # Backward-weight: refused only when neither orientation fits (columns 144 or 8, of one
+    # chunk of 16 pixels: a stride of 1).
+    bw = ConvLayer(1, 16, 4, 4, 8, 3, 1, 1, "bw")
+    check_pass(bw, "backward_weight", Config(max_chunks=8, max_cols=144, y_words=8))
+    with pytest.raises(ValueError, match=r"144 output columns broadcasting dZ or 8 output "
+                                         r"columns broadcasting A, of 1 chunks each, but "
+                                         r"y_words is 4; raise y_words to 8 or more"):
+        check_pass(bw, "backward_weight", Config(max_chunks=4, max_cols=144, y_words=4))
+
+
 def test_refuses_a_reduction_the_accumulator_cannot_hold():
     layer = ConvLayer(1, 16, 4, 4, 4, 3, 1, 1, "deep")           # 144 products
     A, W, dZ = tensors(layer)
@@ -73,13 +105,18 @@ def test_gemm_shapes_are_the_lowerings_shapes(layer, seed, vec):
 
 
 @given(layer=conv_layers(max_channels=6, max_hw=7), seed=seeds,
-       max_chunks=st.sampled_from([1, 2, 4]), max_cols=st.integers(1, 40))
+       max_chunks=st.sampled_from([1, 2, 4]), max_cols=st.integers(1, 40),
+       y_halvings=st.integers(0, 6))
 @settings(GOLDEN_SETTINGS, max_examples=80)
-def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_cols):
+def test_check_pass_refuses_what_prepare_refuses(layer, seed, max_chunks, max_cols, y_halvings):
     """The shape-only check and the check on the lowered operands agree: for forward and
     backward-data exactly, for backward-weight on the orientation lowered ("dz"; check_pass
-    refuses the pass only when neither orientation fits)."""
-    config = Config(vec=4, lanes=2, max_chunks=max_chunks, max_cols=max_cols)
+    refuses the pass only when neither orientation fits); with the full Y buffer or a smaller
+    one (``y_halvings``: the largest power of two below the full size, halved)."""
+    full = max_chunks * max_cols
+    y_words = None if y_halvings == 0 else max(
+        max_chunks, (1 << (full.bit_length() - 1)) >> (y_halvings - 1))
+    config = Config(vec=4, lanes=2, max_chunks=max_chunks, max_cols=max_cols, y_words=y_words)
     rng = np.random.default_rng(seed)
     A = rng.integers(0, 3, layer.input_shape)
     W = rng.integers(-2, 3, layer.weight_shape)

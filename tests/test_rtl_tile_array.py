@@ -9,11 +9,12 @@ counter equal to the events it predicts, and, unstalled, every result in the cyc
 model gives."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from maskprop.base.config import Config
+from maskprop.base.config import Config, ceil_log2
 from maskprop.host.driver import mode_passes
 from maskprop.host.runs import compare_on_array, run_on_array
 from maskprop.hw.tile_array import TileArray, array_counter_layout
@@ -138,6 +139,35 @@ def test_corner_cases(name, pass_name, tmp_path):
     comparison = check(prepare(layer, pass_name, tensors), tensors, tmp_path)
     if name == "all-one-masks":
         assert np.array_equal(comparison.sparse.tensor, comparison.dense.tensor)
+
+
+# CONFIG's row buffer with a Y buffer of 512 words, not 160 x 32: 9 chunks per column (3x3 over
+# 16 channels) take a stride of 16, so 32 columns fill it to its last word; 3 chunks (1x1 over
+# 40 channels) a stride of 4.
+SMALL_Y = replace(CONFIG, y_words=512)
+SMALL_Y_PASSES = {
+    "forward-9-chunks": (ConvLayer(1, 16, 5, 5, 32, 3, 1, 1, "c16k32"), "forward", 9, 32),
+    "backward-data-9-chunks": (ConvLayer(1, 32, 5, 5, 16, 3, 2, 1, "s2"), "backward_data", 9,
+                               32),
+    "forward-3-chunks": (ConvLayer(2, 40, 3, 3, 100, 1, 1, 0, "1x1"), "forward", 3, 100),
+}
+
+
+@pytest.mark.parametrize("name", SMALL_Y_PASSES)
+def test_y_buffer_smaller_than_every_column(name, tmp_path):
+    """y_words below max_cols x max_chunks and passes whose chunks are not a power of two (the
+    column stride rounded up, below max_chunks, driven on chunk_shift): both modes bit-exact and
+    cycle-exact with random idle cycles and backpressure."""
+    layer, pass_name, chunks, cols = SMALL_Y_PASSES[name]
+    seed = seed_from_env(default=11)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    tensors = random_conv_tensors(np.random.default_rng(seed), layer, 0.4)
+    modes = mode_passes(layer, pass_name, SMALL_Y, A=tensors[0], W=tensors[1], dZ=tensors[2])
+    sparse = modes["sparse"]
+    assert (sparse.chunks, sparse.cols) == (chunks, cols)
+    assert sparse.chunk_shift < ceil_log2(SMALL_Y.max_chunks)
+    assert cols << sparse.chunk_shift <= SMALL_Y.y_words < SMALL_Y.max_cols * SMALL_Y.max_chunks
+    check(modes, tensors, tmp_path, seed=seed)
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])

@@ -120,6 +120,7 @@ def test_array_unstalled_timing(name, dense):
 
     def setup(ctx):
         ctx.set(dut.dense, dense)
+        ctx.set(dut.chunk_shift, array_pass.chunk_shift)
     expected = list(array_pass.expected_results(dense))
     inputs = array_pass.inputs(dense)
     loads = len(inputs["load"])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskprop.base.config import Config
+from maskprop.base.config import Config, ceil_log2
 from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
                                       candidate_lowerings, estimate_lowerings, fastest,
                                       wanted_outputs)
@@ -99,13 +99,30 @@ def _check_cols(where: str, cols: int, config: Config) -> None:
                          f"{config.max_cols}; raise max_cols to {cols} or more")
 
 
+def _y_words_needed(cols: int, chunks: int) -> int:
+    """Y buffer words a pass takes: its columns at the stride of its chunks."""
+    return cols << Config.y_chunk_shift(chunks)
+
+
+def _check_y_words(where: str, cols: int, chunks: int, config: Config) -> None:
+    """Refuse a pass whose columns, each at the column stride of its ``chunks`` (a power of
+    two), do not fit the Y buffer (its row buffer and column limits checked before)."""
+    needed = _y_words_needed(cols, chunks)
+    if needed > config.y_words:
+        raise ValueError(
+            f"{where}: {cols} output columns of {chunks} chunks take {needed} words of the Y "
+            f"buffer (a column stride of {1 << Config.y_chunk_shift(chunks)}), but y_words is "
+            f"{config.y_words}; raise y_words to {1 << ceil_log2(needed)} or more")
+
+
 def check_pass(layer, pass_name: str, config: Config, *,
                element_limit: int = SIM_ELEMENT_LIMIT) -> None:
     """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``config``
     alone, a pass the tile array cannot run: a reduction longer than the row buffer
-    (``max_chunks``), more output columns than the Y buffer (``max_cols``), sums the accumulator
-    cannot hold (``acc_width``), or tensors or an operand stream of more than ``element_limit``
-    elements.
+    (``max_chunks``), more output columns than the array addresses (``max_cols``) or than the
+    Y buffer holds at the pass's column stride (``y_words``, :meth:`Config.y_fits`), sums the
+    accumulator cannot hold (``acc_width``), or tensors or an operand stream of more than
+    ``element_limit`` elements.
 
     Call it before making tensors or lowering: the lowered operands of a big layer are many
     times its tensors (im2col repeats every input pixel ``R * R`` times). For backward-weight
@@ -116,14 +133,21 @@ def check_pass(layer, pass_name: str, config: Config, *,
     where = _where(layer, pass_name)
     shapes = gemm_shapes(layer, pass_name, config.vec)
     _check_chunks(where, shapes[0].reduction, config)      # one reduction for every orientation
-    fitting = [s for s in shapes if s.cols <= config.max_cols]
+    chunks = shapes[0].chunks(config)
+    fitting = [s for s in shapes if config.y_fits(s.cols, chunks)]
     if not fitting:
         if len(shapes) == 1:
             _check_cols(where, shapes[0].cols, config)
+            _check_y_words(where, shapes[0].cols, chunks, config)
         options = " or ".join(f"{s.cols} output columns broadcasting {_OPERAND[s.orientation]}"
                               for s in shapes)
-        raise ValueError(f"{where}: {options}, but max_cols is {config.max_cols}; raise max_cols "
-                         f"to {min(s.cols for s in shapes)} or more")
+        fewest = min(s.cols for s in shapes)
+        if fewest > config.max_cols:
+            raise ValueError(f"{where}: {options}, but max_cols is {config.max_cols}; raise "
+                             f"max_cols to {fewest} or more")
+        needed = _y_words_needed(fewest, chunks)
+        raise ValueError(f"{where}: {options}, of {chunks} chunks each, but y_words is "
+                         f"{config.y_words}; raise y_words to {1 << ceil_log2(needed)} or more")
     layer.check_accumulation(config, passes=(pass_name,))
     for name, shape in (("A", layer.input_shape), ("W", layer.weight_shape),
                         ("dZ", layer.output_shape)):
@@ -169,6 +193,7 @@ class ArrayPass:
         cols = gemm.Y.shape[1]
         _check_chunks(where, reduction, config)
         _check_cols(where, cols, config)
+        _check_y_words(where, cols, chunk_count(reduction, config.vec), config)
         gemm.layer.check_accumulation(config, passes=(gemm.pass_name,))
         for name, operand in (("X", gemm.X), ("Y", gemm.Y)):
             if operand.size and (operand.min() < config.data_min or
@@ -204,6 +229,17 @@ class ArrayPass:
         return self.x.shape[1]
 
     @property
+    def chunk_shift(self) -> int:
+        """The tile array's ``chunk_shift`` for this pass: log2 of the Y buffer's column
+        stride, which the loads' addresses use."""
+        return self.config.y_chunk_shift(self.chunks)
+
+    def drive(self, dense: bool) -> dict:
+        """The tile array's other inputs, held for the whole run: ``dense``, ``clear`` (low)
+        and ``chunk_shift``."""
+        return {"dense": int(dense), "clear": 0, "chunk_shift": self.chunk_shift}
+
+    @property
     def live(self) -> np.ndarray:
         """``(M, Q)``: the chunks that are sent (those with a structural element)."""
         return self.structure_masks != 0
@@ -229,10 +265,12 @@ class ArrayPass:
     # --- the array's input streams ---------------------------------------------------------
 
     def load_payloads(self):
-        """Y chunk ``k`` of column ``j`` at address ``j * max_chunks + k``."""
+        """Y chunk ``k`` of column ``j`` at address ``(j << chunk_shift) | k``: the stride
+        the array reads with (:attr:`chunk_shift`, which the bench must drive)."""
+        shift = self.chunk_shift
         for j in range(self.cols):
             for k in range(self.chunks):
-                yield {"addr": j * self.config.max_chunks + k, "y": self.y[j, k].tolist()}
+                yield {"addr": j << shift | k, "y": self.y[j, k].tolist()}
 
     def row_payloads(self):
         for m in np.flatnonzero(self.live_rows):

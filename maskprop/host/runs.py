@@ -119,7 +119,7 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
     result = run_stream_bench(
         component or TileArray(array_pass.config), "tile_array", array_pass.inputs(dense),
         expected, phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed,
-        idle=idle, backpressure=backpressure, drive={"dense": int(dense), "clear": 0},
+        idle=idle, backpressure=backpressure, drive=array_pass.drive(dense),
         read=["counters"], run_name=run_name, pulses={"clear": clear}, watch=watch)
     counters = _counters(result, array_counter_layout(), ARRAY_COUNTERS, "tile array",
                          "dense" if dense else "sparse")
