@@ -1,15 +1,19 @@
 """cocotb bench: ``AxiDma`` against cocotbext-axi's AXI4 memory models.
 
 Random read and write commands (random lengths up to ``max_beats_per_command``, addresses at and
-around 4 KiB boundaries, many queued) with random idle cycles on ``read_cmd``, ``write_cmd`` and
-``write_data``, random backpressure on ``read_data`` and ``write_done``, and random pauses on all
-five AXI channels of the memory model. Every word read is checked bit-exactly and in order
-against the memory image, with ``last`` exactly on each command's final word; every write command
-must complete (one ``write_done`` beat each), RREADY must never drop, with the memory then equal to the model that applied
-the commands' words and strobes in order. The protocol checker (``tb/axi_checker.py``) watches
-the port throughout; its traffic counts must equal the commands' bytes per 4 KiB page, and the
-DMA's own counters must equal the checker's counts. A last phase reads to a slow consumer
-on a bus without pauses, so that the read FIFO fills.
+around 4 KiB boundaries, many queued; contiguous and 2-D: rows of 1 word up to a few bursts,
+pitches from back to back to over a page, rows across 4 KiB boundaries) with random idle cycles
+on ``read_cmd``, ``write_cmd`` and ``write_data``, random backpressure on ``read_data`` and
+``write_done``, and random pauses on all five AXI channels of the memory model. Every word read
+is checked bit-exactly and in order against the memory image at its row's address, with
+``last`` exactly on each command's final word (not on each row's); every write command must
+complete (one ``write_done`` beat each), RREADY must never drop, with the memory then equal to
+the model that applied the commands' words and strobes, in order, to the addresses of their
+rows. The protocol checker (``tb/axi_checker.py``) watches the port throughout; its traffic
+counts must equal the commands' bytes per 4 KiB page, the bursts on AR and AW must be exactly
+``command_bursts`` (rows cut at ``max_burst`` and 4 KiB only), and the DMA's own counters must
+equal the checker's counts. A last phase reads to a slow consumer on a bus without pauses, so
+that the read FIFO fills.
 
 ``error_responses``: a memory model that answers SLVERR inside one page: every command still
 completes, the error flags and each write command's ``error`` bit are exactly those of the
@@ -21,12 +25,44 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam, AxiSlave
 from cocotbext.axi.constants import AxiResp
 
-from maskprop.hw.axi_dma import DMA_COUNTERS
+from maskprop.hw.axi_dma import DMA_COUNTERS, dma_command_layout
 from maskprop.tb.axi_checker import AxiMonitor
 from maskprop.tb.bench_axi_streams import StreamSink, StreamSource, pauses
 from maskprop.tb.harness import params, record, start
 
 PAGE = 4096
+
+
+def command_fields(command) -> tuple[int, int, int, int]:
+    """``(addr, beats)`` (contiguous) or ``(addr, beats, row_beats, pitch)``, as all four."""
+    addr, beats, *rest = command
+    row_beats, pitch = rest if rest else (beats, 0)
+    return addr, beats, row_beats, pitch
+
+
+def command_rows(command) -> list[tuple[int, int]]:
+    """The rows a command moves: (byte address of the row's first word, words), in order."""
+    addr, beats, row_beats, pitch = command_fields(command)
+    assert row_beats and beats % row_beats == 0, f"not whole rows: {command}"
+    return [(addr + r * pitch, row_beats) for r in range(beats // row_beats)]
+
+
+def word_addresses(command, bytes_per_word: int) -> list[int]:
+    """The byte address of each word of a command, in the order the DMA moves them."""
+    return [addr + k * bytes_per_word for addr, words in command_rows(command)
+            for k in range(words)]
+
+
+def command_bursts(command, bytes_per_word: int, max_burst: int) -> list[tuple[int, int]]:
+    """The reference burst list, (address, beats) each: every row cut at ``max_burst`` beats
+    and at 4 KiB boundaries only, rows in order, no burst spanning two rows."""
+    bursts = []
+    for addr, left in command_rows(command):
+        while left:
+            beats = min(left, max_burst, (PAGE - addr % PAGE) // bytes_per_word)
+            bursts.append((addr, beats))
+            addr, left = addr + beats * bytes_per_word, left - beats
+    return bursts
 
 
 class Setup:
@@ -40,9 +76,11 @@ class Setup:
         self.size = self.bytes.bit_length() - 1
         self.max_beats = p["max_beats_per_command"]
         self.memory_bytes = 1 << self.addr_width
+        self.layout = dma_command_layout(self.addr_width, self.max_beats)
 
-    def command(self, addr, beats):
-        return addr | beats << self.addr_width
+    def command(self, *command):
+        """The packed payload of ``(addr, beats)`` or ``(addr, beats, row_beats, pitch)``."""
+        return pack_command(self.layout, command)
 
     def write_word(self, word, strobes):
         return word | strobes << self.data_width
@@ -70,6 +108,57 @@ def random_commands(rng, s: Setup, lo: int, hi: int, count: int):
     return commands
 
 
+def pack_command(layout, command) -> int:
+    """``command`` (see ``command_fields``) as the bits of a ``dma_command_layout`` payload."""
+    values = dict(zip(("addr", "beats", "row_beats", "pitch"), command_fields(command)))
+    return sum(value << layout[name].offset for name, value in values.items())
+
+
+def random_2d_commands(rng, lo: int, hi: int, count: int, *, bytes_per_word: int,
+                       max_burst: int, max_beats: int):
+    """``count`` strided commands (addr, beats, row_beats, pitch) in ``[lo, hi)``: rows of 1
+    word, of a burst and around it, and longer; pitches from the row's own length (rows back to
+    back, still cut at each row) through a few words of gap and random ones to about a page
+    (each row then crosses, or nearly crosses, a 4 KiB boundary at its own offset); about half
+    start just before a boundary."""
+    burst, word = max_burst, bytes_per_word
+    commands = []
+    for _ in range(count):
+        row_beats = rng.choice([1, 1, 2, burst - 1 or 1, burst, burst + 1,
+                                rng.randint(1, 3 * burst)])
+        row_beats = min(row_beats, max_beats, (hi - lo) // word)
+        row_bytes = row_beats * word
+        kind = rng.randrange(4)
+        if kind == 0:
+            pitch = row_bytes
+        elif kind == 1:
+            pitch = row_bytes + rng.randint(1, 4) * word
+        elif kind == 2:
+            pitch = rng.randrange(row_bytes, max(row_bytes + 1, PAGE // 2), word)
+        else:
+            pitch = max(row_bytes, PAGE + rng.randint(-2 * row_beats, 2 * row_beats) * word)
+        rows = rng.choice([1, 2, rng.randint(1, max_beats // row_beats)])
+        rows = max(1, min(rows, max_beats // row_beats, (hi - lo - row_bytes) // pitch + 1))
+        extent = (rows - 1) * pitch + row_bytes
+        if rng.random() < 0.5:
+            boundary = rng.randrange(lo // PAGE + 1, hi // PAGE) * PAGE
+            addr = boundary - rng.randint(0, row_beats + 1) * word
+        else:
+            addr = rng.randrange(lo, hi, word)
+        addr = max(lo, min(addr, hi - extent))
+        commands.append((addr, rows * row_beats, row_beats, pitch))
+    return commands
+
+
+def mixed_commands(rng, s: Setup, lo: int, hi: int, count: int):
+    """``count`` contiguous commands and ``count // 2`` strided ones, shuffled together."""
+    commands = random_commands(rng, s, lo, hi, count) + random_2d_commands(
+        rng, lo, hi, count // 2, bytes_per_word=s.bytes, max_burst=s.p["max_burst"],
+        max_beats=s.max_beats)
+    rng.shuffle(commands)
+    return commands
+
+
 def random_strobes(rng, s: Setup) -> int:
     full = (1 << s.bytes) - 1
     return full if rng.random() < 0.6 else rng.randrange(full + 1)
@@ -77,21 +166,20 @@ def random_strobes(rng, s: Setup) -> int:
 
 def expected_read_words(image, s: Setup, commands):
     words = []
-    for addr, beats in commands:
-        for k in range(beats):
-            start = addr + k * s.bytes
+    for command in commands:
+        addresses = word_addresses(command, s.bytes)
+        for k, start in enumerate(addresses):
             words.append((int.from_bytes(image[start:start + s.bytes], "little"),
-                          int(k == beats - 1)))
+                          int(k == len(addresses) - 1)))
     return words
 
 
 def apply_writes(image, s: Setup, commands, words):
     """The memory after the commands' words with their strobes, in order."""
     words = iter(words)
-    for addr, beats in commands:
-        for k in range(beats):
+    for command in commands:
+        for base in word_addresses(command, s.bytes):
             word, strobes = next(words)
-            base = addr + k * s.bytes
             for lane in range(s.bytes):
                 if strobes >> lane & 1:
                     image[base + lane] = word >> 8 * lane & 0xFF
@@ -101,10 +189,10 @@ def page_bytes(s: Setup, commands, strobed_words=None):
     """Bytes per 4 KiB page the commands move (with ``strobed_words``: only strobed bytes)."""
     pages = {}
     words = iter(strobed_words) if strobed_words is not None else None
-    for addr, beats in commands:
-        for k in range(beats):
+    for command in commands:
+        for addr in word_addresses(command, s.bytes):
             count = s.bytes if words is None else bin(next(words)[1]).count("1")
-            page = (addr + k * s.bytes) // PAGE
+            page = addr // PAGE
             pages[page] = pages.get(page, 0) + count
     return pages
 
@@ -150,7 +238,7 @@ class Dma:
         self.write_data.send([s.write_word(*w) for w in write_words])
         tasks = [cocotb.start_soon(source.run(timeout_cycles=timeout_cycles))
                  for source in (self.read_cmd, self.write_cmd, self.write_data)]
-        received = len(self.read_data.beats) + sum(beats for _, beats in reads)
+        received = len(self.read_data.beats) + sum(command[1] for command in reads)
         done = len(self.write_done.beats) + len(writes)
         tasks += [cocotb.start_soon(self.read_data.run(received, timeout_cycles=timeout_cycles)),
                   cocotb.start_soon(self.write_done.run(done, timeout_cycles=timeout_cycles))]
@@ -195,23 +283,29 @@ async def random_traffic(dut):
     for channel in memory_channels(model):
         channel.set_pause_generator(pauses(rng, p["pause"]))
     checker = start_monitor(dut, s)
-    rready_low = []
+    rready_low, issued = [], {"ar": [], "aw": []}
 
-    async def watch_rready():
+    async def watch_bus():
         # The read engine reserves FIFO room for every burst it issues: RREADY never drops.
+        # And every burst's address and length, for the reference burst list.
         edge, settled = RisingEdge(dut.clk), ReadOnly()
         while True:
             await settled
             if not dut.bus__rready.value:
                 rready_low.append(checker.cycle_index)
+            for channel, bursts in issued.items():
+                if getattr(dut, f"bus__{channel}valid").value and \
+                        getattr(dut, f"bus__{channel}ready").value:
+                    bursts.append((int(getattr(dut, f"bus__{channel}addr").value),
+                                   int(getattr(dut, f"bus__{channel}len").value) + 1))
             await edge
 
-    watcher = cocotb.start_soon(watch_rready())
+    watcher = cocotb.start_soon(watch_bus())
     half = s.memory_bytes // 2
-    reads = random_commands(rng, s, 0, half, p["commands"])
-    writes = random_commands(rng, s, half, s.memory_bytes, p["commands"])
+    reads = mixed_commands(rng, s, 0, half, p["commands"])
+    writes = mixed_commands(rng, s, half, s.memory_bytes, p["commands"])
     write_words = [(rng.getrandbits(s.data_width), random_strobes(rng, s))
-                   for _, beats in writes for _ in range(beats)]
+                   for command in writes for _ in range(command[1])]
     expected = expected_read_words(image, s, reads)
     timeout = 40 * (len(expected) + len(write_words)) + 2000
     await dma.run(reads, writes, write_words, timeout_cycles=timeout)
@@ -221,8 +315,11 @@ async def random_traffic(dut):
     # read FIFO fills, and only the reservation keeps RREADY high.
     for channel in memory_channels(model):
         channel.set_pause_generator(None)
+        # cocotbext leaves ``pause`` at the generator's last value: a channel paused in this
+        # cycle would stay paused for good.
+        channel.pause = False
     dma.read_data.backpressure = 0.85
-    readback = random_commands(rng, s, half, s.memory_bytes, p["commands"] // 2)
+    readback = mixed_commands(rng, s, half, s.memory_bytes, p["commands"] // 2)
     expected += expected_read_words(image, s, readback)
     await dma.run(readback, [], [], timeout_cycles=timeout)
     await dma.idle_check()
@@ -249,27 +346,28 @@ async def random_traffic(dut):
     assert checker.bytes_read_in(0, s.memory_bytes) == checker.bytes_read
     counters = dma.counters()
     assert counters["bytes_read"] == checker.bytes_read == \
-        s.bytes * sum(beats for _, beats in all_reads)
+        s.bytes * sum(command[1] for command in all_reads)
     assert counters["bytes_written"] == s.bytes * len(write_words)
     assert counters["read_bursts"] == checker.read_bursts
     assert counters["write_bursts"] == checker.write_bursts
-    # Bursts: as few as the rules allow (each command cut only at max_burst and 4 KiB).
+    # Bursts: as few as the rules allow (each row cut only at max_burst and 4 KiB), and
+    # exactly those addresses and lengths, in order.
     assert checker.read_bursts == sum(bursts_of(s, c) for c in all_reads)
     assert checker.write_bursts == sum(bursts_of(s, c) for c in writes)
+    for channel, commands in (("ar", all_reads), ("aw", writes)):
+        want = [burst for c in commands for burst in command_bursts(c, s.bytes, p["max_burst"])]
+        assert issued[channel] == want, f"{channel.upper()} bursts differ from the reference"
     checker.stop()
     record("random_traffic", seed=seed, read_words=len(received), write_words=len(write_words),
+           strided_reads=sum(len(c) == 4 for c in all_reads),
+           strided_writes=sum(len(c) == 4 for c in writes),
            read_bursts=checker.read_bursts, write_bursts=checker.write_bursts,
            max_read_outstanding=checker.max_read_outstanding,
            max_write_outstanding=checker.max_write_outstanding, counters=counters)
 
 
 def bursts_of(s: Setup, command) -> int:
-    addr, beats = command
-    count = 0
-    while beats:
-        n = min(beats, s.p["max_burst"], (PAGE - addr % PAGE) // s.bytes)
-        addr, beats, count = addr + n * s.bytes, beats - n, count + 1
-    return count
+    return len(command_bursts(command, s.bytes, s.p["max_burst"]))
 
 
 class FaultyMemory:

@@ -3,19 +3,23 @@
 RTL, so that cocotb only sends commands and reads counters: long runs at full simulation speed.
 
 The top's ports: ``read_cmd``/``write_cmd`` (the DMA's commands, also queued for the RTL checker
-and generator), ``read_salt``/``write_salt`` (the word at byte address ``a`` is
-``pattern(a, salt)``), ``stall`` (pseudo-random backpressure on ``read_data`` and
-``write_done`` and idle cycles on ``write_data``), ``clear``, the RAM's ``host`` backdoor; out:
-``read_words``, ``read_mismatches`` (a wrong word, or ``last`` not on exactly a command's final
-word), ``write_words`` (counted on W), ``writes_done``, ``done_errors``, the cycles (of the free
-running ``cycle``) of the first and last read and write word since ``clear``, and the DMA's ``error``, ``busy`` and ``counters``.
+and generator, which walk their rows as the DMA must), ``read_salt``/``write_salt`` (the word at
+byte address ``a`` is ``pattern(a, salt)``), ``stall`` (pseudo-random backpressure on
+``read_data`` and ``write_done`` and idle cycles on ``write_data``), ``clear``, the RAM's
+``host`` backdoor; out: ``read_words``, ``read_mismatches`` (a wrong word, or ``last`` not on
+exactly a command's final word), ``write_words`` (counted on W), ``writes_done``,
+``done_errors``, the cycles (of the free running ``cycle``) of the first and last read and write
+word since ``clear``, and the DMA's ``error``, ``busy`` and ``counters``.
 
 ``full_rate``: the whole memory written, then read, by long commands, then a read and a write
 at the same time: exactly one word per cycle in each direction (the span from first to last
-word equals the words), without the protocol checker, to run at the simulator's speed.
-``random_commands``: random commands (lengths, 4 KiB boundaries) with
-random stalls, reads and writes at once. ``decode_errors``: commands beyond the memory: DECERR,
-error flags, every command complete. The protocol checker watches the bus throughout.
+word equals the words), without the protocol checker, to run at the simulator's speed; then the
+whole memory written and read by 2-D commands of whole bursts (rows of two interleaved
+commands, other row lengths for the read): still one word per cycle, with no bubble between
+rows. ``random_commands``: random commands (lengths, 4 KiB boundaries; contiguous and 2-D, rows
+of 1 word and more, pitches across pages) with random stalls, reads and writes at once.
+``decode_errors``: commands beyond the memory: DECERR, error flags, every command complete. The
+protocol checker watches the bus throughout.
 """
 
 import time
@@ -23,8 +27,9 @@ import time
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from maskprop.hw.axi_dma import DMA_COUNTERS
+from maskprop.hw.axi_dma import DMA_COUNTERS, dma_command_layout
 from maskprop.tb.axi_checker import AxiMonitor
+from maskprop.tb.bench_axi_dma import pack_command, random_2d_commands
 from maskprop.tb.bench_axi_streams import HostPort, StreamSource
 from maskprop.tb.harness import params, record, start
 
@@ -52,9 +57,11 @@ class Top:
                                   max_outstanding=p["max_outstanding"], max_len=p["max_burst"],
                                   size=self.bytes.bit_length() - 1)
         self.started = time.monotonic()
+        self.layout = dma_command_layout(p["addr_width"], p["max_beats_per_command"])
 
-    def command(self, addr, beats):
-        return addr | beats << self.p["addr_width"]
+    def command(self, *command):
+        """The packed payload of ``(addr, beats)`` or ``(addr, beats, row_beats, pitch)``."""
+        return pack_command(self.layout, command)
 
     def value(self, name) -> int:
         return int(getattr(self.dut, name).value)
@@ -81,7 +88,7 @@ class Top:
         """Send the commands; then wait (checking every 32 cycles) until all are done."""
         self.read_cmd.send([self.command(*c) for c in reads])
         self.write_cmd.send([self.command(*c) for c in writes])
-        want_words = self.value("read_words") + sum(beats for _, beats in reads)
+        want_words = self.value("read_words") + sum(command[1] for command in reads)
         want_done = self.value("writes_done") + len(writes)
         senders = [cocotb.start_soon(source.run(timeout_cycles=timeout_cycles))
                    for source in (self.read_cmd, self.write_cmd)]
@@ -184,9 +191,40 @@ async def full_rate(dut):
 
     assert results["read"]["words"] == results["write"]["words"] == p["depth"]
     assert int(dut.error.value) == 0
+
+    # 2-D commands of whole bursts: still one word per cycle (no bubble between rows). The
+    # write's rows interleave, the read's are of another length, so a row put at the wrong
+    # address reads back wrong.
+    salt3 = rng.getrandbits(p["data_width"])
+    dut.write_salt.value = dut.read_salt.value = salt3
+    await top.clear()
+    await top.run(writes=interleaved(0, size, top.bytes, 2 * burst, long))
+    results["strided_write"] = top.spans()["write"]
+    await top.clear()
+    await top.run(reads=interleaved(0, size, top.bytes, burst, long))
+    results["strided_read"] = top.spans()["read"]
+    assert top.value("read_mismatches") == 0, "strided reads differ from the strided writes"
+    for name in ("strided_write", "strided_read"):
+        result = results[name]
+        assert result["words"] == result["span"] == p["depth"], f"{name}: {result}"
+    assert int(dut.error.value) == 0
     cycles = int(dut.cycle.value)
     record("full_rate", seed=seed, **results, any_length=any_length, cycles=cycles,
            cycles_per_second=round(cycles / (time.monotonic() - top.started)))
+
+
+def interleaved(lo, hi, bytes_per_word, row_beats, max_beats):
+    """2-D commands covering ``[lo, hi)``: blocks of rows of ``row_beats`` words, each block's
+    even rows one command and its odd rows the next (pitch two rows)."""
+    row_bytes = row_beats * bytes_per_word
+    rows = max_beats // row_beats
+    commands, addr = [], lo
+    while addr < hi:
+        count = min(rows, (hi - addr) // (2 * row_bytes))
+        commands += [(addr, count * row_beats, row_beats, 2 * row_bytes),
+                     (addr + row_bytes, count * row_beats, row_beats, 2 * row_bytes)]
+        addr += 2 * count * row_bytes
+    return commands
 
 
 def random_commands(rng, lo, hi, bytes_per_word, max_beats, count):
@@ -217,12 +255,17 @@ async def random_commands_with_stalls(dut):
     await top.clear()
     # Reads of the first half, writes of the same words into the second: the contents stay
     # as they are whatever the order, and every read word is known.
-    reads = random_commands(rng, 0, size // 2, top.bytes, long, p["commands"])
-    writes = random_commands(rng, size // 2, size, top.bytes, long, p["commands"])
+    strided = dict(bytes_per_word=top.bytes, max_burst=p["max_burst"], max_beats=long)
+    reads = random_commands(rng, 0, size // 2, top.bytes, long, p["commands"]) + \
+        random_2d_commands(rng, 0, size // 2, p["commands"] // 2, **strided)
+    writes = random_commands(rng, size // 2, size, top.bytes, long, p["commands"]) + \
+        random_2d_commands(rng, size // 2, size, p["commands"] // 2, **strided)
+    rng.shuffle(reads)
+    rng.shuffle(writes)
     await top.run(reads=reads, writes=writes)
     assert top.value("read_mismatches") == 0
-    assert top.value("read_words") == sum(beats for _, beats in reads)
-    assert top.value("write_words") == sum(beats for _, beats in writes)
+    assert top.value("read_words") == sum(command[1] for command in reads)
+    assert top.value("write_words") == sum(command[1] for command in writes)
     assert top.value("writes_done") == len(writes) and top.value("done_errors") == 0
     assert int(dut.error.value) == 0
     counters = top.counters()

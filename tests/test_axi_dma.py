@@ -5,6 +5,7 @@
 bus in every run; the checker's own rules on synthetic traces; the RTL's assertions in Amaranth's
 simulator; parameter validation."""
 
+import random
 import re
 
 import pytest
@@ -15,10 +16,12 @@ from amaranth.sim import Simulator
 
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.axi import BURST_FIXED, BURST_INCR, BURST_WRAP, RESP_OKAY, RESP_SLVERR
-from maskprop.hw.axi_dma import (AxiDma, dma_command_layout, dma_counter_layout,
-                                 dma_flags_layout)
+from maskprop.hw.axi_dma import (AxiDma, _BurstSplitter, dma_command_layout,
+                                 dma_counter_layout, dma_flags_layout)
 from maskprop.hw.axi_ram import AxiRam, HostPortSignature
 from maskprop.tb.axi_checker import AxiProtocolModel, ProtocolError, burst_beats
+from maskprop.tb.bench_axi_dma import (PAGE, command_bursts, command_fields, command_rows,
+                                       random_2d_commands)
 from maskprop.tb.bench_axi_dma_ram import MULTIPLIER, pattern
 from maskprop.tb.runner import run_testbench
 from maskprop.tb.stimulus import seed_from_env
@@ -135,20 +138,33 @@ class DmaOnRam(wiring.Component):
             return data.View(port.payload.shape(), queue.r_data), queue
 
         def walker(head, queue, taken, name):
-            """The address of the current word of the queued commands, and whether it is the
-            command's last; advances on ``taken``."""
+            """The address of the current word of the queued commands, row by row, and whether
+            it is the command's last; advances on ``taken``. A word at a time, independently
+            of the DMA's splitter."""
+            words = range(p["max_beats_per_command"] + 1)
             addr = Signal(p["addr_width"], name=f"{name}_addr")
-            left = Signal(range(p["max_beats_per_command"] + 1), name=f"{name}_left")
+            row_start = Signal(p["addr_width"], name=f"{name}_row_start")
+            pitch = Signal(p["addr_width"], name=f"{name}_pitch")
+            left = Signal(words, name=f"{name}_left")
+            row_left = Signal(words, name=f"{name}_row_left")
+            row_beats = Signal(words, name=f"{name}_row_beats")
             active = Signal(name=f"{name}_active")
             last = left == 1
             take = queue.r_rdy & (~active | (taken & last))
             m.d.comb += queue.r_en.eq(take)
             with m.If(taken):
-                m.d.sync += [addr.eq(addr + (1 << shift)), left.eq(left - 1)]
+                m.d.sync += left.eq(left - 1)
+                with m.If(row_left == 1):
+                    m.d.sync += [addr.eq(row_start + pitch), row_start.eq(row_start + pitch),
+                                 row_left.eq(row_beats)]
+                with m.Else():
+                    m.d.sync += [addr.eq(addr + (1 << shift)), row_left.eq(row_left - 1)]
                 with m.If(last):
                     m.d.sync += active.eq(0)
             with m.If(take):
-                m.d.sync += [addr.eq(head.addr), left.eq(head.beats), active.eq(1)]
+                m.d.sync += [addr.eq(head.addr), row_start.eq(head.addr), pitch.eq(head.pitch),
+                             left.eq(head.beats), row_left.eq(head.row_beats),
+                             row_beats.eq(head.row_beats), active.eq(1)]
             return addr, last, active
 
         def span(first, last_cycle, count, taken):
@@ -223,6 +239,112 @@ def test_pattern_twin():
     assert pattern(0, 5, 64, 8) == 5
     assert pattern(8, 0, 64, 8) == MULTIPLIER
     assert len({pattern(a, 0, 16, 2) for a in range(0, 2 << 16, 2)}) == 1 << 16
+
+
+# --- the burst splitter against the reference -------------------------------------------------
+
+SPLIT = dict(addr_width=16, bytes_per_beat=4, max_burst=8, max_beats=40)
+
+
+def contiguous_bursts(addr, beats, bytes_per_word, max_burst):
+    """The splitter's bursts before commands had rows: cut at max_burst and 4 KiB only."""
+    bursts = []
+    while beats:
+        n = min(beats, max_burst, (PAGE - addr % PAGE) // bytes_per_word)
+        bursts.append((addr, n))
+        addr, beats = addr + n * bytes_per_word, beats - n
+    return bursts
+
+
+def split_commands(commands, *, seed, ready=1.0, idle=0.0):
+    """Run ``_BurstSplitter(**SPLIT)`` in Amaranth's simulator on ``commands`` (tuples, as
+    ``command_fields``), ``o.ready`` high with probability ``ready`` and ``i.valid`` idle with
+    probability ``idle`` per cycle; returns the bursts taken as (cycle, addr, beats, last)."""
+    dut = _BurstSplitter(**SPLIT)
+    rng = random.Random(seed)
+    taken = []
+
+    async def bench(ctx):
+        pending = list(commands)
+        for cycle in range(40 * len(commands) + 100):
+            offer = bool(pending) and rng.random() >= idle
+            ctx.set(dut.i.valid, offer)
+            if pending:
+                ctx.set(dut.i.payload, dict(zip(("addr", "beats", "row_beats", "pitch"),
+                                                command_fields(pending[0]))))
+            ctx.set(dut.o.ready, rng.random() < ready)
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                burst = ctx.get(dut.o.payload)
+                taken.append((cycle, burst.addr, burst.beats, burst.last))
+            if offer and ctx.get(dut.i.ready):
+                pending.pop(0)
+            await ctx.tick()
+        assert not pending and not ctx.get(dut.o.valid), "the splitter did not finish"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return taken
+
+
+def reference_bursts(commands):
+    """(addr, beats, last) of every burst of ``commands``: each row cut at max_burst and 4 KiB
+    (``command_bursts``), ``last`` on each command's final burst only."""
+    bursts = []
+    for command in commands:
+        own = command_bursts(command, SPLIT["bytes_per_beat"], SPLIT["max_burst"])
+        bursts += [(addr, beats, int(k == len(own) - 1)) for k, (addr, beats) in enumerate(own)]
+    return bursts
+
+
+def test_splitter_2d_bursts_match_the_reference():
+    """Random 2-D commands (rows of 1 word and more, pitches across pages, rows crossing 4 KiB)
+    between contiguous ones: the bursts are the reference's (rows in order, no burst across a
+    row's end or a 4 KiB boundary, ``last`` only on a command's final burst), under random
+    ``ready`` and idle cycles; and with both always on, one burst per cycle from the first to
+    the last, across rows and commands."""
+    seed = seeded(777)
+    rng = random.Random(seed)
+    word, lo, hi = SPLIT["bytes_per_beat"], 0, 1 << SPLIT["addr_width"]
+    commands = random_2d_commands(rng, lo, hi, 60, bytes_per_word=word,
+                                  max_burst=SPLIT["max_burst"], max_beats=SPLIT["max_beats"])
+    commands += [(PAGE - word, 1, 1, PAGE), (2 * PAGE - 3 * word, 40, 5, PAGE - 2 * word),
+                 (PAGE - 2 * word, 8, 8, 0x1230), (0x100, 12, 1, 8 * word)]
+    for _ in range(20):
+        beats = rng.randint(1, SPLIT["max_beats"])
+        commands.append((PAGE * rng.randrange(1, 15) - word * rng.randint(0, 9), beats))
+    rng.shuffle(commands)
+    want = reference_bursts(commands)
+    rows = [row for c in commands if len(c) == 4 and c[1] > c[2] for row in command_rows(c)]
+    assert any(words == 1 for _, words in rows), "no rows of 1 word"
+    assert any(addr // PAGE != (addr + words * word - 1) // PAGE for addr, words in rows), \
+        "no row crosses a 4 KiB boundary"
+    stalled = split_commands(commands, seed=seed, ready=0.6, idle=0.3)
+    assert [tuple(burst) for _, *burst in stalled] == want
+    flowing = split_commands(commands, seed=seed)
+    assert [tuple(burst) for _, *burst in flowing] == want
+    cycles = [cycle for cycle, *_ in flowing]
+    assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), "a bubble between bursts"
+
+
+def test_splitter_contiguous_commands_unchanged():
+    """A contiguous command (no rows, or ``row_beats == beats`` with any pitch) is cut as
+    before commands had rows, in the same cycles whatever its pitch."""
+    seed = seeded(778)
+    rng = random.Random(seed)
+    word = SPLIT["bytes_per_beat"]
+    plain = [(PAGE * rng.randrange(1, 15) - word * rng.randint(0, 20),
+              rng.randint(1, SPLIT["max_beats"])) for _ in range(60)]
+    pitched = [(addr, beats, beats, word * rng.randrange(1 << 12)) for addr, beats in plain]
+    want = [(addr, n, int(k == len(own) - 1)) for addr, beats in plain
+            for own in [contiguous_bursts(addr, beats, word, SPLIT["max_burst"])]
+            for k, (addr, n) in enumerate(own)]
+    for ready, idle in [(1.0, 0.0), (0.6, 0.3)]:
+        runs = [split_commands(commands, seed=seed, ready=ready, idle=idle)
+                for commands in (plain, pitched)]
+        assert runs[0] == runs[1], "the pitch of a contiguous command changed its bursts"
+        assert [tuple(burst) for _, *burst in runs[0]] == want
 
 
 # --- the protocol checker's rules on synthetic traces -----------------------------------------
@@ -346,15 +468,22 @@ def test_burst_beats():
 
 # --- assertions, lint, parameters -------------------------------------------------------------
 
-def simulate_command(dut, port, addr, beats):
-    """Offer one command on ``port`` in Amaranth's simulator for a few cycles."""
+def simulate_command(dut, port, addr, beats, row_beats=None, pitch=0):
+    """Offer one command on ``port`` in Amaranth's simulator for a few cycles, with AR and AW
+    ready (so that the splitter gets through a few rows)."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
     async def bench(ctx):
-        ctx.set(getattr(dut, port).payload, {"addr": addr, "beats": beats})
+        ctx.set(dut.bus.arready, 1)
+        ctx.set(dut.bus.awready, 1)
+        ctx.set(getattr(dut, port).payload,
+                {"addr": addr, "beats": beats,
+                 "row_beats": beats if row_beats is None else row_beats, "pitch": pitch})
         ctx.set(getattr(dut, port).valid, 1)
-        for _ in range(3):
+        await ctx.tick()
+        ctx.set(getattr(dut, port).valid, 0)
+        for _ in range(8):
             await ctx.tick()
     sim.add_testbench(bench)
     sim.run()
@@ -373,7 +502,7 @@ def test_latencies():
                        dut.write_done.ready):
             ctx.set(signal, 1)
         for port in (dut.read_cmd, dut.write_cmd):
-            ctx.set(port.payload, {"addr": 0x100, "beats": 2})
+            ctx.set(port.payload, {"addr": 0x100, "beats": 2, "row_beats": 2, "pitch": 0})
             ctx.set(port.valid, 1)
         words = [0x11, 0x22]
         for cycle in range(16):
@@ -439,7 +568,8 @@ def test_one_outstanding_burst_waits_for_its_completion(direction):
         commands = [0x100, 0x200]
         for cycle in range(30):
             ctx.set(port.valid, bool(commands))
-            ctx.set(port.payload, {"addr": commands[0] if commands else 0, "beats": 1})
+            ctx.set(port.payload, {"addr": commands[0] if commands else 0, "beats": 1,
+                                   "row_beats": 1, "pitch": 0})
             due = ANSWER if not answers else (issued[1] + 2 if len(issued) > 1 else None)
             ctx.set(answer_valid, cycle == due)
             if cycle == due:
@@ -463,12 +593,21 @@ def test_one_outstanding_burst_waits_for_its_completion(direction):
 
 @pytest.mark.parametrize("port", ["read_cmd", "write_cmd"])
 def test_assertions_catch_bad_commands(port):
-    """The RTL's simulation assertions: an unaligned address, 0 beats, too many beats."""
-    simulate_command(AxiDma(addr_width=16, data_width=32), port, 0x40, 4)   # fine
-    for addr, beats, message in [(0x42, 4, "address not aligned"), (0x40, 0, "beats out of"),
-                                 (0x40, 4097, "beats out of")]:
+    """The RTL's simulation assertions: an unaligned address, 0 beats, too many beats; rows
+    of 0 words or more than ``beats``, an unaligned pitch (ignored in a contiguous command), and
+    ``beats`` not a multiple of ``row_beats`` (caught at the short row)."""
+    for fine in [(0x40, 4), (0x40, 4, 4, 0x13), (0x40, 6, 2, 0x100), (0x40, 6, 1, 4),
+                 (0x40, 8, 4, 16)]:
+        simulate_command(AxiDma(addr_width=16, data_width=32), port, *fine)
+    for command, message in [((0x42, 4), "address not aligned"), ((0x40, 0), "beats out of"),
+                             ((0x40, 4097), "beats out of"),
+                             ((0x40, 4, 0, 16), "row_beats out of"),
+                             ((0x40, 4, 5, 16), "row_beats out of"),
+                             ((0x40, 4, 2, 0x12), "pitch not a multiple"),
+                             ((0x40, 5, 2, 16), "not a multiple of row_beats"),
+                             ((0x40, 7, 3, 16), "not a multiple of row_beats")]:
         with pytest.raises(AssertionError, match=message):
-            simulate_command(AxiDma(addr_width=16, data_width=32), port, addr, beats)
+            simulate_command(AxiDma(addr_width=16, data_width=32), port, *command)
 
 
 @pytest.mark.sim
