@@ -28,7 +28,7 @@ __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (0, 1)
+VERSION = (0, 2)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -111,8 +111,14 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
             Field("max_chunks", 13, "const", c.max_chunks,
                   "Row buffer: chunks per reduction (reduction <= max_chunks * vec), 1..4096."),
             Field("max_cols", 17, "const", c.max_cols,
-                  "Y buffer: output columns per pass, 1..65536."),
+                  "Output columns per pass (the tile array's column addresses), 1..65536."),
         ], "Buffer sizes."),
+        # y_words needs 29 bits (up to 2**28): no room left in CONFIG2.
+        Register("CONFIG3", [
+            Field("y_words", 29, "const", c.y_words,
+                  "Y buffer words: max_cols * max_chunks, or a power of two from max_chunks; "
+                  "a pass of cols columns of Q chunks takes cols << ceil(log2 Q) of them."),
+        ], "Y buffer size."),
 
         # --- control and status ------------------------------------------------------------
         Register("CONTROL", [

@@ -236,19 +236,21 @@ def test_error_codes_are_the_documented_ones():
                                            max_cols=65536),
                                     Config(vec=64, lanes=1, data_width=32, acc_width=64),
                                     Config(vec=1, lanes=1, tiles=1, data_width=2, acc_width=4,
-                                           col_block=1, max_chunks=1, max_cols=1)],
-                         ids=["default", "fpga-small", "largest", "widest-data", "smallest"])
+                                           col_block=1, max_chunks=1, max_cols=1),
+                                    Config(max_chunks=512, y_words=8192)],
+                         ids=["default", "fpga-small", "largest", "widest-data", "smallest",
+                              "small-y-buffer"])
 @pytest.mark.parametrize("bus", [(8, 12), (1024, 64)], ids=["narrowest-bus", "widest-bus"])
 def test_config_registers_report_any_configuration(config, bus):
     data_width, addr_width = bus
     regs = core_register_map(config, mem_data_width=data_width, mem_addr_width=addr_width)
     const = {field.name: field.reset for field in regs.fields if field.access == CONST}
-    assert const == {"magic": MAGIC, "minor": 1, "major": 0, "vec": config.vec,
+    assert const == {"magic": MAGIC, "minor": 2, "major": 0, "vec": config.vec,
                      "lanes": config.lanes, "tiles": config.tiles,
                      "data_width": config.data_width, "acc_width": config.acc_width,
                      "col_block": config.col_block, "bus_bytes": data_width // 8,
                      "addr_bits": addr_width, "max_chunks": config.max_chunks,
-                     "max_cols": config.max_cols}
+                     "max_cols": config.max_cols, "y_words": config.y_words}
 
 
 def test_every_documented_range_fits_its_field():
