@@ -3,9 +3,11 @@
 passes, its ``rows`` and ``chunks`` streams equal the host driver's lists (``ArrayPass`` on
 all-ones tensors: ``live``, ``live_rows``, ``structure_masks``, ``blocks()``) with the
 addresses of the channel-last layout, under random backpressure on both streams; unstalled,
-``done`` comes in the cycle ``walk_cycles`` states. Plus refused commands, parameter checks and
-Verilog generation."""
+``done`` comes in the cycle ``walk_cycles`` states. Row bands (``maskprop.host.split``: a
+band's own top and bottom padding) emit the whole layer's beats of their rows. Plus refused
+commands, parameter checks and Verilog generation."""
 
+import dataclasses
 import random
 import subprocess
 from typing import NamedTuple
@@ -18,6 +20,7 @@ from amaranth.sim import Simulator
 from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog
 from maskprop.host.driver import ArrayPass
+from maskprop.host.split import RowBand, row_band
 from maskprop.hw.address_generator import (ERROR_CYCLES, SETUP_CYCLES, AddressGenerator,
                                            WalkError, reciprocal, walk_cycles)
 from maskprop.hw.core_registers import Pass
@@ -152,7 +155,7 @@ class Run(NamedTuple):
 def run_commands(dut: AddressGenerator, jobs, seed: int, max_cycles: int = 100_000) -> list:
     """Send each job's command (``(fields, ready_probability)``) once the previous one is done,
     with both output streams ready with that probability in every cycle; a :class:`Run` per
-    job."""
+    job. A job that takes ``max_cycles`` hung (per job: a long list of jobs is no hang)."""
     rng = random.Random(seed)
     cmd_layout = dut.command.payload.shape()
     results = []
@@ -167,12 +170,13 @@ def run_commands(dut: AddressGenerator, jobs, seed: int, max_cycles: int = 100_0
     async def bench(ctx):
         cycle = 0
         for fields, ready in jobs:
+            first = cycle
             ctx.set(dut.command.payload, cmd_layout.const(fields))
             ctx.set(dut.command.valid, 1)
             run, start = Run([], [], [], [], None, None), None
             r_ready = k_ready = None
             while True:
-                assert cycle < max_cycles, "the address generator hung"
+                assert cycle - first < max_cycles, "the address generator hung"
                 # Readies are driven only when they change: setting a port costs a settle.
                 r_next, k_next = rng.random() < ready, rng.random() < ready
                 if r_next != r_ready:
@@ -230,26 +234,58 @@ def schedule(per_row, blocks: int, pre_steps: int):
     return rows, chunks
 
 
+class Case(NamedTuple):
+    """A legal command and what the walker must do with it: the beats (as :func:`reference`
+    gives them), the live chunks of each GEMM row, the column blocks and the pre-steps; run
+    unstalled and with both streams ready with probability ``ready``."""
+    what: str
+    fields: dict
+    rows: list
+    chunks: list
+    per_row: list
+    blocks: int
+    pre_steps: int
+    ready: float
+
+
+def pre_steps(pass_name: str, kernel: int, padding: int, pad_top: int) -> int:
+    """Backward-data's pre-steps: each axis steps to its first tap of output 0, rows from
+    ``pad_top``, columns from ``padding``, together (the walker's docstring)."""
+    if pass_name == "forward":
+        return 0
+    return max(0, max(pad_top, padding) + 1 - kernel)
+
+
 def check_passes(config: Config, layers, seed: int, **widths):
-    """Both passes of every layer, each run twice: unstalled (every beat in the cycle
-    :func:`schedule` gives, ``done`` in the cycle ``walk_cycles`` gives) and with random
-    backpressure on both streams (the same beats, later)."""
+    """Both passes of every layer, each run twice (:func:`check_cases`)."""
     rng = random.Random(seed)
     # 10 address bits: a random base makes some addresses wrap, as they may.
     widths = dict(dict(addr_width=10, dim_width=8, kernel_width=4, stride_width=3,
                        padding_width=3), **widths)
-    jobs, expected = [], []
+    cases = []
     for layer in layers:
         for pass_name in PASS_KIND:
             base = rng.randrange(1 << widths["addr_width"])
             rows, chunks, per_row, blocks = reference(layer, pass_name, config, base,
                                                       widths["addr_width"])
-            pre = 0 if pass_name == "forward" else max(0, layer.padding + 1 - layer.kernel)
-            for ready in (1.0, rng.choice([0.5, 0.8])):
-                jobs.append((command(layer, pass_name, config, base), ready))
-                expected.append((f"{layer.label} {pass_name} ready={ready}", ready, rows,
-                                 chunks, walk_cycles(per_row, blocks, pre),
-                                 schedule(per_row, blocks, pre)))
+            pre = pre_steps(pass_name, layer.kernel, layer.padding, layer.padding)
+            cases.append(Case(f"{layer.label} {pass_name}", command(layer, pass_name, config,
+                                                                     base),
+                              rows, chunks, per_row, blocks, pre, rng.choice([0.5, 0.8])))
+    check_cases(config, cases, seed, widths)
+
+
+def check_cases(config: Config, cases, seed: int, widths: dict):
+    """Every case run twice: unstalled (every beat in the cycle :func:`schedule` gives,
+    ``done`` in the cycle ``walk_cycles`` gives) and with random backpressure on both streams
+    (the same beats, later)."""
+    jobs, expected = [], []
+    for case in cases:
+        for ready in (1.0, case.ready):
+            jobs.append((case.fields, ready))
+            expected.append((f"{case.what} ready={ready}", ready, case.rows, case.chunks,
+                             walk_cycles(case.per_row, case.blocks, case.pre_steps),
+                             schedule(case.per_row, case.blocks, case.pre_steps)))
     dut = AddressGenerator(config, **widths)
     for (what, ready, rows, chunks, cycles, (row_cycles, chunk_cycles)), run in zip(
             expected, run_commands(dut, jobs, seed)):
@@ -303,6 +339,144 @@ def test_default_widths():
                  dim_width=16, kernel_width=8, stride_width=8, padding_width=8)
 
 
+# --- row bands (maskprop.host.split): asymmetric row padding ---------------------------------
+
+# The band tests' widths: pad_top reaches R + s - 2 = 8 in backward-data (R 7, stride 3).
+BAND_WIDTHS = dict(addr_width=10, dim_width=8, kernel_width=4, stride_width=3, padding_width=4)
+
+
+def band_case(layer: ConvLayer, pass_name: str, config: Config, band: RowBand, base: int,
+              ready: float, addr_width: int) -> Case:
+    """The command of ``band`` (one image: ``n`` 1) and what it must emit: the whole layer's
+    row beats of result rows ``band.out_start .. band.out_stop - 1`` with their chunks
+    unchanged (index, smask, last), renumbered from the band's first row (``m``, ``y``,
+    ``last``), and the chunks' addresses moved by the ``in_start`` rows of the broadcast input
+    the band's scratchpad does not hold."""
+    forward = pass_name == "forward"
+    rows, chunks, per_row, blocks = reference(layer, pass_name, config, 0, addr_width=32)
+    out_w = layer.out_width if forward else layer.width
+    words = -(-(layer.in_channels if forward else layer.out_channels) // config.vec)
+    row_words = (layer.width if forward else layer.out_width) * words
+    shift = band.in_start * row_words
+    band_rows, band_chunks, band_per_row = [], [], []
+    cursor = 0                                   # reference's chunks run in row-beat order
+    for m, image, y, x, b, live, _ in rows:
+        count = int(per_row[m]) if live else 0
+        row_chunks, cursor = chunks[cursor:cursor + count], cursor + count
+        if not band.out_start <= y < band.out_stop:
+            continue
+        if b == 0:
+            band_per_row.append(per_row[m])
+        last = y == band.out_stop - 1 and x == out_w - 1 and b == blocks - 1
+        band_rows.append((m - band.out_start * out_w, image, y - band.out_start, x, b, live,
+                          int(last)))
+        band_chunks.extend(((base + addr - shift) % (1 << addr_width), index, smask, end)
+                           for addr, index, smask, end in row_chunks)
+    assert cursor == len(chunks)
+    fields = command(layer, pass_name, config, base, pad_top=band.pad_top,
+                     pad_bottom=band.pad_bottom,
+                     **({"h": band.in_rows, "out_h": band.out_rows} if forward else
+                        {"h": band.out_rows, "out_h": band.in_rows}))
+    pre = pre_steps(pass_name, layer.kernel, layer.padding, band.pad_top)
+    return Case(f"{layer.label} {pass_name} {band}", fields, band_rows, band_chunks,
+                band_per_row, blocks, pre, ready)
+
+
+def bands_of(layer: ConvLayer, pass_name: str, spans) -> list:
+    """The bands of ``spans`` (``(start, stop)`` pairs) that :func:`row_band` makes: it refuses
+    only a forward band whose first row sees nothing but bottom padding (the splitter gives
+    those rows to the band before). Left out too: a forward band whose every window lies in
+    the top padding (``R <= p``): it reads no input row (``row_band`` gives ``in_stop <=
+    in_start``), so it has no command (the walker refuses ``h`` 0: ``ZERO_DIM``)."""
+    bands = []
+    for start, stop in spans:
+        try:
+            band = row_band(layer, pass_name, start, stop)
+        except ValueError as error:
+            assert pass_name == "forward" and "only bottom padding" in str(error), error
+            continue
+        if band.in_rows <= 0:
+            assert pass_name == "forward" and (stop - 1) * layer.stride + layer.kernel <= \
+                layer.padding, band
+            continue
+        bands.append(band)
+    return bands
+
+
+def result_rows(layer: ConvLayer, pass_name: str) -> int:
+    return layer.out_height if pass_name == "forward" else layer.height
+
+
+def check_bands(config: Config, layers, spans, seed: int):
+    """Every band ``spans(rng, layer, pass_name)`` gives, of both passes of every layer (at
+    batch 1), against the whole layer's lists (:func:`band_case`, :func:`check_cases`)."""
+    rng = random.Random(seed)
+    cases = []
+    for layer in layers:
+        layer = dataclasses.replace(layer, batch=1)
+        for pass_name in PASS_KIND:
+            for band in bands_of(layer, pass_name, spans(rng, layer, pass_name)):
+                cases.append(band_case(layer, pass_name, config, band,
+                                       rng.randrange(1 << BAND_WIDTHS["addr_width"]),
+                                       rng.choice([0.5, 0.8]), BAND_WIDTHS["addr_width"]))
+    check_cases(config, cases, seed, BAND_WIDTHS)
+    return cases
+
+
+def test_bands_of_hand_picked_layers():
+    """Every one-row band and the top and bottom halves of the hand-picked layers; they hold
+    what the bands are there for: top padding beyond R - 1 whose pre-steps outnumber the
+    columns', the reverse, top and bottom padding unequal, and dead rows."""
+    def spans(rng, layer, pass_name):
+        rows = result_rows(layer, pass_name)
+        half = max(1, rows // 2)
+        return [(i, i + 1) for i in range(rows)] + [(0, half), (half, rows)] * (half < rows)
+    cases = check_bands(CONFIGS["vec4"], LAYERS, spans, seeded(11))
+    backward = [case for case in cases if case.fields["pass_kind"] == Pass.BACKWARD_DATA]
+    row_pre = [case.fields["pad_top"] + 1 - case.fields["kernel"] for case in backward]
+    col_pre = [case.fields["padding"] + 1 - case.fields["kernel"] for case in backward]
+    assert any(r > max(0, c) for r, c in zip(row_pre, col_pre))
+    assert any(c > max(0, r) for r, c in zip(row_pre, col_pre))
+    assert any(case.fields["pad_top"] != case.fields["pad_bottom"] for case in cases)
+    for pass_kind in PASS_KIND.values():
+        assert any(not row[5] for case in cases if case.fields["pass_kind"] == pass_kind
+                   for row in case.rows)
+
+
+def random_band_layer(rng: random.Random, index: int) -> ConvLayer:
+    """Kernels 1..7, strides 1..3, padding 0..R, one image, several rows to split."""
+    kernel = rng.randint(1, 7)
+    padding = rng.randint(0, kernel)
+    low = max(1, kernel - 2 * padding)
+    return ConvLayer(batch=1, in_channels=rng.randint(1, 9), height=rng.randint(low, low + 10),
+                     width=rng.randint(low, low + 4), out_channels=rng.randint(1, 9),
+                     kernel=kernel, stride=rng.randint(1, 3), padding=padding,
+                     name=f"band{index}")
+
+
+def random_spans(rng: random.Random, layer: ConvLayer, pass_name: str) -> list:
+    """A random partition of the result rows into bands (as the splitter makes) and two random
+    bands, any rows."""
+    rows = result_rows(layer, pass_name)
+    cuts = sorted(rng.sample(range(1, rows), min(rows - 1, rng.randint(0, 3))))
+    edges = [0, *cuts, rows]
+    spans = list(zip(edges, edges[1:]))
+    for _ in range(2):
+        start = rng.randrange(rows)
+        spans.append((start, rng.randint(start + 1, rows)))
+    return spans
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_bands_of_random_layers(name):
+    """Random layers, each pass split into random row bands: every band's walk is the whole
+    layer's, restricted to its rows, beat by beat, cycle by cycle unstalled."""
+    seed = seeded(200 + list(CONFIGS).index(name))
+    rng = random.Random(seed)
+    check_bands(CONFIGS[name], [random_band_layer(rng, i) for i in range(8)], random_spans,
+                seed)
+
+
 def test_reference_covers_the_cases():
     """The hand-picked layers hold what they are there for: dead rows in both passes, padding
     beyond R - 1, channel tails, several column blocks."""
@@ -350,6 +524,54 @@ def test_refused_commands():
         rows, chunks, walk_cycles(per_row, blocks), WalkError.NONE)
 
 
+def test_checks_use_the_rows_own_padding():
+    """The checks take the rows' padding from ``pad_top + pad_bottom`` and the columns' from
+    ``2 * padding``: each refusal below is one the other axis' padding would not explain, and
+    the legal command after them is one symmetric row padding ``padding`` would refuse."""
+    config = CONFIGS["vec4"]
+    layer = LAYERS[0]                                   # 3x3, stride 1, padding 1, 5 x 4
+    def forward(**changes):
+        return command(layer, "forward", config, **changes)
+    cases = [
+        # Rows 1 + 0 + 1 < 3, though 1 + 2*padding = 3 would do.
+        (forward(h=1, pad_top=0, pad_bottom=1, out_h=1), WalkError.NO_OUTPUT),
+        # Columns 4 + 2*1 < 7, though the rows' padding would give 4 + 3 + 3.
+        (forward(kernel=7, pad_top=3, pad_bottom=3, out_h=5, out_w=1), WalkError.NO_OUTPUT),
+        # out_h of symmetric padding (5): with 1 + 0 rows of padding it is 4.
+        (forward(pad_top=1, pad_bottom=0), WalkError.OUTPUT_SIZE),
+        (forward(pad_top=0, pad_bottom=1, out_h=4), WalkError.NONE),
+        # Backward-data: h and out_h are dA's and dZ's rows, the same relation.
+        (command(layer, "backward_data", config, pad_top=0, pad_bottom=1),
+         WalkError.OUTPUT_SIZE),
+        (command(layer, "backward_data", config, pad_top=2, pad_bottom=0, out_h=4),
+         WalkError.OUTPUT_SIZE),
+        (command(layer, "backward_data", config, pad_top=2, pad_bottom=0), WalkError.NONE),
+        # The columns keep padding 1: out_w 4, whatever the rows' padding.
+        (forward(pad_top=2, pad_bottom=2, out_h=7, out_w=6), WalkError.OUTPUT_SIZE),
+        (forward(pad_top=2, pad_bottom=2, out_h=7), WalkError.NONE),
+    ]
+    # Legal only with asymmetric rows: one input row, two rows of top padding, no column
+    # padding: one output pixel, which reads the row with kernel row 2 only.
+    only_band = forward(h=1, w=3, padding=0, pad_top=2, pad_bottom=0, out_h=1, out_w=1)
+    jobs = [(fields, 0.5) for fields, _ in cases] + [(only_band, 1.0)]
+    dut = AddressGenerator(config, addr_width=16, dim_width=8, kernel_width=4,
+                           stride_width=3, padding_width=3)
+    runs = run_commands(dut, jobs, seed=seeded(3))
+    for (fields, reason), run in zip(cases, runs):
+        assert run.error == reason, fields
+        if reason != WalkError.NONE:
+            assert (run.rows, run.chunks, run.done) == ([], [], ERROR_CYCLES), fields
+        else:
+            assert len(run.rows) == fields["out_h"] * fields["out_w"] * fields["blocks"]
+    blocks, words = only_band["blocks"], 2                # C = 5: 2 words a pixel
+    assert runs[-1].error == WalkError.NONE
+    assert runs[-1].rows == [(0, 0, 0, 0, b, 1, int(b == blocks - 1)) for b in range(blocks)]
+    chunks = [(t * words + word, (2 * 3 + t) * words + word, 0b1111 if word == 0 else 0b0001,
+               int(t == 2 and word == 1)) for t in range(3) for word in range(words)]
+    assert runs[-1].chunks == chunks * blocks
+    assert runs[-1].done == walk_cycles([len(chunks)], blocks)
+
+
 @pytest.mark.parametrize("divisor", range(1, 65))
 def test_reciprocal_is_exact(divisor):
     magic, shift = reciprocal(divisor, 17)
@@ -380,6 +602,7 @@ def test_layouts_follow_the_parameters():
     assert width(dut.command, "kernel") == 4
     assert width(dut.command, "stride") == 3
     assert width(dut.command, "padding") == 5
+    assert width(dut.command, "pad_top") == width(dut.command, "pad_bottom") == 5
     assert width(dut.command, "base") == 20
     assert width(dut.command, "blocks") == 12               # ceil(65535 / 32) = 2048 blocks
     assert width(dut.rows, "block") == 12
