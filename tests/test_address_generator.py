@@ -384,22 +384,20 @@ def band_case(layer: ConvLayer, pass_name: str, config: Config, band: RowBand, b
 
 def bands_of(layer: ConvLayer, pass_name: str, spans) -> list:
     """The bands of ``spans`` (``(start, stop)`` pairs) that :func:`row_band` makes: it refuses
-    only a forward band whose first row sees nothing but bottom padding (the splitter gives
-    those rows to the band before). Left out too: a forward band whose every window lies in
-    the top padding (``R <= p``): it reads no input row (``row_band`` gives ``in_stop <=
-    in_start``), so it has no command (the walker refuses ``h`` 0: ``ZERO_DIM``)."""
+    only forward bands whose first row sees nothing but bottom padding (the splitter gives
+    those rows to the band before) or whose every window lies in the top padding (``R <= p``:
+    they read no input row, so no command describes them; the splitter gives those rows to the
+    band after)."""
     bands = []
     for start, stop in spans:
         try:
-            band = row_band(layer, pass_name, start, stop)
+            bands.append(row_band(layer, pass_name, start, stop))
         except ValueError as error:
-            assert pass_name == "forward" and "only bottom padding" in str(error), error
-            continue
-        if band.in_rows <= 0:
-            assert pass_name == "forward" and (stop - 1) * layer.stride + layer.kernel <= \
-                layer.padding, band
-            continue
-        bands.append(band)
+            assert pass_name == "forward", error
+            if "only top padding" in str(error):
+                assert (stop - 1) * layer.stride + layer.kernel <= layer.padding, error
+            else:
+                assert "only bottom padding" in str(error), error
     return bands
 
 
