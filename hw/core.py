@@ -2,10 +2,11 @@
 generation, so that a layer pass runs by itself, memory to memory (docs/architecture.md
 section 8)."""
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from maskprop.base.config import CoreConfig, ceil_log2
 from maskprop.hw.address_generator import AddressGenerator, WalkError
@@ -189,7 +190,8 @@ class MaskpropCore(wiring.Component):
         command = Signal(data.StructLayout({
             "pass_kind": Pass, "dense": 1, "output_mask": 1, "n": _DIM, "c": _DIM, "h": _DIM,
             "w": _DIM, "k": _DIM, "kernel": _GEOMETRY, "stride": _GEOMETRY,
-            "padding": _GEOMETRY, "shift": 6, "a_base": core.addr_width,
+            "padding": _GEOMETRY, "pad_top": _GEOMETRY, "pad_bottom": _GEOMETRY,
+            "out_pitch": _DIM, "shift": 6, "a_base": core.addr_width,
             "w_base": core.addr_width, "dz_base": core.addr_width, "out_base": core.addr_width,
         }))
         backward = Signal()
@@ -212,6 +214,15 @@ class MaskpropCore(wiring.Component):
         x_words, rows, chunks, y_words, out_words, reduction = (
             Signal(_PRODUCT, name=name) for name in ("x_words", "rows", "chunks", "y_words",
                                                      "out_words", "reduction"))
+        # The Y buffer's column stride, log2: ceil(log2(chunks)), set once the sizes are known.
+        y_shift = Signal(range(ceil_log2(c.max_chunks) + 1))
+        stride_log2 = Signal.like(y_shift)
+        for b in range(ceil_log2(c.max_chunks)):        # the highest set bit of chunks - 1
+            with m.If((chunks - 1)[b]):
+                m.d.comb += stride_log2.eq(b + 1)
+        # Words from one output pixel to the next in memory (OUT_PITCH; 0: contiguous).
+        pitch_words = Signal(_DIM)
+        m.d.comb += pitch_words.eq(Mux(command.out_pitch == 0, col_words, command.out_pitch))
         step = Signal(range(_QUOTIENT + 1))
         bit = Signal(range(_QUOTIENT))           # the dividend bit of this division step
         m.d.comb += bit.eq(step - 1)
@@ -241,7 +252,9 @@ class MaskpropCore(wiring.Component):
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
             array.load.valid.eq(dma.read_data.valid & loading_y),
-            array.load.payload.addr.eq(y_column * c.max_chunks + y_chunk),
+            # Column j's chunks at j << y_shift (the tile array's runtime column stride).
+            array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
+            array.chunk_shift.eq(y_shift),
             *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
         ]
         a_word = Signal(dma.read_data.payload.shape())     # an A word for the output mask
@@ -428,6 +441,9 @@ class MaskpropCore(wiring.Component):
                         command.h.eq(fields.layer_h), command.w.eq(fields.layer_w),
                         command.k.eq(fields.layer_k), command.kernel.eq(fields.kernel),
                         command.stride.eq(fields.stride), command.padding.eq(fields.padding),
+                        command.pad_top.eq(fields.pad_top),
+                        command.pad_bottom.eq(fields.pad_bottom),
+                        command.out_pitch.eq(fields.out_pitch),
                         command.shift.eq(fields.shift), command.a_base.eq(fields.a_base),
                         command.w_base.eq(fields.w_base), command.dz_base.eq(fields.dz_base),
                         command.out_base.eq(fields.out_base),
@@ -436,7 +452,7 @@ class MaskpropCore(wiring.Component):
             with m.State("CHECK"):
                 dims = (command.n, command.c, command.h, command.w, command.k, command.kernel,
                         command.stride)
-                padded_h = command.h + 2 * command.padding
+                padded_h = command.h + command.pad_top + command.pad_bottom
                 padded_w = command.w + 2 * command.padding
                 with m.If((command.pass_kind != Pass.FORWARD) & ~backward):
                     fail(ErrorCode.BAD_PASS)       # backward-weight is not run on chip yet
@@ -491,20 +507,28 @@ class MaskpropCore(wiring.Component):
             with m.State("LIMITS"):
                 with m.If((x_words > core.x_words) | (chunks > c.max_chunks) |
                           (out_height >> _DIM != 0) | (out_width >> _DIM != 0) |
-                          (cols > c.max_cols) | (reduction > c.max_reduction()) |
+                          (cols > c.max_cols) | ((cols << stride_log2) > c.y_words) |
+                          (reduction > c.max_reduction()) |
                           (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER)):
                     fail(ErrorCode.SHAPE_TOO_LARGE)
                     m.next = "IDLE"
+                with m.Elif(pitch_words < col_words):
+                    fail(ErrorCode.BAD_PITCH)
+                    m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [read_index.eq(0), y_chunk.eq(0), y_column.eq(0),
-                                 a_index.eq(0), assembling.eq(0)]
+                                 a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
                     m.next = "READ_X"
-            def transfer(port, addr, beats, then):
-                """Offer one DMA command; go to state ``then`` once it is taken."""
+            def transfer(port, addr, beats, then, *, strided=False):
+                """Offer one DMA command; go to state ``then`` once it is taken. ``strided``:
+                a row of ``col_words`` words per output pixel, ``pitch_words`` apart (the
+                output, and A for the output mask), one row when that is contiguous (the
+                bursts then run across pixels); else one contiguous row."""
+                rows = Const(0) if not strided else pitch_words != col_words
                 m.d.comb += [port.valid.eq(1), port.payload.addr.eq(addr),
                              port.payload.beats.eq(beats),
-                             port.payload.row_beats.eq(beats),   # contiguous: one row
-                             port.payload.pitch.eq(0)]
+                             port.payload.row_beats.eq(Mux(rows, col_words, beats)),
+                             port.payload.pitch.eq(pitch_words << exact_log2(core.bus_bytes))]
                 with m.If(port.ready):
                     m.next = then
             with m.State("READ_X"):
@@ -514,14 +538,14 @@ class MaskpropCore(wiring.Component):
                 transfer(read_cmd, command.w_base, y_words, "READ_A")
             with m.State("READ_A"):
                 with m.If(wants_mask):
-                    transfer(read_cmd, command.a_base, out_words, "LOADING")
+                    transfer(read_cmd, command.a_base, out_words, "LOADING", strided=True)
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
                 with m.If(read_index == x_words + y_words):
                     m.next = "WRITE"
             with m.State("WRITE"):
-                transfer(write_cmd, command.out_base, out_words, "WALK")
+                transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)
                 m.d.sync += first_row.eq(1)
             with m.State("WALK"):
                 walk = walker.command.payload
@@ -531,7 +555,7 @@ class MaskpropCore(wiring.Component):
                     walk.n.eq(command.n), walk.c.eq(command.c), walk.h.eq(command.h),
                     walk.w.eq(command.w), walk.k.eq(command.k), walk.kernel.eq(command.kernel),
                     walk.stride.eq(command.stride), walk.padding.eq(command.padding),
-                    walk.pad_top.eq(command.padding), walk.pad_bottom.eq(command.padding),
+                    walk.pad_top.eq(command.pad_top), walk.pad_bottom.eq(command.pad_bottom),
                     walk.out_h.eq(out_height), walk.out_w.eq(out_width),
                     walk.blocks.eq(blocks), walk.base.eq(0),
                 ]

@@ -28,7 +28,7 @@ __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (0, 2)
+VERSION = (1, 0)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -40,6 +40,7 @@ class ErrorCode(enum.Enum, shape=4):
     SHAPE_TOO_LARGE = 4  # the buffers or the accumulator cannot hold the layer
     UNALIGNED = 5        # a base address is not a multiple of the memory bus width
     BUS_ERROR = 6        # the memory port got SLVERR or DECERR
+    BAD_PITCH = 7        # OUT_PITCH is below the words of one output pixel (and not 0)
 
 
 class Pass(enum.Enum, shape=2):
@@ -155,12 +156,25 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
         Register("CONV", [
             Field("kernel", 8, "rw", 1, f"Kernel size R (R x R), 0..255 {_DIM}."),
             Field("stride", 8, "rw", 1, f"Stride, 0..255 {_DIM}."),
-            Field("padding", 8, "rw", 0, "Zero padding on each side, 0..255."),
+            Field("padding", 8, "rw", 0, "Zero padding left and right (columns), 0..255."),
         ], "Convolution geometry."),
         Register("REQUANT", [
             Field("shift", 6, "rw", 0, "Requantization: arithmetic right shift of the "
                   "accumulator with round-half-up, then saturation, 0..63."),
         ], "Output scaling."),
+        Register("CONV_ROWS", [
+            Field("pad_top", 8, "rw", 0, "Zero padding above the rows, 0..255 (a layer's "
+                  "padding; a row band of a split pass has its own)."),
+            Field("pad_bottom", 8, "rw", 0, "Zero padding below the rows, 0..255.", lsb=8),
+        ], "Row padding: the output has (H + pad_top + pad_bottom - R) / stride + 1 rows.",
+            offset=0x048),
+        Register("OUT_PITCH", [
+            Field("out_pitch", 16, "rw", 0, "Words from one output pixel to the next in memory, "
+                  "for the result and for A read as backward-data's output mask: 0 or "
+                  "ceil(cols / vec) (contiguous), or more for one output-channel group of a "
+                  "split pass (its words of each pixel). Between 1 and ceil(cols / vec) - 1: "
+                  "BAD_PITCH."),
+        ], "Output layout.", offset=0x04C),
 
         # --- tensors in memory (8-byte slots: room for 64-bit addresses) ----------------------
         Register("A_BASE", [Field("a_base", mem_addr_width, "rw",

@@ -217,6 +217,9 @@ def test_core_map_layout():
     assert [kinds[name] for name in ("busy", "done", "error", "error_code")] == [RO, W1C, W1C, RO]
     assert regs.field("done").cleared_by == "start" and regs.field("error").cleared_by is None
     assert all(kinds[f"layer_{d}"] == RW and regs.field(f"layer_{d}").width == 16 for d in "nchwk")
+    assert all(kinds[name] == RW and regs.field(name).width == 8
+               for name in ("padding", "pad_top", "pad_bottom"))
+    assert kinds["out_pitch"] == RW and regs.field("out_pitch").width == 16
     assert all(kinds[name] == RO and regs.field(name).width == 64 for name, _ in COUNTERS)
     assert regs.field("pass_kind").enum is Pass and regs.field("error_code").enum is ErrorCode
 
@@ -224,7 +227,7 @@ def test_core_map_layout():
 def test_error_codes_are_the_documented_ones():
     assert {code.name: code.value for code in ErrorCode} == {
         "NONE": 0, "BUSY": 1, "BAD_PASS": 2, "ZERO_DIM": 3, "SHAPE_TOO_LARGE": 4,
-        "UNALIGNED": 5, "BUS_ERROR": 6}
+        "UNALIGNED": 5, "BUS_ERROR": 6, "BAD_PITCH": 7}
     assert CORE_REGISTERS.field("error_code").width == 4
     # One pass_kind value is no pass, so that BAD_PASS can happen.
     assert len(Pass) < 1 << CORE_REGISTERS.field("pass_kind").width
@@ -245,7 +248,7 @@ def test_config_registers_report_any_configuration(config, bus):
     data_width, addr_width = bus
     regs = core_register_map(config, mem_data_width=data_width, mem_addr_width=addr_width)
     const = {field.name: field.reset for field in regs.fields if field.access == CONST}
-    assert const == {"magic": MAGIC, "minor": 2, "major": 0, "vec": config.vec,
+    assert const == {"magic": MAGIC, "minor": 0, "major": 1, "vec": config.vec,
                      "lanes": config.lanes, "tiles": config.tiles,
                      "data_width": config.data_width, "acc_width": config.acc_width,
                      "col_block": config.col_block, "bus_bytes": data_width // 8,
