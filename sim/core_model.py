@@ -97,9 +97,13 @@ import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from maskprop.base.config import CoreConfig, check_range
 from maskprop.host.core_driver import check_core_pass
 from maskprop.host.driver import ArrayPass
+from maskprop.host.memory_layout import channel_words, word_bytes
+from maskprop.host.split import CoreCommand
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.address_generator import walk_cycles
 from maskprop.hw.axi import BOUNDARY_BYTES
@@ -108,10 +112,11 @@ from maskprop.hw.axi_ram import AxiRam
 from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
-from maskprop.sim.cycle_model import column_groups, row_chunk_cycles
-from maskprop.sim.data_movement import PassTraffic, pass_traffic
+from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
+from maskprop.sim.data_movement import PassTraffic, TensorTraffic
 
-__all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "CHECK_CYCLES", "BASES"]
+__all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
+           "command_traffic", "CHECK_CYCLES", "BASES"]
 
 #: Cycles from the first busy cycle to the first read command (``MaskpropCore.CHECK_CYCLES``).
 CHECK_CYCLES = MaskpropCore.CHECK_CYCLES
@@ -231,15 +236,21 @@ class _BufferedFifo:
         return self.moved[-1] + 1
 
 
-def _bursts(address: int, words: int, bus_bytes: int, max_burst: int) -> list:
-    """The beats of the bursts AxiDma cuts a command into: at most ``max_burst``, none across a
-    4 KiB boundary."""
+def _bursts(address: int, words: int, bus_bytes: int, max_burst: int,
+            row_words: int | None = None, pitch: int = 0) -> list:
+    """The beats of the bursts AxiDma cuts a command into: rows of ``row_words`` words (default:
+    one row), row ``r`` from ``address + r * pitch`` bytes, each cut into bursts of at most
+    ``max_burst`` beats, none across a 4 KiB boundary."""
     page = BOUNDARY_BYTES // bus_bytes
-    word, bursts = address // bus_bytes, []
-    while words:
-        beats = min(words, max_burst, page - word % page)
-        bursts.append(beats)
-        word, words = word + beats, words - beats
+    row_words = row_words or words
+    bursts = []
+    for row in range(-(-words // row_words) if words else 0):
+        word = (address + row * pitch) // bus_bytes
+        left = min(row_words, words - row * row_words)
+        while left:
+            beats = min(left, max_burst, page - word % page)
+            bursts.append(beats)
+            word, left = word + beats, left - beats
     return bursts
 
 
@@ -249,14 +260,16 @@ class _ReadStream:
     the output mask are taken as the mask FIFO has room, which the walk decides)."""
 
     def __init__(self, commands, core: CoreConfig, memory: MemoryTiming, consumer):
-        # commands: (cycle of the command's handshake, byte address, words); consumer(n,
-        # offered) returns the cycle word n is taken, offered from cycle `offered` on.
+        # commands: (cycle of the command's handshake, byte address, words, words per row,
+        # pitch in bytes); consumer(n, offered) returns the cycle word n is taken, offered
+        # from cycle `offered` on.
         self.commands, self.core, self.memory, self.consumer = commands, core, memory, consumer
         self.beat_time = memory.beat_time(core.bus_bytes)
         self.read_buffer = core.max_burst * core.max_outstanding   # AxiDma's default, the core's
         self.first, self.beats, self.command, self.burst_of = [], [], [], []
-        for index, (_, address, words) in enumerate(commands):
-            for beats in _bursts(address, words, core.bus_bytes, core.max_burst):
+        for index, (_, address, words, row_words, pitch) in enumerate(commands):
+            for beats in _bursts(address, words, core.bus_bytes, core.max_burst, row_words,
+                                 pitch):
                 self.first.append(len(self.burst_of))
                 self.beats.append(beats)
                 self.command.append(index)
@@ -298,11 +311,11 @@ class _ReadStream:
 class _WriteStream:
     """The DMA's write engine and the memory's W and B channels, word by word."""
 
-    def __init__(self, command: int, address: int, words: int, core: CoreConfig,
-                 memory: MemoryTiming):
+    def __init__(self, command: int, address: int, words: int, row_words: int, pitch: int,
+                 core: CoreConfig, memory: MemoryTiming):
         self.command, self.core, self.memory = command, core, memory
         self.beat_time = memory.beat_time(core.bus_bytes)
-        self.beats = _bursts(address, words, core.bus_bytes, core.max_burst)
+        self.beats = _bursts(address, words, core.bus_bytes, core.max_burst, row_words, pitch)
         self.burst_of = [burst for burst, beats in enumerate(self.beats) for _ in range(beats)]
         self.aw = []             # AW handshake of each burst
         self.b = []              # B handshake of each burst
@@ -423,13 +436,16 @@ class _BackEnd:
 
 
 def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
-                memory: MemoryTiming = AXI_RAM, bases: dict | None = None) -> CoreCycles:
+                memory: MemoryTiming = AXI_RAM, bases: dict | None = None,
+                command: CoreCommand | None = None) -> CoreCycles:
     """The cycles of one command on the core of ``core`` (module docstring): ``array_pass`` is
     the pass as the core runs it, lowered for ``core.array`` (``ArrayPass.lower``, with the
     output mask if the command asks for it: sparse backward-data then reads ``A`` for it),
     ``dense`` its mode, ``memory`` the memory's timing, ``bases`` the tensors' byte addresses
     by :data:`BASES` name (``CoreJob.bases``; only where they fall in a 4 KiB page matters, for
-    the DMA's bursts; default: each at a page boundary). ``ValueError`` naming the parameter for
+    the DMA's bursts; default: each at a page boundary), ``command`` which of the pass's
+    commands (:func:`~maskprop.host.core_driver.check_core_pass`; default: the only one of a
+    pass that fits; :func:`job_cycles` gives them all). ``ValueError`` naming the parameter for
     anything the core or the model does not take."""
     if not isinstance(array_pass, ArrayPass):
         raise ValueError(f"array_pass must be an ArrayPass, not {array_pass!r}")
@@ -453,17 +469,25 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                              f"{core.bus_bytes} bytes, not {address}")
     gemm = array_pass.gemm
     layer, pass_name = gemm.layer, gemm.pass_name
-    check_core_pass(layer, pass_name, core)
+    plan = check_core_pass(layer, pass_name, core)
+    if command is None:
+        if len(plan) > 1:
+            raise ValueError(f"command: {layer.label} {pass_name} runs as {len(plan)} commands "
+                             f"on this core; name one, or take them all with job_cycles")
+        command = plan[0]
+    elif command not in plan:
+        raise ValueError(f"command must be one of the commands the pass runs as "
+                         f"(check_core_pass), not {command!r}")
     config = core.array
     vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
     wants_mask = pass_name == "backward_data" and not dense and gemm.omask is not None
-    traffic = pass_traffic(layer, pass_name, config, dense=dense,
-                           output_mask=gemm.omask is not None)
-    words = {t.role: t.words for t in traffic.tensors}
-    x_words, y_words, out_words = words["X scratchpad"], words["Y buffer"], words["output"]
 
-    issued = array_pass.issued(dense)
-    wanted = array_pass.wanted(dense)
+    # The command's part of the pass: its GEMM rows (output pixels) and columns.
+    issued, wanted = array_pass.issued(dense), array_pass.wanted(dense)
+    if len(plan) > 1:
+        rows_of = np.asarray(command.gemm_rows(layer))
+        issued = IssuedChunks(issued.counts[rows_of], issued.live[rows_of])
+        wanted = wanted[rows_of][:, command.columns.start:command.columns.stop]
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     col_words = -(-cols // vec)
@@ -471,12 +495,21 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     groups = column_groups(wanted, tiles, col_block, live_rows)
     _, replay = row_chunk_cycles(issued, lanes)
     beats = -(-issued.counts // lanes)          # decoder beats of each chunk (0: all zero)
+    traffic = command_traffic(layer, command, config, dense=dense,
+                              output_mask=gemm.omask is not None)
+    words = {t.role: t.words for t in traffic.tensors}
+    x_words, y_words, out_words = words["X scratchpad"], words["Y buffer"], words["output"]
+    pitch_words = command.offsets(layer, vec)["out_pitch"]
+    pitch = pitch_words * core.bus_bytes
+    row_words = None if pitch_words == col_words else col_words   # a row per output pixel
+    base = _command_bases(layer, command, core, bases)
 
     # --- load: the read commands, the X and Y words -------------------------------------------
-    x_base = bases.get("a" if pass_name == "forward" else "dz", 0)
-    commands = [(CHECK_CYCLES, x_base, x_words), (CHECK_CYCLES + 1, bases.get("w", 0), y_words)]
+    x_base = base["a" if pass_name == "forward" else "dz"]
+    commands = [(CHECK_CYCLES, x_base, x_words, None, 0),
+                (CHECK_CYCLES + 1, base["w"], y_words, None, 0)]
     if wants_mask:
-        commands.append((CHECK_CYCLES + 2, bases.get("a", 0), out_words))
+        commands.append((CHECK_CYCLES + 2, base["a"], out_words, row_words, pitch))
     loaded = x_words + y_words
     masks = _BufferedFifo(MaskpropCore.MASK_FIFO_DEPTH)
     mask_readable = []           # the first cycle each pixel's mask can be read
@@ -495,12 +528,13 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     reads = _ReadStream(commands, core, memory, consume)
     last_loaded = reads.taken_at(loaded - 1)
     write_state = last_loaded + 2            # LOADING sees the count the cycle after the word
-    writes = _WriteStream(write_state, bases.get("out", 0), out_words, core, memory)
+    writes = _WriteStream(write_state, base["out"], out_words, row_words, pitch, core, memory)
     walk_state = write_state + 1
 
     # --- run: walker, fetch, tile array, writer, DMA writes, row-block by row-block ----------
     back_end = _BackEnd(SparseGradPE.latency, AccumulationTree.latency_for(config.tree_stages))
-    pre_steps = max(0, layer.padding + 1 - layer.kernel) if pass_name == "backward_data" else 0
+    pad = max(command.band.pad_top, layer.padding)       # rows' and columns' pre-steps overlap
+    pre_steps = max(0, pad + 1 - layer.kernel) if pass_name == "backward_data" else 0
     pending = walk_state + walk_cycles([], 1, pre_steps) - 2   # row-block 0 pending
     walking = pending + 1            # taken for walking
     last_walked = _NEVER             # the previous row-block's last chunk, if it was live
@@ -590,5 +624,76 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     total = writes.b[-1] + 2     # write_done the cycle after the last B, then idle
     return CoreCycles(check=CHECK_CYCLES, load=last_loaded + 2 - CHECK_CYCLES,
                       run=last_word + 1 - (last_loaded + 2), drain=total - (last_word + 1),
-                      compute=array_pass.model_cycles(dense), stall_cycles=back_end.stalls,
-                      traffic=traffic)
+                      compute=array_cycles(issued, wanted, config),
+                      stall_cycles=back_end.stalls, traffic=traffic)
+
+
+def job_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
+               memory: MemoryTiming = AXI_RAM, bases: dict | None = None) -> list:
+    """:func:`core_cycles` of every command the pass runs as on ``core``
+    (:func:`~maskprop.host.core_driver.check_core_pass`: one, or the pass split), in order."""
+    plan = check_core_pass(array_pass.gemm.layer, array_pass.gemm.pass_name, core)
+    return [core_cycles(array_pass, core, dense=dense, memory=memory, bases=bases,
+                        command=command) for command in plan]
+
+
+def total_cycles(commands: list) -> CoreCycles:
+    """The commands of one pass (:func:`job_cycles`) as one :class:`CoreCycles`: each phase,
+    the compute and stall cycles and each tensor's words and bytes summed (the host's time
+    between commands is not in it: the core is idle then)."""
+    moved = {}
+    for cycles in commands:
+        for t in cycles.traffic.tensors:
+            key = (t.tensor, t.role, t.direction)
+            words, size = moved.get(key, (0, 0))
+            moved[key] = (words + t.words, size + t.bytes)
+    first = commands[0].traffic
+    traffic = PassTraffic(first.pass_name, first.dense,
+                          tuple(TensorTraffic(*key, *moved[key]) for key in moved),
+                          sum(c.traffic.mask_bitmap_bytes for c in commands), True)
+    return CoreCycles(*(sum(getattr(c, name) for c in commands)
+                        for name in ("check", "load", "run", "drain", "compute",
+                                     "stall_cycles")), traffic=traffic)
+
+
+def _command_bases(layer, command: CoreCommand, core: CoreConfig, bases: dict) -> dict:
+    """The byte addresses of the command's parts of the tensors at ``bases`` (page 0 for a
+    tensor not named)."""
+    offsets = command.offsets(layer, core.array.vec)
+    return {name: bases.get(name, 0) + offsets[name] * core.bus_bytes for name in BASES}
+
+
+def command_traffic(layer, command: CoreCommand, config, *, dense: bool,
+                    output_mask: bool = True) -> PassTraffic:
+    """The words and bytes one command of a pass moves (the data-movement model's tensor names
+    and roles): its X band (all images and rows its windows read), its columns' weights, the
+    output words of its pixels and columns and, in sparse backward-data, the ``A`` words of
+    those for the output mask. A pass that fits runs as one command, whose traffic is
+    :func:`~maskprop.sim.data_movement.pass_traffic`'s."""
+    vec, size = config.vec, word_bytes(config.vec, config.data_width)
+    forward = command.pass_name == "forward"
+    fields = command.layer_fields(layer)
+    reduced = fields["layer_c"] if forward else fields["layer_k"]
+    source_width = layer.width if forward else layer.out_width
+    taps = layer.kernel * layer.kernel
+    x_words = (len(command.images) * command.band.in_rows * source_width
+               * channel_words(reduced, vec))
+    y_words = len(command.columns) * taps * channel_words(reduced, vec)
+    out_words = len(command.gemm_rows(layer)) * channel_words(len(command.columns), vec)
+
+    def moved(tensor, role, direction, words):
+        return TensorTraffic(tensor, role, direction, words, words * size)
+
+    bitmap = 0
+    if forward:
+        tensors = (moved("A", "X scratchpad", "read", x_words),
+                   moved("W", "Y buffer", "read", y_words), moved("Z", "output", "write",
+                                                                  out_words))
+    else:
+        tensors = (moved("dZ", "X scratchpad", "read", x_words),
+                   moved("Wt", "Y buffer", "read", y_words))
+        if output_mask and not dense:
+            tensors += (moved("A", "output mask", "read", out_words),)
+            bitmap = -(-out_words * vec // 8)
+        tensors += (moved("dA", "output", "write", out_words),)
+    return PassTraffic(command.pass_name, dense, tensors, bitmap, True)

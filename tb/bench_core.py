@@ -1,14 +1,15 @@
 """cocotb bench of MaskpropCore: it does what a host does and nothing more - writes the tensors
 into memory, programs the registers over AXI4-Lite (cocotbext-axi's ``AxiLiteMaster``), sets
-``CONTROL.start``, waits for ``irq`` and reads the status, the counters and the result back -
+``CONTROL.start``, waits for ``irq`` and reads the status and the counters, command after
+command of a split pass (stopping at an error, as a host would), then the result back -
 while cocotbext-axi's ``AxiRam`` serves the core's memory port. Random pauses on all five
 channels of both buses (idle cycles and backpressure), and the AXI protocol checker
 (:class:`~maskprop.tb.axi_checker.AxiMonitor`) on the memory port throughout.
 
 The jobs and what to compare come from the file named by the ``jobs`` parameter
 (:func:`maskprop.host.runs.run_core_jobs` writes it and checks the report); the bench reports,
-per job, the status (with the error code), every counter, the bytes the checker saw per tensor
-and the result bytes.
+per command, the status (with the error code), every counter and the bytes the checker saw per
+tensor, and per job the result bytes.
 """
 
 import json
@@ -57,36 +58,47 @@ async def core_runs_jobs(dut):
             ram.write(address, bytes.fromhex(image))
         out_address, out_bytes = job["out"]
         ram.write(out_address, bytes([0xA5]) * out_bytes)      # stale data must be overwritten
-        for offset, value in job["writes"]:
-            await csr.write_dword(offset, value)
         before = {"read": monitor.bytes_read, "written": monitor.bytes_written}
         ranges = {name: (lo, hi) for name, lo, hi in job["ranges"]}
-        read_before = {name: monitor.bytes_read_in(lo, hi) for name, (lo, hi) in ranges.items()}
-        written_before = {name: monitor.bytes_written_in(lo, hi)
-                          for name, (lo, hi) in ranges.items()}
-        # Counters from zero for each job: clear_counters with start, in the same write.
-        await csr.write_dword(offsets["CONTROL"],
-                              1 << offsets["start_bit"] | 1 << offsets["clear_bit"])
-        if job.get("start_again"):      # a start while busy: refused, the pass goes on
-            await csr.write_dword(offsets["CONTROL"], 1 << offsets["start_bit"])
-        # irq, then busy low: an error (a start while busy) raises irq while the pass runs on.
-        status = await with_timeout(_wait_finished(dut, csr, offsets),
-                                    job["timeout_cycles"] * 10, "ns")
-        counters = {name: await read64(csr, offset) for name, offset in offsets["counters"]}
+        commands = []
+        for writes in job["commands"]:
+            read_before = {name: monitor.bytes_read_in(lo, hi)
+                           for name, (lo, hi) in ranges.items()}
+            written_before = {name: monitor.bytes_written_in(lo, hi)
+                              for name, (lo, hi) in ranges.items()}
+            command_before = {"read": monitor.bytes_read, "written": monitor.bytes_written}
+            for offset, value in writes:
+                await csr.write_dword(offset, value)
+            # Counters from zero for each command: clear_counters with start, in one write.
+            await csr.write_dword(offsets["CONTROL"],
+                                  1 << offsets["start_bit"] | 1 << offsets["clear_bit"])
+            if job.get("start_again"):      # a start while busy: refused, the pass goes on
+                await csr.write_dword(offsets["CONTROL"], 1 << offsets["start_bit"])
+            # irq, then busy low: an error (a start while busy) raises irq while the pass runs.
+            status = await with_timeout(_wait_finished(dut, csr, offsets),
+                                        job["timeout_cycles"] * 10, "ns")
+            counters = {name: await read64(csr, offset) for name, offset in offsets["counters"]}
+            commands.append({
+                "status": status,
+                "counters": counters,
+                "bytes_read": {name: monitor.bytes_read_in(lo, hi) - read_before[name]
+                               for name, (lo, hi) in ranges.items()},
+                "bytes_written": {name: monitor.bytes_written_in(lo, hi) - written_before[name]
+                                  for name, (lo, hi) in ranges.items()},
+                "total_read": monitor.bytes_read - command_before["read"],
+                "total_written": monitor.bytes_written - command_before["written"],
+            })
+            # Clear done and error (write 1 to clear) for the next command.
+            await csr.write_dword(offsets["STATUS"], status & offsets["clear_mask"])
+            await ClockCycles(dut.clk, 2)
+            if status >> offsets["error_bit"] & 1:
+                break                   # a host stops a split pass at its first error
         reports.append({
-            "status": status,
-            "counters": counters,
+            "commands": commands,
             "result": ram.read(out_address, out_bytes).hex(),
-            "bytes_read": {name: monitor.bytes_read_in(lo, hi) - read_before[name]
-                           for name, (lo, hi) in ranges.items()},
-            "bytes_written": {name: monitor.bytes_written_in(lo, hi) - written_before[name]
-                              for name, (lo, hi) in ranges.items()},
             "total_read": monitor.bytes_read - before["read"],
             "total_written": monitor.bytes_written - before["written"],
         })
-        # Clear done and error (write 1 to clear) for the next job.
-        await csr.write_dword(offsets["STATUS"], status & offsets["clear_mask"])
-        await ClockCycles(dut.clk, 2)
     monitor.stop()
     record("core", seed=seed, jobs=reports, protocol_errors=[str(e) for e in monitor.errors])
     monitor.assert_clean()

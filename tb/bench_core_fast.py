@@ -12,13 +12,15 @@ Per job, one after the other on one core:
    the output, which the core must overwrite - only the words memory does not already hold:
    the bench knows what it holds, all zeros at power-up, then its own writes and the results
    it reads back (the core writes nothing else; ``tb/bench_core.py`` checks that);
-2. **run**: the job's register writes, then ``CONTROL.start | CONTROL.clear_counters`` (a
-   minimal AXI4-Lite master, no pauses), then a single trigger on ``irq`` (with a timeout): the
-   clock is cocotb's GPI clock, so nothing in Python runs until the core is done;
-3. **read back**: ``STATUS``, every 64-bit counter (low word first) and the result (backdoor);
-   ``STATUS`` cleared for the next job.
+2. **run**, for each of the job's commands (one, or those of a split pass): its register
+   writes, then ``CONTROL.start | CONTROL.clear_counters`` (a minimal AXI4-Lite master, no
+   pauses), then a single trigger on ``irq`` (with a timeout): the clock is cocotb's GPI
+   clock, so nothing in Python runs until the core is done; then ``STATUS`` and every 64-bit
+   counter (low word first), and ``STATUS`` cleared (the job stops at a command's error);
+3. **read back**: the result (backdoor).
 
-Reported per job: the status word, the counters, the result bytes, and for each phase the
+Reported per command: the status word and the counters; per job: the result bytes, and for
+each phase the
 simulated cycles, the wall seconds (``time.perf_counter`` in the bench: Python included) and the
 CPU seconds of the simulator process (``time.process_time``: cocotb runs inside it, so this is
 the model, the scheduler and the bench together, and unlike the wall time it does not grow with
@@ -197,29 +199,37 @@ async def core_runs_jobs_fast(dut):
         memory.update(writes)
 
         run_clock = _Clock()
-        for offset, value in job["writes"]:
-            await csr.write(offset, value)
-        programmed = _cycle()
-        assert not dut.irq.value, "irq high before start"
-        await csr.write(offsets["CONTROL"], start_bits)
-        started = _cycle()
-        await with_timeout(RisingEdge(dut.irq), job["timeout_cycles"] * CLOCK_NS, "ns")
-        irq_cycle = _cycle()
+        commands = []
+        for writes in job["commands"]:
+            command_start = _cycle()
+            for offset, value in writes:
+                await csr.write(offset, value)
+            programmed = _cycle()
+            assert not dut.irq.value, "irq high before start"
+            await csr.write(offsets["CONTROL"], start_bits)
+            started = _cycle()
+            await with_timeout(RisingEdge(dut.irq), job["timeout_cycles"] * CLOCK_NS, "ns")
+            irq_cycle = _cycle()
+            status = await csr.read(offsets["STATUS"])
+            counters = {name: await csr.read64(offset) for name, offset in offsets["counters"]}
+            await csr.write(offsets["STATUS"], status & offsets["clear_mask"])
+            await ClockCycles(dut.clk, 2)
+            commands.append({"status": status, "counters": counters,
+                             "program_cycles": programmed - command_start,
+                             "start_to_irq_cycles": irq_cycle - started})
+            if status >> offsets["error_bit"] & 1:
+                break                   # a host stops a split pass at its first error
         run = run_clock.lap()
-        run["program_cycles"] = programmed - run_clock.cycles0
-        run["start_to_irq_cycles"] = irq_cycle - started
+        run["program_cycles"] = sum(c["program_cycles"] for c in commands)
+        run["start_to_irq_cycles"] = sum(c["start_to_irq_cycles"] for c in commands)
 
         back = _Clock()
-        status = await csr.read(offsets["STATUS"])
-        counters = {name: await csr.read64(offset) for name, offset in offsets["counters"]}
         words = await _host_read(host, out_address // word_bytes, -(-out_bytes // word_bytes),
                                  spec["host_read_latency"])
         result = b"".join(word.to_bytes(word_bytes, "little") for word in words)[:out_bytes]
         memory.update(enumerate(words, out_address // word_bytes))
-        await csr.write(offsets["STATUS"], status & offsets["clear_mask"])
-        await ClockCycles(dut.clk, 2)
         back = back.lap()
-        reports.append({"label": job.get("label", ""), "status": status, "counters": counters,
+        reports.append({"label": job.get("label", ""), "commands": commands,
                         "result": result.hex(), "fill": fill, "run": run, "read_back": back})
         dut._log.info("%s: %d cycles in %.3f s (%.0f cycles/s), fill %d cycles in %.3f s",
                       job.get("label", "job"), run["cycles"], run["seconds"],
@@ -233,16 +243,28 @@ async def core_runs_jobs_fast(dut):
 @dataclass
 class FastCoreRun:
     """One job on :class:`~maskprop.hw.core_system.CoreSystem`, as the fast bench reported it.
-    ``fill``, ``run``, ``read_back``: ``{"cycles", "seconds", "cpu_seconds", ...}`` of each phase
-    (module docstring); ``fill`` also has ``words`` (written), ``run`` has ``program_cycles``
-    (the register writes before start) and ``start_to_irq_cycles``."""
+    ``statuses`` and ``command_counters``: each command's (``status``: the last one's,
+    ``counters``: their sums, as :class:`~maskprop.host.runs.CoreRun`'s). ``fill``, ``run``,
+    ``read_back``: ``{"cycles", "seconds", "cpu_seconds", ...}`` of each phase (module
+    docstring); ``fill`` also has ``words`` (written), ``run`` has ``program_cycles`` (the
+    register writes before each start) and ``start_to_irq_cycles``, summed over the
+    commands."""
     label: str
-    status: dict
-    counters: dict
+    statuses: list
+    command_counters: list
     result: bytes
     fill: dict
     run: dict
     read_back: dict
+
+    @property
+    def status(self) -> dict:
+        return self.statuses[-1]
+
+    @property
+    def counters(self) -> dict:
+        from maskprop.host.runs import sum_counters
+        return sum_counters(self.command_counters)
 
     @property
     def cycles_per_second(self) -> float:
@@ -266,7 +288,7 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
                        waves=None, run_name="") -> FastBench:
     """Run ``jobs`` one after the other on ``system`` (a ``CoreSystem`` with ``host_port``) as
     generated Verilog with the fast bench. Each job is a dict as
-    :meth:`~maskprop.host.core_driver.CoreJob.bench_job` makes it (``memory``, ``writes``,
+    :meth:`~maskprop.host.core_driver.CoreJob.bench_job` makes it (``memory``, ``commands``,
     ``out``, ``timeout_cycles``; ``ranges`` is not used: this bench counts no traffic);
     ``labels`` names them in the report and the log. ``ValueError`` if a job's tensors do not
     fit the system's memory; :class:`~maskprop.flow.toolchain.SimulationError` if the bench
@@ -293,7 +315,8 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
         "offsets": core_bench_offsets(system.register_map),
         "jobs": [{"label": label,
                   "memory": [(address, bytes(image).hex()) for address, image in job["memory"]],
-                  "writes": [list(write) for write in job["writes"]], "out": list(job["out"]),
+                  "commands": [[list(write) for write in writes] for writes in job["commands"]],
+                  "out": list(job["out"]),
                   "timeout_cycles": job.get("timeout_cycles", 2_000_000)}
                  for label, job in zip(labels, jobs)],
     }
@@ -305,8 +328,9 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
     report = testbench.report.get("core_fast")
     if not testbench.passed or report is None:
         raise SimulationError(f"the core's fast bench failed: see {testbench.log}")
-    runs = [FastCoreRun(job["label"], decode_status(system.register_map, job["status"]),
-                        job["counters"], bytes.fromhex(job["result"]), job["fill"], job["run"],
-                        job["read_back"])
+    runs = [FastCoreRun(job["label"],
+                        [decode_status(system.register_map, c["status"]) for c in job["commands"]],
+                        [c["counters"] for c in job["commands"]], bytes.fromhex(job["result"]),
+                        job["fill"], job["run"], job["read_back"])
             for job in report["jobs"]]
     return FastBench(runs, report["whole_test"], testbench, report["visible"])

@@ -14,9 +14,9 @@ import pytest
 
 from maskprop.base.config import Config, CoreConfig
 from maskprop.host.core_driver import CoreJob, register_words
-from maskprop.host.driver import ArrayPass
 from maskprop.hw.core import MaskpropCore
 from maskprop.host.runs import run_core_jobs
+from maskprop.sim.core_model import job_cycles, total_cycles
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 from maskprop.workloads.digits import load_fixture
@@ -49,19 +49,29 @@ def check_jobs(core, jobs, tmp_path, *, pause=0.3, name=""):
         assert run.status["done"] and not run.status["error"], (label, run.status)
         np.testing.assert_array_equal(job.result(run.result), job.golden(), err_msg=label)
         assert run.result == job.expected_image(), label
-        # Compute cycles: the tile array's, as the cycle model counts them for this pass.
-        array_pass = ArrayPass.lower(job.layer, job.pass_name, CORE.array, A=job.A, W=job.W,
-                                     dZ=job.dZ)
-        assert run.counters["compute_cycles"] == array_pass.model_cycles(job.dense), label
-        # Data movement: every tensor the pass needs read once, the result written once.
-        images = dict(zip(("a", "w", "dz"), job.memory().values()))
-        reads = {"forward": ("a", "w"), "backward_data": ("dz", "w")}[job.pass_name]
-        if job.pass_name == "backward_data" and job.output_mask and not job.dense:
-            reads += ("a",)
-        expected_read = {name: len(images[name]) if name in reads else 0 for name in images}
-        assert {name: run.bytes_read[name] for name in images} == expected_read, label
-        assert run.bytes_written["out"] == job.out_bytes == run.total_written, label
+        model = total_cycles(job_cycles(job.array_pass(), CORE, dense=job.dense,
+                                        bases=job.bases))
+        assert len(run.statuses) == len(job.commands), label
+        # Compute cycles: the tile array's, as the cycle model counts them for each command.
+        assert run.counters["compute_cycles"] == model.compute, label
+        # Data movement, per tensor: what each command reads and writes, as the model says.
+        names = {"A": "a", "W": "w", "Wt": "w", "dZ": "dz", "Z": "out", "dA": "out"}
+        expected_read = dict.fromkeys(("a", "w", "dz"), 0)
+        for tensor, moved in model.bytes_read.items():
+            expected_read[names[tensor]] += moved
+        assert {name: run.bytes_read[name] for name in expected_read} == expected_read, label
+        assert run.bytes_written["out"] == sum(model.bytes_written.values()), label
+        assert run.total_written == run.bytes_written["out"], label
         assert run.total_read == sum(expected_read.values()), label
+        if not job.split:
+            # One command: every tensor the pass needs read once, the result written once.
+            images = dict(zip(("a", "w", "dz"), job.memory().values()))
+            reads = {"forward": ("a", "w"), "backward_data": ("dz", "w")}[job.pass_name]
+            if job.pass_name == "backward_data" and job.output_mask and not job.dense:
+                reads += ("a",)
+            assert expected_read == {name: len(images[name]) if name in reads else 0
+                                     for name in images}, label
+            assert run.total_written == job.out_bytes, label
         assert run.counters["bytes_read"] == run.total_read, label
         assert run.counters["bytes_written"] == run.total_written, label
     return runs
@@ -124,6 +134,34 @@ def test_corner_cases(core, dense, tmp_path):
             assert run.counters["macs"] == 0, job.layer.name
 
 
+# Layers the test core's buffers cannot hold, each split by the host into commands
+# (maskprop/host/split.py): output-channel groups (more columns than max_cols), row bands (an
+# image larger than the X scratchpad), both, and backward-data's stride phase in row bands.
+SPLITS = [
+    (ConvLayer(2, 36, 6, 6, 40, 3, 1, 1, "36 to 40 channels: column groups"), 0.5),
+    (ConvLayer(1, 20, 24, 22, 20, 3, 1, 1, "24x22: row bands"), 0.5),
+    (ConvLayer(1, 33, 25, 19, 37, 3, 2, 1, "stride 2: bands and groups"), 0.5),
+    (ConvLayer(1, 10, 26, 26, 112, 3, 2, 1, "stride 2, 112 channels"), 0.5),
+    (ConvLayer(1, 5, 40, 40, 112, 3, 3, 0, "stride 3, padding 0"), 0.3),
+]
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_split_layers(core, dense, tmp_path):
+    """Layers the buffers cannot hold run as several commands, each a row band and an
+    output-channel group: the result in memory is exactly the whole layer's, both passes; the
+    counters, summed over the commands, are the core model's."""
+    rng = np.random.default_rng(seeded(800))
+    jobs = []
+    for layer, density in SPLITS:
+        A, W, dZ = random_conv_tensors(rng, layer, density)
+        for pass_name in ("forward", "backward_data"):
+            jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
+                                shift=int(rng.integers(0, 12))))
+    assert all(job.split for job in jobs)
+    check_jobs(core, jobs, tmp_path)
+
+
 def test_digits_cnn_layers(core, tmp_path):
     """The digits CNN's real tensors, plain and with BatchNorm, forward and backward-data, in
     both modes (conv1's backward-data is not needed in training and its input is the image)."""
@@ -143,7 +181,7 @@ def illegal(core, **fields):
     rng = np.random.default_rng(1)
     job = CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5))
     bench = job.bench_job(core.register_map)
-    bench["writes"] = register_words(core.register_map, {**job.fields(), **fields})
+    bench["commands"] = [register_words(core.register_map, {**job.fields(), **fields})]
     return bench
 
 
@@ -152,14 +190,18 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
     cases = {
         "ZERO_DIM": [{"layer_n": 0}, {"layer_c": 0}, {"layer_k": 0}, {"stride": 0},
                      {"kernel": 0}, {"kernel": 9, "padding": 1},
-                     # a kernel larger than the padded image in one dimension only
+                     # a kernel larger than the padded image in one dimension only: the
+                     # columns (padding), the rows (pad_top + pad_bottom, one of them 0)
                      {"kernel": 5, "padding": 0, "layer_h": 9},
-                     {"kernel": 5, "padding": 0, "layer_w": 9}],
+                     {"kernel": 5, "pad_top": 0, "pad_bottom": 0, "layer_w": 9},
+                     {"kernel": 6, "pad_top": 1, "pad_bottom": 0, "layer_w": 9}],
         "BAD_PASS": [{"pass_kind": 3}, {"pass_kind": Pass.BACKWARD_WEIGHT}],
         "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}],
         "SHAPE_TOO_LARGE": [{"layer_k": CORE.array.max_cols + 1},
                             {"layer_c": 16 * (CORE.array.max_chunks // 9 + 1)},
                             {"layer_h": 64, "layer_w": 64}],
+        # an output pitch below the output's words per pixel (K = 20: two words)
+        "BAD_PITCH": [{"layer_k": 20, "out_pitch": 1}],
     }
     jobs = [(code, illegal(core, **fields)) for code, variants in cases.items()
             for fields in variants]

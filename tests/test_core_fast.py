@@ -82,7 +82,7 @@ def test_small_layers_exact_in_both_passes_and_modes(system, tmp_path):
         assert 0 < counters["compute_cycles"] < counters["cycles_busy"], label
         # (start_to_irq counts from the write's response, irq comes a cycle after done)
         assert abs(run.run["start_to_irq_cycles"] - counters["cycles_busy"]) <= 8, label
-        assert run.run["program_cycles"] >= 2 * len(job.bench_job(system.register_map)["writes"])
+        assert run.run["program_cycles"] >= 2 * len(job.bench_job(system.register_map)["commands"][0])
         assert run.run["cycles"] > run.run["program_cycles"] + run.run["start_to_irq_cycles"]
         words = sum(-(-len(image) // word_bytes) for image in images.values())
         assert run.fill["cycles"] == run.fill["words"], label
@@ -135,8 +135,8 @@ def test_a_memory_error_response_is_reported_and_the_core_goes_on(system, tmp_pa
     jobs = []
     for field in ("out_base", "a_base"):
         bench_job = job.bench_job(system.register_map)
-        bench_job["writes"] = register_words(system.register_map,
-                                             {**job.fields(), field: beyond})
+        bench_job["commands"] = [register_words(system.register_map,
+                                                {**job.fields(), field: beyond})]
         jobs.append(bench_job)
     jobs.append(job.bench_job(system.register_map))
     bench = run_fast_core_jobs(system, jobs, labels=["out beyond", "input beyond", "legal"],

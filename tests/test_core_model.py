@@ -17,21 +17,24 @@ import pytest
 from amaranth.sim import Simulator
 
 from maskprop.base.config import Config, CoreConfig
-from maskprop.host.core_driver import CoreJob
+from maskprop.host.core_driver import CoreJob, check_core_pass
 from maskprop.host.driver import ArrayPass
 from maskprop.host.memory_layout import image_words
 from maskprop.host.runs import core_bench_offsets, run_core_jobs
 from maskprop.hw.core import MaskpropCore
 from maskprop.hw.core_system import CoreSystem
-from maskprop.sim.core_model import AXI_RAM, MemoryTiming, core_cycles
+from maskprop.sim.core_model import AXI_RAM, MemoryTiming, core_cycles, job_cycles, total_cycles
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.bench_core_fast import run_fast_core_jobs
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
 # The core, memory and corner-case layers of the core's own tests (the same Verilog: their
 # cached builds serve here too).
-from test_core import CORNERS
+from test_core import CORNERS, SPLITS
 from test_core_fast import CORE, MEMORY_WORDS
+
+# Memory for the split layers' tensors (the largest ends near 5,200 words).
+SPLIT_MEMORY_WORDS = 8192
 
 # The corner cases (1x1, stride 2, stride 3 with padding 0, padding 3, 19 to 13 channels,
 # all-zero activations), and a 1x1 stride-3 layer with padding: most of its rows are dead
@@ -68,10 +71,9 @@ def label(job) -> str:
 
 
 def predict(job, memory: MemoryTiming = AXI_RAM):
-    """The model's cycles of ``job`` as the core runs it."""
-    array_pass = ArrayPass.lower(job.layer, job.pass_name, job.core.array, A=job.A, W=job.W,
-                                 dZ=job.dZ, output_mask=job.output_mask)
-    return core_cycles(array_pass, job.core, dense=job.dense, memory=memory, bases=job.bases)
+    """The model's cycles of ``job`` (a pass that fits: one command) as the core runs it."""
+    return core_cycles(job.array_pass(), job.core, dense=job.dense, memory=memory,
+                       bases=job.bases)
 
 
 def check_exact(job, counters, predicted):
@@ -153,6 +155,31 @@ def test_protocol_bench(core, pause, tmp_path):
         assert (run.total_read, run.total_written) == (sum(read.values()), written[1])
 
 
+@pytest.mark.sim
+def test_split_passes_exact_per_command(tmp_path):
+    """The layers test_core splits (column groups, row bands, both; strides 1 to 3), both
+    passes and modes, on the fast bench: every command's busy, compute and stall cycles and
+    bytes exactly the model's, and the result the whole layer's."""
+    seed = seeded(930)
+    jobs = corner_jobs(seed, layers=SPLITS)
+    system = CoreSystem(CORE, memory_words=SPLIT_MEMORY_WORDS, host_port=True)
+    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
+                               labels=[label(job) for job in jobs], build_dir=tmp_path,
+                               seed=seed)
+    for job, run in zip(jobs, bench.runs):
+        assert job.split, label(job)
+        assert len(run.statuses) == len(job.commands), label(job)
+        assert all(s["done"] and not s["error"] for s in run.statuses), (label(job),
+                                                                          run.statuses)
+        assert run.result == job.expected_image(), label(job)
+        commands = job_cycles(job.array_pass(), job.core, dense=job.dense, bases=job.bases)
+        for predicted, counters in zip(commands, run.command_counters):
+            print_phases(job, predicted, counters["cycles_busy"])
+            check_exact(job, counters, predicted)
+        whole = total_cycles(commands)
+        assert whole.total == run.counters["cycles_busy"], label(job)
+
+
 # --- a core whose writer back-pressures the tile array, in Amaranth's simulator -----------------
 
 # A column block of 16 columns and words of 8 channels (the default core has 32 and 16): every
@@ -206,7 +233,8 @@ def run_in_amaranth(system, jobs) -> list:
                     ctx.set(host.wdata, word)
                     await ctx.tick()
             ctx.set(host.en, 0)
-            for offset, value in job["writes"]:
+            (writes,) = job["commands"]           # passes that fit: one command
+            for offset, value in writes:
                 await write(offset, value)
             await write(offsets["CONTROL"], 1 << offsets["start_bit"] | 1 << offsets["clear_bit"])
             while not ctx.get(system.irq):
@@ -298,10 +326,17 @@ def test_core_cycles_refuses_what_it_cannot_model():
         core_cycles(array_pass, CORE, dense=False, bases={"w": 4100})
     with pytest.raises(ValueError, match=r"bases\['out'\] must be in \[0, 4294967295\]"):
         core_cycles(array_pass, CORE, dense=False, bases={"out": 1 << 32})
-    # What the core refuses, as the host driver words it.
+    # What the core cannot run even split, as the host driver words it.
     small = CoreConfig(CORE.array, x_words=2)
-    with pytest.raises(ValueError, match="the X scratchpad holds x_words = 2"):
+    with pytest.raises(ValueError, match="more than the X scratchpad's x_words = 2"):
         core_cycles(array_pass, small, dense=False)
+    # A split pass: one of its commands, or all of them with job_cycles.
+    tiny = CoreConfig(CORE.array, x_words=32)       # one image per command
+    with pytest.raises(ValueError, match="runs as 2 commands on this core; name one"):
+        core_cycles(array_pass, tiny, dense=False)
+    with pytest.raises(ValueError, match="command must be one of the commands the pass runs"):
+        core_cycles(array_pass, CORE, dense=False,
+                    command=check_core_pass(job.layer, job.pass_name, tiny)[0])
     weight = ArrayPass.lower(job.layer, "backward_weight", CORE.array, A=job.A, W=job.W,
                              dZ=job.dZ)
     with pytest.raises(ValueError, match="the core runs forward and backward-data so far"):

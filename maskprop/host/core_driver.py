@@ -17,6 +17,7 @@ import numpy as np
 from maskprop.base.config import CoreConfig
 from maskprop.host.memory_layout import (backward_data_weights, channel_words, pack, unpack,
                                          word_bytes)
+from maskprop.host.split import CoreCommand, plan_pass
 from maskprop.sim.golden import conv_backward_data_fixed, conv_forward_fixed
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
@@ -61,25 +62,15 @@ def core_pass_shape(layer: ConvLayer, pass_name: str, vec: int) -> CorePassShape
                          cols * chunks, rows * channel_words(cols, vec))
 
 
-def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> CorePassShape:
-    """Refuse (``ValueError`` naming the parameter to change) a pass the core would refuse with
-    ``SHAPE_TOO_LARGE``: an input tensor larger than the X scratchpad (``x_words``), a
-    reduction of more chunks than the row buffer (``max_chunks``), more output columns than
-    the Y buffer (``max_cols``), or a reduction the accumulator cannot hold (``acc_width``)."""
-    config = core.array
-    shape = core_pass_shape(layer, pass_name, config.vec)
-    where = f"{layer.label} {pass_label(pass_name)}"
-    if shape.x_words > core.x_words:
-        raise ValueError(f"{where}: its input tensor takes {shape.x_words:,} words, but the X "
-                         f"scratchpad holds x_words = {core.x_words:,}")
-    if shape.chunks > config.max_chunks:
-        raise ValueError(f"{where}: the reduction takes {shape.chunks} chunks, but max_chunks "
-                         f"is {config.max_chunks}")
-    if shape.cols > config.max_cols:
-        raise ValueError(f"{where}: {shape.cols} output columns, but max_cols is "
-                         f"{config.max_cols}")
-    layer.check_accumulation(config, passes=(pass_name,))
-    return shape
+def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
+    """The commands that run ``pass_name`` of ``layer`` on ``core``
+    (:func:`maskprop.host.split.plan_pass`: one if the pass fits the buffers, else the pass
+    split); ``ValueError`` naming the parameter to change for a pass the core cannot run even
+    split: a reduction of more chunks than the row buffer (``max_chunks``), one the accumulator
+    cannot hold (``acc_width``), or a single row band larger than the X scratchpad
+    (``x_words``)."""
+    core_pass_shape(layer, pass_name, core.array.vec)          # a pass the core runs
+    return plan_pass(layer, pass_name, core)
 
 
 def register_words(register_map, values: dict) -> list[tuple[int, int]]:
@@ -125,9 +116,11 @@ class CoreJob:
     origin: int = 0
     bases: dict = field(init=False)
     shape: CorePassShape = field(init=False)
+    commands: list = field(init=False)
 
     def __post_init__(self):
-        self.shape = check_core_pass(self.layer, self.pass_name, self.core)
+        self.commands = check_core_pass(self.layer, self.pass_name, self.core)
+        self.shape = core_pass_shape(self.layer, self.pass_name, self.core.array.vec)
         for name, tensor, expected in (("A", self.A, self.layer.input_shape),
                                        ("W", self.W, self.layer.weight_shape),
                                        ("dZ", self.dZ, self.layer.output_shape)):
@@ -160,20 +153,41 @@ class CoreJob:
     def out_shape(self) -> tuple:
         return self.layer.output_shape if self.pass_name == "forward" else self.layer.input_shape
 
-    def fields(self) -> dict:
-        """The register fields that describe this pass (``hw/core_registers.py``)."""
+    @property
+    def split(self) -> bool:
+        """The pass runs as more than one command (it does not fit the buffers)."""
+        return len(self.commands) > 1
+
+    def command_bases(self, command: CoreCommand) -> dict:
+        """The byte addresses ``command`` reads and writes its part of each tensor at."""
+        size = word_bytes(self.core.array.vec, self.core.array.data_width)
+        offsets = command.offsets(self.layer, self.core.array.vec)
+        return {name: self.bases[name] + offsets[name] * size for name in self.bases}
+
+    def fields(self, command: CoreCommand | None = None) -> dict:
+        """The register fields (``hw/core_registers.py``) of ``command`` (default: the first,
+        the only one of a pass that fits)."""
         from maskprop.hw.core_registers import Mode, Pass
-        layer = self.layer
+        command = command or self.commands[0]
+        bases = self.command_bases(command)
         return {
             "pass_kind": Pass.FORWARD if self.pass_name == "forward" else Pass.BACKWARD_DATA,
             "mode": Mode.DENSE if self.dense else Mode.SPARSE,
             "output_mask": int(self.output_mask),
-            "layer_n": layer.batch, "layer_c": layer.in_channels, "layer_h": layer.height,
-            "layer_w": layer.width, "layer_k": layer.out_channels, "kernel": layer.kernel,
-            "stride": layer.stride, "padding": layer.padding, "shift": self.shift,
-            "a_base": self.bases["a"], "w_base": self.bases["w"], "dz_base": self.bases["dz"],
-            "out_base": self.bases["out"],
+            **command.layer_fields(self.layer),
+            "out_pitch": command.offsets(self.layer, self.core.array.vec)["out_pitch"],
+            "shift": self.shift,
+            "a_base": bases["a"], "w_base": bases["w"], "dz_base": bases["dz"],
+            "out_base": bases["out"],
         }
+
+    def array_pass(self):
+        """The whole pass lowered for the core's tile array
+        (:class:`~maskprop.host.driver.ArrayPass`, what the core's model takes), with the
+        output mask if the job asks for it; the buffer limits are the commands' (each fits)."""
+        from maskprop.host.driver import ArrayPass
+        return ArrayPass.lower(self.layer, self.pass_name, self.core.array, A=self.A, W=self.W,
+                               dZ=self.dZ, output_mask=self.output_mask, check_fit=False)
 
     def golden(self) -> np.ndarray:
         """The result tensor the core must write, from the golden model's direct convolution:
@@ -192,11 +206,13 @@ class CoreJob:
         return pack(self.golden(), self.core.array.vec, self.core.array.data_width)
 
     def bench_job(self, register_map) -> dict:
-        """The job as :func:`maskprop.host.runs.run_core_jobs` takes it."""
+        """The job as :func:`maskprop.host.runs.run_core_jobs` takes it: the tensors, then each
+        command's register writes (the bench starts each once the one before is done)."""
         images = self._images()
         return {
             "memory": [(self.bases[name], image) for name, image in images.items()],
-            "writes": register_words(register_map, self.fields()),
+            "commands": [register_words(register_map, self.fields(command))
+                         for command in self.commands],
             "out": (self.bases["out"], self.out_bytes),
             # A hung core fails in seconds: every word and every chunk of every row, 50 times.
             "timeout_cycles": 50 * (self.shape.x_words + self.shape.y_words + self.shape.out_words

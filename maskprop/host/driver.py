@@ -182,18 +182,22 @@ class ArrayPass:
     omask: np.ndarray
 
     @classmethod
-    def prepare(cls, gemm: LoweredGemm, config: Config) -> "ArrayPass":
+    def prepare(cls, gemm: LoweredGemm, config: Config, *,
+                check_fit: bool = True) -> "ArrayPass":
         """Check that ``config`` can run ``gemm`` (lowered with ``vec=config.vec``;
-        ``ValueError`` naming what to change)."""
+        ``ValueError`` naming what to change). ``check_fit=False`` leaves out the buffer
+        limits (``max_chunks``, ``max_cols``, ``y_words``): for the whole of a pass the core
+        runs split, each command of which fits (:func:`maskprop.host.split.plan_pass`)."""
         where = _where(gemm.layer, gemm.pass_name)
         if gemm.vec != config.vec:
             raise ValueError(f"{where}: lowered for chunks of vec={gemm.vec}, but the array's "
                              f"vec is {config.vec}; lower it with vec={config.vec}")
         rows, reduction = gemm.X.shape
         cols = gemm.Y.shape[1]
-        _check_chunks(where, reduction, config)
-        _check_cols(where, cols, config)
-        _check_y_words(where, cols, chunk_count(reduction, config.vec), config)
+        if check_fit:
+            _check_chunks(where, reduction, config)
+            _check_cols(where, cols, config)
+            _check_y_words(where, cols, chunk_count(reduction, config.vec), config)
         gemm.layer.check_accumulation(config, passes=(gemm.pass_name,))
         for name, operand in (("X", gemm.X), ("Y", gemm.Y)):
             if operand.size and (operand.min() < config.data_min or
@@ -209,12 +213,14 @@ class ArrayPass:
 
     @classmethod
     def lower(cls, layer, pass_name: str, config: Config, *, A, W, dZ,
-              output_mask: bool = True, x_operand: str = "dz") -> "ArrayPass":
+              output_mask: bool = True, x_operand: str = "dz",
+              check_fit: bool = True) -> "ArrayPass":
         """:meth:`prepare` of the pass lowered for ``config`` (``x_operand``: backward-weight's
         orientation)."""
         from maskprop.sim.lowering import lower_pass
         return cls.prepare(lower_pass(layer, pass_name, A=A, W=W, dZ=dZ, output_mask=output_mask,
-                                      x_operand=x_operand, vec=config.vec), config)
+                                      x_operand=x_operand, vec=config.vec), config,
+                           check_fit=check_fit)
 
     @property
     def rows(self) -> int:

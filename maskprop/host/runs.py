@@ -29,8 +29,8 @@ if TYPE_CHECKING:                       # the model imports the RTL: only when a
     from maskprop.sim.core_model import CoreCycles
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
-           "CoreRun", "run_core_jobs", "core_bench_offsets", "decode_status", "CoreModeRun",
-           "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core"]
+           "CoreRun", "sum_counters", "run_core_jobs", "core_bench_offsets", "decode_status",
+           "CoreModeRun", "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core"]
 
 
 @dataclass
@@ -197,9 +197,12 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
 
 @dataclass
 class CoreRun:
-    """One job on the core's Verilog: what the host read back."""
-    status: dict             # STATUS fields: busy, done, error, error_code (an ErrorCode name)
-    counters: dict           # every performance counter, by name
+    """One job on the core's Verilog: what the host read back. A job of several commands (a
+    split pass) has each command's ``statuses`` and ``command_counters``; ``status`` is the
+    last command's (the bench stops at the first error), ``counters`` and the byte counts the
+    sums over the commands."""
+    statuses: list           # STATUS fields: busy, done, error, error_code (an ErrorCode name)
+    command_counters: list   # every performance counter, by name
     result: bytes            # the bytes at the job's output address afterwards
     bytes_read: dict         # per tensor (name -> bytes), as the AXI checker counted them
     bytes_written: dict
@@ -207,6 +210,19 @@ class CoreRun:
     total_written: int
     seed: int = 0
     simulator: str = ""
+
+    @property
+    def status(self) -> dict:
+        return self.statuses[-1]
+
+    @property
+    def counters(self) -> dict:
+        return sum_counters(self.command_counters)
+
+
+def sum_counters(counters: list) -> dict:
+    """Counters of several commands, counter by counter (every one of them counts events)."""
+    return {name: sum(c[name] for c in counters) for name in counters[0]}
 
 
 def core_bench_offsets(register_map) -> dict:
@@ -220,6 +236,7 @@ def core_bench_offsets(register_map) -> dict:
         "STATUS": register_map.word("STATUS").offset,
         "clear_mask": 1 << bit["done"] | 1 << bit["error"],
         "busy_bit": bit["busy"],
+        "error_bit": bit["error"],
         "counters": [(field.name, register_map.register_of(field.name).offset)
                      for field in register_map.fields
                      if register_map.register_of(field.name).width == 64
@@ -238,8 +255,9 @@ def decode_status(register_map, value: int) -> dict:
 def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
                   timeout_cycles=2_000_000, run_name="") -> list[CoreRun]:
     """Run ``jobs`` one after the other on ``component`` (a MaskpropCore) as generated Verilog:
-    each job is a dict with ``memory`` (``[(address, bytes)]`` to write first), ``writes``
-    (``[(offset, value)]`` register words before start), ``out`` (``(address, bytes)`` to read
+    each job is a dict with ``memory`` (``[(address, bytes)]`` to write first), ``commands``
+    (per command, ``[(offset, value)]`` register words before its start; the next command
+    starts once the one before is done), ``out`` (``(address, bytes)`` to read
     back), ``ranges`` (``[(name, lo, hi)]`` address ranges whose traffic is counted), optionally
     ``timeout_cycles`` and ``start_again`` (write start a second time while it runs);
     :meth:`~maskprop.host.core_driver.CoreJob.bench_job` makes one from a pass."""
@@ -259,7 +277,8 @@ def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
         "max_outstanding": component.core.max_outstanding,
         "offsets": core_bench_offsets(register_map),
         "jobs": [{"memory": [(address, bytes(image).hex()) for address, image in job["memory"]],
-                  "writes": [list(write) for write in job["writes"]], "out": list(job["out"]),
+                  "commands": [[list(write) for write in writes] for writes in job["commands"]],
+                  "out": list(job["out"]),
                   "timeout_cycles": job.get("timeout_cycles", timeout_cycles),
                   "start_again": job.get("start_again", False),
                   "ranges": [list(r) for r in job["ranges"]]} for job in jobs],
@@ -272,10 +291,15 @@ def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
     report = run.report.get("core")
     if not run.passed or report is None:
         raise SimulationError(f"the core's bench failed: see {run.log}")
-    return [CoreRun(decode_status(register_map, job["status"]), job["counters"],
-                    bytes.fromhex(job["result"]), job["bytes_read"], job["bytes_written"],
-                    job["total_read"], job["total_written"], run.seed, run.simulator)
-            for job in report["jobs"]]
+    runs = []
+    for job in report["jobs"]:
+        commands = job["commands"]
+        runs.append(CoreRun([decode_status(register_map, c["status"]) for c in commands],
+                            [c["counters"] for c in commands], bytes.fromhex(job["result"]),
+                            sum_counters([c["bytes_read"] for c in commands]),
+                            sum_counters([c["bytes_written"] for c in commands]),
+                            job["total_read"], job["total_written"], run.seed, run.simulator))
+    return runs
 
 
 # --- dense against sparse on the core ----------------------------------------------------------
@@ -287,7 +311,7 @@ class CoreModeRun:
     dense: bool
     run: CoreRun
     exact: bool              # done without error, the result in memory the golden model's bytes
-    model: "CoreCycles"      # maskprop.sim.core_model.core_cycles for this command
+    model: "CoreCycles"      # the core's model of its commands, summed (total_cycles)
 
     @property
     def counters(self) -> dict:
@@ -395,23 +419,26 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
     is refused."""
     from maskprop.host.core_driver import CoreJob
     from maskprop.hw.core import MaskpropCore
-    from maskprop.sim.core_model import core_cycles
+    from maskprop.sim.core_model import job_cycles, total_cycles
 
-    array_pass = ArrayPass.lower(layer, pass_name, core.array, A=A, W=W, dZ=dZ)
+    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift or 0)
+            for dense in (True, False)]
+    array_pass = jobs[0].array_pass()
     if shift is None:
         shift = unsaturated_shift(array_pass.exact(), core.array.data_width)
-    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift)
-            for dense in (True, False)]
+        for job in jobs:
+            job.shift = shift
     component = component or MaskpropCore(core)
     runs = run_core_jobs([job.bench_job(component.register_map) for job in jobs],
                          build_dir=build_dir, component=component, sim=sim, seed=seed,
                          pause=0.0)
     modes = []
     for job, run in zip(jobs, runs):
-        exact = (bool(run.status["done"]) and not run.status["error"]
+        exact = (len(run.statuses) == len(job.commands)
+                 and all(status["done"] and not status["error"] for status in run.statuses)
                  and run.result == job.expected_image())
-        modes.append(CoreModeRun(job.dense, run, exact,
-                                 core_cycles(array_pass, core, dense=job.dense, bases=job.bases)))
+        model = total_cycles(job_cycles(array_pass, core, dense=job.dense, bases=job.bases))
+        modes.append(CoreModeRun(job.dense, run, exact, model))
     estimate = array_pass.estimate()
     return CoreComparison(label or f"{layer.label} {pass_name}", shift, *modes,
                           estimate.dense_slots, estimate.nonzero_macs)
