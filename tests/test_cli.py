@@ -81,8 +81,8 @@ def test_generate_core(tmp_path, capsys):
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "bwd"], "invalid pass 'bwd'"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--density", "1.5"],
      "--density must be in [0, 1], not 1.5"),
-    (["sim", "--layer", "1,300,4,4,8,3", "--pass", "fwd"],
-     "the reduction takes 171 chunks, but max_chunks is 64"),
+    (["sim", "--layer", "1,1000,4,4,8,3", "--pass", "fwd"],
+     "the reduction takes 567 chunks, but the row buffer holds max_chunks = 512"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--masks", "missing.npz"],
      "--masks missing.npz"),
     (["generate", "core", "--x-words", "3", "-o", "x.v"],
@@ -335,19 +335,23 @@ def no_work_allowed(monkeypatch):
     (["--block", "array", "--layer", "1,1,65536,65536,1,1,256,0", "--pass", "fwd", "--masks",
       "absent.npz"], "A 1x1x65536x65536 has 4,294,967,296 elements"),
     # The core (the default): what its buffers cannot hold and its memory port cannot reach.
+    # (larger passes are split into commands: what even one row band or the reduction
+    # cannot fit, and what is too large to simulate)
     (["--layer", "64,512,56,56,512,3,1,1", "--pass", "fwd"],
-     "its input tensor takes 6,422,528 words, but the X scratchpad holds x_words = 4,096"),
-    (["--layer", "1,64,64,64,64,3", "--pass", "bwd-data"],
-     "its input tensor takes 16,384 words, but the X scratchpad holds x_words = 4,096"),
-    (["--layer", "1,300,4,4,8,3", "--pass", "fwd"],
-     "the reduction takes 171 chunks, but max_chunks is 64"),
-    (["--layer", "1,4,4,4,300,1", "--pass", "fwd"], "300 output columns, but max_cols is 128"),
+     "one row of its result reads 3 input rows of 1,792 words, more than the X scratchpad's "
+     "x_words = 4,096"),
+    (["--layer", "1,512,100,100,8,1", "--pass", "bwd-data"],
+     "A 1x512x100x100 has 5,120,000 elements; one RTL run takes at most 4,194,304"),
+    (["--layer", "1,1000,4,4,8,3", "--pass", "fwd"],
+     "the reduction takes 567 chunks, but the row buffer holds max_chunks = 512"),
+    (["--layer", "1,16,3,5000,4,3", "--pass", "fwd"],
+     "one row of its result reads 2 input rows of 5,000 words"),
     (["--layer", "1,16,4,4,4,3", "--pass", "fwd", "--acc-width", "38"],
      "forward reduction sums 144 products"),
     (["--layer", "2,5,4,4,6,3", "--pass", "fwd", "--addr-width", "12"],
      "the tensors need 13,312 bytes of memory, more than addr_width = 12 bits reach"),
     (["--layer", "1,1,65536,65536,1,1,256,0", "--pass", "fwd", "--masks", "absent.npz"],
-     "its input tensor takes 4,294,967,296 words"),
+     "one row of its result reads 1 input row of 65,536 words"),
 ])
 def test_sim_refuses_from_the_shape_before_making_tensors(argv, message, tmp_path, monkeypatch,
                                                           capsys, no_work_allowed):
@@ -360,14 +364,15 @@ def test_demo_refuses_from_the_shape_before_lowering(tmp_path, monkeypatch, caps
                                                      no_work_allowed):
     monkeypatch.chdir(tmp_path)
     # conv2's backward-data (on the core) reduces over 16 channels x 3 x 3: 9 chunks of 16.
-    assert "conv2' backward-data: the reduction takes 9 chunks, but max_chunks is 8" in refused(
+    assert ("conv2' backward-data: the reduction takes 9 chunks, but the row buffer holds "
+            "max_chunks = 8") in refused(
         ["demo", "--max-chunks", "8"], capsys)
     # Its backward-weight (on the tile array): 8 x 3 x 3 or 16 output columns, neither <= 8.
     assert "conv2' backward-weight: 72 output columns broadcasting dZ or 16" in refused(
         ["demo", "--max-cols", "8"], capsys)
-    # conv2's input gradient dZ: 2 x 8 x 8 pixels of one word each.
-    assert "its input tensor takes 128 words, but the X scratchpad holds x_words = 64" in \
-        refused(["demo", "--x-words", "64"], capsys)
+    # conv2's input gradient dZ: rows of 8 pixels of one word each (bands need one).
+    assert "words, more than the X scratchpad's x_words = 4; raise x_words" in \
+        refused(["demo", "--x-words", "4"], capsys)
     assert not files_under(tmp_path)
 
 
@@ -923,6 +928,7 @@ def test_buffers_too_large_to_generate_are_refused_up_front(argv, tmp_path, monk
     refuses such buffers at once, naming the options and the limit."""
     monkeypatch.chdir(tmp_path)
     message = refused(argv, capsys)
-    assert message.startswith("maskprop: error: --max-cols/--max-chunks: max_cols x max_chunks = ")
+    assert message.startswith("maskprop: error: --max-cols/--max-chunks/--y-words: max_cols x "
+                              "max_chunks = ")
     assert "too large to generate" in message and "2**22" in message
     assert not files_under(tmp_path)

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "CoreConfig", "CORE_DEFAULT", "DEFAULT", "EVALUATION", "FPGA_SMALL",
-           "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
+__all__ = ["Config", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT", "DEFAULT",
+           "EVALUATION", "FPGA_SMALL", "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
            "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
@@ -326,6 +326,11 @@ EVALUATION = DEFAULT.for_evaluation()
 #: The tile array sized to fit the ECP5 LFE5U-25F of docs/fpga.md: the defaults with
 #: 32 columns x 16 chunks of Y buffer and ``col_block`` 8.
 FPGA_SMALL = Config(col_block=8, max_chunks=16, max_cols=32)
+#: The core's tile array (``CoreConfig``'s default): the defaults with a row buffer of 512
+#: chunks, which holds every reduction of the five evaluated networks (3x3x512 is 288 chunks:
+#: the core splits passes but never a reduction), and the default's Y buffer of 8192 words.
+CORE_ARRAY_FIELDS = {"max_chunks": 512, "y_words": 8192}
+CORE_ARRAY = Config(**CORE_ARRAY_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -336,7 +341,7 @@ class CoreConfig:
     Parameters
     ----------
     array : Config
-        The tile array (and the datapath widths).
+        The tile array (and the datapath widths); default :data:`CORE_ARRAY`.
     x_words : int
         Words of the X scratchpad, which holds the pass's broadcast input tensor (one word = one
         chunk of ``vec`` channels of one pixel), a power of two in 2..65536.
@@ -351,7 +356,7 @@ class CoreConfig:
     (the smallest that holds ``data_width``), which must make a power of two from 8 to 1024 bits.
     """
 
-    array: Config = DEFAULT
+    array: Config = CORE_ARRAY
     x_words: int = 4096
     addr_width: int = 32
     max_burst: int = 16
@@ -408,8 +413,9 @@ class CoreConfig:
                              f"default) or max_chunks")
 
 
-#: The core with the default tile array.
+#: The core's default: the core with :data:`CORE_ARRAY`.
 CORE_DEFAULT = CoreConfig()
-#: The core sized to fit the ECP5 LFE5U-85F of docs/fpga.md: the defaults with 32 columns of Y
-#: buffer instead of 128 (block RAM limits the core there, not logic).
-FPGA_CORE = CoreConfig(Config(max_cols=32))
+#: The core sized to fit the ECP5 LFE5U-85F of docs/fpga.md: :data:`CORE_ARRAY` with 32
+#: columns per pass and a Y buffer of 2048 words instead of 8192 (block RAM limits the core
+#: there, not logic); it runs the same layers, split into more commands.
+FPGA_CORE = CoreConfig(Config(max_cols=32, max_chunks=512, y_words=2048))

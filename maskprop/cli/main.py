@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from maskprop.base.config import Config, CoreConfig
+from maskprop.base.config import CORE_ARRAY, CORE_ARRAY_FIELDS, Config, CoreConfig
 from maskprop.base.metrics import format_ratio, format_speedup
 from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-BUFFER_FIELDS = ("col_block", "max_chunks", "max_cols")
+BUFFER_FIELDS = ("col_block", "max_chunks", "max_cols", "y_words")
 #: CoreConfig's own fields (its scratchpad and memory port): options of the core only.
 CORE_FIELDS = tuple(f.name for f in fields(CoreConfig) if f.name != "array")
 #: The device ``maskprop flow BLOCK --target TARGET`` uses without ``--device``, where it is
@@ -95,12 +95,17 @@ def _config_option_message(message: str) -> str:
 
 def _add_config_options(parser, *, buffers=True):
     group = parser.add_argument_group(
-        "hardware configuration (defaults: maskprop.base.config.Config)")
+        "hardware configuration (defaults: maskprop.base.config.Config; the core's tile array: "
+        "CORE_ARRAY)")
     for f in fields(Config):
         if not buffers and f.name in BUFFER_FIELDS[1:]:
             continue
+        core_default = getattr(CORE_ARRAY, f.name)
+        default = f.default if f.name != "y_words" else "max_cols x max_chunks"
+        extra = (f" (the core: {core_default}, unless another buffer size is given)"
+                 if f.name in CORE_ARRAY_FIELDS else "")
         group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,
-                           default=f.default, metavar="N", help=f"default: {f.default}")
+                           default=None, metavar="N", help=f"default: {default}{extra}")
 
 
 
@@ -174,10 +179,16 @@ def _add_run_options(parser, out):
                         help=f"run directory (default {out})")
 
 
-def _config(args) -> Config:
+def _config(args, block: str | None = None) -> Config:
+    """The tile array's configuration: the options given, over ``Config``'s defaults, or over
+    the core's (``CORE_ARRAY_FIELDS``) when ``block`` is the core and none of its buffers
+    (``--max-chunks``, ``--max-cols``, ``--y-words``) is given."""
+    given = {f.name: getattr(args, f.name) for f in fields(Config)
+             if getattr(args, f.name, None) is not None}
     try:
-        return Config(**{f.name: getattr(args, f.name) for f in fields(Config)
-                         if hasattr(args, f.name)})
+        # The core's buffers are one package: any of them given, the others are Config's.
+        core = block == "core" and not set(given) & set(BUFFER_FIELDS[1:])
+        return Config(**{**(CORE_ARRAY_FIELDS if core else {}), **given})
     except ValueError as error:
         raise UsageError(_config_option_message(str(error))) from None
 
@@ -187,7 +198,7 @@ def _check_generatable(config: Config) -> None:
     try:
         config.check_generatable()
     except ValueError as error:
-        raise UsageError(f"--max-cols/--max-chunks: {error}") from None
+        raise UsageError(f"--max-cols/--max-chunks/--y-words: {error}") from None
 
 
 # --- files the user names ---------------------------------------------------------------------
@@ -372,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args):
-    config = _config(args)
+    config = _config(args, args.block)
     core = _core_config(args, config, args.block)
     if args.block in ("array", "core"):
         _check_generatable(config)
@@ -545,7 +556,7 @@ def _demo(args):
     from maskprop.base.metrics import totals
     from maskprop.host.core_driver import CORE_PASSES
 
-    config = _config(args)
+    config = _config(args, "engine" if args.engine else "core")
     core = _core_config(args, config, "engine" if args.engine else "core")
     if not args.engine:
         for option, value in (("--pass", args.pass_name), ("--rows", args.rows)):
@@ -684,7 +695,7 @@ def _seed(args) -> int:
 def _sim(args):
     from maskprop.workloads.synthetic import DEFAULT_DENSITY, read_layer_masks, synthetic_tensors
 
-    config = _config(args)
+    config = _config(args, args.block)
     core = _core_config(args, config, args.block)
     check_output_dir(args.out, "--out")
     if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
@@ -916,7 +927,7 @@ def _eval(args):
 def _flow(args):
     from maskprop.flow.fpga import resolve_device, run_flow
 
-    config = _config(args)
+    config = _config(args, args.block)
     core = _core_config(args, config, args.block)
     if args.compare_dense and args.block != "engine":
         raise UsageError("--compare-dense applies to the engine only")

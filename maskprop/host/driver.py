@@ -24,8 +24,8 @@ from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
 from maskprop.sim.layer import pass_label
 from maskprop.sim.lowering import LoweredGemm, chunk_count, mask_words, pad_to_chunks
 
-__all__ = ["SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass", "ArrayPass",
-           "mode_passes", "ChunkStream", "chunk_stream"]
+__all__ = ["SIM_ELEMENT_LIMIT", "GemmShape", "gemm_shapes", "check_pass",
+           "check_tensor_elements", "ArrayPass", "mode_passes", "ChunkStream", "chunk_stream"]
 
 
 #: Most elements one RTL run handles: in each of the layer's tensors (``A``, ``W``, ``dZ``) and in
@@ -115,6 +115,19 @@ def _check_y_words(where: str, cols: int, chunks: int, config: Config) -> None:
             f"{config.y_words}; raise y_words to {1 << ceil_log2(needed)} or more")
 
 
+def check_tensor_elements(layer, pass_name: str,
+                          element_limit: int = SIM_ELEMENT_LIMIT) -> None:
+    """Refuse (``ValueError``) a layer with a tensor of more than ``element_limit`` elements:
+    too large for one RTL simulation, on any block."""
+    for name, shape in (("A", layer.input_shape), ("W", layer.weight_shape),
+                        ("dZ", layer.output_shape)):
+        elements = math.prod(shape)
+        if elements > element_limit:
+            raise ValueError(f"{_where(layer, pass_name)}: {name} {'x'.join(map(str, shape))} "
+                             f"has {elements:,} elements; one RTL run takes at most "
+                             f"{element_limit:,} per tensor: use a smaller layer")
+
+
 def check_pass(layer, pass_name: str, config: Config, *,
                element_limit: int = SIM_ELEMENT_LIMIT) -> None:
     """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``config``
@@ -149,13 +162,7 @@ def check_pass(layer, pass_name: str, config: Config, *,
         raise ValueError(f"{where}: {options}, of {chunks} chunks each, but y_words is "
                          f"{config.y_words}; raise y_words to {1 << ceil_log2(needed)} or more")
     layer.check_accumulation(config, passes=(pass_name,))
-    for name, shape in (("A", layer.input_shape), ("W", layer.weight_shape),
-                        ("dZ", layer.output_shape)):
-        elements = math.prod(shape)
-        if elements > element_limit:
-            raise ValueError(f"{where}: {name} {'x'.join(map(str, shape))} has {elements:,} "
-                             f"elements; one RTL run takes at most {element_limit:,} per tensor: "
-                             f"use a smaller layer")
+    check_tensor_elements(layer, pass_name, element_limit)
     # The data picks backward-weight's orientation later: bound every one that may run.
     streamed = max(s.stream_elements(config) for s in fitting)
     if streamed > element_limit:

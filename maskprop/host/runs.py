@@ -21,7 +21,7 @@ import numpy as np
 from maskprop.base.config import Config
 from maskprop.base.metrics import Speedups, Totals, multiplier_slots, nonzero_products
 from maskprop.flow.toolchain import SimulationError
-from maskprop.host.driver import ArrayPass, chunk_stream
+from maskprop.host.driver import ArrayPass, check_tensor_elements, chunk_stream
 from maskprop.sim.cycle_model import engine_cycles, estimate_lowerings
 from maskprop.sim.lowering import LoweredGemm
 
@@ -370,7 +370,9 @@ class CoreComparison:
 def check_core_run(layer, pass_name: str, core) -> None:
     """Refuse (``ValueError`` naming what to change), from ``layer``'s shape and ``core`` (a
     :class:`~maskprop.base.config.CoreConfig`) alone, everything :func:`compare_on_core` would
-    refuse: what :func:`~maskprop.host.core_driver.check_core_pass` refuses, and tensors beyond
+    refuse: what :func:`~maskprop.host.core_driver.check_core_pass` refuses, tensors too large
+    for one RTL run (:data:`~maskprop.host.driver.SIM_ELEMENT_LIMIT` elements each: the core
+    splits any layer, but a simulation of one takes as long as its work), and tensors beyond
     what the memory port's ``addr_width`` reaches; ``ImportError`` without cocotbext-axi, which
     the core's bench needs (a test extra, not a dependency of maskprop itself). Call it before
     making tensors."""
@@ -386,7 +388,8 @@ def check_core_run(layer, pass_name: str, core) -> None:
         raise ImportError("the core's testbench (tb/bench_core.py) needs cocotbext-axi, in "
                           "maskprop's test extra: pip install 'maskprop[test]' (scripts/setup.sh "
                           "installs it)")
-    check_core_pass(layer, pass_name, core)     # first: it bounds the tensors made below
+    check_core_pass(layer, pass_name, core)     # what the core cannot run, even split
+    check_tensor_elements(layer, pass_name)     # first: it bounds the tensors made below
     # The memory layout depends on the shapes only: zeros place the tensors as real ones would.
     CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, dtype=np.int64),
             W=np.zeros(layer.weight_shape, dtype=np.int64),

@@ -246,9 +246,10 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list[CoreCo
                 stop += 1
             band = _band(layer, pass_name, start, stop)
             if band.in_rows * row_words > core.x_words:
-                raise ValueError(f"{where}: one row of its result reads {band.in_rows} input "
-                                 f"rows of {row_words} words, more than the X scratchpad's "
-                                 f"x_words = {core.x_words}; raise x_words")
+                rows_read = f"{band.in_rows} input row{'s' if band.in_rows > 1 else ''}"
+                raise ValueError(f"{where}: one row of its result reads {rows_read} of "
+                                 f"{row_words:,} words, more than the X scratchpad's "
+                                 f"x_words = {core.x_words:,}; raise x_words")
             while stop < rows and (
                     _band(layer, pass_name, start, stop + 1).in_rows * row_words
                     <= core.x_words):
