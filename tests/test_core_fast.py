@@ -163,7 +163,7 @@ def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
 def test_parameters_are_validated():
     core_bits = CORE_DEFAULT.x_words * CORE_DEFAULT.bus_width + CORE_DEFAULT.array.buffer_bits
     room = (GENERATABLE_BUFFER_BITS - core_bits) // CORE_DEFAULT.bus_width
-    assert room == 4026                     # as the docstring says
+    assert room == 3534                     # as the docstring says
     CoreSystem(memory_words=room)
     for words in (0, 1, room + 1, 2.0, True, None):
         with pytest.raises(ValueError, match=rf"memory_words must be an integer in \[2, {room}\]"):
