@@ -85,6 +85,7 @@ ENGINE_COUNTERS = ("tests/test_counters.py::test_engine_counters",)
 ARRAY_COUNTERS = ("tests/test_counters.py::test_array_counters",)
 CORE_ILLEGAL = ("tests/test_core.py::test_illegal_commands_report_their_error_and_never_hang",)
 CORE_FAST = ("tests/test_core_fast.py::test_small_layers_exact_in_both_passes_and_modes",)
+CORE_SPLIT = ("tests/test_core_model.py::test_split_passes_exact_per_command",)
 DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
@@ -237,11 +238,32 @@ CATALOGUE = [
            "m.d.sync += skid_valid.eq(0)", "m.d.sync += skid_valid.eq(self.o.ready)",
            "the skid buffer keeps offering a beat the consumer has taken: a result word is "
            "written twice", ("tests/test_skid_buffer.py",)),
+    Mutant("core-y-load-stride-doubled", "core",
+           "array.load.payload.addr.eq((y_column << y_shift) | y_chunk),",
+           "array.load.payload.addr.eq((y_column << (y_shift + 1)) | y_chunk),",
+           "the weights are loaded at twice the column stride the tiles read them at",
+           CORE_FAST),
+    Mutant("core-group-output-contiguous", "core",
+           "rows = Const(0) if not strided else pitch_words != col_words",
+           "rows = Const(0)",
+           "an output-channel group's words are written back to back, not one row per pixel "
+           "OUT_PITCH apart (a split pass)", CORE_SPLIT),
+    Mutant("core-band-walks-the-layer-padding", "core",
+           "walk.pad_top.eq(command.pad_top), walk.pad_bottom.eq(command.pad_bottom),",
+           "walk.pad_top.eq(command.padding), walk.pad_bottom.eq(command.padding),",
+           "a row band is walked with the layer's padding, not its own (a split pass)",
+           CORE_SPLIT),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",
            "to_boundary.eq(page_words + 1 - addr[shift:12]),",
            "a burst may run one beat past a 4 KiB boundary", DMA_COCOTBEXT),
+    Mutant("dma-row-pitch-ignored", "axi_dma",
+           "next_row.eq(row_start + pitch),",
+           "next_row.eq(addr + (beats << shift)),",
+           "a 2-D transfer's next row follows the last burst instead of starting pitch bytes "
+           "after the row before", ("tests/test_axi_dma.py::test_splitter_2d_bursts_match_the_"
+                                    "reference",)),
     Mutant("dma-write-outstanding-off-by-one", "axi_dma",
            "aw_free & (write_outstanding < self._max_outstanding) & w_info.w_rdy & b_info.w_rdy)",
            "aw_free & (write_outstanding < self._max_outstanding + 1) & w_info.w_rdy & "
