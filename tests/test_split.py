@@ -1,0 +1,132 @@
+"""The host's split of a pass into core commands (``maskprop/host/split.py``): the commands tile
+the pass's output exactly (every output pixel and channel once), each fits the core, bands
+have the geometry the walker needs, and every forward and backward-data pass of the five
+networks runs on the default and the FPGA core. The RTL runs of split passes are in
+tests/test_core.py and tests/test_core_model.py."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from maskprop.base.config import CORE_DEFAULT, FPGA_CORE, Config, CoreConfig
+from maskprop.host.memory_layout import channel_words
+from maskprop.host.split import plan_pass, row_band
+from maskprop.sim.core_model import command_traffic
+from maskprop.sim.layer import ConvLayer
+from maskprop.tb.stimulus import seed_from_env
+from maskprop.workloads.networks import NETWORK_NAMES, network
+
+PASSES = ("forward", "backward_data")
+
+
+def seeded(default: int) -> int:
+    seed = seed_from_env(default=default)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    return seed
+
+
+def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
+    """The plan's commands cover every output (image, row, channel) of the pass once (a command
+    computes whole rows of its images), and each command fits the core."""
+    commands = plan_pass(layer, pass_name, core)
+    forward = pass_name == "forward"
+    cols = layer.out_channels if forward else layer.in_channels
+    rows = layer.out_height if forward else layer.height
+    covered = np.zeros((layer.batch, rows, cols), dtype=np.int64)
+    config, vec = core.array, core.array.vec
+    for command in commands:
+        band, columns = command.band, command.columns
+        covered[command.images.start:command.images.stop, band.out_start:band.out_stop,
+                columns.start:columns.stop] += 1
+        fields = command.layer_fields(layer)
+        reduced = fields["layer_c"] if forward else fields["layer_k"]
+        chunks = layer.kernel * layer.kernel * channel_words(reduced, vec)
+        assert config.y_fits(len(columns), chunks), command
+        words = {t.role: t.words for t in
+                 command_traffic(layer, command, config, dense=True).tensors}
+        assert words["X scratchpad"] <= core.x_words, command
+        # A group starts on a memory word; only the last may end inside one.
+        assert columns.start % vec == 0, command
+        assert max(fields["pad_top"], fields["pad_bottom"]) <= 255, command
+    assert (covered == 1).all(), (layer, pass_name)
+    return commands
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_every_pass_of_the_five_networks_runs(batch):
+    """docs/architecture.md section 8.1: every forward and backward-data pass of the five
+    networks, at batch 1 and 32, splits into commands CORE_DEFAULT runs. FPGA_CORE's smaller
+    Y buffer (2048 words) holds no whole memory word of columns for reductions of more than
+    128 chunks at their power-of-two stride: those passes, and only those, are refused."""
+    passes = split = 0
+    refused = []
+    for name in NETWORK_NAMES:
+        for net_layer in network(name).layers:
+            layer = dataclasses.replace(net_layer.conv, batch=batch)
+            for pass_name in PASSES:
+                passes += 1
+                split += len(check_plan(layer, pass_name, CORE_DEFAULT)) > 1
+                try:
+                    check_plan(layer, pass_name, FPGA_CORE)
+                except ValueError as error:
+                    assert "fit the Y buffer (y_words = 2048" in str(error), error
+                    reduced = layer.in_channels if pass_name == "forward" else \
+                        layer.out_channels
+                    assert layer.kernel ** 2 * channel_words(reduced, 16) > 128, error
+                    refused.append(error)
+    assert passes == 296 and split > 0
+    assert len(refused) == 61
+
+
+def test_random_layers_tile_their_output():
+    """Random layers on a small core (every split kind, strides 1-3, padding up to the kernel
+    and beyond): each plan covers the pass's output once and each command fits."""
+    seed = seeded(40)
+    rng = np.random.default_rng(seed)
+    core = CoreConfig(Config(vec=4, lanes=2, tiles=2, col_block=4, max_chunks=64, max_cols=16,
+                             y_words=256), x_words=128)
+    planned = 0
+    for _ in range(300):
+        kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        size = int(rng.integers(kernel, 30))
+        layer = ConvLayer(int(rng.integers(1, 4)), int(rng.integers(1, 9)), size,
+                          int(rng.integers(kernel, 12)), int(rng.integers(1, 40)), kernel,
+                          stride, int(rng.integers(0, kernel + 2)))
+        for pass_name in PASSES:
+            try:
+                check_plan(layer, pass_name, core)
+                planned += 1
+            except ValueError as error:       # only what a split cannot fit
+                assert any(f"raise {name}" in str(error)
+                           for name in ("x_words", "y_words", "max_chunks")), error
+    assert planned > 400
+
+
+def test_bands_keep_the_layers_windows():
+    """A band's geometry: its rows as a layer with its own padding give exactly its windows
+    (forward: its output rows; backward-data: the dZ rows it reads)."""
+    layer = ConvLayer(1, 3, 23, 5, 4, 5, 3, 3)
+    for pass_name, rows in (("forward", layer.out_height), ("backward_data", layer.height)):
+        for start in range(rows):
+            for stop in range(start + 1, rows + 1):
+                try:
+                    band = row_band(layer, pass_name, start, stop)
+                except ValueError as error:
+                    assert "only" in str(error) and pass_name == "forward", error
+                    continue
+                height = band.in_rows if pass_name == "forward" else band.out_rows
+                windows = (height + band.pad_top + band.pad_bottom - layer.kernel) \
+                    // layer.stride + 1
+                assert windows == (band.out_rows if pass_name == "forward" else band.in_rows)
+
+
+def test_refusals_name_the_parameter():
+    with pytest.raises(ValueError, match="raise max_chunks"):
+        plan_pass(ConvLayer(1, 1000, 4, 4, 8, 3), "forward", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="x_words = 4,096; raise x_words"):
+        plan_pass(ConvLayer(1, 16, 3, 5000, 4, 3), "forward", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="forward and backward-data so far"):
+        plan_pass(ConvLayer(1, 16, 3, 5, 4, 3), "backward_weight", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="is not within the"):
+        row_band(ConvLayer(1, 16, 3, 5, 4, 3, 1, 1), "forward", 2, 9)
