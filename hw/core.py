@@ -2,7 +2,7 @@
 generation, so that a layer pass runs by itself, memory to memory (docs/architecture.md
 section 8)."""
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -16,7 +16,7 @@ from maskprop.hw.core_registers import COUNTERS, ErrorCode, Mode, Pass, core_reg
 from maskprop.hw.output_writer import OutputWriter
 from maskprop.hw.registers import RegisterFile
 from maskprop.hw.skid_buffer import SkidBuffer
-from maskprop.hw.tile_array import TileArray
+from maskprop.hw.tile_array import TileArray, chunk_shift_shape
 
 __all__ = ["MaskpropCore"]
 
@@ -107,9 +107,9 @@ class MaskpropCore(wiring.Component):
 
     Operation
     ---------
-    ``CONTROL.start`` latches the command (PASS, the layer, REQUANT and the base addresses) and
-    checks it: an illegal command sets ``STATUS.error`` with its ``error_code`` and the core
-    stays idle (a start while busy reports BUSY and the running pass goes on). A legal one:
+    ``CONTROL.start`` latches the command (PASS, the layer, REQUANT, OUT_PITCH and the base
+    addresses) and checks it: an illegal command sets ``STATUS.error`` with its ``error_code``
+    and the core stays idle (a start while busy reports BUSY and the running pass goes on). A legal one:
 
     1. **load** (one DMA read stream, in order): the pass's broadcast input tensor (``A`` for
        forward, ``dZ`` for backward-data) into the X scratchpad, then the weights' columns into
@@ -123,6 +123,14 @@ class MaskpropCore(wiring.Component):
        chunk of output channels, rows in order, 0 wherever an output was not computed;
     3. **done** once the last write is acknowledged (``STATUS.done``; a bus error response
        instead sets ``error_code`` BUS_ERROR).
+
+    A command is a layer as the core sees it: the rows have their own padding (``pad_top``,
+    ``pad_bottom``; a row band of a split pass), the columns the layer's, and the output (and
+    the mask's ``A``) has ``OUT_PITCH`` words per pixel in memory, of which the command writes
+    its ``ceil(cols / vec)`` (an output-channel group of a split pass: a 2-D DMA transfer,
+    one row per pixel). The weights go into the Y buffer at a column stride of
+    ``2**ceil(log2(chunks))`` words. The host splits what the buffers cannot hold into such
+    commands (``maskprop.host.split``, docs/architecture.md section 8.1).
 
     Backward-weight is not run on chip yet (BAD_PASS). Performance counters: the tile array's
     and the DMA's 32-bit counters (read through 64-bit registers whose high words are 0) and
@@ -215,7 +223,7 @@ class MaskpropCore(wiring.Component):
             Signal(_PRODUCT, name=name) for name in ("x_words", "rows", "chunks", "y_words",
                                                      "out_words", "reduction"))
         # The Y buffer's column stride, log2: ceil(log2(chunks)), set once the sizes are known.
-        y_shift = Signal(range(ceil_log2(c.max_chunks) + 1))
+        y_shift = Signal(chunk_shift_shape(c))
         stride_log2 = Signal.like(y_shift)
         for b in range(ceil_log2(c.max_chunks)):        # the highest set bit of chunks - 1
             with m.If((chunks - 1)[b]):
@@ -524,10 +532,11 @@ class MaskpropCore(wiring.Component):
                 a row of ``col_words`` words per output pixel, ``pitch_words`` apart (the
                 output, and A for the output mask), one row when that is contiguous (the
                 bursts then run across pixels); else one contiguous row."""
-                rows = Const(0) if not strided else pitch_words != col_words
+                row_beats = (Mux(pitch_words != col_words, col_words, beats) if strided
+                             else beats)
                 m.d.comb += [port.valid.eq(1), port.payload.addr.eq(addr),
                              port.payload.beats.eq(beats),
-                             port.payload.row_beats.eq(Mux(rows, col_words, beats)),
+                             port.payload.row_beats.eq(row_beats),
                              port.payload.pitch.eq(pitch_words << exact_log2(core.bus_bytes))]
                 with m.If(port.ready):
                     m.next = then

@@ -244,8 +244,8 @@ CATALOGUE = [
            "the weights are loaded at twice the column stride the tiles read them at",
            CORE_FAST),
     Mutant("core-group-output-contiguous", "core",
-           "rows = Const(0) if not strided else pitch_words != col_words",
-           "rows = Const(0)",
+           "row_beats = (Mux(pitch_words != col_words, col_words, beats) if strided",
+           "row_beats = (beats if strided",
            "an output-channel group's words are written back to back, not one row per pixel "
            "OUT_PITCH apart (a split pass)", CORE_SPLIT),
     Mutant("core-band-walks-the-layer-padding", "core",

@@ -102,8 +102,7 @@ import numpy as np
 from maskprop.base.config import CoreConfig, check_range
 from maskprop.host.core_driver import check_core_pass
 from maskprop.host.driver import ArrayPass
-from maskprop.host.memory_layout import channel_words, word_bytes
-from maskprop.host.split import CoreCommand
+from maskprop.host.split import BASES, CoreCommand
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.address_generator import walk_cycles
 from maskprop.hw.axi import BOUNDARY_BYTES
@@ -113,16 +112,14 @@ from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
-from maskprop.sim.data_movement import PassTraffic, TensorTraffic
+from maskprop.sim.data_movement import PassTraffic, TensorTraffic, command_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
-           "command_traffic", "CHECK_CYCLES", "BASES"]
+           "CHECK_CYCLES", "BASES"]
 
 #: Cycles from the first busy cycle to the first read command (``MaskpropCore.CHECK_CYCLES``).
 CHECK_CYCLES = MaskpropCore.CHECK_CYCLES
 
-#: The base addresses :func:`core_cycles` takes (``CoreJob.bases``' names).
-BASES = ("a", "w", "dz", "out")
 
 _NEVER = -(1 << 62)        # "no condition": earlier than any cycle
 
@@ -502,7 +499,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     pitch_words = command.offsets(layer, vec)["out_pitch"]
     pitch = pitch_words * core.bus_bytes
     row_words = None if pitch_words == col_words else col_words   # a row per output pixel
-    base = _command_bases(layer, command, core, bases)
+    base = command.bases(layer, bases, vec, core.bus_bytes)
 
     # --- load: the read commands, the X and Y words -------------------------------------------
     x_base = base["a" if pass_name == "forward" else "dz"]
@@ -654,46 +651,3 @@ def total_cycles(commands: list) -> CoreCycles:
     return CoreCycles(*(sum(getattr(c, name) for c in commands)
                         for name in ("check", "load", "run", "drain", "compute",
                                      "stall_cycles")), traffic=traffic)
-
-
-def _command_bases(layer, command: CoreCommand, core: CoreConfig, bases: dict) -> dict:
-    """The byte addresses of the command's parts of the tensors at ``bases`` (page 0 for a
-    tensor not named)."""
-    offsets = command.offsets(layer, core.array.vec)
-    return {name: bases.get(name, 0) + offsets[name] * core.bus_bytes for name in BASES}
-
-
-def command_traffic(layer, command: CoreCommand, config, *, dense: bool,
-                    output_mask: bool = True) -> PassTraffic:
-    """The words and bytes one command of a pass moves (the data-movement model's tensor names
-    and roles): its X band (all images and rows its windows read), its columns' weights, the
-    output words of its pixels and columns and, in sparse backward-data, the ``A`` words of
-    those for the output mask. A pass that fits runs as one command, whose traffic is
-    :func:`~maskprop.sim.data_movement.pass_traffic`'s."""
-    vec, size = config.vec, word_bytes(config.vec, config.data_width)
-    forward = command.pass_name == "forward"
-    fields = command.layer_fields(layer)
-    reduced = fields["layer_c"] if forward else fields["layer_k"]
-    source_width = layer.width if forward else layer.out_width
-    taps = layer.kernel * layer.kernel
-    x_words = (len(command.images) * command.band.in_rows * source_width
-               * channel_words(reduced, vec))
-    y_words = len(command.columns) * taps * channel_words(reduced, vec)
-    out_words = len(command.gemm_rows(layer)) * channel_words(len(command.columns), vec)
-
-    def moved(tensor, role, direction, words):
-        return TensorTraffic(tensor, role, direction, words, words * size)
-
-    bitmap = 0
-    if forward:
-        tensors = (moved("A", "X scratchpad", "read", x_words),
-                   moved("W", "Y buffer", "read", y_words), moved("Z", "output", "write",
-                                                                  out_words))
-    else:
-        tensors = (moved("dZ", "X scratchpad", "read", x_words),
-                   moved("Wt", "Y buffer", "read", y_words))
-        if output_mask and not dense:
-            tensors += (moved("A", "output mask", "read", out_words),)
-            bitmap = -(-out_words * vec // 8)
-        tensors += (moved("dA", "output", "write", out_words),)
-    return PassTraffic(command.pass_name, dense, tensors, bitmap, True)

@@ -36,12 +36,13 @@ import numpy as np
 
 from maskprop.base.config import Config, ceil_log2
 from maskprop.host.memory_layout import channel_words, word_bytes
+from maskprop.host.split import whole_pass
 from maskprop.sim.cycle_model import IssuedChunks, wanted_outputs
 from maskprop.sim.layer import ConvLayer, check_pass_name
 from maskprop.sim.lowering import chunk_count
 
 __all__ = ["ASSUMPTIONS", "TENSORS", "tensor_words", "TensorTraffic", "PassTraffic",
-           "pass_traffic", "mask_bitmap_bytes", "live_chunks", "kept_chunks", "block_wanted",
+           "pass_traffic", "command_traffic", "mask_bitmap_bytes", "live_chunks", "kept_chunks", "block_wanted",
            "issued_macs", "array_chunks", "x_scratchpad_reads", "row_buffer_writes",
            "row_buffer_reads", "y_buffer_reads", "outputs_computed", "PassEvents",
            "pass_events", "EnergyTable", "HOROWITZ_45NM", "BufferSizes", "buffer_sizes",
@@ -142,37 +143,66 @@ class PassTraffic:
 def mask_bitmap_bytes(layer: ConvLayer, vec: int) -> int:
     """Bytes of backward-data's output mask ``A != 0`` as a bitmap: one bit per element of
     ``A``'s channel-padded layout (``vec`` bits per memory word), in whole bytes."""
-    return -(-tensor_words(layer, "A", vec) * vec // 8)
+    return _bitmap_bytes(tensor_words(layer, "A", vec), vec)
+
+
+def _bitmap_bytes(words: int, vec: int) -> int:
+    return -(-words * vec // 8)
 
 
 def pass_traffic(layer: ConvLayer, pass_name: str, config: Config, *, dense: bool,
                  output_mask: bool = True) -> PassTraffic:
     """The bytes each tensor of ``pass_name`` of ``layer`` moves between DRAM and the core of
     ``config`` (its ``vec`` and ``data_width`` fix the layout), in dense or sparse mode: every
-    tensor read once and the result written once (see the module's docstring; ``output_mask``:
-    sparse backward-data computes only where ``A != 0``, and reads ``A`` for it)."""
-    vec = config.vec
-    size = word_bytes(vec, config.data_width)
+    tensor read once and the result written once, as the pass run in one command (see the
+    module's docstring; ``output_mask``: sparse backward-data computes only where ``A != 0``,
+    and reads ``A`` for it)."""
+    if check_pass_name(pass_name) != "backward_weight":
+        return command_traffic(layer, whole_pass(layer, pass_name), config, dense=dense,
+                               output_mask=output_mask)
+    size = word_bytes(config.vec, config.data_width)
 
     def moved(tensor, role, direction):
-        words = tensor_words(layer, tensor, vec)
+        words = tensor_words(layer, tensor, config.vec)
         return TensorTraffic(tensor, role, direction, words, words * size)
 
-    check_pass_name(pass_name)
+    return PassTraffic(pass_name, dense, (moved("A", "operand", "read"),
+                                          moved("dZ", "operand", "read"),
+                                          moved("dW", "output", "write")), 0, False)
+
+
+def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
+                    output_mask: bool = True) -> PassTraffic:
+    """The words and bytes one core command (:class:`maskprop.host.split.CoreCommand`) of a
+    forward or backward-data pass moves: its X band (all images and rows its windows read), its
+    columns' weights, the output words of its pixels and columns and, in sparse backward-data
+    with ``output_mask``, the ``A`` words of those for the output mask (and what those would
+    be as a bitmap)."""
+    vec, size = config.vec, word_bytes(config.vec, config.data_width)
+    forward = command.pass_name == "forward"
+    reduced = layer.in_channels if forward else layer.out_channels
+    source_width = layer.width if forward else layer.out_width
+    x_words = (len(command.images) * command.band.in_rows * source_width
+               * channel_words(reduced, vec))
+    y_words = len(command.columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
+    out_words = command.pixels(layer) * channel_words(len(command.columns), vec)
+
+    def moved(tensor, role, direction, words):
+        return TensorTraffic(tensor, role, direction, words, words * size)
+
     bitmap = 0
-    if pass_name == "forward":
-        tensors = (moved("A", "X scratchpad", "read"), moved("W", "Y buffer", "read"),
-                   moved("Z", "output", "write"))
-    elif pass_name == "backward_data":
-        tensors = (moved("dZ", "X scratchpad", "read"), moved("Wt", "Y buffer", "read"))
-        if output_mask and not dense:
-            tensors += (moved("A", "output mask", "read"),)
-            bitmap = mask_bitmap_bytes(layer, vec)
-        tensors += (moved("dA", "output", "write"),)
+    if forward:
+        tensors = (moved("A", "X scratchpad", "read", x_words),
+                   moved("W", "Y buffer", "read", y_words),
+                   moved("Z", "output", "write", out_words))
     else:
-        tensors = (moved("A", "operand", "read"), moved("dZ", "operand", "read"),
-                   moved("dW", "output", "write"))
-    return PassTraffic(pass_name, dense, tensors, bitmap, pass_name != "backward_weight")
+        tensors = (moved("dZ", "X scratchpad", "read", x_words),
+                   moved("Wt", "Y buffer", "read", y_words))
+        if output_mask and not dense:
+            tensors += (moved("A", "output mask", "read", out_words),)
+            bitmap = _bitmap_bytes(out_words, vec)
+        tensors += (moved("dA", "output", "write", out_words),)
+    return PassTraffic(command.pass_name, dense, tensors, bitmap, True)
 
 
 # --- events from the chunk lists ----------------------------------------------------------------

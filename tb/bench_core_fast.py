@@ -42,6 +42,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from maskprop.host.memory_layout import image_words
+from maskprop.host.runs import CommandRuns, core_bench_offsets, decode_status
 
 __all__ = ["FastCoreRun", "FastBench", "run_fast_core_jobs", "LiteMaster", "TOPLEVEL",
            "CLOCK_NS", "STALE"]
@@ -241,30 +242,18 @@ async def core_runs_jobs_fast(dut):
 # --- host side ------------------------------------------------------------------------------
 
 @dataclass
-class FastCoreRun:
-    """One job on :class:`~maskprop.hw.core_system.CoreSystem`, as the fast bench reported it.
-    ``statuses`` and ``command_counters``: each command's (``status``: the last one's,
-    ``counters``: their sums, as :class:`~maskprop.host.runs.CoreRun`'s). ``fill``, ``run``,
-    ``read_back``: ``{"cycles", "seconds", "cpu_seconds", ...}`` of each phase (module
+class FastCoreRun(CommandRuns):
+    """One job on :class:`~maskprop.hw.core_system.CoreSystem`, as the fast bench reported it
+    (each command's status and counters: :class:`~maskprop.host.runs.CommandRuns`). ``fill``,
+    ``run``, ``read_back``: ``{"cycles", "seconds", "cpu_seconds", ...}`` of each phase (module
     docstring); ``fill`` also has ``words`` (written), ``run`` has ``program_cycles`` (the
     register writes before each start) and ``start_to_irq_cycles``, summed over the
     commands."""
     label: str
-    statuses: list
-    command_counters: list
     result: bytes
     fill: dict
     run: dict
     read_back: dict
-
-    @property
-    def status(self) -> dict:
-        return self.statuses[-1]
-
-    @property
-    def counters(self) -> dict:
-        from maskprop.host.runs import sum_counters
-        return sum_counters(self.command_counters)
 
     @property
     def cycles_per_second(self) -> float:
@@ -294,7 +283,6 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
     fit the system's memory; :class:`~maskprop.flow.toolchain.SimulationError` if the bench
     fails (see the log)."""
     from maskprop.flow.toolchain import SimulationError
-    from maskprop.host.runs import core_bench_offsets, decode_status
     from maskprop.tb.runner import run_testbench
 
     if not system.host_port:
@@ -328,9 +316,10 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
     report = testbench.report.get("core_fast")
     if not testbench.passed or report is None:
         raise SimulationError(f"the core's fast bench failed: see {testbench.log}")
-    runs = [FastCoreRun(job["label"],
-                        [decode_status(system.register_map, c["status"]) for c in job["commands"]],
-                        [c["counters"] for c in job["commands"]], bytes.fromhex(job["result"]),
-                        job["fill"], job["run"], job["read_back"])
+    runs = [FastCoreRun([decode_status(system.register_map, c["status"])
+                         for c in job["commands"]],
+                        [c["counters"] for c in job["commands"]], label=job["label"],
+                        result=bytes.fromhex(job["result"]), fill=job["fill"], run=job["run"],
+                        read_back=job["read_back"])
             for job in report["jobs"]]
     return FastBench(runs, report["whole_test"], testbench, report["visible"])

@@ -103,6 +103,19 @@ def test_random_layers(core, dense, tmp_path):
     check_jobs(core, [random_job(seed, index, dense=dense) for index in range(20)], tmp_path)
 
 
+def layer_jobs(seed: int, layers, *, dense: bool) -> list:
+    """Both passes of each ``(layer, density)`` in ``layers``, random tensors of that density
+    and a random requantization shift."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for layer, density in layers:
+        A, W, dZ = random_conv_tensors(rng, layer, density)
+        for pass_name in ("forward", "backward_data"):
+            jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
+                                shift=int(rng.integers(0, 12))))
+    return jobs
+
+
 # The corner cases, named: (layer, density of A and dZ).
 CORNERS = [
     (ConvLayer(2, 16, 5, 5, 16, 1, 1, 0, "1x1"), 0.5),
@@ -119,15 +132,9 @@ def test_corner_cases(core, dense, tmp_path):
     """1x1, stride 2 and 3, padding 0 and 3, channel counts that are multiples of nothing, and
     all-zero activations and gradients (sparse mode then computes nothing and writes zeros),
     each in both passes."""
-    rng = np.random.default_rng(seeded(700))
-    jobs = []
-    for layer, density in CORNERS:
-        A, W, dZ = random_conv_tensors(rng, layer, density)
-        if density == 0.0:
-            assert not A.any() and not dZ.any(), layer.name
-        for pass_name in ("forward", "backward_data"):
-            jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
-                                shift=int(rng.integers(0, 12))))
+    jobs = layer_jobs(seeded(700), CORNERS, dense=dense)
+    assert all(not job.A.any() and not job.dZ.any() for job in jobs
+               if job.layer.name == "all-zero activations")
     runs = check_jobs(core, jobs, tmp_path)
     for job, run in zip(jobs, runs):
         if not job.A.any() and not dense:
@@ -151,13 +158,7 @@ def test_split_layers(core, dense, tmp_path):
     """Layers the buffers cannot hold run as several commands, each a row band and an
     output-channel group: the result in memory is exactly the whole layer's, both passes; the
     counters, summed over the commands, are the core model's."""
-    rng = np.random.default_rng(seeded(800))
-    jobs = []
-    for layer, density in SPLITS:
-        A, W, dZ = random_conv_tensors(rng, layer, density)
-        for pass_name in ("forward", "backward_data"):
-            jobs.append(CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, dense=dense,
-                                shift=int(rng.integers(0, 12))))
+    jobs = layer_jobs(seeded(800), SPLITS, dense=dense)
     assert all(job.split for job in jobs)
     check_jobs(core, jobs, tmp_path)
 

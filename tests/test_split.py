@@ -12,7 +12,7 @@ import pytest
 from maskprop.base.config import CORE_DEFAULT, FPGA_CORE, Config, CoreConfig
 from maskprop.host.memory_layout import channel_words
 from maskprop.host.split import plan_pass, row_band
-from maskprop.sim.core_model import command_traffic
+from maskprop.sim.data_movement import command_traffic
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.stimulus import seed_from_env
 from maskprop.workloads.networks import NETWORK_NAMES, network

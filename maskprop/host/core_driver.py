@@ -160,9 +160,7 @@ class CoreJob:
 
     def command_bases(self, command: CoreCommand) -> dict:
         """The byte addresses ``command`` reads and writes its part of each tensor at."""
-        size = word_bytes(self.core.array.vec, self.core.array.data_width)
-        offsets = command.offsets(self.layer, self.core.array.vec)
-        return {name: self.bases[name] + offsets[name] * size for name in self.bases}
+        return command.bases(self.layer, self.bases, self.core.array.vec, self.core.bus_bytes)
 
     def fields(self, command: CoreCommand | None = None) -> dict:
         """The register fields (``hw/core_registers.py``) of ``command`` (default: the first,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:                       # the model imports the RTL: only when a
     from maskprop.sim.core_model import CoreCycles
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
-           "CoreRun", "sum_counters", "run_core_jobs", "core_bench_offsets", "decode_status",
+           "CommandRuns", "CoreRun", "sum_counters", "run_core_jobs", "core_bench_offsets", "decode_status",
            "CoreModeRun", "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core"]
 
 
@@ -196,20 +196,13 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
 # --- the accelerator core ----------------------------------------------------------------------
 
 @dataclass
-class CoreRun:
-    """One job on the core's Verilog: what the host read back. A job of several commands (a
-    split pass) has each command's ``statuses`` and ``command_counters``; ``status`` is the
-    last command's (the bench stops at the first error), ``counters`` and the byte counts the
-    sums over the commands."""
-    statuses: list           # STATUS fields: busy, done, error, error_code (an ErrorCode name)
-    command_counters: list   # every performance counter, by name
-    result: bytes            # the bytes at the job's output address afterwards
-    bytes_read: dict         # per tensor (name -> bytes), as the AXI checker counted them
-    bytes_written: dict
-    total_read: int          # every byte the memory port moved during the job
-    total_written: int
-    seed: int = 0
-    simulator: str = ""
+class CommandRuns:
+    """A job of one or more core commands (a split pass: several), as a bench reported it:
+    each command's ``statuses`` (STATUS fields: busy, done, error, error_code, an ErrorCode
+    name) and ``command_counters`` (every performance counter, by name). ``status`` is the
+    last command's (the benches stop at the first error), ``counters`` their sums."""
+    statuses: list
+    command_counters: list
 
     @property
     def status(self) -> dict:
@@ -218,6 +211,24 @@ class CoreRun:
     @property
     def counters(self) -> dict:
         return sum_counters(self.command_counters)
+
+    @property
+    def done(self) -> bool:
+        """Every command finished without an error."""
+        return all(status["done"] and not status["error"] for status in self.statuses)
+
+
+@dataclass
+class CoreRun(CommandRuns):
+    """One job on the core's Verilog: what the host read back (:class:`CommandRuns`; the byte
+    counts are sums over the commands)."""
+    result: bytes            # the bytes at the job's output address afterwards
+    bytes_read: dict         # per tensor (name -> bytes), as the AXI checker counted them
+    bytes_written: dict
+    total_read: int          # every byte the memory port moved during the job
+    total_written: int
+    seed: int = 0
+    simulator: str = ""
 
 
 def sum_counters(counters: list) -> dict:
@@ -424,21 +435,19 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
     from maskprop.hw.core import MaskpropCore
     from maskprop.sim.core_model import job_cycles, total_cycles
 
-    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift or 0)
-            for dense in (True, False)]
-    array_pass = jobs[0].array_pass()
+    # The whole pass, which the core may run split (each command fits its buffers).
+    array_pass = ArrayPass.lower(layer, pass_name, core.array, A=A, W=W, dZ=dZ, check_fit=False)
     if shift is None:
         shift = unsaturated_shift(array_pass.exact(), core.array.data_width)
-        for job in jobs:
-            job.shift = shift
+    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift)
+            for dense in (True, False)]
     component = component or MaskpropCore(core)
     runs = run_core_jobs([job.bench_job(component.register_map) for job in jobs],
                          build_dir=build_dir, component=component, sim=sim, seed=seed,
                          pause=0.0)
     modes = []
     for job, run in zip(jobs, runs):
-        exact = (len(run.statuses) == len(job.commands)
-                 and all(status["done"] and not status["error"] for status in run.statuses)
+        exact = (len(run.statuses) == len(job.commands) and run.done
                  and run.result == job.expected_image())
         model = total_cycles(job_cycles(array_pass, core, dense=job.dense, bases=job.bases))
         modes.append(CoreModeRun(job.dense, run, exact, model))

@@ -32,8 +32,11 @@ from maskprop.base.config import CoreConfig
 from maskprop.host.memory_layout import channel_words
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
-__all__ = ["RowBand", "row_band", "CoreCommand", "plan_pass", "MAX_PADDING"]
+__all__ = ["RowBand", "row_band", "whole_band", "whole_pass", "CoreCommand", "plan_pass",
+           "BASES", "MAX_PADDING"]
 
+#: The tensors' base addresses a command takes (the core's A_BASE, W_BASE, DZ_BASE, OUT_BASE).
+BASES = ("a", "w", "dz", "out")
 #: The core's padding registers are 8 bits wide.
 MAX_PADDING = 255
 
@@ -111,6 +114,22 @@ def row_band(layer: ConvLayer, pass_name: str, start: int, stop: int) -> RowBand
     return band
 
 
+def whole_band(layer: ConvLayer, pass_name: str) -> RowBand:
+    """All of an image, as the layer has it: its rows, also those no window reads (in a command
+    of several images the next image's rows follow them in the scratchpad as in memory), and
+    the layer's padding."""
+    forward = check_pass_name(pass_name) == "forward"
+    rows, source = ((layer.out_height, layer.height) if forward
+                    else (layer.height, layer.out_height))
+    return RowBand(0, rows, 0, source, layer.padding, layer.padding)
+
+
+def whole_pass(layer: ConvLayer, pass_name: str) -> "CoreCommand":
+    """The pass as one command: every image, row and output channel."""
+    cols = layer.out_channels if pass_name == "forward" else layer.in_channels
+    return CoreCommand(pass_name, range(layer.batch), whole_band(layer, pass_name), range(cols))
+
+
 @dataclass(frozen=True)
 class CoreCommand:
     """One command of a split pass: images ``images`` (a ``range``), the rows of ``band`` and
@@ -154,17 +173,19 @@ class CoreCommand:
                 "dz": ((n0 * Ho + band.in_start) * Wo) * cw_out,
                 "out": pixel, "out_pitch": cw_in}
 
-    def sub_layer(self, layer: ConvLayer) -> ConvLayer:
-        """The layer of this command when its band has the layer's own padding (whole images:
-        a plain layer the golden model and the cycle model take); ``None`` otherwise."""
-        fields = self.layer_fields(layer)
-        if fields["pad_top"] != layer.padding or fields["pad_bottom"] != layer.padding:
-            return None
-        return ConvLayer(fields["layer_n"], fields["layer_c"], fields["layer_h"],
-                         fields["layer_w"], fields["layer_k"], layer.kernel, layer.stride,
-                         layer.padding, name=layer.name)
+    def bases(self, layer: ConvLayer, bases: dict, vec: int, word_bytes: int) -> dict:
+        """The byte addresses of this command's parts of the tensors whose bases (``a``, ``w``,
+        ``dz``, ``out``) are ``bases`` (0 for one not named), with chunks of ``vec`` in words
+        of ``word_bytes``."""
+        offsets = self.offsets(layer, vec)
+        return {name: bases.get(name, 0) + offsets[name] * word_bytes for name in BASES}
 
-    def gemm_rows(self, layer: ConvLayer) -> range | list:
+    def pixels(self, layer: ConvLayer) -> int:
+        """Output pixels (GEMM rows) this command computes."""
+        width = layer.out_width if self.pass_name == "forward" else layer.width
+        return len(self.images) * self.band.out_rows * width
+
+    def gemm_rows(self, layer: ConvLayer) -> list:
         """The rows of the whole pass's GEMM (output pixels, image-major) this command
         computes, in the order the core computes them."""
         width = layer.out_width if self.pass_name == "forward" else layer.width
@@ -232,9 +253,7 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list[CoreCo
     image_words = source_rows * row_words
     bands, images_per_command = [], 1
     if image_words <= core.x_words:
-        # Whole images, each as the layer has it: its rows, also those no window reads (the
-        # next image's rows follow them in the scratchpad as in memory), and its padding.
-        bands = [RowBand(0, rows, 0, source_rows, layer.padding, layer.padding)]
+        bands = [whole_band(layer, pass_name)]
         images_per_command = min(layer.batch, core.x_words // image_words)
     else:
         start = 0
