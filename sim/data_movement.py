@@ -6,7 +6,8 @@ energy, from the core's dataflow (docs/architecture.md section 8) and the cycle 
 lists:
 
 - **DRAM traffic** (:func:`pass_traffic`): the bytes of every tensor the core reads or writes
-  for a pass, in its memory layout (:mod:`maskprop.host.memory_layout`: channel-last, channels
+  for a pass (given a core, as the commands :func:`maskprop.host.split.plan_pass` splits it
+  into, each reloading its X band and its weights), in its memory layout (:mod:`maskprop.host.memory_layout`: channel-last, channels
   padded to a multiple of ``vec``, elements in 8/16/32-bit containers). Forward reads ``A``
   into the X scratchpad and ``W`` into the Y buffer and writes ``Z``; backward-data reads
   ``dZ`` and the transposed weights ``Wt`` and writes ``dA``, and in sparse mode with the output
@@ -29,20 +30,20 @@ lists:
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 
-from maskprop.base.config import Config, ceil_log2
+from maskprop.base.config import Config, CoreConfig, ceil_log2
 from maskprop.host.memory_layout import channel_words, word_bytes
-from maskprop.host.split import whole_pass
+from maskprop.host.split import plan_pass, whole_pass
 from maskprop.sim.cycle_model import IssuedChunks, wanted_outputs
 from maskprop.sim.layer import ConvLayer, check_pass_name
 from maskprop.sim.lowering import chunk_count
 
 __all__ = ["ASSUMPTIONS", "TENSORS", "tensor_words", "TensorTraffic", "PassTraffic",
-           "pass_traffic", "command_traffic", "mask_bitmap_bytes", "live_chunks", "kept_chunks", "block_wanted",
+           "pass_traffic", "summed_traffic", "command_traffic", "mask_bitmap_bytes", "live_chunks", "kept_chunks", "block_wanted",
            "issued_macs", "array_chunks", "x_scratchpad_reads", "row_buffer_writes",
            "row_buffer_reads", "y_buffer_reads", "outputs_computed", "PassEvents",
            "pass_events", "EnergyTable", "HOROWITZ_45NM", "BufferSizes", "buffer_sizes",
@@ -51,10 +52,12 @@ __all__ = ["ASSUMPTIONS", "TENSORS", "tensor_words", "TensorTraffic", "PassTraff
 
 #: What the traffic, event and energy counts assume (written with them by ``maskprop eval``).
 ASSUMPTIONS = (
-    "Every pass fits the core's buffers: its input tensor in the X scratchpad, its weights "
-    "(backward-weight: its Y operand) in the Y buffer, one row's chunks in the row buffer, so "
-    "each tensor crosses the memory port once. Whole networks at batch N need layers split "
-    "into commands, which is not built; no re-read factor is applied.",
+    "Forward and backward-data run on the evaluation's core (CORE_DEFAULT's X scratchpad, Y "
+    "buffer and max_cols on the evaluated tile array) as the commands the host splits them "
+    "into (maskprop.host.split.plan_pass): each command reads its X band (with the halo rows "
+    "its windows share with the next band) and its columns' weights, so a split pass reads "
+    "more than its tensors; 'commands' is how many. Each SRAM is sized to hold what the pass "
+    "loads, at most the core's buffer.",
     "Backward-weight is not on the core yet: its traffic is the intended dataflow's lower bound "
     "(A and dZ read once, dW written once, the backward-data copy of the weights not "
     "rewritten), not measured on the RTL.",
@@ -65,8 +68,8 @@ ASSUMPTIONS = (
     "the bandwidth; 'overlapped' = max(compute, memory) per pass (double buffering, not "
     "built), 'serial' = compute + memory per pass (today's core loads, then computes).",
     "Energy = counted events x a per-event energy (45 nm, Horowitz ISSCC 2014) with the "
-    "scaling rules of maskprop.sim.data_movement.EnergyTable; each SRAM is sized to hold the "
-    "pass (rounded up to a power of two bytes); idle lanes and disabled tiles cost nothing; "
+    "scaling rules of maskprop.sim.data_movement.EnergyTable; each SRAM sized as above "
+    "(rounded up to a power of two bytes); idle lanes and disabled tiles cost nothing; "
     "control, the output mask FIFO, requantization and leakage are not counted.",
 )
 
@@ -106,12 +109,18 @@ class TensorTraffic:
 
 @dataclass(frozen=True)
 class PassTraffic:
-    """The DRAM traffic of one pass in one mode (:func:`pass_traffic`)."""
+    """The DRAM traffic of one pass in one mode (:func:`pass_traffic`), in ``commands`` core
+    commands (each tensor's words summed over them)."""
     pass_name: str
     dense: bool
     tensors: tuple
     mask_bitmap_bytes: int
     on_core: bool
+    commands: int = 1
+
+    def words(self, role: str) -> int:
+        """Words of the tensors the core uses as ``role`` (``"X scratchpad"``, ...)."""
+        return sum(t.words for t in self.tensors if t.role == role)
 
     @property
     def read_bytes(self) -> int:
@@ -151,15 +160,24 @@ def _bitmap_bytes(words: int, vec: int) -> int:
 
 
 def pass_traffic(layer: ConvLayer, pass_name: str, config: Config, *, dense: bool,
-                 output_mask: bool = True) -> PassTraffic:
+                 output_mask: bool = True, core: CoreConfig | None = None) -> PassTraffic:
     """The bytes each tensor of ``pass_name`` of ``layer`` moves between DRAM and the core of
-    ``config`` (its ``vec`` and ``data_width`` fix the layout), in dense or sparse mode: every
-    tensor read once and the result written once, as the pass run in one command (see the
+    ``config`` (its ``vec`` and ``data_width`` fix the layout), in dense or sparse mode (see the
     module's docstring; ``output_mask``: sparse backward-data computes only where ``A != 0``,
-    and reads ``A`` for it)."""
+    and reads ``A`` for it). Forward and backward-data: with ``core`` (on an array of
+    ``config``'s ``vec`` and ``data_width``), the sum over the commands ``plan_pass`` splits the
+    pass into (``ValueError`` if it cannot); without, the pass in one command, every tensor read
+    once and the result written once."""
     if check_pass_name(pass_name) != "backward_weight":
-        return command_traffic(layer, whole_pass(layer, pass_name), config, dense=dense,
-                               output_mask=output_mask)
+        if core is None:
+            commands = [whole_pass(layer, pass_name)]
+        else:
+            if (core.array.vec, core.array.data_width) != (config.vec, config.data_width):
+                raise ValueError("the core's array must have the layout's vec and data_width")
+            commands = plan_pass(layer, pass_name, core)
+        return summed_traffic([command_traffic(layer, command, config, dense=dense,
+                                               output_mask=output_mask)
+                               for command in commands])
     size = word_bytes(config.vec, config.data_width)
 
     def moved(tensor, role, direction):
@@ -169,6 +187,20 @@ def pass_traffic(layer: ConvLayer, pass_name: str, config: Config, *, dense: boo
     return PassTraffic(pass_name, dense, (moved("A", "operand", "read"),
                                           moved("dZ", "operand", "read"),
                                           moved("dW", "output", "write")), 0, False)
+
+
+def summed_traffic(traffics) -> PassTraffic:
+    """The commands ``traffics`` (of one pass and mode, from :func:`command_traffic`) as one
+    :class:`PassTraffic`: each tensor's words and bytes summed, in the first command's order."""
+    first, words, size = traffics[0], {}, {}
+    for traffic in traffics:
+        for t in traffic.tensors:
+            key = (t.tensor, t.role, t.direction)
+            words[key] = words.get(key, 0) + t.words
+            size[key] = size.get(key, 0) + t.bytes
+    return PassTraffic(first.pass_name, first.dense,
+                       tuple(TensorTraffic(*key, words[key], size[key]) for key in words),
+                       sum(t.mask_bitmap_bytes for t in traffics), first.on_core, len(traffics))
 
 
 def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
@@ -331,7 +363,8 @@ class PassEvents:
     """The events of one pass in one mode (each as its function above counts it), and the
     words that fill the buffers: ``x_fill_words`` (the X scratchpad: the pass's broadcast input
     tensor as it comes from memory), ``y_fill_words`` (the Y buffer: every chunk of every
-    column of ``Y``, as ``TileArray.load`` writes it), ``output_words`` (written to memory)."""
+    column of ``Y``, as ``TileArray.load`` writes it), ``output_words`` (written to memory).
+    :func:`mode_cost` replaces the fills by the words every command of a split pass loads."""
     macs: int
     chunks: int
     x_reads: int
@@ -485,7 +518,8 @@ def _power_of_two(size: int) -> int:
 
 @dataclass(frozen=True)
 class BufferSizes:
-    """The on-chip memories of a pass, sized to hold it (rounded up to a power of two bytes):
+    """The on-chip memories of a pass, sized to hold it (rounded up to a power of two bytes; at
+    most the core's, for a pass split into commands):
     ``x_bytes`` the X scratchpad, ``y_bytes`` the Y buffer (one copy; every tile reads it),
     ``row_bytes`` the row buffer; ``word_bits`` of the scratchpad and Y buffer words (one
     chunk) and ``row_bits`` of a row-buffer entry (a chunk, its mask and its index)."""
@@ -496,12 +530,17 @@ class BufferSizes:
     row_bits: int
 
 
-def buffer_sizes(events: PassEvents, config: Config) -> BufferSizes:
-    """The buffers that hold the pass ``events`` counts (see :class:`BufferSizes`)."""
+def buffer_sizes(events: PassEvents, config: Config,
+                 core: CoreConfig | None = None) -> BufferSizes:
+    """The buffers that hold the pass ``events`` counts (see :class:`BufferSizes`), each at
+    most ``core``'s X scratchpad and Y buffer, if given."""
     word_bits = config.vec * config.data_width
     row_bits = config.vec * (config.data_width + 1) + max(1, ceil_log2(config.max_chunks))
-    return BufferSizes(x_bytes=_power_of_two(events.x_fill_words * word_bits // 8),
-                       y_bytes=_power_of_two(events.y_fill_words * word_bits // 8),
+    x_words, y_words = events.x_fill_words, events.y_fill_words
+    if core is not None:
+        x_words, y_words = min(x_words, core.x_words), min(y_words, core.array.y_words)
+    return BufferSizes(x_bytes=_power_of_two(x_words * word_bits // 8),
+                       y_bytes=_power_of_two(y_words * word_bits // 8),
                        row_bytes=_power_of_two(-(-events.chunks_per_row * row_bits // 8)),
                        word_bits=word_bits, row_bits=row_bits)
 
@@ -527,12 +566,12 @@ class Energy:
 
 
 def pass_energy(events: PassEvents, traffic: PassTraffic, config: Config,
-                table: EnergyTable = HOROWITZ_45NM) -> Energy:
+                table: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None) -> Energy:
     """``events`` and ``traffic`` times ``table``'s energies: every MAC issued; the X
     scratchpad's fill and reads, the row buffer's writes and reads, the Y buffer's fill and
     reads, each at the energy of an access of its word to a memory of its size
-    (:func:`buffer_sizes`); every DRAM byte read or written."""
-    sizes = buffer_sizes(events, config)
+    (:func:`buffer_sizes`, at most ``core``'s); every DRAM byte read or written."""
+    sizes = buffer_sizes(events, config, core)
     x = table.sram_pj(sizes.x_bytes, sizes.word_bits)
     y = table.sram_pj(sizes.y_bytes, sizes.word_bits)
     row = table.sram_pj(sizes.row_bytes, sizes.row_bits)
@@ -594,12 +633,18 @@ class ModeCost:
 
 def mode_cost(gemm, config: Config, *, dense: bool, cycles: int, bandwidth,
               table: EnergyTable = HOROWITZ_45NM,
-              issued: IssuedChunks | None = None) -> ModeCost:
+              issued: IssuedChunks | None = None, core: CoreConfig | None = None) -> ModeCost:
     """:class:`ModeCost` of the lowered pass ``gemm`` in one mode, whose compute cycles the
     caller has (``cycles``; ``issued``: its chunks in that mode, if at hand). Sparse
-    backward-data reads ``A`` for its output mask when ``gemm`` has one."""
+    backward-data reads ``A`` for its output mask when ``gemm`` has one. With ``core``, a
+    forward or backward-data pass runs as the commands it is split into
+    (:func:`pass_traffic`): the buffers are filled with what each command loads."""
     events = pass_events(gemm, config, dense=dense, issued=issued)
     traffic = pass_traffic(gemm.layer, gemm.pass_name, config, dense=dense,
-                           output_mask=gemm.omask is not None)
-    return ModeCost(int(cycles), traffic, events, pass_energy(events, traffic, config, table),
+                           output_mask=gemm.omask is not None, core=core)
+    if traffic.on_core:
+        events = replace(events, x_fill_words=traffic.words("X scratchpad"),
+                         y_fill_words=traffic.words("Y buffer"))
+    return ModeCost(int(cycles), traffic, events,
+                    pass_energy(events, traffic, config, table, core),
                     bandwidth, memory_cycles(traffic.total_bytes, bandwidth))

@@ -341,12 +341,14 @@ def test_eval_json_states_the_energy_source_and_assumptions(tmp_path):
     assert data["energy_table"]["sram_read_64bit_pj"] == {"8192": 10.0, "32768": 20.0,
                                                           "1048576": 100.0}
     assert data["assumptions"] == list(ASSUMPTIONS)
-    assert any("not built" in line and "no re-read" in line for line in data["assumptions"])
+    assert any("plan_pass" in line and "halo" in line for line in data["assumptions"])
+    assert data["core"] == {"x_words": 4096, "y_words": 8192, "max_cols": 128}
     text = evaluate(net, masks, EVALUATION).csv_text()
     header = text.splitlines()[0].split(",")
     assert header[:4] == ["network", "scenario", "layer", "pass_name"]
     for column in ("dense_bytes", "sparse_memory_cycles", "sparse_macs_issued",
-                   "sparse_y_reads", "dense_energy_pj", "speedup_serial", "energy_ratio"):
+                   "sparse_y_reads", "dense_energy_pj", "speedup_serial", "energy_ratio",
+                   "dense_commands", "sparse_commands"):
         assert column in header
 
 
@@ -360,3 +362,53 @@ def test_evaluate_refuses_a_bandwidth_before_computing(bandwidth, monkeypatch):
     net, masks = evaluate_module.digits_evaluation_inputs()
     with pytest.raises(ValueError, match="bandwidth must be a positive number"):
         evaluate_module.evaluate(net, masks, EVALUATION, bandwidth=bandwidth)
+
+
+def test_eval_counts_the_commands_of_split_passes():
+    """On a core whose X scratchpad holds a few rows, the digits CNN's forward and
+    backward-data passes split: each row's traffic is the sum of its commands' (the X bands
+    with their halo rows, the weights once per command), every output written once, and the
+    buffers' energy is that of the core's buffers filled by every command."""
+    from dataclasses import replace
+
+    from maskprop.base.config import CoreConfig
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs, evaluation_core
+    from maskprop.host.split import plan_pass
+    from maskprop.sim.data_movement import (buffer_sizes, command_traffic, pass_traffic,
+                                            tensor_words)
+
+    net, masks = digits_evaluation_inputs()
+    core = replace(evaluation_core(EVALUATION), x_words=256)
+    evaluation = evaluate(net, masks, EVALUATION, core=core, scenarios=("batchnorm",))
+    convs = {layer.name: layer.conv for layer in net.layers}
+    split = 0
+    for row in evaluation.rows:
+        conv = convs[row.layer]
+        for dense, cost in ((True, row.dense_cost), (False, row.sparse_cost)):
+            traffic = cost.traffic
+            if row.pass_name == "backward_weight":
+                assert traffic.commands == 1 and traffic == pass_traffic(
+                    conv, row.pass_name, EVALUATION, dense=dense)
+                continue
+            commands = plan_pass(conv, row.pass_name, core)
+            assert traffic.commands == len(commands)
+            parts = [command_traffic(conv, c, EVALUATION, dense=dense) for c in commands]
+            for tensor in traffic.tensors:
+                assert tensor.words == sum(t.words for part in parts for t in part.tensors
+                                           if t.tensor == tensor.tensor
+                                           and t.role == tensor.role)
+            output = "Z" if row.pass_name == "forward" else "dA"
+            assert traffic.words("output") == tensor_words(conv, output, EVALUATION.vec)
+            assert cost.events.x_fill_words == traffic.words("X scratchpad")
+            assert buffer_sizes(cost.events, EVALUATION, core).x_bytes <= core.x_words * 32
+            if len(commands) > 1:
+                split += 1
+                source = "A" if row.pass_name == "forward" else "dZ"
+                assert traffic.words("X scratchpad") >= tensor_words(conv, source,
+                                                                     EVALUATION.vec)
+                unsplit = pass_traffic(conv, row.pass_name, EVALUATION, dense=dense)
+                assert traffic.total_bytes > unsplit.total_bytes
+    assert split >= 4
+    # What the host cannot split to fit is refused before anything is computed.
+    with pytest.raises(ValueError, match="x_words"):
+        evaluate(net, masks, EVALUATION, core=replace(core, x_words=2))

@@ -834,8 +834,11 @@ def _movement_lines(evaluations) -> list:
     from maskprop.evaluation.evaluate import SCENARIOS
 
     # One configuration and one --bandwidth for every network: one bandwidth.
+    core = evaluations[0].core
     lines = [f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} bytes per "
-             f"cycle (serial: load, then compute, as the core does today):"]
+             f"cycle, forward and backward-data split into commands for a core of "
+             f"{core.x_words} X words and {core.array.y_words} Y words (serial: load, then "
+             f"compute, as the core does today):"]
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             movement = evaluation.movement_total(scenario, "training step")

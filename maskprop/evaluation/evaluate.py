@@ -13,9 +13,10 @@ moves, the memory-bound cycles at a stated bandwidth (bytes per cycle; default o
 cycle, ``CoreConfig.bus_bytes``), both ways of composing them (``overlapped``: the larger,
 ``serial``: the sum, as today's core loads then computes), the counted events and the energy
 they take (:data:`maskprop.sim.data_movement.HOROWITZ_45NM`); the totals add the speedups and
-energy ratios with data movement. :data:`maskprop.sim.data_movement.ASSUMPTIONS` says what these
-assume (each pass fits the buffers; backward-weight's traffic is a lower bound, not on the
-core yet).
+energy ratios with data movement. Forward and backward-data move what they move on the
+evaluation's core (:func:`evaluation_core`: CORE_DEFAULT's buffers), split into commands where
+they do not fit. :data:`maskprop.sim.data_movement.ASSUMPTIONS` says what these assume
+(backward-weight's traffic is a lower bound, not on the core yet).
 """
 
 import abc
@@ -27,8 +28,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from maskprop.base.config import Config
+from maskprop.base.config import CORE_ARRAY, Config, CoreConfig
 from maskprop.host.driver import gemm_shapes
+from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, multiplier_slots, nonzero_products, totals
 from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
@@ -40,7 +42,7 @@ from maskprop.sim.layer import PASSES, pass_label
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "MovementTotals", "Evaluation", "MaskSource", "ProfileMasks",
            "ExplicitMasks", "checked_profile", "own_scenario", "digits_evaluation_inputs",
-           "check_evaluable", "default_bandwidth", "pass_costs", "evaluate"]
+           "check_evaluable", "default_bandwidth", "evaluation_core", "pass_costs", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
 # The seed paper's reported ranges over five ImageNet CNNs (docs/references.md): backward-pass speedup
@@ -65,7 +67,7 @@ def _mode_columns(cost: ModeCost) -> dict:
             "bytes": traffic.total_bytes, "mask_bytes": traffic.mask_bytes,
             "bytes_with_bitmap": traffic.total_bytes_with_bitmap,
             "memory_cycles": cost.memory, "overlapped_cycles": cost.overlapped,
-            "serial_cycles": cost.serial, "macs_issued": events.macs, "chunks": events.chunks,
+            "serial_cycles": cost.serial, "commands": traffic.commands, "macs_issued": events.macs, "chunks": events.chunks,
             "x_reads": events.x_reads, "row_buffer_writes": events.row_buffer_writes,
             "row_buffer_reads": events.row_buffer_reads, "y_reads": events.y_reads,
             "outputs": events.outputs, "x_fill_words": events.x_fill_words,
@@ -196,6 +198,7 @@ class Evaluation:
     rows: list
     bandwidth: float = None
     energy: EnergyTable = HOROWITZ_45NM
+    core: CoreConfig | None = None
 
     def _rows(self, scenario: str, which: str) -> list:
         return [r for r in self.rows if r.scenario == scenario and r.pass_name in TOTALS[which]]
@@ -236,6 +239,9 @@ class Evaluation:
         table and the assumptions; ``null`` where undefined."""
         return json.dumps({
             "network": self.network, "profile": self.profile, "config": self.config.as_dict(),
+            "core": None if self.core is None else {
+                "x_words": self.core.x_words, "y_words": self.core.array.y_words,
+                "max_cols": self.core.array.max_cols},
             "bandwidth_bytes_per_cycle": self.bandwidth, "energy_table": self.energy.as_dict(),
             "assumptions": list(ASSUMPTIONS), "totals": self.summary(),
             "layers": [r.as_dict() for r in self.rows]}, indent=2)
@@ -379,16 +385,23 @@ def _largest_batch(conv, pass_name: str, vec: int, limit: int) -> int | None:
     return largest
 
 
-def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT) -> None:
+def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT,
+                    core: CoreConfig | None = None) -> None:
     """Refuse (``ValueError``), from shapes alone, a network the evaluation cannot do: a layer
     whose reduction could overflow ``acc_width`` (backward-weight sums over the whole batch),
-    as the host driver would refuse it on the RTL, or a layer pass whose lowered operands have
-    more than ``limit`` elements (they grow with the batch; the message says which batch fits).
+    as the host driver would refuse it on the RTL, a forward or backward-data pass the host
+    cannot split to fit ``core`` (default :func:`evaluation_core`), or a layer pass whose
+    lowered operands have more than ``limit`` elements (they grow with the batch; the message
+    says which batch fits).
     """
     for net_layer in net.layers:
         net_layer.conv.check_accumulation(config)
     passes = [(net_layer.conv, pass_name) for net_layer in net.layers
               for pass_name in _evaluated_passes(net_layer)]
+    core = evaluation_core(config) if core is None else core
+    for conv, pass_name in passes:
+        if pass_name != "backward_weight":
+            plan_pass(conv, pass_name, core)
     elements, conv, pass_name = max(((max(_operand_sizes(c, p, config.vec)), c, p)
                                      for c, p in passes), key=lambda largest: largest[0])
     if elements <= limit:
@@ -407,15 +420,24 @@ def default_bandwidth(config: Config) -> int:
     return word_bytes(config.vec, config.data_width)
 
 
+def evaluation_core(config: Config) -> CoreConfig:
+    """The core whose buffers an evaluation on the tile array ``config`` splits its passes for:
+    ``CoreConfig``'s X scratchpad and ``CORE_ARRAY``'s Y buffer and ``max_cols`` (the core
+    ``maskprop sim`` builds, CORE_DEFAULT), with ``config``'s row buffer (an evaluation's
+    ``max_chunks`` is as long as any reduction: the core does not split one)."""
+    return CoreConfig(replace(config, max_cols=CORE_ARRAY.max_cols, y_words=CORE_ARRAY.y_words))
+
+
 def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, bandwidth,
-               energy: EnergyTable = HOROWITZ_45NM):
+               energy: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None):
     """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone.
 
     The estimate is :func:`maskprop.sim.cycle_model.pass_estimate`'s, computed the same way
     (its candidate lowerings, each mode in the one with the fewest cycles, the first on a tie:
     :func:`~maskprop.sim.cycle_model.estimate_lowerings`; tests hold the two equal), but each
     lowering's chunks are counted once for a mode's cycles and its costs
-    (:func:`maskprop.sim.data_movement.mode_cost`), on the lowering that mode runs in.
+    (:func:`maskprop.sim.data_movement.mode_cost`, on ``core`` if given), on the lowering
+    that mode runs in.
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
@@ -439,24 +461,25 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
                          wanted_outputs(sparse_gemm, dense=False)),
         dense_gemm.orientation, sparse_gemm.orientation)
     costs = [mode_cost(gemm, config, dense=dense, cycles=cycles, bandwidth=bandwidth,
-                       table=energy, issued=issued)
+                       table=energy, issued=issued, core=core)
              for dense, (cycles, gemm, issued) in chosen.items()]
     return estimate, *costs
 
 
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
-             bandwidth=None, energy: EnergyTable = HOROWITZ_45NM,
+             bandwidth=None, energy: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None,
              progress=None) -> Evaluation:
     """Every layer, pass and scenario of ``net`` through the cycle model, with each pass's
-    data movement at ``bandwidth`` bytes per cycle (default :func:`default_bandwidth`) and its
-    energy from ``energy``.
+    data movement at ``bandwidth`` bytes per cycle (default :func:`default_bandwidth`) on
+    ``core`` (default :func:`evaluation_core`) and its energy from ``energy``.
 
     ``progress(advance)`` is called once per layer (for a progress bar). What
     :func:`check_evaluable` refuses is refused before anything is computed.
     """
     rows = []
     layers = list(net.layers)
-    check_evaluable(net, config)
+    core = evaluation_core(config) if core is None else core
+    check_evaluable(net, config, core=core)
     bandwidth = default_bandwidth(config) if bandwidth is None else bandwidth
     memory_cycles(0, bandwidth)                       # refuses a bandwidth that is not one
     for index, net_layer in enumerate(layers):
@@ -466,11 +489,12 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
             a, dz = source.masks(net_layer, scenario, next_layer)
             for pass_name in _evaluated_passes(net_layer):
                 estimate, dense, sparse = pass_costs(conv, pass_name, a, dz, config,
-                                                     bandwidth=bandwidth, energy=energy)
+                                                     bandwidth=bandwidth, energy=energy,
+                                                     core=core)
                 row = LayerPass(**asdict(estimate), network=net.name, scenario=scenario,
                                 a_density=float(a.mean()), dz_density=float(dz.mean()),
                                 dense_cost=dense, sparse_cost=sparse)
                 rows.append(row)
         if progress is not None:
             progress(1)
-    return Evaluation(net.name, source.label, config, rows, bandwidth, energy)
+    return Evaluation(net.name, source.label, config, rows, bandwidth, energy, core)
