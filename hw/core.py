@@ -114,7 +114,10 @@ class MaskpropCore(wiring.Component):
     1. **load** (one DMA read stream, in order): the pass's broadcast input tensor (``A`` for
        forward, ``dZ`` for backward-data) into the X scratchpad, then the weights' columns into
        the tile array's Y buffer; in sparse backward-data with ``output_mask``, ``A`` then
-       follows, consumed row by row for the output mask (``A != 0``, derived on chip);
+       follows, consumed row by row for the output mask (``A != 0``, derived on chip).
+       ``PASS.keep_input`` and ``keep_weights`` skip the X and the Y load: the buffer holds
+       them from the last command that finished, which the core checks (the input's base
+       and words; the weights' pass, ``W_BASE``, columns and reduction), else NOT_HELD;
     2. **run**: the address generator walks the windows (docs/architecture.md section 2): for
        every output row and column block it sends the row's chunks that have a structural
        element (padding taps and dilation holes are never issued, in either mode), fetched from
@@ -196,7 +199,8 @@ class MaskpropCore(wiring.Component):
 
         # --- the command, latched at start --------------------------------------------------
         command = Signal(data.StructLayout({
-            "pass_kind": Pass, "dense": 1, "output_mask": 1, "n": _DIM, "c": _DIM, "h": _DIM,
+            "pass_kind": Pass, "dense": 1, "output_mask": 1, "keep_weights": 1, "keep_input": 1,
+            "n": _DIM, "c": _DIM, "h": _DIM,
             "w": _DIM, "k": _DIM, "kernel": _GEOMETRY, "stride": _GEOMETRY,
             "padding": _GEOMETRY, "pad_top": _GEOMETRY, "pad_bottom": _GEOMETRY,
             "out_pitch": _DIM, "shift": 6, "a_base": core.addr_width,
@@ -246,16 +250,39 @@ class MaskpropCore(wiring.Component):
         def fail(code):
             m.d.comb += [raise_error.eq(1), raised.eq(code)]
 
+        # --- what the buffers hold: the last command that finished loaded it ---------------
+        # The Y buffer: (pass, W_BASE, columns, chunks); the X scratchpad: (its base, words).
+        # A command that keeps weights or input must match them (else NOT_HELD).
+        weights = Signal(data.StructLayout({"pass_kind": Pass, "w_base": core.addr_width,
+                                            "cols": _DIM, "chunks": _PRODUCT}))
+        inputs = Signal(data.StructLayout({"base": core.addr_width, "words": _PRODUCT}))
+        held_weights, held_inputs = Signal.like(weights), Signal.like(inputs)
+        y_valid, x_valid = Signal(), Signal()
+        x_base = Signal(core.addr_width)
+        m.d.comb += [weights.pass_kind.eq(command.pass_kind), weights.w_base.eq(command.w_base),
+                     weights.cols.eq(cols), weights.chunks.eq(chunks),
+                     x_base.eq(Mux(backward, command.dz_base, command.a_base)),
+                     inputs.base.eq(x_base), inputs.words.eq(x_words)]
+        keeps_stale = Signal()
+        m.d.comb += keeps_stale.eq(
+            (command.keep_weights &
+             ~(y_valid & (held_weights.as_value() == weights.as_value()))) |
+            (command.keep_input & ~(x_valid & (held_inputs.as_value() == inputs.as_value()))))
+
         # --- the DMA's read stream: X scratchpad, then Y buffer, then A ------------------------
         read_index = Signal(64)
+        # X and Y words this command reads: 0 for what it keeps.
+        x_loaded, y_loaded = Signal(_PRODUCT), Signal(_PRODUCT)
         y_chunk = Signal(range(max(2, c.max_chunks)))
         y_column = Signal(range(max(2, c.max_cols)))
         loading_x, loading_y = Signal(), Signal()
         word = dma.read_data.payload.data
         elements = _elements(word, vec, container, c.data_width)
         m.d.comb += [
-            loading_x.eq(read_index < x_words),
-            loading_y.eq(~loading_x & (read_index < x_words + y_words)),
+            x_loaded.eq(Mux(command.keep_input, 0, x_words)),
+            y_loaded.eq(Mux(command.keep_weights, 0, y_words)),
+            loading_x.eq(read_index < x_loaded),
+            loading_y.eq(~loading_x & (read_index < x_loaded + y_loaded)),
             x_write.addr.eq(read_index),
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
@@ -445,6 +472,8 @@ class MaskpropCore(wiring.Component):
                         command.pass_kind.eq(fields.pass_kind),
                         command.dense.eq(fields.mode == Mode.DENSE),
                         command.output_mask.eq(fields.output_mask),
+                        command.keep_weights.eq(fields.keep_weights),
+                        command.keep_input.eq(fields.keep_input),
                         command.n.eq(fields.layer_n), command.c.eq(fields.layer_c),
                         command.h.eq(fields.layer_h), command.w.eq(fields.layer_w),
                         command.k.eq(fields.layer_k), command.kernel.eq(fields.kernel),
@@ -523,9 +552,17 @@ class MaskpropCore(wiring.Component):
                 with m.Elif(pitch_words < col_words):
                     fail(ErrorCode.BAD_PITCH)
                     m.next = "IDLE"
+                with m.Elif(keeps_stale):
+                    fail(ErrorCode.NOT_HELD)
+                    m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [read_index.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
+                    # A load overwrites its buffer: it holds nothing until the command is done.
+                    with m.If(~command.keep_weights):
+                        m.d.sync += y_valid.eq(0)
+                    with m.If(~command.keep_input):
+                        m.d.sync += x_valid.eq(0)
                     m.next = "READ_X"
             def transfer(port, addr, beats, then, *, strided=False):
                 """Offer one DMA command; go to state ``then`` once it is taken. ``strided``:
@@ -541,17 +578,22 @@ class MaskpropCore(wiring.Component):
                 with m.If(port.ready):
                     m.next = then
             with m.State("READ_X"):
-                transfer(read_cmd, Mux(backward, command.dz_base, command.a_base), x_words,
-                         "READ_Y")
+                with m.If(command.keep_input):
+                    m.next = "READ_Y"
+                with m.Else():
+                    transfer(read_cmd, x_base, x_words, "READ_Y")
             with m.State("READ_Y"):
-                transfer(read_cmd, command.w_base, y_words, "READ_A")
+                with m.If(command.keep_weights):
+                    m.next = "READ_A"
+                with m.Else():
+                    transfer(read_cmd, command.w_base, y_words, "READ_A")
             with m.State("READ_A"):
                 with m.If(wants_mask):
                     transfer(read_cmd, command.a_base, out_words, "LOADING", strided=True)
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
-                with m.If(read_index == x_words + y_words):
+                with m.If(read_index == x_loaded + y_loaded):
                     m.next = "WRITE"
             with m.State("WRITE"):
                 transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)
@@ -574,8 +616,11 @@ class MaskpropCore(wiring.Component):
                 with m.If(dma.write_done.valid):
                     with m.If(dma.write_done.payload.error | dma.error.read | dma.error.write):
                         fail(ErrorCode.BUS_ERROR)
+                        m.d.sync += [y_valid.eq(0), x_valid.eq(0)]
                     with m.Else():
                         m.d.comb += fields.done_set.eq(1)
+                        m.d.sync += [y_valid.eq(1), held_weights.eq(weights),
+                                     x_valid.eq(1), held_inputs.eq(inputs)]
                     m.next = "IDLE"
         with m.If(~control.ongoing("IDLE") & fields.start):
             fail(ErrorCode.BUSY)

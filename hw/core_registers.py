@@ -28,7 +28,7 @@ __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (1, 0)
+VERSION = (1, 1)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -41,6 +41,7 @@ class ErrorCode(enum.Enum, shape=4):
     UNALIGNED = 5        # a base address is not a multiple of the memory bus width
     BUS_ERROR = 6        # the memory port got SLVERR or DECERR
     BAD_PITCH = 7        # OUT_PITCH is below the words of one output pixel (and not 0)
+    NOT_HELD = 8         # PASS.keep_weights or keep_input, but the buffer holds other data
 
 
 class Pass(enum.Enum, shape=2):
@@ -141,6 +142,14 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
             Field("mode", 1, "rw", 0, "Zero skipping on or off.", enum=Mode, lsb=4),
             Field("output_mask", 1, "rw", 1, "Backward-data: compute only outputs where "
                   "A != 0 (the ReLU mask); the others are written 0.", lsb=8),
+            Field("keep_weights", 1, "rw", 0, "Do not load the Y buffer: it holds this "
+                  "command's weights from the last command that finished (the same pass, "
+                  "W_BASE, columns and reduction; a band of the same output-channel group of "
+                  "a split pass). Else NOT_HELD.", lsb=12),
+            Field("keep_input", 1, "rw", 0, "Do not load the X scratchpad: it holds this "
+                  "command's input from the last command that finished (the same input base, "
+                  "A_BASE or DZ_BASE, and words; a band of another output-channel group of a "
+                  "split pass). Else NOT_HELD.", lsb=13),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [
             Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),

@@ -253,6 +253,15 @@ CATALOGUE = [
            "walk.pad_top.eq(command.padding), walk.pad_bottom.eq(command.padding),",
            "a row band is walked with the layer's padding, not its own (a split pass)",
            CORE_SPLIT),
+    Mutant("core-keeps-weights-without-checking", "core",
+           "~(y_valid & (held_weights.as_value() == weights.as_value()))) |",
+           "~y_valid) |",
+           "a command keeps the Y buffer whatever weights it holds: another W_BASE, column count "
+           "or reduction computes with stale weights", CORE_ILLEGAL),
+    Mutant("core-kept-input-reloaded", "core",
+           "x_loaded.eq(Mux(command.keep_input, 0, x_words)),",
+           "x_loaded.eq(x_words),",
+           "a command that keeps its input still waits for it: the load never ends", CORE_SPLIT),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",

@@ -112,7 +112,7 @@ from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
-from maskprop.sim.data_movement import PassTraffic, TensorTraffic, command_traffic
+from maskprop.sim.data_movement import PassTraffic, command_traffic, summed_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
            "CHECK_CYCLES", "BASES"]
@@ -503,8 +503,12 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
 
     # --- load: the read commands, the X and Y words -------------------------------------------
     x_base = base["a" if pass_name == "forward" else "dz"]
-    commands = [(CHECK_CYCLES, x_base, x_words, None, 0),
-                (CHECK_CYCLES + 1, base["w"], y_words, None, 0)]
+    # READ_X, READ_Y and READ_A each offer their read command in their first cycle, or pass
+    # in one cycle reading nothing (a kept buffer, no output mask).
+    commands = [(CHECK_CYCLES + index, address, words, None, 0)
+                for index, (address, words, kept) in enumerate((
+                    (x_base, x_words, command.keep_input),
+                    (base["w"], y_words, command.keep_weights))) if not kept]
     if wants_mask:
         commands.append((CHECK_CYCLES + 2, base["a"], out_words, row_words, pitch))
     loaded = x_words + y_words
@@ -523,8 +527,9 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
         return cycle
 
     reads = _ReadStream(commands, core, memory, consume)
-    last_loaded = reads.taken_at(loaded - 1)
-    write_state = last_loaded + 2            # LOADING sees the count the cycle after the word
+    # LOADING (from the cycle after READ_A) sees the count the cycle after the last word.
+    last_loaded = reads.taken_at(loaded - 1) if loaded else _NEVER
+    write_state = max(last_loaded + 2, CHECK_CYCLES + 4)
     writes = _WriteStream(write_state, base["out"], out_words, row_words, pitch, core, memory)
     walk_state = write_state + 1
 
@@ -619,8 +624,8 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
             gearbox_free = sent if count else move + 1
 
     total = writes.b[-1] + 2     # write_done the cycle after the last B, then idle
-    return CoreCycles(check=CHECK_CYCLES, load=last_loaded + 2 - CHECK_CYCLES,
-                      run=last_word + 1 - (last_loaded + 2), drain=total - (last_word + 1),
+    return CoreCycles(check=CHECK_CYCLES, load=write_state - CHECK_CYCLES,
+                      run=last_word + 1 - write_state, drain=total - (last_word + 1),
                       compute=array_cycles(issued, wanted, config),
                       stall_cycles=back_end.stalls, traffic=traffic)
 
@@ -638,16 +643,7 @@ def total_cycles(commands: list) -> CoreCycles:
     """The commands of one pass (:func:`job_cycles`) as one :class:`CoreCycles`: each phase,
     the compute and stall cycles and each tensor's words and bytes summed (the host's time
     between commands is not in it: the core is idle then)."""
-    moved = {}
-    for cycles in commands:
-        for t in cycles.traffic.tensors:
-            key = (t.tensor, t.role, t.direction)
-            words, size = moved.get(key, (0, 0))
-            moved[key] = (words + t.words, size + t.bytes)
-    first = commands[0].traffic
-    traffic = PassTraffic(first.pass_name, first.dense,
-                          tuple(TensorTraffic(*key, *moved[key]) for key in moved),
-                          sum(c.traffic.mask_bitmap_bytes for c in commands), True)
+    traffic = summed_traffic([cycles.traffic for cycles in commands])
     return CoreCycles(*(sum(getattr(c, name) for c in commands)
                         for name in ("check", "load", "run", "drain", "compute",
                                      "stall_cycles")), traffic=traffic)

@@ -55,9 +55,10 @@ ASSUMPTIONS = (
     "Forward and backward-data run on the evaluation's core (CORE_DEFAULT's X scratchpad, Y "
     "buffer and max_cols on the evaluated tile array) as the commands the host splits them "
     "into (maskprop.host.split.plan_pass): each command reads its X band (with the halo rows "
-    "its windows share with the next band) and its columns' weights, so a split pass reads "
-    "more than its tensors; 'commands' is how many. Each SRAM is sized to hold what the pass "
-    "loads, at most the core's buffer.",
+    "its windows share with the next band) unless it keeps the one before's, and its "
+    "columns' weights unless it keeps those, so a split pass reads more than its tensors; "
+    "'commands' is how many. Each SRAM is sized to hold what the pass loads, at most the "
+    "core's buffer.",
     "Backward-weight is not on the core yet: its traffic is the intended dataflow's lower bound "
     "(A and dZ read once, dW written once, the backward-data copy of the weights not "
     "rewritten), not measured on the RTL.",
@@ -207,16 +208,12 @@ def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
                     output_mask: bool = True) -> PassTraffic:
     """The words and bytes one core command (:class:`maskprop.host.split.CoreCommand`) of a
     forward or backward-data pass moves: its X band (all images and rows its windows read), its
-    columns' weights, the output words of its pixels and columns and, in sparse backward-data
-    with ``output_mask``, the ``A`` words of those for the output mask (and what those would
-    be as a bitmap)."""
+    columns' weights (none if it keeps those of the command before), the output words of its
+    pixels and columns and, in sparse backward-data with ``output_mask``, the ``A`` words of
+    those for the output mask (and what those would be as a bitmap)."""
     vec, size = config.vec, word_bytes(config.vec, config.data_width)
     forward = command.pass_name == "forward"
-    reduced = layer.in_channels if forward else layer.out_channels
-    source_width = layer.width if forward else layer.out_width
-    x_words = (len(command.images) * command.band.in_rows * source_width
-               * channel_words(reduced, vec))
-    y_words = len(command.columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
+    x_words, y_words = command.x_words(layer, vec), command.y_words(layer, vec)
     out_words = command.pixels(layer) * channel_words(len(command.columns), vec)
 
     def moved(tensor, role, direction, words):

@@ -203,18 +203,38 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
                             {"layer_h": 64, "layer_w": 64}],
         # an output pitch below the output's words per pixel (K = 20: two words)
         "BAD_PITCH": [{"layer_k": 20, "out_pitch": 1}],
+        # keeping weights or input no command has loaded (every command before failed its
+        # check)
+        "NOT_HELD": [{"keep_weights": 1}, {"keep_input": 1}],
     }
     jobs = [(code, illegal(core, **fields)) for code, variants in cases.items()
             for fields in variants]
     legal = illegal(core)
-    runs = run_core_jobs([job for _, job in jobs] + [legal], component=core,
-                         build_dir=tmp_path, pause=0.2)
-    for (code, _), run in zip(jobs, runs):
+    # After the legal pass, its weights and input are held: keeping the weights for another
+    # W_BASE, pass, column count or reduction, or the input for another base or size, is
+    # refused; for the same command it runs, reading neither.
+    held = {"keep_weights": 1, "keep_input": 1}
+    after = [("NOT_HELD", illegal(core, **held, w_base=0x20000)),
+             ("NOT_HELD", illegal(core, **held, pass_kind=Pass.BACKWARD_DATA)),
+             ("NOT_HELD", illegal(core, **held, layer_k=6)),
+             ("NOT_HELD", illegal(core, keep_weights=1, kernel=1, padding=0)),
+             ("NOT_HELD", illegal(core, keep_input=1, a_base=0x20000)),
+             ("NOT_HELD", illegal(core, keep_input=1, layer_w=3)),
+             (None, illegal(core, **held))]
+    runs = run_core_jobs([job for _, job in jobs] + [legal] + [job for _, job in after],
+                         component=core, build_dir=tmp_path, pause=0.2)
+    for (code, _), run in zip(jobs + after[:-1], runs[:len(jobs)] + runs[len(jobs) + 1:-1]):
         assert run.status["error"] and not run.status["done"], (code, run.status)
         assert run.status["error_code"] == code, (code, run.status)
         assert run.total_read == run.total_written == 0, code
-    # And the core still runs a legal pass afterwards.
-    assert runs[-1].status["done"] and not runs[-1].status["error"]
+    # And the core still runs a legal pass afterwards, and the same pass keeping its weights
+    # and input (a refused command leaves them held): the same result, reading nothing.
+    first, kept = runs[len(jobs)], runs[-1]
+    for run in (first, kept):
+        assert run.status["done"] and not run.status["error"], run.status
+    assert kept.result == first.result
+    assert first.bytes_read["w"] > 0 and first.bytes_read["a"] > 0
+    assert kept.total_read == 0 and kept.total_written == first.total_written
 
 
 def test_start_while_busy_is_refused_and_the_pass_goes_on(core, tmp_path):

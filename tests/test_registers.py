@@ -227,7 +227,7 @@ def test_core_map_layout():
 def test_error_codes_are_the_documented_ones():
     assert {code.name: code.value for code in ErrorCode} == {
         "NONE": 0, "BUSY": 1, "BAD_PASS": 2, "ZERO_DIM": 3, "SHAPE_TOO_LARGE": 4,
-        "UNALIGNED": 5, "BUS_ERROR": 6, "BAD_PITCH": 7}
+        "UNALIGNED": 5, "BUS_ERROR": 6, "BAD_PITCH": 7, "NOT_HELD": 8}
     assert CORE_REGISTERS.field("error_code").width == 4
     # One pass_kind value is no pass, so that BAD_PASS can happen.
     assert len(Pass) < 1 << CORE_REGISTERS.field("pass_kind").width
@@ -248,7 +248,7 @@ def test_config_registers_report_any_configuration(config, bus):
     data_width, addr_width = bus
     regs = core_register_map(config, mem_data_width=data_width, mem_addr_width=addr_width)
     const = {field.name: field.reset for field in regs.fields if field.access == CONST}
-    assert const == {"magic": MAGIC, "minor": 0, "major": 1, "vec": config.vec,
+    assert const == {"magic": MAGIC, "minor": 1, "major": 1, "vec": config.vec,
                      "lanes": config.lanes, "tiles": config.tiles,
                      "data_width": config.data_width, "acc_width": config.acc_width,
                      "col_block": config.col_block, "bus_bytes": data_width // 8,

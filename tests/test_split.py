@@ -35,8 +35,14 @@ def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
     rows = layer.out_height if forward else layer.height
     covered = np.zeros((layer.batch, rows, cols), dtype=np.int64)
     config, vec = core.array, core.array.vec
-    for command in commands:
+    for index, command in enumerate(commands):
         band, columns = command.band, command.columns
+        # A command keeps the weights of the one before exactly when it has the same columns,
+        # its input when the same images and band.
+        last = commands[index - 1] if index else None
+        assert command.keep_weights == (last is not None and last.columns == columns)
+        assert command.keep_input == (last is not None and
+                                      (last.images, last.band) == (command.images, band))
         covered[command.images.start:command.images.stop, band.out_start:band.out_stop,
                 columns.start:columns.stop] += 1
         fields = command.layer_fields(layer)
@@ -50,6 +56,22 @@ def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
         assert columns.start % vec == 0, command
         assert max(fields["pad_top"], fields["pad_bottom"]) <= 255, command
     assert (covered == 1).all(), (layer, pass_name)
+    # Groups outer (each group's weights read once, the input once per group) or parts
+    # (images and bands) outer (the input read once, the weights once per part), whichever
+    # reads fewer words.
+    read = {role: sum(t.words for command in commands for t in
+                      command_traffic(layer, command, config, dense=True).tensors
+                      if t.role == role) for role in ("X scratchpad", "Y buffer")}
+    groups = {command.columns: command for command in commands}
+    parts = {(command.images, command.band): command for command in commands}
+    reduced = layer.in_channels if forward else layer.out_channels
+    weights = cols * layer.kernel * layer.kernel * channel_words(reduced, vec)
+    inputs = sum(dataclasses.replace(command, keep_input=False).x_words(layer, vec)
+                 for command in parts.values())
+    groups_outer = (inputs * len(groups), weights)
+    parts_outer = (inputs, weights * len(parts))
+    assert (read["X scratchpad"], read["Y buffer"]) in (groups_outer, parts_outer)
+    assert sum(read.values()) == min(sum(groups_outer), sum(parts_outer))
     return commands
 
 

@@ -172,6 +172,8 @@ class CoreJob:
             "pass_kind": Pass.FORWARD if self.pass_name == "forward" else Pass.BACKWARD_DATA,
             "mode": Mode.DENSE if self.dense else Mode.SPARSE,
             "output_mask": int(self.output_mask),
+            "keep_input": int(command.keep_input),
+            "keep_weights": int(command.keep_weights),
             **command.layer_fields(self.layer),
             "out_pitch": command.offsets(self.layer, self.core.array.vec)["out_pitch"],
             "shift": self.shift,

@@ -21,9 +21,14 @@ The reduction is never split: a pass whose reduction has more chunks than the ro
 (``max_chunks``) is refused. ``max_chunks`` 512 holds every reduction of the five evaluated
 networks (3x3x512 is 288 chunks).
 
-Every command reloads its X band and Y group: the split costs bytes (reported by
-:func:`maskprop.sim.core_model.split_cycles`), which is why bands and groups are made as large
-as the buffers allow.
+A command keeps what the one before loaded when it needs the same (``PASS.keep_input``: the
+same images and band; ``PASS.keep_weights``: the same output-channel group), so the order of
+the commands decides what is read again: groups outer reads each group's weights once and the
+input once per group, parts (images and bands) outer the input once and the weights once per
+part; :func:`plan_pass` takes the order that reads fewer words. What remains is still read
+more than once, and the bands' halo rows are read twice
+(:func:`maskprop.sim.data_movement.command_traffic`, :func:`maskprop.sim.core_model.job_cycles`),
+which is why bands and groups are made as large as the buffers allow.
 """
 
 from dataclasses import dataclass
@@ -133,11 +138,16 @@ def whole_pass(layer: ConvLayer, pass_name: str) -> "CoreCommand":
 @dataclass(frozen=True)
 class CoreCommand:
     """One command of a split pass: images ``images`` (a ``range``), the rows of ``band`` and
-    the output channels ``columns`` (a ``range``: forward ``K``, backward-data ``C``)."""
+    the output channels ``columns`` (a ``range``: forward ``K``, backward-data ``C``);
+    ``keep_input``, ``keep_weights``: the X scratchpad holds its input band, the Y buffer its
+    columns' weights, from the command before (the same images and band, the same group), so
+    it does not load them."""
     pass_name: str
     images: range
     band: RowBand
     columns: range
+    keep_input: bool = False
+    keep_weights: bool = False
 
     def layer_fields(self, layer: ConvLayer) -> dict:
         """The shape registers of this command (``hw/core_registers.py``): the layer it runs,
@@ -179,6 +189,24 @@ class CoreCommand:
         of ``word_bytes``."""
         offsets = self.offsets(layer, vec)
         return {name: bases.get(name, 0) + offsets[name] * word_bytes for name in BASES}
+
+    def x_words(self, layer: ConvLayer, vec: int) -> int:
+        """Words this command reads into the X scratchpad: every row of its band, of each of
+        its images (none if it keeps them)."""
+        if self.keep_input:
+            return 0
+        forward = self.pass_name == "forward"
+        reduced = layer.in_channels if forward else layer.out_channels
+        width = layer.width if forward else layer.out_width
+        return len(self.images) * self.band.in_rows * width * channel_words(reduced, vec)
+
+    def y_words(self, layer: ConvLayer, vec: int) -> int:
+        """Words this command reads into the Y buffer: its columns' weights, none if it keeps
+        them."""
+        if self.keep_weights:
+            return 0
+        reduced = layer.in_channels if self.pass_name == "forward" else layer.out_channels
+        return len(self.columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
 
     def pixels(self, layer: ConvLayer) -> int:
         """Output pixels (GEMM rows) this command computes."""
@@ -282,10 +310,27 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list[CoreCo
         if max(band.pad_top, band.pad_bottom) > MAX_PADDING:
             raise ValueError(f"{where}: a row band needs padding {band.pad_top} / "
                              f"{band.pad_bottom}, beyond the core's 8-bit padding registers")
+    groups = [range(c0, min(cols, c0 + group)) for c0 in range(0, cols, group)]
+    parts = [(range(n0, min(layer.batch, n0 + images_per_command)), band)
+             for n0 in range(0, layer.batch, images_per_command) for band in bands]
+    # Groups outer: each group's weights are loaded once and kept, the input once per group;
+    # parts outer: each part's input loaded once and kept, the weights once per part. The
+    # order that reads fewer words (groups outer on a tie; the same with one group or part).
+    orders = [[(columns, part) for columns in groups for part in parts],
+              [(columns, part) for part in parts for columns in groups]]
+    return min((_commands(pass_name, order) for order in orders),
+               key=lambda commands: sum(c.x_words(layer, vec) + c.y_words(layer, vec)
+                                        for c in commands))
+
+
+def _commands(pass_name: str, order) -> list[CoreCommand]:
+    """The commands of ``order`` (``(columns, (images, band))``), each keeping the input of the
+    one before when it has the same images and band, its weights when the same columns."""
     commands = []
-    for c0 in range(0, cols, group):
-        columns = range(c0, min(cols, c0 + group))
-        for n0 in range(0, layer.batch, images_per_command):
-            images = range(n0, min(layer.batch, n0 + images_per_command))
-            commands.extend(CoreCommand(pass_name, images, band, columns) for band in bands)
+    for columns, (images, band) in order:
+        last = commands[-1] if commands else None
+        commands.append(CoreCommand(
+            pass_name, images, band, columns,
+            keep_input=last is not None and (last.images, last.band) == (images, band),
+            keep_weights=last is not None and last.columns == columns))
     return commands
