@@ -111,10 +111,12 @@ class MaskpropCore(wiring.Component):
     addresses) and checks it: an illegal command sets ``STATUS.error`` with its ``error_code``
     and the core stays idle (a start while busy reports BUSY and the running pass goes on). A legal one:
 
-    1. **load** (one DMA read stream, in order): the pass's broadcast input tensor (``A`` for
-       forward, ``dZ`` for backward-data) into the X scratchpad, then the weights' columns into
-       the tile array's Y buffer; in sparse backward-data with ``output_mask``, ``A`` then
-       follows, consumed row by row for the output mask (``A != 0``, derived on chip).
+    1. **load** (one DMA read stream, in order): the weights' columns into the tile array's Y
+       buffer, then the pass's broadcast input tensor (``A`` for forward, ``dZ`` for
+       backward-data) into the X scratchpad, streaming in while the run (2) starts as soon as
+       the weights are in: a chunk is fetched once its word is written; in sparse
+       backward-data with ``output_mask``, ``A`` then follows, consumed row by row for the
+       output mask (``A != 0``, derived on chip).
        ``PASS.keep_input`` and ``keep_weights`` skip the X and the Y load: the buffer holds
        them from the last command that finished, which the core checks (the input's base
        and words; the weights' pass, ``W_BASE``, columns and reduction), else NOT_HELD;
@@ -269,8 +271,11 @@ class MaskpropCore(wiring.Component):
              ~(y_valid & (held_weights.as_value() == weights.as_value()))) |
             (command.keep_input & ~(x_valid & (held_inputs.as_value() == inputs.as_value()))))
 
-        # --- the DMA's read stream: X scratchpad, then Y buffer, then A ------------------------
+        # --- the DMA's read stream: Y buffer, then X scratchpad, then A ------------------------
+        # The run starts once the weights are in; the X words stream in behind them while the
+        # walk reads those already written (`x_count`: the fetch waits for a word not yet in).
         read_index = Signal(64)
+        x_count = Signal(_PRODUCT)           # X words written so far
         # X and Y words this command reads: 0 for what it keeps.
         x_loaded, y_loaded = Signal(_PRODUCT), Signal(_PRODUCT)
         y_chunk = Signal(range(max(2, c.max_chunks)))
@@ -281,9 +286,9 @@ class MaskpropCore(wiring.Component):
         m.d.comb += [
             x_loaded.eq(Mux(command.keep_input, 0, x_words)),
             y_loaded.eq(Mux(command.keep_weights, 0, y_words)),
-            loading_x.eq(read_index < x_loaded),
-            loading_y.eq(~loading_x & (read_index < x_loaded + y_loaded)),
-            x_write.addr.eq(read_index),
+            loading_y.eq(read_index < y_loaded),
+            loading_x.eq(~loading_y & (read_index < y_loaded + x_loaded)),
+            x_write.addr.eq(x_count),
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
             array.load.valid.eq(dma.read_data.valid & loading_y),
@@ -301,6 +306,8 @@ class MaskpropCore(wiring.Component):
         ]
         with m.If(dma.read_data.valid & dma.read_data.ready):
             m.d.sync += read_index.eq(read_index + 1)
+            with m.If(loading_x):
+                m.d.sync += x_count.eq(x_count + 1)
             with m.If(loading_y):
                 m.d.sync += y_chunk.eq(y_chunk + 1)
                 with m.If(y_chunk == chunks - 1):
@@ -378,18 +385,23 @@ class MaskpropCore(wiring.Component):
         # stall back into the address generator (both were the core's critical path,
         # docs/fpga.md). A chunk written is readable the next cycle, as from a register, and
         # both stages pass a chunk per cycle.
+        # A chunk whose word is not in the scratchpad yet waits (the X load streams in while the
+        # walk runs): written in an earlier cycle, it is read like any other.
         chunk = walker.chunks.payload
         fetched = Signal()                   # the read port holds a chunk
         fetched_chunk = Signal(chunk.shape())
         x_layout = array.x.payload.shape()
         m.submodules.staged = staged = fifo.SyncFIFO(width=x_layout.size, depth=2)
+        advance, word_in = Signal(), Signal()
         m.d.comb += [
-            walker.chunks.ready.eq(~fetched | staged.w_rdy),
+            advance.eq(~fetched | staged.w_rdy),
+            word_in.eq(command.keep_input | (chunk.addr < x_count)),
+            walker.chunks.ready.eq(advance & word_in),
             x_read.addr.eq(chunk.addr),
-            x_read.en.eq(walker.chunks.ready),
+            x_read.en.eq(advance),
         ]
-        with m.If(walker.chunks.ready):
-            m.d.sync += [fetched.eq(walker.chunks.valid), fetched_chunk.eq(chunk)]
+        with m.If(advance):
+            m.d.sync += [fetched.eq(walker.chunks.valid & word_in), fetched_chunk.eq(chunk)]
         x_elements = _elements(x_read.data, vec, container, c.data_width)
         data_mask = Cat(element != 0 for element in x_elements)
         beat = Signal(x_layout)
@@ -556,14 +568,14 @@ class MaskpropCore(wiring.Component):
                     fail(ErrorCode.NOT_HELD)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [read_index.eq(0), y_chunk.eq(0), y_column.eq(0),
+                    m.d.sync += [read_index.eq(0), x_count.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
                     # A load overwrites its buffer: it holds nothing until the command is done.
                     with m.If(~command.keep_weights):
                         m.d.sync += y_valid.eq(0)
                     with m.If(~command.keep_input):
                         m.d.sync += x_valid.eq(0)
-                    m.next = "READ_X"
+                    m.next = "READ_Y"
             def transfer(port, addr, beats, then, *, strided=False):
                 """Offer one DMA command; go to state ``then`` once it is taken. ``strided``:
                 a row of ``col_words`` words per output pixel, ``pitch_words`` apart (the
@@ -577,23 +589,23 @@ class MaskpropCore(wiring.Component):
                              port.payload.pitch.eq(pitch_words << exact_log2(core.bus_bytes))]
                 with m.If(port.ready):
                     m.next = then
-            with m.State("READ_X"):
-                with m.If(command.keep_input):
-                    m.next = "READ_Y"
-                with m.Else():
-                    transfer(read_cmd, x_base, x_words, "READ_Y")
             with m.State("READ_Y"):
                 with m.If(command.keep_weights):
+                    m.next = "READ_X"
+                with m.Else():
+                    transfer(read_cmd, command.w_base, y_words, "READ_X")
+            with m.State("READ_X"):
+                with m.If(command.keep_input):
                     m.next = "READ_A"
                 with m.Else():
-                    transfer(read_cmd, command.w_base, y_words, "READ_A")
+                    transfer(read_cmd, x_base, x_words, "READ_A")
             with m.State("READ_A"):
                 with m.If(wants_mask):
                     transfer(read_cmd, command.a_base, out_words, "LOADING", strided=True)
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
-                with m.If(read_index == x_loaded + y_loaded):
+                with m.If(read_index == y_loaded):
                     m.next = "WRITE"
             with m.State("WRITE"):
                 transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)

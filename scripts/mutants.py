@@ -258,10 +258,16 @@ CATALOGUE = [
            "~y_valid) |",
            "a command keeps the Y buffer whatever weights it holds: another W_BASE, column count "
            "or reduction computes with stale weights", CORE_ILLEGAL),
-    Mutant("core-kept-input-reloaded", "core",
-           "x_loaded.eq(Mux(command.keep_input, 0, x_words)),",
-           "x_loaded.eq(x_words),",
-           "a command that keeps its input still waits for it: the load never ends", CORE_SPLIT),
+    Mutant("core-kept-input-awaited", "core",
+           "word_in.eq(command.keep_input | (chunk.addr < x_count)),",
+           "word_in.eq(chunk.addr < x_count),",
+           "a command that keeps its input waits for X words that never come: the walk hangs",
+           CORE_SPLIT),
+    Mutant("core-fetch-ahead-of-the-load", "core",
+           "word_in.eq(command.keep_input | (chunk.addr < x_count)),",
+           "word_in.eq(1),",
+           "the fetch reads X words the load has not written yet (the walk outruns the X "
+           "stream)", CORE_FAST),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",

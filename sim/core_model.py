@@ -2,8 +2,8 @@
 
 :func:`core_cycles` predicts, for a forward or backward-data pass in dense or sparse mode, the
 core's ``cycles_busy`` counter (``CONTROL.start`` to ``STATUS.done``) split into its phases -
-the command **check**, the **load** of the X scratchpad and the Y buffer, the **run** (walk,
-compute, write-back) and the **drain** of the last write - together with the tile array's
+the command **check**, the **load** of the Y buffer, the **run** (walk, compute, write-back,
+with the X scratchpad's load streaming in) and the **drain** of the last write - together with the tile array's
 ``compute_cycles`` (the cycle model's :meth:`~maskprop.host.driver.ArrayPass.model_cycles`) and
 ``stall_cycles``, and the bytes read and written per tensor (the data-movement model's
 :func:`~maskprop.sim.data_movement.pass_traffic`). The memory is a parameter
@@ -23,7 +23,8 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
 - the **command check**: one ``CHECK`` cycle, ``DIVIDE`` (18 restoring-division steps and a
   cycle that finds the step counter at 0), ten products of ``SIZE_LOAD`` + 18 multiplier steps
   + a store cycle, one ``LIMITS`` cycle (:data:`CHECK_CYCLES`); then one cycle per read command
-  (X, Y and, for sparse backward-data's output mask, ``A``);
+  (Y, X and, for sparse backward-data's output mask, ``A``; a kept buffer's state passes in a
+  cycle without one);
 - the **DMA's read engine** (``hw/axi_dma.py``): a command's first AR handshake
   :attr:`~maskprop.hw.axi_dma.AxiDma.address_latency` cycles after the command, bursts of at
   most ``max_burst`` beats that do not cross 4 KiB, one AR per cycle, at most
@@ -33,8 +34,9 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
   :attr:`~maskprop.hw.axi_dma.AxiDma.read_data_latency` cycles after its R beat (the FIFO's
   output register; later if the word before it is still there);
 - the **memory**: :class:`MemoryTiming`;
-- ``LOADING`` ends the cycle after the last X or Y word is taken; ``WRITE`` offers the write
-  command, ``WALK`` the address generator's;
+- ``LOADING`` ends the cycle after the last Y word is taken (at the earliest the cycle after
+  ``READ_A``); ``WRITE`` offers the write command, ``WALK`` the address generator's; the X
+  words are taken as they come, during the run;
 - the **address generator** (``hw/address_generator.py``): row-block 0 pending
   :func:`~maskprop.hw.address_generator.walk_cycles` ``- 2`` cycles after its command; then
   one row-block pending at a time, its rows beat offered while the chunks of the row-block
@@ -47,7 +49,9 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
   in the mask FIFO (``MaskpropCore.MASK_FIFO_DEPTH`` entries, filled
   from the ``A`` words, one per pixel, as the FIFO has room);
 - the **fetch**: the scratchpad's registered read, then a two-entry FIFO, readable the cycle
-  after it is written and writable while it holds fewer than two chunks;
+  after it is written and writable while it holds fewer than two chunks; a chunk is taken from
+  the walker only from the cycle after its X word was taken from the read stream (its address:
+  the window's input pixel and channel word, from the chunk's row and reduction position);
 - the **tile array** (``hw/tile_array.py``): a row's first chunk enters the decoder the cycle
   after its row, each chunk when the decoder is free, ready and the chunk there; a chunk with
   ``n`` set bits yields ``ceil(n / lanes)`` beats
@@ -102,6 +106,7 @@ import numpy as np
 from maskprop.base.config import CoreConfig, check_range
 from maskprop.host.core_driver import check_core_pass
 from maskprop.host.driver import ArrayPass
+from maskprop.host.memory_layout import channel_words
 from maskprop.host.split import BASES, CoreCommand
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.address_generator import walk_cycles
@@ -432,6 +437,35 @@ class _BackEnd:
             cycle += 1
 
 
+def _chunk_addresses(layer, pass_name: str, vec: int, command: CoreCommand):
+    """The X scratchpad address of each chunk the walker sends for ``command``:
+    ``addresses(m, live)`` for the command's GEMM row ``m`` and the row's chunks (a boolean row
+    over the reduction, chunk ``q`` = tap ``(r, t)`` and channel word ``q % words``), in order:
+    the word of the input pixel the chunk reads (forward: the window's tap; backward-data: the
+    ``dZ`` pixel the flipped tap reads through the dilation), from the command's first word."""
+    forward = pass_name == "forward"
+    R, s, p = layer.kernel, layer.stride, layer.padding
+    words = channel_words(layer.in_channels if forward else layer.out_channels, vec)
+    height, width = ((layer.out_height, layer.out_width) if forward
+                     else (layer.height, layer.width))
+    source_h, source_w = ((layer.height, layer.width) if forward
+                          else (layer.out_height, layer.out_width))
+    rows = command.gemm_rows(layer)
+    first = command.offsets(layer, vec)["a" if forward else "dz"]
+
+    def addresses(m: int, live) -> np.ndarray:
+        image, rest = divmod(rows[m], height * width)
+        y, x = divmod(rest, width)
+        r, t, word = np.unravel_index(np.flatnonzero(live), (R, R, words))
+        if forward:
+            u, v = s * y + r - p, s * x + t - p
+        else:
+            u, v = (y + r - (R - 1 - p)) // s, (x + t - (R - 1 - p)) // s
+        return ((image * source_h + u) * source_w + v) * words + word - first
+
+    return addresses
+
+
 def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                 memory: MemoryTiming = AXI_RAM, bases: dict | None = None,
                 command: CoreCommand | None = None) -> CoreCycles:
@@ -503,12 +537,12 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
 
     # --- load: the read commands, the X and Y words -------------------------------------------
     x_base = base["a" if pass_name == "forward" else "dz"]
-    # READ_X, READ_Y and READ_A each offer their read command in their first cycle, or pass
+    # READ_Y, READ_X and READ_A each offer their read command in their first cycle, or pass
     # in one cycle reading nothing (a kept buffer, no output mask).
     commands = [(CHECK_CYCLES + index, address, words, None, 0)
                 for index, (address, words, kept) in enumerate((
-                    (x_base, x_words, command.keep_input),
-                    (base["w"], y_words, command.keep_weights))) if not kept]
+                    (base["w"], y_words, command.keep_weights),
+                    (x_base, x_words, command.keep_input))) if not kept]
     if wants_mask:
         commands.append((CHECK_CYCLES + 2, base["a"], out_words, row_words, pitch))
     loaded = x_words + y_words
@@ -527,9 +561,17 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
         return cycle
 
     reads = _ReadStream(commands, core, memory, consume)
-    # LOADING (from the cycle after READ_A) sees the count the cycle after the last word.
-    last_loaded = reads.taken_at(loaded - 1) if loaded else _NEVER
-    write_state = max(last_loaded + 2, CHECK_CYCLES + 4)
+    # LOADING (from the cycle after READ_A) waits for the weights only, and sees the count the
+    # cycle after the last word; the X words stream in behind them during the run.
+    last_weight = reads.taken_at(y_words - 1) if y_words else _NEVER
+    write_state = max(last_weight + 2, CHECK_CYCLES + 4)
+
+    def word_in(address: int) -> int:
+        """The first cycle the fetch may take a chunk at X word ``address``: the cycle after
+        the word is written (all of them, for a kept input)."""
+        return _NEVER if command.keep_input else reads.taken_at(y_words + address) + 1
+
+    addresses = _chunk_addresses(layer, pass_name, vec, command)
     writes = _WriteStream(write_state, base["out"], out_words, row_words, pitch, core, memory)
     walk_state = write_state + 1
 
@@ -578,8 +620,8 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
             rows_readable = writer_rows.write(rows_beat)
             if live:
                 # The first group takes the row's chunks from the walker through the fetch.
-                for k, n in enumerate(row_beats):
-                    walk = max(walking + 1 if k == 0 else walked + 1, fetched)
+                for k, (n, address) in enumerate(zip(row_beats, addresses(m, issued.live[m]))):
+                    walk = max(walking + 1 if k == 0 else walked + 1, fetched, word_in(address))
                     fetch = max(walk + 1, issued_2 + 1)
                     issue = max(rows_beat + 1, decoder_free, fetch + 1)
                     if n == 0 and k < len(row_beats) - 1:

@@ -67,7 +67,8 @@ ASSUMPTIONS = (
     "built).",
     "Memory cycles = ceil(DRAM bytes read and written / bandwidth), reads and writes sharing "
     "the bandwidth; 'overlapped' = max(compute, memory) per pass (double buffering, not "
-    "built), 'serial' = compute + memory per pass (today's core loads, then computes).",
+    "built), 'serial' = compute + memory per pass (no overlap); the core lies between: it "
+    "loads the weights before the run and streams the input and the results during it.",
     "Energy = counted events x a per-event energy (45 nm, Horowitz ISSCC 2014) with the "
     "scaling rules of maskprop.sim.data_movement.EnergyTable; each SRAM sized as above "
     "(rounded up to a power of two bytes); idle lanes and disabled tiles cost nothing; "
@@ -595,14 +596,15 @@ def memory_cycles(nbytes: int, bandwidth) -> int:
 
 
 def overlapped_cycles(compute: int, memory: int) -> int:
-    """A pass whose data movement overlaps its compute (double-buffered, not built): the
-    slower of the two."""
+    """A pass whose data movement overlaps its compute entirely (double buffering across
+    commands, not built): the slower of the two."""
     return max(compute, memory)
 
 
 def serial_cycles(compute: int, memory: int) -> int:
-    """A pass that moves its data, then computes (today's core loads its buffers before the
-    compute starts): the sum."""
+    """A pass that moves its data, then computes (no overlap): the sum. The core is between
+    the two: the weights' load comes before the run, the input and the results stream during
+    it."""
     return compute + memory
 
 

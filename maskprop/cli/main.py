@@ -837,8 +837,8 @@ def _movement_lines(evaluations) -> list:
     core = evaluations[0].core
     lines = [f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} bytes per "
              f"cycle, forward and backward-data split into commands for a core of "
-             f"{core.x_words} X words and {core.array.y_words} Y words (serial: load, then "
-             f"compute, as the core does today):"]
+             f"{core.x_words} X words and {core.array.y_words} Y words (overlapped: fully; serial: "
+             f"not at all; the core is between):"]
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             movement = evaluation.movement_total(scenario, "training step")

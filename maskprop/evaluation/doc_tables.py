@@ -253,8 +253,9 @@ def eval_tables(summary: list[dict], own_scenario: dict[str, str],
         "", "Each network in the BatchNorm setting it was built with:", "",
         *_table(header, own), "", "Both scenarios:", "", *_table(header, every), "",
         f"The training step with data movement, at {bandwidth:g} bytes per cycle: speedup "
-        f"compute only, with memory transfers overlapping compute (double buffering, not "
-        f"built) and after them (serial, as today's core runs); DRAM bytes read and written "
+        f"compute only, with memory transfers overlapping compute entirely and after them "
+        f"(serial; the core is between: it streams the input and the results during the run, "
+        f"not the weights); DRAM bytes read and written "
         f"(sparse: in parentheses with the output masks read as 1-bit bitmaps); energy from "
         f"counted events x {source}; its split in sparse mode:", "",
         *_table(["network", "BatchNorm", "speedup", "overlapped", "serial", "MB dense",

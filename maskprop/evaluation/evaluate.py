@@ -11,7 +11,7 @@ backward-data is never computed (its input is the image).
 Each layer pass reports, per mode: compute cycles (the cycle model's), the DRAM bytes the core
 moves, the memory-bound cycles at a stated bandwidth (bytes per cycle; default one bus word per
 cycle, ``CoreConfig.bus_bytes``), both ways of composing them (``overlapped``: the larger,
-``serial``: the sum, as today's core loads then computes), the counted events and the energy
+``serial``: the sum, no overlap; the core is between the two), the counted events and the energy
 they take (:data:`maskprop.sim.data_movement.HOROWITZ_45NM`); the totals add the speedups and
 energy ratios with data movement. Forward and backward-data move what they move on the
 evaluation's core (:func:`evaluation_core`: CORE_DEFAULT's buffers), split into commands where
@@ -105,7 +105,7 @@ class LayerPass(PassEstimate):
 
     @property
     def speedup_serial(self) -> float | None:
-        """Dense over sparse cycles with data movement before compute (today's core)."""
+        """Dense over sparse cycles with data movement before compute (no overlap)."""
         return _ratio(self.dense_cost.serial, self.sparse_cost.serial)
 
     @property
