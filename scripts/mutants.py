@@ -230,8 +230,8 @@ CATALOGUE = [
            "the output mask's A words are counted as offered, not taken: while the mask FIFO "
            "is full a pixel's mask is lost", CORE_FAST),
     Mutant("core-fetch-stage-drops-backpressure", "core",
-           "walker.chunks.ready.eq(~fetched | staged.w_rdy),",
-           "walker.chunks.ready.eq(1),",
+           "advance.eq(~fetched | staged.w_rdy),",
+           "advance.eq(1),",
            "the scratchpad's read port reloads while its chunk has not entered the full stage "
            "FIFO: the chunk is lost", CORE_FAST),
     Mutant("core-write-skid-forgets-its-beat", "skid_buffer",
