@@ -122,6 +122,33 @@ def test_exact_on_the_core_system(system, tmp_path):
     assert any(run.counters["stall_cycles"] for job, run in zip(jobs, bench.runs) if job.dense)
 
 
+#: Wide and shallow: one memory word per pixel, so a chunk takes one decoder cycle, and the
+#: first output row's windows read a whole input row ahead of where the load is when the walk
+#: starts: the walk overtakes the input streaming in and waits for its words.
+OVERTAKING = [(ConvLayer(1, 4, 6, 40, 3, 3, 1, 1, "40 wide, 3 and 4 channels"), 0.7)]
+
+
+@pytest.mark.sim
+def test_the_walk_waits_for_the_input_it_reads(system, tmp_path):
+    """The input streams into the scratchpad during the run; where the walk overtakes it, the
+    fetch waits for each chunk's word: results exact, and cycles exactly the model's, which
+    gates each chunk on its word's arrival (at a quarter of the bandwidth the run takes longer
+    for the same compute)."""
+    seed = seeded(960)
+    jobs = corner_jobs(seed, layers=OVERTAKING)
+    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
+                               labels=[label(job) for job in jobs], build_dir=tmp_path,
+                               seed=seed)
+    for job, run in zip(jobs, bench.runs):
+        assert run.status["done"] and not run.status["error"], (label(job), run.status)
+        assert run.result == job.expected_image(), label(job)
+        predicted = predict(job)
+        print_phases(job, predicted, run.counters["cycles_busy"])
+        check_exact(job, run.counters, predicted)
+        slow = predict(job, MemoryTiming(bytes_per_cycle=CORE.bus_bytes / 4))
+        assert slow.run > predicted.run and slow.compute == predicted.compute, label(job)
+
+
 @pytest.mark.sim
 @pytest.mark.parametrize("pause", [0.0, 0.3], ids=["no-pauses", "pauses"])
 def test_protocol_bench(core, pause, tmp_path):
