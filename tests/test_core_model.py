@@ -108,7 +108,14 @@ def test_exact_on_the_core_system(system, tmp_path):
     """Every corner case, both passes, both modes, on the fast bench: cycles busy, compute and
     stall cycles, bytes read and written, exactly."""
     seed = seeded(900)
-    jobs = corner_jobs(seed)
+    jobs, runs = run_exact(system, corner_jobs(seed), tmp_path, seed)
+    # The writer held the tile array's results somewhere (dense mode: whatever the data).
+    assert any(run.counters["stall_cycles"] for job, run in zip(jobs, runs) if job.dense)
+
+
+def run_exact(system, jobs, tmp_path, seed):
+    """``jobs`` (each one command, made from ``seed``) on the fast bench: each result exact and
+    its busy, compute and stall cycles and bytes the model's. Returns the jobs and their runs."""
     bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
                                labels=[label(job) for job in jobs], build_dir=tmp_path,
                                seed=seed)
@@ -118,8 +125,7 @@ def test_exact_on_the_core_system(system, tmp_path):
         predicted = predict(job)
         print_phases(job, predicted, run.counters["cycles_busy"])
         check_exact(job, run.counters, predicted)
-    # The writer held the tile array's results somewhere (dense mode: whatever the data).
-    assert any(run.counters["stall_cycles"] for job, run in zip(jobs, bench.runs) if job.dense)
+    return jobs, bench.runs
 
 
 #: Wide and shallow: one memory word per pixel, so a chunk takes one decoder cycle, and the
@@ -135,16 +141,9 @@ def test_the_walk_waits_for_the_input_it_reads(system, tmp_path):
     gates each chunk on its word's arrival (at a quarter of the bandwidth the run takes longer
     for the same compute)."""
     seed = seeded(960)
-    jobs = corner_jobs(seed, layers=OVERTAKING)
-    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
-                               labels=[label(job) for job in jobs], build_dir=tmp_path,
-                               seed=seed)
-    for job, run in zip(jobs, bench.runs):
-        assert run.status["done"] and not run.status["error"], (label(job), run.status)
-        assert run.result == job.expected_image(), label(job)
+    jobs, _ = run_exact(system, corner_jobs(seed, layers=OVERTAKING), tmp_path, seed)
+    for job in jobs:
         predicted = predict(job)
-        print_phases(job, predicted, run.counters["cycles_busy"])
-        check_exact(job, run.counters, predicted)
         slow = predict(job, MemoryTiming(bytes_per_cycle=CORE.bus_bytes / 4))
         assert slow.run > predicted.run and slow.compute == predicted.compute, label(job)
 
