@@ -129,7 +129,8 @@ def _check_core_output(out: str, comparison) -> None:
         counters = run.counters
         row = _row(out, comparison.label if mode == "dense" else "", mode)
         cells = [cell.strip() for cell in row.strip("│").split("│")]
-        assert cells[2:] == [f"{counters['outputs']} of {comparison.dense.counters['outputs']}",
+        assert cells[2:] == [f"{len(run.run.statuses)}",
+                             f"{counters['outputs']} of {comparison.dense.counters['outputs']}",
                              f"{counters['cycles_busy']:,}", f"{counters['compute_cycles']:,}",
                              f"{counters['bytes_read']:,}", f"{counters['bytes_written']:,}",
                              "yes"], row
@@ -932,3 +933,26 @@ def test_buffers_too_large_to_generate_are_refused_up_front(argv, tmp_path, monk
                               "max_chunks = ")
     assert "too large to generate" in message and "2**22" in message
     assert not files_under(tmp_path)
+
+
+@pytest.mark.sim
+def test_sim_splits_a_layer_the_core_cannot_hold(tmp_path, capsys, core_runs):
+    """A layer whose input is larger than the X scratchpad runs as the host's commands (row
+    bands, the later ones keeping the weights): exact, and the table says how many."""
+    from maskprop.base.config import Config, CoreConfig
+    from maskprop.host.split import plan_pass
+    from maskprop.sim.layer import ConvLayer
+
+    status = main(["sim", "--layer", "1,20,24,22,20,3", "--pass", "fwd", "--x-words", "1024",
+                   "--max-chunks", "64", "--max-cols", "32", "--seed", "6",
+                   "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    (comparison,) = core_runs
+    assert comparison.agrees
+    _check_core_output(out, comparison)
+    layer = ConvLayer(1, 20, 24, 22, 20, 3, 1, 1, "layer")
+    plan = plan_pass(layer, "forward", CoreConfig(Config(max_chunks=64, max_cols=32),
+                                                  x_words=1024))
+    assert len(plan) > 1 and all(command.keep_weights for command in plan[1:])
+    assert len(comparison.dense.run.statuses) == len(plan)

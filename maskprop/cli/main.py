@@ -520,8 +520,8 @@ def _print_core_comparisons(console, title: str, comparisons) -> int:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("pass", "mode", "outputs computed", "cycles busy", "compute cycles",
-                   "bytes read", "bytes written", "= models"):
+    for column in ("pass", "mode", "commands", "outputs computed", "cycles busy",
+                   "compute cycles", "bytes read", "bytes written", "= models"):
         table.add_column(column, justify="left" if column in ("pass", "mode") else "right")
     for c in comparisons:
         for mode, run in (("dense", c.dense), ("sparse", c.sparse)):
@@ -530,6 +530,7 @@ def _print_core_comparisons(console, title: str, comparisons) -> int:
             if status["error"]:
                 agrees += f" ({status['error_code']})"
             table.add_row(c.label if mode == "dense" else "", mode,
+                          f"{len(run.run.statuses)}",
                           f"{counters['outputs']} of {c.dense.counters['outputs']}",
                           f"{counters['cycles_busy']:,}", f"{counters['compute_cycles']:,}",
                           f"{counters['bytes_read']:,}", f"{counters['bytes_written']:,}",
