@@ -425,7 +425,13 @@ class MaskpropCore(wiring.Component):
                            "the address generator refused a command the core accepted")
 
         # --- results: requantized by the writer, written by the DMA ---------------------------
-        wiring.connect(m, array.o, writer.results)
+        # A skid buffer between the tile array and the writer: its registered `ready` keeps
+        # the writer's backpressure (its gearbox and requantize register) out of the tile
+        # array's stall, fetch and row-buffer write in one cycle (the critical path before,
+        # docs/fpga.md); the array hands over a result whenever the skid is empty.
+        m.submodules.result_skid = result_skid = SkidBuffer(array.o.payload.shape())
+        wiring.connect(m, array.o, result_skid.i)
+        wiring.connect(m, result_skid.o, writer.results)
         m.submodules.write_skid = write_skid = SkidBuffer(dma.write_data.payload.shape())
         wiring.connect(m, write_skid.o, dma.write_data)
         m.d.comb += [

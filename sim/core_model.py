@@ -59,9 +59,12 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
   (a beat if it ends its group); each further column group replays the kept chunks; a group's
   result reaches ``o`` after the PE's and the tree's registers;
 - the **back end**: the PE's registers move together when their last holds no beat or the tree
-  moves; the tree's move together unless a result waits on ``o``. While one waits (the writer
-  is not ready for it) the decoder stalls once the PE is full; these cycles are followed one by
+  moves; the tree's move together unless a result waits on ``o``. While one waits (the result
+  skid is full) the decoder stalls once the PE is full; these cycles are followed one by
   one, and the decoder's stalls counted (``stall_cycles``);
+- the **result skid** (``hw/skid_buffer.py``) between the tile array and the writer: a result
+  taken when it is empty (passing through when the writer takes it at once), held until the
+  writer does;
 - the **output writer** (``hw/output_writer.py``): a result taken into its requantize register
   when that is free, assembled when the block register is free and the row's writer beat is
   readable; a block complete with its last result (a dead row's at once); it moves into the
@@ -185,7 +188,7 @@ class CoreCycles:
     last output word), ``drain`` (that word's write, its response, ``write_done``). Also the
     tile array's ``compute`` cycles (its ``compute_cycles`` counter, inside ``run``) and
     ``stall_cycles`` (its ``stall_cycles`` counter: the decoder waiting on a full pipeline
-    while the writer is not ready for a result), and the pass's DRAM ``traffic``."""
+    while the result skid is full), and the pass's DRAM ``traffic``."""
     check: int
     load: int
     run: int
@@ -585,18 +588,22 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     walked = fetched = issued_1 = issued_2 = _NEVER    # the chunk before: walker, fetch, decoder
     decoder_free = row_free = _NEVER
     writer_rows = _BufferedFifo(MaskpropCore.WRITER_ROW_FIFO_DEPTH)
-    held_free = block_free = gearbox_free = skid_free = _NEVER
+    held_free = block_free = gearbox_free = skid_free = result_free = _NEVER
     have = word = 0                  # values in the gearbox; output words so far
     last_word = _NEVER
 
     def deliver(offered, rows_readable):
-        """The writer takes a result offered in cycle ``offered`` into its requantize register
-        when that is free (the tree holds the result until then), and assembles it once its
-        row's writer beat is readable and the block register is free."""
-        nonlocal held_free
-        taken = max(offered, held_free)
-        if taken > offered:
-            back_end.hold(offered, taken - 1)
+        """The result skid takes a result offered in cycle ``offered`` when it is empty (the
+        tree holds the result until then), the writer takes it from there into its requantize
+        register when that is free (in the same cycle if the skid was empty: it passes
+        through), and assembles it once its row's writer beat is readable and the block
+        register is free."""
+        nonlocal held_free, result_free
+        accepted = max(offered, result_free)
+        if accepted > offered:
+            back_end.hold(offered, accepted - 1)
+        taken = max(accepted, held_free)
+        result_free = taken + 1
         held_free = max(taken + 1, rows_readable, block_free)
 
     for m in range(rows):

@@ -108,9 +108,9 @@ def test_exact_on_the_core_system(system, tmp_path):
     """Every corner case, both passes, both modes, on the fast bench: cycles busy, compute and
     stall cycles, bytes read and written, exactly."""
     seed = seeded(900)
-    jobs, runs = run_exact(system, corner_jobs(seed), tmp_path, seed)
-    # The writer held the tile array's results somewhere (dense mode: whatever the data).
-    assert any(run.counters["stall_cycles"] for job, run in zip(jobs, runs) if job.dense)
+    run_exact(system, corner_jobs(seed), tmp_path, seed)
+    # (The result skid lets the array hand over a result while the writer is busy: these
+    # layers do not stall it; WIDE's do, test_exact_when_the_writer_holds_the_array.)
 
 
 def run_exact(system, jobs, tmp_path, seed):
