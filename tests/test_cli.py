@@ -201,6 +201,18 @@ def test_sim_digits_layer(tmp_path, capsys):
     assert "digits CNN with BatchNorm" in out and "PASS" in out and "tile array: 4 tiles" in out
 
 
+def _sim_on_core(argv, tmp_path, capsys, core_runs):
+    """``maskprop sim ARGV`` on the core: it passes, its one pass agrees with the models and
+    the table says what the core counted. Returns the output and the comparison."""
+    status = main(["sim", *argv, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    (comparison,) = core_runs
+    assert comparison.agrees
+    _check_core_output(out, comparison)
+    return out, comparison
+
+
 @pytest.mark.sim
 @pytest.mark.parametrize("pass_arg", ["fwd", "bwd-data"])
 def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp_path, capsys,
@@ -213,13 +225,8 @@ def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp
     from maskprop.sim.layer import ConvLayer
     from maskprop.workloads.synthetic import synthetic_tensors
 
-    status = main(["sim", "--layer", "2,5,4,4,6,3", "--pass", pass_arg, "--seed", "5",
-                   "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert status == 0, out
-    (comparison,) = core_runs
-    assert comparison.agrees
-    _check_core_output(out, comparison)
+    out, comparison = _sim_on_core(["--layer", "2,5,4,4,6,3", "--pass", pass_arg, "--seed",
+                                    "5"], tmp_path, capsys, core_runs)
     words = " ".join(out.split())
     assert "core: 4 tiles, vec 16, lanes 4, X scratchpad 4096 words" in words
     assert (f"PASS: every output bit-exact against the golden model (requantized, shift "
@@ -943,14 +950,9 @@ def test_sim_splits_a_layer_the_core_cannot_hold(tmp_path, capsys, core_runs):
     from maskprop.host.split import plan_pass
     from maskprop.sim.layer import ConvLayer
 
-    status = main(["sim", "--layer", "1,20,24,22,20,3", "--pass", "fwd", "--x-words", "1024",
-                   "--max-chunks", "64", "--max-cols", "32", "--seed", "6",
-                   "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert status == 0, out
-    (comparison,) = core_runs
-    assert comparison.agrees
-    _check_core_output(out, comparison)
+    _, comparison = _sim_on_core(["--layer", "1,20,24,22,20,3", "--pass", "fwd", "--x-words",
+                                  "1024", "--max-chunks", "64", "--max-cols", "32", "--seed",
+                                  "6"], tmp_path, capsys, core_runs)
     layer = ConvLayer(1, 20, 24, 22, 20, 3, 1, 1, "layer")
     plan = plan_pass(layer, "forward", CoreConfig(Config(max_chunks=64, max_cols=32),
                                                   x_words=1024))
