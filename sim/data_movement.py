@@ -7,7 +7,8 @@ lists:
 
 - **DRAM traffic** (:func:`pass_traffic`): the bytes of every tensor the core reads or writes
   for a pass (given a core, as the commands :func:`maskprop.host.split.plan_pass` splits it
-  into, each reloading its X band and its weights), in its memory layout (:mod:`maskprop.host.memory_layout`: channel-last, channels
+  into, each loading its X band and its weights unless it keeps the command before's), in its
+  memory layout (:mod:`maskprop.host.memory_layout`: channel-last, channels
   padded to a multiple of ``vec``, elements in 8/16/32-bit containers). Forward reads ``A``
   into the X scratchpad and ``W`` into the Y buffer and writes ``Z``; backward-data reads
   ``dZ`` and the transposed weights ``Wt`` and writes ``dA``, and in sparse mode with the output
