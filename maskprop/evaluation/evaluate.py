@@ -45,8 +45,8 @@ __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "check_evaluable", "default_bandwidth", "evaluation_core", "pass_costs", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
-# The seed paper's reported ranges over five ImageNet CNNs (docs/references.md): backward-pass speedup
-# over dense, and forward + backward over the sparsity-agnostic baseline.
+# The seed paper's reported ranges over five ImageNet CNNs (docs/references.md): backward-pass
+# speedup over dense, and forward + backward over the sparsity-agnostic baseline.
 SEED_BACKWARD = (1.69, 5.43)
 SEED_TRAINING = (1.68, 3.30)
 #: Most elements of one lowered operand (``X``, ``Y`` or the output) of a layer pass that the
@@ -67,7 +67,8 @@ def _mode_columns(cost: ModeCost) -> dict:
             "bytes": traffic.total_bytes, "mask_bytes": traffic.mask_bytes,
             "bytes_with_bitmap": traffic.total_bytes_with_bitmap,
             "memory_cycles": cost.memory, "overlapped_cycles": cost.overlapped,
-            "serial_cycles": cost.serial, "commands": traffic.commands, "macs_issued": events.macs, "chunks": events.chunks,
+            "serial_cycles": cost.serial, "commands": traffic.commands,
+            "macs_issued": events.macs, "chunks": events.chunks,
             "x_reads": events.x_reads, "row_buffer_writes": events.row_buffer_writes,
             "row_buffer_reads": events.row_buffer_reads, "y_reads": events.y_reads,
             "outputs": events.outputs, "x_fill_words": events.x_fill_words,
