@@ -1,10 +1,10 @@
 """The block transposer: the on-chip corner turn of ``vec x vec`` blocks of memory words.
 
 A word of the core's tensor layout holds ``vec`` channels of one pixel; backward-weight's
-operands need words of ``vec`` pixels of one channel (docs/architecture.md, "Not built yet":
-the walk over pixels with a transposition of channel-last tensors). Fed ``vec`` words of
-consecutive pixels, the transposer gives ``vec`` words of consecutive channels. A standalone
-building block for now: the core does not instantiate it yet.
+operands need words of ``vec`` pixels of one channel (docs/architecture.md section 8.3, the
+design of backward-weight on chip). Fed ``vec`` words of consecutive pixels, the transposer gives
+``vec`` words of consecutive channels. The core does not instantiate it yet: the window gather
+(section 8.3) is its first user.
 """
 
 from amaranth import Cat, Module, Mux, Signal, signed
