@@ -23,9 +23,9 @@ from maskprop.hw.transposer import BlockTransposer
 __all__ = ["WindowGather", "SETUP_CYCLES", "gather_cycles"]
 
 #: Setup cycles after the command's handshake (cycle 0): the 9 products through one
-#: multiplier, one cycle each, then one to derive the start values; the first word is read in
-#: cycle ``SETUP_CYCLES + 1``.
-SETUP_CYCLES = 10
+#: multiplier with registered operands, two cycles each (operands, then product), then one to
+#: derive the start values; the first word is read in cycle ``SETUP_CYCLES + 1``.
+SETUP_CYCLES = 19
 #: Cycles from the read of a block's last word to its first output word (the memory's
 #: registered read, then the transposer's latency).
 PIPELINE_CYCLES = 2
@@ -100,8 +100,8 @@ class WindowGather(wiring.Component):
 
     Operation
     ---------
-    Setup: the command is registered at its handshake, then one multiplier forms, one product
-    per cycle, ``Cb`` (``ceil(C / vec)`` by a reciprocal), ``W*Cb``, ``s*Cb``, ``p*Cb``,
+    Setup: the command is registered at its handshake, then one multiplier with registered
+    operands forms, one product every two cycles (operands, then the product stored), ``Cb`` (``ceil(C / vec)`` by a reciprocal), ``W*Cb``, ``s*Cb``, ``p*Cb``,
     ``s*W*Cb``, ``H*W*Cb``, ``pad_top*W*Cb``, ``R*R`` and ``Cb*vec``; one more cycle derives
     the start values.
 
@@ -130,15 +130,15 @@ class WindowGather(wiring.Component):
     Latency and throughput
     ----------------------
     The reader reads (or inserts a zero word) in every cycle from cycle ``SETUP_CYCLES + 1 =
-    11`` after the command's handshake (cycle 0) while ``o`` is not stalled: ``R*R*Cb*Q*vec``
+    20`` after the command's handshake (cycle 0) while ``o`` is not stalled: ``R*R*Cb*Q*vec``
     words in as many cycles, no bubble between blocks, chunks, channel blocks or taps. A
     block's first output word leaves ``PIPELINE_CYCLES = 2`` cycles after its last word was
     read (the memory's register, then the transposer's latency 1), the words of a block in
     consecutive cycles: one word per cycle out, where a dropped channel (``>= C``, only in the
     last channel block) takes a cycle with ``o.valid`` low. Unstalled, ``last`` is valid in
     cycle :func:`gather_cycles` ``= SETUP_CYCLES + PIPELINE_CYCLES + R*R*Cb*Q*vec + tail =
-    12 + R*R*Cb*Q*vec + tail`` (``tail = C - 1 - (Cb - 1)*vec``), and ``busy`` is low (and
-    ``command.ready`` high) from cycle ``12 + R*R*Cb*Q*vec + vec``, when the last block's
+    21 + R*R*Cb*Q*vec + tail`` (``tail = C - 1 - (Cb - 1)*vec``), and ``busy`` is low (and
+    ``command.ready`` high) from cycle ``21 + R*R*Cb*Q*vec + vec``, when the last block's
     dropped channels are gone. Backpressure on ``o`` stalls the transposer, then the read
     stage, then the reader; no word is lost, duplicated or reordered. ``o.valid`` does not
     depend on ``o.ready``.
@@ -210,7 +210,9 @@ class WindowGather(wiring.Component):
         w_cb, s_cb, p_cb = Signal(aw), Signal(aw), Signal(aw)
         sw_cb, hw_cb, pt_w_cb = Signal(aw), Signal(aw), Signal(aw)
         taps_n, cb_vec = Signal(16), Signal(dw + 7)
-        step = Signal(range(10))
+        step = Signal(range(2 * 9 + 1))     # 9 products
+        # Registered operands (loaded in even steps) and the product stored in the odd step
+        # after: the multiplier sits between registers, off every other path.
         mul_a = Signal(max(dw + 1, 8))
         mul_b = Signal(max(aw, dw, 8, magic.bit_length()))
         product = Signal(len(mul_a) + len(mul_b))
@@ -228,8 +230,8 @@ class WindowGather(wiring.Component):
         ]
         with m.Switch(step):
             for index, (_, a, b) in enumerate(products):
-                with m.Case(index):
-                    m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
+                with m.Case(2 * index):
+                    m.d.sync += [mul_a.eq(a), mul_b.eq(b)]
 
         # --- the reader ------------------------------------------------------------------------
         kernel_m1 = Signal(8)
@@ -366,11 +368,11 @@ class WindowGather(wiring.Component):
             with m.Case(_State.SETUP):
                 with m.Switch(step):
                     for index, (destination, _, _) in enumerate(products):
-                        with m.Case(index):
+                        with m.Case(2 * index + 1):
                             value = product >> shift if destination is cb_n else product
                             m.d.sync += destination.eq(value)
                 m.d.sync += step.eq(step + 1)
-                with m.If(step == len(products)):
+                with m.If(step == 2 * len(products)):
                     first = Signal(aw)
                     m.d.comb += first.eq(cmd.base - pt_w_cb - p_cb)
                     m.d.sync += [

@@ -245,8 +245,8 @@ def test_full_throughput(vec, channels):
     every block's ``vec`` words leave in consecutive cycles, the emitted words in the cycles
     of their channel: word ``e`` of block ``b`` in cycle ``SETUP_CYCLES + PIPELINE_CYCLES +
     vec * (b + 1) + e`` (the handshake in cycle 0), ``last`` in cycle ``gather_cycles`` =
-    ``12 + R*R*Cb*Q*vec + tail``, ``tail = C - 1 - (Cb - 1)*vec``; ``busy`` low from cycle
-    ``12 + R*R*Cb*Q*vec + vec``."""
+    ``21 + R*R*Cb*Q*vec + tail``, ``tail = C - 1 - (Cb - 1)*vec``; ``busy`` low from cycle
+    ``21 + R*R*Cb*Q*vec + vec``."""
     seed = seed_from_env(default=vec + channels)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     layer = ConvLayer(batch=2, in_channels=channels, height=5, width=5, out_channels=2,
@@ -269,7 +269,7 @@ def test_full_throughput(vec, channels):
                 block += 1
     assert k == len(outputs)
     assert cycles[-1] == gather_cycles(vec, 3, channels, pixels)
-    assert cycles[-1] == 12 + 9 * cb_n * q_n * vec + channels - 1 - (cb_n - 1) * vec
+    assert cycles[-1] == 21 + 9 * cb_n * q_n * vec + channels - 1 - (cb_n - 1) * vec
     tail = channels - 1 - (cb_n - 1) * vec
     assert busy_end == cycles[-1] + (vec - 1 - tail) + 1
 
