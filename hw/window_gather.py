@@ -18,9 +18,10 @@ from amaranth.lib.wiring import In, Out
 
 from maskprop.base.config import Config, check_range, container_bits
 from maskprop.hw.address_generator import reciprocal
+from maskprop.hw.layouts import chunk_layout
 from maskprop.hw.transposer import BlockTransposer
 
-__all__ = ["WindowGather", "SETUP_CYCLES", "gather_cycles"]
+__all__ = ["WindowGather", "SETUP_CYCLES", "gather_cycles", "gather_word_layout"]
 
 #: Setup cycles after the command's handshake (cycle 0): the 9 products through one
 #: multiplier with registered operands, two cycles each (operands, then product), then one to
@@ -50,6 +51,20 @@ def gather_cycles(vec: int, kernel: int, channels: int, pixels: int) -> int:
     q = -(-pixels // vec)
     tail = channels - 1 - (cb - 1) * vec
     return SETUP_CYCLES + PIPELINE_CYCLES + vec * kernel * kernel * cb * q + tail
+
+
+def gather_word_layout(config: Config, index_width: int) -> data.StructLayout:
+    """One word of the window gather's ``o`` stream (``WindowGather.word_layout``, whose
+    ``index_width`` is ``3 * dim_width + 16``): ``data`` (``vec`` signed
+    elements), ``smask`` (``vec`` bits), ``row``, ``chunk`` (``index_width`` bits each) and
+    ``last``."""
+    return data.StructLayout({
+        "data": chunk_layout(config.vec, config.data_width),
+        "smask": config.vec,
+        "row": index_width,
+        "chunk": index_width,
+        "last": 1,
+    })
 
 
 class WindowGather(wiring.Component):
@@ -183,14 +198,7 @@ class WindowGather(wiring.Component):
 
     @property
     def word_layout(self) -> data.StructLayout:
-        vec = self._config.vec
-        return data.StructLayout({
-            "data": data.ArrayLayout(signed(self._config.data_width), vec),
-            "smask": vec,
-            "row": self.index_width,
-            "chunk": self.index_width,
-            "last": 1,
-        })
+        return gather_word_layout(self._config, self.index_width)
 
     def elaborate(self, platform):
         m = Module()

@@ -4,7 +4,8 @@ and conv tensors, and the table of small conv passes the tile-array tests run.""
 import os
 import random
 
-__all__ = ["seed_from_env", "random_signed", "random_frames", "random_chunks",
+__all__ = ["seed_from_env", "scratchpad_words", "gather_command", "random_signed",
+           "random_frames", "random_chunks",
            "random_index_beats", "dense_sequencer_beats", "random_gemm_operands",
            "random_conv_tensors", "structural_layers", "SMALL_PASSES", "small_pass"]
 
@@ -201,3 +202,42 @@ def small_pass(name: str, seed: int, config=None):
     array_pass = ArrayPass.lower(layer, pass_name, config or FPGA_SMALL, A=A, W=W, dZ=dZ,
                                  x_operand="a")
     return array_pass, (A, W, dZ)
+
+
+def scratchpad_words(tensor, vec: int, data_width: int, base: int) -> list:
+    """The scratchpad image of ``tensor (N, C, H, W)``: ``base`` words of filler (nonzero, so a
+    wrong address shows), then the tensor channel-last, ``ceil(C / vec)`` words per pixel, each
+    element's two's complement in the low ``data_width`` bits of its container (the high bits
+    filled with garbage, which a reader must ignore), channels beyond ``C`` garbage too."""
+    from maskprop.base.config import container_bits
+
+    n, c, h, w = tensor.shape
+    cont = container_bits(data_width)
+    cb_n = -(-c // vec)
+    rng = random.Random(base * 7 + c)
+    words = [rng.getrandbits(vec * cont) for _ in range(base)]
+    for ni in range(n):
+        for yy in range(h):
+            for xx in range(w):
+                for cb in range(cb_n):
+                    word = 0
+                    for e in range(vec):
+                        ch = cb * vec + e
+                        if ch < c:
+                            value = int(tensor[ni, ch, yy, xx]) & ((1 << data_width) - 1)
+                            value |= (rng.getrandbits(cont - data_width) << data_width
+                                      if cont > data_width else 0)
+                        else:
+                            value = rng.getrandbits(cont)
+                        word |= value << (e * cont)
+                    words.append(word)
+    return words
+
+
+def gather_command(layer, base: int) -> dict:
+    """The fields of a ``WindowGather`` command walking ``layer``'s input (a ``ConvLayer``,
+    symmetric padding), its tensor at word ``base``."""
+    return {"n": layer.batch, "c": layer.in_channels, "h": layer.height, "w": layer.width,
+            "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
+            "pad_top": layer.padding, "pad_bottom": layer.padding,
+            "out_h": layer.out_height, "out_w": layer.out_width, "base": base}

@@ -14,13 +14,13 @@ from amaranth import Module
 from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
-from maskprop.base.config import Config, container_bits
+from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.window_gather import (PIPELINE_CYCLES, SETUP_CYCLES, WindowGather,
                                        gather_cycles)
 from maskprop.sim.layer import ConvLayer
 from maskprop.sim.lowering import lower_backward_weight
-from maskprop.tb.stimulus import seed_from_env
+from maskprop.tb.stimulus import gather_command, scratchpad_words, seed_from_env
 
 ADDR_WIDTH = 10
 DIM_WIDTH = 8
@@ -28,34 +28,6 @@ DIM_WIDTH = 8
 
 def config(vec: int, data_width: int) -> Config:
     return Config(vec=vec, lanes=1, tiles=1, col_block=4, data_width=data_width)
-
-
-def memory_words(tensor: np.ndarray, vec: int, data_width: int, base: int) -> list:
-    """The scratchpad image of ``tensor (N, C, H, W)``: ``base`` words of filler (nonzero, so a
-    wrong address shows), then the tensor channel-last, ``ceil(C / vec)`` words per pixel, each
-    element's two's complement in the low ``data_width`` bits of its container (the high bits
-    filled with garbage, which the gather must ignore), channels beyond ``C`` garbage too."""
-    n, c, h, w = tensor.shape
-    cont = container_bits(data_width)
-    cb_n = -(-c // vec)
-    rng = random.Random(base * 7 + c)
-    words = [rng.getrandbits(vec * cont) for _ in range(base)]
-    for ni in range(n):
-        for yy in range(h):
-            for xx in range(w):
-                for cb in range(cb_n):
-                    word = 0
-                    for e in range(vec):
-                        ch = cb * vec + e
-                        if ch < c:
-                            value = int(tensor[ni, ch, yy, xx]) & ((1 << data_width) - 1)
-                            value |= (rng.getrandbits(cont - data_width) << data_width
-                                      if cont > data_width else 0)
-                        else:
-                            value = rng.getrandbits(cont)
-                        word |= value << (e * cont)
-                    words.append(word)
-    return words
 
 
 def expected_sequence(X, structure, vec: int, channels: int, taps: int) -> list:
@@ -166,13 +138,6 @@ def run(dut: WindowGather, words: list, command: dict, expected: list, *, backpr
     return outputs, cycles, state.get("busy_end")
 
 
-def command_of(layer: ConvLayer, base: int) -> dict:
-    return {"n": layer.batch, "c": layer.in_channels, "h": layer.height, "w": layer.width,
-            "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
-            "pad_top": layer.padding, "pad_bottom": layer.padding,
-            "out_h": layer.out_height, "out_w": layer.out_width, "base": base}
-
-
 def random_layer(rng: random.Random, vec: int) -> ConvLayer:
     while True:
         kernel = rng.choice([1, 2, 3])
@@ -208,8 +173,8 @@ def check_layer(layer: ConvLayer, vec: int, data_width: int, seed: int, backpres
     base = seed % 5
     dut = WindowGather(config(vec, data_width), addr_width=ADDR_WIDTH, dim_width=DIM_WIDTH)
     expected = expected_sequence(lowered.X, lowered.structure, vec, channels, taps)
-    outputs, cycles, busy_end = run(dut, memory_words(tensor, vec, data_width, base),
-                                    command_of(gather_layer, base), expected,
+    outputs, cycles, busy_end = run(dut, scratchpad_words(tensor, vec, data_width, base),
+                                    gather_command(gather_layer, base), expected,
                                     backpressure=backpressure, seed=seed, repeats=repeats)
     return gather_layer, outputs, cycles, busy_end
 

@@ -1,0 +1,342 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter tests construct buffers that are refused or never elaborated)
+"""RowBlockBuffer in Amaranth's simulator: fed backward-weight's ``X`` words in the window
+gather's order (block of rows, chunk, row), every ``rows`` beat (live, last) and every ``x``
+beat (data, mask, index, last) equal, in order, to the row-major chunk lists of
+``lower_backward_weight``'s ``X`` and ``structure`` (dense and sparse), under random idle
+cycles on the input and random backpressure on both outputs; a real WindowGather driving it;
+the exact cycles unstalled; parameter validation; Verilog generation and lint."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import memory, wiring
+from amaranth.sim import Simulator
+
+from maskprop.base.config import Config
+from maskprop.flow.verilog import generate_verilog, lint_verilog
+from maskprop.hw.row_block_buffer import RowBlockBuffer
+from maskprop.hw.window_gather import WindowGather, gather_word_layout
+from maskprop.sim.layer import ConvLayer
+from maskprop.sim.lowering import lower_backward_weight
+from maskprop.tb.stimulus import gather_command, scratchpad_words, seed_from_env
+
+
+def config(vec: int, data_width: int, max_chunks: int = 64) -> Config:
+    return Config(vec=vec, lanes=1, tiles=1, col_block=4, data_width=data_width,
+                  max_chunks=max_chunks)
+
+
+def gather_words(rows: list, vec: int, sizes: list | None = None) -> list:
+    """``rows[m][q] = (data, smask)``; the words ``(data, smask, row, chunk, last)`` in the
+    gather's order: blocks of ``vec`` rows (the last one shorter; or of ``sizes`` rows),
+    chunk, row."""
+    words = []
+    q_n = len(rows[0])
+    if sizes is None:
+        sizes = [min(vec, len(rows) - s) for s in range(0, len(rows), vec)]
+    assert sum(sizes) == len(rows) and max(sizes) <= vec
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
+    for start, size in zip(starts, sizes):
+        for q in range(q_n):
+            for m in range(start, start + size):
+                words.append((rows[m][q][0], rows[m][q][1], m, q))
+    return [w + (k == len(words) - 1,) for k, w in enumerate(words)]
+
+
+def expected_out(rows: list, dense: bool):
+    """The ``rows`` beats ``(live, last)`` and the ``x`` beats ``(data, mask, index, last)``."""
+    beats, chunks = [], []
+    for m, row in enumerate(rows):
+        sent = [q for q, (_, smask) in enumerate(row) if smask]
+        beats.append((bool(sent), m == len(rows) - 1))
+        for k, q in enumerate(sent):
+            data, smask = row[q]
+            mask = smask if dense else smask & sum(1 << i for i, v in enumerate(data) if v)
+            chunks.append((data, mask, q, k == len(sent) - 1))
+    return beats, chunks
+
+
+def lowered_rows(layer: ConvLayer, vec: int, data_width: int, seed: int, zeros: float):
+    nprng = np.random.default_rng(seed)
+    low, high = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
+    A = nprng.integers(low, high + 1, size=layer.input_shape)
+    A[nprng.random(A.shape) < zeros] = 0
+    dZ = nprng.integers(low, high + 1, size=layer.output_shape)
+    lowered = lower_backward_weight(layer, dZ, A, "a", vec=vec)
+    X, structure = lowered.X, lowered.structure
+    q_n = X.shape[1] // vec
+    rows = []
+    for m in range(X.shape[0]):
+        row = []
+        for q in range(q_n):
+            data = tuple(int(v) for v in X[m, q * vec:(q + 1) * vec])
+            smask = sum(1 << i for i in range(vec) if structure[m, q * vec + i])
+            row.append((data, smask))
+        rows.append(row)
+    return rows
+
+
+def random_rows(rng: random.Random, m_n: int, q_n: int, vec: int, data_width: int,
+                dead_rows: float = 0.15):
+    """Random rows with many zeros, chunks with ``smask == 0`` and rows without any."""
+    low, high = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
+    rows = []
+    for _ in range(m_n):
+        dead = rng.random() < dead_rows
+        row = []
+        for _ in range(q_n):
+            smask = 0 if dead or rng.random() < 0.3 else rng.getrandbits(vec)
+            if not dead and not smask and rng.random() < 0.5:
+                smask = 1 << rng.randrange(vec)
+            data = tuple(rng.randint(low, high) if (smask >> i) & 1 and rng.random() < 0.5
+                         else 0 for i in range(vec))
+            row.append((data, smask))
+        rows.append(row)
+    return rows
+
+
+def decode_x(dut, raw: int) -> tuple:
+    vec, dw = dut.config.vec, dut.config.data_width
+    data = []
+    for i in range(vec):
+        v = (raw >> (i * dw)) & ((1 << dw) - 1)
+        data.append(v - (1 << dw) if v >> (dw - 1) else v)
+    raw >>= vec * dw
+    mask = raw & ((1 << vec) - 1)
+    raw >>= vec
+    iw = len(dut.x.payload.index)
+    index = raw & ((1 << iw) - 1)
+    return tuple(data), mask, index, bool((raw >> iw) & 1)
+
+
+def run(dut, words, q_n, dense, beats, chunks, *, seed, idle=0.0, backpressure=0.0,
+        gather=None, repeats=1):
+    """Feed ``words`` (or run ``gather``'s command) ``repeats`` times; check every output beat
+    as it arrives. Returns the cycles (from the first input cycle 0) of the rows and x beats."""
+    m = Module()
+    m.submodules.dut = dut
+    if gather is not None:
+        gdut, mem_words, command = gather
+        m.submodules.gather = gdut
+        depth = 1 << gdut.addr_width
+        mem = memory.Memory(shape=gdut.read.data.shape(), depth=depth,
+                            init=mem_words + [0] * (depth - len(mem_words)))
+        m.submodules.mem = mem
+        wiring.connect(m, mem.read_port(), gdut.read)
+        wiring.connect(m, gdut.o, dut.i)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    rng = random.Random(seed)
+    got_rows, got_x, row_cycles, x_cycles = [], [], [], []
+    total_rows, total_x = repeats * len(beats), repeats * len(chunks)
+
+    async def feeder(ctx):
+        ctx.set(dut.chunks, q_n)
+        ctx.set(dut.dense, dense)
+        if gather is not None:
+            for name, value in command.items():
+                ctx.set(getattr(gdut.command.payload, name), value)
+            for _ in range(repeats):
+                while not ctx.get(gdut.command.ready):
+                    await ctx.tick()
+                ctx.set(gdut.command.valid, 1)
+                await ctx.tick()
+                ctx.set(gdut.command.valid, 0)
+                await ctx.tick()
+            return
+        for word in words * repeats:
+            while rng.random() < idle:
+                ctx.set(dut.i.valid, 0)
+                await ctx.tick()
+            data, smask, row, chunk, last = word
+            for e in range(len(data)):
+                ctx.set(dut.i.payload.data[e], data[e])
+            ctx.set(dut.i.payload.smask, smask)
+            ctx.set(dut.i.payload.row, row)
+            ctx.set(dut.i.payload.chunk, chunk)
+            ctx.set(dut.i.payload.last, last)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        cycle = 0
+        while len(got_rows) < total_rows or len(got_x) < total_x:
+            rr = rng.random() >= backpressure
+            xr = rng.random() >= backpressure
+            ctx.set(dut.rows.ready, rr)
+            ctx.set(dut.x.ready, xr)
+            if ctx.get(dut.rows.valid) and rr:
+                beat = (bool(ctx.get(dut.rows.payload.live)),
+                        bool(ctx.get(dut.rows.payload.last)))
+                k = len(got_rows)
+                assert k < total_rows, f"surplus rows beat at cycle {cycle}"
+                assert beat == beats[k % len(beats)], f"rows beat {k} cycle {cycle}: {beat}"
+                got_rows.append(beat)
+                row_cycles.append(cycle)
+            if ctx.get(dut.x.valid) and xr:
+                beat = decode_x(dut, ctx.get(dut.x.payload.as_value()))
+                k = len(got_x)
+                assert k < total_x, f"surplus x beat at cycle {cycle}"
+                want = chunks[k % len(chunks)]
+                assert beat == want, f"x beat {k} cycle {cycle}: got {beat}, expected {want}"
+                got_x.append(beat)
+                x_cycles.append(cycle)
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 100000, "no progress"
+        ctx.set(dut.rows.ready, 1)
+        ctx.set(dut.x.ready, 1)
+        for _ in range(40):
+            assert not ctx.get(dut.rows.valid) and not ctx.get(dut.x.valid), "surplus beat"
+            await ctx.tick()
+
+    sim.add_testbench(feeder, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    return row_cycles, x_cycles
+
+
+LAYERS = {
+    # channels not a multiple of vec, pixels not a multiple of vec (2*3*3 = 18)
+    "odd": ConvLayer(batch=2, in_channels=6, height=5, width=5, out_channels=2, kernel=3,
+                     stride=2, padding=1),
+    # padding 1 with out_w == vec: tap row r=0 has whole chunks of padding (smask == 0)
+    "pad": ConvLayer(batch=1, in_channels=5, height=4, width=4, out_channels=2, kernel=3,
+                     stride=1, padding=1),
+    # one chunk per row (Q = 1)
+    "q1": ConvLayer(batch=1, in_channels=7, height=2, width=2, out_channels=2, kernel=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("dense", [True, False])
+def test_lowered_with_idle_and_backpressure(name, dense):
+    vec, dw = 4, 8
+    seed = seed_from_env(default=sum(map(ord, name)) * 2 + dense)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rows = lowered_rows(LAYERS[name], vec, dw, seed, zeros=0.5)
+    q_n = len(rows[0])
+    beats, chunks = expected_out(rows, dense)
+    if name == "pad":
+        assert any(smask == 0 for row in rows for _, smask in row)
+    dut = RowBlockBuffer(config(vec, dw), index_width=16)
+    run(dut, gather_words(rows, vec), q_n, dense, beats, chunks, seed=seed, idle=0.3,
+        backpressure=0.4, repeats=2)
+
+
+@pytest.mark.parametrize("vec, m_n, q_n, max_chunks", [
+    (4, 11, 5, 8), (4, 9, 1, 4), (3, 7, 3, 3), (1, 4, 3, 4), (8, 17, 2, 2),
+])
+@pytest.mark.parametrize("dense", [True, False])
+def test_random_rows(vec, m_n, q_n, max_chunks, dense):
+    seed = seed_from_env(default=vec * 100 + m_n * 10 + q_n + dense)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = random.Random(seed)
+    rows = random_rows(rng, m_n, q_n, vec, 6)
+    beats, chunks = expected_out(rows, dense)
+    dut = RowBlockBuffer(config(vec, 6, 8), max_chunks=max_chunks, index_width=8)
+    run(dut, gather_words(rows, vec), q_n, dense, beats, chunks, seed=seed, idle=0.3,
+        backpressure=0.4, repeats=2)
+
+
+def test_driven_by_window_gather():
+    """A real WindowGather's ``o`` connected to ``i`` (same layout by field names)."""
+    vec, dw = 4, 8
+    seed = seed_from_env(default=5)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    layer = LAYERS["odd"]
+    nprng = np.random.default_rng(seed)
+    A = nprng.integers(-128, 128, size=layer.input_shape)
+    A[nprng.random(A.shape) < 0.5] = 0
+    dZ = nprng.integers(-128, 128, size=layer.output_shape)
+    lowered = lower_backward_weight(layer, dZ, A, "a", vec=vec)
+    rows = []
+    for m in range(lowered.X.shape[0]):
+        rows.append([(tuple(int(v) for v in lowered.X[m, q * vec:(q + 1) * vec]),
+                      sum(1 << i for i in range(vec) if lowered.structure[m, q * vec + i]))
+                     for q in range(lowered.X.shape[1] // vec)])
+    beats, chunks = expected_out(rows, False)
+    gdut = WindowGather(config(vec, dw), addr_width=10, dim_width=8)
+    dut = RowBlockBuffer(config(vec, dw), index_width=gdut.index_width)
+    assert gather_word_layout(dut.config, gdut.index_width) == gdut.word_layout
+    run(dut, None, len(rows[0]), False, beats, chunks, seed=seed, backpressure=0.3,
+        gather=(gdut, scratchpad_words(A, vec, dw, 3), gather_command(layer, 3)), repeats=2)
+
+
+@pytest.mark.parametrize("sizes, dead", [([4, 4, 2], 0.15), ([4, 1, 4, 1, 3], 0.0)])
+def test_throughput_unstalled(sizes, dead):
+    """Input offered in every cycle from cycle 0, outputs always ready: the writer takes one
+    word per cycle while its bank is free; a block completed in cycle ``t`` has its first
+    ``rows`` (and ``x``) beat in ``t + 2``; each row then costs ``max(1, lastq + 1)`` cycles,
+    its sent chunks leaving one cycle after their reads, no bubble between rows or blocks.
+    A bank is writable in the cycle after the reader's last cycle on it (blocks 4, 1, 4: the
+    third block waits for the first's rows)."""
+    vec, q_n = 4, 3
+    seed = seed_from_env(default=9)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = random.Random(seed)
+    rows = random_rows(rng, sum(sizes), q_n, vec, 8, dead_rows=dead)
+    beats, chunks = expected_out(rows, True)
+    dut = RowBlockBuffer(config(vec, 8, 4), index_width=8)
+    row_cycles, x_cycles = run(dut, gather_words(rows, vec, sizes), q_n, True, beats,
+                               chunks, seed=seed)
+    # The model: writer cycles n*Q per block, taken back to back unless its bank is still
+    # being read.
+    write_end, read_free = [], []      # cycle of each block's last word; bank released
+    reader = 0                         # first cycle the reader is free
+    t = 0
+    exp_rows, exp_x = [], []
+    m0 = 0
+    for b, n in enumerate(sizes):
+        if b >= 2:
+            t = max(t, read_free[b - 2] + 1)   # the bank is writable the cycle after release
+        t += n * q_n
+        write_end.append(t - 1)
+        s = max(reader, t - 1 + 1)
+        for m in range(m0, m0 + n):
+            sent = [q for q, (_, smask) in enumerate(rows[m]) if smask]
+            lastq = sent[-1] if sent else 0
+            exp_rows.append(s + 1)
+            for q in sent:
+                exp_x.append(s + q + 1)
+            s += lastq + 1 if sent else 1
+        read_free.append(s - 1)
+        reader = s
+        m0 += n
+    assert row_cycles == exp_rows, (row_cycles, exp_rows)
+    assert x_cycles == exp_x, (x_cycles, exp_x)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_chunks": 0}, "max_chunks must be in"),
+    ({"max_chunks": 65}, "max_chunks must be in"),
+    ({"max_chunks": 2.0}, "max_chunks must be an integer"),
+    ({"index_width": 0}, "index_width must be in"),
+])
+def test_parameter_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RowBlockBuffer(config(4, 8), **kwargs)
+
+
+def test_config_must_be_a_config():
+    with pytest.raises(ValueError, match="config must be a Config"):
+        RowBlockBuffer({"vec": 4})
+
+
+@pytest.mark.parametrize("vec, data_width, max_chunks", [(4, 8, 16), (16, 16, 8), (3, 5, 1)])
+def test_verilog(vec, data_width, max_chunks):
+    text = generate_verilog(RowBlockBuffer(config(vec, data_width, 16), max_chunks=max_chunks),
+                            "row_block_buffer")
+    assert "module row_block_buffer" in text
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("vec, data_width, max_chunks", [(4, 8, 16), (16, 16, 8)])
+def test_verilator_lint_clean(vec, data_width, max_chunks):
+    lint_verilog(generate_verilog(RowBlockBuffer(config(vec, data_width, 16),
+                                                 max_chunks=max_chunks), "row_block_buffer"),
+                 "row_block_buffer")
