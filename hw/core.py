@@ -13,6 +13,7 @@ from maskprop.hw.address_generator import AddressGenerator, WalkError
 from maskprop.hw.axi import AXI4LiteSignature, AXI4Signature
 from maskprop.hw.axi_dma import AxiDma
 from maskprop.hw.core_registers import COUNTERS, ErrorCode, Mode, Pass, core_register_map
+from maskprop.hw.layouts import word_elements
 from maskprop.hw.output_writer import OutputWriter
 from maskprop.hw.registers import RegisterFile
 from maskprop.hw.skid_buffer import SkidBuffer
@@ -77,12 +78,6 @@ class _Multiplier:
         return [self.product.eq(self.product + Mux(self.multiplier[0], self.multiplicand, 0)),
                 self.multiplicand.eq(self.multiplicand << 1),
                 self.multiplier.eq(self.multiplier >> 1)]
-
-
-def _elements(word, vec: int, container: int, data_width: int):
-    """The ``vec`` signed operands of a memory word (element ``e`` in bits ``e * container``
-    up; the container holds the value sign-extended, so its low ``data_width`` bits are it)."""
-    return [word[e * container:e * container + data_width].as_signed() for e in range(vec)]
 
 
 class MaskpropCore(wiring.Component):
@@ -282,7 +277,7 @@ class MaskpropCore(wiring.Component):
         y_column = Signal(range(max(2, c.max_cols)))
         loading_x, loading_y = Signal(), Signal()
         word = dma.read_data.payload.data
-        elements = _elements(word, vec, container, c.data_width)
+        elements = word_elements(word, vec, container, c.data_width)
         m.d.comb += [
             x_loaded.eq(Mux(command.keep_input, 0, x_words)),
             y_loaded.eq(Mux(command.keep_weights, 0, y_words)),
@@ -320,7 +315,7 @@ class MaskpropCore(wiring.Component):
                                                            depth=self.MASK_FIFO_DEPTH)
         assembling = Signal(mask_words * vec)
         a_index = Signal(_DIM)
-        nonzero = Cat(element != 0 for element in _elements(a_word.data, vec, container,
+        nonzero = Cat(element != 0 for element in word_elements(a_word.data, vec, container,
                                                              c.data_width))
         completed = Signal(mask_words * vec)
         m.d.comb += [
@@ -402,7 +397,7 @@ class MaskpropCore(wiring.Component):
         ]
         with m.If(advance):
             m.d.sync += [fetched.eq(walker.chunks.valid & word_in), fetched_chunk.eq(chunk)]
-        x_elements = _elements(x_read.data, vec, container, c.data_width)
+        x_elements = word_elements(x_read.data, vec, container, c.data_width)
         data_mask = Cat(element != 0 for element in x_elements)
         beat = Signal(x_layout)
         m.d.comb += [

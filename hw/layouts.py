@@ -6,7 +6,7 @@ from amaranth.lib import data
 from maskprop.base.config import ceil_log2
 
 __all__ = ["index_width", "chunk_layout", "chunk_pair_layout", "mask_chunk_layout",
-           "index_beat_layout"]
+           "index_beat_layout", "word_elements"]
 
 
 def index_width(vec: int) -> int:
@@ -51,3 +51,10 @@ def index_beat_layout(vec: int, lanes: int, side=None) -> data.StructLayout:
     if side is not None:
         fields["side"] = side
     return data.StructLayout(fields)
+
+
+def word_elements(word, vec: int, container: int, data_width: int) -> list:
+    """The ``vec`` signed operands of a memory word of the core's tensor layout (element ``e``
+    in bits ``e * container`` up; the container holds the value sign-extended, so its low
+    ``data_width`` bits are it)."""
+    return [word[e * container:e * container + data_width].as_signed() for e in range(vec)]

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from maskprop.base.config import Config, check_range, container_bits
 from maskprop.hw.address_generator import reciprocal
-from maskprop.hw.layouts import chunk_layout
+from maskprop.hw.layouts import chunk_layout, word_elements
 from maskprop.hw.transposer import BlockTransposer
 
 __all__ = ["WindowGather", "SETUP_CYCLES", "gather_cycles", "gather_word_layout"]
@@ -280,9 +280,8 @@ class WindowGather(wiring.Component):
             fifo.w_data.eq(Cat(mask_next, beyond | last_pixel)),
             fifo.w_en.eq(issue & chunk_end),
         ]
-        for e in range(vec):
-            m.d.comb += tr.i.payload[e].eq(
-                Mux(zero1, 0, self.read.data[e * cont:e * cont + dwidth]))
+        for e, element in enumerate(word_elements(self.read.data, vec, cont, dwidth)):
+            m.d.comb += tr.i.payload[e].eq(Mux(zero1, 0, element))
         m.d.comb += tr.i.valid.eq(valid1)
         with m.If(issue):
             m.d.sync += [valid1.eq(1), zero1.eq(~inside)]
