@@ -12,12 +12,15 @@ from maskprop.base.config import CoreConfig, ceil_log2
 from maskprop.hw.address_generator import AddressGenerator, WalkError
 from maskprop.hw.axi import AXI4LiteSignature, AXI4Signature
 from maskprop.hw.axi_dma import AxiDma
-from maskprop.hw.core_registers import COUNTERS, ErrorCode, Mode, Pass, core_register_map
+from maskprop.hw.core_registers import (COUNTERS, ErrorCode, Mode, Operand, Pass,
+                                         core_register_map)
 from maskprop.hw.layouts import word_elements
 from maskprop.hw.output_writer import OutputWriter
 from maskprop.hw.registers import RegisterFile
+from maskprop.hw.row_block_buffer import RowBlockBuffer
 from maskprop.hw.skid_buffer import SkidBuffer
 from maskprop.hw.tile_array import TileArray, chunk_shift_shape
+from maskprop.hw.window_gather import WindowGather
 
 __all__ = ["MaskpropCore"]
 
@@ -132,9 +135,21 @@ class MaskpropCore(wiring.Component):
     ``2**ceil(log2(chunks))`` words. The host splits what the buffers cannot hold into such
     commands (``maskprop.host.split``, docs/architecture.md section 8.1).
 
-    Backward-weight is not run on chip yet (BAD_PASS). Performance counters: the tile array's
-    and the DMA's 32-bit counters (read through 64-bit registers whose high words are 0) and
-    ``cycles_busy`` (64 bits).
+    **Backward-weight** (docs/architecture.md section 8.3) reduces over output pixels: the
+    command reads its ``A`` band and its ``dZ`` band into the X scratchpad (two DMA reads, ``dZ``
+    behind ``A``), and once both are in, the :class:`~maskprop.hw.window_gather.WindowGather`
+    reads them twice from there: first the Y operand into the Y buffer (``PASS.bw_operand`` A:
+    ``dZ``, column ``k``; DZ: ``im2col(A)``, column ``(r, t, c)``; chunk ``q`` of ``vec``
+    output pixels at ``(column << y_shift) | q``), then the broadcast operand X into the
+    :class:`~maskprop.hw.row_block_buffer.RowBlockBuffer`, which sends each row once per
+    column block with its chunks that have a structural element (every output wanted: a
+    weight gradient has no output mask). The result has a row per X row (A: ``(r, t, c)``;
+    DZ: ``k``) of ``ceil(cols / vec)`` words. A command reduces over at most ``vec *
+    row_block_chunks`` output pixels (else SHAPE_TOO_LARGE); it keeps nothing
+    (``keep_weights`` or ``keep_input``: NOT_HELD), and nothing is held after it.
+
+    Performance counters: the tile array's and the DMA's 32-bit counters (read through 64-bit
+    registers whose high words are 0) and ``cycles_busy`` (64 bits).
     """
 
     def __new__(cls, core: CoreConfig):
@@ -167,6 +182,9 @@ class MaskpropCore(wiring.Component):
     #: steps and the cycle that finds its step counter at 0; per product a SIZE_LOAD cycle, the
     #: multiplier's steps and a store cycle; one LIMITS cycle.
     CHECK_CYCLES = 1 + (_QUOTIENT + 1) + _PRODUCTS * (1 + _QUOTIENT + 1) + 1
+    #: Backward-weight's: the column blocks divided once more (WEIGHT_BLOCKS), after the
+    #: products (its columns R*R*C are one).
+    WEIGHT_CHECK_CYCLES = CHECK_CYCLES + _QUOTIENT + 1
     #: Output-mask pixels buffered between the A stream and the rows (one entry per pixel).
     MASK_FIFO_DEPTH = 4
     #: Row beats between the address generator and the writer: the row blocks the tile array
@@ -190,6 +208,11 @@ class MaskpropCore(wiring.Component):
         m.submodules.array = array = TileArray(c)
         m.submodules.walker = walker = AddressGenerator(c, addr_width=x_addr_width)
         m.submodules.writer = writer = OutputWriter(c)
+        max_blocks = -(-c.max_cols // c.col_block)
+        m.submodules.gather = gather = WindowGather(c, addr_width=x_addr_width, dim_width=_DIM)
+        m.submodules.row_blocks = row_blocks = RowBlockBuffer(
+            c, max_chunks=core.row_block_chunks, index_width=gather.index_width,
+            max_blocks=max_blocks)
         m.submodules.x_pad = x_pad = memory.Memory(shape=core.bus_width, depth=core.x_words,
                                                    init=[])
         x_write, x_read = x_pad.write_port(), x_pad.read_port()
@@ -197,19 +220,24 @@ class MaskpropCore(wiring.Component):
         # --- the command, latched at start --------------------------------------------------
         command = Signal(data.StructLayout({
             "pass_kind": Pass, "dense": 1, "output_mask": 1, "keep_weights": 1, "keep_input": 1,
+            "bw_operand": Operand,
             "n": _DIM, "c": _DIM, "h": _DIM,
             "w": _DIM, "k": _DIM, "kernel": _GEOMETRY, "stride": _GEOMETRY,
             "padding": _GEOMETRY, "pad_top": _GEOMETRY, "pad_bottom": _GEOMETRY,
             "out_pitch": _DIM, "shift": 6, "a_base": core.addr_width,
             "w_base": core.addr_width, "dz_base": core.addr_width, "out_base": core.addr_width,
         }))
-        backward = Signal()
-        reduced, cols = Signal(_DIM), Signal(_DIM)   # forward: C and K; backward-data: K and C
+        backward, weight_grad = Signal(), Signal()   # backward-data; backward-weight
+        x_is_dz = Signal()                           # backward-weight with X = dZ^T
+        # Forward: C and K; backward-data: K and C; backward-weight: the channels of A's words
+        # (C) and the result's columns (K for X = A, R*R*C for X = dZ).
+        reduced, cols = Signal(_DIM), Signal(_DIM)
         wants_mask = Signal()                        # read A for the output mask (A != 0)
         m.d.comb += [
             backward.eq(command.pass_kind == Pass.BACKWARD_DATA),
+            weight_grad.eq(command.pass_kind == Pass.BACKWARD_WEIGHT),
+            x_is_dz.eq(weight_grad & (command.bw_operand == Operand.DZ)),
             reduced.eq(Mux(backward, command.k, command.c)),
-            cols.eq(Mux(backward, command.c, command.k)),
             wants_mask.eq(backward & command.output_mask & ~command.dense),
         ]
 
@@ -217,12 +245,23 @@ class MaskpropCore(wiring.Component):
         dividers = {name: _Divider(m, name) for name in ("out_h", "out_w", "blocks")}
         out_h, out_w, blocks = (dividers[name].quotient for name in ("out_h", "out_w", "blocks"))
         vec_shift = ceil_log2(vec)
-        reduced_words, col_words = Signal(_DIM), Signal(_DIM)
+        reduced_words, col_words, k_words = Signal(_DIM), Signal(_DIM), Signal(_DIM)
         taps = Signal(2 * _GEOMETRY)
         partial_x, partial_rows = Signal(_PRODUCT), Signal(_PRODUCT)
         x_words, rows, chunks, y_words, out_words, reduction = (
             Signal(_PRODUCT, name=name) for name in ("x_words", "rows", "chunks", "y_words",
                                                      "out_words", "reduction"))
+        # Backward-weight: reduction is R*R*C, rows the output pixels P (the reduction) and
+        # y_words the dZ band's words (the Y buffer is filled by the window gather); chunks
+        # becomes ceil(P / vec) once the products are done.
+        gemm_rows = Signal(_PRODUCT)                 # backward-weight: the result's rows
+        m.d.comb += [
+            cols.eq(Mux(backward, command.c,
+                        Mux(x_is_dz, reduction[:_DIM], command.k))),
+            col_words.eq((cols + vec - 1) >> vec_shift),
+            k_words.eq((command.k + vec - 1) >> vec_shift),
+            gemm_rows.eq(Mux(x_is_dz, command.k, reduction)),
+        ]
         # The Y buffer's column stride, log2: ceil(log2(chunks)), set once the sizes are known.
         y_shift = Signal(chunk_shift_shape(c))
         stride_log2 = Signal.like(y_shift)
@@ -260,8 +299,11 @@ class MaskpropCore(wiring.Component):
                      weights.cols.eq(cols), weights.chunks.eq(chunks),
                      x_base.eq(Mux(backward, command.dz_base, command.a_base)),
                      inputs.base.eq(x_base), inputs.words.eq(x_words)]
+        # Backward-weight keeps nothing: its Y buffer and scratchpad hold its operands
+        # gathered and loaded, which no other command reuses (it leaves both invalid).
         keeps_stale = Signal()
         m.d.comb += keeps_stale.eq(
+            (weight_grad & (command.keep_weights | command.keep_input)) |
             (command.keep_weights &
              ~(y_valid & (held_weights.as_value() == weights.as_value()))) |
             (command.keep_input & ~(x_valid & (held_inputs.as_value() == inputs.as_value()))))
@@ -273,25 +315,47 @@ class MaskpropCore(wiring.Component):
         x_count = Signal(_PRODUCT)           # X words written so far
         # X and Y words this command reads: 0 for what it keeps.
         x_loaded, y_loaded = Signal(_PRODUCT), Signal(_PRODUCT)
+        # The scratchpad's words: the input tensor; backward-weight's A band, then its dZ band.
+        x_total = Signal(_PRODUCT)
         y_chunk = Signal(range(max(2, c.max_chunks)))
         y_column = Signal(range(max(2, c.max_cols)))
         loading_x, loading_y = Signal(), Signal()
         word = dma.read_data.payload.data
         elements = word_elements(word, vec, container, c.data_width)
         m.d.comb += [
-            x_loaded.eq(Mux(command.keep_input, 0, x_words)),
-            y_loaded.eq(Mux(command.keep_weights, 0, y_words)),
+            x_total.eq(x_words + Mux(weight_grad, y_words, 0)),
+            x_loaded.eq(Mux(command.keep_input, 0, x_total)),
+            y_loaded.eq(Mux(command.keep_weights | weight_grad, 0, y_words)),
             loading_y.eq(read_index < y_loaded),
             loading_x.eq(~loading_y & (read_index < y_loaded + x_loaded)),
             x_write.addr.eq(x_count),
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
-            array.load.valid.eq(dma.read_data.valid & loading_y),
-            # Column j's chunks at j << y_shift (the tile array's runtime column stride).
-            array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
             array.chunk_shift.eq(y_shift),
-            *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
         ]
+        # Backward-weight: the window gather reads the scratchpad twice, first the Y operand
+        # into the Y buffer (`gathering_y`), then X into the row-block buffer.
+        gathering_y = Signal()
+        gathered = gather.o.payload
+        with m.If(weight_grad):
+            m.d.comb += [
+                array.load.valid.eq(gather.o.valid & gathering_y),
+                # Column `row` (its k or (r, t, c)), chunk q: the gather's word.
+                array.load.payload.addr.eq((gathered.row << y_shift) | gathered.chunk),
+                array.load.payload.y.eq(gathered.data),
+                row_blocks.i.valid.eq(gather.o.valid & ~gathering_y),
+                row_blocks.i.payload.eq(gathered),
+                gather.o.ready.eq(gathering_y | row_blocks.i.ready),
+            ]
+        with m.Else():
+            m.d.comb += [
+                array.load.valid.eq(dma.read_data.valid & loading_y),
+                # Column j's chunks at j << y_shift (the tile array's runtime column stride).
+                array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
+                *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
+            ]
+        m.d.comb += [row_blocks.chunks.eq(chunks), row_blocks.blocks.eq(blocks),
+                     row_blocks.dense.eq(command.dense)]
         a_word = Signal(dma.read_data.payload.shape())     # an A word for the output mask
         a_valid, a_ready = Signal(), Signal()
         m.d.comb += [
@@ -331,15 +395,27 @@ class MaskpropCore(wiring.Component):
                 m.d.sync += [assembling.eq(0), a_index.eq(0)]
 
         # --- rows: each walker row beat to the array (if live) and to the writer -------------
-        row = walker.rows.payload
+        # The rows come from the address generator, or for backward-weight from the row-block
+        # buffer (each X row once per column block, every output wanted).
+        row_valid, row_live, row_block, row_ready = Signal(), Signal(), Signal(_DIM), Signal()
+        with m.If(weight_grad):
+            m.d.comb += [row_valid.eq(row_blocks.rows.valid),
+                         row_live.eq(row_blocks.rows.payload.live),
+                         row_block.eq(row_blocks.rows.payload.block),
+                         row_blocks.rows.ready.eq(row_ready)]
+        with m.Else():
+            m.d.comb += [row_valid.eq(walker.rows.valid),
+                         row_live.eq(walker.rows.payload.live),
+                         row_block.eq(walker.rows.payload.block),
+                         walker.rows.ready.eq(row_ready)]
         col_base = Signal(_DIM)
         col_valid = Signal(c.col_block)
         omask = Signal(c.col_block)
         wanted = Signal(c.col_block)
         m.d.comb += [
-            col_base.eq(row.block * c.col_block),
+            col_base.eq(row_block * c.col_block),
             col_valid.eq(Cat(col_base + p < cols for p in range(c.col_block))),
-            omask.eq(Mux(wants_mask, masks.r_data.word_select(row.block, c.col_block), ~0)),
+            omask.eq(Mux(wants_mask, masks.r_data.word_select(row_block, c.col_block), ~0)),
             wanted.eq(Mux(command.dense, col_valid, omask & col_valid)),
         ]
         # The writer takes a rows beat only once its block's results are in: it gets the beats
@@ -350,26 +426,26 @@ class MaskpropCore(wiring.Component):
         writer_row = Signal(writer_row_layout)
         last_block = Signal()
         first_row = Signal()                 # the pass's first row beat is still to come
-        m.d.comb += last_block.eq(row.block == blocks - 1)
+        m.d.comb += last_block.eq(row_block == blocks - 1)
         mask_ready = ~wants_mask | masks.r_rdy
-        array_ready = ~row.live | array.rows.ready
+        array_ready = ~row_live | array.rows.ready
         m.d.comb += [
-            walker.rows.ready.eq(writer_rows.w_rdy & array_ready & mask_ready),
-            array.rows.valid.eq(walker.rows.valid & row.live & writer_rows.w_rdy & mask_ready),
+            row_ready.eq(writer_rows.w_rdy & array_ready & mask_ready),
+            array.rows.valid.eq(row_valid & row_live & writer_rows.w_rdy & mask_ready),
             array.rows.payload.omask.eq(omask),
             array.rows.payload.col_valid.eq(col_valid),
             array.rows.payload.col_base.eq(col_base),
-            writer_rows.w_en.eq(walker.rows.valid & array_ready & mask_ready),
-            writer_row.live.eq(row.live),
+            writer_rows.w_en.eq(row_valid & array_ready & mask_ready),
+            writer_row.live.eq(row_live),
             writer_row.wanted.eq(wanted),
             writer_row.first.eq(first_row),
             writer_rows.w_data.eq(writer_row),
-            masks.r_en.eq(walker.rows.valid & walker.rows.ready & last_block & wants_mask),
+            masks.r_en.eq(row_valid & row_ready & last_block & wants_mask),
             writer.rows.valid.eq(writer_rows.r_rdy),
             writer.rows.payload.eq(writer_rows.r_data),
             writer_rows.r_en.eq(writer.rows.ready),
         ]
-        with m.If(walker.rows.valid & walker.rows.ready):
+        with m.If(row_valid & row_ready):
             m.d.sync += first_row.eq(0)
 
         # --- chunks: the walker's addresses read from the scratchpad, with their masks --------
@@ -392,9 +468,13 @@ class MaskpropCore(wiring.Component):
             advance.eq(~fetched | staged.w_rdy),
             word_in.eq(command.keep_input | (chunk.addr < x_count)),
             walker.chunks.ready.eq(advance & word_in),
-            x_read.addr.eq(chunk.addr),
-            x_read.en.eq(advance),
+            gather.read.data.eq(x_read.data),
         ]
+        # The scratchpad's read port: the fetch, or backward-weight's window gather.
+        with m.If(weight_grad):
+            m.d.comb += [x_read.addr.eq(gather.read.addr), x_read.en.eq(gather.read.en)]
+        with m.Else():
+            m.d.comb += [x_read.addr.eq(chunk.addr), x_read.en.eq(advance)]
         with m.If(advance):
             m.d.sync += [fetched.eq(walker.chunks.valid & word_in), fetched_chunk.eq(chunk)]
         x_elements = word_elements(x_read.data, vec, container, c.data_width)
@@ -408,9 +488,10 @@ class MaskpropCore(wiring.Component):
             beat.last.eq(fetched_chunk.last),
             staged.w_en.eq(fetched),
             staged.w_data.eq(beat),
-            array.x.valid.eq(staged.r_rdy),
-            array.x.payload.eq(staged.r_data),
-            staged.r_en.eq(array.x.ready),
+            array.x.valid.eq(Mux(weight_grad, row_blocks.x.valid, staged.r_rdy)),
+            array.x.payload.eq(Mux(weight_grad, row_blocks.x.payload, staged.r_data)),
+            staged.r_en.eq(array.x.ready & ~weight_grad),
+            row_blocks.x.ready.eq(array.x.ready & weight_grad),
             array.dense.eq(command.dense),
         ]
 
@@ -470,8 +551,8 @@ class MaskpropCore(wiring.Component):
             (partial_x, partial_x, x_width),
             (rows, partial_rows, row_width),
             (x_words, partial_x, reduced_words),
-            (y_words, chunks, cols),
-            (out_words, rows, col_words),
+            (y_words, Mux(weight_grad, rows, chunks), Mux(weight_grad, k_words, cols)),
+            (out_words, Mux(weight_grad, gemm_rows, rows), col_words),
         ]
         assert len(products) == _PRODUCTS
         product_index = Signal(range(len(products)))
@@ -487,6 +568,7 @@ class MaskpropCore(wiring.Component):
                         command.output_mask.eq(fields.output_mask),
                         command.keep_weights.eq(fields.keep_weights),
                         command.keep_input.eq(fields.keep_input),
+                        command.bw_operand.eq(fields.bw_operand),
                         command.n.eq(fields.layer_n), command.c.eq(fields.layer_c),
                         command.h.eq(fields.layer_h), command.w.eq(fields.layer_w),
                         command.k.eq(fields.layer_k), command.kernel.eq(fields.kernel),
@@ -504,8 +586,8 @@ class MaskpropCore(wiring.Component):
                         command.stride)
                 padded_h = command.h + command.pad_top + command.pad_bottom
                 padded_w = command.w + 2 * command.padding
-                with m.If((command.pass_kind != Pass.FORWARD) & ~backward):
-                    fail(ErrorCode.BAD_PASS)       # backward-weight is not run on chip yet
+                with m.If(command.pass_kind.as_value() == 3):
+                    fail(ErrorCode.BAD_PASS)
                     m.next = "IDLE"
                 with m.Elif(Cat(dim == 0 for dim in dims).any() |
                             (padded_h < command.kernel) | (padded_w < command.kernel)):
@@ -530,7 +612,6 @@ class MaskpropCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         reduced_words.eq((reduced + vec - 1) >> vec_shift),
-                        col_words.eq((cols + vec - 1) >> vec_shift),
                         product_index.eq(0),
                     ]
                     m.next = "SIZE_LOAD"
@@ -551,14 +632,31 @@ class MaskpropCore(wiring.Component):
                                 m.d.sync += result.eq(multiply.product)
                     m.d.sync += product_index.eq(product_index + 1)
                     with m.If(product_index == len(products) - 1):
-                        m.next = "LIMITS"
+                        # Backward-weight's columns (R*R*C for X = dZ) are a product: its
+                        # column blocks are divided now, and its chunks are the pixels'.
+                        with m.If(weight_grad):
+                            m.d.sync += [
+                                *dividers["blocks"].load(cols + c.col_block - 1, c.col_block),
+                                chunks.eq((rows + vec - 1) >> vec_shift),
+                                step.eq(_QUOTIENT),
+                            ]
+                            m.next = "WEIGHT_BLOCKS"
+                        with m.Else():
+                            m.next = "LIMITS"
                     with m.Else():
                         m.next = "SIZE_LOAD"
+            with m.State("WEIGHT_BLOCKS"):
+                with m.If(step != 0):
+                    m.d.sync += [*dividers["blocks"].step(bit), step.eq(step - 1)]
+                with m.Else():
+                    m.next = "LIMITS"
             with m.State("LIMITS"):
-                with m.If((x_words > core.x_words) | (chunks > c.max_chunks) |
+                with m.If((x_total > core.x_words) | (chunks > c.max_chunks) |
                           (out_height >> _DIM != 0) | (out_width >> _DIM != 0) |
                           (cols > c.max_cols) | ((cols << stride_log2) > c.y_words) |
-                          (reduction > c.max_reduction()) |
+                          (Mux(weight_grad, rows, reduction) > c.max_reduction()) |
+                          (weight_grad & ((chunks > core.row_block_chunks) |
+                                     (x_is_dz & (reduction > c.max_cols)))) |
                           (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER)):
                     fail(ErrorCode.SHAPE_TOO_LARGE)
                     m.next = "IDLE"
@@ -591,7 +689,7 @@ class MaskpropCore(wiring.Component):
                 with m.If(port.ready):
                     m.next = then
             with m.State("READ_Y"):
-                with m.If(command.keep_weights):
+                with m.If(command.keep_weights | weight_grad):     # backward-weight: gathered
                     m.next = "READ_X"
                 with m.Else():
                     transfer(read_cmd, command.w_base, y_words, "READ_X")
@@ -599,18 +697,60 @@ class MaskpropCore(wiring.Component):
                 with m.If(command.keep_input):
                     m.next = "READ_A"
                 with m.Else():
-                    transfer(read_cmd, x_base, x_words, "READ_A")
+                    transfer(read_cmd, x_base, x_words, "READ_DZ")
+            with m.State("READ_DZ"):             # backward-weight: dZ behind A
+                with m.If(weight_grad):
+                    transfer(read_cmd, command.dz_base, y_words, "READ_A")
+                with m.Else():
+                    m.next = "READ_A"
             with m.State("READ_A"):
                 with m.If(wants_mask):
                     transfer(read_cmd, command.a_base, out_words, "LOADING", strided=True)
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
-                with m.If(read_index == y_loaded):
+                # Backward-weight's gathers read the whole scratchpad: they wait for its load.
+                with m.If(read_index == Mux(weight_grad, x_loaded, y_loaded)):
                     m.next = "WRITE"
             with m.State("WRITE"):
-                transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)
+                with m.If(weight_grad):
+                    transfer(write_cmd, command.out_base, out_words, "GATHER_Y", strided=True)
+                with m.Else():
+                    transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)
                 m.d.sync += first_row.eq(1)
+            # Backward-weight: the Y operand gathered into the Y buffer, then X into the
+            # row-block buffer, whose rows run on the tile array.
+            gather_a, gather_dz = (Signal(gather.command_layout, name=name)
+                                   for name in ("gather_a", "gather_dz"))
+            m.d.comb += [
+                gather_a.n.eq(command.n), gather_a.c.eq(command.c), gather_a.h.eq(command.h),
+                gather_a.w.eq(command.w), gather_a.kernel.eq(command.kernel),
+                gather_a.stride.eq(command.stride), gather_a.padding.eq(command.padding),
+                gather_a.pad_top.eq(command.pad_top),
+                gather_a.pad_bottom.eq(command.pad_bottom),
+                gather_a.out_h.eq(out_height), gather_a.out_w.eq(out_width),
+                gather_a.base.eq(0),
+                gather_dz.n.eq(command.n), gather_dz.c.eq(command.k),
+                gather_dz.h.eq(out_height), gather_dz.w.eq(out_width),
+                gather_dz.kernel.eq(1), gather_dz.stride.eq(1),
+                gather_dz.out_h.eq(out_height), gather_dz.out_w.eq(out_width),
+                gather_dz.base.eq(x_words),
+            ]
+            with m.State("GATHER_Y"):
+                m.d.comb += [gather.command.valid.eq(1),
+                             gather.command.payload.eq(Mux(x_is_dz, gather_a, gather_dz))]
+                with m.If(gather.command.ready):
+                    m.d.sync += gathering_y.eq(1)
+                    m.next = "LOAD_Y"
+            with m.State("LOAD_Y"):
+                with m.If(gather.o.valid & gather.o.ready & gathered.last):
+                    m.d.sync += gathering_y.eq(0)
+                    m.next = "GATHER_X"
+            with m.State("GATHER_X"):
+                m.d.comb += [gather.command.valid.eq(1),
+                             gather.command.payload.eq(Mux(x_is_dz, gather_dz, gather_a))]
+                with m.If(gather.command.ready):
+                    m.next = "RUN"
             with m.State("WALK"):
                 walk = walker.command.payload
                 m.d.comb += [
@@ -632,8 +772,8 @@ class MaskpropCore(wiring.Component):
                         m.d.sync += [y_valid.eq(0), x_valid.eq(0)]
                     with m.Else():
                         m.d.comb += fields.done_set.eq(1)
-                        m.d.sync += [y_valid.eq(1), held_weights.eq(weights),
-                                     x_valid.eq(1), held_inputs.eq(inputs)]
+                        m.d.sync += [y_valid.eq(~weight_grad), held_weights.eq(weights),
+                                     x_valid.eq(~weight_grad), held_inputs.eq(inputs)]
                     m.next = "IDLE"
         with m.If(~control.ongoing("IDLE") & fields.start):
             fail(ErrorCode.BUSY)

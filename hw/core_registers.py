@@ -23,12 +23,12 @@ from maskprop.base.config import DEFAULT, Config, check_range
 from maskprop.hw.registers import Field, Register, RegisterMap
 
 __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode", "Pass", "Mode",
-           "COUNTERS"]
+           "Operand", "COUNTERS"]
 
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (1, 1)
+VERSION = (1, 2)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -49,6 +49,13 @@ class Pass(enum.Enum, shape=2):
     FORWARD = 0
     BACKWARD_DATA = 1
     BACKWARD_WEIGHT = 2
+
+
+class Operand(enum.Enum, shape=1):
+    """Backward-weight's broadcast operand ``X`` (``PASS.bw_operand``; docs/architecture.md
+    section 8.3): the other one goes into the Y buffer."""
+    A = 0                # X = im2col(A)^T: result rows (r, t, c), columns k
+    DZ = 1               # X = dZ^T: result rows k, columns (r, t, c)
 
 
 class Mode(enum.Enum, shape=1):
@@ -137,19 +144,22 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
 
         # --- the pass and the layer ----------------------------------------------------------
         Register("PASS", [
-            Field("pass_kind", 2, "rw", 0, "Which pass start runs (BACKWARD_WEIGHT, not run "
-                  "on chip yet, and 3: BAD_PASS).", enum=Pass),
+            Field("pass_kind", 2, "rw", 0, "Which pass start runs (3: BAD_PASS).", enum=Pass),
             Field("mode", 1, "rw", 0, "Zero skipping on or off.", enum=Mode, lsb=4),
             Field("output_mask", 1, "rw", 1, "Backward-data: compute only outputs where "
                   "A != 0 (the ReLU mask); the others are written 0.", lsb=8),
             Field("keep_weights", 1, "rw", 0, "Do not load the Y buffer: it holds this "
                   "command's weights from the last command that finished (the same pass, "
                   "W_BASE, columns and reduction; a band of the same output-channel group of "
-                  "a split pass). Else NOT_HELD.", lsb=12),
+                  "a split pass). Else NOT_HELD, and always for backward-weight.", lsb=12),
             Field("keep_input", 1, "rw", 0, "Do not load the X scratchpad: it holds this "
                   "command's input from the last command that finished (the same input base, "
                   "A_BASE or DZ_BASE, and words; a band of another output-channel group of a "
-                  "split pass). Else NOT_HELD.", lsb=13),
+                  "split pass). Else NOT_HELD, and always for backward-weight.", lsb=13),
+            Field("bw_operand", 1, "rw", 0, "Backward-weight: the broadcast operand X. A: "
+                  "the result has a row per (tap r, tap t, channel c) and a column per output "
+                  "channel k; DZ: a row per k and a column per (r, t, c).", enum=Operand,
+                  lsb=16),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [
             Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),

@@ -79,7 +79,7 @@ def _shown(words: list, work: Path) -> str:
 
 FPGA_ARRAY = ("--max-cols", 32, "--max-chunks", 16, "--col-block", 8)
 #: maskprop.base.config.FPGA_CORE as options (tests/test_docs.py holds them equal).
-FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048)
+FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048, "--row-block-chunks", 16)
 
 
 def _json(path: Path):
@@ -163,8 +163,7 @@ def _render_text(*names):
 
 
 PARTS = [
-    Part("demo", "results.md", "the demo's output: conv2's backward pass on the core's and the "
-         "tile array's RTL",
+    Part("demo", "results.md", "the demo's output: conv2's backward pass on the core's RTL",
          lambda work, quick: [_maskprop("demo")],
          lambda work, docs: tables.code_block(_text(work / "stdout-0.txt"))),
     Part("cycle-model", "results.md", "the cycle model's speed on a whole network's backward pass",

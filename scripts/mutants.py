@@ -85,8 +85,13 @@ ENGINE_COUNTERS = ("tests/test_counters.py::test_engine_counters",)
 ARRAY_COUNTERS = ("tests/test_counters.py::test_array_counters",)
 CORE_ILLEGAL = ("tests/test_core.py::test_illegal_commands_report_their_error_and_never_hang",)
 CORE_OVERTAKING = ("tests/test_core_model.py::test_the_walk_waits_for_the_input_it_reads",)
-CORE_FAST = ("tests/test_core_fast.py::test_small_layers_exact_in_both_passes_and_modes",)
+CORE_FAST = ("tests/test_core_fast.py::test_small_layers_exact_in_every_pass_and_mode",)
 CORE_SPLIT = ("tests/test_core_model.py::test_split_passes_exact_per_command",)
+TRANSPOSER = ("tests/test_transposer.py::test_every_word_transposed_in_order",)
+GATHER = ("tests/test_window_gather.py::test_kernel_stride_padding_grid",
+          "tests/test_window_gather.py::test_random_layers_with_backpressure")
+ROW_BLOCKS = ("tests/test_row_block_buffer.py::test_random_rows",
+              "tests/test_row_block_buffer.py::test_throughput_unstalled")
 DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
@@ -222,7 +227,7 @@ CATALOGUE = [
            "the command check lets K = 0 through: no ZERO_DIM, the pass starts with empty "
            "transfers", CORE_ILLEGAL),
     Mutant("core-output-mask-bit-off-by-one", "core",
-           "omask.eq(Mux(wants_mask, masks.r_data.word_select(row.block, c.col_block), ~0)),",
+           "omask.eq(Mux(wants_mask, masks.r_data.word_select(row_block, c.col_block), ~0)),",
            "omask.eq(Mux(wants_mask, masks.r_data.bit_select(col_base + 1, c.col_block), ~0)),",
            "the output mask of a row block is read one column off (sparse backward-data)",
            CORE_FAST),
@@ -269,6 +274,41 @@ CATALOGUE = [
            "word_in.eq(1),",
            "the fetch reads X words the load has not written yet (the walk outruns the X "
            "stream)", CORE_OVERTAKING),
+    Mutant("core-weight-y-gather-reads-the-a-band", "core",
+           "gather_dz.base.eq(x_words),", "gather_dz.base.eq(0),",
+           "backward-weight gathers dZ from the scratchpad's first word, where A is",
+           CORE_FAST),
+    Mutant("core-weight-operands-swapped", "core",
+           "gather.command.payload.eq(Mux(x_is_dz, gather_dz, gather_a))]",
+           "gather.command.payload.eq(Mux(x_is_dz, gather_a, gather_dz))]",
+           "backward-weight's X gather takes the Y operand's tensor (both gathers read the "
+           "same)", CORE_FAST),
+    Mutant("core-weight-check-skips-the-row-block-limit", "core",
+           "(weight_grad & ((chunks > core.row_block_chunks) |",
+           "(weight_grad & ((chunks > 2 * core.row_block_chunks) |",
+           "backward-weight accepts a reduction twice as long as the row-block buffer holds",
+           CORE_ILLEGAL),
+    # --- backward-weight's operand path: BlockTransposer, WindowGather, RowBlockBuffer -----------
+    Mutant("transposer-writes-rows-in-both-modes", "transposer",
+           "with m.If(Mux(mode, slot[c], slot[r])):", "with m.If(slot[r]):",
+           "every block is written by rows, so every other block comes out untransposed",
+           TRANSPOSER),
+    Mutant("gather-padding-read-as-data", "window_gather",
+           "m.d.sync += [valid1.eq(1), zero1.eq(~inside)]",
+           "m.d.sync += [valid1.eq(1), zero1.eq(beyond)]",
+           "a padding tap's word is the stale read data, not zero (its mask bit stays clear: "
+           "dense and sparse mode issue it all the same, as a zero would be)", GATHER),
+    Mutant("gather-mask-ignores-the-window", "window_gather",
+           "m.d.comb += mask_next.eq(mask_acc | Mux(inside, Const(1, vec) << i, 0))",
+           "m.d.comb += mask_next.eq(mask_acc | Mux(~beyond, Const(1, vec) << i, 0))",
+           "the structural mask marks padding taps as elements", GATHER),
+    Mutant("row-blocks-sent-once", "row_block_buffer",
+           "blk_last.eq(rblk + 1 >= self.blocks),", "blk_last.eq(1),",
+           "each row is sent for the first column block only", ROW_BLOCKS),
+    Mutant("row-blocks-drop-the-last-chunk", "row_block_buffer",
+           "m.d.sync += [live[b][r].eq(1), lastq[b][r].eq(q_cur)]",
+           "m.d.sync += [live[b][r].eq(1), lastq[b][r].eq(q_cur - 1)]",
+           "a row's last chunk with a structural element is never sent", ROW_BLOCKS),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",

@@ -1,7 +1,8 @@
 """Cycle model of one command of the accelerator core (``hw/core.py``), memory included.
 
-:func:`core_cycles` predicts, for a forward or backward-data pass in dense or sparse mode, the
-core's ``cycles_busy`` counter (``CONTROL.start`` to ``STATUS.done``) split into its phases -
+:func:`core_cycles` predicts, for a forward, backward-data or backward-weight pass in dense or
+sparse mode, the core's ``cycles_busy`` counter (``CONTROL.start`` to ``STATUS.done``) split
+into its phases -
 the command **check**, the **load** of the Y buffer, the **run** (walk, compute, write-back,
 with the X scratchpad's load streaming in) and the **drain** of the last write - together with the tile array's
 ``compute_cycles`` (the cycle model's :meth:`~maskprop.host.driver.ArrayPass.model_cycles`) and
@@ -77,6 +78,50 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
   B), a word taken once its burst's AW is issued and the W register is free, on W the cycle
   after; ``write_done`` the cycle after the last burst's B, and the core idle the cycle after.
 
+Backward-weight
+---------------
+A backward-weight command (``PASS.bw_operand``: the lowering's orientation, ``"a"`` or
+``"dz"``) runs the same back end (tile array, result skid, writer, DMA writes) behind other
+front stages, each again read off the RTL:
+
+- the **check** takes :data:`WEIGHT_CHECK_CYCLES` (the column blocks divided once more,
+  ``WEIGHT_BLOCKS``); ``READ_Y`` passes in one cycle, ``READ_X`` offers the read of the ``A``
+  band and ``READ_DZ`` that of the ``dZ`` band (one cycle each), ``READ_A`` passes;
+  ``LOADING`` ends the cycle after the last word of both is taken (at the earliest the cycle
+  after ``READ_A``); ``WRITE`` offers the write command;
+- **GATHER_Y**: the window gather (``hw/window_gather.py``) is idle and takes the Y
+  operand's command at once (``"a"``: ``dZ`` with kernel 1; ``"dz"``: ``A``'s windows); the
+  Y buffer always takes its words, so its last word leaves
+  :func:`~maskprop.hw.window_gather.gather_cycles` later, and the gather is idle again
+  ``SETUP_CYCLES + PIPELINE_CYCLES + vec * (tiles + 1)`` cycles after its command
+  (``tiles = R*R*Cb*Q``, the last tile's dropped channels gone): ``GATHER_X``'s command is
+  taken then;
+- the **X gather** (``"a"``: ``A``'s windows, rows ``(r, t, c)``; ``"dz"``: ``dZ``, rows
+  ``k``), word by word: the reader issues a word once the read stage's word is taken by the
+  transposer (or is taken in that cycle) and the mask FIFO has room (at most four tiles
+  between a tile's last issue and its last word out), from ``SETUP_CYCLES + 1`` after the
+  command; the transposer (``hw/transposer.py``) takes word ``i`` of a tile the cycle after
+  its issue, once slot ``i`` of the tile before has been sent (or is sent in that cycle);
+  a tile's words leave one per cycle from the cycle after its last word was taken, an
+  emitted word when the row-block buffer takes it, a dropped channel's word (beyond ``C`` in
+  the last channel block) at once;
+- the **row-block buffer** (``hw/row_block_buffer.py``): a block (a channel block's rows
+  over all ``Q`` chunks; with ``Q = 1`` the writer cuts the rows into blocks of ``vec``) goes
+  into bank ``j % 2``, whose words are taken from the cycle after the reader released the
+  block two before; the block is full the cycle after its last word. The reader's passes (a
+  row for one column block, every row ``blocks`` times in succession) start after the pass
+  before, once the ``rows`` register is free or taken in that cycle, the bank full and, for
+  a live row, the read stage free (its chunk taken by the tile array); a pass's ``rows``
+  beat is offered the cycle after its start, chunk ``q`` (``0 .. lastq``, the row's last
+  chunk with a structural element) read one per cycle as the stage frees: a chunk without a
+  structural element costs its read cycle and is dropped, a live one is offered to the tile
+  array the cycle after its read. The block's last pass releases the bank.
+
+The rows beat and the chunks then meet the tile array and the writer exactly as the address
+generator's and the fetch's do for the other passes (every output wanted: a weight gradient
+has no output mask). The gathers and the buffer wait only on handshakes before them, so the
+model computes the gather's words on demand, block by block ahead of the reader.
+
 Each handshake is computed once, from handshakes before it in its stream or in the streams it
 waits for, so the cost is linear in the pass's chunks, row-blocks and words (plus the cycles in
 which a result waits). The tests hold the total, the compute and stall cycles and the bytes to
@@ -84,7 +129,8 @@ the RTL (``tests/test_core_model.py``).
 
 What is not modelled
 --------------------
-Backward-weight (the core refuses it), illegal commands and bus errors; a memory that refuses
+Illegal commands and bus errors (a backward-weight the core cannot run, e.g. a reduction
+beyond the row-block buffer, is refused as the host driver refuses it); a memory that refuses
 AR or AW (the model's memory takes them at once: :class:`~maskprop.hw.axi_ram.AxiRam`'s two-deep
 address queues never delay a beat, because a burst waits there only behind two others, whose
 beats come first); the tile array's groups FIFO (16 entries) is never full, because at most
@@ -119,14 +165,17 @@ from maskprop.hw.axi_ram import AxiRam
 from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
+from maskprop.hw.window_gather import PIPELINE_CYCLES, SETUP_CYCLES
 from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
 from maskprop.sim.data_movement import PassTraffic, command_traffic, summed_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
-           "CHECK_CYCLES", "BASES"]
+           "CHECK_CYCLES", "WEIGHT_CHECK_CYCLES", "BASES"]
 
 #: Cycles from the first busy cycle to the first read command (``MaskpropCore.CHECK_CYCLES``).
 CHECK_CYCLES = MaskpropCore.CHECK_CYCLES
+#: Backward-weight's: its column blocks divided once more (``MaskpropCore.WEIGHT_CHECK_CYCLES``).
+WEIGHT_CHECK_CYCLES = MaskpropCore.WEIGHT_CHECK_CYCLES
 
 
 _NEVER = -(1 << 62)        # "no condition": earlier than any cycle
@@ -182,10 +231,13 @@ AXI_RAM = MemoryTiming()
 @dataclass(frozen=True)
 class CoreCycles:
     """One command on the core (:func:`core_cycles`). Phases, in cycles, which add up to
-    :attr:`total` (the ``cycles_busy`` counter): ``check`` (``CHECK`` to ``LIMITS``),
-    ``load`` (the read commands until every X and Y word is in: the last ``LOADING`` cycle),
+    :attr:`total` (the ``cycles_busy`` counter): ``check`` (``CHECK`` to ``LIMITS``:
+    :data:`CHECK_CYCLES`, backward-weight's :data:`WEIGHT_CHECK_CYCLES`),
+    ``load`` (the read commands until every X and Y word is in: the last ``LOADING`` cycle;
+    backward-weight: until the ``A`` and ``dZ`` bands are in),
     ``run`` (``WRITE``, ``WALK``, and the walk, compute and write-back until the DMA takes the
-    last output word), ``drain`` (that word's write, its response, ``write_done``). Also the
+    last output word; backward-weight: ``WRITE``, the two gathers, the row-block buffer's
+    passes, compute and write-back), ``drain`` (that word's write, its response, ``write_done``). Also the
     tile array's ``compute`` cycles (its ``compute_cycles`` counter, inside ``run``) and
     ``stall_cycles`` (its ``stall_cycles`` counter: the decoder waiting on a full pipeline
     while the result skid is full), and the pass's DRAM ``traffic``."""
@@ -204,12 +256,13 @@ class CoreCycles:
     @property
     def bytes_read(self) -> dict:
         """``{tensor: bytes}`` read (the data-movement model's names: ``A``, ``W``, ``Wt``,
-        ``dZ``)."""
+        ``dZ``; backward-weight ``A`` and ``dZ``)."""
         return {t.tensor: t.bytes for t in self.traffic.tensors if t.direction == "read"}
 
     @property
     def bytes_written(self) -> dict:
-        """``{tensor: bytes}`` written (``Z`` or ``dA``)."""
+        """``{tensor: bytes}`` written (``Z``, ``dA`` or ``dW``: backward-weight's result in
+        the core's layout, a row per broadcast row of ``ceil(cols / vec)`` words)."""
         return {t.tensor: t.bytes for t in self.traffic.tensors if t.direction == "write"}
 
 
@@ -440,6 +493,276 @@ class _BackEnd:
             cycle += 1
 
 
+def _last_kept(issued: IssuedChunks, beats: np.ndarray, m: int, dense: bool) -> int:
+    """The decoder beats of the last chunk row ``m``'s replays keep (sparse mode drops its
+    all-zero chunks; a replay's last chunk takes a beat even if all zero)."""
+    kept = issued.live[m] if dense else issued.live[m] & (issued.counts[m] > 0)
+    return max(1, int(beats[m][kept][-1])) if kept.any() else 1
+
+
+class _BackEndWriter:
+    """The back end shared by every pass, from the rows beat on: the tile array's decoder and
+    row register, the tile array (:class:`_BackEnd`), the result skid, the writer (its row
+    FIFO, requantize register, block register and gearbox) and the DMA's writes
+    (:class:`_WriteStream`). Per row-block, the front end calls :meth:`rows_beat`, for a live
+    row :meth:`chunk` for each chunk of its first group then :meth:`groups`, and
+    :meth:`block_done`; :meth:`cycles` gives the command's phases at the end."""
+
+    def __init__(self, core: CoreConfig, memory: MemoryTiming, write_state: int, address: int,
+                 words: int, row_words: int | None, pitch: int, cols: int):
+        config = core.array
+        self.vec, self.col_block, self.cols = config.vec, config.col_block, cols
+        self.blocks = -(-cols // config.col_block)
+        self.write_state = write_state
+        self.writes = _WriteStream(write_state, address, words, row_words, pitch, core, memory)
+        self.back_end = _BackEnd(SparseGradPE.latency,
+                                 AccumulationTree.latency_for(config.tree_stages))
+        self.writer_rows = _BufferedFifo(MaskpropCore.WRITER_ROW_FIFO_DEPTH)
+        self.decoder_free = self.row_free = _NEVER
+        self.held_free = self.block_free = self.gearbox_free = _NEVER
+        self.skid_free = self.result_free = _NEVER
+        self.beat = self.rows_readable = _NEVER   # this row-block's rows beat, its writer beat
+        self.have = self.word = 0        # values in the gearbox; output words so far
+        self.last_word = _NEVER
+
+    def rows_beat(self, earliest: int, live: bool) -> int:
+        """The row-block's rows beat, offered from ``earliest`` (the front end's conditions):
+        it waits for the tile array's row register (a live row) and a free entry of the
+        writer's row FIFO, and writes that entry."""
+        beat = max(earliest, self.writer_rows.room(len(self.writer_rows.moved)))
+        if live:
+            beat = max(beat, self.row_free)
+        self.beat, self.rows_readable = beat, self.writer_rows.write(beat)
+        return beat
+
+    def chunk(self, ready: int, n, last: bool) -> int:
+        """A chunk of the first group with ``n`` decoder beats, at the decoder from ``ready``:
+        it enters the decoder after the rows beat, once the decoder is free; returns that
+        cycle. An all-zero chunk takes one cycle and no beat, unless it ends the group."""
+        issue = max(self.beat + 1, self.decoder_free, ready)
+        if n == 0 and not last:
+            self.decoder_free = issue + 1
+        else:
+            self.decoder_free = self.back_end.emit(issue + 1, max(1, int(n)))
+        return issue
+
+    def _deliver(self, offered: int):
+        """The result skid takes a result offered in cycle ``offered`` when it is empty (the
+        tree holds the result until then), the writer takes it from there into its requantize
+        register when that is free (in the same cycle if the skid was empty: it passes
+        through), and assembles it once its row's writer beat is readable and the block
+        register is free."""
+        accepted = max(offered, self.result_free)
+        if accepted > offered:
+            self.back_end.hold(offered, accepted - 1)
+        taken = max(accepted, self.held_free)
+        self.result_free = taken + 1
+        self.held_free = max(taken + 1, self.rows_readable, self.block_free)
+
+    def groups(self, last_issue: int, groups: int, replay: int, last_kept: int):
+        """A live row's first group issued (its last chunk in ``last_issue``): its result, then
+        the ``groups - 1`` replays of the kept chunks (``replay`` beats, the last chunk's
+        ``last_kept``) and theirs; the row register is free once the last group's last chunk
+        issues."""
+        row_done = last_issue
+        self._deliver(self.back_end.result())
+        for _ in range(1, groups):
+            start = self.decoder_free
+            if replay > last_kept:
+                start = self.back_end.emit(start + 1, replay - last_kept)
+            row_done = start
+            self.decoder_free = self.back_end.emit(start + 1, last_kept)
+            self._deliver(self.back_end.result())
+        self.row_free = row_done
+
+    def block_done(self, b: int, live: bool):
+        """Row-block ``b`` of its row complete (a live row's once its last result is
+        assembled, a dead row's once its writer beat is readable): it moves into the gearbox,
+        which sends its whole words (all, at a row end) to the DMA."""
+        complete = self.held_free if live else max(self.rows_readable, self.block_free)
+        self.writer_rows.read.append(complete)
+        move = max(complete + 1, self.gearbox_free)
+        self.block_free = move
+        self.have += min(self.col_block, self.cols - b * self.col_block)
+        if b == self.blocks - 1:
+            count, self.have = -(-self.have // self.vec), 0
+        else:
+            count, self.have = divmod(self.have, self.vec)
+        sent = move
+        for _ in range(count):
+            sent = max(sent + 1, self.skid_free)
+            taken = max(sent, self.writes.ready(self.word))
+            self.writes.take(self.word, taken)
+            self.skid_free = taken + 1
+            self.word, self.last_word = self.word + 1, taken
+        self.gearbox_free = sent if count else move + 1
+
+    def cycles(self, check: int, compute: int, traffic: PassTraffic) -> CoreCycles:
+        """The command's phases: write_done the cycle after the last B, then idle."""
+        total = self.writes.b[-1] + 2
+        return CoreCycles(check=check, load=self.write_state - check,
+                          run=self.last_word + 1 - self.write_state,
+                          drain=total - (self.last_word + 1), compute=compute,
+                          stall_cycles=self.back_end.stalls, traffic=traffic)
+
+
+class _Gather:
+    """The window gather's second command (backward-weight's X operand) into the row-block
+    buffer, word by word: the reader issues a word (read, or a zero word) once the read stage
+    is free (its word taken by the transposer, or taken in that cycle) and the mask FIFO has
+    room (at most four tiles between a tile's last read and its last word out); the
+    transposer takes word ``i`` of tile ``b`` the cycle after its issue at the earliest, once
+    slot ``i`` is sent from tile ``b - 1`` (or in that cycle); tile ``b``'s words leave one
+    per cycle from the cycle after its last word was taken, each emitted word when the
+    row-block buffer's writer takes it (a dropped channel's word needs nothing). ``writable(w)``
+    is the first cycle the buffer may take emitted word ``w`` (its bank released); the tiles
+    are computed on demand (:meth:`sent`)."""
+
+    def __init__(self, handshake: int, vec: int, kernel: int, channels: int, chunks: int,
+                 writable):
+        self.vec, self.chunks, self.writable = vec, chunks, writable
+        self.cb = -(-channels // vec)
+        self.tail = channels - 1 - (self.cb - 1) * vec
+        self.tiles = kernel * kernel * self.cb * chunks
+        self.issue_at = handshake + SETUP_CYCLES + 1     # the first word's issue
+        self.taken_before = _NEVER                       # the previous word's take
+        self.out = []            # each tile's send cycles
+        self.emitted = []        # the cycle the buffer takes each emitted word
+
+    def sent(self, w: int) -> int:
+        """The cycle the row-block buffer takes emitted word ``w``."""
+        while len(self.emitted) <= w:
+            self._tile()
+        return self.emitted[w]
+
+    def _tile(self):
+        b, vec = len(self.out), self.vec
+        assert b < self.tiles, "past the gather's last tile"
+        room = self.out[b - 4][-1] + 1 if b >= 4 else _NEVER
+        take = _NEVER
+        for i in range(vec):
+            issue = max(self.issue_at if b == 0 and i == 0 else self.taken_before, room)
+            take = max(issue + 1, self.out[b - 1][i] if b else _NEVER)
+            self.taken_before = take
+        emit = vec if (b // self.chunks) % self.cb < self.cb - 1 else self.tail + 1
+        sends, previous = [], take
+        for e in range(vec):
+            send = previous + 1
+            if e < emit:
+                send = max(send, self.writable(len(self.emitted)))
+                self.emitted.append(send)
+            sends.append(send)
+            previous = send
+        self.out.append(sends)
+
+
+def _weight_cycles(layer, command: CoreCommand, core: CoreConfig, memory: MemoryTiming,
+                   traffic: PassTraffic, bases: dict, issued: IssuedChunks,
+                   wanted: np.ndarray, dense: bool) -> CoreCycles:
+    """:func:`core_cycles` of a backward-weight command (the module docstring's phases)."""
+    config = core.array
+    vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
+    rows, cols = wanted.shape
+    blocks = -(-cols // col_block)
+    live_rows = issued.live_rows
+    groups = column_groups(wanted, tiles, col_block, live_rows)
+    _, replay = row_chunk_cycles(issued, lanes)
+    beats = -(-issued.counts // lanes)
+    words = {t.tensor: t.words for t in traffic.tensors}
+    a_words, dz_words, out_words = words["A"], words["dZ"], words["dW"]
+    base = command.bases(layer, bases, vec, core.bus_bytes)
+    check = WEIGHT_CHECK_CYCLES
+
+    # --- load: READ_Y passes, READ_X reads the A band, READ_DZ the dZ band, READ_A passes ----
+    reads = _ReadStream([(check + 1, base["a"], a_words, None, 0),
+                         (check + 2, base["dz"], dz_words, None, 0)], core, memory,
+                        lambda n, offered: offered)
+    # LOADING (from the cycle after READ_A) sees the count the cycle after the last word.
+    write_state = max(reads.taken_at(a_words + dz_words - 1) + 2, check + 5)
+    writer = _BackEndWriter(core, memory, write_state, base["out"], out_words, None, 0, cols)
+
+    # --- the gathers: Y into the Y buffer (never stalled), then X into the row-block buffer --
+    pixels = command.pixels(layer)
+    chunks = -(-pixels // vec)
+    gather_a = (layer.kernel, layer.in_channels)
+    gather_dz = (1, layer.out_channels)
+    (y_kernel, y_channels), (x_kernel, x_channels) = (
+        (gather_a, gather_dz) if command.operand == "dz" else (gather_dz, gather_a))
+    y_tiles = y_kernel * y_kernel * -(-y_channels // vec) * chunks
+    gather_y = write_state + 1                   # GATHER_Y: the gather is idle
+    # LOAD_Y ends with the last word (gather_cycles); GATHER_X's command is taken once the
+    # gather is idle, the cycle after the last tile's last (maybe dropped) word.
+    gather_x = gather_y + SETUP_CYCLES + PIPELINE_CYCLES + vec * (y_tiles + 1)
+
+    # The row-block buffer's blocks: (first row, rows, last emitted word). A block is the
+    # gather's channel block's rows over all chunks; with one chunk the writer cuts the rows
+    # into blocks of vec (it cannot see the gather's channel blocks).
+    x_cb = -(-x_channels // vec)
+    row_blocks = []
+    if chunks > 1:
+        word = 0
+        for rt in range(x_kernel * x_kernel):
+            for cb in range(x_cb):
+                n = min(vec, x_channels - cb * vec)
+                word += n * chunks
+                row_blocks.append((rt * x_channels + cb * vec, n, word - 1))
+    else:
+        for first in range(0, rows, vec):
+            n = min(vec, rows - first)
+            row_blocks.append((first, n, first + n - 1))
+    block_of = np.zeros(row_blocks[-1][2] + 1, dtype=np.int64)
+    for j, (_, _, last) in enumerate(row_blocks):
+        block_of[last + 1:] = j + 1
+    released = []                # the reader's last cycle on each block (its bank released)
+
+    def writable(w: int) -> int:
+        j = int(block_of[w])
+        if j < 2:
+            return _NEVER
+        assert j - 2 < len(released), "a block written before the bank is known to be free"
+        return released[j - 2] + 1
+
+    gather = _Gather(gather_x, vec, x_kernel, x_channels, chunks, writable)
+
+    # --- run: the row-block buffer's passes, then the back end (_BackEndWriter) -------------
+    pass_done = rows_taken = stage_taken = _NEVER
+    issued_1 = _NEVER
+
+    for first_row, n_rows, last in row_blocks:
+        full = gather.sent(last) + 1             # the bank is full the cycle after
+        for m in range(first_row, first_row + n_rows):
+            live = bool(live_rows[m])
+            if live:
+                row_live = issued.live[m]
+                last_q = int(np.flatnonzero(row_live)[-1])
+                last_kept = _last_kept(issued, beats, m, dense)
+            for b in range(blocks):
+                # A pass starts when the rows register is free (or taken now), after the pass
+                # before, in a full bank, and (a live row) with the read stage free.
+                start = max(pass_done + 1, rows_taken, full,
+                            stage_taken if live else _NEVER)
+                full = _NEVER
+                rows_beat = writer.rows_beat(start + 1, live)
+                if live:
+                    read = _NEVER
+                    for q in range(last_q + 1):
+                        read = start if q == 0 else max(read + 1, stage_taken)
+                        if not row_live[q]:
+                            stage_taken = _NEVER         # dropped at the read stage
+                            continue
+                        issue = writer.chunk(read + 1, beats[m, q], q == last_q)
+                        stage_taken = issued_1 = issue
+                    pass_done = read
+                    writer.groups(issued_1, int(groups[m, b]), int(replay[m]), last_kept)
+                else:
+                    pass_done = start
+                rows_taken = rows_beat
+                writer.block_done(b, live)
+        released.append(pass_done)
+
+    return writer.cycles(check, array_cycles(issued, wanted, config), traffic)
+
+
 def _chunk_addresses(layer, pass_name: str, vec: int, command: CoreCommand):
     """The X scratchpad address of each chunk the walker sends for ``command``:
     ``addresses(m, live)`` for the command's GEMM row ``m`` and the row's chunks (a boolean row
@@ -469,13 +792,18 @@ def _chunk_addresses(layer, pass_name: str, vec: int, command: CoreCommand):
     return addresses
 
 
+def _operand(gemm) -> str:
+    """Backward-weight's broadcast operand (the lowering's orientation), ``"a"`` otherwise."""
+    return gemm.orientation if gemm.pass_name == "backward_weight" else "a"
+
+
 def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                 memory: MemoryTiming = AXI_RAM, bases: dict | None = None,
                 command: CoreCommand | None = None) -> CoreCycles:
     """The cycles of one command on the core of ``core`` (module docstring): ``array_pass`` is
     the pass as the core runs it, lowered for ``core.array`` (``ArrayPass.lower``, with the
-    output mask if the command asks for it: sparse backward-data then reads ``A`` for it),
-    ``dense`` its mode, ``memory`` the memory's timing, ``bases`` the tensors' byte addresses
+    output mask if the command asks for it: sparse backward-data then reads ``A`` for it;
+    backward-weight's broadcast operand is its ``gemm.orientation``), ``dense`` its mode, ``memory`` the memory's timing, ``bases`` the tensors' byte addresses
     by :data:`BASES` name (``CoreJob.bases``; only where they fall in a 4 KiB page matters, for
     the DMA's bursts; default: each at a page boundary), ``command`` which of the pass's
     commands (:func:`~maskprop.host.core_driver.check_core_pass`; default: the only one of a
@@ -503,7 +831,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                              f"{core.bus_bytes} bytes, not {address}")
     gemm = array_pass.gemm
     layer, pass_name = gemm.layer, gemm.pass_name
-    plan = check_core_pass(layer, pass_name, core)
+    plan = check_core_pass(layer, pass_name, core, _operand(gemm))
     if command is None:
         if len(plan) > 1:
             raise ValueError(f"command: {layer.label} {pass_name} runs as {len(plan)} commands "
@@ -531,6 +859,9 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     beats = -(-issued.counts // lanes)          # decoder beats of each chunk (0: all zero)
     traffic = command_traffic(layer, command, config, dense=dense,
                               output_mask=gemm.omask is not None)
+    if pass_name == "backward_weight":
+        return _weight_cycles(layer, command, core, memory, traffic, bases, issued, wanted,
+                              dense)
     words = {t.role: t.words for t in traffic.tensors}
     x_words, y_words, out_words = words["X scratchpad"], words["Y buffer"], words["output"]
     pitch_words = command.offsets(layer, vec)["out_pitch"]
@@ -575,115 +906,57 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
         return _NEVER if command.keep_input else reads.taken_at(y_words + address) + 1
 
     addresses = _chunk_addresses(layer, pass_name, vec, command)
-    writes = _WriteStream(write_state, base["out"], out_words, row_words, pitch, core, memory)
+    writer = _BackEndWriter(core, memory, write_state, base["out"], out_words, row_words, pitch,
+                            cols)
     walk_state = write_state + 1
 
-    # --- run: walker, fetch, tile array, writer, DMA writes, row-block by row-block ----------
-    back_end = _BackEnd(SparseGradPE.latency, AccumulationTree.latency_for(config.tree_stages))
+    # --- run: walker, fetch, then the back end (_BackEndWriter), row-block by row-block ------
     pad = max(command.band.pad_top, layer.padding)       # rows' and columns' pre-steps overlap
     pre_steps = max(0, pad + 1 - layer.kernel) if pass_name == "backward_data" else 0
     pending = walk_state + walk_cycles([], 1, pre_steps) - 2   # row-block 0 pending
     walking = pending + 1            # taken for walking
     last_walked = _NEVER             # the previous row-block's last chunk, if it was live
     walked = fetched = issued_1 = issued_2 = _NEVER    # the chunk before: walker, fetch, decoder
-    decoder_free = row_free = _NEVER
-    writer_rows = _BufferedFifo(MaskpropCore.WRITER_ROW_FIFO_DEPTH)
-    held_free = block_free = gearbox_free = skid_free = result_free = _NEVER
-    have = word = 0                  # values in the gearbox; output words so far
-    last_word = _NEVER
-
-    def deliver(offered, rows_readable):
-        """The result skid takes a result offered in cycle ``offered`` when it is empty (the
-        tree holds the result until then), the writer takes it from there into its requantize
-        register when that is free (in the same cycle if the skid was empty: it passes
-        through), and assembles it once its row's writer beat is readable and the block
-        register is free."""
-        nonlocal held_free, result_free
-        accepted = max(offered, result_free)
-        if accepted > offered:
-            back_end.hold(offered, accepted - 1)
-        taken = max(accepted, held_free)
-        result_free = taken + 1
-        held_free = max(taken + 1, rows_readable, block_free)
 
     for m in range(rows):
         live = bool(live_rows[m])
         if live:
             row_beats = beats[m][issued.live[m]]
-            kept = issued.live[m] if dense else issued.live[m] & (issued.counts[m] > 0)
-            last_kept = max(1, int(beats[m][kept][-1])) if kept.any() else 1
+            last_kept = _last_kept(issued, beats, m, dense)
         for b in range(blocks):
             # The rows beat: to the array (a live row), the writer's row FIFO, the mask FIFO.
-            rows_beat = pending + 1
-            if live:
-                rows_beat = max(rows_beat, row_free)
-            rows_beat = max(rows_beat, writer_rows.room(m * blocks + b))
+            earliest = pending + 1
             if wants_mask:
                 while len(mask_readable) <= m:
                     reads.taken_at(loaded + (len(mask_readable) + 1) * col_words - 1)
-                rows_beat = max(rows_beat, mask_readable[m])
-                if b == blocks - 1:
-                    masks.read.append(rows_beat)
-            rows_readable = writer_rows.write(rows_beat)
+                earliest = max(earliest, mask_readable[m])
+            rows_beat = writer.rows_beat(earliest, live)
+            if wants_mask and b == blocks - 1:
+                masks.read.append(rows_beat)
             if live:
                 # The first group takes the row's chunks from the walker through the fetch.
                 for k, (n, address) in enumerate(zip(row_beats, addresses(m, issued.live[m]))):
                     walk = max(walking + 1 if k == 0 else walked + 1, fetched, word_in(address))
                     fetch = max(walk + 1, issued_2 + 1)
-                    issue = max(rows_beat + 1, decoder_free, fetch + 1)
-                    if n == 0 and k < len(row_beats) - 1:
-                        decoder_free = issue + 1         # all zero, not the last: no beat
-                    else:
-                        decoder_free = back_end.emit(issue + 1, max(1, int(n)))
+                    issue = writer.chunk(fetch + 1, n, k == len(row_beats) - 1)
                     walked, fetched, issued_1, issued_2 = walk, fetch, issue, issued_1
                 last_walked = walked
-                row_done = issued_1
-                deliver(back_end.result(), rows_readable)
-                for _ in range(1, int(groups[m, b])):     # replays of the kept chunks
-                    start = decoder_free
-                    if replay[m] > last_kept:
-                        start = back_end.emit(start + 1, int(replay[m]) - last_kept)
-                    row_done = start
-                    decoder_free = back_end.emit(start + 1, last_kept)
-                    deliver(back_end.result(), rows_readable)
-                row_free = row_done
-                complete = held_free
-            else:
-                complete = max(rows_readable, block_free)
-            writer_rows.read.append(complete)
+                writer.groups(issued_1, int(groups[m, b]), int(replay[m]), last_kept)
             # The next row-block is pending once this one's rows beat and walk are taken, and is
             # taken for walking once this one's last chunk is.
             pending = max(rows_beat, walking)
             walking = max(pending + 1, last_walked if live else _NEVER)
-            # The block moves into the gearbox, which sends its whole words (all, at a row end).
-            move = max(complete + 1, gearbox_free)
-            block_free = move
-            have += min(col_block, cols - b * col_block)
-            if b == blocks - 1:
-                count, have = -(-have // vec), 0
-            else:
-                count, have = divmod(have, vec)
-            sent = move
-            for _ in range(count):
-                sent = max(sent + 1, skid_free)
-                taken = max(sent, writes.ready(word))
-                writes.take(word, taken)
-                skid_free = taken + 1
-                word, last_word = word + 1, taken
-            gearbox_free = sent if count else move + 1
+            writer.block_done(b, live)
 
-    total = writes.b[-1] + 2     # write_done the cycle after the last B, then idle
-    return CoreCycles(check=CHECK_CYCLES, load=write_state - CHECK_CYCLES,
-                      run=last_word + 1 - write_state, drain=total - (last_word + 1),
-                      compute=array_cycles(issued, wanted, config),
-                      stall_cycles=back_end.stalls, traffic=traffic)
+    return writer.cycles(CHECK_CYCLES, array_cycles(issued, wanted, config), traffic)
 
 
 def job_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                memory: MemoryTiming = AXI_RAM, bases: dict | None = None) -> list:
     """:func:`core_cycles` of every command the pass runs as on ``core``
     (:func:`~maskprop.host.core_driver.check_core_pass`: one, or the pass split), in order."""
-    plan = check_core_pass(array_pass.gemm.layer, array_pass.gemm.pass_name, core)
+    gemm = array_pass.gemm
+    plan = check_core_pass(gemm.layer, gemm.pass_name, core, _operand(gemm))
     return [core_cycles(array_pass, core, dense=dense, memory=memory, bases=bases,
                         command=command) for command in plan]
 

@@ -13,9 +13,11 @@ lists:
   into the X scratchpad and ``W`` into the Y buffer and writes ``Z``; backward-data reads
   ``dZ`` and the transposed weights ``Wt`` and writes ``dA``, and in sparse mode with the output
   mask also reads ``A`` once, to derive ``A != 0`` on chip (:attr:`PassTraffic.mask_bitmap_bytes`
-  is what a 1-bit-per-element bitmap would take instead). Backward-weight is not on the core
-  yet: it is counted as reading ``A`` and ``dZ`` once each and writing ``dW`` once, the intended
-  dataflow's lower bound, not measured on the RTL (:attr:`PassTraffic.on_core` False).
+  is what a 1-bit-per-element bitmap would take instead). Backward-weight: one core command
+  (:func:`command_traffic`, what the core model uses) reads the ``A`` band and the ``dZ`` band
+  into the X scratchpad once each and writes ``dW`` once in the core's layout (a row per
+  broadcast row); :func:`pass_traffic` still counts the intended dataflow's lower bound (``A``,
+  ``dZ`` and ``dW`` in ``W``'s layout, :attr:`PassTraffic.on_core` False).
 - **Events** (:func:`pass_events`): MACs issued, X scratchpad, row buffer and Y buffer
   accesses, outputs, counted from :class:`~maskprop.sim.cycle_model.IssuedChunks` the way the
   tile array (``hw/tile_array.py``) and the core's address generator move chunks; each count is
@@ -38,7 +40,7 @@ import numpy as np
 
 from maskprop.base.config import Config, CoreConfig, ceil_log2
 from maskprop.host.memory_layout import channel_words, word_bytes
-from maskprop.host.split import plan_pass, whole_pass
+from maskprop.host.split import plan_pass, weight_result_shape, whole_pass
 from maskprop.sim.cycle_model import IssuedChunks, wanted_outputs
 from maskprop.sim.layer import ConvLayer, check_pass_name
 from maskprop.sim.lowering import chunk_count
@@ -208,12 +210,25 @@ def summed_traffic(traffics) -> PassTraffic:
 
 def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
                     output_mask: bool = True) -> PassTraffic:
-    """The words and bytes one core command (:class:`maskprop.host.split.CoreCommand`) of a
-    forward or backward-data pass moves: its X band (all images and rows its windows read), its
+    """The words and bytes one core command (:class:`maskprop.host.split.CoreCommand`) moves.
+    Forward and backward-data: its X band (all images and rows its windows read), its
     columns' weights (none if it keeps those of the command before), the output words of its
     pixels and columns and, in sparse backward-data with ``output_mask``, the ``A`` words of
-    those for the output mask (and what those would be as a bitmap)."""
+    those for the output mask (and what those would be as a bitmap). Backward-weight (its
+    ``operand``): the ``A`` band and then the ``dZ`` band, both read once into the X scratchpad
+    (role ``"X scratchpad"``; the window gather fills the Y buffer from there, so nothing is
+    read as ``"Y buffer"``), and ``dW`` written once in the core's layout (role ``"output"``):
+    a row per broadcast row (``"a"``: ``R*R*C`` rows, ``"dz"``: ``K``) of ``ceil(cols /
+    vec)`` words."""
     vec, size = config.vec, word_bytes(config.vec, config.data_width)
+    if command.pass_name == "backward_weight":
+        a_words, dz_words = command.weight_bands(layer, vec)
+        rows, cols = weight_result_shape(layer, command.operand)
+        out_words = rows * channel_words(cols, vec)
+        return PassTraffic(command.pass_name, dense, (
+            TensorTraffic("A", "X scratchpad", "read", a_words, a_words * size),
+            TensorTraffic("dZ", "X scratchpad", "read", dz_words, dz_words * size),
+            TensorTraffic("dW", "output", "write", out_words, out_words * size)), 0, True)
     forward = command.pass_name == "forward"
     x_words, y_words = command.x_words(layer, vec), command.y_words(layer, vec)
     out_words = command.pixels(layer) * channel_words(len(command.columns), vec)

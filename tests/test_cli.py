@@ -125,10 +125,13 @@ def _check_core_output(out: str, comparison) -> None:
     """The table and the speedup line say what the core counted (each mode's row)."""
     from maskprop.base.metrics import format_ratio, format_speedup
 
+    lines = out.splitlines()
+    dense_row = lines.index(_row(out, comparison.label, "dense"))
     for mode, run in (("dense", comparison.dense), ("sparse", comparison.sparse)):
         counters = run.counters
-        row = _row(out, comparison.label if mode == "dense" else "", mode)
+        row = lines[dense_row + (mode == "sparse")]      # the pass's sparse row follows
         cells = [cell.strip() for cell in row.strip("│").split("│")]
+        assert cells[:2] == [comparison.label if mode == "dense" else "", mode], row
         assert cells[2:] == [f"{len(run.run.statuses)}",
                              f"{counters['outputs']} of {comparison.dense.counters['outputs']}",
                              f"{counters['cycles_busy']:,}", f"{counters['compute_cycles']:,}",
@@ -144,29 +147,26 @@ def _check_core_output(out: str, comparison) -> None:
 
 @pytest.mark.sim
 def test_demo_runs_the_backward_pass_of_a_real_layer(tmp_path, capsys, core_runs):
-    """Backward-data on the core, backward-weight on the tile array (the core has none yet),
-    each checked, and the whole backward pass in compute cycles."""
+    """Backward-data and backward-weight on the core, each checked, and the whole backward
+    pass in cycles busy and in compute cycles."""
     from maskprop.base.metrics import format_speedup
 
     status = main(["demo", "--layer", "conv4", "--seed", "3", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0, out
-    (core,) = core_runs
-    assert core.label == "backward-data" and core.agrees
-    _check_core_output(out, core)
+    data, weight = core_runs
+    assert data.label == "backward-data" and weight.label == "backward-weight"
+    assert data.agrees and weight.agrees
+    for comparison in core_runs:
+        _check_core_output(out, comparison)
     words = " ".join(out.split())
-    assert "backward-data on the core (4 tiles, vec 16, lanes 4, X scratchpad 4096 words)" in words
-    assert ("backward-weight on the tile array alone (4 tiles, vec 16, lanes 4): the core has no "
-            "backward-weight yet") in words
-    weight = [cell.strip() for cell in _row(out, "backward-weight").strip("│").split("│")]
-    assert weight[4] == "yes", weight
-    assert words.count("PASS: every output bit-exact") == 2 and "FAIL" not in words
-    # The total: the core's compute cycles of backward-data and the tile array's of
-    # backward-weight.
-    dense = core.dense.counters["compute_cycles"] + int(weight[2].replace(",", ""))
-    sparse = core.sparse.counters["compute_cycles"] + int(weight[3].replace(",", ""))
-    assert (f"backward pass (backward-data and backward-weight), compute cycles: dense "
-            f"{dense:,}, sparse {sparse:,}; speedup {format_speedup(dense / sparse)}") in words
+    assert "on the core (4 tiles, vec 16, lanes 4, X scratchpad 4096 words)" in words
+    assert words.count("PASS: every output bit-exact") == 1 and "FAIL" not in words
+    for what, counter in (("cycles busy", "cycles_busy"), ("compute cycles", "compute_cycles")):
+        dense = sum(c.dense.counters[counter] for c in core_runs)
+        sparse = sum(c.sparse.counters[counter] for c in core_runs)
+        assert (f"backward pass (backward-data and backward-weight), {what}: dense "
+                f"{dense:,}, sparse {sparse:,}; speedup {format_speedup(dense / sparse)}") in words
 
 
 @pytest.mark.sim
@@ -214,14 +214,16 @@ def _sim_on_core(argv, tmp_path, capsys, core_runs):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("pass_arg", ["fwd", "bwd-data"])
+@pytest.mark.parametrize("pass_arg", ["fwd", "bwd-data", "bwd-weight"])
 def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp_path, capsys,
                                                                     core_runs):
     """``sim``'s default block: the pass dense and sparse on the core's Verilog, the result in
     memory the golden model's, the table what the core's counters said."""
     from maskprop.base.config import DEFAULT
     from maskprop.host.core_driver import CoreJob
-    from maskprop.sim.golden import conv_backward_data_fixed, conv_forward_fixed
+    from maskprop.host.runs import fastest_operand
+    from maskprop.sim.golden import (conv_backward_data_fixed, conv_backward_weight_fixed,
+                                     conv_forward_fixed)
     from maskprop.sim.layer import ConvLayer
     from maskprop.workloads.synthetic import synthetic_tensors
 
@@ -235,11 +237,20 @@ def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp
     # seed makes (so the command ran the tensors it says it ran).
     layer = ConvLayer(2, 5, 4, 4, 6, 3, 1, 1, "layer")
     t = synthetic_tensors(layer, DEFAULT, 5)
+    pass_name = {"fwd": "forward", "bwd-data": "backward_data",
+                 "bwd-weight": "backward_weight"}[pass_arg]
     for run in (comparison.dense, comparison.sparse):
-        job = CoreJob(layer, "forward" if pass_arg == "fwd" else "backward_data", CORE_DEFAULT,
-                      **t, dense=run.dense, shift=comparison.shift)
+        # Backward-weight: each mode in the operand the core's model finds faster.
+        operand = (fastest_operand(layer, CORE_DEFAULT, **t, dense=run.dense)
+                   if pass_arg == "bwd-weight" else "a")
+        assert run.operand == (operand if pass_arg == "bwd-weight" else "")
+        job = CoreJob(layer, pass_name, CORE_DEFAULT, **t, dense=run.dense,
+                      shift=comparison.shift, operand=operand)
         if pass_arg == "fwd":
             golden = conv_forward_fixed(t["A"], t["W"], 1, 1, shift=comparison.shift)
+        elif pass_arg == "bwd-weight":
+            golden = conv_backward_weight_fixed(t["dZ"], t["A"], 3, 1, 1,
+                                                shift=comparison.shift)
         else:
             golden = conv_backward_data_fixed(t["dZ"], t["W"], (4, 4), 1, 1,
                                               None if run.dense else t["A"] != 0,
@@ -253,6 +264,10 @@ def test_sim_on_the_core_is_exact_and_prints_what_the_core_counted(pass_arg, tmp
         "compute_cycles"]
     if pass_arg == "bwd-data":
         assert comparison.sparse.counters["outputs"] < comparison.dense.counters["outputs"]
+    if pass_arg == "bwd-weight":
+        names = {"a": "A", "dz": "dZ"}
+        assert (f"backward-weight broadcasts {names[comparison.dense.operand]} in dense mode, "
+                f"{names[comparison.sparse.operand]} in sparse mode") in words
 
 
 def test_unsaturated_shift_is_the_smallest_that_fits():
@@ -375,9 +390,10 @@ def test_demo_refuses_from_the_shape_before_lowering(tmp_path, monkeypatch, caps
     assert ("conv2' backward-data: the reduction takes 9 chunks, but the row buffer holds "
             "max_chunks = 8") in refused(
         ["demo", "--max-chunks", "8"], capsys)
-    # Its backward-weight (on the tile array): 8 x 3 x 3 or 16 output columns, neither <= 8.
-    assert "conv2' backward-weight: 72 output columns broadcasting dZ or 16" in refused(
-        ["demo", "--max-cols", "8"], capsys)
+    # Its backward-weight: 16 (broadcasting A) or 8 x 3 x 3 result columns, neither <= 8.
+    assert ("conv2' backward-weight: broadcasting A, 16 result columns of 8 chunks do not fit "
+            "the Y buffer (y_words = 512, max_cols = 8); raise y_words or max_cols; "
+            "broadcasting dZ, 72 result columns") in refused(["demo", "--max-cols", "8"], capsys)
     # conv2's input gradient dZ: rows of 8 pixels of one word each (bands need one).
     assert "words, more than the X scratchpad's x_words = 4; raise x_words" in \
         refused(["demo", "--x-words", "4"], capsys)
@@ -546,12 +562,11 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
      "--device: unknown ice40 device 'LFE5U-85F'"),
     (["flow", "core", "--target", "ecp5", "--router", "maze"],
      "argument --router: invalid choice: 'maze'"),
-    # sim on the core (its default block) and on the tile array.
-    (["sim", "--layer", "2,4,4,4,4,3", "--pass", "bwd-weight"],
-     "--pass backward-weight: the core has no backward-weight yet (it refuses it with "
-     "BAD_PASS); backward-weight runs on the tile array: --block array"),
-    (["sim", "--layer", "digits:conv3", "--pass", "bwd-weight", "--block", "core"],
-     "--pass backward-weight: the core has no backward-weight yet"),
+    # sim on the core (its default block) and on the tile array: backward-weight's reduction
+    # (2 x 40 x 40 output pixels, 200 chunks of 16) is longer than the row-block buffer's 32.
+    (["sim", "--layer", "2,4,40,40,4,3", "--pass", "bwd-weight"],
+     "layer 'layer' backward-weight: broadcasting A, the reduction over 3,200 output pixels "
+     "takes 200 chunks, but the row-block buffer holds row_block_chunks = 32"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--block", "gpu"],
      "argument --block: invalid choice: 'gpu'"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--block", "array", "--x-words", "8"],

@@ -9,6 +9,8 @@
   AXI monitor counted them;
 - in Amaranth's simulator, a core whose column block is wider than its memory word (as the
   default core's), whose writer then holds the tile array's results, with one burst in flight;
+- backward-weight (both broadcast operands, both modes) on all of these: the gathers, the
+  row-block buffer's passes once per column block, and its writer waiting for a bank;
 - the memory's parameters move the phases they belong to, and are validated.
 """
 
@@ -44,7 +46,17 @@ SPLIT_MEMORY_WORDS = 8192
 LAYERS = CORNERS + [(ConvLayer(2, 8, 6, 6, 10, 1, 3, 1, "1x1, stride 3, padding 1"), 0.5)]
 
 # The bench counts traffic per CoreJob tensor; the data-movement model names the tensors.
-BENCH_TENSOR = {"A": "a", "W": "w", "Wt": "w", "dZ": "dz", "Z": "out", "dA": "out"}
+BENCH_TENSOR = {"A": "a", "W": "w", "Wt": "w", "dZ": "dz", "Z": "out", "dA": "out",
+                "dW": "out"}
+
+# Backward-weight's layers (each operand where it fits): the corner cases, a layer of 20
+# output channels from 3 (X = dZ^T: 20 result rows, a partial last block of vec rows, and 27
+# columns, four column blocks; X = A: 27 rows, 20 columns) and one whose reduction of 9 pixels
+# is one chunk (the row-block buffer then cuts the rows into blocks of vec by itself).
+WEIGHT_LAYERS = LAYERS + [
+    (ConvLayer(1, 3, 6, 6, 20, 3, 1, 1, "3 to 20 channels"), 0.5),
+    (ConvLayer(1, 20, 3, 3, 12, 1, 1, 0, "one chunk of pixels"), 0.5),
+]
 
 
 def seeded(default: int) -> int:
@@ -66,8 +78,27 @@ def corner_jobs(seed: int, core: CoreConfig = CORE, layers=LAYERS) -> list:
     return jobs
 
 
+def weight_jobs(seed: int, core: CoreConfig = CORE, layers=WEIGHT_LAYERS) -> list:
+    """Every layer's backward-weight with each broadcast operand whose command fits the core,
+    in both modes."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for layer, density in layers:
+        A, W, dZ = random_conv_tensors(rng, layer, density)
+        for operand in ("a", "dz"):
+            for dense in (False, True):
+                try:
+                    jobs.append(CoreJob(layer, "backward_weight", core, A=A, W=W, dZ=dZ,
+                                        dense=dense, shift=int(rng.integers(0, 12)),
+                                        operand=operand))
+                except ValueError:
+                    break                   # this operand does not fit: the next
+    return jobs
+
+
 def label(job) -> str:
-    return f"{job.layer.name} {job.pass_name} {'dense' if job.dense else 'sparse'}"
+    operand = f" X={job.operand}" if job.pass_name == "backward_weight" else ""
+    return f"{job.layer.name} {job.pass_name}{operand} {'dense' if job.dense else 'sparse'}"
 
 
 def predict(job, memory: MemoryTiming = AXI_RAM):
@@ -111,6 +142,54 @@ def test_exact_on_the_core_system(system, tmp_path):
     run_exact(system, corner_jobs(seed), tmp_path, seed)
     # (The result skid lets the array hand over a result while the writer is busy: these
     # layers do not stall it; WIDE's do, test_exact_when_the_writer_holds_the_array.)
+
+
+@pytest.mark.sim
+def test_backward_weight_exact_on_the_core_system(system, tmp_path):
+    """Backward-weight, both broadcast operands where they fit, both modes, on the fast bench:
+    the gathers, the row-block buffer's passes (a row once per column block: up to four
+    blocks here), partial blocks of rows, a reduction of one chunk and channel counts that
+    are multiples of nothing; cycles busy, compute and stall cycles, bytes, exactly."""
+    seed = seeded(940)
+    jobs = weight_jobs(seed)
+    assert {job.operand for job in jobs} == {"a", "dz"}
+    assert any(-(-job.shape.cols // CORE.array.col_block) > 2 for job in jobs)
+    run_exact(system, jobs, tmp_path, seed)
+
+
+def random_weight_jobs(seed: int, count: int) -> list:
+    """``count`` random backward-weight jobs that fit the fast bench's core and memory:
+    kernels 1/3/5, strides 1-3, paddings up to the kernel, random operand, mode and
+    density."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    while len(jobs) < count:
+        kernel = int(rng.choice([1, 3, 5]))
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 12)), int(rng.integers(3, 9)),
+                 int(rng.integers(3, 9)), int(rng.integers(1, 30)), kernel,
+                 int(rng.choice([1, 2, 3])), int(rng.integers(0, kernel + 1)))
+        if min(shape[2:4]) + 2 * shape[7] < kernel:
+            continue
+        layer = ConvLayer(*shape, f"random{len(jobs)}")
+        A, W, dZ = random_conv_tensors(rng, layer, float(rng.choice([0.2, 0.5, 0.8])))
+        try:
+            job = CoreJob(layer, "backward_weight", CORE, A=A, W=W, dZ=dZ,
+                          dense=bool(rng.integers(0, 2)), shift=int(rng.integers(0, 12)),
+                          operand=str(rng.choice(["a", "dz"])))
+        except ValueError:
+            continue
+        if sum(-(-len(image) // 4096) for image in job.memory().values()) * 4096 \
+                + job.out_bytes > MEMORY_WORDS * CORE.bus_bytes:
+            continue
+        jobs.append(job)
+    return jobs
+
+
+@pytest.mark.sim
+def test_backward_weight_random_layers_exact(system, tmp_path):
+    """Random backward-weight layers on the fast bench: cycles and bytes exactly."""
+    seed = seeded(945)
+    run_exact(system, random_weight_jobs(seed, 24), tmp_path, seed)
 
 
 def run_exact(system, jobs, tmp_path, seed):
@@ -157,7 +236,31 @@ def test_protocol_bench(core, pause, tmp_path):
     cost. Bytes per tensor exactly in both. One pass and mode of each layer (rotating)."""
     seed = seeded(910)
     jobs = corner_jobs(seed)
-    jobs = [jobs[4 * k + k % 4] for k in range(len(LAYERS))]
+    check_on_protocol_bench(core, [jobs[4 * k + k % 4] for k in range(len(LAYERS))], pause,
+                            tmp_path, seed)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pause", [0.0, 0.3], ids=["no-pauses", "pauses"])
+def test_protocol_bench_backward_weight(core, pause, tmp_path):
+    """Backward-weight on the protocol bench as test_protocol_bench: exact without pauses, a
+    lower bound with them, the bytes of A, dZ and dW exactly. One operand and mode of each
+    layer (rotating), every operand and both modes among them."""
+    seed = seeded(950)
+    jobs = weight_jobs(seed)
+    chosen, by_layer = [], {}
+    for job in jobs:
+        by_layer.setdefault(job.layer.name, []).append(job)
+    for k, layer_jobs in enumerate(by_layer.values()):
+        chosen.append(layer_jobs[k % len(layer_jobs)])
+    assert {job.operand for job in chosen} == {"a", "dz"}
+    assert {job.dense for job in chosen} == {False, True}
+    check_on_protocol_bench(core, chosen, pause, tmp_path, seed)
+
+
+def check_on_protocol_bench(core, jobs, pause, tmp_path, seed):
+    """``jobs`` on the protocol bench with ``pause``: results exact; the model exact without
+    pauses, a lower bound with them; bytes per tensor exactly."""
     runs = run_core_jobs([job.bench_job(core.register_map) for job in jobs], component=core,
                          build_dir=tmp_path, pause=pause, seed=seed)
     for job, run in zip(jobs, runs):
@@ -292,6 +395,28 @@ def test_exact_when_the_writer_holds_the_array():
     assert any(measured["stall_cycles"] for measured in counters)
 
 
+#: Backward-weight on WIDE: one input pixel under a 3x3 window with padding 1, so 8 of the 9
+#: taps' rows see only padding (not live: their two column blocks' zero words pass through the
+#: gearbox at once) between the live rows, whose 16 results per block come a cycle apart: the
+#: writer holds the array.
+WIDE_WEIGHT_LAYERS = [(ConvLayer(1, 8, 1, 1, 32, 3, 1, 1, "one pixel, 3x3"), 0.5),
+                      (ConvLayer(1, 4, 2, 2, 32, 3, 2, 2, "stride 2, padding 2"), 0.5)]
+
+
+def test_backward_weight_exact_when_the_writer_holds_the_array():
+    """Backward-weight on WIDE, in Amaranth's simulator, both modes: cycles busy, compute and
+    stall cycles exactly, and the array stalls."""
+    seed = seeded(925)
+    jobs = weight_jobs(seed, WIDE, WIDE_WEIGHT_LAYERS)
+    system = CoreSystem(WIDE, memory_words=1024, host_port=True)
+    counters = run_in_amaranth(system, [job.bench_job(system.register_map) for job in jobs])
+    for job, measured in zip(jobs, counters):
+        predicted = predict(job)
+        print_phases(job, predicted, measured["cycles_busy"])
+        check_exact(job, measured, predicted)
+    assert any(measured["stall_cycles"] for measured in counters)
+
+
 # --- the memory's parameters ---------------------------------------------------------------------
 
 def test_memory_parameters_move_their_phases():
@@ -313,6 +438,25 @@ def test_memory_parameters_move_their_phases():
     assert half.run >= base.run and half.compute == base.compute
     # More than a word per cycle is a word per cycle: the bus carries no more.
     assert predict(job, MemoryTiming(bytes_per_cycle=4 * CORE.bus_bytes)).total == base.total
+
+
+def test_memory_parameters_move_backward_weights_phases():
+    """Backward-weight: a later first R beat delays the load (both bands) by as much and
+    nothing after it; a later write response the drain; half the bandwidth spaces the A and
+    dZ words two cycles apart, all of which the load waits for."""
+    for job in weight_jobs(seeded(935))[:4]:
+        base = predict(job)
+        loaded = sum(t.words for t in base.traffic.tensors if t.role == "X scratchpad")
+        later = predict(job, MemoryTiming(read_latency=AXI_RAM.read_latency + 10))
+        assert (later.check, later.load, later.run, later.drain) == \
+            (base.check, base.load + 10, base.run, base.drain), label(job)
+        slower = predict(job, MemoryTiming(
+            write_response_latency=AXI_RAM.write_response_latency + 7))
+        assert (slower.load, slower.run, slower.drain) == \
+            (base.load, base.run, base.drain + 7), label(job)
+        half = predict(job, MemoryTiming(bytes_per_cycle=CORE.bus_bytes / 2))
+        assert half.load == base.load + loaded - 1, label(job)
+        assert half.compute == base.compute, label(job)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -363,7 +507,15 @@ def test_core_cycles_refuses_what_it_cannot_model():
     with pytest.raises(ValueError, match="command must be one of the commands the pass runs"):
         core_cycles(array_pass, CORE, dense=False,
                     command=check_core_pass(job.layer, job.pass_name, tiny)[0])
+    # Backward-weight: the command of the lowering's orientation; one the core cannot run (a
+    # reduction beyond the row-block buffer) refused as the host driver words it.
     weight = ArrayPass.lower(job.layer, "backward_weight", CORE.array, A=job.A, W=job.W,
-                             dZ=job.dZ)
-    with pytest.raises(ValueError, match="the core runs forward and backward-data so far"):
-        core_cycles(weight, CORE, dense=False)
+                             dZ=job.dZ, x_operand="a", check_fit=False)
+    predicted = core_cycles(weight, CORE, dense=False)
+    assert [cycles.total for cycles in job_cycles(weight, CORE, dense=False)] == \
+        [predicted.total]
+    assert predicted.check == MaskpropCore.WEIGHT_CHECK_CYCLES
+    assert set(predicted.bytes_read) == {"A", "dZ"} and set(predicted.bytes_written) == {"dW"}
+    short = CoreConfig(CORE.array, x_words=CORE.x_words, row_block_chunks=2)
+    with pytest.raises(ValueError, match="raise row_block_chunks"):
+        core_cycles(weight, short, dense=False)

@@ -248,7 +248,7 @@ def test_config_registers_report_any_configuration(config, bus):
     data_width, addr_width = bus
     regs = core_register_map(config, mem_data_width=data_width, mem_addr_width=addr_width)
     const = {field.name: field.reset for field in regs.fields if field.access == CONST}
-    assert const == {"magic": MAGIC, "minor": 1, "major": 1, "vec": config.vec,
+    assert const == {"magic": MAGIC, "minor": 2, "major": 1, "vec": config.vec,
                      "lanes": config.lanes, "tiles": config.tiles,
                      "data_width": config.data_width, "acc_width": config.acc_width,
                      "col_block": config.col_block, "bus_bytes": data_width // 8,

@@ -148,7 +148,20 @@ def test_refusals_name_the_parameter():
         plan_pass(ConvLayer(1, 1000, 4, 4, 8, 3), "forward", CORE_DEFAULT)
     with pytest.raises(ValueError, match="x_words = 4,096; raise x_words"):
         plan_pass(ConvLayer(1, 16, 3, 5000, 4, 3), "forward", CORE_DEFAULT)
-    with pytest.raises(ValueError, match="forward and backward-data so far"):
-        plan_pass(ConvLayer(1, 16, 3, 5, 4, 3), "backward_weight", CORE_DEFAULT)
+    # Backward-weight: one command, whose reduction (2 x 30 x 30 output pixels: 113 chunks)
+    # must fit the row-block buffer, its result columns the Y buffer (broadcasting dZ:
+    # 3 x 3 x 600 > max_cols), A and dZ the scratchpad.
+    with pytest.raises(ValueError, match="row_block_chunks = 32; the core does not split "
+                                         "backward-weight's reduction yet"):
+        plan_pass(ConvLayer(2, 16, 30, 30, 4, 3, 1, 1), "backward_weight", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="5400 result columns of 1 chunks do not fit the Y "
+                                         "buffer"):
+        plan_pass(ConvLayer(1, 600, 3, 3, 4, 3, 1, 1), "backward_weight", CORE_DEFAULT,
+                  operand="dz")
+    with pytest.raises(ValueError, match="A and dZ take 4,800 words, more than the X "
+                                         "scratchpad's x_words = 4,096; raise x_words"):
+        plan_pass(ConvLayer(1, 256, 10, 20, 128, 1), "backward_weight", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="operand must be one of a, dz, not 'x'"):
+        plan_pass(ConvLayer(1, 16, 3, 5, 4, 3), "backward_weight", CORE_DEFAULT, operand="x")
     with pytest.raises(ValueError, match="is not within the"):
         row_band(ConvLayer(1, 16, 3, 5, 4, 3, 1, 1), "forward", 2, 9)

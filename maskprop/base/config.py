@@ -351,6 +351,12 @@ class CoreConfig:
         Beats per AXI burst at most, a power of two in 1..256.
     max_outstanding : int
         AXI bursts in flight per direction at most, 1..16.
+    row_block_chunks : int or None
+        Backward-weight's row-block buffer (``hw/row_block_buffer.py``): chunks of ``vec``
+        output pixels per row, so a command reduces over at most ``vec * row_block_chunks``
+        pixels; a power of two in ``1..array.max_chunks``, default ``min(32, max_chunks)``.
+        The buffer holds two banks of ``vec`` rows: ``2 * vec * row_block_chunks`` entries of
+        ``vec * (data_width + 1)`` bits.
 
     The memory port is one chunk wide: ``vec`` elements in containers of 8, 16 or 32 bits
     (the smallest that holds ``data_width``), which must make a power of two from 8 to 1024 bits.
@@ -361,10 +367,18 @@ class CoreConfig:
     addr_width: int = 32
     max_burst: int = 16
     max_outstanding: int = 4
+    row_block_chunks: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.array, Config):
             raise ValueError(f"array must be a Config, not {self.array!r}")
+        if self.row_block_chunks is None:
+            object.__setattr__(self, "row_block_chunks", min(32, self.array.max_chunks))
+        check_range("row_block_chunks", self.row_block_chunks, 1, self.array.max_chunks)
+        if self.row_block_chunks & (self.row_block_chunks - 1):
+            raise ValueError(f"row_block_chunks must be a power of two in "
+                             f"[1, {self.array.max_chunks}] (max_chunks), not "
+                             f"{self.row_block_chunks}")
         check_range("x_words", self.x_words, 2, 65536)
         if self.x_words & (self.x_words - 1):
             raise ValueError(f"x_words must be a power of two in [2, 65536], not {self.x_words}")
@@ -395,10 +409,16 @@ class CoreConfig:
         return self.bus_width // 8
 
     @property
+    def row_block_bits(self) -> int:
+        """Bits of backward-weight's row-block buffer."""
+        vec = self.array.vec
+        return 2 * vec * self.row_block_chunks * vec * (self.array.data_width + 1)
+
+    @property
     def buffer_bits(self) -> int:
-        """Bits of the core's on-chip memories: the X scratchpad and the tile array's
-        buffers."""
-        return self.x_words * self.bus_width + self.array.buffer_bits
+        """Bits of the core's on-chip memories: the X scratchpad, the row-block buffer and
+        the tile array's buffers."""
+        return self.x_words * self.bus_width + self.row_block_bits + self.array.buffer_bits
 
     def check_generatable(self) -> None:
         """Raise ``ValueError`` unless the core of this configuration can be generated: the
@@ -419,4 +439,5 @@ CORE_DEFAULT = CoreConfig()
 #: columns per pass and a Y buffer of 2048 words instead of 8192 (block RAM limits the core
 #: there, not logic). Its Y buffer holds a whole memory word of columns (16) only for
 #: reductions of at most 128 chunks: 235 of the five networks' 296 passes.
-FPGA_CORE = CoreConfig(Config(max_cols=32, max_chunks=512, y_words=2048))
+#: Its row-block buffer holds 16 chunks (256 output pixels per backward-weight command).
+FPGA_CORE = CoreConfig(Config(max_cols=32, max_chunks=512, y_words=2048), row_block_chunks=16)

@@ -116,8 +116,10 @@ def _add_core_options(parser):
         "maskprop.base.config.CoreConfig)")
     for f in fields(CoreConfig):
         if f.name in CORE_FIELDS:
+            default = ("min(32, max_chunks)" if f.name == "row_block_chunks"
+                       else f.default)
             group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,
-                               default=None, metavar="N", help=f"default: {f.default}")
+                               default=None, metavar="N", help=f"default: {default}")
 
 
 def _option(name: str) -> str:
@@ -290,10 +292,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_core_options(generate)
 
     demo = sub.add_parser("demo", help="run the backward pass of a digits-CNN layer (real ReLU "
-                                       "masks), dense and sparse: backward-data on the core's "
-                                       "Verilog, backward-weight on the tile array's (the core "
-                                       "has none yet); check it against the golden model; print "
-                                       "cycles, bytes moved, speedup and ideal speedup")
+                                       "masks), dense and sparse, on the core's Verilog "
+                                       "(backward-data and backward-weight); check it against "
+                                       "the golden model; print cycles, bytes moved, speedup "
+                                       "and ideal speedup")
     demo.add_argument("--layer", default="conv2", help="digits-CNN layer (default conv2)")
     demo.add_argument("--variant", default="plain", choices=DIGITS_VARIANTS,
                       help="network without or with BatchNorm between conv and ReLU")
@@ -466,16 +468,6 @@ def _check_passes(layer, passes, config) -> None:
     _check_generatable(config)
 
 
-def _check_core_has(pass_name: str) -> None:
-    """Refuse a pass the core does not run yet (it answers BAD_PASS): name the block that does."""
-    from maskprop.host.core_driver import CORE_PASSES
-
-    if pass_name not in CORE_PASSES:
-        label = pass_label(pass_name)
-        raise UsageError(f"--pass {label}: the core has no {label} yet (it refuses it with "
-                         f"BAD_PASS); {label} runs on the tile array: --block array")
-
-
 def _check_block_passes(layer, passes, config: Config, core: CoreConfig | None) -> None:
     """:func:`_check_passes` for the core when ``core`` is given (what it cannot hold or its
     memory port cannot reach), else for the tile array."""
@@ -537,6 +529,11 @@ def _print_core_comparisons(console, title: str, comparisons) -> int:
                           agrees)
     console.print(table)
     for c in comparisons:
+        if c.dense.operand:
+            names = {"a": "A", "dz": "dZ"}
+            console.print(f"{c.label} broadcasts {names[c.dense.operand]} in dense mode, "
+                          f"{names[c.sparse.operand]} in sparse mode (each its faster)")
+    for c in comparisons:
         busy, compute = c.busy, c.compute
         console.print(f"{c.label}: speedup {format_speedup(busy.speedup)} (cycles busy), "
                       f"{format_speedup(compute.speedup)} (compute cycles); ideal "
@@ -555,7 +552,6 @@ def _print_core_comparisons(console, title: str, comparisons) -> int:
 
 def _demo(args):
     from maskprop.base.metrics import totals
-    from maskprop.host.core_driver import CORE_PASSES
 
     config = _config(args, "engine" if args.engine else "core")
     core = _core_config(args, config, "engine" if args.engine else "core")
@@ -570,35 +566,23 @@ def _demo(args):
         args.pass_name = args.pass_name or "backward_data"
         record.layer.check_accumulation(config, passes=(args.pass_name,))
         return _engine_demo(console, record, config, args)
-    # Each pass on the core if the core runs it, else on the tile array alone.
     passes = ["backward_data", "backward_weight"]
-    on_core = [p for p in passes if p in CORE_PASSES]
-    on_array = [p for p in passes if p not in CORE_PASSES]
-    _check_block_passes(record.layer, on_core, config, core)
-    _check_block_passes(record.layer, on_array, config, None)
-    component = _core_block(core)[0] if on_core else None
+    _check_block_passes(record.layer, passes, config, core)
+    component = _core_block(core)[0]
     tensors = dict(A=record.A, W=record.W, dZ=record.dZ)
-    core_comparisons = _run_core_passes(console, record.layer, tensors, on_core, core,
-                                        component, args)
-    array_comparisons = _run_passes(console, record.layer, tensors, on_array, config, args)
-    status = 0
-    if on_core:
-        status |= _print_core_comparisons(console, _layer_title(
-            record.layer, f"backward pass, {args.variant} digits CNN, real ReLU masks: "
-                          f"{_labels(on_core)} on the core ({_core_text(core)})"),
-            core_comparisons)
-    if on_array:
-        console.print()
-        status |= _print_comparisons(console, f"{_labels(on_array)} on the tile array alone "
-                                              f"({_array_text(config)}): the core has no "
-                                              f"{_labels(on_array)} yet", array_comparisons)
-    # The whole backward pass in the cycles both blocks count alike: the tile array's.
-    total = totals([c.compute for c in core_comparisons] + array_comparisons)
+    comparisons = _run_core_passes(console, record.layer, tensors, passes, core, component,
+                                   args)
+    status = _print_core_comparisons(console, _layer_title(
+        record.layer, f"backward pass, {args.variant} digits CNN, real ReLU masks, on the core "
+                      f"({_core_text(core)})"), comparisons)
     console.print()
-    console.print(f"backward pass ({_labels(passes)}), compute cycles: dense "
-                  f"{total.dense_cycles:,}, sparse {total.sparse_cycles:,}; speedup "
-                  f"{format_speedup(total.speedup)}, ideal {format_speedup(total.ideal)}, "
-                  f"achieved/ideal {format_ratio(total.efficiency)}")
+    for what, terms in (("cycles busy", [c.busy for c in comparisons]),
+                        ("compute cycles", [c.compute for c in comparisons])):
+        total = totals(terms)
+        console.print(f"backward pass ({_labels(passes)}), {what}: dense "
+                      f"{total.dense_cycles:,}, sparse {total.sparse_cycles:,}; speedup "
+                      f"{format_speedup(total.speedup)}, ideal {format_speedup(total.ideal)}, "
+                      f"achieved/ideal {format_ratio(total.efficiency)}")
     return status
 
 
@@ -701,8 +685,6 @@ def _sim(args):
     check_output_dir(args.out, "--out")
     if args.density is not None and not 0.0 <= args.density <= 1.0:    # NaN fails this too
         raise UsageError(f"--density must be in [0, 1], not {args.density}")
-    if core is not None:
-        _check_core_has(args.pass_name)
     if args.layer.startswith("digits:"):
         if args.density is not None or args.masks is not None or args.batchnorm:
             raise UsageError("a digits layer brings its own tensors: drop --density, --masks "

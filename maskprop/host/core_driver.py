@@ -17,15 +17,17 @@ import numpy as np
 from maskprop.base.config import CoreConfig
 from maskprop.host.memory_layout import (backward_data_weights, channel_words, pack, unpack,
                                          word_bytes)
-from maskprop.host.split import CoreCommand, plan_pass
-from maskprop.sim.golden import conv_backward_data_fixed, conv_forward_fixed
+from maskprop.host.split import (OPERANDS, CoreCommand, plan_pass, weight_result_shape,
+                                 whole_pass)
+from maskprop.sim.golden import (conv_backward_data_fixed, conv_backward_weight_fixed,
+                                 conv_forward_fixed)
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
 __all__ = ["CORE_PASSES", "PAGE", "CoreJob", "check_core_pass", "core_pass_shape",
-           "register_words"]
+           "register_words", "runnable_operands", "weight_gradient_matrix"]
 
-#: The passes the core runs on chip so far (backward-weight is not built yet).
-CORE_PASSES = ("forward", "backward_data")
+#: The passes the core runs on chip.
+CORE_PASSES = ("forward", "backward_data", "backward_weight")
 #: Tensors are placed at multiples of this (a 4 KiB page: no burst of a tensor's first words
 #: crosses a page boundary because of where the tensor starts).
 PAGE = 4096
@@ -36,7 +38,12 @@ class CorePassShape:
     """What a pass of ``layer`` takes on the core: ``rows`` (GEMM rows = output pixels),
     ``cols`` (output channels), ``chunks`` (the reduction's chunks: taps x channel words),
     ``x_words`` (words of the broadcast input tensor in the X scratchpad), ``y_words`` (weight
-    words, ``cols * chunks``), ``out_words`` (``rows * ceil(cols / vec)``)."""
+    words, ``cols * chunks``), ``out_words`` (``rows * ceil(cols / vec)``).
+
+    Backward-weight: ``rows`` and ``cols`` are the result's (``R*R*C`` and ``K`` when ``A`` is
+    the broadcast operand, else ``K`` and ``R*R*C``), ``chunks`` the reduction's (``vec``
+    output pixels each), ``x_words`` those of ``A`` and ``dZ`` together, ``y_words`` the
+    words gathered into the Y buffer (``cols * chunks``; none read from memory)."""
     rows: int
     cols: int
     chunks: int
@@ -45,14 +52,22 @@ class CorePassShape:
     out_words: int
 
 
-def core_pass_shape(layer: ConvLayer, pass_name: str, vec: int) -> CorePassShape:
-    """The sizes of ``pass_name`` of ``layer`` on a core with chunks of ``vec``."""
+def core_pass_shape(layer: ConvLayer, pass_name: str, vec: int,
+                    operand: str = "a") -> CorePassShape:
+    """The sizes of ``pass_name`` of ``layer`` on a core with chunks of ``vec`` (``operand``:
+    backward-weight's broadcast operand)."""
     if check_pass_name(pass_name) not in CORE_PASSES:
         raise ValueError(f"{layer.label} {pass_label(pass_name)}: the core runs "
-                         f"{' and '.join(map(pass_label, CORE_PASSES))} so far")
+                         f"{' and '.join(map(pass_label, CORE_PASSES))}")
     n, c, h, w = layer.input_shape
     k, ho, wo = layer.out_channels, layer.out_height, layer.out_width
     taps = layer.kernel * layer.kernel
+    if pass_name == "backward_weight":
+        rows, cols = weight_result_shape(layer, operand)
+        chunks = -(-n * ho * wo // vec)
+        x_words = whole_pass(layer, pass_name, operand).x_words(layer, vec)
+        return CorePassShape(rows, cols, chunks, x_words, cols * chunks,
+                             rows * channel_words(cols, vec))
     if pass_name == "forward":
         rows, cols, reduced, x_pixels = n * ho * wo, k, c, n * h * w
     else:
@@ -62,15 +77,45 @@ def core_pass_shape(layer: ConvLayer, pass_name: str, vec: int) -> CorePassShape
                          cols * chunks, rows * channel_words(cols, vec))
 
 
-def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
+def weight_gradient_matrix(dW: np.ndarray, operand: str) -> np.ndarray:
+    """``dW (K, C, R, R)`` as the core writes it, a 4-D tensor for
+    :func:`~maskprop.host.memory_layout.pack`: ``operand`` ``"a"``, one row of ``K`` channels
+    per ``(r, t, c)`` (shape ``(1, K, R*R*C, 1)``); ``"dz"``, one row of ``R*R*C`` per ``k``
+    (``(1, R*R*C, K, 1)``)."""
+    k = dW.shape[0]
+    by_tap = np.asarray(dW).transpose(2, 3, 1, 0).reshape(-1, k)      # [(r, t, c), k]
+    return (by_tap.T.reshape(1, k, -1, 1) if operand == "a"
+            else by_tap.reshape(1, -1, k, 1))
+
+
+def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig,
+                    operand: str = "a") -> list:
     """The commands that run ``pass_name`` of ``layer`` on ``core``
     (:func:`maskprop.host.split.plan_pass`: one if the pass fits the buffers, else the pass
     split); ``ValueError`` naming the parameter to change for a pass the core cannot run even
     split: a reduction of more chunks than the row buffer (``max_chunks``), one the accumulator
     cannot hold (``acc_width``), or a single row band larger than the X scratchpad
     (``x_words``)."""
-    core_pass_shape(layer, pass_name, core.array.vec)          # a pass the core runs
-    return plan_pass(layer, pass_name, core)
+    core_pass_shape(layer, pass_name, core.array.vec, operand)     # a pass the core runs
+    return plan_pass(layer, pass_name, core, operand=operand)
+
+
+def runnable_operands(layer: ConvLayer, core: CoreConfig) -> list[str]:
+    """Backward-weight's broadcast operands (:data:`~maskprop.host.split.OPERANDS`) in which
+    the core runs ``layer``'s pass; ``ValueError`` (the first operand's reason) if none."""
+    runnable, reasons = [], []
+    for operand in OPERANDS:
+        try:
+            check_core_pass(layer, "backward_weight", core, operand)
+        except ValueError as error:
+            reasons.append(error)
+        else:
+            runnable.append(operand)
+    if not runnable:
+        prefix = f"{layer.label} {pass_label('backward_weight')}: "
+        first, second = (str(reason).removeprefix(prefix) for reason in reasons)
+        raise ValueError(f"{prefix}broadcasting A, {first}; broadcasting dZ, {second}")
+    return runnable
 
 
 def register_words(register_map, values: dict) -> list[tuple[int, int]]:
@@ -102,7 +147,8 @@ class CoreJob:
 
     ``dense``: the sparsity-agnostic baseline (every output computed, every structural element
     multiplied); ``output_mask`` (backward-data, sparse mode): compute only where ``A != 0``;
-    ``shift``: the requantization shift.
+    ``shift``: the requantization shift; ``operand``: backward-weight's broadcast operand
+    (``"a"`` or ``"dz"``).
     """
     layer: ConvLayer
     pass_name: str
@@ -114,36 +160,43 @@ class CoreJob:
     shift: int = 0
     output_mask: bool = True
     origin: int = 0
+    operand: str = "a"
     bases: dict = field(init=False)
     shape: CorePassShape = field(init=False)
     commands: list = field(init=False)
 
     def __post_init__(self):
-        self.commands = check_core_pass(self.layer, self.pass_name, self.core)
-        self.shape = core_pass_shape(self.layer, self.pass_name, self.core.array.vec)
+        self.commands = check_core_pass(self.layer, self.pass_name, self.core, self.operand)
+        self.shape = core_pass_shape(self.layer, self.pass_name, self.core.array.vec,
+                                     self.operand)
         for name, tensor, expected in (("A", self.A, self.layer.input_shape),
                                        ("W", self.W, self.layer.weight_shape),
                                        ("dZ", self.dZ, self.layer.output_shape)):
             if np.shape(tensor) != expected:
                 raise ValueError(f"{name} must have shape {expected}, not {np.shape(tensor)}")
         self.bases, address = {}, self.origin
-        for name, image in self._images().items():
+        for name, image in self.images().items():
             self.bases[name] = address
             address += -(-max(len(image), 1) // PAGE) * PAGE
+        self.bases.setdefault("w", self.bases["a"])       # backward-weight reads no W
         self.bases["out"] = address
         if address + self.out_bytes > 1 << self.core.addr_width:
             raise ValueError(f"the tensors need {address + self.out_bytes:,} bytes of memory, "
                              f"more than addr_width = {self.core.addr_width} bits reach")
 
-    def _images(self) -> dict:
+    def images(self) -> dict:
+        """``{name: bytes}``: the memory image of each tensor the pass reads (``a``, ``w``,
+        ``dz``; backward-weight reads no ``w``)."""
         vec, width = self.core.array.vec, self.core.array.data_width
+        if self.pass_name == "backward_weight":
+            return {"a": pack(self.A, vec, width), "dz": pack(self.dZ, vec, width)}
         weights = self.W if self.pass_name == "forward" else backward_data_weights(self.W)
         return {"a": pack(self.A, vec, width), "w": pack(weights, vec, width),
                 "dz": pack(self.dZ, vec, width)}
 
     def memory(self) -> dict:
         """``{byte address: bytes}``: every tensor the pass reads, in the core's layout."""
-        return {self.bases[name]: image for name, image in self._images().items()}
+        return {self.bases[name]: image for name, image in self.images().items()}
 
     @property
     def out_bytes(self) -> int:
@@ -151,6 +204,11 @@ class CoreJob:
 
     @property
     def out_shape(self) -> tuple:
+        """The shape of the result tensor as the core writes it (for backward-weight,
+        :func:`weight_gradient_matrix`'s)."""
+        if self.pass_name == "backward_weight":
+            rows, cols = weight_result_shape(self.layer, self.operand)
+            return (1, cols, rows, 1)
         return self.layer.output_shape if self.pass_name == "forward" else self.layer.input_shape
 
     @property
@@ -165,11 +223,13 @@ class CoreJob:
     def fields(self, command: CoreCommand | None = None) -> dict:
         """The register fields (``hw/core_registers.py``) of ``command`` (default: the first,
         the only one of a pass that fits)."""
-        from maskprop.hw.core_registers import Mode, Pass
+        from maskprop.hw.core_registers import Mode, Operand, Pass
         command = command or self.commands[0]
         bases = self.command_bases(command)
         return {
-            "pass_kind": Pass.FORWARD if self.pass_name == "forward" else Pass.BACKWARD_DATA,
+            "pass_kind": {"forward": Pass.FORWARD, "backward_data": Pass.BACKWARD_DATA,
+                          "backward_weight": Pass.BACKWARD_WEIGHT}[self.pass_name],
+            "bw_operand": Operand.DZ if self.operand == "dz" else Operand.A,
             "mode": Mode.DENSE if self.dense else Mode.SPARSE,
             "output_mask": int(self.output_mask),
             "keep_input": int(command.keep_input),
@@ -187,12 +247,16 @@ class CoreJob:
         output mask if the job asks for it; the buffer limits are the commands' (each fits)."""
         from maskprop.host.driver import ArrayPass
         return ArrayPass.lower(self.layer, self.pass_name, self.core.array, A=self.A, W=self.W,
-                               dZ=self.dZ, output_mask=self.output_mask, check_fit=False)
+                               dZ=self.dZ, output_mask=self.output_mask,
+                               x_operand=self.operand, check_fit=False)
 
     def golden(self) -> np.ndarray:
         """The result tensor the core must write, from the golden model's direct convolution:
         requantized, and 0 wherever sparse mode does not compute an output."""
         config, layer = self.core.array, self.layer
+        if self.pass_name == "backward_weight":
+            return conv_backward_weight_fixed(self.dZ, self.A, layer.kernel, layer.stride,
+                                              layer.padding, config=config, shift=self.shift)
         if self.pass_name == "forward":
             return conv_forward_fixed(self.A, self.W, layer.stride, layer.padding, config=config,
                                       shift=self.shift)
@@ -203,12 +267,15 @@ class CoreJob:
 
     def expected_image(self) -> bytes:
         """The bytes the core must leave at ``bases["out"]``."""
-        return pack(self.golden(), self.core.array.vec, self.core.array.data_width)
+        golden = self.golden()
+        if self.pass_name == "backward_weight":
+            golden = weight_gradient_matrix(golden, self.operand)
+        return pack(golden, self.core.array.vec, self.core.array.data_width)
 
     def bench_job(self, register_map) -> dict:
         """The job as :func:`maskprop.host.runs.run_core_jobs` takes it: the tensors, then each
         command's register writes (the bench starts each once the one before is done)."""
-        images = self._images()
+        images = self.images()
         return {
             "memory": [(self.bases[name], image) for name, image in images.items()],
             "commands": [register_words(register_map, self.fields(command))
@@ -223,5 +290,11 @@ class CoreJob:
         }
 
     def result(self, image: bytes) -> np.ndarray:
-        """The result tensor from the bytes read back at ``bases["out"]``."""
-        return unpack(image, self.out_shape, self.core.array.vec, self.core.array.data_width)
+        """The result tensor from the bytes read back at ``bases["out"]`` (backward-weight:
+        ``dW (K, C, R, R)``)."""
+        tensor = unpack(image, self.out_shape, self.core.array.vec, self.core.array.data_width)
+        if self.pass_name != "backward_weight":
+            return tensor
+        k, c, r, _ = self.layer.weight_shape
+        by_tap = tensor[0, :, :, 0].T if self.operand == "a" else tensor[0, :, :, 0]
+        return by_tap.reshape(r, r, c, k).transpose(3, 2, 0, 1)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:                       # the model imports the RTL: only when a
 
 __all__ = ["ModeRun", "Comparison", "run_on_array", "compare_on_array", "compare_on_engine",
            "CommandRuns", "CoreRun", "sum_counters", "run_core_jobs", "core_bench_offsets", "decode_status",
-           "CoreModeRun", "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core"]
+           "CoreModeRun", "CoreComparison", "check_core_run", "unsaturated_shift", "compare_on_core",
+           "job_model", "fastest_operand"]
 
 
 @dataclass
@@ -323,6 +324,7 @@ class CoreModeRun:
     run: CoreRun
     exact: bool              # done without error, the result in memory the golden model's bytes
     model: "CoreCycles"      # the core's model of its commands, summed (total_cycles)
+    operand: str = ""        # backward-weight's broadcast operand ("a" or "dz")
 
     @property
     def counters(self) -> dict:
@@ -389,7 +391,7 @@ def check_core_run(layer, pass_name: str, core) -> None:
     making tensors."""
     import importlib.util
 
-    from maskprop.host.core_driver import CoreJob, check_core_pass
+    from maskprop.host.core_driver import CoreJob, check_core_pass, runnable_operands
 
     try:
         bench_memory = importlib.util.find_spec("cocotbext.axi")
@@ -399,12 +401,18 @@ def check_core_run(layer, pass_name: str, core) -> None:
         raise ImportError("the core's testbench (tb/bench_core.py) needs cocotbext-axi, in "
                           "maskprop's test extra: pip install 'maskprop[test]' (scripts/setup.sh "
                           "installs it)")
-    check_core_pass(layer, pass_name, core)     # what the core cannot run, even split
+    # What the core cannot run, even split (backward-weight: in either operand).
+    if pass_name == "backward_weight":
+        operands = runnable_operands(layer, core)
+    else:
+        check_core_pass(layer, pass_name, core)
+        operands = ["a"]
     check_tensor_elements(layer, pass_name)     # first: it bounds the tensors made below
     # The memory layout depends on the shapes only: zeros place the tensors as real ones would.
-    CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, dtype=np.int64),
-            W=np.zeros(layer.weight_shape, dtype=np.int64),
-            dZ=np.zeros(layer.output_shape, dtype=np.int64))
+    for operand in operands:
+        CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, dtype=np.int64),
+                W=np.zeros(layer.weight_shape, dtype=np.int64),
+                dZ=np.zeros(layer.output_shape, dtype=np.int64), operand=operand)
 
 
 def unsaturated_shift(accumulators, data_width: int) -> int:
@@ -414,6 +422,25 @@ def unsaturated_shift(accumulators, data_width: int) -> int:
     every output (rounding can still lift the largest to saturation)."""
     largest = int(np.abs(np.asarray(accumulators, dtype=np.int64)).max(initial=0))
     return max(0, largest.bit_length() - (data_width - 1))
+
+
+def job_model(job):
+    """The core's model (:func:`maskprop.sim.core_model.job_cycles`, summed) of ``job`` (a
+    :class:`~maskprop.host.core_driver.CoreJob`): every command, the default memory."""
+    from maskprop.sim.core_model import job_cycles, total_cycles
+
+    return total_cycles(job_cycles(job.array_pass(), job.core, dense=job.dense,
+                                   bases=job.bases))
+
+
+def fastest_operand(layer, core, *, A, W, dZ, dense: bool) -> str:
+    """Backward-weight's broadcast operand (``"a"`` or ``"dz"``) in which the core, in mode
+    ``dense``, is busy for fewer cycles by its model (``"a"`` on a tie), among those it runs
+    ``layer`` in (:func:`~maskprop.host.core_driver.runnable_operands`)."""
+    from maskprop.host.core_driver import CoreJob, runnable_operands
+
+    return min(runnable_operands(layer, core), key=lambda operand: job_model(CoreJob(
+        layer, "backward_weight", core, A=A, W=W, dZ=dZ, dense=dense, operand=operand)).total)
 
 
 def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: str = "",
@@ -430,17 +457,24 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
     requantized by ``shift`` (default :func:`unsaturated_shift` of the pass's outputs) byte for
     byte; its busy and compute cycles and its bytes are held to the core's model
     (:func:`maskprop.sim.core_model.core_cycles`). :func:`check_core_run` says beforehand what
-    is refused."""
+    is refused.
+
+    Backward-weight runs each mode with the broadcast operand in which the core's model says
+    it finishes sooner (:func:`fastest_operand`): the dense baseline takes its own best
+    orientation, not the sparse run's."""
     from maskprop.host.core_driver import CoreJob
     from maskprop.hw.core import MaskpropCore
-    from maskprop.sim.core_model import job_cycles, total_cycles
 
     # The whole pass, which the core may run split (each command fits its buffers).
     array_pass = ArrayPass.lower(layer, pass_name, core.array, A=A, W=W, dZ=dZ, check_fit=False)
     if shift is None:
         shift = unsaturated_shift(array_pass.exact(), core.array.data_width)
-    jobs = [CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift)
-            for dense in (True, False)]
+    jobs = []
+    for dense in (True, False):
+        operand = (fastest_operand(layer, core, A=A, W=W, dZ=dZ, dense=dense)
+                   if pass_name == "backward_weight" else "a")
+        jobs.append(CoreJob(layer, pass_name, core, A=A, W=W, dZ=dZ, dense=dense, shift=shift,
+                            operand=operand))
     component = component or MaskpropCore(core)
     runs = run_core_jobs([job.bench_job(component.register_map) for job in jobs],
                          build_dir=build_dir, component=component, sim=sim, seed=seed,
@@ -449,8 +483,8 @@ def compare_on_core(layer, pass_name: str, core, *, A, W, dZ, build_dir, label: 
     for job, run in zip(jobs, runs):
         exact = (len(run.statuses) == len(job.commands) and run.done
                  and run.result == job.expected_image())
-        model = total_cycles(job_cycles(array_pass, core, dense=job.dense, bases=job.bases))
-        modes.append(CoreModeRun(job.dense, run, exact, model))
+        modes.append(CoreModeRun(job.dense, run, exact, job_model(job),
+                                 job.operand if pass_name == "backward_weight" else ""))
     estimate = array_pass.estimate()
     return CoreComparison(label or f"{layer.label} {pass_name}", shift, *modes,
                           estimate.dense_slots, estimate.nonzero_macs)

@@ -19,7 +19,11 @@ ever holds a partial sum:
 
 The reduction is never split: a pass whose reduction has more chunks than the row buffer
 (``max_chunks``) is refused. ``max_chunks`` 512 holds every reduction of the five evaluated
-networks (3x3x512 is 288 chunks).
+networks (3x3x512 is 288 chunks). Backward-weight, whose reduction runs over the output
+pixels of the whole batch, runs as one command so far: its reduction must fit the row-block
+buffer (``row_block_chunks`` chunks of ``vec`` pixels), its result columns the Y buffer and
+its ``A`` and ``dZ`` the scratchpad (docs/architecture.md section 8.3: the reduction split
+with partial sums is the next step).
 
 A command keeps what the one before loaded when it needs the same (``PASS.keep_input``: the
 same images and band; ``PASS.keep_weights``: the same output-channel group), so the order of
@@ -38,7 +42,7 @@ from maskprop.host.memory_layout import channel_words
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
 __all__ = ["RowBand", "row_band", "whole_band", "whole_pass", "CoreCommand", "plan_pass",
-           "BASES", "MAX_PADDING"]
+           "BASES", "MAX_PADDING", "OPERANDS", "weight_result_shape"]
 
 #: The tensors' base addresses a command takes (the core's A_BASE, W_BASE, DZ_BASE, OUT_BASE).
 BASES = ("a", "w", "dz", "out")
@@ -129,10 +133,13 @@ def whole_band(layer: ConvLayer, pass_name: str) -> RowBand:
     return RowBand(0, rows, 0, source, layer.padding, layer.padding)
 
 
-def whole_pass(layer: ConvLayer, pass_name: str) -> "CoreCommand":
-    """The pass as one command: every image, row and output channel."""
-    cols = layer.out_channels if pass_name == "forward" else layer.in_channels
-    return CoreCommand(pass_name, range(layer.batch), whole_band(layer, pass_name), range(cols))
+def whole_pass(layer: ConvLayer, pass_name: str, operand: str = "a") -> "CoreCommand":
+    """The pass as one command: every image, row and output channel (``operand``:
+    backward-weight's broadcast operand, ``"a"`` or ``"dz"``)."""
+    cols = layer.in_channels if pass_name == "backward_data" else layer.out_channels
+    band_pass = "backward_data" if pass_name == "backward_data" else "forward"
+    return CoreCommand(pass_name, range(layer.batch), whole_band(layer, band_pass), range(cols),
+                       operand=operand if pass_name == "backward_weight" else "")
 
 
 @dataclass(frozen=True)
@@ -141,18 +148,23 @@ class CoreCommand:
     the output channels ``columns`` (a ``range``: forward ``K``, backward-data ``C``);
     ``keep_input``, ``keep_weights``: the X scratchpad holds its input band, the Y buffer its
     columns' weights, from the command before (the same images and band, the same group), so
-    it does not load them."""
+    it does not load them.
+
+    Backward-weight (``operand`` its broadcast operand, ``"a"`` or ``"dz"``) reads ``A`` and
+    ``dZ`` into the scratchpad and computes all of ``dW``; its band is forward's (rows of
+    ``dZ`` computed from rows of ``A``): the rows of ``dZ`` its reduction runs over."""
     pass_name: str
     images: range
     band: RowBand
     columns: range
     keep_input: bool = False
     keep_weights: bool = False
+    operand: str = ""
 
     def layer_fields(self, layer: ConvLayer) -> dict:
         """The shape registers of this command (``hw/core_registers.py``): the layer it runs,
         as the core sees it."""
-        forward = self.pass_name == "forward"
+        forward = self.pass_name != "backward_data"     # backward-weight reads A like forward
         return {
             "layer_n": len(self.images),
             "layer_c": layer.in_channels if forward else len(self.columns),
@@ -172,6 +184,10 @@ class CoreCommand:
                                                                              vec)
         taps = layer.kernel * layer.kernel
         H, W, Ho, Wo = layer.height, layer.width, layer.out_height, layer.out_width
+        if self.pass_name == "backward_weight":
+            return {"a": ((n0 * H + band.in_start) * W) * cw_in, "w": 0,
+                    "dz": ((n0 * Ho + band.out_start) * Wo) * cw_out, "out": 0,
+                    "out_pitch": 0}
         if self.pass_name == "forward":
             return {"a": ((n0 * H + band.in_start) * W) * cw_in,
                     "w": c0 * taps * cw_in,
@@ -195,22 +211,33 @@ class CoreCommand:
         its images (none if it keeps them)."""
         if self.keep_input:
             return 0
+        if self.pass_name == "backward_weight":
+            return sum(self.weight_bands(layer, vec))
         forward = self.pass_name == "forward"
         reduced = layer.in_channels if forward else layer.out_channels
         width = layer.width if forward else layer.out_width
         return len(self.images) * self.band.in_rows * width * channel_words(reduced, vec)
 
+    def weight_bands(self, layer: ConvLayer, vec: int) -> tuple[int, int]:
+        """Backward-weight: the words of its ``A`` band and of its ``dZ`` band, which it reads
+        into the scratchpad in that order."""
+        images = len(self.images)
+        return (images * self.band.in_rows * layer.width * channel_words(layer.in_channels, vec),
+                images * self.band.out_rows * layer.out_width
+                * channel_words(layer.out_channels, vec))
+
     def y_words(self, layer: ConvLayer, vec: int) -> int:
         """Words this command reads into the Y buffer: its columns' weights, none if it keeps
         them."""
-        if self.keep_weights:
+        if self.keep_weights or self.pass_name == "backward_weight":
             return 0
         reduced = layer.in_channels if self.pass_name == "forward" else layer.out_channels
         return len(self.columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
 
     def pixels(self, layer: ConvLayer) -> int:
-        """Output pixels (GEMM rows) this command computes."""
-        width = layer.out_width if self.pass_name == "forward" else layer.width
+        """Output pixels this command computes (GEMM rows; backward-weight: the output
+        pixels its reduction runs over)."""
+        width = layer.width if self.pass_name == "backward_data" else layer.out_width
         return len(self.images) * self.band.out_rows * width
 
     def gemm_rows(self, layer: ConvLayer) -> list:
@@ -247,17 +274,62 @@ def _group_width(cols: int, chunks: int, core: CoreConfig, where: str) -> int:
     return widest // block * block if widest >= block else widest
 
 
-def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list[CoreCommand]:
+#: Backward-weight's broadcast operands (``PASS.bw_operand``): ``"a"`` (``X = im2col(A)^T``,
+#: the result's rows ``(r, t, c)``) and ``"dz"`` (``X = dZ^T``, rows ``k``).
+OPERANDS = ("a", "dz")
+
+
+def weight_result_shape(layer: ConvLayer, operand: str) -> tuple[int, int]:
+    """Backward-weight's result on the core as ``(rows, cols)``: a row per broadcast row
+    (``"a"``: ``R*R*C`` of ``K`` columns; ``"dz"``: ``K`` of ``R*R*C``)."""
+    if operand not in OPERANDS:
+        raise ValueError(f"operand must be one of {', '.join(OPERANDS)}, not {operand!r}")
+    taps_c = layer.kernel * layer.kernel * layer.in_channels
+    return (taps_c, layer.out_channels) if operand == "a" else (layer.out_channels, taps_c)
+
+
+def _weight_pass(layer: ConvLayer, core: CoreConfig, operand: str, where: str) -> CoreCommand:
+    """Backward-weight as one command; ``ValueError`` naming the parameter for one that does
+    not fit (the core does not split its reduction yet)."""
+    _, cols = weight_result_shape(layer, operand)
+    config, vec = core.array, core.array.vec
+    command = whole_pass(layer, "backward_weight", operand)
+    chunks = -(-command.pixels(layer) // vec)
+    if chunks > core.row_block_chunks:
+        raise ValueError(f"{where}: the reduction over {command.pixels(layer):,} output pixels "
+                         f"takes {chunks} chunks, but the row-block buffer holds "
+                         f"row_block_chunks = {core.row_block_chunks}; the core does not "
+                         f"split backward-weight's reduction yet: raise row_block_chunks")
+    layer.check_accumulation(config, passes=("backward_weight",))
+    if layer.padding > MAX_PADDING:
+        raise ValueError(f"{where}: padding {layer.padding} is beyond the core's 8-bit "
+                         f"padding registers (at most {MAX_PADDING})")
+    if not config.y_fits(cols, chunks):
+        raise ValueError(f"{where}: {cols} result columns of {chunks} chunks do not fit the Y "
+                         f"buffer (y_words = {config.y_words}, max_cols = {config.max_cols}); "
+                         f"raise y_words or max_cols")
+    if command.x_words(layer, vec) > core.x_words:
+        raise ValueError(f"{where}: A and dZ take {command.x_words(layer, vec):,} words, more "
+                         f"than the X scratchpad's x_words = {core.x_words:,}; raise x_words")
+    return command
+
+
+def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
+              operand: str = "a") -> list[CoreCommand]:
     """The commands that run ``pass_name`` of ``layer`` on ``core``: one if the pass fits,
     else output-channel groups as wide as the Y buffer allows, each over row bands (or groups
     of whole images) as large as the X scratchpad allows. ``ValueError`` naming the parameter
     to change for a pass that cannot be split to fit: a reduction longer than the row buffer
     (``max_chunks``), an accumulator too narrow (``acc_width``), one row band larger than the
-    scratchpad (``x_words``) or padding beyond the registers."""
+    scratchpad (``x_words``) or padding beyond the registers.
+
+    Backward-weight (broadcast operand ``operand``) runs as one command so far: its reduction
+    over output pixels must fit the row-block buffer (``row_block_chunks``) and its operands
+    the scratchpad."""
     pass_name = check_pass_name(pass_name)
     where = f"{layer.label} {pass_label(pass_name)}"
-    if pass_name not in ("forward", "backward_data"):
-        raise ValueError(f"{where}: the core runs forward and backward-data so far")
+    if pass_name == "backward_weight":
+        return [_weight_pass(layer, core, operand, where)]
     config, vec = core.array, core.array.vec
     forward = pass_name == "forward"
     reduced = layer.in_channels if forward else layer.out_channels
