@@ -79,7 +79,7 @@ def _shown(words: list, work: Path) -> str:
 
 FPGA_ARRAY = ("--max-cols", 32, "--max-chunks", 16, "--col-block", 8)
 #: maskprop.base.config.FPGA_CORE as options (tests/test_docs.py holds them equal).
-FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048, "--row-block-chunks", 16)
+FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048)
 
 
 def _json(path: Path):

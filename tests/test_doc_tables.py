@@ -333,10 +333,8 @@ def test_fpga_core_options_are_the_preset():
     options = _make_docs().FPGA_CORE
     fields = {name.removeprefix("--").replace("-", "_"): value
               for name, value in zip(options[::2], options[1::2])}
-    core_fields = {name: fields.pop(name) for name in ("row_block_chunks",)}
     assert Config(**fields) == FPGA_CORE.array
-    # The core's own defaults but for the row-block buffer's depth.
-    assert FPGA_CORE == FPGA_CORE.__class__(array=FPGA_CORE.array, **core_fields)
+    assert FPGA_CORE == FPGA_CORE.__class__(array=FPGA_CORE.array)   # the core's own defaults
 
 
 def test_every_committed_region_is_a_generated_part_and_filled():

@@ -439,5 +439,4 @@ CORE_DEFAULT = CoreConfig()
 #: columns per pass and a Y buffer of 2048 words instead of 8192 (block RAM limits the core
 #: there, not logic). Its Y buffer holds a whole memory word of columns (16) only for
 #: reductions of at most 128 chunks: 235 of the five networks' 296 passes.
-#: Its row-block buffer holds 16 chunks (256 output pixels per backward-weight command).
-FPGA_CORE = CoreConfig(Config(max_cols=32, max_chunks=512, y_words=2048), row_block_chunks=16)
+FPGA_CORE = CoreConfig(Config(max_cols=32, max_chunks=512, y_words=2048))
