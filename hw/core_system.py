@@ -32,7 +32,7 @@ class CoreSystem(wiring.Component):
         core's own buffers: Amaranth writes an initial value for every memory bit into the
         Verilog, so the X scratchpad, the tile array's buffers and this RAM together may hold
         at most ``GENERATABLE_BUFFER_BITS`` (2**22) bits (``maskprop.base.config``). With
-        :data:`~maskprop.base.config.CORE_DEFAULT` that is 3534 words; the default 2048
+        :data:`~maskprop.base.config.CORE_DEFAULT` that is 2446 words; the default 2048
         (64 KiB) holds every pass of the digits CNN with its tensors at 4 KiB pages
         (:class:`~maskprop.host.core_driver.CoreJob`, at most 1664 words).
     host_port : bool

@@ -163,9 +163,8 @@ def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
 
 
 def test_parameters_are_validated():
-    core_bits = CORE_DEFAULT.x_words * CORE_DEFAULT.bus_width + CORE_DEFAULT.array.buffer_bits
-    room = (GENERATABLE_BUFFER_BITS - core_bits) // CORE_DEFAULT.bus_width
-    assert room == 3534                     # as the docstring says
+    room = (GENERATABLE_BUFFER_BITS - CORE_DEFAULT.buffer_bits) // CORE_DEFAULT.bus_width
+    assert room == 2446                     # as the docstring says
     CoreSystem(memory_words=room)
     for words in (0, 1, room + 1, 2.0, True, None):
         with pytest.raises(ValueError, match=rf"memory_words must be an integer in \[2, {room}\]"):
@@ -186,9 +185,8 @@ def test_parameters_are_validated():
         CoreSystem(CoreConfig(x_words=8192))
     # And the room left when the core takes nearly everything.
     full = CoreConfig(Config(vec=1, lanes=1, tiles=1, col_block=1, data_width=8, acc_width=20,
-                             max_chunks=64, max_cols=8190), x_words=8)
-    bits = full.x_words * full.bus_width + full.array.buffer_bits
-    assert bits == GENERATABLE_BUFFER_BITS
+                             max_chunks=64, max_cols=8188), x_words=64)
+    assert full.buffer_bits == GENERATABLE_BUFFER_BITS
     with pytest.raises(ValueError, match="leave room for"):
         CoreSystem(full)
 

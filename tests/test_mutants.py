@@ -71,6 +71,13 @@ PROBES = {
                                     max_outstanding=2, max_beats_per_command=16),
     "axi_ram": lambda hw: hw.AxiRam(addr_width=12, data_width=16, depth=8, host_port=True),
     "skid_buffer": lambda hw: hw.SkidBuffer(8),
+    "transposer": lambda hw: hw.BlockTransposer(4, 8),
+    "window_gather": lambda hw: hw.WindowGather(Config(vec=4, lanes=1, tiles=1, col_block=4,
+                                                       data_width=8), addr_width=8,
+                                                dim_width=4),
+    "row_block_buffer": lambda hw: hw.RowBlockBuffer(Config(vec=4, lanes=1, tiles=1,
+                                                            col_block=4, data_width=8,
+                                                            max_chunks=4), max_blocks=2),
     # Built from the module's own classes: a map of the real module would bring its own Word.
     "registers": lambda hw: hw.RegisterFile(hw.RegisterMap("probe", [
         hw.Register("CONTROL", [hw.Field("go", 1, "pulse"), hw.Field("mode", 2, "rw")]),
