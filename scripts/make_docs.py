@@ -180,6 +180,8 @@ PARTS = [
          lambda work, quick: [_script("digits_sparsity.py", "--variant", v)
                               for v in ("plain", "batchnorm")],
          _render_text("stdout-0.txt", "stdout-1.txt")),
+    Part("digits-core", "results.md", "every digits-CNN layer and pass on the core's RTL, memory "
+         "to memory", *_digits("core")),
     Part("digits-array", "results.md", "every digits-CNN layer and pass on the tile array's RTL",
          *_digits("array")),
     Part("digits-engine", "results.md", "every digits-CNN layer and pass on the engine's RTL",

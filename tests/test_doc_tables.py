@@ -113,6 +113,37 @@ def test_bench_digits_table_shows_the_json():
     assert len(rows) == 3
 
 
+def test_bench_digits_table_of_the_core_shows_busy_compute_bytes_and_operands():
+    row = dict(variant="plain", layer="conv2", pass_name="backward_weight", outputs_dense=1152,
+               outputs_sparse=1152, dense_cycles=10059, sparse_cycles=6213,
+               speedup=10059 / 6213, ideal=5.11, efficiency=10059 / 6213 / 5.11,
+               dense_compute=8832, sparse_compute=3954, compute_speedup=8832 / 3954,
+               dense_bytes=22784, sparse_bytes=23040, operands=["a", "dz"])
+    data = dict(row, pass_name="backward_data", operands=["", ""])
+    total = dict(variant="plain", passes="backward", dense_cycles=18861, sparse_cycles=10037,
+                 speedup=18861 / 10037, ideal=4.9, efficiency=18861 / 10037 / 4.9,
+                 dense_compute=17296, sparse_compute=7254, compute_speedup=17296 / 7254,
+                 dense_bytes=29184, sparse_bytes=62208)
+    payload = dict(block="core", config=dict(vec=16, lanes=4, tiles=4), x_words=4096,
+                   simulator="verilator", seconds=61.0,
+                   rows=[dict(row, **{"pass": "backward-weight"}),
+                         dict(data, **{"pass": "backward-data"})], totals=[total])
+    text = tables.bench_digits_table(payload)
+    assert text.startswith("core: 4 tiles x 4 lanes, vec 16, X scratchpad 4096 words, memory on "
+                           "chip without pauses; 61 s on Verilator\n")
+    rows = table_rows(text, "| network | layer | pass |")
+    assert rows[0][:4] == ["plain", "conv2", "backward-weight", "1152 of 1152"]
+    assert numbers(" ".join(rows[0][4:-1])) == to_cents(
+        [10059, 6213, row["speedup"], 8832, 3954, row["compute_speedup"], 22784, 23040, 5.11,
+         row["efficiency"]])
+    assert rows[0][-1] == "A / dZ" and rows[1][-1] == ""
+    assert rows[2][:3] == ["plain", "all", "**backward**"]
+    assert numbers(" ".join(rows[2][4:-1])) == to_cents(
+        [18861, 10037, total["speedup"], 17296, 7254, total["compute_speedup"], 29184, 62208,
+         4.9, total["efficiency"]])
+    assert len(rows) == 3
+
+
 def flow_report(**fields):
     report = dict(target="ecp5", device="LFE5U-25F", package="CABGA381", speed=6, luts=100,
                   ffs=50, dsps=4, brams=0, lutrams=0, fmax_mhz=100.0, seed=1, method="harness",

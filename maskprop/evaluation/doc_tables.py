@@ -115,6 +115,8 @@ TOTAL_LABELS = {"forward": "forward", "backward_data": "backward-data",
 
 def bench_digits_table(payload: dict) -> str:
     """The table of ``scripts/bench_digits.py --json``: every layer pass, then the totals."""
+    if payload["block"] == "core":
+        return _core_digits_table(payload)
     config = payload["config"]
     shape = (f"{config['tiles']} tiles x {config['lanes']} lanes" if payload["block"] == "array"
              else f"one tile, {config['lanes']} lanes")
@@ -130,6 +132,34 @@ def bench_digits_table(payload: dict) -> str:
     return "\n".join([head, "", *_table(
         ["network", "layer", "pass", "outputs computed", "dense cycles", "sparse cycles",
          "speedup", "ideal", "achieved/ideal"], rows)])
+
+
+def _core_digits_table(payload: dict) -> str:
+    """``bench_digits_table`` of ``--block core``: cycles busy (the speedup, ideal and
+    achieved/ideal over them), compute cycles and bytes moved, per mode."""
+    config = payload["config"]
+    names = {"a": "A", "dz": "dZ"}
+
+    def cells(r, what):
+        return [f"{r['dense_cycles']:,}", f"{r['sparse_cycles']:,}", times(r["speedup"]),
+                f"{r['dense_compute']:,}", f"{r['sparse_compute']:,}",
+                times(r["compute_speedup"]), f"{r['dense_bytes']:,}", f"{r['sparse_bytes']:,}",
+                times(r["ideal"]), ratio(r["efficiency"]), what]
+
+    rows = [[r["variant"], r["layer"], r["pass"],
+             f"{r['outputs_sparse']} of {r['outputs_dense']}",
+             *cells(r, " / ".join(names[o] for o in r["operands"]) if r["operands"][0] else "")]
+            for r in payload["rows"]]
+    rows += [[t["variant"], "all", TOTAL_LABELS[t["passes"]], "", *cells(t, "")]
+             for t in payload["totals"]]
+    head = (f"core: {config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
+            f"X scratchpad {payload['x_words']} words, memory on chip without pauses; "
+            f"{payload['seconds']:.0f} s on {payload['simulator'].capitalize()}")
+    return "\n".join([head, "", *_table(
+        ["network", "layer", "pass", "outputs computed", "dense cycles busy",
+         "sparse cycles busy", "speedup", "dense compute", "sparse compute",
+         "speedup (compute)", "dense bytes", "sparse bytes", "ideal",
+         "achieved/ideal (busy)", "operand (dense / sparse)"], rows)])
 
 
 # --- scripts/bench_cycle_model.py ---------------------------------------------------------------
