@@ -102,7 +102,7 @@ def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig,
 
 def runnable_operands(layer: ConvLayer, core: CoreConfig) -> list[str]:
     """Backward-weight's broadcast operands (:data:`~maskprop.host.split.OPERANDS`) in which
-    the core runs ``layer``'s pass; ``ValueError`` (the first operand's reason) if none."""
+    the core runs ``layer``'s pass; ``ValueError`` with both operands' reasons if none."""
     runnable, reasons = [], []
     for operand in OPERANDS:
         try:
