@@ -290,9 +290,9 @@ CATALOGUE = [
            CORE_ILLEGAL),
     # --- backward-weight's operand path: BlockTransposer, WindowGather, RowBlockBuffer -----------
     Mutant("transposer-writes-rows-in-both-modes", "transposer",
-           "with m.If(Mux(mode, slot[c], slot[r])):", "with m.If(slot[r]):",
-           "every block is written by rows, so every other block comes out untransposed",
-           TRANSPOSER),
+           "write.addr.eq(Mux(mode, wr, back(b, wr))),", "write.addr.eq(back(b, wr)),",
+           "every block is written at mode 0's addresses (element e at address e), so a mode-1 "
+           "block overwrites words not yet sent and comes out untransposed", TRANSPOSER),
     Mutant("gather-padding-read-as-data", "window_gather",
            "m.d.sync += [valid1.eq(1), zero1.eq(~inside)]",
            "m.d.sync += [valid1.eq(1), zero1.eq(beyond)]",
