@@ -95,6 +95,10 @@ class OutputWriter(wiring.Component):
         ``maskprop.host.memory_layout``).
     addr_width : int
         Bits of a word address, 1..64 (default 32). Addresses wrap.
+    value_width : int or None
+        Bits of the signed values on ``results``, ``acc_width``..64; ``None`` (the default)
+        is ``acc_width``, the tile array's. The core's are 64: partial sums added
+        (``hw/partial_sums.py``).
 
     Ports
     -----
@@ -108,8 +112,9 @@ class OutputWriter(wiring.Component):
         the array's results. The writer's rows need their own FIFO (dead rows go to the writer
         only anyway): one entry avoids the deadlock, ``TileArray.FIFO_DEPTH + 2`` entries cover
         every row block the array can hold, so that the array never waits for the writer.
-    results : In(stream.Signature(array_result_layout(config)))
-        The tile array's ``o``, unchanged: for each live row block, its
+    results : In(stream.Signature(array_result_layout(config, value_width)))
+        The tile array's ``o`` (or the same beats with wider values): for each live row
+        block, its
         ``max(1, ceil(popcount(wanted) / tiles))`` column groups.
     o : Out(stream.Signature(output_word_layout(config, container, addr_width)))
         The pass's words, in address order, at most one per cycle.
@@ -181,7 +186,8 @@ class OutputWriter(wiring.Component):
 
     latency = 3
 
-    def __init__(self, config: Config, *, container: int | None = None, addr_width: int = 32):
+    def __init__(self, config: Config, *, container: int | None = None, addr_width: int = 32,
+                 value_width: int | None = None):
         if not isinstance(config, Config):
             raise ValueError(f"config must be a maskprop Config, not {config!r}")
         if container is None:
@@ -193,10 +199,14 @@ class OutputWriter(wiring.Component):
             raise ValueError(f"container must be one of {', '.join(map(str, CONTAINERS))} "
                              f"and hold data_width {config.data_width}, not {container}")
         check_range("addr_width", addr_width, 1, 64)
+        if value_width is None:
+            value_width = config.acc_width
+        check_range("value_width", value_width, config.acc_width, 64)
         self._config, self._container, self._addr_width = config, container, addr_width
+        self._value_width = value_width
         super().__init__({
             "rows": In(stream.Signature(writer_row_layout(config))),
-            "results": In(stream.Signature(array_result_layout(config))),
+            "results": In(stream.Signature(array_result_layout(config, value_width))),
             "o": Out(stream.Signature(output_word_layout(config, container, addr_width))),
             "cols": In(range(config.max_cols + 1)),
             "shift": In(6),
@@ -210,6 +220,7 @@ class OutputWriter(wiring.Component):
     config = property(lambda self: self._config)
     container = property(lambda self: self._container)
     addr_width = property(lambda self: self._addr_width)
+    value_width = property(lambda self: self._value_width)
 
     def elaborate(self, platform):
         m = Module()

@@ -65,6 +65,12 @@ class RowBlockBuffer(wiring.Component):
     dense : In(1)
         Dense mode: ``x.mask`` is the structural mask; sparse mode: the structural mask's
         nonzero elements. Held during a command.
+    keep_empty : In(1)
+        Send every row live: a row with no structural chunk (a tap that is padding at every
+        pixel of the command) as its chunk 0 with an empty mask and ``last``, which the tile
+        array turns into zero results. A command that adds partial sums needs every row's
+        results, since such a row's sums come from the other parts of the reduction
+        (docs/architecture.md section 8.3). Held during a command.
     blocks : In(range(max_blocks + 1))
         ``B``, the column blocks of the command (the tile array computes a row over one block
         of ``col_block`` output columns per ``rows`` beat), ``1..max_blocks``: every row is
@@ -78,7 +84,8 @@ class RowBlockBuffer(wiring.Component):
         After each ``rows`` beat of a live row, the row's chunks with ``smask != 0`` in
         ascending ``q``: ``x`` the data, ``mask`` (``smask`` dense, ``smask & (data != 0)``
         sparse), ``index = q``, ``last`` on the row's final such chunk. So a live row's chunks
-        are sent ``B`` times, once per block. Nothing for a row that is not live.
+        are sent ``B`` times, once per block. Nothing for a row that is not live, unless
+        ``keep_empty``: then its chunk 0 with mask 0 and ``last``, and its beat is ``live``.
 
     Operation
     ---------
@@ -155,6 +162,7 @@ class RowBlockBuffer(wiring.Component):
             "i": In(stream.Signature(gather_word_layout(config, index_width))),
             "chunks": In(range(self._max_chunks + 1)),
             "dense": In(1),
+            "keep_empty": In(1),
             "blocks": In(range(self._max_blocks + 1)),
             "rows": Out(stream.Signature(row_beat_layout(self._max_blocks))),
             "x": Out(stream.Signature(x_chunk_layout(config))),
@@ -270,10 +278,16 @@ class RowBlockBuffer(wiring.Component):
                                 m.d.comb += [cur_live.eq(live[b][r]),
                                              cur_lastq.eq(lastq[b][r])]
 
+        # A pass reads chunks when its row is live or every row is sent (keep_empty: a row
+        # without a structural chunk has lastq 0, so its pass reads chunk 0 alone).
+        sends = Signal()
+        m.d.comb += sends.eq(cur_live | self.keep_empty)
         rows_valid = Signal()
         rows_live, rows_last, rows_block = Signal(), Signal(), Signal(bshape)
         valid1, last1, q1 = Signal(), Signal(), Signal(qshape)
-        sendable = valid1 & (rp.data.smask != 0)
+        # A chunk without a structural element is dropped, except a row's last read: a live
+        # row's last chunk has one, so that is only a keep_empty row's chunk 0.
+        sendable = valid1 & ((rp.data.smask != 0) | last1)
         stage_free = Signal()
         row_free = Signal()
         m.d.comb += [
@@ -287,15 +301,15 @@ class RowBlockBuffer(wiring.Component):
         avail = full.bit_select(rbank, 1)
         m.d.comb += [
             blk_last.eq(rblk + 1 >= self.blocks),
-            start.eq(~in_row & avail & row_free & (stage_free | ~cur_live)),
-            issue.eq((start & cur_live) | (in_row & stage_free)),
-            pass_done.eq((start & (~cur_live | (cur_lastq == 0))) |
+            start.eq(~in_row & avail & row_free & (stage_free | ~sends)),
+            issue.eq((start & sends) | (in_row & stage_free)),
+            pass_done.eq((start & (~sends | (cur_lastq == 0))) |
                          (in_row & stage_free & (rq == cur_lastq))),
             rp.en.eq(issue),
             rp.addr.eq(rrow_addr + q_read),
         ]
         with m.If(start):
-            m.d.sync += [rows_valid.eq(1), rows_live.eq(cur_live), rows_block.eq(rblk),
+            m.d.sync += [rows_valid.eq(1), rows_live.eq(sends), rows_block.eq(rblk),
                          rows_last.eq(cur_final & (rr == cur_count - 1) & blk_last)]
         with m.Elif(self.rows.ready):
             m.d.sync += rows_valid.eq(0)

@@ -96,11 +96,12 @@ def x_chunk_layout(config: Config) -> data.StructLayout:
     })
 
 
-def array_result_layout(config: Config) -> data.StructLayout:
+def array_result_layout(config: Config, value_width: int | None = None) -> data.StructLayout:
     """One column group's results: tile ``t`` computed column ``column[t]`` when ``valid[t]``
-    (an invalid slot reads value 0, column 0)."""
+    (an invalid slot reads value 0, column 0). The values are ``acc_width`` bits, or
+    ``value_width`` (the core's results with partial sums added, ``hw/partial_sums.py``)."""
     return data.StructLayout({
-        "value": data.ArrayLayout(signed(config.acc_width), config.tiles),
+        "value": data.ArrayLayout(signed(value_width or config.acc_width), config.tiles),
         "overflow": config.tiles,
         "column": data.ArrayLayout(unsigned(_column_width(config)), config.tiles),
         "valid": config.tiles,

@@ -236,6 +236,23 @@ def test_shifts_saturation_and_ties(shift):
     assert run.read["overflow"] == 0
 
 
+def test_values_wider_than_the_accumulator():
+    """``value_width`` 64, the core's (partial sums added to the tile array's 48-bit sums):
+    values over the whole 64-bit range requantize as NumPy's int64 does."""
+    config = CASES["default-widths"][0]
+    seed = seed_from_env(default=64)
+    announce(seed)
+    rng = np.random.default_rng(seed)
+    shift = int(rng.integers(0, 64))
+    # The sums drawn for a 64-bit accumulator; the writer's config keeps acc_width 48.
+    writer_pass = random_pass(replace(config, acc_width=64), rng, rows=6, cols=50,
+                              shift=shift, base=3)
+    assert (np.abs(writer_pass.acc) >= 1 << 47).any(), "no value beyond acc_width's range"
+    run = run_pass(OutputWriter(config, value_width=64), writer_pass, seed=seed, idle=0.3,
+                   backpressure=0.4)
+    assert run.read["saturated"] == writer_pass.saturates()
+
+
 def test_default_container_is_the_smallest_that_holds_data_width():
     widths = {dw: OutputWriter(Config(data_width=dw, lanes=1, acc_width=64)).container
               for dw in (2, 8, 9, 16, 17, 32)}
@@ -464,6 +481,8 @@ def test_a_result_outside_the_block_fails_in_simulation():
     (dict(addr_width=0), r"addr_width must be in \[1, 64\], not 0"),
     (dict(addr_width=65), r"addr_width must be in \[1, 64\], not 65"),
     (dict(addr_width=32.0), r"addr_width must be an integer in \[1, 64\]"),
+    (dict(value_width=47), r"value_width must be in \[48, 64\], not 47"),
+    (dict(value_width=65), r"value_width must be in \[48, 64\], not 65"),
 ])
 def test_parameters_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):

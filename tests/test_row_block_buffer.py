@@ -47,13 +47,14 @@ def gather_words(rows: list, vec: int, sizes: list | None = None) -> list:
     return [w + (k == len(words) - 1,) for k, w in enumerate(words)]
 
 
-def expected_out(rows: list, dense: bool, blocks: int = 1):
+def expected_out(rows: list, dense: bool, blocks: int = 1, keep_empty: bool = False):
     """The ``rows`` beats ``(live, last, block)`` and the ``x`` beats ``(data, mask, index,
     last)``: each row ``blocks`` times in succession (block ``0 .. blocks-1``), ``last`` only
-    on the final row's final block."""
+    on the final row's final block; with ``keep_empty`` a row without a structural chunk is
+    live with its chunk 0 (mask 0) alone."""
     beats, chunks = [], []
     for m, row in enumerate(rows):
-        sent = [q for q, (_, smask) in enumerate(row) if smask]
+        sent = [q for q, (_, smask) in enumerate(row) if smask] or ([0] if keep_empty else [])
         for b in range(blocks):
             beats.append((bool(sent), m == len(rows) - 1 and b == blocks - 1, b))
             for k, q in enumerate(sent):
@@ -117,7 +118,7 @@ def decode_x(dut, raw: int) -> tuple:
 
 
 def run(dut, words, q_n, dense, beats, chunks, *, seed, idle=0.0, backpressure=0.0,
-        gather=None, repeats=1, blocks=1, takes=None):
+        gather=None, repeats=1, blocks=1, takes=None, keep_empty=False):
     """Feed ``words`` (or run ``gather``'s command) ``repeats`` times with ``blocks`` column
     blocks; check every output beat as it arrives. Returns the cycles (from the first input
     cycle 0) of the rows and x beats; appends those of the words taken to ``takes`` if given
@@ -143,6 +144,7 @@ def run(dut, words, q_n, dense, beats, chunks, *, seed, idle=0.0, backpressure=0
         ctx.set(dut.chunks, q_n)
         ctx.set(dut.dense, dense)
         ctx.set(dut.blocks, blocks)
+        ctx.set(dut.keep_empty, keep_empty)
         if gather is not None:
             for name, value in command.items():
                 ctx.set(getattr(gdut.command.payload, name), value)
@@ -262,16 +264,17 @@ def test_lowered_with_idle_and_backpressure(name, dense, blocks, max_blocks):
 ])
 @pytest.mark.parametrize("dense", [True, False])
 @pytest.mark.parametrize("blocks, max_blocks", BLOCKS)
-def test_random_rows(vec, m_n, q_n, max_chunks, dense, blocks, max_blocks):
+@pytest.mark.parametrize("keep_empty", [False, True], ids=["", "keep_empty"])
+def test_random_rows(vec, m_n, q_n, max_chunks, dense, blocks, max_blocks, keep_empty):
     seed = blocks_seed(vec * 100 + m_n * 10 + q_n + dense, blocks, max_blocks)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = random.Random(seed)
     rows = random_rows(rng, m_n, q_n, vec, 6)
-    beats, chunks = expected_out(rows, dense, blocks)
+    beats, chunks = expected_out(rows, dense, blocks, keep_empty)
     dut = RowBlockBuffer(config(vec, 6, 8), max_chunks=max_chunks, index_width=8,
                          max_blocks=max_blocks)
     run(dut, gather_words(rows, vec), q_n, dense, beats, chunks, seed=seed, idle=0.3,
-        backpressure=0.4, repeats=2, blocks=blocks)
+        backpressure=0.4, repeats=2, blocks=blocks, keep_empty=keep_empty)
 
 
 @pytest.mark.parametrize("blocks, max_blocks", [(1, 1), (2, 4)])
@@ -303,7 +306,8 @@ def test_driven_by_window_gather(blocks, max_blocks):
 
 @pytest.mark.parametrize("sizes, dead", [([4, 4, 2], 0.15), ([4, 1, 4, 1, 3], 0.0)])
 @pytest.mark.parametrize("blocks, max_blocks", [(1, 1), (1, 4), (2, 4), (3, 3)])
-def test_throughput_unstalled(sizes, dead, blocks, max_blocks):
+@pytest.mark.parametrize("keep_empty", [False, True], ids=["", "keep_empty"])
+def test_throughput_unstalled(sizes, dead, blocks, max_blocks, keep_empty):
     """Input offered in every cycle from cycle 0, outputs always ready: the writer takes one
     word per cycle while its bank is free; a block completed in cycle ``t`` has its first
     ``rows`` (and ``x``) beat in ``t + 2``; each pass (a row for one of ``blocks`` column
@@ -311,17 +315,19 @@ def test_throughput_unstalled(sizes, dead, blocks, max_blocks):
     cycle after their reads, no bubble between passes, rows or blocks. A bank is writable in
     the cycle after the reader's last cycle on it (blocks 4, 1, 4: the third block waits for
     the first's rows; with ``blocks > 1`` the writer waits for the bank from the third block
-    on)."""
+    on). With ``keep_empty`` a row without a structural chunk sends its chunk 0 in its one
+    cycle."""
     vec, q_n = 4, 3
     seed = blocks_seed(9, blocks, max_blocks)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = random.Random(seed)
     rows = random_rows(rng, sum(sizes), q_n, vec, 8, dead_rows=dead)
-    beats, chunks = expected_out(rows, True, blocks)
+    beats, chunks = expected_out(rows, True, blocks, keep_empty)
     dut = RowBlockBuffer(config(vec, 8, 4), index_width=8, max_blocks=max_blocks)
     takes = []
     row_cycles, x_cycles = run(dut, gather_words(rows, vec, sizes), q_n, True, beats,
-                               chunks, seed=seed, blocks=blocks, takes=takes)
+                               chunks, seed=seed, blocks=blocks, takes=takes,
+                               keep_empty=keep_empty)
     # The model: writer cycles n*Q per block, taken back to back unless its bank is still
     # being read.
     write_end, read_free = [], []      # cycle of each block's last word; bank released
@@ -339,7 +345,8 @@ def test_throughput_unstalled(sizes, dead, blocks, max_blocks):
         write_end.append(t - 1)
         s = max(reader, t - 1 + 1)
         for m in range(m0, m0 + n):
-            sent = [q for q, (_, smask) in enumerate(rows[m]) if smask]
+            sent = ([q for q, (_, smask) in enumerate(rows[m]) if smask]
+                    or ([0] if keep_empty else []))
             lastq = sent[-1] if sent else 0
             for _ in range(blocks):
                 exp_rows.append(s + 1)
