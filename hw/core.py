@@ -16,6 +16,7 @@ from maskprop.hw.core_registers import (COUNTERS, ErrorCode, Mode, Operand, Pass
                                          core_register_map)
 from maskprop.hw.layouts import word_elements
 from maskprop.hw.output_writer import OutputWriter
+from maskprop.hw.partial_sums import SUM_WIDTH, PartialSums
 from maskprop.hw.registers import RegisterFile
 from maskprop.hw.row_block_buffer import RowBlockBuffer
 from maskprop.hw.skid_buffer import SkidBuffer
@@ -32,8 +33,10 @@ _DIM, _GEOMETRY = 16, 8
 _QUOTIENT = 18
 # The command check's sizes (tensor words, rows, ...) in bits: N*H*W*ceil(C/vec) < 2**62.
 _PRODUCT = 64
-# The command check's size products (the list in MaskpropCore.elaborate).
+# The command check's size products (the list in MaskpropCore.elaborate): ten for every pass,
+# and one more for backward-weight (its result's values, for the partial sums).
 _PRODUCTS = 10
+_WEIGHT_PRODUCTS = _PRODUCTS + 1
 
 
 class _Divider:
@@ -144,9 +147,16 @@ class MaskpropCore(wiring.Component):
     :class:`~maskprop.hw.row_block_buffer.RowBlockBuffer`, which sends each row once per
     column block with its chunks that have a structural element (every output wanted: a
     weight gradient has no output mask). The result has a row per X row (A: ``(r, t, c)``;
-    DZ: ``k``) of ``ceil(cols / vec)`` words. A command reduces over at most ``vec *
-    row_block_chunks`` output pixels (else SHAPE_TOO_LARGE); it keeps nothing
-    (``keep_weights`` or ``keep_input``: NOT_HELD), and nothing is held after it.
+    DZ: ``k``) of ``ceil(cols / vec)`` words (broadcasting A, a group of output channels:
+    its words of each ``dZ`` pixel are read and of each result row written ``OUT_PITCH``
+    apart). A command reduces over at most ``vec * row_block_chunks`` output pixels (else
+    SHAPE_TOO_LARGE); a longer reduction is split by the host into parts chained by
+    **partial sums** (:class:`~maskprop.hw.partial_sums.PartialSums`, between the result skid
+    and the writer): ``PASS.psum_in`` reads the parts before's 64-bit sums at ``PSUM_BASE``
+    behind ``dZ`` and adds them (every row then sent, one without a structural chunk as an
+    empty one, so its sums pass through), ``PASS.psum_out`` writes the sums raw to
+    ``OUT_BASE`` instead of through the writer. It keeps nothing (``keep_weights`` or
+    ``keep_input``: NOT_HELD), and nothing is held after it.
 
     Performance counters: the tile array's and the DMA's 32-bit counters (read through 64-bit
     registers whose high words are 0) and ``cycles_busy`` (64 bits).
@@ -182,9 +192,9 @@ class MaskpropCore(wiring.Component):
     #: steps and the cycle that finds its step counter at 0; per product a SIZE_LOAD cycle, the
     #: multiplier's steps and a store cycle; one LIMITS cycle.
     CHECK_CYCLES = 1 + (_QUOTIENT + 1) + _PRODUCTS * (1 + _QUOTIENT + 1) + 1
-    #: Backward-weight's: the column blocks divided once more (WEIGHT_BLOCKS), after the
-    #: products (its columns R*R*C are one).
-    WEIGHT_CHECK_CYCLES = CHECK_CYCLES + _QUOTIENT + 1
+    #: Backward-weight's: one more product (its result's values), and the column blocks
+    #: divided once more (WEIGHT_BLOCKS) after the products (its columns R*R*C are one).
+    WEIGHT_CHECK_CYCLES = CHECK_CYCLES + (1 + _QUOTIENT + 1) + _QUOTIENT + 1
     #: Output-mask pixels buffered between the A stream and the rows (one entry per pixel).
     MASK_FIFO_DEPTH = 4
     #: Row beats between the address generator and the writer: the row blocks the tile array
@@ -207,7 +217,8 @@ class MaskpropCore(wiring.Component):
         wiring.connect(m, dma.bus, wiring.flipped(self.mem))
         m.submodules.array = array = TileArray(c)
         m.submodules.walker = walker = AddressGenerator(c, addr_width=x_addr_width)
-        m.submodules.writer = writer = OutputWriter(c)
+        m.submodules.writer = writer = OutputWriter(
+            c, value_width=SUM_WIDTH if core.partial_sums else None)
         max_blocks = -(-c.max_cols // c.col_block)
         m.submodules.gather = gather = WindowGather(c, addr_width=x_addr_width, dim_width=_DIM)
         m.submodules.row_blocks = row_blocks = RowBlockBuffer(
@@ -220,12 +231,13 @@ class MaskpropCore(wiring.Component):
         # --- the command, latched at start --------------------------------------------------
         command = Signal(data.StructLayout({
             "pass_kind": Pass, "dense": 1, "output_mask": 1, "keep_weights": 1, "keep_input": 1,
-            "bw_operand": Operand,
+            "bw_operand": Operand, "psum_in": 1, "psum_out": 1,
             "n": _DIM, "c": _DIM, "h": _DIM,
             "w": _DIM, "k": _DIM, "kernel": _GEOMETRY, "stride": _GEOMETRY,
             "padding": _GEOMETRY, "pad_top": _GEOMETRY, "pad_bottom": _GEOMETRY,
             "out_pitch": _DIM, "shift": 6, "a_base": core.addr_width,
             "w_base": core.addr_width, "dz_base": core.addr_width, "out_base": core.addr_width,
+            "psum_base": core.addr_width,
         }))
         backward, weight_grad = Signal(), Signal()   # backward-data; backward-weight
         x_is_dz = Signal()                           # backward-weight with X = dZ^T
@@ -255,6 +267,12 @@ class MaskpropCore(wiring.Component):
         # y_words the dZ band's words (the Y buffer is filled by the window gather); chunks
         # becomes ceil(P / vec) once the products are done.
         gemm_rows = Signal(_PRODUCT)                 # backward-weight: the result's rows
+        # Backward-weight's partial sums (PASS.psum_in reads them, psum_out writes them): a
+        # result beat's in sum_words_per_beat words, ceil(cols / tiles) beats per result row.
+        row_sum_words, sum_words = Signal(_QUOTIENT), Signal(_PRODUCT)
+        if core.partial_sums:                        # tiles and beat_words: powers of two
+            m.d.comb += row_sum_words.eq(((cols + c.tiles - 1) >> ceil_log2(c.tiles))
+                                         << exact_log2(core.sum_words_per_beat))
         m.d.comb += [
             cols.eq(Mux(backward, command.c,
                         Mux(x_is_dz, reduction[:_DIM], command.k))),
@@ -354,14 +372,21 @@ class MaskpropCore(wiring.Component):
                 array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
                 *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
             ]
+        # A command with partial sums writes every row's sums, so every row is sent.
         m.d.comb += [row_blocks.chunks.eq(chunks), row_blocks.blocks.eq(blocks),
-                     row_blocks.dense.eq(command.dense)]
+                     row_blocks.dense.eq(command.dense),
+                     row_blocks.keep_empty.eq(command.psum_in | command.psum_out)]
+        # After the loads: A words for the output mask, or backward-weight's partial sums.
         a_word = Signal(dma.read_data.payload.shape())     # an A word for the output mask
         a_valid, a_ready = Signal(), Signal()
+        sums_valid, sums_ready = Signal(), Signal()
+        sums_start = Signal()                # the command is accepted: empty the sum buffers
         m.d.comb += [
             a_word.eq(dma.read_data.payload),
-            a_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y),
-            dma.read_data.ready.eq(loading_x | loading_y | a_ready),
+            a_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y & ~weight_grad),
+            sums_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y & weight_grad),
+            dma.read_data.ready.eq(loading_x | loading_y |
+                                   Mux(weight_grad, sums_ready, a_ready)),
         ]
         with m.If(dma.read_data.valid & dma.read_data.ready):
             m.d.sync += read_index.eq(read_index + 1)
@@ -441,9 +466,10 @@ class MaskpropCore(wiring.Component):
             writer_row.first.eq(first_row),
             writer_rows.w_data.eq(writer_row),
             masks.r_en.eq(row_valid & row_ready & last_block & wants_mask),
-            writer.rows.valid.eq(writer_rows.r_rdy),
+            # Raw partial sums (psum_out) bypass the writer: its row beats are dropped.
+            writer.rows.valid.eq(writer_rows.r_rdy & ~command.psum_out),
             writer.rows.payload.eq(writer_rows.r_data),
-            writer_rows.r_en.eq(writer.rows.ready),
+            writer_rows.r_en.eq(writer.rows.ready | command.psum_out),
         ]
         with m.If(row_valid & row_ready):
             m.d.sync += first_row.eq(0)
@@ -507,19 +533,48 @@ class MaskpropCore(wiring.Component):
         # docs/fpga.md); the array hands over a result whenever the skid is empty.
         m.submodules.result_skid = result_skid = SkidBuffer(array.o.payload.shape())
         wiring.connect(m, array.o, result_skid.i)
-        wiring.connect(m, result_skid.o, writer.results)
         m.submodules.write_skid = write_skid = SkidBuffer(dma.write_data.payload.shape())
         wiring.connect(m, write_skid.o, dma.write_data)
+        # Backward-weight's partial sums (hw/partial_sums.py) between the skid and the writer:
+        # added to the results (psum_in), and the sums written raw instead of requantized
+        # (psum_out); otherwise the results pass through unchanged, in the same cycle.
+        if core.partial_sums:
+            m.submodules.partial_sums = partial_sums = PartialSums(c, bus_width=core.bus_width)
+            wiring.connect(m, result_skid.o, partial_sums.results)
+            wiring.connect(m, partial_sums.o, writer.results)
+            m.d.comb += [
+                partial_sums.add.eq(weight_grad & command.psum_in),
+                partial_sums.keep.eq(weight_grad & command.psum_out),
+                partial_sums.start.eq(sums_start),
+                partial_sums.sums.valid.eq(sums_valid),
+                partial_sums.sums.payload.eq(dma.read_data.payload.data),
+                sums_ready.eq(partial_sums.sums.ready),
+            ]
+            raw = partial_sums.raw
+        else:
+            wiring.connect(m, result_skid.o, writer.results)
+            raw = None
         m.d.comb += [
             writer.cols.eq(cols),
             writer.shift.eq(command.shift),
             writer.base.eq(0),
-            # The skid buffer's registered ready cuts the ready chain from the memory port's
-            # write side into the writer and the tile array's stall (docs/fpga.md).
-            write_skid.i.valid.eq(writer.o.valid),
-            write_skid.i.payload.data.eq(writer.o.payload.data),
+        ]
+        # The skid buffer's registered ready cuts the ready chain from the memory port's write
+        # side into the writer and the tile array's stall (docs/fpga.md).
+        writer_words = [write_skid.i.valid.eq(writer.o.valid),
+                        write_skid.i.payload.data.eq(writer.o.payload.data),
+                        writer.o.ready.eq(write_skid.i.ready)]
+        if raw is None:
+            m.d.comb += writer_words
+        else:
+            with m.If(command.psum_out):
+                m.d.comb += [write_skid.i.valid.eq(raw.valid),
+                             write_skid.i.payload.data.eq(raw.payload),
+                             raw.ready.eq(write_skid.i.ready)]
+            with m.Else():
+                m.d.comb += writer_words
+        m.d.comb += [
             write_skid.i.payload.strb.eq(~0),
-            writer.o.ready.eq(write_skid.i.ready),
             dma.write_done.ready.eq(1),
         ]
 
@@ -553,10 +608,12 @@ class MaskpropCore(wiring.Component):
             (x_words, partial_x, reduced_words),
             (y_words, Mux(weight_grad, rows, chunks), Mux(weight_grad, k_words, cols)),
             (out_words, Mux(weight_grad, gemm_rows, rows), col_words),
+            (sum_words, gemm_rows, row_sum_words),          # backward-weight only
         ]
-        assert len(products) == _PRODUCTS
+        assert len(products) == _WEIGHT_PRODUCTS
         product_index = Signal(range(len(products)))
-        bases = (command.a_base, command.w_base, command.dz_base, command.out_base)
+        bases = (command.a_base, command.w_base, command.dz_base, command.out_base,
+                 command.psum_base)
         alignment = core.bus_bytes - 1
         read_cmd, write_cmd = dma.read_cmd, dma.write_cmd
         with m.FSM(name="control") as control:
@@ -569,6 +626,8 @@ class MaskpropCore(wiring.Component):
                         command.keep_weights.eq(fields.keep_weights),
                         command.keep_input.eq(fields.keep_input),
                         command.bw_operand.eq(fields.bw_operand),
+                        command.psum_in.eq(fields.psum_in),
+                        command.psum_out.eq(fields.psum_out),
                         command.n.eq(fields.layer_n), command.c.eq(fields.layer_c),
                         command.h.eq(fields.layer_h), command.w.eq(fields.layer_w),
                         command.k.eq(fields.layer_k), command.kernel.eq(fields.kernel),
@@ -579,6 +638,7 @@ class MaskpropCore(wiring.Component):
                         command.shift.eq(fields.shift), command.a_base.eq(fields.a_base),
                         command.w_base.eq(fields.w_base), command.dz_base.eq(fields.dz_base),
                         command.out_base.eq(fields.out_base),
+                        command.psum_base.eq(fields.psum_base),
                     ]
                     m.next = "CHECK"
             with m.State("CHECK"):
@@ -586,7 +646,10 @@ class MaskpropCore(wiring.Component):
                         command.stride)
                 padded_h = command.h + command.pad_top + command.pad_bottom
                 padded_w = command.w + 2 * command.padding
-                with m.If(command.pass_kind.as_value() == 3):
+                # Partial sums are backward-weight's, and need a bus of 64 bits or more.
+                psums = command.psum_in | command.psum_out
+                with m.If((command.pass_kind.as_value() == 3) |
+                          (psums & (~weight_grad if core.partial_sums else 1))):
                     fail(ErrorCode.BAD_PASS)
                     m.next = "IDLE"
                 with m.Elif(Cat(dim == 0 for dim in dims).any() |
@@ -631,7 +694,8 @@ class MaskpropCore(wiring.Component):
                             with m.Case(index):
                                 m.d.sync += result.eq(multiply.product)
                     m.d.sync += product_index.eq(product_index + 1)
-                    with m.If(product_index == len(products) - 1):
+                    with m.If(product_index == Mux(weight_grad, _WEIGHT_PRODUCTS - 1,
+                                                   _PRODUCTS - 1)):
                         # Backward-weight's columns (R*R*C for X = dZ) are a product: its
                         # column blocks are divided now, and its chunks are the pixels'.
                         with m.If(weight_grad):
@@ -657,7 +721,9 @@ class MaskpropCore(wiring.Component):
                           (Mux(weight_grad, rows, reduction) > c.max_reduction()) |
                           (weight_grad & ((chunks > core.row_block_chunks) |
                                      (x_is_dz & (reduction > c.max_cols)))) |
-                          (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER)):
+                          (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER) |
+                          (weight_grad & (command.psum_in | command.psum_out) &
+                           (sum_words > self.MAX_TRANSFER))):
                     fail(ErrorCode.SHAPE_TOO_LARGE)
                     m.next = "IDLE"
                 with m.Elif(pitch_words < col_words):
@@ -669,6 +735,7 @@ class MaskpropCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [read_index.eq(0), x_count.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
+                    m.d.comb += sums_start.eq(1)
                     # A load overwrites its buffer: it holds nothing until the command is done.
                     with m.If(~command.keep_weights):
                         m.d.sync += y_valid.eq(0)
@@ -680,8 +747,8 @@ class MaskpropCore(wiring.Component):
                 a row of ``col_words`` words per output pixel, ``pitch_words`` apart (the
                 output, and A for the output mask), one row when that is contiguous (the
                 bursts then run across pixels); else one contiguous row."""
-                row_beats = (Mux(pitch_words != col_words, col_words, beats) if strided
-                             else beats)
+                row_beats = (Mux(strided & (pitch_words != col_words), col_words, beats)
+                             if strided is not False else beats)
                 m.d.comb += [port.valid.eq(1), port.payload.addr.eq(addr),
                              port.payload.beats.eq(beats),
                              port.payload.row_beats.eq(row_beats),
@@ -700,12 +767,16 @@ class MaskpropCore(wiring.Component):
                     transfer(read_cmd, x_base, x_words, "READ_DZ")
             with m.State("READ_DZ"):             # backward-weight: dZ behind A
                 with m.If(weight_grad):
-                    transfer(read_cmd, command.dz_base, y_words, "READ_A")
+                    # With A broadcast, a group of output channels: its words of each pixel,
+                    # OUT_PITCH apart (the result's rows have the same pitch).
+                    transfer(read_cmd, command.dz_base, y_words, "READ_A", strided=~x_is_dz)
                 with m.Else():
                     m.next = "READ_A"
             with m.State("READ_A"):
                 with m.If(wants_mask):
                     transfer(read_cmd, command.a_base, out_words, "LOADING", strided=True)
+                with m.Elif(weight_grad & command.psum_in):    # behind dZ, read in the run
+                    transfer(read_cmd, command.psum_base, sum_words, "LOADING")
                 with m.Else():
                     m.next = "LOADING"
             with m.State("LOADING"):
@@ -714,7 +785,10 @@ class MaskpropCore(wiring.Component):
                     m.next = "WRITE"
             with m.State("WRITE"):
                 with m.If(weight_grad):
-                    transfer(write_cmd, command.out_base, out_words, "GATHER_Y", strided=True)
+                    # Raw partial sums (psum_out) are one contiguous transfer.
+                    transfer(write_cmd, command.out_base,
+                             Mux(command.psum_out, sum_words, out_words), "GATHER_Y",
+                             strided=~command.psum_out)
                 with m.Else():
                     transfer(write_cmd, command.out_base, out_words, "WALK", strided=True)
                 m.d.sync += first_row.eq(1)

@@ -28,14 +28,14 @@ __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (1, 2)
+VERSION = (1, 3)
 
 
 class ErrorCode(enum.Enum, shape=4):
     """Why the core refused a start or stopped (``STATUS.error_code``)."""
     NONE = 0             # no error
     BUSY = 1             # start while busy
-    BAD_PASS = 2         # PASS.pass_kind is not a pass
+    BAD_PASS = 2         # PASS.pass_kind is not a pass, or partial sums outside backward-weight
     ZERO_DIM = 3         # a dimension, kernel or stride is 0
     SHAPE_TOO_LARGE = 4  # the buffers or the accumulator cannot hold the layer
     UNALIGNED = 5        # a base address is not a multiple of the memory bus width
@@ -160,6 +160,15 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
                   "the result has a row per (tap r, tap t, channel c) and a column per output "
                   "channel k; DZ: a row per k and a column per (r, t, c).", enum=Operand,
                   lsb=16),
+            Field("psum_in", 1, "rw", 0, "Backward-weight, a part of a split reduction after "
+                  "the first: add the partial sums at PSUM_BASE (64-bit, from the parts before) "
+                  "to this part's sums before requantizing or writing them. Another pass, or a "
+                  "core whose memory bus is narrower than 64 bits: BAD_PASS.", lsb=20),
+            Field("psum_out", 1, "rw", 0, "Backward-weight, a part before the last: write the "
+                  "raw 64-bit sums to OUT_BASE (packed, bus_bytes / 8 per word, rows one after "
+                  "the other) instead of the requantized result; OUT_PITCH is not used. "
+                  "Another pass, or a core whose memory bus is narrower than 64 bits: BAD_PASS.",
+                  lsb=21),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [
             Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),
@@ -210,6 +219,12 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
         Register("OUT_BASE", [Field("out_base", mem_addr_width, "rw",
                                     doc="Byte address of the result (Z, dA or dW).")],
                  "Base address of OUT.", offset=0x068, width=base_width),
+        Register("PSUM_BASE", [Field("psum_base", mem_addr_width, "rw",
+                                     doc="Byte address of the partial sums PASS.psum_in reads "
+                                         "(it may equal OUT_BASE: each word is read before it "
+                                         "is written again).")],
+                 "Base address of the partial sums read (backward-weight).", offset=0x070,
+                 width=base_width),
 
         # --- performance counters (64 bits: read _LO, then _HI) -------------------------------
         *(Register(name.upper(), [Field(name, 64, "ro", doc=doc)],

@@ -88,6 +88,7 @@ CORE_OVERTAKING = ("tests/test_core_model.py::test_the_walk_waits_for_the_input_
 CORE_FAST = ("tests/test_core_fast.py::test_small_layers_exact_in_every_pass_and_mode",)
 CORE_SPLIT = ("tests/test_core_model.py::test_split_passes_exact_per_command",)
 TRANSPOSER = ("tests/test_transposer.py::test_every_word_transposed_in_order",)
+PARTIAL_SUMS = ("tests/test_partial_sums.py",)
 GATHER = ("tests/test_window_gather.py::test_kernel_stride_padding_grid",
           "tests/test_window_gather.py::test_random_layers_with_backpressure")
 ROW_BLOCKS = ("tests/test_row_block_buffer.py::test_random_rows",
@@ -250,8 +251,8 @@ CATALOGUE = [
            "the weights are loaded at twice the column stride the tiles read them at",
            CORE_FAST),
     Mutant("core-group-output-contiguous", "core",
-           "row_beats = (Mux(pitch_words != col_words, col_words, beats) if strided",
-           "row_beats = (beats if strided",
+           "row_beats = (Mux(strided & (pitch_words != col_words), col_words, beats)",
+           "row_beats = (beats",
            "an output-channel group's words are written back to back, not one row per pixel "
            "OUT_PITCH apart (a split pass)", CORE_SPLIT),
     Mutant("core-band-walks-the-layer-padding", "core",
@@ -309,6 +310,22 @@ CATALOGUE = [
            "m.d.sync += [live[b][r].eq(1), lastq[b][r].eq(q_cur)]",
            "m.d.sync += [live[b][r].eq(1), lastq[b][r].eq(q_cur - 1)]",
            "a row's last chunk with a structural element is never sent", ROW_BLOCKS),
+    Mutant("row-blocks-keep-empty-ignored", "row_block_buffer",
+           "m.d.comb += sends.eq(cur_live | self.keep_empty)",
+           "m.d.comb += sends.eq(cur_live)",
+           "with partial sums a row without a structural chunk is still skipped, so a part "
+           "where a tap is all padding writes 0 for its sums instead of the parts before's",
+           ROW_BLOCKS + CORE_SPLIT),
+    # --- PartialSums (backward-weight's reduction split) -----------------------------------------
+    Mutant("partial-sums-not-added", "partial_sums",
+           "result.value[t] + Mux(self.add, partial, 0), 0))",
+           "result.value[t], 0))",
+           "a part after the first ignores the sums of the parts before", PARTIAL_SUMS),
+    Mutant("partial-sums-beat-before-its-words", "partial_sums",
+           "sums_in = Mux(self.add, full, 1)",
+           "sums_in = Mux(self.add, loaded != 0, 1)",
+           "a beat leaves once the first of its sums words is in, not all of them (W > 1)",
+           PARTIAL_SUMS),
     # --- AxiDma -----------------------------------------------------------------------------------
     Mutant("dma-4k-boundary-off-by-one", "axi_dma",
            "to_boundary.eq(page_words - addr[shift:12]),",

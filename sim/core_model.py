@@ -24,8 +24,8 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
 - the **command check**: one ``CHECK`` cycle, ``DIVIDE`` (18 restoring-division steps and a
   cycle that finds the step counter at 0), ten products of ``SIZE_LOAD`` + 18 multiplier steps
   + a store cycle, one ``LIMITS`` cycle (:data:`CHECK_CYCLES`); then one cycle per read command
-  (Y, X and, for sparse backward-data's output mask, ``A``; a kept buffer's state passes in a
-  cycle without one);
+  state (Y, X, backward-weight's ``dZ`` and, for sparse backward-data's output mask, ``A``; a
+  state with nothing to read, a kept buffer's, passes in a cycle);
 - the **DMA's read engine** (``hw/axi_dma.py``): a command's first AR handshake
   :attr:`~maskprop.hw.axi_dma.AxiDma.address_latency` cycles after the command, bursts of at
   most ``max_burst`` beats that do not cross 4 KiB, one AR per cycle, at most
@@ -166,7 +166,8 @@ from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.hw.window_gather import PIPELINE_CYCLES, SETUP_CYCLES
-from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
+from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts, column_groups,
+                                      row_chunk_cycles)
 from maskprop.sim.data_movement import PassTraffic, command_traffic, summed_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
@@ -500,6 +501,33 @@ def _last_kept(issued: IssuedChunks, beats: np.ndarray, m: int, dense: bool) -> 
     return max(1, int(beats[m][kept][-1])) if kept.any() else 1
 
 
+class _PartialSums:
+    """Backward-weight's partial sums (``hw/partial_sums.py``) between the result skid and the
+    writer, ``words`` memory words per result beat: with ``add``, the sums register takes word
+    ``r`` of beat ``i``'s words (from word ``first`` of the read stream) as it comes, its first
+    once beat ``i - 1`` has left (in that cycle at the latest), and beat ``i`` goes from the
+    cycle after its last word; with ``keep``, a beat goes into the packer once the beat before
+    has sent its last word (in that cycle at the latest), and its words are offered one per
+    cycle from the cycle after."""
+
+    def __init__(self, words: int, reads: "_ReadStream", first: int):
+        self.words, self.reads, self.first = words, reads, first
+        self.beats = []                 # the cycle each result beat was taken
+
+    def sums_taken(self, j: int, offered: int) -> int:
+        """The cycle the sums register takes word ``j`` (offered from ``offered``)."""
+        beat, word = divmod(j, self.words)
+        if word == 0 and beat > 0:
+            assert beat - 1 < len(self.beats), "a sums word needed before its beat's turn"
+            return max(offered, self.beats[beat - 1])
+        return offered
+
+    def sums_in(self) -> int:
+        """The first cycle the next beat's sums are all in."""
+        last = self.first + (len(self.beats) + 1) * self.words - 1
+        return self.reads.taken_at(last) + 1
+
+
 class _BackEndWriter:
     """The back end shared by every pass, from the rows beat on: the tile array's decoder and
     row register, the tile array (:class:`_BackEnd`), the result skid, the writer (its row
@@ -509,9 +537,14 @@ class _BackEndWriter:
     :meth:`block_done`; :meth:`cycles` gives the command's phases at the end."""
 
     def __init__(self, core: CoreConfig, memory: MemoryTiming, write_state: int, address: int,
-                 words: int, row_words: int | None, pitch: int, cols: int):
+                 words: int, row_words: int | None, pitch: int, cols: int,
+                 sums: _PartialSums | None = None, add: bool = False, keep: bool = False):
         config = core.array
         self.vec, self.col_block, self.cols = config.vec, config.col_block, cols
+        # Backward-weight's partial sums: added to the results (add), the sums written raw
+        # instead of through the writer (keep).
+        self.sums, self.add, self.keep = sums, add, keep
+        self.packer_free = _NEVER        # keep: the previous beat's last word sent
         self.blocks = -(-cols // config.col_block)
         self.write_state = write_state
         self.writes = _WriteStream(write_state, address, words, row_words, pitch, core, memory)
@@ -523,7 +556,7 @@ class _BackEndWriter:
         self.skid_free = self.result_free = _NEVER
         self.beat = self.rows_readable = _NEVER   # this row-block's rows beat, its writer beat
         self.have = self.word = 0        # values in the gearbox; output words so far
-        self.last_word = _NEVER
+        self.last_word = self.last_word_sent = _NEVER   # the last word's DMA and skid takes
 
     def rows_beat(self, earliest: int, live: bool) -> int:
         """The row-block's rows beat, offered from ``earliest`` (the front end's conditions):
@@ -551,13 +584,24 @@ class _BackEndWriter:
         tree holds the result until then), the writer takes it from there into its requantize
         register when that is free (in the same cycle if the skid was empty: it passes
         through), and assembles it once its row's writer beat is readable and the block
-        register is free."""
+        register is free. With partial sums the beat also waits for its sums (add), and goes
+        into the packer instead of the writer (keep)."""
         accepted = max(offered, self.result_free)
         if accepted > offered:
             self.back_end.hold(offered, accepted - 1)
-        taken = max(accepted, self.held_free)
+        taken = accepted
+        if self.add:
+            taken = max(taken, self.sums.sums_in())
+        taken = max(taken, self.packer_free if self.keep else self.held_free)
+        if self.sums is not None:
+            self.sums.beats.append(taken)
         self.result_free = taken + 1
-        self.held_free = max(taken + 1, self.rows_readable, self.block_free)
+        if self.keep:
+            for _ in range(self.sums.words):
+                self._send_word(taken + 1)
+            self.packer_free = self.last_word_sent
+        else:
+            self.held_free = max(taken + 1, self.rows_readable, self.block_free)
 
     def groups(self, last_issue: int, groups: int, replay: int, last_kept: int):
         """A live row's first group issued (its last chunk in ``last_issue``): its result, then
@@ -579,6 +623,9 @@ class _BackEndWriter:
         """Row-block ``b`` of its row complete (a live row's once its last result is
         assembled, a dead row's once its writer beat is readable): it moves into the gearbox,
         which sends its whole words (all, at a row end) to the DMA."""
+        if self.keep:                    # the writer's row beats are dropped as they come
+            self.writer_rows.read.append(self.rows_readable)
+            return
         complete = self.held_free if live else max(self.rows_readable, self.block_free)
         self.writer_rows.read.append(complete)
         move = max(complete + 1, self.gearbox_free)
@@ -588,14 +635,19 @@ class _BackEndWriter:
             count, self.have = -(-self.have // self.vec), 0
         else:
             count, self.have = divmod(self.have, self.vec)
-        sent = move
+        self.last_word_sent = move
         for _ in range(count):
-            sent = max(sent + 1, self.skid_free)
-            taken = max(sent, self.writes.ready(self.word))
-            self.writes.take(self.word, taken)
-            self.skid_free = taken + 1
-            self.word, self.last_word = self.word + 1, taken
-        self.gearbox_free = sent if count else move + 1
+            self._send_word(self.last_word_sent + 1)
+        self.gearbox_free = self.last_word_sent if count else move + 1
+
+    def _send_word(self, valid: int):
+        """The next word, offered from ``valid`` and after the word before: the skid takes it
+        when empty (``last_word_sent``), the DMA when ready."""
+        sent = max(valid, self.last_word_sent + 1 if self.word else _NEVER, self.skid_free)
+        taken = max(sent, self.writes.ready(self.word))
+        self.writes.take(self.word, taken)
+        self.skid_free = taken + 1
+        self.word, self.last_word, self.last_word_sent = self.word + 1, taken, sent
 
     def cycles(self, check: int, compute: int, traffic: PassTraffic) -> CoreCycles:
         """The command's phases: write_done the cycle after the last B, then idle."""
@@ -656,6 +708,29 @@ class _Gather:
         self.out.append(sends)
 
 
+def _weight_part(gemm, layer, command: CoreCommand, dense: bool):
+    """A backward-weight command's :class:`IssuedChunks` and wanted outputs: its output pixels'
+    columns of the whole pass's ``X`` (chunked from its first pixel, the last chunk padded as
+    the window gather pads it) and its result columns; with partial sums every row is sent, a
+    row without a structural chunk as an empty chunk 0 (``RowBlockBuffer.keep_empty``)."""
+    vec = gemm.vec
+    pixels = command.reduction_pixels(layer)
+    rows, cols = command.weight_shape(layer)
+    width = -(-len(pixels) // vec) * vec
+    structure = np.zeros((gemm.X.shape[0], width), dtype=bool)
+    nonzero = np.zeros_like(structure)
+    structure[:, :len(pixels)] = gemm.structure[:, pixels.start:pixels.stop]
+    nonzero[:, :len(pixels)] = gemm.X[:, pixels.start:pixels.stop] != 0
+    counts = chunk_counts(structure if dense else nonzero, vec)
+    live = chunk_counts(structure, vec) > 0
+    if command.psum_in or command.psum_out:
+        live[~live.any(axis=-1), 0] = True
+    columns = command.columns if command.operand == "a" else slice(None)
+    wanted = np.ones((rows, cols), dtype=bool)
+    assert gemm.X.shape[0] == rows and len(np.ones(gemm.Y.shape[1])[columns]) == cols
+    return IssuedChunks(counts, live), wanted
+
+
 def _weight_cycles(layer, command: CoreCommand, core: CoreConfig, memory: MemoryTiming,
                    traffic: PassTraffic, bases: dict, issued: IssuedChunks,
                    wanted: np.ndarray, dense: bool) -> CoreCycles:
@@ -668,24 +743,44 @@ def _weight_cycles(layer, command: CoreCommand, core: CoreConfig, memory: Memory
     groups = column_groups(wanted, tiles, col_block, live_rows)
     _, replay = row_chunk_cycles(issued, lanes)
     beats = -(-issued.counts // lanes)
-    words = {t.tensor: t.words for t in traffic.tensors}
-    a_words, dz_words, out_words = words["A"], words["dZ"], words["dW"]
+    a_words, dz_words = command.weight_bands(layer, vec)
+    col_words = -(-cols // vec)
+    sum_words = command.sum_words(layer, tiles, core.bus_bytes)
     base = command.bases(layer, bases, vec, core.bus_bytes)
     check = WEIGHT_CHECK_CYCLES
+    # A group of output channels (A broadcast) reads its words of each dZ pixel and writes its
+    # words of each result row, out_pitch words apart (one row when that is contiguous).
+    pitch_words = command.offsets(layer, vec)["out_pitch"] or col_words
+    row_words = None if pitch_words == col_words else col_words
+    pitch = pitch_words * core.bus_bytes
 
-    # --- load: READ_Y passes, READ_X reads the A band, READ_DZ the dZ band, READ_A passes ----
-    reads = _ReadStream([(check + 1, base["a"], a_words, None, 0),
-                         (check + 2, base["dz"], dz_words, None, 0)], core, memory,
-                        lambda n, offered: offered)
+    # --- load: READ_Y passes, READ_X reads the A band, READ_DZ the dZ band, READ_A the partial
+    # sums (psum_in) or passes; the sums are taken during the run -------------------------
+    loaded = a_words + dz_words
+    reads_of = [(check + 1, base["a"], a_words, None, 0),
+                (check + 2, base["dz"], dz_words, row_words, pitch)]
+    if command.psum_in:
+        reads_of.append((check + 3, base["psum"], sum_words, None, 0))
+    sums = None
+    reads = _ReadStream(reads_of, core, memory,
+                        lambda n, offered: offered if n < loaded else sums.sums_taken(
+                            n - loaded, offered))
+    if command.psum_in or command.psum_out:
+        sums = _PartialSums(core.sum_words_per_beat, reads, loaded)
     # LOADING (from the cycle after READ_A) sees the count the cycle after the last word.
-    write_state = max(reads.taken_at(a_words + dz_words - 1) + 2, check + 5)
-    writer = _BackEndWriter(core, memory, write_state, base["out"], out_words, None, 0, cols)
+    write_state = max(reads.taken_at(loaded - 1) + 2, check + 5)
+    if command.psum_out:
+        writer = _BackEndWriter(core, memory, write_state, base["out"], sum_words, None, 0,
+                                cols, sums, add=command.psum_in, keep=True)
+    else:
+        writer = _BackEndWriter(core, memory, write_state, base["out"], rows * col_words,
+                                row_words, pitch, cols, sums, add=command.psum_in)
 
     # --- the gathers: Y into the Y buffer (never stalled), then X into the row-block buffer --
     pixels = command.pixels(layer)
     chunks = -(-pixels // vec)
     gather_a = (layer.kernel, layer.in_channels)
-    gather_dz = (1, layer.out_channels)
+    gather_dz = (1, len(command.columns))
     (y_kernel, y_channels), (x_kernel, x_channels) = (
         (gather_a, gather_dz) if command.operand == "dz" else (gather_dz, gather_a))
     y_tiles = y_kernel * y_kernel * -(-y_channels // vec) * chunks
@@ -844,9 +939,12 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
     wants_mask = pass_name == "backward_data" and not dense and gemm.omask is not None
 
-    # The command's part of the pass: its GEMM rows (output pixels) and columns.
+    # The command's part of the pass: its GEMM rows (output pixels) and columns; for
+    # backward-weight its part of the reduction and its columns.
     issued, wanted = array_pass.issued(dense), array_pass.wanted(dense)
-    if len(plan) > 1:
+    if pass_name == "backward_weight":
+        issued, wanted = _weight_part(gemm, layer, command, dense)
+    elif len(plan) > 1:
         rows_of = np.asarray(command.gemm_rows(layer))
         issued = IssuedChunks(issued.counts[rows_of], issued.live[rows_of])
         wanted = wanted[rows_of][:, command.columns.start:command.columns.stop]
@@ -872,13 +970,14 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     # --- load: the read commands, the X and Y words -------------------------------------------
     x_base = base["a" if pass_name == "forward" else "dz"]
     # READ_Y, READ_X and READ_A each offer their read command in their first cycle, or pass
-    # in one cycle reading nothing (a kept buffer, no output mask).
+    # in one cycle reading nothing (a kept buffer, no output mask); READ_DZ (backward-weight's)
+    # passes in one cycle between READ_X and READ_A.
     commands = [(CHECK_CYCLES + index, address, words, None, 0)
                 for index, (address, words, kept) in enumerate((
                     (base["w"], y_words, command.keep_weights),
                     (x_base, x_words, command.keep_input))) if not kept]
     if wants_mask:
-        commands.append((CHECK_CYCLES + 2, base["a"], out_words, row_words, pitch))
+        commands.append((CHECK_CYCLES + 3, base["a"], out_words, row_words, pitch))
     loaded = x_words + y_words
     masks = _BufferedFifo(MaskpropCore.MASK_FIFO_DEPTH)
     mask_readable = []           # the first cycle each pixel's mask can be read
@@ -898,7 +997,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     # LOADING (from the cycle after READ_A) waits for the weights only, and sees the count the
     # cycle after the last word; the X words stream in behind them during the run.
     last_weight = reads.taken_at(y_words - 1) if y_words else _NEVER
-    write_state = max(last_weight + 2, CHECK_CYCLES + 4)
+    write_state = max(last_weight + 2, CHECK_CYCLES + 5)
 
     def word_in(address: int) -> int:
         """The first cycle the fetch may take a chunk at X word ``address``: the cycle after

@@ -13,11 +13,11 @@ lists:
   into the X scratchpad and ``W`` into the Y buffer and writes ``Z``; backward-data reads
   ``dZ`` and the transposed weights ``Wt`` and writes ``dA``, and in sparse mode with the output
   mask also reads ``A`` once, to derive ``A != 0`` on chip (:attr:`PassTraffic.mask_bitmap_bytes`
-  is what a 1-bit-per-element bitmap would take instead). Backward-weight: one core command
-  (:func:`command_traffic`, what the core model uses) reads the ``A`` band and the ``dZ`` band
-  into the X scratchpad once each and writes ``dW`` once in the core's layout (a row per
-  broadcast row); :func:`pass_traffic` still counts the intended dataflow's lower bound (``A``,
-  ``dZ`` and ``dW`` in ``W``'s layout, :attr:`PassTraffic.on_core` False).
+  is what a 1-bit-per-element bitmap would take instead). Backward-weight: each core command
+  (:func:`command_traffic`, what the core model uses) reads its ``A`` band and its ``dZ``
+  band (its output-channel group's words) into the X scratchpad once each and writes its
+  ``dW`` in the core's layout (a row per broadcast row), or, a part of a split reduction, reads
+  and writes the 64-bit partial sums (``"dW sums"``).
 - **Events** (:func:`pass_events`): MACs issued, X scratchpad, row buffer and Y buffer
   accesses, outputs, counted from :class:`~maskprop.sim.cycle_model.IssuedChunks` the way the
   tile array (``hw/tile_array.py``) and the core's address generator move chunks; each count is
@@ -40,7 +40,7 @@ import numpy as np
 
 from maskprop.base.config import Config, CoreConfig, ceil_log2
 from maskprop.host.memory_layout import channel_words, word_bytes
-from maskprop.host.split import plan_pass, weight_result_shape, whole_pass
+from maskprop.host.split import plan_pass, whole_pass
 from maskprop.sim.cycle_model import IssuedChunks, wanted_outputs
 from maskprop.sim.layer import ConvLayer, check_pass_name
 from maskprop.sim.lowering import chunk_count
@@ -62,9 +62,12 @@ ASSUMPTIONS = (
     "columns' weights unless it keeps those, so a split pass reads more than its tensors; "
     "'commands' is how many. Each SRAM is sized to hold what the pass loads, at most the "
     "core's buffer.",
-    "Backward-weight is not on the core yet: its traffic is the intended dataflow's lower bound "
-    "(A and dZ read once, dW written once, the backward-data copy of the weights not "
-    "rewritten), not measured on the RTL.",
+    "Backward-weight runs on the evaluation's core too, in the orientation each mode is "
+    "fastest in among those the core runs: output-channel groups and parts of its reduction "
+    "(images or row bands of at most row_block_chunks chunks of pixels), each command reading "
+    "its A and dZ bands and, after the first part, the 64-bit partial sums of the parts "
+    "before, and writing them raw (all but the last part) or dW; the Y buffer is filled by "
+    "the window gather from the X scratchpad, not from DRAM.",
     "Sparse backward-data reads A once to derive its output mask (A != 0) on chip, as the core "
     "does; mask_bitmap_bytes is what a 1-bit-per-element bitmap would read instead (not "
     "built).",
@@ -120,7 +123,6 @@ class PassTraffic:
     dense: bool
     tensors: tuple
     mask_bitmap_bytes: int
-    on_core: bool
     commands: int = 1
 
     def words(self, role: str) -> int:
@@ -165,33 +167,26 @@ def _bitmap_bytes(words: int, vec: int) -> int:
 
 
 def pass_traffic(layer: ConvLayer, pass_name: str, config: Config, *, dense: bool,
-                 output_mask: bool = True, core: CoreConfig | None = None) -> PassTraffic:
+                 output_mask: bool = True, core: CoreConfig | None = None,
+                 operand: str = "a") -> PassTraffic:
     """The bytes each tensor of ``pass_name`` of ``layer`` moves between DRAM and the core of
     ``config`` (its ``vec`` and ``data_width`` fix the layout), in dense or sparse mode (see the
     module's docstring; ``output_mask``: sparse backward-data computes only where ``A != 0``,
-    and reads ``A`` for it). Forward and backward-data: with ``core`` (on an array of
-    ``config``'s ``vec`` and ``data_width``), the sum over the commands ``plan_pass`` splits the
-    pass into (``ValueError`` if it cannot); without, the pass in one command, every tensor read
+    and reads ``A`` for it; ``operand``: backward-weight's broadcast operand). With ``core``
+    (on an array of ``config``'s ``vec`` and ``data_width``), the sum over the commands
+    ``plan_pass`` splits the pass into (``ValueError`` if it cannot; backward-weight's parts
+    read and write their partial sums); without, the pass in one command, every tensor read
     once and the result written once."""
-    if check_pass_name(pass_name) != "backward_weight":
-        if core is None:
-            commands = [whole_pass(layer, pass_name)]
-        else:
-            if (core.array.vec, core.array.data_width) != (config.vec, config.data_width):
-                raise ValueError("the core's array must have the layout's vec and data_width")
-            commands = plan_pass(layer, pass_name, core)
-        return summed_traffic([command_traffic(layer, command, config, dense=dense,
-                                               output_mask=output_mask)
-                               for command in commands])
-    size = word_bytes(config.vec, config.data_width)
-
-    def moved(tensor, role, direction):
-        words = tensor_words(layer, tensor, config.vec)
-        return TensorTraffic(tensor, role, direction, words, words * size)
-
-    return PassTraffic(pass_name, dense, (moved("A", "operand", "read"),
-                                          moved("dZ", "operand", "read"),
-                                          moved("dW", "output", "write")), 0, False)
+    pass_name = check_pass_name(pass_name)
+    if core is None:
+        commands = [whole_pass(layer, pass_name, operand)]
+    else:
+        if (core.array.vec, core.array.data_width) != (config.vec, config.data_width):
+            raise ValueError("the core's array must have the layout's vec and data_width")
+        commands = plan_pass(layer, pass_name, core, operand=operand)
+    return summed_traffic([command_traffic(layer, command, config, dense=dense,
+                                           output_mask=output_mask)
+                           for command in commands])
 
 
 def summed_traffic(traffics) -> PassTraffic:
@@ -205,7 +200,7 @@ def summed_traffic(traffics) -> PassTraffic:
             size[key] = size.get(key, 0) + t.bytes
     return PassTraffic(first.pass_name, first.dense,
                        tuple(TensorTraffic(*key, words[key], size[key]) for key in words),
-                       sum(t.mask_bitmap_bytes for t in traffics), first.on_core, len(traffics))
+                       sum(t.mask_bitmap_bytes for t in traffics), len(traffics))
 
 
 def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
@@ -219,16 +214,24 @@ def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
     (role ``"X scratchpad"``; the window gather fills the Y buffer from there, so nothing is
     read as ``"Y buffer"``), and ``dW`` written once in the core's layout (role ``"output"``):
     a row per broadcast row (``"a"``: ``R*R*C`` rows, ``"dz"``: ``K``) of ``ceil(cols /
-    vec)`` words."""
+    vec)`` words (of its output-channel group's columns); a part of a split reduction reads
+    the partial sums of the parts before (``psum_in``) and writes its sums raw instead of
+    ``dW`` (``psum_out``), 64 bits each (tensor ``"dW sums"``, role ``"partial sums"``)."""
     vec, size = config.vec, word_bytes(config.vec, config.data_width)
     if command.pass_name == "backward_weight":
         a_words, dz_words = command.weight_bands(layer, vec)
-        rows, cols = weight_result_shape(layer, command.operand)
+        rows, cols = command.weight_shape(layer)
         out_words = rows * channel_words(cols, vec)
-        return PassTraffic(command.pass_name, dense, (
-            TensorTraffic("A", "X scratchpad", "read", a_words, a_words * size),
-            TensorTraffic("dZ", "X scratchpad", "read", dz_words, dz_words * size),
-            TensorTraffic("dW", "output", "write", out_words, out_words * size)), 0, True)
+        sum_words = command.sum_words(layer, config.tiles, size) if command.psum_in or command.psum_out else 0
+        tensors = (TensorTraffic("A", "X scratchpad", "read", a_words, a_words * size),
+                   TensorTraffic("dZ", "X scratchpad", "read", dz_words, dz_words * size))
+        if command.psum_in:
+            tensors += (TensorTraffic("dW sums", "partial sums", "read", sum_words,
+                                      sum_words * size),)
+        tensors += ((TensorTraffic("dW sums", "partial sums", "write", sum_words,
+                                   sum_words * size),) if command.psum_out else
+                    (TensorTraffic("dW", "output", "write", out_words, out_words * size),))
+        return PassTraffic(command.pass_name, dense, tensors, 0)
     forward = command.pass_name == "forward"
     x_words, y_words = command.x_words(layer, vec), command.y_words(layer, vec)
     out_words = command.pixels(layer) * channel_words(len(command.columns), vec)
@@ -248,7 +251,7 @@ def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
             tensors += (moved("A", "output mask", "read", out_words),)
             bitmap = _bitmap_bytes(out_words, vec)
         tensors += (moved("dA", "output", "write", out_words),)
-    return PassTraffic(command.pass_name, dense, tensors, bitmap, True)
+    return PassTraffic(command.pass_name, dense, tensors, bitmap)
 
 
 # --- events from the chunk lists ----------------------------------------------------------------
@@ -651,15 +654,19 @@ def mode_cost(gemm, config: Config, *, dense: bool, cycles: int, bandwidth,
               issued: IssuedChunks | None = None, core: CoreConfig | None = None) -> ModeCost:
     """:class:`ModeCost` of the lowered pass ``gemm`` in one mode, whose compute cycles the
     caller has (``cycles``; ``issued``: its chunks in that mode, if at hand). Sparse
-    backward-data reads ``A`` for its output mask when ``gemm`` has one. With ``core``, a
-    forward or backward-data pass runs as the commands it is split into
-    (:func:`pass_traffic`): the buffers are filled with what each command loads."""
+    backward-data reads ``A`` for its output mask when ``gemm`` has one. With ``core``, the
+    pass runs as the commands it is split into (:func:`pass_traffic`; backward-weight in
+    ``gemm``'s orientation): the X scratchpad is filled with what each command loads, and so is
+    the Y buffer but for backward-weight, whose window gather fills it from the scratchpad (the
+    lowering's ``Y`` words)."""
     events = pass_events(gemm, config, dense=dense, issued=issued)
+    weight = gemm.pass_name == "backward_weight"
     traffic = pass_traffic(gemm.layer, gemm.pass_name, config, dense=dense,
-                           output_mask=gemm.omask is not None, core=core)
-    if traffic.on_core:
-        events = replace(events, x_fill_words=traffic.words("X scratchpad"),
-                         y_fill_words=traffic.words("Y buffer"))
+                           output_mask=gemm.omask is not None, core=core,
+                           operand=gemm.orientation if weight else "a")
+    events = replace(events, x_fill_words=traffic.words("X scratchpad"))
+    if not weight:
+        events = replace(events, y_fill_words=traffic.words("Y buffer"))
     return ModeCost(int(cycles), traffic, events,
                     pass_energy(events, traffic, config, table, core),
                     bandwidth, memory_cycles(traffic.total_bytes, bandwidth))

@@ -278,7 +278,8 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
     """Run ``jobs`` one after the other on ``system`` (a ``CoreSystem`` with ``host_port``) as
     generated Verilog with the fast bench. Each job is a dict as
     :meth:`~maskprop.host.core_driver.CoreJob.bench_job` makes it (``memory``, ``commands``,
-    ``out``, ``timeout_cycles``; ``ranges`` is not used: this bench counts no traffic);
+    ``out``, ``timeout_cycles``; ``ranges`` only bounds the memory the job uses: this bench
+    counts no traffic);
     ``labels`` names them in the report and the log. ``ValueError`` if a job's tensors do not
     fit the system's memory; :class:`~maskprop.flow.toolchain.SimulationError` if the bench
     fails (see the log)."""
@@ -290,7 +291,8 @@ def run_fast_core_jobs(system, jobs, *, build_dir, sim=None, seed=None, labels=N
                          "CoreSystem with host_port=True")
     labels = list(labels) if labels is not None else [f"job{k}" for k in range(len(jobs))]
     for label, job in zip(labels, jobs):
-        end = max([address + len(image) for address, image in job["memory"]] + [sum(job["out"])])
+        end = max([address + len(image) for address, image in job["memory"]] + [sum(job["out"])]
+                  + [hi for _, _, hi in job.get("ranges", ())])
         if end > system.memory_bytes:
             raise ValueError(f"{label}: its tensors end at byte {end:,}, beyond the system's "
                              f"memory of {system.memory_bytes:,} bytes (memory_words = "

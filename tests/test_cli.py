@@ -390,9 +390,11 @@ def test_demo_refuses_from_the_shape_before_lowering(tmp_path, monkeypatch, caps
     assert ("conv2' backward-data: the reduction takes 9 chunks, but the row buffer holds "
             "max_chunks = 8") in refused(
         ["demo", "--max-chunks", "8"], capsys)
-    # Its backward-weight: 16 (broadcasting A) or 8 x 3 x 3 result columns, neither <= 8.
-    assert ("conv2' backward-weight: broadcasting A, 16 result columns of 8 chunks do not fit "
-            "the Y buffer (y_words = 512, max_cols = 8); raise y_words or max_cols; "
+    # Its backward-weight: broadcasting A, its 16 output channels split into groups of whole
+    # memory words (16 channels), more than max_cols; broadcasting dZ, 8 x 3 x 3 result
+    # columns, which no group splits.
+    assert ("conv2' backward-weight: broadcasting A, not even 16 output columns (one memory "
+            "word) of 8 chunks fit the Y buffer (y_words = 512, max_cols = 8); raise max_cols; "
             "broadcasting dZ, 72 result columns") in refused(["demo", "--max-cols", "8"], capsys)
     # conv2's input gradient dZ: rows of 8 pixels of one word each (bands need one).
     assert "words, more than the X scratchpad's x_words = 4; raise x_words" in \
@@ -563,10 +565,11 @@ def test_boolean_integer_and_float_masks_are_read(dtype, tmp_path):
     (["flow", "core", "--target", "ecp5", "--router", "maze"],
      "argument --router: invalid choice: 'maze'"),
     # sim on the core (its default block) and on the tile array: backward-weight's reduction
-    # (2 x 40 x 40 output pixels, 200 chunks of 16) is longer than the row-block buffer's 32.
-    (["sim", "--layer", "2,4,40,40,4,3", "--pass", "bwd-weight"],
-     "layer 'layer' backward-weight: broadcasting A, the reduction over 3,200 output pixels "
-     "takes 200 chunks, but the row-block buffer holds row_block_chunks = 32"),
+    # is split into parts of whole output rows, but one row of 600 output pixels (38 chunks
+    # of 16) is longer than the row-block buffer's 32.
+    (["sim", "--layer", "1,4,2,600,4,1", "--pass", "bwd-weight"],
+     "layer 'layer' backward-weight: broadcasting A, one output row over 600 output pixels "
+     "takes 38 chunks, but the row-block buffer holds row_block_chunks = 32"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--block", "gpu"],
      "argument --block: invalid choice: 'gpu'"),
     (["sim", "--layer", "2,4,4,4,4,3", "--pass", "fwd", "--block", "array", "--x-words", "8"],

@@ -57,18 +57,22 @@ def check_jobs(core, jobs, tmp_path, *, pause=0.3, name=""):
         assert run.counters["compute_cycles"] == model.compute, label
         # Data movement, per tensor: what each command reads and writes, as the model says.
         names = {"A": "a", "W": "w", "Wt": "w", "dZ": "dz", "Z": "out", "dA": "out",
-                 "dW": "out"}
-        expected_read = dict.fromkeys(("a", "w", "dz"), 0)
+                 "dW": "out", "dW sums": "psum"}
+        expected_read = dict.fromkeys(("a", "w", "dz", "psum"), 0)
+        expected_written = dict.fromkeys(("out", "psum"), 0)
         for tensor, moved in model.bytes_read.items():
             expected_read[names[tensor]] += moved
+        for tensor, moved in model.bytes_written.items():
+            expected_written[names[tensor]] += moved
         assert {name: run.bytes_read.get(name, 0) for name in expected_read} == expected_read, \
             label
-        assert run.bytes_written["out"] == sum(model.bytes_written.values()), label
-        assert run.total_written == run.bytes_written["out"], label
+        assert {name: run.bytes_written.get(name, 0) for name in expected_written} == \
+            expected_written, label
+        assert run.total_written == sum(expected_written.values()), label
         assert run.total_read == sum(expected_read.values()), label
         if not job.split:
             # One command: every tensor the pass needs read once, the result written once.
-            images = dict.fromkeys(("a", "w", "dz"), b"") | job.images()
+            images = dict.fromkeys(("a", "w", "dz", "psum"), b"") | job.images()
             reads = {"forward": ("a", "w"), "backward_data": ("dz", "w"),
                      "backward_weight": ("a", "dz")}[job.pass_name]
             if job.pass_name == "backward_data" and job.output_mask and not job.dense:
@@ -156,7 +160,9 @@ def test_corner_cases(core, dense, tmp_path):
 
 # Layers the test core's buffers cannot hold, each split by the host into commands
 # (maskprop/host/split.py): output-channel groups (more columns than max_cols), row bands (an
-# image larger than the X scratchpad), both, and backward-data's stride phase in row bands.
+# image larger than the X scratchpad), both, and backward-data's stride phase in row bands;
+# backward-weight in groups of output channels and parts of its reduction (images or row
+# bands) chained by partial sums.
 SPLITS = [
     (ConvLayer(2, 36, 6, 6, 40, 3, 1, 1, "36 to 40 channels: column groups"), 0.5),
     (ConvLayer(1, 20, 24, 22, 20, 3, 1, 1, "24x22: row bands"), 0.5),
@@ -169,11 +175,16 @@ SPLITS = [
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 def test_split_layers(core, dense, tmp_path):
     """Layers the buffers cannot hold run as several commands, each a row band and an
-    output-channel group: the result in memory is exactly the whole layer's, both passes; the
-    counters, summed over the commands, are the core model's."""
-    # (Backward-weight's reduction is not split yet: these layers' are too long for it.)
-    jobs = layer_jobs(seeded(800), SPLITS, dense=dense, weight=False)
+    output-channel group (backward-weight: a group and a part of its reduction, with partial
+    sums): the result in memory is exactly the whole layer's, all three passes; the counters
+    and the bytes of every tensor, partial sums included, summed over the commands, are the
+    core model's."""
+    jobs = layer_jobs(seeded(800), SPLITS, dense=dense)
     assert all(job.split for job in jobs)
+    weight = [job for job in jobs if job.pass_name == "backward_weight"]
+    assert len(weight) >= len(SPLITS)
+    assert any(command.psum_in and command.psum_out for job in weight
+               for command in job.commands), "no part between the first and the last"
     check_jobs(core, jobs, tmp_path)
 
 
@@ -214,8 +225,10 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
                      {"kernel": 5, "padding": 0, "layer_h": 9},
                      {"kernel": 5, "pad_top": 0, "pad_bottom": 0, "layer_w": 9},
                      {"kernel": 6, "pad_top": 1, "pad_bottom": 0, "layer_w": 9}],
-        "BAD_PASS": [{"pass_kind": 3}],
-        "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}],
+        # partial sums are backward-weight's only
+        "BAD_PASS": [{"pass_kind": 3}, {"psum_in": 1}, {"psum_out": 1},
+                     {"pass_kind": Pass.BACKWARD_DATA, "psum_in": 1}],
+        "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}, {"psum_base": 0x1008}],
         "SHAPE_TOO_LARGE": [{"layer_k": CORE.array.max_cols + 1},
                             {"layer_c": 16 * (CORE.array.max_chunks // 9 + 1)},
                             {"layer_h": 64, "layer_w": 64},

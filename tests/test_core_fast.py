@@ -18,18 +18,22 @@ from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.host.core_driver import CoreJob, runnable_operands
 from maskprop.hw.core_registers import MAGIC
 from maskprop.hw.core_system import CoreSystem
+from maskprop.sim.core_model import job_cycles, total_cycles
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.bench_core_fast import TOPLEVEL, run_fast_core_jobs
 from maskprop.tb.runner import (VERILATOR_ARGS, public_ports_control, simulation_build_dir,
                                 top_level_ports, verilator_build_args)
 from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
 
-# Small buffers keep the build short (the core of tests/test_core.py), 32 KiB of memory.
+# Small buffers keep the build short (the core of tests/test_core.py), 128 KiB of memory.
 CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64, max_cols=32),
                   x_words=1024, row_block_chunks=32)
-MEMORY_WORDS = 1024
+MEMORY_WORDS = 4096
+# The last: backward-weight's A and dZ bands (3 words a pixel) fit the scratchpad two images at
+# a time, so its reduction runs in three parts chained by partial sums.
 LAYERS = (ConvLayer(2, 5, 6, 6, 7, 3, 1, 1, "small"),
-          ConvLayer(1, 19, 7, 5, 20, 3, 2, 1, "strided"))
+          ConvLayer(1, 19, 7, 5, 20, 3, 2, 1, "strided"),
+          ConvLayer(5, 5, 12, 12, 20, 3, 1, 1, "split reduction"))
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +43,9 @@ def system():
 
 @pytest.mark.sim
 def test_small_layers_exact_in_every_pass_and_mode(system, tmp_path):
-    """Both layers, the three passes (backward-weight broadcasting A and dZ), dense and sparse,
-    on the fast bench: each result exact, the counters as the models say."""
+    """The layers, the three passes (backward-weight broadcasting A and dZ), dense and sparse,
+    on the fast bench: each result exact, the counters as the models say (a split pass's
+    summed over its commands: the core model's)."""
     seed = seed_from_env(default=10)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
@@ -66,11 +71,21 @@ def test_small_layers_exact_in_every_pass_and_mode(system, tmp_path):
     else:
         assert ports < set(bench.visible)
     word_bytes = CORE.bus_bytes
+    assert any(job.split and job.pass_name == "backward_weight" and
+               any(c.psum_in and c.psum_out for c in job.commands) for job in jobs)
     for label, job, run in zip(labels, jobs, bench.runs):
-        assert run.status["done"] and not run.status["error"], (label, run.status)
+        assert run.done, (label, run.statuses)
         np.testing.assert_array_equal(job.result(run.result), job.golden(), err_msg=label)
         assert run.result == job.expected_image(), label
         counters = run.counters
+        if job.split:
+            model = total_cycles(job_cycles(job.array_pass(), CORE, dense=job.dense,
+                                            bases=job.bases))
+            assert counters["compute_cycles"] == model.compute, label
+            assert counters["bytes_read"] == sum(model.bytes_read.values()), label
+            assert counters["bytes_written"] == sum(model.bytes_written.values()), label
+            assert counters["cycles_busy"] == model.total, label
+            continue
         assert counters["compute_cycles"] == job.array_pass().model_cycles(job.dense), label
         images = job.images()
         reads = {"forward": ("a", "w"), "backward_data": ("dz", "w"),
@@ -152,10 +167,10 @@ def test_a_memory_error_response_is_reported_and_the_core_goes_on(system, tmp_pa
 
 
 def test_jobs_beyond_the_memory_are_refused(system, tmp_path):
-    layer = ConvLayer(2, 16, 16, 16, 16, 3, 1, 1, "large")     # 512 words of A alone
+    layer = ConvLayer(4, 16, 32, 32, 16, 3, 1, 1, "large")     # 4096 words of A alone
     job = CoreJob(layer, "forward", CoreConfig(CORE.array, x_words=1024),
                   *random_conv_tensors(np.random.default_rng(1), layer, 0.5))
-    with pytest.raises(ValueError, match=r"beyond the system's memory of 32,768 bytes"):
+    with pytest.raises(ValueError, match=r"beyond the system's memory of 131,072 bytes"):
         run_fast_core_jobs(system, [job.bench_job(system.register_map)], build_dir=tmp_path)
     with pytest.raises(ValueError, match="host_port=True"):
         run_fast_core_jobs(CoreSystem(CORE, memory_words=MEMORY_WORDS), [],
@@ -197,10 +212,10 @@ def test_ports_and_generator_key():
     members = with_host.signature.members
     assert set(members) == {"csr", "irq", "host"}
     assert set(without.signature.members) == {"csr", "irq"}
-    assert len(with_host.host.addr) == 10
+    assert len(with_host.host.addr) == 12
     assert len(with_host.host.wdata) == CORE.bus_width
     assert members["csr"].signature.addr_width == with_host.register_map.addr_width
-    assert with_host.memory_bytes == MEMORY_WORDS * CORE.bus_bytes == 32768
+    assert with_host.memory_bytes == MEMORY_WORDS * CORE.bus_bytes == 131072
     keys = {CoreSystem(CORE, memory_words=words, host_port=host).generator_key
             for words in (MEMORY_WORDS, MEMORY_WORDS + 1) for host in (False, True)}
     assert len(keys) == 4

@@ -283,11 +283,15 @@ def check_on_protocol_bench(core, jobs, pause, tmp_path, seed):
 
 @pytest.mark.sim
 def test_split_passes_exact_per_command(tmp_path):
-    """The layers test_core splits (column groups, row bands, both; strides 1 to 3), both
-    passes and modes, on the fast bench: every command's busy, compute and stall cycles and
-    bytes exactly the model's, and the result the whole layer's."""
+    """The layers test_core splits (column groups, row bands, both; strides 1 to 3), all three
+    passes (backward-weight in output-channel groups and parts of its reduction chained by
+    partial sums, each operand it runs in) and both modes, on the fast bench: every command's
+    busy, compute and stall cycles and bytes exactly the model's (the partial sums' reads,
+    which wait for their beats, and raw writes included), and the result the whole layer's."""
     seed = seeded(930)
-    jobs = corner_jobs(seed, layers=SPLITS)
+    jobs = corner_jobs(seed, layers=SPLITS) + weight_jobs(seed, layers=SPLITS)
+    assert any(command.psum_in and command.psum_out for job in jobs
+               for command in job.commands)
     system = CoreSystem(CORE, memory_words=SPLIT_MEMORY_WORDS, host_port=True)
     bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
                                labels=[label(job) for job in jobs], build_dir=tmp_path,
@@ -303,6 +307,38 @@ def test_split_passes_exact_per_command(tmp_path):
             check_exact(job, counters, predicted)
         whole = total_cycles(commands)
         assert whole.total == run.counters["cycles_busy"], label(job)
+
+
+# A core whose result beats' partial sums take two memory words: tiles 4, a 128-bit bus (two
+# 64-bit sums a word); a row-block buffer of 4 chunks of 8 pixels, so a reduction is split into
+# row bands of a few output rows (some of which see a tap only in padding: rows sent empty).
+TWO_WORD_SUMS = CoreConfig(Config(vec=8, lanes=2, tiles=4, col_block=8, max_chunks=32,
+                                  max_cols=16), x_words=256, row_block_chunks=4)
+TWO_WORD_LAYERS = [(ConvLayer(2, 3, 6, 6, 10, 3, 1, 1, "bands of 6x6, 10 channels"), 0.5),
+                   (ConvLayer(1, 5, 27, 9, 20, 3, 2, 1, "stride 2, two groups"), 0.3)]
+
+
+@pytest.mark.sim
+def test_partial_sums_of_two_words_a_beat_exact(tmp_path):
+    """Backward-weight split over its reduction on a core whose beats' sums take two words
+    (the sums register filled in two cycles, the packer sending two words a beat), both modes:
+    every command's cycles and bytes exactly the model's, and the result the golden model's."""
+    assert TWO_WORD_SUMS.partial_sums and TWO_WORD_SUMS.sum_words_per_beat == 2
+    seed = seeded(935)
+    jobs = weight_jobs(seed, TWO_WORD_SUMS, TWO_WORD_LAYERS)
+    assert all(any(c.psum_in and c.psum_out for c in job.commands) for job in jobs)
+    system = CoreSystem(TWO_WORD_SUMS, memory_words=2048, host_port=True)
+    bench = run_fast_core_jobs(system, [job.bench_job(system.register_map) for job in jobs],
+                               labels=[label(job) for job in jobs], build_dir=tmp_path,
+                               seed=seed)
+    for job, run in zip(jobs, bench.runs):
+        assert run.done, (label(job), run.statuses)
+        assert run.result == job.expected_image(), label(job)
+        commands = job_cycles(job.array_pass(), job.core, dense=job.dense, bases=job.bases)
+        assert len(commands) == len(run.command_counters), label(job)
+        for predicted, counters in zip(commands, run.command_counters):
+            print_phases(job, predicted, counters["cycles_busy"])
+            check_exact(job, counters, predicted)
 
 
 # --- a core whose writer back-pressures the tile array, in Amaranth's simulator -----------------
@@ -501,8 +537,8 @@ def test_core_cycles_refuses_what_it_cannot_model():
     with pytest.raises(ValueError, match="command must be one of the commands the pass runs"):
         core_cycles(array_pass, CORE, dense=False,
                     command=check_core_pass(job.layer, job.pass_name, tiny)[0])
-    # Backward-weight: the command of the lowering's orientation; one the core cannot run (a
-    # reduction beyond the row-block buffer) refused as the host driver words it.
+    # Backward-weight: the command of the lowering's orientation; a reduction beyond the
+    # row-block buffer runs as parts with partial sums: one of them, or all with job_cycles.
     weight = ArrayPass.lower(job.layer, "backward_weight", CORE.array, A=job.A, W=job.W,
                              dZ=job.dZ, x_operand="a", check_fit=False)
     predicted = core_cycles(weight, CORE, dense=False)
@@ -511,5 +547,8 @@ def test_core_cycles_refuses_what_it_cannot_model():
     assert predicted.check == MaskpropCore.WEIGHT_CHECK_CYCLES
     assert set(predicted.bytes_read) == {"A", "dZ"} and set(predicted.bytes_written) == {"dW"}
     short = CoreConfig(CORE.array, x_words=CORE.x_words, row_block_chunks=2)
-    with pytest.raises(ValueError, match="raise row_block_chunks"):
+    with pytest.raises(ValueError, match="runs as 2 commands on this core; name one"):
         core_cycles(weight, short, dense=False)
+    parts = job_cycles(weight, short, dense=False)
+    assert len(parts) == 2
+    assert set(parts[0].bytes_written) == {"dW sums"} and "dW sums" in parts[1].bytes_read

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import FPGA_SMALL, Config, CoreConfig
-from maskprop.host.core_driver import CoreJob, core_pass_shape
+from maskprop.host.core_driver import CoreJob, core_pass_shape, weight_gradient_matrix
 from maskprop.host.driver import ArrayPass
-from maskprop.host.memory_layout import backward_data_weights, pack
+from maskprop.host.memory_layout import backward_data_weights, channel_words, pack
+from maskprop.host.split import plan_pass
 from maskprop.sim import data_movement as dm
 from maskprop.sim.cycle_model import IssuedChunks
 from maskprop.sim.layer import ConvLayer
@@ -97,7 +98,6 @@ def test_bytes_per_tensor_are_the_cores_sizes_and_memory_images(vec, lanes, data
                 assert traffic.read_bytes == sum(v for k, v in moved.items() if k[1] == "read")
                 assert traffic.written_bytes == job.out_bytes
                 assert traffic.total_bytes == traffic.read_bytes + traffic.written_bytes
-                assert traffic.on_core
 
 
 def test_output_mask_traffic_and_its_bitmap():
@@ -124,17 +124,85 @@ def test_output_mask_traffic_and_its_bitmap():
     assert dm.mask_bitmap_bytes(tiny, 1) == 1
 
 
-def test_backward_weight_traffic_is_the_lower_bound():
+@pytest.mark.parametrize("operand", ["a", "dz"])
+def test_backward_weight_traffic_in_one_command(operand):
+    """Backward-weight in one command reads A and dZ once each and writes dW once, as the
+    core lays it out (a row per broadcast row): the bytes of the memory images CoreJob
+    places and of the result it reads back."""
     layer = LAYERS[1]
     config = Config(vec=8, lanes=4, data_width=8, acc_width=32)
+    core = CoreConfig(replace(config, max_chunks=4096, max_cols=4096), x_words=65536)
     A, W, dZ = tensors(layer)
+    job = CoreJob(layer, "backward_weight", core, A=A, W=W, dZ=dZ, dense=True, operand=operand)
+    assert len(job.commands) == 1
     for dense in (True, False):
-        traffic = dm.pass_traffic(layer, "backward_weight", config, dense=dense)
-        assert not traffic.on_core
-        assert traffic.by_tensor() == {("A", "read"): len(pack(A, 8, 8)),
-                                       ("dZ", "read"): len(pack(dZ, 8, 8)),
-                                       ("dW", "write"): len(pack(W, 8, 8))}
-        assert traffic.mask_bitmap_bytes == 0
+        for on in (None, core):
+            traffic = dm.pass_traffic(layer, "backward_weight", config, dense=dense, core=on,
+                                      operand=operand)
+            assert traffic.by_tensor() == {
+                ("A", "read"): len(pack(A, 8, 8)), ("dZ", "read"): len(pack(dZ, 8, 8)),
+                ("dW", "write"): len(pack(weight_gradient_matrix(W, operand), 8, 8))}
+            assert traffic.by_tensor()[("dW", "write")] == job.out_bytes
+            assert traffic.words("X scratchpad") == core_pass_shape(
+                layer, "backward_weight", 8, operand).x_words
+            assert traffic.words("Y buffer") == 0 and traffic.commands == 1
+            assert traffic.mask_bitmap_bytes == 0
+
+
+#: A small core that splits backward-weight into output-channel groups and parts of its
+#: reduction (tests/test_split.py's).
+WEIGHT_CORE = CoreConfig(Config(vec=4, lanes=2, tiles=2, col_block=4, max_chunks=64,
+                                max_cols=16, y_words=256, data_width=16), x_words=128,
+                         row_block_chunks=4)
+
+
+def test_backward_weight_traffic_on_a_core_is_its_commands():
+    """Split on a core, backward-weight moves what its commands move: dZ once, per
+    output-channel group every A row its windows read, dW once in the core's layout, and
+    64-bit partial sums (each result beat's ``tiles`` of them in whole words) written by
+    every part but the last and read by every part but the first; none in one part."""
+    config, vec, size = WEIGHT_CORE.array, 4, 8
+    beat = -(-config.tiles * 64 // (size * 8))
+    assert beat == 2 and WEIGHT_CORE.bus_bytes == size
+    checked = grouped = parted = 0
+    for layer in [*LAYERS, *random_layers(30, seed=12)]:
+        for operand in ("a", "dz"):
+            try:
+                commands = plan_pass(layer, "backward_weight", WEIGHT_CORE, operand=operand)
+            except ValueError:
+                continue
+            groups = sorted({c.columns for c in commands}, key=lambda columns: columns.start)
+            parts = len(commands) // len(groups)
+            taps_c = layer.kernel ** 2 * layer.in_channels
+            rows, cols = ((taps_c, layer.out_channels) if operand == "a"
+                          else (layer.out_channels, taps_c))
+            read_rows = {o * layer.stride - layer.padding + r for o in range(layer.out_height)
+                         for r in range(layer.kernel)} & set(range(layer.height))
+            a_words = (layer.batch * len(read_rows) * layer.width
+                       * channel_words(layer.in_channels, vec))
+            for dense in (True, False):
+                traffic = dm.pass_traffic(layer, "backward_weight", config, dense=dense,
+                                          core=WEIGHT_CORE, operand=operand)
+                assert traffic == dm.summed_traffic([
+                    dm.command_traffic(layer, c, config, dense=dense) for c in commands])
+                assert traffic.commands == len(commands)
+                moved = {(t.tensor, t.role, t.direction): t.words for t in traffic.tensors}
+                assert all(t.bytes == t.words * size for t in traffic.tensors)
+                assert moved.pop(("dZ", "X scratchpad", "read")) == dm.tensor_words(
+                    layer, "dZ", vec)
+                assert moved.pop(("A", "X scratchpad", "read")) >= len(groups) * a_words
+                assert moved.pop(("dW", "output", "write")) == rows * channel_words(cols, vec)
+                # A broadcast: each group's columns; dZ broadcast: all R*R*C of them.
+                widths = [len(columns) for columns in groups] if operand == "a" else [cols]
+                sums = (parts - 1) * sum(rows * -(-width // config.tiles) * beat
+                                         for width in widths)
+                assert moved == ({} if parts == 1 else {
+                    ("dW sums", "partial sums", "read"): sums,
+                    ("dW sums", "partial sums", "write"): sums})
+            checked += 1
+            grouped += len(groups) > 1
+            parted += parts > 1
+    assert checked > 20 and grouped > 3 and parted > 10
 
 
 def test_tensor_words_refuses_an_unknown_tensor():

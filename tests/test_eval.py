@@ -94,8 +94,10 @@ def test_profile_command_through_the_cli(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["eval", "--network", "lenet"], "--network must be one of"),
-    # backward-weight of AlexNet's conv1 sums 64 x 55 x 55 products: too many for 48 bits
-    (["eval", "--network", "alexnet", "--batch", "64"], "acc_width"),
+    # AlexNet's conv1 at batch 64 lowers forward to 375 million elements; backward-weight's
+    # 193,600-product reduction is split with 64-bit partial sums, not refused for acc_width
+    (["eval", "--network", "alexnet", "--batch", "64"],
+     "--batch 64: AlexNet layer 'features.0' forward at batch 64 lowers to operands of"),
     (["eval", "--profile", "synthetic:1.5"], "density must be in [0, 1], not 1.5"),
     (["eval", "--profile", "synthetic:0.5:blobs"], "mask model must be iid or clustered"),
     (["eval", "--profile", "nothere.json"], "--profile must be literature"),
@@ -209,11 +211,14 @@ def test_default_bandwidth_is_the_cores_memory_port():
 
 
 def test_pass_costs_estimate_is_the_cycle_models():
-    """The evaluation counts each mode's costs on the lowering that mode runs in, and its
-    estimate is pass_estimate's."""
-    from maskprop.evaluation.evaluate import pass_costs
+    """The evaluation counts each mode's costs on the lowering that mode runs in, and where
+    the core runs both of backward-weight's orientations its estimate is pass_estimate's;
+    each mode's traffic is that of the commands of its lowering on the evaluation's core."""
+    from maskprop.evaluation.evaluate import evaluation_core, pass_costs
+    from maskprop.host.core_driver import runnable_operands
+    from maskprop.host.split import plan_pass
     from maskprop.sim import data_movement as dm
-    from maskprop.sim.cycle_model import pass_estimate
+    from maskprop.sim.cycle_model import candidate_lowerings, estimate_lowerings, pass_estimate
     from maskprop.sim.layer import ConvLayer
 
     layer = ConvLayer(batch=1, in_channels=12, height=4, width=4, out_channels=19, kernel=3,
@@ -221,32 +226,54 @@ def test_pass_costs_estimate_is_the_cycle_models():
     rng = np.random.default_rng(11)
     a = rng.random(layer.input_shape) < 0.3
     dz = rng.random(layer.output_shape) < 0.3
+    core = evaluation_core(EVALUATION)
+    assert runnable_operands(layer, core) == ["a", "dz"]
     for pass_name in ("forward", "backward_data", "backward_weight"):
         estimate, dense, sparse = pass_costs(layer, pass_name, a, dz, EVALUATION, bandwidth=32)
         assert estimate == pass_estimate(layer, pass_name, a, dz, EVALUATION)
         assert (dense.cycles, sparse.cycles) == (estimate.dense_cycles, estimate.sparse_cycles)
         assert dense.traffic.dense and not sparse.traffic.dense
-        assert dense.traffic.on_core == sparse.traffic.on_core == (pass_name != "backward_weight")
+        for cost, orientation in ((dense, estimate.dense_orientation),
+                                  (sparse, estimate.sparse_orientation)):
+            operand = orientation or "a"
+            commands = plan_pass(layer, pass_name, core, operand=operand)
+            assert cost.traffic == dm.summed_traffic([
+                dm.command_traffic(layer, c, EVALUATION, dense=cost.traffic.dense)
+                for c in commands])
         if pass_name == "backward_data":
             assert sparse.traffic.mask_bytes == dm.tensor_words(layer, "A", 16) * 32
             assert dense.traffic.mask_bytes == 0
-        else:
+        elif estimate.dense_orientation == estimate.sparse_orientation:
             assert sparse.traffic.total_bytes == dense.traffic.total_bytes
     # Every pass of the digits CNN on its real masks, and ties (all-zero and all-one masks,
-    # where backward-weight's two orientations can take the same cycles): the same estimate.
+    # where backward-weight's two orientations can take the same cycles): the same estimate
+    # where the core runs both orientations, else the cycle model's over the one it runs.
     from maskprop.evaluation.evaluate import digits_evaluation_inputs
     net, masks = digits_evaluation_inputs()
+    restricted = set()
     for scenario in ("batchnorm", "no-batchnorm"):
         for net_layer in net.layers:
             a, dz = masks.masks(net_layer, scenario)
             conv = net_layer.conv
+            runnable = runnable_operands(conv, core)
             for a_mask, dz_mask in ((a, dz), (np.zeros_like(a), np.zeros_like(dz)),
                                     (np.ones_like(a), np.ones_like(dz))):
                 for pass_name in ("forward", "backward_data", "backward_weight"):
                     estimate = pass_costs(conv, pass_name, a_mask, dz_mask, EVALUATION,
                                           bandwidth=32)[0]
-                    assert estimate == pass_estimate(conv, pass_name, a_mask, dz_mask,
-                                                     EVALUATION), (conv.name, pass_name)
+                    expected = pass_estimate(conv, pass_name, a_mask, dz_mask, EVALUATION)
+                    if pass_name == "backward_weight" and runnable != ["a", "dz"]:
+                        restricted.add(conv.name)
+                        gemms = [g for g in candidate_lowerings(
+                            conv, pass_name, A=a_mask.view(np.uint8),
+                            W=np.ones(conv.weight_shape, dtype=np.uint8),
+                            dZ=dz_mask.view(np.uint8), config=EVALUATION)
+                            if g.orientation in runnable]
+                        expected = estimate_lowerings(gemms, EVALUATION)
+                        assert {estimate.dense_orientation,
+                                estimate.sparse_orientation} <= set(runnable)
+                    assert estimate == expected, (conv.name, pass_name)
+    assert restricted and restricted != {layer.name for layer in net.layers}
 
 
 MOVEMENT_SUMS = ("dense_bytes", "sparse_bytes", "dense_memory_cycles", "sparse_memory_cycles",
@@ -261,8 +288,10 @@ def test_eval_rows_and_totals_with_data_movement(bandwidth):
     ratios."""
     from fractions import Fraction
 
-    from maskprop.evaluation.evaluate import TOTALS, digits_evaluation_inputs, evaluate
+    from maskprop.evaluation.evaluate import (TOTALS, digits_evaluation_inputs, evaluate,
+                                              evaluation_core)
     from maskprop.host.core_driver import core_pass_shape
+    from maskprop.host.split import plan_pass
     from maskprop.sim.data_movement import HOROWITZ_45NM
 
     net, masks = digits_evaluation_inputs()
@@ -294,7 +323,15 @@ def test_eval_rows_and_totals_with_data_movement(bandwidth):
                     assert record["sparse_mask_bytes"] == shape.rows * 32
                     assert record["sparse_bytes_with_bitmap"] == total - shape.rows * 30
                 assert total == words * 32
-        assert record["on_core"] == (row.pass_name != "backward_weight")
+            else:
+                # On the evaluation's core the digits CNN's backward-weight is one command.
+                orientation = record[f"{mode}_orientation"]
+                commands = plan_pass(convs[row.layer], row.pass_name,
+                                     evaluation_core(EVALUATION), operand=orientation)
+                assert len(commands) == record[f"{mode}_commands"] == 1
+                assert not check_weight_traffic(convs[row.layer], cost.traffic, commands,
+                                                orientation)
+        assert "on_core" not in record
         assert record["speedup_serial"] == (record["dense_serial_cycles"] /
                                             record["sparse_serial_cycles"])
         assert record["energy_ratio"] == record["dense_energy_pj"] / record["sparse_energy_pj"]
@@ -365,10 +402,12 @@ def test_evaluate_refuses_a_bandwidth_before_computing(bandwidth, monkeypatch):
 
 
 def test_eval_counts_the_commands_of_split_passes():
-    """On a core whose X scratchpad holds a few rows, the digits CNN's forward and
-    backward-data passes split: each row's traffic is the sum of its commands' (the X bands
-    with their halo rows, the weights once per group), every output written once, and the
-    buffers' energy is that of the core's buffers filled by every command."""
+    """On a core whose X scratchpad holds a few rows, the digits CNN's passes split: each
+    row's traffic is the sum of its commands' (the X bands with their halo rows, the weights
+    once per group), every output written once, and the buffers' energy is that of the core's
+    buffers filled by every command. Backward-weight's parts read and write their partial
+    sums (each written sum read back once), and it reads at least its operands and writes
+    its result once."""
     from dataclasses import replace
 
     from maskprop.base.config import CoreConfig
@@ -381,14 +420,18 @@ def test_eval_counts_the_commands_of_split_passes():
     core = replace(evaluation_core(EVALUATION), x_words=256)
     evaluation = evaluate(net, masks, EVALUATION, core=core, scenarios=("batchnorm",))
     convs = {layer.name: layer.conv for layer in net.layers}
-    split = 0
+    split = weight_split = 0
     for row in evaluation.rows:
         conv = convs[row.layer]
         for dense, cost in ((True, row.dense_cost), (False, row.sparse_cost)):
             traffic = cost.traffic
             if row.pass_name == "backward_weight":
-                assert traffic.commands == 1 and traffic == pass_traffic(
-                    conv, row.pass_name, EVALUATION, dense=dense)
+                orientation = row.dense_orientation if dense else row.sparse_orientation
+                commands = plan_pass(conv, row.pass_name, core, operand=orientation)
+                assert traffic.commands == len(commands)
+                assert traffic == summed_commands(conv, commands, dense)
+                weight_split += check_weight_traffic(conv, traffic, commands, orientation)
+                assert cost.events.x_fill_words == traffic.words("X scratchpad")
                 continue
             commands = plan_pass(conv, row.pass_name, core)
             assert traffic.commands == len(commands)
@@ -412,7 +455,121 @@ def test_eval_counts_the_commands_of_split_passes():
                                                                      EVALUATION.vec)
                 unsplit = pass_traffic(conv, row.pass_name, EVALUATION, dense=dense)
                 assert traffic.total_bytes >= unsplit.total_bytes
-    assert split >= 4
+    assert split >= 4 and weight_split >= 2
     # What the host cannot split to fit is refused before anything is computed.
     with pytest.raises(ValueError, match="x_words"):
         evaluate(net, masks, EVALUATION, core=replace(core, x_words=2))
+
+
+def summed_commands(layer, commands, dense):
+    from maskprop.sim.data_movement import command_traffic, summed_traffic
+
+    return summed_traffic([command_traffic(layer, c, EVALUATION, dense=dense)
+                           for c in commands])
+
+
+def check_weight_traffic(layer, traffic, commands, operand) -> bool:
+    """Backward-weight's traffic against its tensors' sizes: ``dZ`` read once, per
+    output-channel group every row of ``A`` a window reads at least once (each image exactly
+    once when the parts are whole images), ``dW`` written once in the core's layout (a row per
+    broadcast row); 64-bit partial sums exactly when the reduction is split into parts, each
+    written sum read back once. True if the reduction is split."""
+    from maskprop.host.memory_layout import channel_words, word_bytes
+    from maskprop.host.split import whole_band
+    from maskprop.sim.data_movement import tensor_words
+
+    vec, size = EVALUATION.vec, word_bytes(EVALUATION.vec, EVALUATION.data_width)
+    moved = {(t.tensor, t.role, t.direction): t.words for t in traffic.tensors}
+    groups = len({c.columns for c in commands})
+    parts = len(commands) // groups
+    taps_c = layer.kernel ** 2 * layer.in_channels
+    rows, cols = (taps_c, layer.out_channels) if operand == "a" else (layer.out_channels, taps_c)
+    assert moved[("dZ", "X scratchpad", "read")] == tensor_words(layer, "dZ", vec)
+    read_rows = {o * layer.stride - layer.padding + r for o in range(layer.out_height)
+                 for r in range(layer.kernel)} & set(range(layer.height))
+    a_words = layer.batch * len(read_rows) * layer.width * channel_words(layer.in_channels, vec)
+    if all(c.band == whole_band(layer, "forward") for c in commands):
+        assert moved[("A", "X scratchpad", "read")] == groups * tensor_words(layer, "A", vec)
+    else:
+        assert moved[("A", "X scratchpad", "read")] >= groups * a_words
+    assert moved[("dW", "output", "write")] == rows * channel_words(cols, vec)
+    sums = {key: words for key, words in moved.items() if key[0] == "dW sums"}
+    if parts == 1:
+        assert not sums
+    else:
+        # Each part but the last writes every result beat's tiles 64-bit sums, each part but
+        # the first reads them back.
+        beat = -(-EVALUATION.tiles * 64 // (size * 8))
+        widths = ([len(columns) for columns in {c.columns for c in commands}]
+                  if operand == "a" else [cols])
+        per_part = sum(rows * -(-width // EVALUATION.tiles) * beat for width in widths)
+        assert sums == {("dW sums", "partial sums", "read"): (parts - 1) * per_part,
+                        ("dW sums", "partial sums", "write"): (parts - 1) * per_part}
+    least = a_words + tensor_words(layer, "dZ", vec) + rows * channel_words(cols, vec)
+    assert traffic.total_bytes >= least * size
+    assert traffic.total_bytes > least * size or parts == 1
+    return parts > 1
+
+
+def test_backward_weight_runs_in_the_orientations_the_core_runs():
+    """A layer whose ``R*R*C`` result columns exceed the core's max_cols runs backward-weight
+    broadcasting A only, even where the cycle model alone would broadcast dZ; one the core
+    runs in neither orientation is refused, before anything is computed, with both reasons."""
+    from dataclasses import replace
+
+    from maskprop.evaluation.evaluate import check_evaluable, evaluation_core, pass_costs
+    from maskprop.host.core_driver import runnable_operands
+    from maskprop.host.split import plan_pass
+    from maskprop.sim.cycle_model import pass_estimate
+    from maskprop.sim.layer import ConvLayer
+    from maskprop.workloads.networks import NetLayer, Network
+
+    layer = ConvLayer(batch=1, in_channels=16, height=10, width=10, out_channels=32, kernel=3,
+                      stride=1, padding=1, name="deep")
+    core = evaluation_core(EVALUATION)
+    assert runnable_operands(layer, core) == ["a"]        # 144 columns > max_cols 128
+    rng = np.random.default_rng(5)
+    a = np.ones(layer.input_shape, dtype=bool)
+    dz = rng.random(layer.output_shape) < 0.05
+    free = pass_estimate(layer, "backward_weight", a, dz, EVALUATION)
+    assert free.sparse_orientation == "dz"                # faster, but not on this core
+    estimate, dense, sparse = pass_costs(layer, "backward_weight", a, dz, EVALUATION,
+                                         bandwidth=32)
+    assert estimate.dense_orientation == estimate.sparse_orientation == "a"
+    assert estimate.sparse_cycles > free.sparse_cycles
+    assert estimate.nonzero_macs == free.nonzero_macs
+    commands = plan_pass(layer, "backward_weight", core, operand="a")
+    for cost in (dense, sparse):
+        assert cost.traffic == summed_commands(layer, commands, cost.traffic.dense)
+    # Neither orientation fits: a scratchpad of 32 words holds forward's band of one output
+    # row (3 rows of A, 30 words), not that and the row's dZ (10 more words).
+    tiny = replace(core, x_words=32)
+    with pytest.raises(ValueError, match="broadcasting A, .*; broadcasting dZ, "):
+        pass_costs(layer, "backward_weight", a, dz, EVALUATION, bandwidth=32, core=tiny)
+    net = Network("one layer", (NetLayer(layer, batchnorm=False, relu_input=False),))
+    with pytest.raises(ValueError, match="broadcasting A, .*; broadcasting dZ, "):
+        check_evaluable(net, EVALUATION, core=tiny)
+    check_evaluable(net, EVALUATION, core=core)
+
+
+def test_backward_weight_reduction_is_not_refused_for_acc_width():
+    """Backward-weight's reduction over the batch is split with 64-bit partial sums: a layer
+    whose reduction exceeds what acc_width holds is evaluable, but forward's is still checked."""
+    from dataclasses import replace
+
+    from maskprop.evaluation.evaluate import check_evaluable
+    from maskprop.sim.layer import ConvLayer
+    from maskprop.workloads.networks import NetLayer, Network
+
+    wide = ConvLayer(batch=64, in_channels=3, height=56, width=56, out_channels=16, kernel=3,
+                     stride=1, padding=1, name="wide")
+    assert wide.reduction("backward_weight") > EVALUATION.max_reduction()
+    check_evaluable(Network("wide", (NetLayer(wide, batchnorm=False, relu_input=False),)),
+                    EVALUATION)
+    deep = ConvLayer(batch=1, in_channels=16, height=4, width=4, out_channels=16, kernel=3,
+                     stride=1, padding=1, name="deep")
+    narrow = replace(EVALUATION, acc_width=34)
+    assert deep.reduction("forward") > narrow.max_reduction()
+    with pytest.raises(ValueError, match="forward reduction sums"):
+        check_evaluable(Network("deep", (NetLayer(deep, batchnorm=False, relu_input=False),)),
+                        narrow)

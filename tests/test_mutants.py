@@ -72,6 +72,8 @@ PROBES = {
     "axi_ram": lambda hw: hw.AxiRam(addr_width=12, data_width=16, depth=8, host_port=True),
     "skid_buffer": lambda hw: hw.SkidBuffer(8),
     "transposer": lambda hw: hw.BlockTransposer(4, 8),
+    "partial_sums": lambda hw: hw.PartialSums(Config(vec=4, lanes=1, tiles=2, col_block=4,
+                                                     data_width=8), bus_width=64),
     "window_gather": lambda hw: hw.WindowGather(Config(vec=4, lanes=1, tiles=1, col_block=4,
                                                        data_width=8), addr_width=8,
                                                 dim_width=4),

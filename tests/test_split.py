@@ -1,7 +1,9 @@
 """The host's split of a pass into core commands (``maskprop/host/split.py``): the commands tile
 the pass's output exactly (every output pixel and channel once), each fits the core, bands
 have the geometry the walker needs, and every forward and backward-data pass of the five
-networks runs on the default and the FPGA core. The RTL runs of split passes are in
+networks runs on the default and the FPGA core; backward-weight's parts cover its reduction
+once per output-channel group, chained by their partial sums, and every backward-weight pass
+of the five networks runs on both cores. The RTL runs of split passes are in
 tests/test_core.py and tests/test_core_model.py."""
 
 import dataclasses
@@ -101,6 +103,96 @@ def test_every_pass_of_the_five_networks_runs(batch):
     assert len(refused) == 61
 
 
+def check_weight_plan(layer: ConvLayer, core: CoreConfig, operand: str = "a") -> list:
+    """Backward-weight's commands: per output-channel group (whole memory words, only the last
+    may end inside one; ``dZ`` broadcast: one group of every column), parts whose output
+    pixels cover the reduction once, in order; the first part writes raw sums, the last
+    requantizes, the ones between do both, all at the group's own partial-sum words; each
+    command fits the core."""
+    commands = plan_pass(layer, "backward_weight", core, operand=operand)
+    config, vec = core.array, core.array.vec
+    pixels = layer.batch * layer.out_height * layer.out_width
+    rows, cols = (layer.kernel ** 2 * layer.in_channels, layer.out_channels)
+    groups = {}
+    for command in commands:
+        groups.setdefault(command.columns, []).append(command)
+    assert [c for group in groups.values() for c in group] == commands, "groups not outer"
+    starts = sorted(columns.start for columns in groups)
+    assert starts == [columns.start for columns in groups]
+    covered = np.zeros(layer.out_channels, dtype=np.int64)
+    regions = []
+    for columns, parts in groups.items():
+        covered[columns.start:columns.stop] += 1
+        if operand == "dz":
+            assert columns == range(layer.out_channels)
+        assert columns.start % vec == 0, columns
+        reduction = [p for part in parts for p in part.reduction_pixels(layer)]
+        assert reduction == list(range(pixels)), (layer, columns)
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            assert (part.psum_in, part.psum_out) == (index > 0, index < last), (index, part)
+            assert part.psum_offset == parts[0].psum_offset
+            # Whole images, or a band of one image.
+            assert len(part.images) == 1 or (part.band.out_start, part.band.out_stop) == (
+                0, layer.out_height), part
+            chunks = -(-part.pixels(layer) // vec)
+            assert chunks <= core.row_block_chunks, part
+            assert config.y_fits(len(columns) if operand == "a" else rows, chunks), part
+            assert part.x_words(layer, vec) <= core.x_words, part
+            assert part.pixels(layer) <= config.max_reduction(), part
+            assert max(part.band.pad_top, part.band.pad_bottom) <= 255, part
+        if last:
+            regions.append((parts[0].psum_offset,
+                            parts[0].sum_words(layer, config.tiles, core.bus_bytes)))
+    assert (covered == 1).all()
+    for (first, words), (second, _) in zip(regions, regions[1:]):
+        assert first + words <= second, regions
+    if len(commands) == 1:
+        assert not (commands[0].psum_in or commands[0].psum_out)
+    return commands
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_every_backward_weight_of_the_five_networks_runs(batch):
+    """Broadcasting A, every backward-weight pass of the five networks splits into commands
+    that CORE_DEFAULT and FPGA_CORE run: output-channel groups as wide as the Y buffer holds
+    at a part's chunks, parts as large as the row-block buffer, the Y buffer and the
+    scratchpad allow (at batch 32 ResNet-50's conv1 reduces over 401,408 output pixels)."""
+    passes = split = 0
+    for name in NETWORK_NAMES:
+        for net_layer in network(name).layers:
+            layer = dataclasses.replace(net_layer.conv, batch=batch)
+            passes += 1
+            split += len(check_weight_plan(layer, CORE_DEFAULT)) > 1
+            check_weight_plan(layer, FPGA_CORE)
+    assert passes == 148 and split > 100
+
+
+def test_random_backward_weights_cover_their_reduction():
+    """Random layers on a small core, both operands: every plan covers the reduction once per
+    group with chained partial sums, or is refused naming what to raise."""
+    seed = seeded(41)
+    rng = np.random.default_rng(seed)
+    core = CoreConfig(Config(vec=4, lanes=2, tiles=2, col_block=4, max_chunks=64, max_cols=16,
+                             y_words=256, data_width=16), x_words=128, row_block_chunks=4)
+    assert core.partial_sums
+    planned = split = 0
+    for _ in range(300):
+        kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        size = int(rng.integers(kernel, 30))
+        layer = ConvLayer(int(rng.integers(1, 4)), int(rng.integers(1, 9)), size,
+                          int(rng.integers(kernel, 12)), int(rng.integers(1, 40)), kernel,
+                          stride, int(rng.integers(0, kernel + 2)))
+        for operand in ("a", "dz"):
+            try:
+                split += len(check_weight_plan(layer, core, operand)) > 1
+                planned += 1
+            except ValueError as error:       # only what no split can fit
+                assert any(f"raise {name}" in str(error) for name in (
+                    "x_words", "y_words or max_cols", "row_block_chunks")), error
+    assert planned > 300 and split > 100
+
+
 def test_random_layers_tile_their_output():
     """Random layers on a small core (every split kind, strides 1-3, padding up to the kernel
     and beyond): each plan covers the pass's output once and each command fits."""
@@ -148,19 +240,28 @@ def test_refusals_name_the_parameter():
         plan_pass(ConvLayer(1, 1000, 4, 4, 8, 3), "forward", CORE_DEFAULT)
     with pytest.raises(ValueError, match="x_words = 4,096; raise x_words"):
         plan_pass(ConvLayer(1, 16, 3, 5000, 4, 3), "forward", CORE_DEFAULT)
-    # Backward-weight: one command, whose reduction (2 x 30 x 30 output pixels: 113 chunks)
-    # must fit the row-block buffer, its result columns the Y buffer (broadcasting dZ:
-    # 3 x 3 x 600 > max_cols), A and dZ the scratchpad.
-    with pytest.raises(ValueError, match="row_block_chunks = 32; the core does not split "
-                                         "backward-weight's reduction yet"):
-        plan_pass(ConvLayer(2, 16, 30, 30, 4, 3, 1, 1), "backward_weight", CORE_DEFAULT)
+    # Backward-weight: split over its reduction and output channels, but one output row of
+    # one group must fit: its result columns the Y buffer (broadcasting dZ: 3 x 3 x 600 >
+    # max_cols, which no group splits), its pixels the row-block buffer (a row of 600 output
+    # pixels: 38 chunks), A and dZ the scratchpad.
     with pytest.raises(ValueError, match="5400 result columns of 1 chunks do not fit the Y "
                                          "buffer"):
         plan_pass(ConvLayer(1, 600, 3, 3, 4, 3, 1, 1), "backward_weight", CORE_DEFAULT,
                   operand="dz")
-    with pytest.raises(ValueError, match="A and dZ take 4,800 words, more than the X "
-                                         "scratchpad's x_words = 4,096; raise x_words"):
-        plan_pass(ConvLayer(1, 256, 10, 20, 128, 1), "backward_weight", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="one output row over 600 output pixels takes 38 "
+                                         "chunks, but the row-block buffer holds "
+                                         "row_block_chunks = 32; raise row_block_chunks"):
+        plan_pass(ConvLayer(1, 16, 2, 600, 4, 1), "backward_weight", CORE_DEFAULT)
+    with pytest.raises(ValueError, match="for one output row, A and dZ take 7,710 words, more "
+                                         "than the X scratchpad's x_words = 4,096; raise "
+                                         "x_words"):
+        plan_pass(ConvLayer(1, 2048, 10, 30, 16, 3, 1, 1), "backward_weight", CORE_DEFAULT)
+    # A core whose bus is narrower than a partial sum cannot split the reduction.
+    narrow = CoreConfig(Config(vec=4, lanes=2, tiles=2, data_width=8, col_block=4,
+                               max_chunks=8, max_cols=16), x_words=1024, row_block_chunks=8)
+    with pytest.raises(ValueError, match="this core has no partial sums .they need a memory "
+                                         "bus of 64 bits or more, it has 32"):
+        plan_pass(ConvLayer(1, 4, 10, 10, 4, 3, 1, 1), "backward_weight", narrow)
     with pytest.raises(ValueError, match="operand must be one of a, dz, not 'x'"):
         plan_pass(ConvLayer(1, 16, 3, 5, 4, 3), "backward_weight", CORE_DEFAULT, operand="x")
     with pytest.raises(ValueError, match="is not within the"):

@@ -409,6 +409,22 @@ class CoreConfig:
         return self.bus_width // 8
 
     @property
+    def partial_sums(self) -> bool:
+        """Whether backward-weight's reduction can be split with partial sums
+        (``hw/partial_sums.py``; docs/architecture.md section 8.3): they go to memory as 64-bit
+        values, a result beat's ``tiles`` of them in ``ceil(tiles / (bus_width / 64))`` words,
+        so the bus must be at least 64 bits; and a row's beats are ``ceil(cols / tiles)``, a
+        shift, when ``tiles`` is a power of two and ``col_block`` a multiple of it."""
+        tiles = self.array.tiles
+        return (self.bus_width >= 64 and tiles & (tiles - 1) == 0
+                and self.array.col_block % tiles == 0)
+
+    @property
+    def sum_words_per_beat(self) -> int:
+        """Memory words of one result beat's partial sums (with :attr:`partial_sums`)."""
+        return -(-self.array.tiles * 64 // self.bus_width)
+
+    @property
     def row_block_bits(self) -> int:
         """Bits of backward-weight's row-block buffer."""
         vec = self.array.vec

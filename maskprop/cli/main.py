@@ -819,9 +819,9 @@ def _movement_lines(evaluations) -> list:
     # One configuration and one --bandwidth for every network: one bandwidth.
     core = evaluations[0].core
     lines = [f"Training step with its DRAM traffic at {evaluations[0].bandwidth:g} bytes per "
-             f"cycle, forward and backward-data split into commands for a core of "
-             f"{core.x_words} X words and {core.array.y_words} Y words (overlapped: fully; serial: "
-             f"not at all; the core is between):"]
+             f"cycle, every pass split into commands for a core of {core.x_words} X words, "
+             f"{core.array.y_words} Y words and {core.row_block_chunks} row-block chunks "
+             f"(overlapped: fully; serial: not at all; the core is between):"]
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             movement = evaluation.movement_total(scenario, "training step")

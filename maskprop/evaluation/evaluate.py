@@ -13,10 +13,13 @@ moves, the memory-bound cycles at a stated bandwidth (bytes per cycle; default o
 cycle, ``CoreConfig.bus_bytes``), both ways of composing them (``overlapped``: the larger,
 ``serial``: the sum, no overlap; the core is between the two), the counted events and the energy
 they take (:data:`maskprop.sim.data_movement.HOROWITZ_45NM`); the totals add the speedups and
-energy ratios with data movement. Forward and backward-data move what they move on the
-evaluation's core (:func:`evaluation_core`: CORE_DEFAULT's buffers), split into commands where
-they do not fit. :data:`maskprop.sim.data_movement.ASSUMPTIONS` says what these assume
-(backward-weight's traffic is a lower bound, not on the core yet).
+energy ratios with data movement. Every pass moves what it moves on the evaluation's core
+(:func:`evaluation_core`: CORE_DEFAULT's buffers), as the commands the host splits it into
+where it does not fit (:func:`maskprop.host.split.plan_pass`): forward and backward-data into
+row bands, images and output-channel groups, backward-weight into output-channel groups and
+parts of its reduction chained by 64-bit partial sums, each mode in the fastest of its
+orientations that the core runs. :data:`maskprop.sim.data_movement.ASSUMPTIONS` says what
+these assume.
 """
 
 import abc
@@ -29,15 +32,16 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from maskprop.base.config import CORE_ARRAY, Config, CoreConfig
+from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, multiplier_slots, nonzero_products, totals
-from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
-                                      candidate_lowerings, wanted_outputs)
+from maskprop.sim.cycle_model import IssuedChunks, PassEstimate, array_cycles, wanted_outputs
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
+from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "MovementTotals", "Evaluation", "MaskSource", "ProfileMasks",
@@ -81,19 +85,14 @@ def _mode_columns(cost: ModeCost) -> dict:
 @dataclass(frozen=True)
 class LayerPass(PassEstimate):
     """One layer pass of a network in one BatchNorm scenario: the cycle model's estimate, the
-    densities of the masks it ran on, and each mode's data movement, events and energy
-    (``dense_cost``, ``sparse_cost``; ``on_core``: the pass runs on MaskpropCore today, False
-    for backward-weight, whose traffic is the intended dataflow's lower bound)."""
+    densities of the masks it ran on, and each mode's data movement, events and energy on the
+    evaluation's core (``dense_cost``, ``sparse_cost``)."""
     network: str
     scenario: str
     a_density: float
     dz_density: float
     dense_cost: ModeCost
     sparse_cost: ModeCost
-
-    @property
-    def on_core(self) -> bool:
-        return self.sparse_cost.traffic.on_core
 
     @property
     def bandwidth(self) -> float:
@@ -121,7 +120,7 @@ class LayerPass(PassEstimate):
         return {"network": self.network, "scenario": self.scenario, **fields,
                 "a_density": self.a_density, "dz_density": self.dz_density,
                 "speedup": self.speedup, "ideal": self.ideal, "efficiency": self.efficiency,
-                "on_core": self.on_core, "bandwidth_bytes_per_cycle": self.bandwidth,
+                "bandwidth_bytes_per_cycle": self.bandwidth,
                 **{f"dense_{k}": v for k, v in _mode_columns(self.dense_cost).items()},
                 **{f"sparse_{k}": v for k, v in _mode_columns(self.sparse_cost).items()},
                 "speedup_overlapped": self.speedup_overlapped,
@@ -389,19 +388,23 @@ def _largest_batch(conv, pass_name: str, vec: int, limit: int) -> int | None:
 def check_evaluable(net, config: Config, *, limit: int = CYCLE_MODEL_LIMIT,
                     core: CoreConfig | None = None) -> None:
     """Refuse (``ValueError``), from shapes alone, a network the evaluation cannot do: a layer
-    whose reduction could overflow ``acc_width`` (backward-weight sums over the whole batch),
-    as the host driver would refuse it on the RTL, a forward or backward-data pass the host
-    cannot split to fit ``core`` (default :func:`evaluation_core`), or a layer pass whose
-    lowered operands have more than ``limit`` elements (they grow with the batch; the message
-    says which batch fits).
+    whose forward or backward-data reduction could overflow ``acc_width``, as the host driver
+    would refuse it on the RTL (backward-weight's, over the whole batch, is split into parts
+    with 64-bit partial sums: :func:`~maskprop.host.split.plan_pass` refuses one it cannot
+    hold), a pass the host cannot split to fit ``core`` (default :func:`evaluation_core`;
+    backward-weight in neither orientation: the message gives both reasons), or a layer pass
+    whose lowered operands have more than ``limit`` elements (they grow with the batch; the
+    message says which batch fits).
     """
     for net_layer in net.layers:
-        net_layer.conv.check_accumulation(config)
+        net_layer.conv.check_accumulation(config, passes=("forward", "backward_data"))
     passes = [(net_layer.conv, pass_name) for net_layer in net.layers
               for pass_name in _evaluated_passes(net_layer)]
     core = evaluation_core(config) if core is None else core
     for conv, pass_name in passes:
-        if pass_name != "backward_weight":
+        if pass_name == "backward_weight":
+            runnable_operands(conv, core)
+        else:
             plan_pass(conv, pass_name, core)
     elements, conv, pass_name = max(((max(_operand_sizes(c, p, config.vec)), c, p)
                                      for c, p in passes), key=lambda largest: largest[0])
@@ -425,27 +428,40 @@ def evaluation_core(config: Config) -> CoreConfig:
     """The core whose buffers an evaluation on the tile array ``config`` splits its passes for:
     ``CoreConfig``'s X scratchpad and ``CORE_ARRAY``'s Y buffer and ``max_cols`` (the core
     ``maskprop sim`` builds, CORE_DEFAULT), with ``config``'s row buffer (an evaluation's
-    ``max_chunks`` is as long as any reduction: the core does not split one)."""
+    ``max_chunks`` is as long as any forward or backward-data reduction, which the core never
+    splits) and ``CoreConfig``'s row-block buffer and memory bus (backward-weight's reduction
+    is split into parts of at most ``row_block_chunks`` chunks, with 64-bit partial sums)."""
     return CoreConfig(replace(config, max_cols=CORE_ARRAY.max_cols, y_words=CORE_ARRAY.y_words))
 
 
 def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, bandwidth,
                energy: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None):
-    """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone.
+    """``(PassEstimate, dense ModeCost, sparse ModeCost)`` of a layer's pass from masks alone,
+    on ``core`` (default :func:`evaluation_core`).
 
     The estimate is :func:`maskprop.sim.cycle_model.pass_estimate`'s, computed the same way
-    (its candidate lowerings, each mode in the one with the fewest cycles, the first on a tie:
-    :func:`~maskprop.sim.cycle_model.estimate_lowerings`; tests hold the two equal), but each
-    lowering's chunks are counted once for a mode's cycles and its costs
-    (:func:`maskprop.sim.data_movement.mode_cost`, on ``core`` if given), on the lowering
-    that mode runs in.
+    (each mode in the lowering with the fewest cycles, the first on a tie:
+    :func:`~maskprop.sim.cycle_model.estimate_lowerings`), but among the lowerings ``core``
+    runs: backward-weight only in the orientations :func:`~maskprop.host.split.plan_pass`
+    accepts on ``core`` (:func:`~maskprop.host.core_driver.runnable_operands`; ``ValueError``
+    with both reasons if none), so where both run the two are equal (tests hold them so).
+    Each lowering's chunks are counted once for a mode's cycles and its costs
+    (:func:`maskprop.sim.data_movement.mode_cost`: the commands of the pass on ``core``), on
+    the lowering that mode runs in.
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
 
-    gemms = candidate_lowerings(conv, pass_name, A=pattern(a_nonzero),
-                                W=np.ones(conv.weight_shape, dtype=np.uint8),
-                                dZ=pattern(dz_nonzero), config=config)
+    core = evaluation_core(config) if core is None else core
+    if pass_name == "backward_weight":
+        runnable = runnable_operands(conv, core)
+        orientations = [o for o in ORIENTATIONS if o in runnable]   # the cycle model's order
+    else:
+        orientations = ["dz"]
+    a, w, dz = (pattern(a_nonzero), np.ones(conv.weight_shape, dtype=np.uint8),
+                pattern(dz_nonzero))
+    gemms = [lower_pass(conv, pass_name, A=a, W=w, dZ=dz, x_operand=orientation,
+                        vec=config.vec) for orientation in orientations]
     chosen = {}
     for dense in (True, False):
         runs = []

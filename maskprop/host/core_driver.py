@@ -10,6 +10,7 @@ requantized result, 0 wherever an output was not computed (so the result is dire
 layer's sparse input), and sets ``STATUS.done`` or ``STATUS.error``.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,8 +181,13 @@ class CoreJob:
             address += -(-max(len(image), 1) // PAGE) * PAGE
         self.bases.setdefault("w", self.bases["a"])       # backward-weight reads no W
         self.bases["out"] = address
-        if address + self.out_bytes > 1 << self.core.addr_width:
-            raise ValueError(f"the tensors need {address + self.out_bytes:,} bytes of memory, "
+        end = address + self.out_bytes
+        # Backward-weight split over its reduction: the partial sums of every group.
+        self.bases["psum"] = address + -(-self.out_bytes // PAGE) * PAGE
+        if self.psum_bytes:
+            end = self.bases["psum"] + self.psum_bytes
+        if end > 1 << self.core.addr_width:
+            raise ValueError(f"the tensors need {end:,} bytes of memory, "
                              f"more than addr_width = {self.core.addr_width} bits reach")
 
     def images(self) -> dict:
@@ -201,6 +207,14 @@ class CoreJob:
     @property
     def out_bytes(self) -> int:
         return self.shape.out_words * word_bytes(self.core.array.vec, self.core.array.data_width)
+
+    @property
+    def psum_bytes(self) -> int:
+        """Bytes of backward-weight's partial sums (0 unless its reduction is split): each
+        output-channel group's, one after the other."""
+        groups = {command.psum_offset: command.sum_words(self.layer, self.core.array.tiles, self.core.bus_bytes)
+                  for command in self.commands if command.psum_out}
+        return sum(groups.values()) * self.core.bus_bytes
 
     @property
     def out_shape(self) -> tuple:
@@ -239,6 +253,8 @@ class CoreJob:
             "shift": self.shift,
             "a_base": bases["a"], "w_base": bases["w"], "dz_base": bases["dz"],
             "out_base": bases["out"],
+            "psum_in": int(command.psum_in), "psum_out": int(command.psum_out),
+            "psum_base": bases["psum"],
         }
 
     def array_pass(self):
@@ -255,6 +271,9 @@ class CoreJob:
         requantized, and 0 wherever sparse mode does not compute an output."""
         config, layer = self.core.array, self.layer
         if self.pass_name == "backward_weight":
+            if any(command.psum_out for command in self.commands):
+                # Split with partial sums: the parts' sums add up in 64 bits.
+                config = dataclasses.replace(config, acc_width=64)
             return conv_backward_weight_fixed(self.dZ, self.A, layer.kernel, layer.stride,
                                               layer.padding, config=config, shift=self.shift)
         if self.pass_name == "forward":
@@ -283,10 +302,13 @@ class CoreJob:
             "out": (self.bases["out"], self.out_bytes),
             # A hung core fails in seconds: every word and every chunk of every row, 50 times.
             "timeout_cycles": 50 * (self.shape.x_words + self.shape.y_words + self.shape.out_words
-                                    + self.shape.rows * self.shape.chunks) + 5000,
+                                    + self.shape.rows * self.shape.chunks
+                                    + 2 * self.psum_bytes // self.core.bus_bytes) + 5000,
             "ranges": [(name, self.bases[name], self.bases[name] + len(image))
                        for name, image in images.items()]
-                      + [("out", self.bases["out"], self.bases["out"] + self.out_bytes)],
+                      + [("out", self.bases["out"], self.bases["out"] + self.out_bytes)]
+                      + ([("psum", self.bases["psum"], self.bases["psum"] + self.psum_bytes)]
+                         if self.psum_bytes else []),
         }
 
     def result(self, image: bytes) -> np.ndarray:

@@ -283,7 +283,8 @@ def run_core_jobs(jobs, *, build_dir, component, sim=None, seed=None, pause=0.3,
     build_dir.mkdir(parents=True, exist_ok=True)
     memory_bytes = max(max((address + len(image) for address, image in job["memory"]),
                            default=0) for job in jobs)
-    memory_bytes = max(memory_bytes, max(sum(job["out"]) for job in jobs))
+    memory_bytes = max(memory_bytes, max(sum(job["out"]) for job in jobs),
+                       max((hi for job in jobs for _, _, hi in job["ranges"]), default=0))
     spec = {
         "memory_bytes": memory_bytes, "pause": pause, "timeout_cycles": timeout_cycles,
         "max_outstanding": component.core.max_outstanding,

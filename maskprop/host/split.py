@@ -5,8 +5,8 @@ The host splits, not the core's sequencer: what to split, and where, depends on 
 tensor sizes and on the buffers, and costs a few integer operations per command against the
 thousands of cycles each command runs; the core's command check stays one small state machine.
 
-A pass is split three ways, each along a dimension whose parts are independent, so no part
-ever holds a partial sum:
+Forward and backward-data are split three ways, each along a dimension whose parts are
+independent, so no part ever holds a partial sum:
 
 - **output-channel groups** (the GEMM's columns: forward ``K``, backward-data ``C``): a group
   is a whole number of memory words (``vec`` channels) unless it is the last, so its output
@@ -17,13 +17,19 @@ ever holds a partial sum:
   ``PAD_BOTTOM``; the left and right padding stay the layer's);
 - **images** of the batch: several whole images per command when they fit.
 
-The reduction is never split: a pass whose reduction has more chunks than the row buffer
+Their reduction is never split: a pass whose reduction has more chunks than the row buffer
 (``max_chunks``) is refused. ``max_chunks`` 512 holds every reduction of the five evaluated
-networks (3x3x512 is 288 chunks). Backward-weight, whose reduction runs over the output
-pixels of the whole batch, runs as one command so far: its reduction must fit the row-block
-buffer (``row_block_chunks`` chunks of ``vec`` pixels), its result columns the Y buffer and
-its ``A`` and ``dZ`` the scratchpad (docs/architecture.md section 8.3: the reduction split
-with partial sums is the next step).
+networks (3x3x512 is 288 chunks).
+
+Backward-weight's reduction runs over the output pixels of the whole batch, which no buffer
+holds: it is split into **parts** of whole images, or of row bands of one image (forward's
+bands: rows of ``dZ`` and the rows of ``A`` their windows read), each as large as the row-block
+buffer (``row_block_chunks`` chunks of ``vec`` pixels), the Y buffer and the scratchpad (``A``
+and ``dZ`` bands together) allow. Every part computes all of ``dW`` over its pixels; the parts
+before the last write their sums raw (``PASS.psum_out``: 64-bit partial sums, to the
+partial-sum buffer), the parts after the first add those of the parts before
+(``PASS.psum_in``), and the last requantizes (docs/architecture.md section 8.3). The sums are
+exact (64 bits), so the result is the golden model's whatever the split.
 
 A command keeps what the one before loaded when it needs the same (``PASS.keep_input``: the
 same images and band; ``PASS.keep_weights``: the same output-channel group), so the order of
@@ -35,6 +41,7 @@ more than once, and the bands' halo rows are read twice
 which is why bands and groups are made as large as the buffers allow.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from maskprop.base.config import CoreConfig
@@ -42,10 +49,13 @@ from maskprop.host.memory_layout import channel_words
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
 __all__ = ["RowBand", "row_band", "whole_band", "whole_pass", "CoreCommand", "plan_pass",
-           "BASES", "MAX_PADDING", "OPERANDS", "weight_result_shape"]
+           "BASES", "MAX_PADDING", "OPERANDS", "PARTIAL_SUM_BITS", "weight_result_shape"]
 
-#: The tensors' base addresses a command takes (the core's A_BASE, W_BASE, DZ_BASE, OUT_BASE).
-BASES = ("a", "w", "dz", "out")
+#: The tensors' base addresses a command takes (the core's A_BASE, W_BASE, DZ_BASE, OUT_BASE,
+#: PSUM_BASE): ``psum`` is backward-weight's partial-sum buffer (a split reduction).
+BASES = ("a", "w", "dz", "out", "psum")
+#: Bits of one partial sum in memory (``hw/partial_sums.py``'s ``SUM_WIDTH``).
+PARTIAL_SUM_BITS = 64
 #: The core's padding registers are 8 bits wide.
 MAX_PADDING = 255
 
@@ -152,7 +162,11 @@ class CoreCommand:
 
     Backward-weight (``operand`` its broadcast operand, ``"a"`` or ``"dz"``) reads ``A`` and
     ``dZ`` into the scratchpad and computes all of ``dW``; its band is forward's (rows of
-    ``dZ`` computed from rows of ``A``): the rows of ``dZ`` its reduction runs over."""
+    ``dZ`` computed from rows of ``A``): the rows of ``dZ`` its reduction runs over, a part of
+    the reduction when the pass is split; ``columns`` its result columns (``A`` broadcast: a
+    group of output channels ``k``, whose ``dZ`` words it reads). ``psum_in``: add the partial
+    sums of the parts before (read at the ``psum`` base plus ``psum_offset`` words, the
+    group's); ``psum_out``: write the raw sums there instead of ``dW``."""
     pass_name: str
     images: range
     band: RowBand
@@ -160,6 +174,9 @@ class CoreCommand:
     keep_input: bool = False
     keep_weights: bool = False
     operand: str = ""
+    psum_in: bool = False
+    psum_out: bool = False
+    psum_offset: int = 0
 
     def layer_fields(self, layer: ConvLayer) -> dict:
         """The shape registers of this command (``hw/core_registers.py``): the layer it runs,
@@ -185,26 +202,35 @@ class CoreCommand:
         taps = layer.kernel * layer.kernel
         H, W, Ho, Wo = layer.height, layer.width, layer.out_height, layer.out_width
         if self.pass_name == "backward_weight":
+            # A broadcast: a group of output channels, its words of each dZ pixel and of
+            # each result row (both cw_out words apart); dZ broadcast: all of them.
+            grouped = self.operand == "a"
             return {"a": ((n0 * H + band.in_start) * W) * cw_in, "w": 0,
-                    "dz": ((n0 * Ho + band.out_start) * Wo) * cw_out, "out": 0,
-                    "out_pitch": 0}
+                    "dz": ((n0 * Ho + band.out_start) * Wo) * cw_out
+                    + (c0 // vec if grouped else 0),
+                    "out": c0 // vec if grouped else 0, "psum": self.psum_offset,
+                    "out_pitch": cw_out if grouped else 0}
         if self.pass_name == "forward":
             return {"a": ((n0 * H + band.in_start) * W) * cw_in,
                     "w": c0 * taps * cw_in,
                     "dz": 0,
-                    "out": (n0 * Ho + band.out_start) * Wo * cw_out + c0 // vec,
+                    "out": (n0 * Ho + band.out_start) * Wo * cw_out + c0 // vec, "psum": 0,
                     "out_pitch": cw_out}
         pixel = (n0 * H + band.out_start) * W * cw_in + c0 // vec
         return {"a": pixel, "w": c0 * taps * cw_out,
                 "dz": ((n0 * Ho + band.in_start) * Wo) * cw_out,
-                "out": pixel, "out_pitch": cw_in}
+                "out": pixel, "psum": 0, "out_pitch": cw_in}
 
     def bases(self, layer: ConvLayer, bases: dict, vec: int, word_bytes: int) -> dict:
         """The byte addresses of this command's parts of the tensors whose bases (``a``, ``w``,
-        ``dz``, ``out``) are ``bases`` (0 for one not named), with chunks of ``vec`` in words
-        of ``word_bytes``."""
+        ``dz``, ``out``, ``psum``) are ``bases`` (0 for one not named), with chunks of ``vec``
+        in words of ``word_bytes``: the register values, so ``out`` is the partial-sum buffer
+        for a command that writes raw sums (``psum_out``)."""
         offsets = self.offsets(layer, vec)
-        return {name: bases.get(name, 0) + offsets[name] * word_bytes for name in BASES}
+        addresses = {name: bases.get(name, 0) + offsets[name] * word_bytes for name in BASES}
+        if self.psum_out:
+            addresses["out"] = addresses["psum"]
+        return addresses
 
     def x_words(self, layer: ConvLayer, vec: int) -> int:
         """Words this command reads into the X scratchpad: every row of its band, of each of
@@ -224,7 +250,7 @@ class CoreCommand:
         images = len(self.images)
         return (images * self.band.in_rows * layer.width * channel_words(layer.in_channels, vec),
                 images * self.band.out_rows * layer.out_width
-                * channel_words(layer.out_channels, vec))
+                * channel_words(len(self.columns), vec))
 
     def y_words(self, layer: ConvLayer, vec: int) -> int:
         """Words this command reads into the Y buffer: its columns' weights, none if it keeps
@@ -239,6 +265,27 @@ class CoreCommand:
         pixels its reduction runs over)."""
         width = layer.width if self.pass_name == "backward_data" else layer.out_width
         return len(self.images) * self.band.out_rows * width
+
+    def weight_shape(self, layer: ConvLayer) -> tuple[int, int]:
+        """Backward-weight: this command's result as ``(rows, cols)``, its columns' part of
+        :func:`weight_result_shape`."""
+        rows, cols = weight_result_shape(layer, self.operand)
+        return (rows, len(self.columns)) if self.operand == "a" else (rows, cols)
+
+    def sum_words(self, layer: ConvLayer, tiles: int, word_bytes: int) -> int:
+        """Backward-weight: words of this command's partial sums (read with ``psum_in``,
+        written with ``psum_out``) on a core of ``tiles`` tiles and a bus of ``word_bytes``
+        bytes (at least 8): each result beat's ``tiles`` values of :data:`PARTIAL_SUM_BITS`
+        in whole words, ``ceil(cols / tiles)`` beats per result row (``hw/partial_sums.py``)."""
+        rows, cols = self.weight_shape(layer)
+        return rows * -(-cols // tiles) * -(-tiles * PARTIAL_SUM_BITS // (word_bytes * 8))
+
+    def reduction_pixels(self, layer: ConvLayer) -> range:
+        """Backward-weight: the output pixels its reduction runs over, as indices of the whole
+        pass's flattened ``(n, y, x)`` pixels (contiguous: whole images, or a band of one
+        image's rows)."""
+        first = (self.images.start * layer.out_height + self.band.out_start) * layer.out_width
+        return range(first, first + self.pixels(layer))
 
     def gemm_rows(self, layer: ConvLayer) -> list:
         """The rows of the whole pass's GEMM (output pixels, image-major) this command
@@ -268,9 +315,10 @@ def _group_width(cols: int, chunks: int, core: CoreConfig, where: str) -> int:
     vec, block = config.vec, config.col_block
     widest = max((g for g in range(vec, cols, vec) if config.y_fits(g, chunks)), default=0)
     if not widest:
+        remedy = "max_cols" if config.max_cols < vec else "y_words"
         raise ValueError(f"{where}: not even {vec} output columns (one memory word) of "
                          f"{chunks} chunks fit the Y buffer (y_words = {config.y_words}, "
-                         f"max_cols = {config.max_cols}); raise y_words")
+                         f"max_cols = {config.max_cols}); raise {remedy}")
     return widest // block * block if widest >= block else widest
 
 
@@ -288,30 +336,113 @@ def weight_result_shape(layer: ConvLayer, operand: str) -> tuple[int, int]:
     return (taps_c, layer.out_channels) if operand == "a" else (layer.out_channels, taps_c)
 
 
-def _weight_pass(layer: ConvLayer, core: CoreConfig, operand: str, where: str) -> CoreCommand:
-    """Backward-weight as one command; ``ValueError`` naming the parameter for one that does
-    not fit (the core does not split its reduction yet)."""
-    _, cols = weight_result_shape(layer, operand)
+def _weight_commands(layer: ConvLayer, core: CoreConfig, operand: str,
+                     where: str) -> list[CoreCommand]:
+    """Backward-weight as one command if it fits, else output-channel groups (``A``
+    broadcast: the result's columns are ``K``) and its reduction split into parts with partial
+    sums (the module docstring), groups outer; ``ValueError`` naming the parameter to raise
+    for a pass whose least command (one output row of one group) does not fit."""
+    rows, cols = weight_result_shape(layer, operand)
     config, vec = core.array, core.array.vec
-    command = whole_pass(layer, "backward_weight", operand)
-    chunks = -(-command.pixels(layer) // vec)
-    if chunks > core.row_block_chunks:
-        raise ValueError(f"{where}: the reduction over {command.pixels(layer):,} output pixels "
-                         f"takes {chunks} chunks, but the row-block buffer holds "
-                         f"row_block_chunks = {core.row_block_chunks}; the core does not "
-                         f"split backward-weight's reduction yet: raise row_block_chunks")
-    layer.check_accumulation(config, passes=("backward_weight",))
     if layer.padding > MAX_PADDING:
         raise ValueError(f"{where}: padding {layer.padding} is beyond the core's 8-bit "
                          f"padding registers (at most {MAX_PADDING})")
-    if not config.y_fits(cols, chunks):
-        raise ValueError(f"{where}: {cols} result columns of {chunks} chunks do not fit the Y "
-                         f"buffer (y_words = {config.y_words}, max_cols = {config.max_cols}); "
-                         f"raise y_words or max_cols")
-    if command.x_words(layer, vec) > core.x_words:
-        raise ValueError(f"{where}: A and dZ take {command.x_words(layer, vec):,} words, more "
-                         f"than the X scratchpad's x_words = {core.x_words:,}; raise x_words")
-    return command
+    whole = whole_band(layer, "forward")
+
+    def misfit(command: CoreCommand) -> str | None:
+        """Why ``command`` does not fit the core (None if it does)."""
+        pixels = command.pixels(layer)
+        chunks = -(-pixels // vec)
+        what = ("the whole reduction" if command.images == range(layer.batch)
+                and command.band == whole else "one output row")
+        group = len(command.columns) if operand == "a" else cols
+        if chunks > core.row_block_chunks:
+            return (f"{where}: {what} over {pixels:,} output pixels takes {chunks} chunks, but "
+                    f"the row-block buffer holds row_block_chunks = {core.row_block_chunks}; "
+                    f"raise row_block_chunks")
+        if not config.y_fits(group, chunks):
+            return (f"{where}: {group} result columns of {chunks} chunks do not fit the Y "
+                    f"buffer (y_words = {config.y_words}, max_cols = {config.max_cols}); raise "
+                    f"y_words or max_cols")
+        if command.x_words(layer, vec) > core.x_words:
+            return (f"{where}: for {what}, A and dZ take {command.x_words(layer, vec):,} words, "
+                    f"more than the X scratchpad's x_words = {core.x_words:,}; raise x_words")
+        if pixels > config.max_reduction():
+            return (f"{where}: {what} sums {pixels:,} products, more than acc_width = "
+                    f"{config.acc_width} bits hold (max_reduction() = "
+                    f"{config.max_reduction():,}); raise acc_width")
+        return None
+
+    def command(images: range, band: RowBand, columns: range) -> CoreCommand:
+        return CoreCommand("backward_weight", images, band, columns, operand=operand)
+
+    everything = command(range(layer.batch), whole, range(layer.out_channels))
+    reason = misfit(everything)
+    if reason is None:
+        return [everything]
+    if not core.partial_sums:
+        raise ValueError(f"{reason}: the reduction cannot be split either, this core has no "
+                         f"partial sums (they need a memory bus of 64 bits or more, it has "
+                         f"{core.bus_width}; tiles a power of two and col_block a multiple of "
+                         f"tiles)")
+    pixels = layer.batch * layer.out_height * layer.out_width
+    if pixels * config.data_min ** 2 >= 1 << (PARTIAL_SUM_BITS - 1):
+        raise ValueError(f"{where}: the reduction sums {pixels:,} products, more than 64-bit "
+                         f"partial sums hold at data_width = {config.data_width}")
+    # Groups of output channels (A broadcast): as wide as the Y buffer holds at a part's most
+    # chunks, whole words (and column blocks) of dW's rows.
+    channels = layer.out_channels
+    group = channels
+    if operand == "a":
+        group = _group_width(cols, min(core.row_block_chunks, -(-pixels // vec)), core, where)
+    groups = [range(c0, min(channels, c0 + group)) for c0 in range(0, channels, group)]
+    widest = groups[0]
+    if misfit(command(range(1), whole, widest)) is None:
+        # Whole images: as many per part as fit.
+        per_part = max(n for n in range(1, layer.batch + 1)
+                       if misfit(command(range(n), whole, widest)) is None)
+        parts = [(range(n0, min(layer.batch, n0 + per_part)), whole)
+                 for n0 in range(0, layer.batch, per_part)]
+    else:
+        bands = _row_bands(layer, "forward",
+                           lambda band: misfit(command(range(1), band, widest)))
+        parts = [(range(n, n + 1), band) for n in range(layer.batch) for band in bands]
+    commands, offset = [], 0
+    for columns in groups:
+        for index, (images, band) in enumerate(parts):
+            part = dataclasses.replace(command(images, band, columns), psum_in=index > 0,
+                                       psum_out=index < len(parts) - 1, psum_offset=offset)
+            commands.append(part)
+        offset += part.sum_words(layer, config.tiles, core.bus_bytes)
+    return commands
+
+
+def _row_bands(layer: ConvLayer, pass_name: str, misfit) -> list[RowBand]:
+    """The pass's result rows as bands of as many rows as fit: ``misfit(band)`` says why a band
+    does not (``None`` if it does); ``ValueError`` with that for a band of one result row."""
+    forward = pass_name == "forward"
+    rows = layer.out_height if forward else layer.height
+    bands, start = [], 0
+    while start < rows:
+        # The smallest band from `start` that reads a row (forward rows whose windows are all
+        # top padding go with the first that is not), then as many rows as fit.
+        stop = start + 1
+        while _band(layer, pass_name, start, stop) is None:
+            stop += 1
+        reason = misfit(_band(layer, pass_name, start, stop))
+        if reason is not None:
+            raise ValueError(reason)
+        while stop < rows and misfit(_band(layer, pass_name, start, stop + 1)) is None:
+            stop += 1
+        # A band cannot start on rows that see only bottom padding: the last takes them.
+        if forward and stop < rows and stop * layer.stride - layer.padding >= layer.height:
+            stop = rows
+            reason = misfit(row_band(layer, pass_name, start, stop))
+            if reason is not None:
+                raise ValueError(reason)
+        bands.append(row_band(layer, pass_name, start, stop))
+        start = stop
+    return bands
 
 
 def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
@@ -323,13 +454,14 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
     (``max_chunks``), an accumulator too narrow (``acc_width``), one row band larger than the
     scratchpad (``x_words``) or padding beyond the registers.
 
-    Backward-weight (broadcast operand ``operand``) runs as one command so far: its reduction
-    over output pixels must fit the row-block buffer (``row_block_chunks``) and its operands
-    the scratchpad."""
+    Backward-weight (broadcast operand ``operand``): one command if its reduction over output
+    pixels fits the row-block buffer (``row_block_chunks``), the Y buffer and the scratchpad,
+    else parts of whole images or of row bands with partial sums (the module docstring); a
+    core whose bus is narrower than 64 bits cannot split it."""
     pass_name = check_pass_name(pass_name)
     where = f"{layer.label} {pass_label(pass_name)}"
     if pass_name == "backward_weight":
-        return [_weight_pass(layer, core, operand, where)]
+        return _weight_commands(layer, core, operand, where)
     config, vec = core.array, core.array.vec
     forward = pass_name == "forward"
     reduced = layer.in_channels if forward else layer.out_channels
@@ -356,28 +488,14 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
         bands = [whole_band(layer, pass_name)]
         images_per_command = min(layer.batch, core.x_words // image_words)
     else:
-        start = 0
-        while start < rows:
-            # The smallest band from `start` that reads a row (forward rows whose windows are
-            # all top padding go with the first that is not), then as many rows as fit.
-            stop = start + 1
-            while _band(layer, pass_name, start, stop) is None:
-                stop += 1
-            band = _band(layer, pass_name, start, stop)
-            if band.in_rows * row_words > core.x_words:
-                rows_read = f"{band.in_rows} input row{'s' if band.in_rows > 1 else ''}"
-                raise ValueError(f"{where}: one row of its result reads {rows_read} of "
-                                 f"{row_words:,} words, more than the X scratchpad's "
-                                 f"x_words = {core.x_words:,}; raise x_words")
-            while stop < rows and (
-                    _band(layer, pass_name, start, stop + 1).in_rows * row_words
-                    <= core.x_words):
-                stop += 1
-            # A band cannot start on rows that see only bottom padding: the last takes them.
-            if forward and stop < rows and stop * layer.stride - layer.padding >= layer.height:
-                stop = rows
-            bands.append(row_band(layer, pass_name, start, stop))
-            start = stop
+        def misfit(band: RowBand) -> str | None:
+            if band.in_rows * row_words <= core.x_words:
+                return None
+            rows_read = f"{band.in_rows} input row{'s' if band.in_rows > 1 else ''}"
+            return (f"{where}: one row of its result reads {rows_read} of {row_words:,} "
+                    f"words, more than the X scratchpad's x_words = {core.x_words:,}; "
+                    f"raise x_words")
+        bands = _row_bands(layer, pass_name, misfit)
     for band in bands:
         if max(band.pad_top, band.pad_bottom) > MAX_PADDING:
             raise ValueError(f"{where}: a row band needs padding {band.pad_top} / "
