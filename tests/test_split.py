@@ -28,6 +28,17 @@ def seeded(default: int) -> int:
     return seed
 
 
+def random_layers(rng: np.random.Generator, count: int):
+    """``count`` random layers for a small core: kernels 1-5, strides 1-3, padding up to the
+    kernel and beyond, images up to 29 rows, channel counts that are multiples of nothing."""
+    for _ in range(count):
+        kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        size = int(rng.integers(kernel, 30))
+        yield ConvLayer(int(rng.integers(1, 4)), int(rng.integers(1, 9)), size,
+                        int(rng.integers(kernel, 12)), int(rng.integers(1, 40)), kernel,
+                        stride, int(rng.integers(0, kernel + 2)))
+
+
 def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
     """The plan's commands cover every output (image, row, channel) of the pass once (a command
     computes whole rows of its images), and each command fits the core."""
@@ -177,12 +188,7 @@ def test_random_backward_weights_cover_their_reduction():
                              y_words=256, data_width=16), x_words=128, row_block_chunks=4)
     assert core.partial_sums
     planned = split = 0
-    for _ in range(300):
-        kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
-        size = int(rng.integers(kernel, 30))
-        layer = ConvLayer(int(rng.integers(1, 4)), int(rng.integers(1, 9)), size,
-                          int(rng.integers(kernel, 12)), int(rng.integers(1, 40)), kernel,
-                          stride, int(rng.integers(0, kernel + 2)))
+    for layer in random_layers(rng, 300):
         for operand in ("a", "dz"):
             try:
                 split += len(check_weight_plan(layer, core, operand)) > 1
@@ -201,12 +207,7 @@ def test_random_layers_tile_their_output():
     core = CoreConfig(Config(vec=4, lanes=2, tiles=2, col_block=4, max_chunks=64, max_cols=16,
                              y_words=256), x_words=128)
     planned = 0
-    for _ in range(300):
-        kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
-        size = int(rng.integers(kernel, 30))
-        layer = ConvLayer(int(rng.integers(1, 4)), int(rng.integers(1, 9)), size,
-                          int(rng.integers(kernel, 12)), int(rng.integers(1, 40)), kernel,
-                          stride, int(rng.integers(0, kernel + 2)))
+    for layer in random_layers(rng, 300):
         for pass_name in PASSES:
             try:
                 check_plan(layer, pass_name, core)
