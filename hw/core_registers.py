@@ -163,11 +163,13 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
             Field("psum_in", 1, "rw", 0, "Backward-weight, a part of a split reduction after "
                   "the first: add the partial sums at PSUM_BASE (64-bit, from the parts before) "
                   "to this part's sums before requantizing or writing them. Another pass, or a "
-                  "core whose memory bus is narrower than 64 bits: BAD_PASS.", lsb=20),
+                  "core without partial sums (a bus below 64 bits, tiles not a power of two or "
+                  "col_block not a multiple of tiles): BAD_PASS.", lsb=20),
             Field("psum_out", 1, "rw", 0, "Backward-weight, a part before the last: write the "
-                  "raw 64-bit sums to OUT_BASE (packed, bus_bytes / 8 per word, rows one after "
-                  "the other) instead of the requantized result; OUT_PITCH is not used. "
-                  "Another pass, or a core whose memory bus is narrower than 64 bits: BAD_PASS.",
+                  "raw 64-bit sums to OUT_BASE (each result beat's tiles sums in whole words, "
+                  "bus_bytes / 8 a word, beats in order) instead of the requantized result; "
+                  "OUT_PITCH is not used. Another pass, or a core without partial sums: "
+                  "BAD_PASS.",
                   lsb=21),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [

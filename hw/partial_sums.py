@@ -24,13 +24,13 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import Config, check_range
+from maskprop.base.config import PARTIAL_SUM_BITS, Config, check_range
 from maskprop.hw.tile_array import array_result_layout
 
 __all__ = ["PartialSums", "SUM_WIDTH"]
 
-#: Bits of one partial sum, in memory and on ``o``.
-SUM_WIDTH = 64
+#: Bits of one partial sum, in memory and on ``o`` (the host's ``PARTIAL_SUM_BITS``).
+SUM_WIDTH = PARTIAL_SUM_BITS
 
 
 class PartialSums(wiring.Component):

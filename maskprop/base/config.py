@@ -333,6 +333,17 @@ CORE_ARRAY_FIELDS = {"max_chunks": 512, "y_words": 8192}
 CORE_ARRAY = Config(**CORE_ARRAY_FIELDS)
 
 
+#: Bits of one of backward-weight's partial sums in memory (``hw/partial_sums.py``).
+PARTIAL_SUM_BITS = 64
+
+
+def beat_sum_words(tiles: int, bus_width: int) -> int:
+    """Memory words of one result beat's partial sums (``tiles`` values of
+    :data:`PARTIAL_SUM_BITS`) on a bus of ``bus_width`` bits (``hw/partial_sums.py``'s
+    layout)."""
+    return -(-tiles * PARTIAL_SUM_BITS // bus_width)
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """The accelerator core (``hw/core.py``, docs/architecture.md section 8): the tile array of
@@ -416,13 +427,13 @@ class CoreConfig:
         so the bus must be at least 64 bits; and a row's beats are ``ceil(cols / tiles)``, a
         shift, when ``tiles`` is a power of two and ``col_block`` a multiple of it."""
         tiles = self.array.tiles
-        return (self.bus_width >= 64 and tiles & (tiles - 1) == 0
+        return (self.bus_width >= PARTIAL_SUM_BITS and tiles & (tiles - 1) == 0
                 and self.array.col_block % tiles == 0)
 
     @property
     def sum_words_per_beat(self) -> int:
         """Memory words of one result beat's partial sums (with :attr:`partial_sums`)."""
-        return -(-self.array.tiles * 64 // self.bus_width)
+        return beat_sum_words(self.array.tiles, self.bus_width)
 
     @property
     def row_block_bits(self) -> int:

@@ -44,18 +44,16 @@ which is why bands and groups are made as large as the buffers allow.
 import dataclasses
 from dataclasses import dataclass
 
-from maskprop.base.config import CoreConfig
+from maskprop.base.config import PARTIAL_SUM_BITS, CoreConfig, beat_sum_words
 from maskprop.host.memory_layout import channel_words
 from maskprop.sim.layer import ConvLayer, check_pass_name, pass_label
 
 __all__ = ["RowBand", "row_band", "whole_band", "whole_pass", "CoreCommand", "plan_pass",
-           "BASES", "MAX_PADDING", "OPERANDS", "PARTIAL_SUM_BITS", "weight_result_shape"]
+           "BASES", "MAX_PADDING", "OPERANDS", "weight_result_shape"]
 
 #: The tensors' base addresses a command takes (the core's A_BASE, W_BASE, DZ_BASE, OUT_BASE,
 #: PSUM_BASE): ``psum`` is backward-weight's partial-sum buffer (a split reduction).
 BASES = ("a", "w", "dz", "out", "psum")
-#: Bits of one partial sum in memory (``hw/partial_sums.py``'s ``SUM_WIDTH``).
-PARTIAL_SUM_BITS = 64
 #: The core's padding registers are 8 bits wide.
 MAX_PADDING = 255
 
@@ -278,7 +276,7 @@ class CoreCommand:
         bytes (at least 8): each result beat's ``tiles`` values of :data:`PARTIAL_SUM_BITS`
         in whole words, ``ceil(cols / tiles)`` beats per result row (``hw/partial_sums.py``)."""
         rows, cols = self.weight_shape(layer)
-        return rows * -(-cols // tiles) * -(-tiles * PARTIAL_SUM_BITS // (word_bytes * 8))
+        return rows * -(-cols // tiles) * beat_sum_words(tiles, word_bytes * 8)
 
     def reduction_pixels(self, layer: ConvLayer) -> range:
         """Backward-weight: the output pixels its reduction runs over, as indices of the whole
