@@ -120,15 +120,22 @@ class MaskpropCore(wiring.Component):
        output mask (``A != 0``, derived on chip).
        ``PASS.keep_input`` and ``keep_weights`` skip the X and the Y load: the buffer holds
        them from the last command that finished, which the core checks (the input's base
-       and words; the weights' pass, ``W_BASE``, columns and reduction), else NOT_HELD;
+       and words; the weights' pass, ``W_BASE``, columns and reduction), else NOT_HELD.
+       ``PASS.prefetch`` (forward, backward-data) double-buffers the weights: once its own X
+       and Y words are in, the command also reads the next command's weights (at
+       ``NEXT_W_BASE``, as many columns) into the other half of the Y buffer
+       (``TileArray.y_half``) while its run reads its own half, and is done once both its
+       result is written and they are in; the next command keeps them. Both must then fit
+       half the Y buffer. A load fills the buffer from address 0 (half 0) and empties half 1;
+       a command that keeps weights runs from the half that holds them;
     2. **run**: the address generator walks the windows (docs/architecture.md section 2): for
        every output row and column block it sends the row's chunks that have a structural
        element (padding taps and dilation holes are never issued, in either mode), fetched from
        the scratchpad with their mask (dense mode: the structural mask; sparse: the nonzeros);
        the output writer requantizes the array's results and the DMA writes them, one word per
        chunk of output channels, rows in order, 0 wherever an output was not computed;
-    3. **done** once the last write is acknowledged (``STATUS.done``; a bus error response
-       instead sets ``error_code`` BUS_ERROR).
+    3. **done** once the last write is acknowledged and a prefetch's last word is in
+       (``STATUS.done``; a bus error response instead sets ``error_code`` BUS_ERROR).
 
     A command is a layer as the core sees it: the rows have their own padding (``pad_top``,
     ``pad_bottom``; a row band of a split pass), the columns the layer's, and the output (and
@@ -237,7 +244,7 @@ class MaskpropCore(wiring.Component):
             "padding": _GEOMETRY, "pad_top": _GEOMETRY, "pad_bottom": _GEOMETRY,
             "out_pitch": _DIM, "shift": 6, "a_base": core.addr_width,
             "w_base": core.addr_width, "dz_base": core.addr_width, "out_base": core.addr_width,
-            "psum_base": core.addr_width,
+            "psum_base": core.addr_width, "prefetch": 1, "next_w_base": core.addr_width,
         }))
         backward, weight_grad = Signal(), Signal()   # backward-data; backward-weight
         x_is_dz = Signal()                           # backward-weight with X = dZ^T
@@ -305,25 +312,35 @@ class MaskpropCore(wiring.Component):
             m.d.comb += [raise_error.eq(1), raised.eq(code)]
 
         # --- what the buffers hold: the last command that finished loaded it ---------------
-        # The Y buffer: (pass, W_BASE, columns, chunks); the X scratchpad: (its base, words).
-        # A command that keeps weights or input must match them (else NOT_HELD).
+        # Each half of the Y buffer: (pass, W_BASE, columns, chunks); the X scratchpad: (its
+        # base, words). A command that keeps weights or input must match them (else NOT_HELD).
+        # A command runs from half `run_half` (the upper half only where it keeps weights a
+        # prefetch put there); a load writes from address 0, a prefetch the other half.
         weights = Signal(data.StructLayout({"pass_kind": Pass, "w_base": core.addr_width,
                                             "cols": _DIM, "chunks": _PRODUCT}))
+        prefetched = Signal.like(weights)            # what PASS.prefetch loads
         inputs = Signal(data.StructLayout({"base": core.addr_width, "words": _PRODUCT}))
-        held_weights, held_inputs = Signal.like(weights), Signal.like(inputs)
-        y_valid, x_valid = Signal(), Signal()
+        held_weights = [Signal.like(weights, name=f"held_weights{h}") for h in (0, 1)]
+        y_valid = [Signal(name=f"y_valid{h}") for h in (0, 1)]
+        held_inputs, x_valid = Signal.like(inputs), Signal()
+        weights_match = [Signal(name=f"weights_match{h}") for h in (0, 1)]
+        run_half, keep_half = Signal(), Signal()
         x_base = Signal(core.addr_width)
         m.d.comb += [weights.pass_kind.eq(command.pass_kind), weights.w_base.eq(command.w_base),
                      weights.cols.eq(cols), weights.chunks.eq(chunks),
+                     prefetched.eq(weights), prefetched.w_base.eq(command.next_w_base),
                      x_base.eq(Mux(backward, command.dz_base, command.a_base)),
-                     inputs.base.eq(x_base), inputs.words.eq(x_words)]
+                     inputs.base.eq(x_base), inputs.words.eq(x_words),
+                     *(weights_match[h].eq(y_valid[h] & (held_weights[h].as_value() ==
+                                                         weights.as_value())) for h in (0, 1)),
+                     keep_half.eq(command.keep_weights & ~weights_match[0]),
+                     array.y_half.eq(run_half)]
         # Backward-weight keeps nothing: its Y buffer and scratchpad hold its operands
         # gathered and loaded, which no other command reuses (it leaves both invalid).
         keeps_stale = Signal()
         m.d.comb += keeps_stale.eq(
             (weight_grad & (command.keep_weights | command.keep_input)) |
-            (command.keep_weights &
-             ~(y_valid & (held_weights.as_value() == weights.as_value()))) |
+            (command.keep_weights & ~(weights_match[0] | weights_match[1])) |
             (command.keep_input & ~(x_valid & (held_inputs.as_value() == inputs.as_value()))))
 
         # --- the DMA's read stream: Y buffer, then X scratchpad, then A ------------------------
@@ -338,6 +355,13 @@ class MaskpropCore(wiring.Component):
         y_chunk = Signal(range(max(2, c.max_chunks)))
         y_column = Signal(range(max(2, c.max_cols)))
         loading_x, loading_y = Signal(), Signal()
+        # PASS.prefetch: the next command's weights, the last read of this one, into the other
+        # half of the Y buffer. `own_loaded`: the words of the X and Y loads, after which the
+        # prefetch is offered (the DMA's command queue then has room: at most the A read is
+        # in it); `prefetch_start`, `prefetch_end`: the prefetch's words in the read stream.
+        own_loaded, prefetch_start, prefetch_end = (Signal(_PRODUCT, name=name) for name in (
+            "own_loaded", "prefetch_start", "prefetch_end"))
+        prefetching, prefetch_pending, prefetch_done = Signal(), Signal(), Signal()
         word = dma.read_data.payload.data
         elements = word_elements(word, vec, container, c.data_width)
         m.d.comb += [
@@ -346,6 +370,9 @@ class MaskpropCore(wiring.Component):
             y_loaded.eq(Mux(command.keep_weights | weight_grad, 0, y_words)),
             loading_y.eq(read_index < y_loaded),
             loading_x.eq(~loading_y & (read_index < y_loaded + x_loaded)),
+            prefetching.eq(command.prefetch & (read_index >= prefetch_start)),
+            prefetch_done.eq(~command.prefetch |
+                             (~prefetch_pending & (read_index == prefetch_end))),
             x_write.addr.eq(x_count),
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
@@ -366,10 +393,14 @@ class MaskpropCore(wiring.Component):
                 gather.o.ready.eq(gathering_y | row_blocks.i.ready),
             ]
         with m.Else():
+            # The half a word goes to: the command's own (from address 0: a loading command
+            # runs from half 0), or the other one for the prefetch.
+            half_bit = (((run_half ^ prefetching) << (len(array.load.payload.addr) - 1))
+                        if c.y_halves else 0)
             m.d.comb += [
-                array.load.valid.eq(dma.read_data.valid & loading_y),
+                array.load.valid.eq(dma.read_data.valid & (loading_y | prefetching)),
                 # Column j's chunks at j << y_shift (the tile array's runtime column stride).
-                array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
+                array.load.payload.addr.eq((y_column << y_shift) | y_chunk | half_bit),
                 *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
             ]
         # A command with partial sums writes every row's sums, so every row is sent.
@@ -383,19 +414,22 @@ class MaskpropCore(wiring.Component):
         sums_start = Signal()                # the command is accepted: empty the sum buffers
         m.d.comb += [
             a_word.eq(dma.read_data.payload),
-            a_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y & ~weight_grad),
+            a_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y & ~weight_grad &
+                       ~prefetching),
             sums_valid.eq(dma.read_data.valid & ~loading_x & ~loading_y & weight_grad),
-            dma.read_data.ready.eq(loading_x | loading_y |
+            dma.read_data.ready.eq(loading_x | loading_y | prefetching |
                                    Mux(weight_grad, sums_ready, a_ready)),
         ]
         with m.If(dma.read_data.valid & dma.read_data.ready):
             m.d.sync += read_index.eq(read_index + 1)
             with m.If(loading_x):
                 m.d.sync += x_count.eq(x_count + 1)
-            with m.If(loading_y):
+            with m.If(loading_y | prefetching):
+                # The column counter wraps after the last column: the prefetch starts at 0.
                 m.d.sync += y_chunk.eq(y_chunk + 1)
                 with m.If(y_chunk == chunks - 1):
-                    m.d.sync += [y_chunk.eq(0), y_column.eq(y_column + 1)]
+                    m.d.sync += [y_chunk.eq(0),
+                                 y_column.eq(Mux(y_column == cols - 1, 0, y_column + 1))]
 
         # --- output mask: one beat per output pixel, the nonzero bits of its A words ----------
         mask_bits = -(-c.max_cols // c.col_block) * c.col_block
@@ -639,6 +673,8 @@ class MaskpropCore(wiring.Component):
                         command.w_base.eq(fields.w_base), command.dz_base.eq(fields.dz_base),
                         command.out_base.eq(fields.out_base),
                         command.psum_base.eq(fields.psum_base),
+                        command.prefetch.eq(fields.prefetch),
+                        command.next_w_base.eq(fields.next_w_base),
                     ]
                     m.next = "CHECK"
             with m.State("CHECK"):
@@ -648,15 +684,18 @@ class MaskpropCore(wiring.Component):
                 padded_w = command.w + 2 * command.padding
                 # Partial sums are backward-weight's, and need a bus of 64 bits or more.
                 psums = command.psum_in | command.psum_out
+                # A prefetch needs the Y buffer's halves, and is forward's or backward-data's.
                 with m.If((command.pass_kind.as_value() == 3) |
-                          (psums & (~weight_grad if core.partial_sums else 1))):
+                          (psums & (~weight_grad if core.partial_sums else 1)) |
+                          (command.prefetch & (weight_grad if c.y_halves else 1))):
                     fail(ErrorCode.BAD_PASS)
                     m.next = "IDLE"
                 with m.Elif(Cat(dim == 0 for dim in dims).any() |
                             (padded_h < command.kernel) | (padded_w < command.kernel)):
                     fail(ErrorCode.ZERO_DIM)
                     m.next = "IDLE"
-                with m.Elif(Cat((base & alignment) != 0 for base in bases).any()):
+                with m.Elif(Cat((base & alignment) != 0 for base in bases).any() |
+                            (command.prefetch & ((command.next_w_base & alignment) != 0))):
                     fail(ErrorCode.UNALIGNED)
                     m.next = "IDLE"
                 with m.Else():
@@ -723,7 +762,8 @@ class MaskpropCore(wiring.Component):
                                      (x_is_dz & (reduction > c.max_cols)))) |
                           (y_words > self.MAX_TRANSFER) | (out_words > self.MAX_TRANSFER) |
                           (weight_grad & (command.psum_in | command.psum_out) &
-                           (sum_words > self.MAX_TRANSFER))):
+                           (sum_words > self.MAX_TRANSFER)) |
+                          (command.prefetch & ((cols << stride_log2) > c.y_words // 2))):
                     fail(ErrorCode.SHAPE_TOO_LARGE)
                     m.next = "IDLE"
                 with m.Elif(pitch_words < col_words):
@@ -736,9 +776,20 @@ class MaskpropCore(wiring.Component):
                     m.d.sync += [read_index.eq(0), x_count.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
                     m.d.comb += sums_start.eq(1)
-                    # A load overwrites its buffer: it holds nothing until the command is done.
+                    own = y_loaded + x_loaded
+                    start = own + Mux(wants_mask, out_words, 0)
+                    m.d.sync += [run_half.eq(keep_half), own_loaded.eq(own),
+                                 prefetch_start.eq(start), prefetch_end.eq(start + y_words),
+                                 prefetch_pending.eq(command.prefetch)]
+                    # A load overwrites its buffer: it holds nothing until the command is done
+                    # (a load may fill both halves), a prefetch the half it loads.
                     with m.If(~command.keep_weights):
-                        m.d.sync += y_valid.eq(0)
+                        m.d.sync += [y_valid[0].eq(0), y_valid[1].eq(0)]
+                    with m.If(command.prefetch):
+                        with m.If(keep_half):
+                            m.d.sync += y_valid[0].eq(0)
+                        with m.Else():
+                            m.d.sync += y_valid[1].eq(0)
                     with m.If(~command.keep_input):
                         m.d.sync += x_valid.eq(0)
                     m.next = "READ_Y"
@@ -761,8 +812,8 @@ class MaskpropCore(wiring.Component):
                 with m.Else():
                     transfer(read_cmd, command.w_base, y_words, "READ_X")
             with m.State("READ_X"):
-                with m.If(command.keep_input):
-                    m.next = "READ_A"
+                with m.If(command.keep_input):       # one cycle, as a transfer taken at once
+                    m.next = "READ_DZ"
                 with m.Else():
                     transfer(read_cmd, x_base, x_words, "READ_DZ")
             with m.State("READ_DZ"):             # backward-weight: dZ behind A
@@ -839,16 +890,44 @@ class MaskpropCore(wiring.Component):
                 ]
                 with m.If(walker.command.ready):
                     m.next = "RUN"
+            def bus_error():
+                fail(ErrorCode.BUS_ERROR)
+                m.d.sync += [y_valid[0].eq(0), y_valid[1].eq(0), x_valid.eq(0)]
+                m.next = "IDLE"
+
+            def finish():
+                """Done: the buffers hold what this command loaded, and prefetched."""
+                m.d.comb += fields.done_set.eq(1)
+                m.d.sync += [x_valid.eq(~weight_grad), held_inputs.eq(inputs)]
+                for h in (0, 1):
+                    with m.If(run_half == h):
+                        m.d.sync += [y_valid[h].eq(~weight_grad), held_weights[h].eq(weights)]
+                    with m.Elif(command.prefetch):
+                        m.d.sync += [y_valid[h].eq(1), held_weights[h].eq(prefetched)]
+                m.next = "IDLE"
             with m.State("RUN"):
                 with m.If(dma.write_done.valid):
                     with m.If(dma.write_done.payload.error | dma.error.read | dma.error.write):
-                        fail(ErrorCode.BUS_ERROR)
-                        m.d.sync += [y_valid.eq(0), x_valid.eq(0)]
+                        bus_error()
+                    with m.Elif(prefetch_done):
+                        finish()
                     with m.Else():
-                        m.d.comb += fields.done_set.eq(1)
-                        m.d.sync += [y_valid.eq(~weight_grad), held_weights.eq(weights),
-                                     x_valid.eq(~weight_grad), held_inputs.eq(inputs)]
-                    m.next = "IDLE"
+                        m.next = "PREFETCH"
+            with m.State("PREFETCH"):            # the result is written; the weights come
+                with m.If(dma.error.read):
+                    bus_error()
+                with m.Elif(prefetch_done):
+                    finish()
+        # The prefetch's read command, once the command's own read commands are taken and its
+        # X and Y words are in (the DMA's command queue then has room for it).
+        with m.If(prefetch_pending & (read_index >= own_loaded) &
+                  Cat(control.ongoing(state) for state in ("LOADING", "WRITE", "WALK", "RUN",
+                                                           "PREFETCH")).any()):
+            m.d.comb += [read_cmd.valid.eq(1), read_cmd.payload.addr.eq(command.next_w_base),
+                         read_cmd.payload.beats.eq(y_words),
+                         read_cmd.payload.row_beats.eq(y_words)]
+            with m.If(read_cmd.ready):
+                m.d.sync += prefetch_pending.eq(0)
         with m.If(~control.ongoing("IDLE") & fields.start):
             fail(ErrorCode.BUSY)
         m.d.comb += [busy.eq(~control.ongoing("IDLE")), fields.busy.eq(busy),

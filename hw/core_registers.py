@@ -28,7 +28,7 @@ __all__ = ["core_register_map", "CORE_REGISTERS", "MAGIC", "VERSION", "ErrorCode
 #: ``ID.magic``: "MPRP" in ASCII, most significant byte first.
 MAGIC = 0x4D50_5250
 #: ``VERSION``: (major, minor) of this register map; a driver checks major.
-VERSION = (1, 3)
+VERSION = (1, 4)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -148,10 +148,11 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
             Field("mode", 1, "rw", 0, "Zero skipping on or off.", enum=Mode, lsb=4),
             Field("output_mask", 1, "rw", 1, "Backward-data: compute only outputs where "
                   "A != 0 (the ReLU mask); the others are written 0.", lsb=8),
-            Field("keep_weights", 1, "rw", 0, "Do not load the Y buffer: it holds this "
-                  "command's weights from the last command that finished (the same pass, "
-                  "W_BASE, columns and reduction; a band of the same output-channel group of "
-                  "a split pass). Else NOT_HELD, and always for backward-weight.", lsb=12),
+            Field("keep_weights", 1, "rw", 0, "Do not load the Y buffer: one of its halves "
+                  "holds this command's weights from the last command that finished, loaded or "
+                  "prefetched by it (the same pass, W_BASE, columns and reduction; a band of "
+                  "the same output-channel group of a split pass, or the group the command "
+                  "before prefetched). Else NOT_HELD, and always for backward-weight.", lsb=12),
             Field("keep_input", 1, "rw", 0, "Do not load the X scratchpad: it holds this "
                   "command's input from the last command that finished (the same input base, "
                   "A_BASE or DZ_BASE, and words; a band of another output-channel group of a "
@@ -171,6 +172,14 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
                   "OUT_PITCH is not used. Another pass, or a core without partial sums: "
                   "BAD_PASS.",
                   lsb=21),
+            Field("prefetch", 1, "rw", 0, "Forward or backward-data: while this command runs, "
+                  "load the weights at NEXT_W_BASE (the same pass, columns and reduction) into "
+                  "the half of the Y buffer it does not run from, so that the next command "
+                  "keeps them (keep_weights) instead of loading them. This command's weights "
+                  "must then fit half the Y buffer (cols << ceil(log2(chunks)) <= y_words / 2, "
+                  "else SHAPE_TOO_LARGE); backward-weight, or a Y buffer whose y_words is not "
+                  "a power of two (CONFIG): BAD_PASS. The command is done once both its result "
+                  "is written and the weights are in.", lsb=24),
         ], "What start runs.", offset=0x030),
         Register("LAYER_NC", [
             Field("layer_n", 16, "rw", 1, f"Batch N, 0..65535 {_DIM}."),
@@ -226,6 +235,11 @@ def core_register_map(config: Config = DEFAULT, *, mem_data_width: int = 64,
                                          "(it may equal OUT_BASE: each word is read before it "
                                          "is written again).")],
                  "Base address of the partial sums read (backward-weight).", offset=0x070,
+                 width=base_width),
+        Register("NEXT_W_BASE", [Field("next_w_base", mem_addr_width, "rw",
+                                       doc="Byte address of the weights PASS.prefetch loads "
+                                           "(the next command's W_BASE).")],
+                 "Base address of the weights prefetched for the next command.", offset=0x078,
                  width=base_width),
 
         # --- performance counters (64 bits: read _LO, then _HI) -------------------------------

@@ -134,6 +134,11 @@ class TileArray(wiring.Component):
         reaches into the next column. Hold it for the whole pass, loads included. The init
         value, with ``y_words = max_cols * max_chunks``, is the fixed stride ``max_chunks``,
         which a writer that never drives the port (the core) uses.
+    y_half : In(1)
+        With a Y buffer of a power of two words (:attr:`Config.y_halves`), read its upper half
+        (the top address bit set; 0: the whole buffer from address 0, as without it): a pass
+        that fits half the buffer (``cols << chunk_shift <= y_words / 2``) runs from either
+        half while the other is loaded (the core's weight prefetch). Hold it for the pass.
     rows : In(stream.Signature(row_layout(config)))
         One beat per row and block of columns: which columns exist and which are wanted.
     x : In(stream.Signature(x_chunk_layout(config)))
@@ -188,6 +193,7 @@ class TileArray(wiring.Component):
         super().__init__({
             "load": In(stream.Signature(load_layout(config))),
             "chunk_shift": In(chunk_shift_shape(config), init=ceil_log2(config.max_chunks)),
+            "y_half": In(1),
             "rows": In(stream.Signature(row_layout(config))),
             "x": In(stream.Signature(x_chunk_layout(config))),
             "o": Out(stream.Signature(array_result_layout(config))),
@@ -323,17 +329,23 @@ class TileArray(wiring.Component):
         # The column stride is the pass's (a power of two, so the address is an OR, no adder):
         # a Y buffer smaller than max_cols x max_chunks still holds all columns of a short
         # reduction, or a few of a long one.
+        # The upper half (y_half) is the top address bit: an OR as well.
+        if c.y_halves:
+            half_bit, half_words = self.y_half << (_y_address_width(c) - 1), c.y_words // 2
+            limit = Mux(self.y_half, half_words, c.y_words)
+        else:
+            half_bit, limit = 0, c.y_words
         for t, y_read in enumerate(y_reads):
             column_base = Signal(column_width + (1 << len(self.chunk_shift)) - 1,
                                  name=f"y_column_base{t}")
             m.d.comb += [
                 column_base.eq(group.column[t] << self.chunk_shift),
-                y_read.addr.eq(column_base | chunk_index),
+                y_read.addr.eq(column_base | chunk_index | half_bit),
                 y_read.en.eq(issue & tiles_on[t]),
             ]
             # Checked at the clock edge, on settled values, as the row buffer's bound below.
             m.d.sync += Assert(
-                ~y_read.en | ((column_base < c.y_words) &
+                ~y_read.en | ((column_base < limit) &
                               ((chunk_index >> self.chunk_shift) == 0)),
                 f"tile {t} read Y beyond its column: column << chunk_shift must be below "
                 f"y_words and the chunk index below 1 << chunk_shift")

@@ -349,7 +349,9 @@ class _ReadStream:
         if self.first[burst] == n:
             ar = self.ar[-1] + 1 if self.ar else _NEVER
             if burst == 0 or self.command[burst - 1] != self.command[burst]:
-                ar = max(ar, self.commands[self.command[burst]][0] + AxiDma.address_latency)
+                handshake = self.commands[self.command[burst]][0]   # a cycle, or its function
+                ar = max(ar, (handshake() if callable(handshake) else handshake)
+                         + AxiDma.address_latency)
             # At most max_outstanding bursts from AR to last R beat: the count drops the cycle
             # after that beat, the next AR is issued then and handshaken the cycle after.
             done = burst - self.core.max_outstanding
@@ -649,9 +651,12 @@ class _BackEndWriter:
         self.skid_free = taken + 1
         self.word, self.last_word, self.last_word_sent = self.word + 1, taken, sent
 
-    def cycles(self, check: int, compute: int, traffic: PassTraffic) -> CoreCycles:
-        """The command's phases: write_done the cycle after the last B, then idle."""
-        total = self.writes.b[-1] + 2
+    def cycles(self, check: int, compute: int, traffic: PassTraffic,
+               prefetched: int = _NEVER) -> CoreCycles:
+        """The command's phases: write_done the cycle after the last B, then idle; with a
+        prefetch (its last word taken in cycle ``prefetched``), not before the cycle after
+        it."""
+        total = max(self.writes.b[-1] + 2, prefetched + 2)
         return CoreCycles(check=check, load=self.write_state - check,
                           run=self.last_word + 1 - self.write_state,
                           drain=total - (self.last_word + 1), compute=compute,
@@ -894,7 +899,7 @@ def _operand(gemm) -> str:
 
 def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                 memory: MemoryTiming = AXI_RAM, bases: dict | None = None,
-                command: CoreCommand | None = None) -> CoreCycles:
+                command: CoreCommand | None = None, prefetch: bool = True) -> CoreCycles:
     """The cycles of one command on the core of ``core`` (module docstring): ``array_pass`` is
     the pass as the core runs it, lowered for ``core.array`` (``ArrayPass.lower``, with the
     output mask if the command asks for it: sparse backward-data then reads ``A`` for it;
@@ -902,8 +907,9 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
     by :data:`BASES` name (``CoreJob.bases``; only where they fall in a 4 KiB page matters, for
     the DMA's bursts; default: each at a page boundary), ``command`` which of the pass's
     commands (:func:`~maskprop.host.core_driver.check_core_pass`; default: the only one of a
-    pass that fits; :func:`job_cycles` gives them all). ``ValueError`` naming the parameter for
-    anything the core or the model does not take."""
+    pass that fits; :func:`job_cycles` gives them all), ``prefetch`` which plan
+    (:func:`~maskprop.host.split.plan_pass`'s: ``False``, the one without weight prefetches).
+    ``ValueError`` naming the parameter for anything the core or the model does not take."""
     if not isinstance(array_pass, ArrayPass):
         raise ValueError(f"array_pass must be an ArrayPass, not {array_pass!r}")
     if not isinstance(core, CoreConfig):
@@ -926,7 +932,7 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                              f"{core.bus_bytes} bytes, not {address}")
     gemm = array_pass.gemm
     layer, pass_name = gemm.layer, gemm.pass_name
-    plan = check_core_pass(layer, pass_name, core, _operand(gemm))
+    plan = check_core_pass(layer, pass_name, core, _operand(gemm), prefetch=prefetch)
     if command is None:
         if len(plan) > 1:
             raise ValueError(f"command: {layer.label} {pass_name} runs as {len(plan)} commands "
@@ -961,7 +967,8 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
         return _weight_cycles(layer, command, core, memory, traffic, bases, issued, wanted,
                               dense)
     words = {t.role: t.words for t in traffic.tensors}
-    x_words, y_words, out_words = words["X scratchpad"], words["Y buffer"], words["output"]
+    x_words, out_words = words["X scratchpad"], words["output"]
+    y_words, prefetch_words = command.y_words(layer, vec), command.prefetch_words(layer, vec)
     pitch_words = command.offsets(layer, vec)["out_pitch"]
     pitch = pitch_words * core.bus_bytes
     row_words = None if pitch_words == col_words else col_words   # a row per output pixel
@@ -976,16 +983,22 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
                 for index, (address, words, kept) in enumerate((
                     (base["w"], y_words, command.keep_weights),
                     (x_base, x_words, command.keep_input))) if not kept]
+    a_words = out_words if wants_mask else 0
     if wants_mask:
-        commands.append((CHECK_CYCLES + 3, base["a"], out_words, row_words, pitch))
+        commands.append((CHECK_CYCLES + 3, base["a"], a_words, row_words, pitch))
     loaded = x_words + y_words
+    if prefetch_words:
+        # PASS.prefetch: offered from LOADING once the X and Y words are in, taken at once.
+        commands.append((lambda: max(CHECK_CYCLES + 4, reads.taken_at(loaded - 1) + 1
+                                     if loaded else _NEVER),
+                         base["next_w"], prefetch_words, None, 0))
     masks = _BufferedFifo(MaskpropCore.MASK_FIFO_DEPTH)
     mask_readable = []           # the first cycle each pixel's mask can be read
 
     def consume(n, offered):
-        """X and Y words are taken as offered; an A word when the mask FIFO has room, its
-        pixel's last writing the mask."""
-        if n < loaded:
+        """X, Y and prefetched words are taken as offered; an A word when the mask FIFO has
+        room, its pixel's last writing the mask."""
+        if n < loaded or n >= loaded + a_words:
             return offered
         pixel, index = divmod(n - loaded, col_words)
         cycle = max(offered, masks.room(pixel))
@@ -1047,17 +1060,20 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
             walking = max(pending + 1, last_walked if live else _NEVER)
             writer.block_done(b, live)
 
-    return writer.cycles(CHECK_CYCLES, array_cycles(issued, wanted, config), traffic)
+    prefetched = reads.taken_at(loaded + a_words + prefetch_words - 1) if prefetch_words else _NEVER
+    return writer.cycles(CHECK_CYCLES, array_cycles(issued, wanted, config), traffic, prefetched)
 
 
 def job_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
-               memory: MemoryTiming = AXI_RAM, bases: dict | None = None) -> list:
+               memory: MemoryTiming = AXI_RAM, bases: dict | None = None,
+               prefetch: bool = True) -> list:
     """:func:`core_cycles` of every command the pass runs as on ``core``
-    (:func:`~maskprop.host.core_driver.check_core_pass`: one, or the pass split), in order."""
+    (:func:`~maskprop.host.core_driver.check_core_pass`: one, or the pass split; ``prefetch``
+    which plan), in order."""
     gemm = array_pass.gemm
-    plan = check_core_pass(gemm.layer, gemm.pass_name, core, _operand(gemm))
+    plan = check_core_pass(gemm.layer, gemm.pass_name, core, _operand(gemm), prefetch=prefetch)
     return [core_cycles(array_pass, core, dense=dense, memory=memory, bases=bases,
-                        command=command) for command in plan]
+                        command=command, prefetch=prefetch) for command in plan]
 
 
 def total_cycles(commands: list) -> CoreCycles:

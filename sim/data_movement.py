@@ -233,7 +233,9 @@ def command_traffic(layer: ConvLayer, command, config: Config, *, dense: bool,
                     (TensorTraffic("dW", "output", "write", out_words, out_words * size),))
         return PassTraffic(command.pass_name, dense, tensors, 0)
     forward = command.pass_name == "forward"
-    x_words, y_words = command.x_words(layer, vec), command.y_words(layer, vec)
+    # The Y buffer's words: the command's weights and those it prefetches for the next.
+    x_words = command.x_words(layer, vec)
+    y_words = command.y_words(layer, vec) + command.prefetch_words(layer, vec)
     out_words = command.pixels(layer) * channel_words(len(command.columns), vec)
 
     def moved(tensor, role, direction, words):

@@ -388,6 +388,13 @@ def test_y_chunk_shift_and_y_fits():
     assert not deep.y_fits(1, 513)                               # max_chunks
     full = Config(max_cols=160, max_chunks=32)                   # 5120, not a power of two
     assert full.y_fits(160, 32) and full.y_fits(160, 17) and not full.y_fits(161, 1)
+    # Halves (the core's weight prefetch): half the words, and only a power-of-two buffer.
+    assert deep.y_halves and not full.y_halves
+    assert deep.y_fits(8, 288, half=True) and not deep.y_fits(9, 288, half=True)
+    assert deep.y_fits(64, 64, half=True) and not deep.y_fits(65, 64, half=True)
+    assert not full.y_fits(1, 1, half=True)
+    assert Config(vec=1, lanes=1, tiles=1, col_block=1, max_chunks=1, max_cols=1).y_halves \
+        is False                                                 # one word: no halves
 
 
 def buffer_words_and_width(verilog: str, name: str) -> tuple[int, int]:

@@ -215,6 +215,13 @@ def illegal(core, **fields):
     return bench
 
 
+def legal_bases(core) -> dict:
+    """The tensors' byte addresses of :func:`illegal`'s legal pass."""
+    layer = ConvLayer(1, 3, 4, 4, 5, 3, 1, 1, "small")
+    rng = np.random.default_rng(1)
+    return CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5)).bases
+
+
 def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
     from maskprop.hw.core_registers import Operand, Pass
     cases = {
@@ -227,8 +234,11 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
                      {"kernel": 6, "pad_top": 1, "pad_bottom": 0, "layer_w": 9}],
         # partial sums are backward-weight's only
         "BAD_PASS": [{"pass_kind": 3}, {"psum_in": 1}, {"psum_out": 1},
-                     {"pass_kind": Pass.BACKWARD_DATA, "psum_in": 1}],
-        "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}, {"psum_base": 0x1008}],
+                     {"pass_kind": Pass.BACKWARD_DATA, "psum_in": 1},
+                     # a weight prefetch is forward's and backward-data's
+                     {"pass_kind": Pass.BACKWARD_WEIGHT, "prefetch": 1}],
+        "UNALIGNED": [{"a_base": 4}, {"out_base": 0x1010}, {"psum_base": 0x1008},
+                      {"prefetch": 1, "next_w_base": 0x1004}],
         "SHAPE_TOO_LARGE": [{"layer_k": CORE.array.max_cols + 1},
                             {"layer_c": 16 * (CORE.array.max_chunks // 9 + 1)},
                             {"layer_h": 64, "layer_w": 64},
@@ -239,7 +249,10 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
                              "layer_w": 21},
                             # its columns broadcasting dZ: 3 x 3 x 4 > max_cols = 32
                             {"pass_kind": Pass.BACKWARD_WEIGHT, "bw_operand": Operand.DZ,
-                             "layer_c": 4}],
+                             "layer_c": 4},
+                            # a prefetch whose weights do not fit half the Y buffer: 32 columns
+                            # at a stride of 64 chunks (36: 3 x 3 x 64 channels) fill it all
+                            {"prefetch": 1, "layer_k": 32, "layer_c": 64}],
         # an output pitch below the output's words per pixel (K = 20: two words)
         "BAD_PITCH": [{"layer_k": 20, "out_pitch": 1}],
         # keeping weights or input no command has loaded (every command before failed its
@@ -263,21 +276,36 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
              ("NOT_HELD", illegal(core, keep_input=1, layer_w=3)),
              # backward-weight reads A and dZ into the scratchpad, never keeps them
              ("NOT_HELD", illegal(core, keep_input=1, pass_kind=Pass.BACKWARD_WEIGHT)),
-             (None, illegal(core, **held))]
-    runs = run_core_jobs([job for _, job in jobs] + [legal] + [job for _, job in after],
+             # a prefetch that was refused left nothing in the other half
+             ("NOT_HELD", illegal(core, keep_weights=1, w_base=0x20000))]
+    # Then the same pass keeping its weights and input; the pass again, loading its weights
+    # into half 0 and prefetching a copy of them at another address into half 1; the pass
+    # keeping that copy (run from half 1), and the original (still in half 0).
+    copy_base = 0x30000
+    prefetching = illegal(core, prefetch=1, next_w_base=copy_base)
+    weights = dict(prefetching["memory"])[legal_bases(core)["w"]]
+    prefetching["memory"].append((copy_base, weights))
+    prefetching["ranges"].append(("w copy", copy_base, copy_base + len(weights)))
+    kept_copy = illegal(core, **held, w_base=copy_base)
+    ran = [illegal(core, **held), prefetching, kept_copy, illegal(core, **held)]
+    runs = run_core_jobs([job for _, job in jobs] + [legal] + [job for _, job in after] + ran,
                          component=core, build_dir=tmp_path, pause=0.2)
-    for (code, _), run in zip(jobs + after[:-1], runs[:len(jobs)] + runs[len(jobs) + 1:-1]):
+    refused = runs[:len(jobs)] + runs[len(jobs) + 1:len(jobs) + 1 + len(after)]
+    for (code, _), run in zip(jobs + after, refused):
         assert run.status["error"] and not run.status["done"], (code, run.status)
         assert run.status["error_code"] == code, (code, run.status)
         assert run.total_read == run.total_written == 0, code
     # And the core still runs a legal pass afterwards, and the same pass keeping its weights
     # and input (a refused command leaves them held): the same result, reading nothing.
-    first, kept = runs[len(jobs)], runs[-1]
-    for run in (first, kept):
+    first = runs[len(jobs)]
+    kept, prefetched, from_copy, kept_again = runs[-len(ran):]
+    for run in (first, kept, prefetched, from_copy, kept_again):
         assert run.status["done"] and not run.status["error"], run.status
-    assert kept.result == first.result
+        assert run.result == first.result
     assert first.bytes_read["w"] > 0 and first.bytes_read["a"] > 0
-    assert kept.total_read == 0 and kept.total_written == first.total_written
+    for run in (kept, from_copy, kept_again):
+        assert run.total_read == 0 and run.total_written == first.total_written
+    assert prefetched.bytes_read["w"] == prefetched.bytes_read["w copy"] == len(weights)
 
 
 def test_start_while_busy_is_refused_and_the_pass_goes_on(core, tmp_path):

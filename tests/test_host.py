@@ -46,7 +46,8 @@ def test_refuses_more_columns_than_the_y_buffer_holds_at_the_pass_stride():
     addresses = [load["addr"] for load in array_pass.load_payloads()]
     assert addresses == [j << 4 | k for j in range(16) for k in range(9)]
     assert max(addresses) == 15 * 16 + 8 < config.y_words
-    assert array_pass.drive(True) == {"dense": 1, "clear": 0, "chunk_shift": 4}
+    assert array_pass.drive(True) == {"dense": 1, "clear": 0, "chunk_shift": 4,
+                                          "y_half": 0}
     wide = ConvLayer(1, 16, 4, 4, 17, 3, 1, 1, "wide")
     message = (r"17 output columns of 9 chunks take 272 words of the Y buffer \(a column "
                r"stride of 16\), but y_words is 256; raise y_words to 512 or more")

@@ -248,7 +248,7 @@ def test_config_registers_report_any_configuration(config, bus):
     data_width, addr_width = bus
     regs = core_register_map(config, mem_data_width=data_width, mem_addr_width=addr_width)
     const = {field.name: field.reset for field in regs.fields if field.access == CONST}
-    assert const == {"magic": MAGIC, "minor": 3, "major": 1, "vec": config.vec,
+    assert const == {"magic": MAGIC, "minor": 4, "major": 1, "vec": config.vec,
                      "lanes": config.lanes, "tiles": config.tiles,
                      "data_width": config.data_width, "acc_width": config.acc_width,
                      "col_block": config.col_block, "bus_bytes": data_width // 8,
@@ -271,7 +271,7 @@ def test_wide_addresses_take_the_reserved_words():
     regs = core_register_map(mem_addr_width=48)
     narrow = {word.name: word.offset for word in CORE_REGISTERS.words}
     wide = {word.name: word.offset for word in regs.words}
-    for tensor in ("A", "W", "DZ", "OUT", "PSUM"):
+    for tensor in ("A", "W", "DZ", "OUT", "PSUM", "NEXT_W"):
         base = narrow.pop(f"{tensor}_BASE")
         assert (wide.pop(f"{tensor}_BASE_LO"), wide.pop(f"{tensor}_BASE_HI")) == (base, base + 4)
         assert regs.field(f"{tensor.lower()}_base").width == 48

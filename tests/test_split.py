@@ -14,6 +14,7 @@ import pytest
 from maskprop.base.config import CORE_DEFAULT, FPGA_CORE, Config, CoreConfig
 from maskprop.host.memory_layout import channel_words
 from maskprop.host.split import plan_pass, row_band
+from maskprop.hw.core import MaskpropCore
 from maskprop.sim.data_movement import command_traffic
 from maskprop.sim.layer import ConvLayer
 from maskprop.tb.stimulus import seed_from_env
@@ -44,34 +45,56 @@ def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
     computes whole rows of its images), and each command fits the core."""
     commands = plan_pass(layer, pass_name, core)
     forward = pass_name == "forward"
+
+    def chunks(command):
+        fields = command.layer_fields(layer)
+        reduced = fields["layer_c"] if forward else fields["layer_k"]
+        return layer.kernel * layer.kernel * channel_words(reduced, vec)
+
     cols = layer.out_channels if forward else layer.in_channels
     rows = layer.out_height if forward else layer.height
     covered = np.zeros((layer.batch, rows, cols), dtype=np.int64)
     config, vec = core.array, core.array.vec
+    held = [None, None]          # the columns whose weights each half of the Y buffer holds
     for index, command in enumerate(commands):
         band, columns = command.band, command.columns
-        # A command keeps the weights of the one before exactly when it has the same columns,
-        # its input when the same images and band.
+        # A command keeps weights exactly when a half of the Y buffer holds its columns (the
+        # core's rule: a load fills half 0 and empties half 1, a kept group runs from its
+        # half, a prefetch fills the other), its input when the same images and band.
         last = commands[index - 1] if index else None
-        assert command.keep_weights == (last is not None and last.columns == columns)
+        assert command.keep_weights == (columns in held), command
+        run = held.index(columns) if command.keep_weights else 0
+        if not command.keep_weights:
+            held = [None, None]
+        held[run] = columns
         assert command.keep_input == (last is not None and
                                       (last.images, last.band) == (command.images, band))
+        # A prefetch loads the next command's group, as wide as this one's, into the other
+        # half; both fit a half. The next command keeps them.
+        if command.prefetch is not None:
+            following = commands[index + 1]
+            assert command.prefetch == following.columns, command
+            assert following.columns not in held, command
+            assert len(command.prefetch) == len(columns), command
+            held[1 - run] = command.prefetch
+        if command.prefetch is not None or run == 1:
+            assert config.y_fits(len(columns), chunks(command), half=True), command
         covered[command.images.start:command.images.stop, band.out_start:band.out_stop,
                 columns.start:columns.stop] += 1
-        fields = command.layer_fields(layer)
-        reduced = fields["layer_c"] if forward else fields["layer_k"]
-        chunks = layer.kernel * layer.kernel * channel_words(reduced, vec)
-        assert config.y_fits(len(columns), chunks), command
+        assert config.y_fits(len(columns), chunks(command)), command
         words = {t.role: t.words for t in
                  command_traffic(layer, command, config, dense=True).tensors}
         assert words["X scratchpad"] <= core.x_words, command
         # A group starts on a memory word; only the last may end inside one.
         assert columns.start % vec == 0, command
+        fields = command.layer_fields(layer)
         assert max(fields["pad_top"], fields["pad_bottom"]) <= 255, command
     assert (covered == 1).all(), (layer, pass_name)
     # Groups outer (each group's weights read once, the input once per group) or parts
-    # (images and bands) outer (the input read once, the weights once per part), whichever
-    # reads fewer words.
+    # (images and bands) outer (the input read once, the weights at most once per part). The
+    # plan costs no more, in memory-word cycles (words read, plus the weight loads the core
+    # waits for, plus a check per command), than either order of the widest groups without
+    # prefetches, the plans before the Y buffer had halves, and computes the same column blocks.
     read = {role: sum(t.words for command in commands for t in
                       command_traffic(layer, command, config, dense=True).tensors
                       if t.role == role) for role in ("X scratchpad", "Y buffer")}
@@ -81,10 +104,25 @@ def check_plan(layer: ConvLayer, pass_name: str, core: CoreConfig) -> list:
     weights = cols * layer.kernel * layer.kernel * channel_words(reduced, vec)
     inputs = sum(dataclasses.replace(command, keep_input=False).x_words(layer, vec)
                  for command in parts.values())
-    groups_outer = (inputs * len(groups), weights)
-    parts_outer = (inputs, weights * len(parts))
-    assert (read["X scratchpad"], read["Y buffer"]) in (groups_outer, parts_outer)
-    assert sum(read.values()) == min(sum(groups_outer), sum(parts_outer))
+    assert read["X scratchpad"] in (inputs, inputs * len(groups))
+    assert weights <= read["Y buffer"] <= weights * len(parts)
+    check = MaskpropCore.CHECK_CYCLES
+    waited = sum(command.y_words(layer, vec) for command in commands)
+    cost = sum(read.values()) + waited + check * len(commands)
+    # The widest groups without halves: all columns, or the most whole words that fit the
+    # whole Y buffer (whole column blocks where wider than one).
+    reduction = chunks(commands[0])
+    width = cols if config.y_fits(cols, reduction) else max(
+        g for g in range(vec, cols, vec) if config.y_fits(g, reduction))
+    if width < cols and width >= config.col_block:
+        width = width // config.col_block * config.col_block
+    full_groups = -(-cols // width)
+    # Narrower groups never make more column blocks (the tile array's X passes per row).
+    block = config.col_block
+    assert sum(-(-len(g) // block) for g in groups) == sum(
+        -(-min(width, cols - c0) // block) for c0 in range(0, cols, width))
+    assert cost <= min(inputs * full_groups + 2 * weights,
+                       inputs + 2 * weights * len(parts)) + check * full_groups * len(parts)
     return commands
 
 

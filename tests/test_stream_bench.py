@@ -39,7 +39,8 @@ def test_every_top_level_input_is_named():
     config = Config(max_chunks=4, max_cols=8)
     names = top_level_inputs(TileArray(config), "tile_array",
                              streams={"load": [], "rows": [], "x": []},
-                             drive={"dense": 0, "clear": 0, "chunk_shift": 0})
+                             drive={"dense": 0, "clear": 0, "chunk_shift": 0,
+                                    "y_half": 0})
     verilog = generate_verilog(TileArray(config), "tile_array")
     top = verilog[verilog.index("module tile_array("):]
     top = top[:top.index("endmodule")]
@@ -47,7 +48,8 @@ def test_every_top_level_input_is_named():
     assert set(names) == inputs - {"clk", "rst"}
     with pytest.raises(ValueError, match="x not driven"):
         top_level_inputs(TileArray(config), "tile_array", streams={"load": [], "rows": []},
-                         drive={"dense": 0, "clear": 0, "chunk_shift": 0})
+                         drive={"dense": 0, "clear": 0, "chunk_shift": 0,
+                                    "y_half": 0})
 
 
 @pytest.mark.sim

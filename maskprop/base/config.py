@@ -163,13 +163,22 @@ class Config:
     #: :func:`y_chunk_shift`, reachable from a configuration.
     y_chunk_shift = staticmethod(y_chunk_shift)
 
-    def y_fits(self, cols: int, chunks: int) -> bool:
+    def y_fits(self, cols: int, chunks: int, *, half: bool = False) -> bool:
         """Whether a pass of ``cols`` output columns of ``chunks`` chunks each fits the tile
         array: the reduction in the row buffer (``chunks <= max_chunks``), the columns in its
         column addresses (``cols <= max_cols``) and in the Y buffer at the pass's stride
-        (``cols << y_chunk_shift(chunks) <= y_words``)."""
+        (``cols << y_chunk_shift(chunks) <= y_words``); ``half``: in half the Y buffer (the
+        core's weight prefetch, :attr:`y_halves`)."""
+        words = self.y_words // 2 if half else self.y_words
         return (chunks <= self.max_chunks and cols <= self.max_cols and
-                cols << y_chunk_shift(chunks) <= self.y_words)
+                cols << y_chunk_shift(chunks) <= words and (self.y_halves or not half))
+
+    @property
+    def y_halves(self) -> bool:
+        """Whether the Y buffer has two halves a pass can run from (``TileArray.y_half``): its
+        ``y_words`` is a power of two of at least 2, so a half is the top address bit."""
+        words = int(self.y_words)
+        return words >= 2 and words & (words - 1) == 0
 
     @property
     def product_width(self) -> int:

@@ -90,15 +90,15 @@ def weight_gradient_matrix(dW: np.ndarray, operand: str) -> np.ndarray:
 
 
 def check_core_pass(layer: ConvLayer, pass_name: str, core: CoreConfig,
-                    operand: str = "a") -> list:
+                    operand: str = "a", *, prefetch: bool = True) -> list:
     """The commands that run ``pass_name`` of ``layer`` on ``core``
     (:func:`maskprop.host.split.plan_pass`: one if the pass fits the buffers, else the pass
     split); ``ValueError`` naming the parameter to change for a pass the core cannot run even
     split: a reduction of more chunks than the row buffer (``max_chunks``), one the accumulator
     cannot hold (``acc_width``), or a single row band larger than the X scratchpad
-    (``x_words``)."""
+    (``x_words``). ``prefetch``: as :func:`~maskprop.host.split.plan_pass`'s."""
     core_pass_shape(layer, pass_name, core.array.vec, operand)     # a pass the core runs
-    return plan_pass(layer, pass_name, core, operand=operand)
+    return plan_pass(layer, pass_name, core, operand=operand, prefetch=prefetch)
 
 
 def runnable_operands(layer: ConvLayer, core: CoreConfig) -> list[str]:
@@ -255,6 +255,7 @@ class CoreJob:
             "out_base": bases["out"],
             "psum_in": int(command.psum_in), "psum_out": int(command.psum_out),
             "psum_base": bases["psum"],
+            "prefetch": int(command.prefetch is not None), "next_w_base": bases["next_w"],
         }
 
     def array_pass(self):

@@ -248,9 +248,9 @@ class ArrayPass:
         return self.config.y_chunk_shift(self.chunks)
 
     def drive(self, dense: bool) -> dict:
-        """The tile array's other inputs, held for the whole run: ``dense``, ``clear`` (low)
-        and ``chunk_shift``."""
-        return {"dense": int(dense), "clear": 0, "chunk_shift": self.chunk_shift}
+        """The tile array's other inputs, held for the whole run: ``dense``, ``clear`` (low),
+        ``chunk_shift`` and ``y_half`` (0: the Y buffer from address 0)."""
+        return {"dense": int(dense), "clear": 0, "chunk_shift": self.chunk_shift, "y_half": 0}
 
     @property
     def live(self) -> np.ndarray:

@@ -35,7 +35,9 @@ A command keeps what the one before loaded when it needs the same (``PASS.keep_i
 same images and band; ``PASS.keep_weights``: the same output-channel group), so the order of
 the commands decides what is read again: groups outer reads each group's weights once and the
 input once per group, parts (images and bands) outer the input once and the weights once per
-part; :func:`plan_pass` takes the order that reads fewer words. What remains is still read
+part. With a Y buffer of two halves, a command prefetches the next one's group of weights into
+the other half while it runs (``PASS.prefetch``) when its groups fit half the buffer;
+:func:`plan_pass` weighs the orders and both group widths. What remains is still read
 more than once, and the bands' halo rows are read twice
 (:func:`maskprop.sim.data_movement.command_traffic`, :func:`maskprop.sim.core_model.job_cycles`),
 which is why bands and groups are made as large as the buffers allow.
@@ -164,7 +166,11 @@ class CoreCommand:
     the reduction when the pass is split; ``columns`` its result columns (``A`` broadcast: a
     group of output channels ``k``, whose ``dZ`` words it reads). ``psum_in``: add the partial
     sums of the parts before (read at the ``psum`` base plus ``psum_offset`` words, the
-    group's); ``psum_out``: write the raw sums there instead of ``dW``."""
+    group's); ``psum_out``: write the raw sums there instead of ``dW``.
+
+    ``prefetch`` (forward and backward-data): the columns (a group as wide as ``columns``)
+    whose weights this command loads into the Y buffer's other half while it runs
+    (``PASS.prefetch``, at ``NEXT_W_BASE``), for the next command, which keeps them."""
     pass_name: str
     images: range
     band: RowBand
@@ -175,6 +181,7 @@ class CoreCommand:
     psum_in: bool = False
     psum_out: bool = False
     psum_offset: int = 0
+    prefetch: range | None = None
 
     def layer_fields(self, layer: ConvLayer) -> dict:
         """The shape registers of this command (``hw/core_registers.py``): the layer it runs,
@@ -207,15 +214,18 @@ class CoreCommand:
                     "dz": ((n0 * Ho + band.out_start) * Wo) * cw_out
                     + (c0 // vec if grouped else 0),
                     "out": c0 // vec if grouped else 0, "psum": self.psum_offset,
-                    "out_pitch": cw_out if grouped else 0}
+                    "next_w": 0, "out_pitch": cw_out if grouped else 0}
+        # A weight row per output column (forward: k; backward-data: c) of taps * cw words.
+        weight_row = taps * (cw_in if self.pass_name == "forward" else cw_out)
+        next_w = self.prefetch.start * weight_row if self.prefetch else 0
         if self.pass_name == "forward":
             return {"a": ((n0 * H + band.in_start) * W) * cw_in,
-                    "w": c0 * taps * cw_in,
+                    "w": c0 * weight_row, "next_w": next_w,
                     "dz": 0,
                     "out": (n0 * Ho + band.out_start) * Wo * cw_out + c0 // vec, "psum": 0,
                     "out_pitch": cw_out}
         pixel = (n0 * H + band.out_start) * W * cw_in + c0 // vec
-        return {"a": pixel, "w": c0 * taps * cw_out,
+        return {"a": pixel, "w": c0 * weight_row, "next_w": next_w,
                 "dz": ((n0 * Ho + band.in_start) * Wo) * cw_out,
                 "out": pixel, "psum": 0, "out_pitch": cw_in}
 
@@ -223,9 +233,11 @@ class CoreCommand:
         """The byte addresses of this command's parts of the tensors whose bases (``a``, ``w``,
         ``dz``, ``out``, ``psum``) are ``bases`` (0 for one not named), with chunks of ``vec``
         in words of ``word_bytes``: the register values, so ``out`` is the partial-sum buffer
-        for a command that writes raw sums (``psum_out``)."""
+        for a command that writes raw sums (``psum_out``), and ``next_w`` the prefetched
+        weights' (``NEXT_W_BASE``)."""
         offsets = self.offsets(layer, vec)
         addresses = {name: bases.get(name, 0) + offsets[name] * word_bytes for name in BASES}
+        addresses["next_w"] = bases.get("w", 0) + offsets["next_w"] * word_bytes
         if self.psum_out:
             addresses["out"] = addresses["psum"]
         return addresses
@@ -251,12 +263,19 @@ class CoreCommand:
                 * channel_words(len(self.columns), vec))
 
     def y_words(self, layer: ConvLayer, vec: int) -> int:
-        """Words this command reads into the Y buffer: its columns' weights, none if it keeps
-        them."""
+        """Words this command loads into the Y buffer before its run: its columns' weights,
+        none if it keeps them."""
         if self.keep_weights or self.pass_name == "backward_weight":
             return 0
+        return self._weight_words(layer, vec, self.columns)
+
+    def prefetch_words(self, layer: ConvLayer, vec: int) -> int:
+        """Words of the next command's weights this command prefetches (``prefetch``)."""
+        return self._weight_words(layer, vec, self.prefetch) if self.prefetch else 0
+
+    def _weight_words(self, layer: ConvLayer, vec: int, columns: range) -> int:
         reduced = layer.in_channels if self.pass_name == "forward" else layer.out_channels
-        return len(self.columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
+        return len(columns) * layer.kernel * layer.kernel * channel_words(reduced, vec)
 
     def pixels(self, layer: ConvLayer) -> int:
         """Output pixels this command computes (GEMM rows; backward-weight: the output
@@ -304,14 +323,19 @@ def _band(layer: ConvLayer, pass_name: str, start: int, stop: int) -> RowBand | 
         raise
 
 
-def _group_width(cols: int, chunks: int, core: CoreConfig, where: str) -> int:
-    """The widest output-channel group: all ``cols`` if they fit the Y buffer, else the most
-    whole words (``vec`` columns) that do, preferring whole column blocks."""
+def _group_width(cols: int, chunks: int, core: CoreConfig, where: str, *,
+                 half: bool = False) -> int:
+    """The widest output-channel group: all ``cols`` if they fit the Y buffer (``half``: half
+    of it; 0 if not even one word does), else the most whole words (``vec`` columns) that do,
+    preferring whole column blocks."""
     config = core.array
-    if config.y_fits(cols, chunks):
+    if config.y_fits(cols, chunks, half=half):
         return cols
     vec, block = config.vec, config.col_block
-    widest = max((g for g in range(vec, cols, vec) if config.y_fits(g, chunks)), default=0)
+    widest = max((g for g in range(vec, cols, vec) if config.y_fits(g, chunks, half=half)),
+                 default=0)
+    if not widest and half:
+        return 0
     if not widest:
         remedy = "max_cols" if config.max_cols < vec else "y_words"
         raise ValueError(f"{where}: not even {vec} output columns (one memory word) of "
@@ -444,7 +468,7 @@ def _row_bands(layer: ConvLayer, pass_name: str, misfit) -> list[RowBand]:
 
 
 def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
-              operand: str = "a") -> list[CoreCommand]:
+              operand: str = "a", prefetch: bool = True) -> list[CoreCommand]:
     """The commands that run ``pass_name`` of ``layer`` on ``core``: one if the pass fits,
     else output-channel groups as wide as the Y buffer allows, each over row bands (or groups
     of whole images) as large as the X scratchpad allows. ``ValueError`` naming the parameter
@@ -455,7 +479,10 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
     Backward-weight (broadcast operand ``operand``): one command if its reduction over output
     pixels fits the row-block buffer (``row_block_chunks``), the Y buffer and the scratchpad,
     else parts of whole images or of row bands with partial sums (the module docstring); a
-    core whose bus is narrower than 64 bits cannot split it."""
+    core whose bus is narrower than 64 bits cannot split it.
+
+    ``prefetch=False``: the widest groups and no prefetch (the plan a core without the Y
+    buffer's halves would run; what the prefetch saves is measured against it)."""
     pass_name = check_pass_name(pass_name)
     where = f"{layer.label} {pass_label(pass_name)}"
     if pass_name == "backward_weight":
@@ -474,6 +501,7 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
         raise ValueError(f"{where}: padding {layer.padding} is beyond the core's 8-bit "
                          f"padding registers (at most {MAX_PADDING})")
     group = _group_width(cols, chunks, core, where)
+    half_group = _group_width(cols, chunks, core, where, half=True)
 
     # X words of one row of the broadcast input, and the result rows of one image.
     source_width = layer.width if forward else layer.out_width
@@ -498,27 +526,63 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
         if max(band.pad_top, band.pad_bottom) > MAX_PADDING:
             raise ValueError(f"{where}: a row band needs padding {band.pad_top} / "
                              f"{band.pad_bottom}, beyond the core's 8-bit padding registers")
-    groups = [range(c0, min(cols, c0 + group)) for c0 in range(0, cols, group)]
     parts = [(range(n0, min(layer.batch, n0 + images_per_command)), band)
              for n0 in range(0, layer.batch, images_per_command) for band in bands]
     # Groups outer: each group's weights are loaded once and kept, the input once per group;
-    # parts outer: each part's input loaded once and kept, the weights once per part. The
-    # order that reads fewer words (groups outer on a tie; the same with one group or part).
-    orders = [[(columns, part) for columns in groups for part in parts],
-              [(columns, part) for part in parts for columns in groups]]
-    return min((_commands(pass_name, order) for order in orders),
-               key=lambda commands: sum(c.x_words(layer, vec) + c.y_words(layer, vec)
-                                        for c in commands))
+    # parts outer: each part's input loaded once and kept, the weights once per part. Groups
+    # that fit half the Y buffer (the widest that do, where the widest overall do not) let a
+    # command prefetch the next one's weights into the other half while it runs, if they
+    # make no more column blocks: the tile array takes a row's X chunks once per block, so
+    # narrower blocks would cost compute where the output mask leaves few columns per block
+    # (measured: ResNet-18's 256-channel backward-data 6 % slower in groups of 16). The plan
+    # with the least cost in memory-word cycles: the words read, plus those the core waits
+    # for (a weight load before a run; the input streams in under it), plus each command's
+    # check; groups outer, then full groups, on a tie.
+    from maskprop.hw.core import MaskpropCore
+
+    def column_groups(width: int) -> list:
+        return [range(c0, min(cols, c0 + width)) for c0 in range(0, cols, width)]
+
+    def blocks(width: int) -> int:
+        return sum(-(-len(g) // config.col_block) for g in column_groups(width))
+
+    widths = [group] + ([half_group] if prefetch and half_group and
+                        blocks(half_group) == blocks(group) else [])
+    plans = []
+    for width in dict.fromkeys(widths):
+        groups = column_groups(width)
+        halves = prefetch and all(config.y_fits(len(g), chunks, half=True) for g in groups)
+        for order in ([(columns, part) for columns in groups for part in parts],
+                      [(columns, part) for part in parts for columns in groups]):
+            plans.append(_commands(pass_name, order, halves))
+    return min(plans, key=lambda commands: sum(
+        c.x_words(layer, vec) + 2 * c.y_words(layer, vec) + c.prefetch_words(layer, vec)
+        + MaskpropCore.CHECK_CYCLES for c in commands))
 
 
-def _commands(pass_name: str, order) -> list[CoreCommand]:
+def _commands(pass_name: str, order, halves: bool) -> list[CoreCommand]:
     """The commands of ``order`` (``(columns, (images, band))``), each keeping the input of the
-    one before when it has the same images and band, its weights when the same columns."""
+    one before when it has the same images and band, and its weights when a half of the Y
+    buffer holds them; with ``halves`` (every group fits half the Y buffer), a command
+    prefetches the next one's weights into the other half unless a half holds them. Follows
+    the core's rule for the halves (hw/core.py): a load fills half 0 and empties half 1, a
+    kept group runs from the half that holds it (half 0 if both), a prefetch fills the other."""
     commands = []
-    for columns, (images, band) in order:
+    held = [None, None]                  # the columns whose weights each half holds
+    for index, (columns, (images, band)) in enumerate(order):
         last = commands[-1] if commands else None
+        keep_weights = columns in held
+        run = held.index(columns) if keep_weights else 0
+        if not keep_weights:
+            held = [None, None]
+        held[run] = columns
+        following = order[index + 1][0] if index + 1 < len(order) else None
+        prefetch = (following if halves and following is not None and following not in held
+                    and len(following) == len(columns) else None)
+        if prefetch is not None:
+            held[1 - run] = prefetch
         commands.append(CoreCommand(
             pass_name, images, band, columns,
             keep_input=last is not None and (last.images, last.band) == (images, band),
-            keep_weights=last is not None and last.columns == columns))
+            keep_weights=keep_weights, prefetch=prefetch))
     return commands
