@@ -176,6 +176,10 @@ PARTS = [
                                         *(("--network", "alexnet") if quick else
                                           ("--network", "all", "--network", "digits")))],
          _render_eval, quick=True),
+    Part("prefetch", "results.md", "what the Y buffer's weight prefetch saves, from the core's "
+         "cycle model on ResNet-18",
+         lambda work, quick: [_script("bench_prefetch.py", "--json", work / "result.json")],
+         lambda work, docs: tables.prefetch_table(_json(work / "result.json"))),
     Part("sparsity", "results.md", "ReLU densities of the digits CNN while it trains",
          lambda work, quick: [_script("digits_sparsity.py", "--variant", v)
                               for v in ("plain", "batchnorm")],

@@ -181,6 +181,30 @@ def cycle_model_text(payload: dict) -> str:
          "cycle model wall time"], rows)])
 
 
+# --- scripts/bench_prefetch.py -----------------------------------------------------------------
+
+def prefetch_table(payload: dict) -> str:
+    """The result of ``scripts/bench_prefetch.py --json``: per bandwidth, the plan without and
+    with weight prefetches."""
+    head = (f"{payload['network']}, batch {payload['batch']}, "
+            f"{' + '.join(p.replace('_', '-') for p in payload['passes'])} "
+            f"({payload['layer_passes']} layer passes), {payload['mode']} mode, A and dZ "
+            f"density {payload['density']:g} (synthetic i.i.d.), {payload['core']}")
+    rows = []
+    by_plan = {(r["bytes_per_cycle"], r["plan"]): r for r in payload["rows"]}
+    for bandwidth in dict.fromkeys(r["bytes_per_cycle"] for r in payload["rows"]):
+        none, prefetch = by_plan[bandwidth, "none"], by_plan[bandwidth, "prefetch"]
+        saved = (none["total"] - prefetch["total"]) / none["total"]
+        rows.append([f"{bandwidth} B/cycle", f"{none['total']:,}", f"{prefetch['total']:,}",
+                     f"{100 * saved:.2f} %", f"{none['load']:,}",
+                     f"{prefetch['load']:,}", f"{none['compute']:,}",
+                     f"{none['commands']} / {prefetch['commands']}",
+                     f"{none['bytes']:,} / {prefetch['bytes']:,}"])
+    return "\n".join([head, "", *_table(
+        ["bandwidth", "busy, no prefetch", "busy, prefetch", "busy saved", "load, no prefetch",
+         "load, prefetch", "compute", "commands", "DRAM bytes"], rows)])
+
+
 # --- maskprop eval ------------------------------------------------------------------------------
 
 _TOTALS = ("forward", "backward", "training step")
