@@ -142,26 +142,28 @@ def test_fast_build_is_its_own_cache_entry_and_exposes_only_the_ports(system):
 
 @pytest.mark.sim
 def test_a_memory_error_response_is_reported_and_the_core_goes_on(system, tmp_path):
-    """An address beyond the RAM (DECERR) for the output, then for the input: the pass ends,
-    ``STATUS.error`` with BUS_ERROR and not done, no hang; then a legal pass is exact."""
+    """An address beyond the RAM (DECERR) for the output, then for the input, then for the
+    weights a prefetch reads for the next command: the pass ends, ``STATUS.error`` with
+    BUS_ERROR and not done, no hang; then a legal pass is exact."""
     from maskprop.host.core_driver import register_words
     layer = LAYERS[0]
     A, W, dZ = random_conv_tensors(np.random.default_rng(3), layer, 0.5)
     job = CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ)
     beyond = system.memory_bytes + 0x1000          # aligned, inside addr_width, not memory
     jobs = []
-    for field in ("out_base", "a_base"):
+    beyonds = [{"out_base": beyond}, {"a_base": beyond}, {"prefetch": 1, "next_w_base": beyond}]
+    for fields in beyonds:
         bench_job = job.bench_job(system.register_map)
-        bench_job["commands"] = [register_words(system.register_map,
-                                                {**job.fields(), field: beyond})]
+        bench_job["commands"] = [register_words(system.register_map, {**job.fields(), **fields})]
         jobs.append(bench_job)
     jobs.append(job.bench_job(system.register_map))
-    bench = run_fast_core_jobs(system, jobs, labels=["out beyond", "input beyond", "legal"],
+    bench = run_fast_core_jobs(system, jobs, labels=["out beyond", "input beyond",
+                                                     "prefetch beyond", "legal"],
                                build_dir=tmp_path, seed=1)
-    for run in bench.runs[:2]:
+    for run in bench.runs[:len(beyonds)]:
         assert run.status["error"] and not run.status["done"], (run.label, run.status)
         assert run.status["error_code"] == "BUS_ERROR", (run.label, run.status)
-    legal = bench.runs[2]
+    legal = bench.runs[len(beyonds)]
     assert legal.status["done"] and not legal.status["error"], legal.status
     assert legal.result == job.expected_image()
 
