@@ -531,10 +531,11 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
     # Groups outer: each group's weights are loaded once and kept, the input once per group;
     # parts outer: each part's input loaded once and kept, the weights once per part. Groups
     # that fit half the Y buffer (the widest that do, where the widest overall do not) let a
-    # command prefetch the next one's weights into the other half while it runs, if they
-    # make no more column blocks: the tile array takes a row's X chunks once per block, so
-    # narrower blocks would cost compute where the output mask leaves few columns per block
-    # (measured: ResNet-18's 256-channel backward-data 6 % slower in groups of 16). The plan
+    # command prefetch the next one's weights into the other half while it runs; in
+    # backward-data only if they make no more column blocks: the tile array takes a row's X
+    # chunks once per block, so narrower blocks cost compute where the output mask leaves few
+    # columns per block (measured: ResNet-18's 256-channel backward-data 6 % slower in groups
+    # of 16), while forward (every output wanted) replays the same chunks either way. The plan
     # with the least cost in memory-word cycles: the words read, plus those the core waits
     # for (a weight load before a run; the input streams in under it), plus each command's
     # check; groups outer, then full groups, on a tie.
@@ -547,7 +548,7 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
         return sum(-(-len(g) // config.col_block) for g in column_groups(width))
 
     widths = [group] + ([half_group] if prefetch and half_group and
-                        blocks(half_group) == blocks(group) else [])
+                        (forward or blocks(half_group) == blocks(group)) else [])
     plans = []
     for width in dict.fromkeys(widths):
         groups = column_groups(width)
