@@ -8,7 +8,9 @@ Default: ResNet-18 at batch 1 on CORE_DEFAULT, sparse mode, synthetic tensors (`
 ``dZ`` nonzero i.i.d. at ``--density``), at one memory word per cycle (the core's on-chip
 memory) and a quarter of that. Prints, per bandwidth, the core's busy cycles with and without
 prefetches, the cycles a run waited for its weights (the load phase), the commands and the
-DRAM bytes; ``--json FILE`` also writes them (``scripts/make_docs.py --only prefetch`` puts
+DRAM bytes; and what is still not overlapped in backward-weight (no prefetch: its ``A`` and
+``dZ`` bands are in before its gathers start), its busy and load cycles in the first runnable
+orientation. ``--json FILE`` also writes them (``scripts/make_docs.py --only prefetch`` puts
 them into docs/results.md).
 
     .venv/bin/python scripts/bench_prefetch.py [--network NAME] [--density 0.5] [--json FILE]
@@ -21,6 +23,7 @@ import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import CORE_DEFAULT
+from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import ArrayPass
 from maskprop.sim.core_model import MemoryTiming, job_cycles, total_cycles
 from maskprop.tb.stimulus import random_conv_tensors
@@ -55,6 +58,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     totals = {(bw, plan): dict.fromkeys(FIELDS, 0) for bw in bandwidths
               for plan in ("prefetch", "none")}
+    weight = {bw: dict.fromkeys(FIELDS, 0) for bw in bandwidths}
     passes = 0
     for layer in track(net.layers, description=f"{net.name} on the core's model"):
         conv = layer.conv
@@ -72,8 +76,18 @@ def main(argv=None):
                                             prefetch=prefetch))
                     for name in FIELDS:
                         totals[bw, plan][name] += sums[name]
+        operand = runnable_operands(conv, core)[0]
+        lowered = ArrayPass.lower(conv, "backward_weight", core.array, A=A, W=W, dZ=dZ,
+                                  x_operand=operand, check_fit=False)
+        for bw in bandwidths:
+            sums = _sums(job_cycles(lowered, core, dense=False,
+                                    memory=MemoryTiming(bytes_per_cycle=bw)))
+            for name in FIELDS:
+                weight[bw][name] += sums[name]
     rows = [{"bytes_per_cycle": bw, "plan": plan, **values}
             for (bw, plan), values in totals.items()]
+    rows += [{"bytes_per_cycle": bw, "plan": "backward_weight", **values}
+             for bw, values in weight.items()]
     payload = {"network": net.name, "batch": 1, "passes": list(PASSES),
                "layer_passes": passes, "density": args.density, "seed": args.seed,
                "core": "CORE_DEFAULT", "mode": "sparse", "rows": rows, "machine": machine()}
@@ -83,7 +97,8 @@ def main(argv=None):
               f"{with_['total']:,} with ({without['total'] / with_['total']:.3f}x); "
               f"weights waited for {without['load']:,} / {with_['load']:,} cycles; "
               f"commands {without['commands']} / {with_['commands']}; "
-              f"bytes {without['bytes']:,} / {with_['bytes']:,}")
+              f"bytes {without['bytes']:,} / {with_['bytes']:,}; backward-weight busy "
+              f"{weight[bw]['total']:,}, bands waited for {weight[bw]['load']:,}")
     if args.json:
         write_json(args.json, payload)
 

@@ -200,9 +200,16 @@ def prefetch_table(payload: dict) -> str:
                      f"{prefetch['load']:,}", f"{none['compute']:,}",
                      f"{none['commands']} / {prefetch['commands']}",
                      f"{none['bytes']:,} / {prefetch['bytes']:,}"])
+    weight = [[f"{r['bytes_per_cycle']} B/cycle", f"{r['total']:,}", f"{r['load']:,}",
+               f"{100 * r['load'] / r['total']:.2f} %", f"{r['compute']:,}", r["commands"]]
+              for r in payload["rows"] if r["plan"] == "backward_weight"]
     return "\n".join([head, "", *_table(
         ["bandwidth", "busy, no prefetch", "busy, prefetch", "busy saved", "load, no prefetch",
-         "load, prefetch", "compute", "commands", "DRAM bytes"], rows)])
+         "load, prefetch", "compute", "commands", "DRAM bytes"], rows),
+        "", "Backward-weight of the same layers (no prefetch: its bands are in before its "
+        "gathers start), same tensors:", "", *_table(
+            ["bandwidth", "busy", "load (bands waited for)", "of busy", "compute",
+             "commands"], weight)])
 
 
 # --- maskprop eval ------------------------------------------------------------------------------
