@@ -180,6 +180,10 @@ PARTS = [
          "cycle model on ResNet-18",
          lambda work, quick: [_script("bench_prefetch.py", "--json", work / "result.json")],
          lambda work, docs: tables.prefetch_table(_json(work / "result.json"))),
+    Part("slot-losses", "results.md", "where the sparse passes' multiplier slots go, by cause "
+         "(digits CNN real masks, ResNet-18 literature profile)",
+         lambda work, quick: [_script("slot_losses.py", "--json", work / "result.json")],
+         lambda work, docs: tables.slot_losses_table(_json(work / "result.json")), quick=True),
     Part("sparsity", "results.md", "ReLU densities of the digits CNN while it trains",
          lambda work, quick: [_script("digits_sparsity.py", "--variant", v)
                               for v in ("plain", "batchnorm")],

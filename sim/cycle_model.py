@@ -13,8 +13,9 @@ from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
-           "array_output_cycles", "wanted_outputs", "mode_cycles", "PassEstimate", "fastest",
-           "estimate_lowerings", "candidate_lowerings", "pass_estimate"]
+           "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
+           "slot_breakdown", "PassEstimate", "fastest", "estimate_lowerings",
+           "candidate_lowerings", "pass_estimate"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
@@ -142,6 +143,78 @@ def array_output_cycles(issued: IssuedChunks, wanted: np.ndarray, config, *,
     ``1 + sum(durations[:g + 1]) - 1 + latency``; the last one ends the pass.
     """
     return np.cumsum(array_group_cycles(issued, wanted, config)) + latency
+
+
+@dataclass(frozen=True)
+class SlotBreakdown:
+    """Where the multiplier slots of a sparse pass on the tile array go: every decoder cycle
+    offers ``lanes * tiles`` slots, and each is exactly one of
+
+    - ``productive``: a product of two nonzero operands for a wanted output (the nonzero
+      MACs); their share of all slots is achieved/ideal;
+    - ``zero_operand``: a product issued for a wanted output whose ``Y`` operand is 0 (the
+      decoder skips zeros of ``X`` only, so in backward-weight, where both are sparse, these
+      are the other operand's zeros);
+    - ``idle_tiles``: a tile without a wanted column in the group (a block's wanted columns not
+      a multiple of ``tiles``, or a block with none, which still takes one group);
+    - ``lane_fragments``: a lane left empty in a chunk's last beat (a chunk of ``n`` nonzeros
+      takes ``ceil(n / lanes)`` beats);
+    - ``empty_chunks``: the cycle of a chunk without a nonzero in a row's first group, or of a
+      replay of a row with none.
+
+    They add up to ``cycles * lanes * tiles`` (:attr:`total`)."""
+    productive: int
+    zero_operand: int
+    idle_tiles: int
+    lane_fragments: int
+    empty_chunks: int
+
+    CAUSES = ("productive", "zero_operand", "idle_tiles", "lane_fragments", "empty_chunks")
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, name) for name in self.CAUSES)
+
+    def __add__(self, other: "SlotBreakdown") -> "SlotBreakdown":
+        return SlotBreakdown(*(getattr(self, n) + getattr(other, n) for n in self.CAUSES))
+
+    def shares(self) -> dict:
+        """Each cause's fraction of all slots (``None`` for a pass with no cycle)."""
+        return {name: getattr(self, name) / self.total if self.total else None
+                for name in self.CAUSES}
+
+
+def slot_breakdown(gemm, config) -> SlotBreakdown:
+    """:class:`SlotBreakdown` of a lowered pass in sparse mode on the tile array of
+    ``config``, counted from the same chunks and column groups as :func:`array_cycles`: each
+    column group issues every nonzero ``X`` element of its row once (the first group all live
+    chunks, the replays those with a nonzero), to each of its tiles."""
+    lanes, tiles = config.lanes, config.tiles
+    issued = IssuedChunks.of(gemm, dense=False)
+    wanted = wanted_outputs(gemm, dense=False)
+    live_rows = issued.live_rows
+    groups = column_groups(wanted, tiles, config.col_block, live_rows).astype(np.int64)
+    rows, cols = wanted.shape
+    blocks = groups.shape[1]
+    padded = np.zeros((rows, blocks * config.col_block), dtype=bool)
+    padded[:, :cols] = wanted
+    in_block = padded.reshape(rows, blocks, config.col_block).sum(axis=-1)
+    in_block = np.where(live_rows[:, None], in_block, 0).astype(np.int64)   # (M, blocks)
+    counts = np.where(issued.live, issued.counts, 0).astype(np.int64)       # (M, Q)
+    nonzeros = counts.sum(axis=-1)                                          # per row
+    beats = -(-counts // lanes)
+    fragments = (beats * lanes - counts).sum(axis=-1)                       # lanes per pass
+    empty = (issued.live & (counts == 0)).sum(axis=-1)                      # first group
+    productive = nonzero_products(gemm.X != 0, gemm.Y != 0, wanted)
+    per_group = groups.sum(axis=-1)                                         # groups per row
+    return SlotBreakdown(
+        productive=productive,
+        zero_operand=int((nonzeros * in_block.sum(axis=-1)).sum()) - productive,
+        idle_tiles=int((nonzeros * (groups * tiles - in_block).sum(axis=-1)).sum()),
+        lane_fragments=int((fragments * per_group).sum()) * tiles,
+        empty_chunks=int((np.where(groups > 0, empty[:, None]
+                                   + (groups - 1) * (nonzeros == 0)[:, None], 0)).sum())
+        * lanes * tiles)
 
 
 def wanted_outputs(gemm, *, dense: bool) -> np.ndarray:

@@ -125,3 +125,42 @@ def test_nonzero_products_are_exact_beyond_float32():
     wanted = rng.random((7, 9)) < 0.6
     direct = (x[:, :, None] & y[None, :, :]).sum(axis=1)
     assert nonzero_products(x, y, wanted) == int(direct[wanted].sum())
+
+
+def test_slot_breakdown_accounts_for_every_slot_of_the_sparse_pass():
+    """Every multiplier slot of a sparse pass is one of the breakdown's causes: they add up to
+    the cycle model's cycles times lanes times tiles, the productive ones are the nonzero MACs
+    (so their share is achieved/ideal), none is negative; with a dense Y and every output
+    wanted (forward, all-ones weights) no product meets a zero operand, and backward-weight
+    with a sparse dZ has such products. Random layers, every pass and orientation."""
+    from maskprop.sim.cycle_model import (candidate_lowerings, mode_cycles, slot_breakdown,
+                                          wanted_outputs)
+    from maskprop.tb.stimulus import random_conv_tensors, seed_from_env
+
+    seed = seed_from_env(default=11)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = np.random.default_rng(seed)
+    config = Config(max_chunks=512, max_cols=128)
+    slots = config.lanes * config.tiles
+    weight_zero_operands = 0
+    for _ in range(20):
+        layer = ConvLayer(int(rng.integers(1, 3)), int(rng.integers(1, 40)),
+                          int(rng.integers(3, 12)), int(rng.integers(3, 12)),
+                          int(rng.integers(1, 40)), int(rng.integers(1, 4)),
+                          int(rng.integers(1, 3)), int(rng.integers(0, 2)))
+        A, W, dZ = random_conv_tensors(rng, layer, float(rng.uniform(0.1, 0.9)))
+        W = np.ones_like(W)
+        for pass_name in PASSES:
+            for gemm in candidate_lowerings(layer, pass_name, A=A, W=W, dZ=dZ, config=config):
+                breakdown = slot_breakdown(gemm, config)
+                assert breakdown.total == mode_cycles(gemm, config, dense=False) * slots
+                assert breakdown.productive == nonzero_products(
+                    gemm.X != 0, gemm.Y != 0, wanted_outputs(gemm, dense=False))
+                assert min(getattr(breakdown, cause) for cause in breakdown.CAUSES) >= 0
+                if pass_name == "forward":
+                    assert breakdown.zero_operand == 0, layer
+                if pass_name == "backward_weight":
+                    weight_zero_operands += breakdown.zero_operand
+                shares = breakdown.shares()
+                assert abs(sum(shares.values()) - 1) < 1e-12
+    assert weight_zero_operands > 0

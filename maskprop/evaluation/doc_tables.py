@@ -212,6 +212,24 @@ def prefetch_table(payload: dict) -> str:
              "commands"], weight)])
 
 
+# --- scripts/slot_losses.py --------------------------------------------------------------------
+
+def slot_losses_table(payload: dict) -> str:
+    """The result of ``scripts/slot_losses.py --json``: each pass's multiplier slots by cause,
+    as shares of all its slots."""
+    from maskprop.sim.cycle_model import SlotBreakdown
+
+    config = payload["config"]
+    head = (f"tile array {config['tiles']} tiles x {config['lanes']} lanes, vec "
+            f"{config['vec']}, col_block {config['col_block']}; sparse mode, cycle model")
+    rows = [[r["network"], r["scenario"], r["pass"].replace("_", "-"), f"{r['slots']:,}",
+             *(ratio(r[cause] / r["slots"]) for cause in SlotBreakdown.CAUSES)]
+            for r in payload["rows"]]
+    return "\n".join([head, "", *_table(
+        ["network", "scenario", "pass", "slots", "productive (achieved/ideal)",
+         "zero Y operand", "idle tiles", "empty lanes", "empty chunks"], rows)])
+
+
 # --- maskprop eval ------------------------------------------------------------------------------
 
 _TOTALS = ("forward", "backward", "training step")

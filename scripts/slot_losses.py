@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Where the sparse cycles go: every multiplier slot of each pass, on the tile array, split by
+cause (``maskprop.sim.cycle_model.slot_breakdown``): productive (their share is
+achieved/ideal), products with a zero ``Y`` operand, idle tiles, empty lanes in a chunk's last
+beat, chunks without a nonzero. Summed per pass over a network's layers, in both BatchNorm
+scenarios; each pass in the orientation the cycle model finds fastest in sparse mode.
+
+Default: the digits CNN on its real masks and ResNet-18 on its literature profile, batch 1,
+the evaluation's configuration. ``--json FILE`` also writes the table
+(``scripts/make_docs.py --only slot-losses`` puts it into docs/results.md).
+
+    .venv/bin/python scripts/slot_losses.py [--network NAME ...] [--json FILE]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from maskprop.base.config import EVALUATION
+from maskprop.evaluation.evaluate import SCENARIOS, ProfileMasks, digits_evaluation_inputs
+from maskprop.sim.cycle_model import (SlotBreakdown, candidate_lowerings, fastest,
+                                      slot_breakdown)
+from maskprop.sim.layer import PASSES
+from maskprop.workloads import profiles
+from maskprop.workloads.networks import network
+
+from bench_output import machine, write_json     # scripts/bench_output.py
+
+
+def _inputs(name: str):
+    """The network and its masks: the digits CNN's real ones, or a literature profile's."""
+    if name == "digits":
+        return digits_evaluation_inputs()
+    return network(name), ProfileMasks(profiles.literature_profile(name), seed=0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", action="append", default=None,
+                        help="digits or a network of maskprop eval (repeatable; default: "
+                             "digits and resnet18)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    config = EVALUATION
+    rows = []
+    for name in args.network or ["digits", "resnet18"]:
+        net, source = _inputs(name)
+        for scenario in SCENARIOS:
+            sums = {p: SlotBreakdown(0, 0, 0, 0, 0) for p in PASSES}
+            for layer in track(net.layers, description=f"{net.name}, {scenario}"):
+                conv = layer.conv
+                a, dz = source.masks(layer, scenario)
+                for pass_name in PASSES:
+                    if pass_name == "backward_data" and not layer.relu_input:
+                        continue             # the first layer's input is the image
+                    # One byte per element keeps the lowered operands small.
+                    gemms = candidate_lowerings(
+                        conv, pass_name, A=a.view(np.uint8),
+                        W=np.ones(conv.weight_shape, dtype=np.uint8), dZ=dz.view(np.uint8),
+                        config=config)
+                    gemm, _ = fastest(gemms, config, dense=False)
+                    sums[pass_name] += slot_breakdown(gemm, config)
+            for pass_name, breakdown in sums.items():
+                rows.append({"network": net.name, "scenario": scenario, "pass": pass_name,
+                             "slots": breakdown.total,
+                             **{cause: getattr(breakdown, cause)
+                                for cause in SlotBreakdown.CAUSES}})
+    for row in rows:
+        shares = ", ".join(f"{cause} {row[cause] / row['slots']:.3f}"
+                           for cause in SlotBreakdown.CAUSES)
+        print(f"{row['network']} {row['scenario']} {row['pass']}: {shares}")
+    if args.json:
+        write_json(args.json, {"config": {"vec": config.vec, "lanes": config.lanes,
+                                          "tiles": config.tiles, "col_block": config.col_block},
+                               "rows": rows, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
