@@ -46,7 +46,7 @@ class WalkError(enum.Enum, shape=3):
     The core's ``ErrorCode`` (hw/core_registers.py) has no code for ``OUTPUT_SIZE``: a wrong
     ``out_h``/``out_w`` is the core's own bug, not the user's."""
     NONE = 0
-    BAD_PASS = 1      # pass_kind is not walked here (backward-weight: not built yet)
+    BAD_PASS = 1      # pass_kind is not walked here (backward-weight: the window gather's)
     ZERO_DIM = 2      # n, c, h, w, k, kernel, stride, out_h, out_w or blocks is 0
     NO_OUTPUT = 3     # the kernel is larger than the padded image: h + pt + pb < R or w + 2p < R
     OUTPUT_SIZE = 4   # out_h != (h + pt + pb - R) // stride + 1, out_w != (w + 2p - R) // s + 1

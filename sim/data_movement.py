@@ -72,9 +72,11 @@ ASSUMPTIONS = (
     "does; mask_bitmap_bytes is what a 1-bit-per-element bitmap would read instead (not "
     "built).",
     "Memory cycles = ceil(DRAM bytes read and written / bandwidth), reads and writes sharing "
-    "the bandwidth; 'overlapped' = max(compute, memory) per pass (double buffering, not "
-    "built), 'serial' = compute + memory per pass (no overlap); the core lies between: it "
-    "loads the weights before the run and streams the input and the results during it.",
+    "the bandwidth; 'overlapped' = max(compute, memory) per pass (full overlap), 'serial' = "
+    "compute + memory per pass (no overlap); the core lies between: it streams the input and "
+    "the results during the run and prefetches the next command's weights where its groups "
+    "fit half the Y buffer, and waits for the other weight loads, each command's check and "
+    "backward-weight's bands (scripts/bench_prefetch.py measures how much).",
     "Energy = counted events x a per-event energy (45 nm, Horowitz ISSCC 2014) with the "
     "scaling rules of maskprop.sim.data_movement.EnergyTable; each SRAM sized as above "
     "(rounded up to a power of two bytes); idle lanes and disabled tiles cost nothing; "
@@ -617,15 +619,14 @@ def memory_cycles(nbytes: int, bandwidth) -> int:
 
 
 def overlapped_cycles(compute: int, memory: int) -> int:
-    """A pass whose data movement overlaps its compute entirely (double buffering across
-    commands, not built): the slower of the two."""
+    """A pass whose data movement overlaps its compute entirely: the slower of the two (the
+    core overlaps most of it, :data:`ASSUMPTIONS`)."""
     return max(compute, memory)
 
 
 def serial_cycles(compute: int, memory: int) -> int:
     """A pass that moves its data, then computes (no overlap): the sum. The core is between
-    the two: the weights' load comes before the run, the input and the results stream during
-    it."""
+    the two (:data:`ASSUMPTIONS`)."""
     return compute + memory
 
 
