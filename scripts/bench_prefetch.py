@@ -27,7 +27,7 @@ from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import ArrayPass
 from maskprop.sim.core_model import MemoryTiming, job_cycles, total_cycles
 from maskprop.tb.stimulus import random_conv_tensors
-from maskprop.workloads.networks import network
+from maskprop.workloads.networks import NETWORK_NAMES, network
 
 from bench_output import machine, write_json     # scripts/bench_output.py
 
@@ -52,6 +52,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.density <= 1:
         parser.error(f"--density must be in [0, 1], not {args.density}")
+    if args.network not in NETWORK_NAMES:
+        parser.error(f"--network must be one of {', '.join(NETWORK_NAMES)}, not {args.network}")
     core, net = CORE_DEFAULT, network(args.network)
     full = core.bus_bytes
     bandwidths = (full, full // 4)

@@ -24,7 +24,7 @@ from maskprop.sim.cycle_model import (SlotBreakdown, candidate_lowerings, fastes
                                       slot_breakdown)
 from maskprop.sim.layer import PASSES
 from maskprop.workloads import profiles
-from maskprop.workloads.networks import network
+from maskprop.workloads.networks import NETWORK_NAMES, network
 
 from bench_output import machine, write_json     # scripts/bench_output.py
 
@@ -43,9 +43,14 @@ def main(argv=None):
                              "digits and resnet18)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    names = args.network or ["digits", "resnet18"]
+    unknown = [name for name in names if name != "digits" and name not in NETWORK_NAMES]
+    if unknown:
+        parser.error(f"--network must be digits or one of {', '.join(NETWORK_NAMES)}, not "
+                     f"{', '.join(unknown)}")
     config = EVALUATION
     rows = []
-    for name in args.network or ["digits", "resnet18"]:
+    for name in names:
         net, source = _inputs(name)
         for scenario in SCENARIOS:
             sums = {p: SlotBreakdown(0, 0, 0, 0, 0) for p in PASSES}
