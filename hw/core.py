@@ -356,11 +356,11 @@ class MaskpropCore(wiring.Component):
         y_column = Signal(range(max(2, c.max_cols)))
         loading_x, loading_y = Signal(), Signal()
         # PASS.prefetch: the next command's weights, the last read of this one, into the other
-        # half of the Y buffer. `own_loaded`: the words of the X and Y loads, after which the
-        # prefetch is offered (the DMA's command queue then has room: at most the A read is
-        # in it); `prefetch_start`, `prefetch_end`: the prefetch's words in the read stream.
-        own_loaded, prefetch_start, prefetch_end = (Signal(_PRODUCT, name=name) for name in (
-            "own_loaded", "prefetch_start", "prefetch_end"))
+        # half of the Y buffer, offered once the X and Y loads are in (the DMA's command queue
+        # then has room: at most the A read is in it); `prefetch_start`, `prefetch_end`: the
+        # prefetch's words in the read stream.
+        prefetch_start, prefetch_end = (Signal(_PRODUCT, name=name) for name in (
+            "prefetch_start", "prefetch_end"))
         prefetching, prefetch_pending, prefetch_done = Signal(), Signal(), Signal()
         word = dma.read_data.payload.data
         elements = word_elements(word, vec, container, c.data_width)
@@ -377,6 +377,9 @@ class MaskpropCore(wiring.Component):
             x_write.data.eq(word),
             x_write.en.eq(dma.read_data.valid & loading_x),
             array.chunk_shift.eq(y_shift),
+            # A word goes to the command's own half (a loading command runs from half 0), a
+            # prefetched one to the other.
+            array.load.payload.half.eq(run_half ^ prefetching),
         ]
         # Backward-weight: the window gather reads the scratchpad twice, first the Y operand
         # into the Y buffer (`gathering_y`), then X into the row-block buffer.
@@ -393,14 +396,10 @@ class MaskpropCore(wiring.Component):
                 gather.o.ready.eq(gathering_y | row_blocks.i.ready),
             ]
         with m.Else():
-            # The half a word goes to: the command's own (from address 0: a loading command
-            # runs from half 0), or the other one for the prefetch.
-            half_bit = (((run_half ^ prefetching) << (len(array.load.payload.addr) - 1))
-                        if c.y_halves else 0)
             m.d.comb += [
                 array.load.valid.eq(dma.read_data.valid & (loading_y | prefetching)),
                 # Column j's chunks at j << y_shift (the tile array's runtime column stride).
-                array.load.payload.addr.eq((y_column << y_shift) | y_chunk | half_bit),
+                array.load.payload.addr.eq((y_column << y_shift) | y_chunk),
                 *(array.load.payload.y[e].eq(elements[e]) for e in range(vec)),
             ]
         # A command with partial sums writes every row's sums, so every row is sent.
@@ -776,9 +775,8 @@ class MaskpropCore(wiring.Component):
                     m.d.sync += [read_index.eq(0), x_count.eq(0), y_chunk.eq(0), y_column.eq(0),
                                  a_index.eq(0), assembling.eq(0), y_shift.eq(stride_log2)]
                     m.d.comb += sums_start.eq(1)
-                    own = y_loaded + x_loaded
-                    start = own + Mux(wants_mask, out_words, 0)
-                    m.d.sync += [run_half.eq(keep_half), own_loaded.eq(own),
+                    start = y_loaded + x_loaded + Mux(wants_mask, out_words, 0)
+                    m.d.sync += [run_half.eq(keep_half),
                                  prefetch_start.eq(start), prefetch_end.eq(start + y_words),
                                  prefetch_pending.eq(command.prefetch)]
                     # A load overwrites its buffer: it holds nothing until the command is done
@@ -920,7 +918,7 @@ class MaskpropCore(wiring.Component):
                     finish()
         # The prefetch's read command, once the command's own read commands are taken and its
         # X and Y words are in (the DMA's command queue then has room for it).
-        with m.If(prefetch_pending & (read_index >= own_loaded) &
+        with m.If(prefetch_pending & ~loading_y & ~loading_x &
                   Cat(control.ongoing(state) for state in ("LOADING", "WRITE", "WALK", "RUN",
                                                            "PREFETCH")).any()):
             m.d.comb += [read_cmd.valid.eq(1), read_cmd.payload.addr.eq(command.next_w_base),

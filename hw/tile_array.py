@@ -55,9 +55,11 @@ def _y_address_width(config: Config) -> int:
 
 def load_layout(config: Config) -> data.StructLayout:
     """One Y chunk written into every tile's Y buffer, at ``(column << chunk_shift) | chunk``
-    (``chunk_shift`` the pass's, :func:`~maskprop.base.config.y_chunk_shift`)."""
+    (``chunk_shift`` the pass's, :func:`~maskprop.base.config.y_chunk_shift`), in the upper
+    half with ``half`` (a Y buffer with halves, :attr:`Config.y_halves`; else ignored)."""
     return data.StructLayout({
         "addr": _y_address_width(config),
+        "half": 1,
         "y": chunk_layout(config.vec, config.data_width),
     })
 
@@ -123,8 +125,9 @@ class TileArray(wiring.Component):
     -----
     load : In(stream.Signature(load_layout(config)))
         Y chunks, written into the Y buffer (``y_words`` words, one copy read by every tile)
-        before a pass: Y chunk ``k`` of column ``j`` at ``(j << chunk_shift) | k``. The writer
-        must use the stride the pass runs with (``chunk_shift``).
+        before a pass: Y chunk ``k`` of column ``j`` at ``(j << chunk_shift) | k``, in the
+        upper half with ``half`` (see ``y_half``; a load may fill one half while a pass runs
+        from the other). The writer must use the stride the pass runs with (``chunk_shift``).
     chunk_shift : In(chunk_shift_shape(config), init=ceil_log2(max_chunks))
         log2 of the Y buffer's column stride for the pass, ``y_chunk_shift(chunks)`` for a pass
         of ``chunks`` chunks per column (:mod:`maskprop.base.config`): tile ``t`` reads Y at
@@ -230,8 +233,14 @@ class TileArray(wiring.Component):
         m.submodules.y_buffer = y_buffer = memory.Memory(
             shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.y_words), init=[])
         y_write = y_buffer.write_port()
+
+        def in_half(address, half):
+            """``address`` in the upper half when ``half``: the top address bit, an OR."""
+            if not c.y_halves:
+                return address
+            return address | (half << (_y_address_width(c) - 1))
         m.d.comb += [
-            y_write.addr.eq(self.load.payload.addr),
+            y_write.addr.eq(in_half(self.load.payload.addr, self.load.payload.half)),
             y_write.data.eq(self.load.payload.y),
             y_write.en.eq(self.load.valid),
         ]
@@ -329,18 +338,14 @@ class TileArray(wiring.Component):
         # The column stride is the pass's (a power of two, so the address is an OR, no adder):
         # a Y buffer smaller than max_cols x max_chunks still holds all columns of a short
         # reduction, or a few of a long one.
-        # The upper half (y_half) is the top address bit: an OR as well.
-        if c.y_halves:
-            half_bit, half_words = self.y_half << (_y_address_width(c) - 1), c.y_words // 2
-            limit = Mux(self.y_half, half_words, c.y_words)
-        else:
-            half_bit, limit = 0, c.y_words
+        # A pass in the upper half (y_half) must fit it.
+        limit = Mux(self.y_half, c.y_words // 2, c.y_words) if c.y_halves else c.y_words
         for t, y_read in enumerate(y_reads):
             column_base = Signal(column_width + (1 << len(self.chunk_shift)) - 1,
                                  name=f"y_column_base{t}")
             m.d.comb += [
                 column_base.eq(group.column[t] << self.chunk_shift),
-                y_read.addr.eq(column_base | chunk_index | half_bit),
+                y_read.addr.eq(in_half(column_base | chunk_index, self.y_half)),
                 y_read.en.eq(issue & tiles_on[t]),
             ]
             # Checked at the clock edge, on settled values, as the row buffer's bound below.

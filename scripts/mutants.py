@@ -246,8 +246,8 @@ CATALOGUE = [
            "the skid buffer keeps offering a beat the consumer has taken: a result word is "
            "written twice", ("tests/test_skid_buffer.py",)),
     Mutant("core-y-load-stride-doubled", "core",
-           "array.load.payload.addr.eq((y_column << y_shift) | y_chunk | half_bit),",
-           "array.load.payload.addr.eq((y_column << (y_shift + 1)) | y_chunk | half_bit),",
+           "array.load.payload.addr.eq((y_column << y_shift) | y_chunk),",
+           "array.load.payload.addr.eq((y_column << (y_shift + 1)) | y_chunk),",
            "the weights are loaded at twice the column stride the tiles read them at",
            CORE_FAST),
     Mutant("core-group-output-contiguous", "core",
@@ -266,8 +266,8 @@ CATALOGUE = [
            "a command keeps the Y buffer whatever weights it holds: another W_BASE, column count "
            "or reduction computes with stale weights", CORE_ILLEGAL),
     Mutant("core-prefetch-into-the-running-half", "core",
-           "half_bit = (((run_half ^ prefetching) << (len(array.load.payload.addr) - 1))",
-           "half_bit = ((run_half << (len(array.load.payload.addr) - 1))",
+           "array.load.payload.half.eq(run_half ^ prefetching),",
+           "array.load.payload.half.eq(run_half),",
            "a prefetch writes the next group's weights over the ones the run is reading",
            CORE_SPLIT),
     Mutant("core-kept-weights-read-from-half-0", "core",
