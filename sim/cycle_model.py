@@ -93,15 +93,20 @@ def column_groups(wanted: np.ndarray, tiles: int, col_block: int,
     every block of ``col_block`` columns (a block with nothing wanted still takes one group to
     consume its X chunks), none for a row that is not sent (``live_rows`` False).
     ``(M, J)`` -> ``(M, blocks)``."""
+    groups = np.maximum(1, -(-_wanted_per_block(wanted, col_block) // tiles))
+    if live_rows is not None:
+        groups = np.where(np.asarray(live_rows)[:, None], groups, 0)
+    return groups
+
+
+def _wanted_per_block(wanted: np.ndarray, col_block: int) -> np.ndarray:
+    """Wanted outputs of each row in each block of ``col_block`` columns: ``(M, J)`` ->
+    ``(M, blocks)``."""
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     padded = np.zeros((rows, blocks * col_block), dtype=bool)
     padded[:, :cols] = wanted
-    per_block = padded.reshape(rows, blocks, col_block).sum(axis=-1)
-    groups = np.maximum(1, -(-per_block // tiles))
-    if live_rows is not None:
-        groups = np.where(np.asarray(live_rows)[:, None], groups, 0)
-    return groups
+    return padded.reshape(rows, blocks, col_block).sum(axis=-1)
 
 
 def array_cycles(issued: IssuedChunks, wanted: np.ndarray, config) -> int:
@@ -192,29 +197,25 @@ def slot_breakdown(gemm, config) -> SlotBreakdown:
     lanes, tiles = config.lanes, config.tiles
     issued = IssuedChunks.of(gemm, dense=False)
     wanted = wanted_outputs(gemm, dense=False)
-    live_rows = issued.live_rows
-    groups = column_groups(wanted, tiles, config.col_block, live_rows).astype(np.int64)
-    rows, cols = wanted.shape
-    blocks = groups.shape[1]
-    padded = np.zeros((rows, blocks * config.col_block), dtype=bool)
-    padded[:, :cols] = wanted
-    in_block = padded.reshape(rows, blocks, config.col_block).sum(axis=-1)
-    in_block = np.where(live_rows[:, None], in_block, 0).astype(np.int64)   # (M, blocks)
-    counts = np.where(issued.live, issued.counts, 0).astype(np.int64)       # (M, Q)
-    nonzeros = counts.sum(axis=-1)                                          # per row
-    beats = -(-counts // lanes)
-    fragments = (beats * lanes - counts).sum(axis=-1)                       # lanes per pass
-    empty = (issued.live & (counts == 0)).sum(axis=-1)                      # first group
+    first, replay = row_chunk_cycles(issued, lanes)
+    groups = column_groups(wanted, tiles, config.col_block, issued.live_rows).astype(np.int64)
+    in_block = np.where(issued.live_rows[:, None],
+                        _wanted_per_block(wanted, config.col_block), 0).astype(np.int64)
+    counts = np.where(issued.live, issued.counts, 0).astype(np.int64)
+    nonzeros = counts.sum(axis=-1)                   # issued to each tile of each group
+    beats = (-(-counts // lanes)).sum(axis=-1)       # cycles with a nonzero, per group
+    per_row = groups.sum(axis=-1)
+    # The rest of a group's cycles have none: a first group's chunks without a nonzero, or
+    # the one cycle of a replay of a row with none.
+    empty = np.where(groups > 0, (first - beats)[:, None]
+                     + (groups - 1) * (replay - beats)[:, None], 0)
     productive = nonzero_products(gemm.X != 0, gemm.Y != 0, wanted)
-    per_group = groups.sum(axis=-1)                                         # groups per row
     return SlotBreakdown(
         productive=productive,
         zero_operand=int((nonzeros * in_block.sum(axis=-1)).sum()) - productive,
         idle_tiles=int((nonzeros * (groups * tiles - in_block).sum(axis=-1)).sum()),
-        lane_fragments=int((fragments * per_group).sum()) * tiles,
-        empty_chunks=int((np.where(groups > 0, empty[:, None]
-                                   + (groups - 1) * (nonzeros == 0)[:, None], 0)).sum())
-        * lanes * tiles)
+        lane_fragments=int(((beats * lanes - nonzeros) * per_row).sum()) * tiles,
+        empty_chunks=int(empty.sum()) * lanes * tiles)
 
 
 def wanted_outputs(gemm, *, dense: bool) -> np.ndarray:
