@@ -205,21 +205,19 @@ def test_digits_cnn_layers(core, tmp_path):
     check_jobs(core, jobs, tmp_path, pause=0.1)
 
 
-def illegal(core, **fields):
-    """A job whose register writes are ``fields`` over a small legal forward pass."""
+def small_job() -> CoreJob:
+    """A small legal forward pass, the same every call."""
     layer = ConvLayer(1, 3, 4, 4, 5, 3, 1, 1, "small")
     rng = np.random.default_rng(1)
-    job = CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5))
+    return CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5))
+
+
+def illegal(core, **fields):
+    """A job whose register writes are ``fields`` over :func:`small_job`."""
+    job = small_job()
     bench = job.bench_job(core.register_map)
     bench["commands"] = [register_words(core.register_map, {**job.fields(), **fields})]
     return bench
-
-
-def legal_bases(core) -> dict:
-    """The tensors' byte addresses of :func:`illegal`'s legal pass."""
-    layer = ConvLayer(1, 3, 4, 4, 5, 3, 1, 1, "small")
-    rng = np.random.default_rng(1)
-    return CoreJob(layer, "forward", CORE, *random_conv_tensors(rng, layer, 0.5)).bases
 
 
 def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
@@ -283,7 +281,7 @@ def test_illegal_commands_report_their_error_and_never_hang(core, tmp_path):
     # keeping that copy (run from half 1), and the original (still in half 0).
     copy_base = 0x30000
     prefetching = illegal(core, prefetch=1, next_w_base=copy_base)
-    weights = dict(prefetching["memory"])[legal_bases(core)["w"]]
+    weights = dict(prefetching["memory"])[small_job().bases["w"]]
     prefetching["memory"].append((copy_base, weights))
     prefetching["ranges"].append(("w copy", copy_base, copy_base + len(weights)))
     kept_copy = illegal(core, **held, w_base=copy_base)
