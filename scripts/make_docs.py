@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from maskprop.evaluation import doc_tables as tables
+from maskprop.flow.fpga import critical_path_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,7 +154,10 @@ def _render_flow_core(work, docs):
                         for kind, (need, have) in default.get("overflow", {}).items())
     label = "MaskpropCore, CORE_DEFAULT (synthesis only" + (
         f"; does not fit: {missing})" if missing else ")")
-    return tables.flow_table([(label, default), ("MaskpropCore, FPGA_CORE", fits)])
+    path = fits.get("critical_path")
+    return "\n".join([tables.flow_table([(label, default), ("MaskpropCore, FPGA_CORE", fits)]),
+                      *(["", f"FPGA_CORE's {critical_path_text(path, every_signal=True)}."]
+                        if path else [])])
 
 
 def _render_text(*names):

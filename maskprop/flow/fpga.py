@@ -102,6 +102,7 @@ __all__ = [
     "DEFAULT_FREQ_MHZ",
     "FlowReport",
     "FlowError",
+    "critical_path_text",
     "run_flow",
     "resolve_device",
     "DEVICE_CAPACITY",
@@ -254,12 +255,8 @@ class FlowReport:
             + f"  port bits {self.port_bits}  pins {self.pins}",
             f"  Fmax {fmax}",
         ]
-        path = self.critical_path
-        if path is not None:
-            lines.append(f"  critical path {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} ns "
-                         f"logic in {path['logic_steps']} cell delays, {path['routing_ns']:.2f} ns "
-                         f"routing{', through a DSP' if path['through_dsp'] else ''}): "
-                         f"{path['signals'][0]} -> {path['signals'][-1]}")
+        if self.critical_path is not None:
+            lines.append(f"  {critical_path_text(self.critical_path)}")
         if self.memories:
             lines.append("  memories: " + ", ".join(f"{memory} {kind}" for memory, kind in
                                                     self.memories.items()
@@ -461,6 +458,15 @@ def _fmax(report: dict, pnr_log: Path) -> dict[str, float]:
         for clk, mhz in _MAX_FREQ.findall(pnr_log.read_text(errors="replace")):
             fmax[clk] = float(mhz)
     return fmax
+
+
+def critical_path_text(path: dict, *, every_signal: bool = False) -> str:
+    """A report's ``critical_path`` in one line: its delay, logic and routing, and the
+    signals it runs through (``every_signal``; else its first and last)."""
+    signals = path["signals"] if every_signal else [path["signals"][0], path["signals"][-1]]
+    return (f"critical path {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} ns logic in "
+            f"{path['logic_steps']} cell delays, {path['routing_ns']:.2f} ns routing"
+            f"{', through a DSP' if path['through_dsp'] else ''}): {' -> '.join(signals)}")
 
 
 def _critical_path(report: dict, clock: str | None, workdir: Path) -> dict | None:

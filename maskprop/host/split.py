@@ -533,9 +533,9 @@ def plan_pass(layer: ConvLayer, pass_name: str, core: CoreConfig, *,
     # that fit half the Y buffer (the widest that do, where the widest overall do not) let a
     # command prefetch the next one's weights into the other half while it runs; in
     # backward-data only if they make no more column blocks: the tile array takes a row's X
-    # chunks once per block, so narrower blocks cost compute where the output mask leaves few
-    # columns per block (measured: ResNet-18's 256-channel backward-data 6 % slower in groups
-    # of 16), while forward (every output wanted) replays the same chunks either way. The plan
+    # chunks once per block and a block's first group streams every live chunk, so narrower
+    # blocks cost compute where the output mask leaves few wanted columns per block, while
+    # forward (every output wanted) replays the same chunks either way. The plan
     # with the least cost in memory-word cycles: the words read, plus those the core waits
     # for (a weight load before a run; the input streams in under it), plus each command's
     # check; groups outer, then full groups, on a tie.
