@@ -19,21 +19,13 @@ import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import EVALUATION
-from maskprop.evaluation.evaluate import SCENARIOS, ProfileMasks, digits_evaluation_inputs
+from maskprop.evaluation.evaluate import SCENARIOS, published_inputs
 from maskprop.sim.cycle_model import (SlotBreakdown, candidate_lowerings, fastest,
                                       slot_breakdown)
 from maskprop.sim.layer import PASSES
-from maskprop.workloads import profiles
-from maskprop.workloads.networks import NETWORK_NAMES, network
+from maskprop.workloads.networks import NETWORK_NAMES
 
 from bench_output import machine, write_json     # scripts/bench_output.py
-
-
-def _inputs(name: str):
-    """The network and its masks: the digits CNN's real ones, or a literature profile's."""
-    if name == "digits":
-        return digits_evaluation_inputs()
-    return network(name), ProfileMasks(profiles.literature_profile(name), seed=0)
 
 
 def main(argv=None):
@@ -51,7 +43,7 @@ def main(argv=None):
     config = EVALUATION
     rows = []
     for name in names:
-        net, source = _inputs(name)
+        net, source = published_inputs(name)
         for scenario in SCENARIOS:
             sums = {p: SlotBreakdown(0, 0, 0, 0, 0) for p in PASSES}
             for layer in track(net.layers, description=f"{net.name}, {scenario}"):

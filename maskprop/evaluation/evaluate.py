@@ -46,6 +46,7 @@ from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "MovementTotals", "Evaluation", "MaskSource", "ProfileMasks",
            "ExplicitMasks", "checked_profile", "own_scenario", "digits_evaluation_inputs",
+           "published_inputs",
            "check_evaluable", "default_bandwidth", "evaluation_core", "pass_costs", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
@@ -343,6 +344,19 @@ def digits_evaluation_inputs():
         masks, label="real masks of one training step (digits CNN, plain and BatchNorm-trained)")
 
 
+def published_inputs(name: str, *, seed: int = 0):
+    """``(network, masks)`` for ``name``: ``"digits"``, the digits CNN with its real masks
+    (:func:`digits_evaluation_inputs`), or a network of :data:`NETWORK_NAMES
+    <maskprop.workloads.networks.NETWORK_NAMES>` with its literature profile's masks drawn
+    with ``seed`` - what the scripts that compare designs on the same masks evaluate."""
+    from maskprop.workloads import profiles
+    from maskprop.workloads.networks import network
+
+    if name == "digits":
+        return digits_evaluation_inputs()
+    return network(name), ProfileMasks(profiles.literature_profile(name), seed=seed)
+
+
 def own_scenario(net) -> str:
     """The scenario ``net`` was built with: ``batchnorm`` when any of its layers has a BatchNorm
     between conv and ReLU, else ``no-batchnorm``."""
@@ -466,7 +480,7 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     for dense in (True, False):
         runs = []
         for gemm in gemms:
-            issued = IssuedChunks.of(gemm, dense=dense)
+            issued = IssuedChunks.of(gemm, config, dense=dense)
             runs.append((array_cycles(issued, wanted_outputs(gemm, dense=dense), config),
                          gemm, issued))
         chosen[dense] = min(runs, key=lambda run: run[0])        # the first on a tie
