@@ -51,7 +51,8 @@ class SparseDotEngine(wiring.Component):
     Parameters
     ----------
     config : Config
-        ``vec``, ``lanes``, ``data_width``, ``acc_width`` and ``tree_stages`` are used.
+        ``vec``, ``lanes``, ``select_window``, ``data_width``, ``acc_width`` and
+        ``tree_stages`` are used.
     zero_skipping : bool
         ``True``: a :class:`ZeroSkipIndexDecoder` on ``x_mask & y_mask`` issues only nonzero
         products. ``False``: the dense-only engine, a :class:`DenseIndexSequencer` in its
@@ -75,8 +76,8 @@ class SparseDotEngine(wiring.Component):
     Timing
     ------
     Unstalled, a chunk with ``n`` nonzero products occupies the decoder for
-    ``chunk_cycles(n, lanes) = max(1, ceil(n / lanes))`` cycles (``ceil(vec / lanes)`` in dense
-    mode) and consecutive chunks follow without bubbles: chunk ``k`` is accepted in cycle
+    ``max(1, ceil(n / lanes))`` cycles (with a selection window, its busiest segment's:
+    :func:`~maskprop.hw.index_decoder.chunk_cycles`; ``ceil(vec / lanes)`` in dense mode) and consecutive chunks follow without bubbles: chunk ``k`` is accepted in cycle
     ``sum(costs[:k])`` and a frame's result is offered in cycle
     ``sum(costs[:k_last + 1]) - 1 + latency`` (see :attr:`latency`).
     """

@@ -1,29 +1,49 @@
 """Zero-skipping index decoder and the dense sequencer (docs/architecture.md sections 4.1, 4.2)."""
 
-from amaranth import Const, Module, Signal
+from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import check_range
+from maskprop.base.config import Config, check_range
 
 from maskprop.hw.layouts import index_beat_layout, mask_chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
 
-__all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles"]
+__all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles", "segment_set_bits"]
 
 
-def chunk_cycles(set_bits: int, lanes: int) -> int:
-    """Cycles the decoder spends on a chunk with ``set_bits`` nonzero elements (unstalled):
-    ``ceil(set_bits / lanes)``, and one for an all-zero chunk. The cycle model uses this."""
-    return max(1, -(-set_bits // lanes))
+def segment_set_bits(mask: int, vec: int, window: int) -> list:
+    """Set bits of each of a chunk's ``vec / window`` selection segments (elements
+    ``s * window .. (s + 1) * window - 1``), lowest segment first."""
+    return [bin(mask >> s & ((1 << window) - 1)).count("1") for s in range(0, vec, window)]
+
+
+def chunk_cycles(mask: int, vec: int, lanes: int, window: int | None = None) -> int:
+    """Cycles the decoder spends on a chunk whose nonzero elements are the set bits of ``mask``
+    (unstalled): the beats its busiest selection segment needs, ``ceil(n_s / (lanes * window
+    / vec))`` (``ceil(n / lanes)`` with the full window), and one for an all-zero chunk. The
+    cycle model restates this in vectorized form."""
+    window = window or vec
+    segment_lanes = lanes * window // vec
+    return max(1, *(-(-n // segment_lanes) for n in segment_set_bits(mask, vec, window)))
+
+
+def _at(index, base: int):
+    """``index + base`` for a segment's position and its base (a multiple of the window): an
+    OR when the window is a power of two (``index`` then has exactly the bits below it)."""
+    if base == 0:
+        return index
+    return index | base if (base & -base) >= 1 << len(index) else index + base
 
 
 class _IndexSource(wiring.Component):
     """Common ports of the decoder and the dense sequencer (they are interchangeable)."""
 
-    def __init__(self, *, vec: int, lanes: int, masks: int = 1, side=None):
-        self._vec = check_range("vec", vec, 1, 64)
-        self._lanes = check_range("lanes", lanes, 1, vec)
+    def __init__(self, *, vec: int, lanes: int, masks: int = 1, side=None,
+                 window: int | None = None):
+        # Config validates vec, lanes and the window (and names them in its errors).
+        self._window = Config(vec=vec, lanes=lanes, select_window=window).window
+        self._vec, self._lanes = vec, lanes
         self._masks = check_range("masks", masks, 1, 2)
         self._side = side
         super().__init__({
@@ -34,12 +54,24 @@ class _IndexSource(wiring.Component):
 
     @classmethod
     def from_config(cls, config, *, masks: int = 1, side=None):
-        """The block of a core configuration (its ``vec`` and ``lanes``)."""
-        return cls(vec=config.vec, lanes=config.lanes, masks=masks, side=side)
+        """The block of a core configuration (its ``vec``, ``lanes`` and selection window)."""
+        return cls(vec=config.vec, lanes=config.lanes, masks=masks, side=side,
+                   window=config.window)
 
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
     masks = property(lambda self: self._masks)
+    window = property(lambda self: self._window)
+
+    @property
+    def segments(self) -> int:
+        """Selection segments of a chunk: ``vec / window``, each served by
+        :attr:`segment_lanes` lanes (lane ``j`` by segment ``j // segment_lanes``)."""
+        return self._vec // self._window
+
+    @property
+    def segment_lanes(self) -> int:
+        return self._lanes // self.segments
 
 
 class ZeroSkipIndexDecoder(_IndexSource):
@@ -56,14 +88,21 @@ class ZeroSkipIndexDecoder(_IndexSource):
     side : Shape or Layout or None
         A payload carried unchanged from a chunk to every beat decoded from it (the PE's
         operand chunks), so that the indices and the data they select travel together.
+    window : int or None
+        Each lane's selection window (:attr:`Config.select_window`): ``None`` or ``vec``, any
+        element; else the chunk's segments of ``window`` elements are decoded side by side,
+        segment ``s`` into lanes ``s * segment_lanes ..`` (see :attr:`segments`).
 
     Ports
     -----
     i : In(stream.Signature(mask_chunk_layout(vec, masks, side)))
         One chunk: mask(s), first/last framing of the output it contributes to, side payload.
     o : Out(stream.Signature(index_beat_layout(vec, lanes, side)))
-        Beats of up to ``lanes`` ascending indices. ``first`` is on the first beat of a frame,
-        ``last`` on its last.
+        Beats of up to ``lanes`` ascending indices: each segment's set bits, lowest first,
+        ``segment_lanes`` per beat into its own lanes (the lowest of them valid); with the full
+        window, the chunk's set bits into the lowest lanes; an invalid lane's index is its
+        segment's first element (0 with the full window). ``first`` is on the first beat of
+        a frame, ``last`` on its last.
     busy : Out(1)
         A chunk is held (its cycles are the ones :func:`chunk_cycles` counts).
 
@@ -72,7 +111,8 @@ class ZeroSkipIndexDecoder(_IndexSource):
     Two stages. The chunk register takes a chunk with the rank of each of its set bits; the beat
     stage sends them. ``latency = 1``: a chunk accepted in cycle ``t`` offers its first beat in
     cycle ``t + 1``. A chunk with ``n`` set bits takes exactly ``ceil(n / lanes)`` beats and
-    cycles; an all-zero chunk takes one cycle and no beat, except that the last chunk of a frame
+    cycles (with a window, as many as its busiest segment: ``max_s ceil(n_s /
+    segment_lanes)``); an all-zero chunk takes one cycle and no beat, except that the last chunk of a frame
     always yields a beat, with no valid lanes if it is all zero, to carry ``last``. The next
     chunk is accepted in the cycle of the held chunk's final beat, so chunks follow without
     bubbles: unstalled, chunk ``k`` is accepted in cycle ``sum(costs[:k])`` and a chunk costs
@@ -80,10 +120,12 @@ class ZeroSkipIndexDecoder(_IndexSource):
     free needs the mask of the chunk after it in the same cycle. Structurally zero chunks -
     padding and dilation - are never sent by the address generator, so they cost nothing.)
 
-    Compaction is prefix-popcount based: every set bit's rank (the number of set bits below it)
-    comes from a ``log2(vec)``-level parallel prefix of the mask, and in beat ``b`` lane ``j``
-    takes the bit of rank ``b * lanes + j``; no serial priority encoder, and the only state
-    carried from beat to beat is ``b * lanes``.
+    Compaction is prefix-popcount based: every set bit's rank (the number of set bits below it
+    in its segment) comes from a ``log2(window)``-level parallel prefix of the segment's mask,
+    and in beat ``b`` the segment's lane ``i`` takes the bit of rank ``b * segment_lanes + i``;
+    no serial priority encoder, and the only state carried from beat to beat is that count.
+    A lane's index is one of ``window`` positions, so the PE's operand selection is
+    ``window``-to-1.
     """
 
     latency = 1
@@ -94,40 +136,49 @@ class ZeroSkipIndexDecoder(_IndexSource):
         vec, lanes = self._vec, self._lanes
 
         # Stage 1 (chunk register): the accepted chunk, with the rank of every set bit (the
-        # number of set bits below it) and its popcount from a parallel prefix of the mask.
+        # number of set bits below it in its segment) and the segment's popcount, from a
+        # parallel prefix of the segment's mask.
         effective = Signal(vec)
         if self._masks == 2:
             m.d.comb += effective.eq(self.i.payload.mask & self.i.payload.mask_b)
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
         held = Signal()                              # a chunk is in the register
-        held_bits = RankRegister(m, effective, vec, name="held", counts_name="rank")
-        held_total = held_bits.total
+        window, segments, segment_lanes = self._window, self.segments, self.segment_lanes
+        # One register per segment; with the full window the one keeps the unsuffixed names.
+        suffix = (lambda s: "") if segments == 1 else (lambda s: str(s))
+        held_segments = [RankRegister(m, effective[s * window:(s + 1) * window], window,
+                                      name=f"held{suffix(s)}", counts_name=f"rank{suffix(s)}")
+                         for s in range(segments)]
         held_first = Signal(reset_less=True)
         held_last = Signal(reset_less=True)
         held_side = Signal(self._side, reset_less=True) if self._side is not None else None
 
-        # Stage 2 (beats): beat `b` sends the set bits of rank b*lanes .. b*lanes + lanes - 1.
-        # The held ranks count down by `lanes` after every beat, so lane j always takes the bit
-        # whose held rank is j: a constant compare, no adder on the select path
-        # (hw/rank_compaction.py, shared with the tile array's column groups).
+        # Stage 2 (beats): beat `b` sends each segment's set bits of rank b*segment_lanes ..
+        # The held ranks count down by `segment_lanes` after every beat, so a segment's lane i
+        # always takes its bit whose held rank is i: a constant compare, no adder on the select
+        # path (hw/rank_compaction.py, shared with the tile array's column groups).
         pending_first = Signal()                     # `first` came with an all-zero, not-last chunk
         issued_beats = Signal()                      # a beat of the held chunk was already sent
-        for j in range(lanes):
-            index, lane_valid = held_bits.select(m, j, f"select{j}")
-            m.d.comb += [
-                self.o.payload.index[j].eq(index),
-                self.o.payload.lane_valid[j].eq(lane_valid),
-            ]
+        for s, segment in enumerate(held_segments):
+            for i in range(segment_lanes):
+                j = s * segment_lanes + i
+                index, lane_valid = segment.select(m, i, f"select{j}")
+                m.d.comb += [
+                    self.o.payload.index[j].eq(_at(index, s * window)),
+                    self.o.payload.lane_valid[j].eq(lane_valid),
+                ]
 
         chunk_zero = Signal()
         final = Signal()                             # this beat sends the chunk's last set bit
         done = Signal()                              # the held chunk leaves in this cycle
-        # A held chunk has at most `vec` unsent bits, so with lanes == vec its first beat is its
-        # final one.
-        m.d.comb += final.eq(held_bits.last_step(lanes))
+        # A segment holds at most `window` unsent bits, so with segment_lanes == window its
+        # first beat is its final one. With several segments, a segment that is done waits
+        # (its count saturates at 0) for the busiest.
+        m.d.comb += final.eq(Cat(segment.last_step(segment_lanes)
+                                 for segment in held_segments).all())
         m.d.comb += [
-            chunk_zero.eq(held_total == 0),
+            chunk_zero.eq(Cat(segment.total for segment in held_segments) == 0),
             self.o.valid.eq(held & (~chunk_zero | held_last)),
             self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),
             self.o.payload.last.eq(held_last & final),
@@ -139,7 +190,8 @@ class ZeroSkipIndexDecoder(_IndexSource):
             m.d.comb += self.o.payload.side.eq(held_side)
 
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += held_bits.step(lanes)
+            for segment in held_segments:
+                m.d.sync += segment.step(segment_lanes, saturate=segments > 1)
             m.d.sync += [
                 issued_beats.eq(1),
                 pending_first.eq(0),
@@ -151,7 +203,7 @@ class ZeroSkipIndexDecoder(_IndexSource):
             with m.If(self.i.valid):
                 m.d.sync += [
                     issued_beats.eq(0),
-                    held_bits.load(),
+                    [segment.load() for segment in held_segments],
                     held_first.eq(self.i.payload.first),
                     held_last.eq(self.i.payload.last),
                 ]
@@ -162,7 +214,8 @@ class ZeroSkipIndexDecoder(_IndexSource):
 
 class DenseIndexSequencer(_IndexSource):
     """The sparsity-agnostic counterpart of :class:`ZeroSkipIndexDecoder`, same ports: every
-    chunk yields indices ``0..vec-1`` in ``ceil(vec / lanes)`` beats, whatever its mask.
+    chunk yields indices ``0..vec-1`` in ``ceil(vec / lanes)`` beats, whatever its mask (with a
+    window, each segment's positions in order into its own lanes, as the decoder sends them).
 
     It builds the dense-only engine, whose area the zero-skipping one is compared with.
     Latency 0 (indices are combinational from the beat counter; the chunk on ``i`` is held by
@@ -189,12 +242,15 @@ class DenseIndexSequencer(_IndexSource):
             # ASCRANGE).
             beat = Const(0, 1)
             m.d.comb += final.eq(1)
+        window, segment_lanes = self._window, self.segment_lanes
         for j in range(lanes):
-            index = Signal(range(vec + lanes), name=f"index{j}")
+            # Lane j serves segment s = j // segment_lanes: its position b * segment_lanes + i.
+            segment, i = divmod(j, segment_lanes)
+            position = Signal(range(window + segment_lanes), name=f"position{j}")
             m.d.comb += [
-                index.eq(beat * lanes + j),
-                self.o.payload.index[j].eq(index),
-                self.o.payload.lane_valid[j].eq(index < vec),
+                position.eq(beat * segment_lanes + i),
+                self.o.payload.index[j].eq(position + segment * window),
+                self.o.payload.lane_valid[j].eq(position < window),
             ]
         m.d.comb += [
             self.o.valid.eq(self.i.valid),

@@ -72,15 +72,23 @@ class RankRegister:
             self.total.eq(self._counts[self.n]),
         ]
 
-    def step(self, step: int) -> list:
+    def step(self, step: int, *, saturate: bool = False) -> list:
         """Statements that drop the ``step`` lowest set bits (ranks ``0 .. step - 1``): the
         ranks and the total count down by ``step``. They wrap below zero for bits already
-        sent; those are masked off."""
+        sent; those are masked off. ``saturate``: the total stops at 0 (for a register that
+        is stepped after its last bit, so that :meth:`last_step` stays true)."""
         return [
             [rank.eq(rank - step) for rank in self.rank],
             self.mask.eq(self.mask & ~Cat(rank < step for rank in self.rank)),
-            self.total.eq(self.total - step),
+            self.total.eq(self._after_step(step) if saturate else self.total - step),
         ]
+
+    def _after_step(self, step: int):
+        # A register of n <= step bits is empty after any step: the constant, rather than a
+        # compare that is always false (verilator -Wall's CMPCONST).
+        if step >= self.n:
+            return 0
+        return Mux(self.total > step, self.total - step, 0)
 
     def last_step(self, step: int):
         """Whether the next :meth:`step` sends the last set bit (``total <= step``).
@@ -89,7 +97,7 @@ class RankRegister:
         1, folded here rather than left to the netlist: for ``n = step = 2**k - 1`` it would
         compare the counter with its own maximum value, an always-true comparison that
         ``verilator -Wall`` rejects (CMPCONST)."""
-        return 1 if step >= self.n else self.total <= step
+        return Const(1, 1) if step >= self.n else self.total <= step
 
     def select(self, m: Module, j: int, name: str):
         """Output ``j``: ``(position, valid)`` of the held set bit of rank ``j``.

@@ -1,10 +1,10 @@
 """Sparse-gradient processing element: ``lanes`` multipliers fed by decoded indices."""
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Array, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import check_range
+from maskprop.base.config import Config, ceil_log2, check_range
 
 from maskprop.hw.accumulation_tree import tree_input_layout
 from maskprop.hw.layouts import chunk_pair_layout, index_beat_layout
@@ -23,6 +23,11 @@ class SparseGradPE(wiring.Component):
         Multipliers, 1..vec.
     data_width : int
         Width of the signed operands, 2..32; products are exact, ``2 * data_width`` bits.
+    window : int or None
+        Lane ``j`` selects among the ``window`` elements of its segment only (``j //
+        (lanes * window / vec)``, :attr:`Config.select_window`): a ``window``-to-1 selection per
+        lane and operand instead of ``vec``-to-1. ``None``: ``vec``. The decoder of the same
+        window never indexes outside a lane's segment.
 
     Ports
     -----
@@ -43,9 +48,10 @@ class SparseGradPE(wiring.Component):
 
     latency = 2
 
-    def __init__(self, *, vec: int, lanes: int, data_width: int):
-        self._vec = check_range("vec", vec, 1, 64)
-        self._lanes = check_range("lanes", lanes, 1, vec)
+    def __init__(self, *, vec: int, lanes: int, data_width: int, window: int | None = None):
+        # Config validates vec, lanes and the window (and names them in its errors).
+        self._window = Config(vec=vec, lanes=lanes, select_window=window).window
+        self._vec, self._lanes = vec, lanes
         self._data_width = check_range("data_width", data_width, 2, 32)
         super().__init__({
             "i": In(stream.Signature(index_beat_layout(vec, lanes,
@@ -55,11 +61,13 @@ class SparseGradPE(wiring.Component):
 
     @classmethod
     def from_config(cls, config):
-        return cls(vec=config.vec, lanes=config.lanes, data_width=config.data_width)
+        return cls(vec=config.vec, lanes=config.lanes, data_width=config.data_width,
+                   window=config.window)
 
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
     data_width = property(lambda self: self._data_width)
+    window = property(lambda self: self._window)
 
     def elaborate(self, platform):
         m = Module()
@@ -74,13 +82,22 @@ class SparseGradPE(wiring.Component):
         operands_valid = Signal()
         operands_first = Signal(reset_less=True)
         operands_last = Signal(reset_less=True)
+        window = self._window
+        segment_lanes = self._lanes * window // self._vec
         with m.If(advance):
             for j in range(self._lanes):
                 lane_on = beat.lane_valid[j]
+                # Lane j's candidates: the `window` elements of its segment, selected by the
+                # index's offset in it (the low bits, for a power-of-two window).
+                base = j // segment_lanes * window
+                offset = (beat.index[j] - base)[:max(1, ceil_log2(window))]
+
+                def select(chunk):
+                    return Array(chunk[base + k] for k in range(window))[offset]
                 # An invalid lane multiplies 0 * 0: its term is exactly 0 whatever the index.
                 m.d.sync += [
-                    x_sel[j].eq(Mux(lane_on, beat.side.x[beat.index[j]], 0)),
-                    y_sel[j].eq(Mux(lane_on, beat.side.y[beat.index[j]], 0)),
+                    x_sel[j].eq(Mux(lane_on, select(beat.side.x), 0)),
+                    y_sel[j].eq(Mux(lane_on, select(beat.side.y), 0)),
                 ]
             m.d.sync += [
                 operands_valid.eq(self.i.valid),

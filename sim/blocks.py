@@ -48,7 +48,8 @@ def accumulate_frames(beats, acc_width: int) -> list[FrameResult]:
 
 @dataclass(frozen=True)
 class IndexBeat:
-    """One output beat of the index decoder."""
+    """One output beat of the index decoder: the element index of every lane (``None`` for an
+    invalid lane) and the framing."""
     indices: tuple
     first: bool
     last: bool
@@ -59,41 +60,62 @@ def set_bits(mask: int) -> list[int]:
     return [p for p in range(mask.bit_length()) if mask >> p & 1]
 
 
-def decode_chunks(chunks, lanes: int) -> list[IndexBeat]:
+def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
+                  window: int | None = None) -> list[IndexBeat]:
     """Reference for :class:`maskprop.hw.index_decoder.ZeroSkipIndexDecoder`.
 
     ``chunks`` is an iterable of ``(mask, first, last)``. Each chunk's set bits are sent
     ascending, ``lanes`` per beat; an all-zero chunk sends nothing unless it ends a frame, in
     which case one empty beat carries ``last``. ``first`` goes on a frame's first beat.
+    With a selection ``window`` (chunks of ``vec`` elements), each segment of ``window``
+    elements sends its set bits ``lanes * window / vec`` per beat into its own lanes, and the
+    chunk takes as many beats as its busiest segment. :attr:`IndexBeat.indices` has one entry
+    per lane, ``None`` for an invalid one.
     """
+    window = window or vec
+    segments = 1 if window is None else vec // window
+    segment_lanes = lanes // segments
     beats, pending_first = [], False
     for mask, first, last in chunks:
         bits = set_bits(mask)
         first = first or pending_first
         if not bits:
             if last:
-                beats.append(IndexBeat((), first, True))
+                beats.append(IndexBeat((None,) * lanes, first, True))
                 pending_first = False
             else:
                 pending_first = first
             continue
         pending_first = False
-        groups = [bits[k:k + lanes] for k in range(0, len(bits), lanes)]
-        for g, group in enumerate(groups):
-            beats.append(IndexBeat(tuple(group), first and g == 0,
-                                   last and g == len(groups) - 1))
+        per_segment = ([[b for b in bits if b // window == s] for s in range(segments)]
+                       if segments > 1 else [bits])
+        count = max(-(-len(ours) // segment_lanes) for ours in per_segment)
+        for g in range(count):
+            lane_indices = []
+            for ours in per_segment:
+                sent = ours[g * segment_lanes:(g + 1) * segment_lanes]
+                lane_indices += sent + [None] * (segment_lanes - len(sent))
+            beats.append(IndexBeat(tuple(lane_indices), first and g == 0,
+                                   last and g == count - 1))
     return beats
 
 
-def index_beat_payload(beat: IndexBeat, lanes: int) -> dict:
-    """The decoder's output payload for a reference beat: valid lanes lowest, the index of an
-    invalid lane is 0."""
-    indices = list(beat.indices) + [0] * (lanes - len(beat.indices))
-    return {"index": indices, "lane_valid": (1 << len(beat.indices)) - 1,
+def index_beat_payload(beat: IndexBeat, *, vec: int | None = None,
+                       window: int | None = None) -> dict:
+    """The decoder's output payload for a reference beat. An invalid lane's index is its
+    segment's first element (0 with the full window): the decoder adds the segment's base to
+    a position that is 0 when no bit is selected."""
+    lanes = len(beat.indices)
+    window = window or vec
+    segment_lanes = lanes if window is None else lanes * window // vec
+    return {"index": [(j // segment_lanes) * (window or 0) if e is None else e
+                      for j, e in enumerate(beat.indices)],
+            "lane_valid": sum(1 << j for j, e in enumerate(beat.indices) if e is not None),
             "first": beat.first, "last": beat.last}
 
 
 def pe_terms(x, y, indices) -> list[int]:
     """Reference for :class:`maskprop.hw.sparse_pe.SparseGradPE`: the products of the selected
-    operand pairs (``indices`` of the valid lanes, in lane order)."""
-    return [int(x[e]) * int(y[e]) for e in indices]
+    operand pairs: lane ``j``'s term is ``x[e] * y[e]`` for ``e = indices[j]``, 0 for an
+    invalid lane (``None``)."""
+    return [0 if e is None else int(x[e]) * int(y[e]) for e in indices]

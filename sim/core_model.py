@@ -55,8 +55,8 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
   the window's input pixel and channel word, from the chunk's row and reduction position);
 - the **tile array** (``hw/tile_array.py``): a row's first chunk enters the decoder the cycle
   after its row, each chunk when the decoder is free, ready and the chunk there; a chunk with
-  ``n`` set bits yields ``ceil(n / lanes)`` beats
-  (:func:`~maskprop.hw.index_decoder.chunk_cycles`), an all-zero chunk one cycle and no beat
+  ``n`` set bits yields ``ceil(n / lanes)`` beats (with a selection window, its busiest
+  segment's: :func:`~maskprop.hw.index_decoder.chunk_cycles`), an all-zero chunk one cycle and no beat
   (a beat if it ends its group); each further column group replays the kept chunks; a group's
   result reaches ``o`` after the PE's and the tree's registers;
 - the **back end**: the PE's registers move together when their last holds no beat or the tree
@@ -166,8 +166,7 @@ from maskprop.hw.core import MaskpropCore
 from maskprop.hw.sparse_pe import SparseGradPE
 from maskprop.hw.tile_array import TileArray
 from maskprop.hw.window_gather import PIPELINE_CYCLES, SETUP_CYCLES
-from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts, column_groups,
-                                      row_chunk_cycles)
+from maskprop.sim.cycle_model import IssuedChunks, array_cycles, column_groups, row_chunk_cycles
 from maskprop.sim.data_movement import PassTraffic, command_traffic, summed_traffic
 
 __all__ = ["MemoryTiming", "AXI_RAM", "CoreCycles", "core_cycles", "job_cycles", "total_cycles",
@@ -713,7 +712,7 @@ class _Gather:
         self.out.append(sends)
 
 
-def _weight_part(gemm, layer, command: CoreCommand, dense: bool):
+def _weight_part(gemm, layer, command: CoreCommand, config, dense: bool):
     """A backward-weight command's :class:`IssuedChunks` and wanted outputs: its output pixels'
     columns of the whole pass's ``X`` (chunked from its first pixel, the last chunk padded as
     the window gather pads it) and its result columns; with partial sums every row is sent, a
@@ -726,14 +725,13 @@ def _weight_part(gemm, layer, command: CoreCommand, dense: bool):
     nonzero = np.zeros_like(structure)
     structure[:, :len(pixels)] = gemm.structure[:, pixels.start:pixels.stop]
     nonzero[:, :len(pixels)] = gemm.X[:, pixels.start:pixels.stop] != 0
-    counts = chunk_counts(structure if dense else nonzero, vec)
-    live = chunk_counts(structure, vec) > 0
+    issued = IssuedChunks.from_elements(structure if dense else nonzero, structure, config)
     if command.psum_in or command.psum_out:
-        live[~live.any(axis=-1), 0] = True
+        issued.live[~issued.live.any(axis=-1), 0] = True
     columns = command.columns if command.operand == "a" else slice(None)
     wanted = np.ones((rows, cols), dtype=bool)
     assert gemm.X.shape[0] == rows and len(np.ones(gemm.Y.shape[1])[columns]) == cols
-    return IssuedChunks(counts, live), wanted
+    return issued, wanted
 
 
 def _weight_cycles(layer, command: CoreCommand, core: CoreConfig, memory: MemoryTiming,
@@ -741,13 +739,13 @@ def _weight_cycles(layer, command: CoreCommand, core: CoreConfig, memory: Memory
                    wanted: np.ndarray, dense: bool) -> CoreCycles:
     """:func:`core_cycles` of a backward-weight command (the module docstring's phases)."""
     config = core.array
-    vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
+    vec, tiles, col_block = config.vec, config.tiles, config.col_block
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     live_rows = issued.live_rows
     groups = column_groups(wanted, tiles, col_block, live_rows)
-    _, replay = row_chunk_cycles(issued, lanes)
-    beats = -(-issued.counts // lanes)
+    _, replay = row_chunk_cycles(issued)
+    beats = issued.beats
     a_words, dz_words = command.weight_bands(layer, vec)
     col_words = -(-cols // vec)
     sum_words = command.sum_words(layer, tiles, core.bus_bytes)
@@ -942,25 +940,25 @@ def core_cycles(array_pass: ArrayPass, core: CoreConfig, *, dense: bool,
         raise ValueError(f"command must be one of the commands the pass runs as "
                          f"(check_core_pass), not {command!r}")
     config = core.array
-    vec, lanes, tiles, col_block = config.vec, config.lanes, config.tiles, config.col_block
+    vec, tiles, col_block = config.vec, config.tiles, config.col_block
     wants_mask = pass_name == "backward_data" and not dense and gemm.omask is not None
 
     # The command's part of the pass: its GEMM rows (output pixels) and columns; for
     # backward-weight its part of the reduction and its columns.
     issued, wanted = array_pass.issued(dense), array_pass.wanted(dense)
     if pass_name == "backward_weight":
-        issued, wanted = _weight_part(gemm, layer, command, dense)
+        issued, wanted = _weight_part(gemm, layer, command, config, dense)
     elif len(plan) > 1:
         rows_of = np.asarray(command.gemm_rows(layer))
-        issued = IssuedChunks(issued.counts[rows_of], issued.live[rows_of])
+        issued = issued.rows(rows_of)
         wanted = wanted[rows_of][:, command.columns.start:command.columns.stop]
     rows, cols = wanted.shape
     blocks = -(-cols // col_block)
     col_words = -(-cols // vec)
     live_rows = issued.live_rows
     groups = column_groups(wanted, tiles, col_block, live_rows)
-    _, replay = row_chunk_cycles(issued, lanes)
-    beats = -(-issued.counts // lanes)          # decoder beats of each chunk (0: all zero)
+    _, replay = row_chunk_cycles(issued)
+    beats = issued.beats                        # decoder beats of each chunk (0: all zero)
     traffic = command_traffic(layer, command, config, dense=dense,
                               output_mask=gemm.omask is not None)
     if pass_name == "backward_weight":

@@ -11,31 +11,43 @@ import numpy as np
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
-__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "IssuedChunks",
+__all__ = ["chunk_beats", "chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
            "slot_breakdown", "PassEstimate", "fastest", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate"]
 
 
+def chunk_beats(nonzero: np.ndarray, lanes: int, *, window: int | None = None) -> np.ndarray:
+    """Decoder beats of each chunk whose elements to issue are ``nonzero`` (``(..., vec)``
+    booleans): ``ceil(n / lanes)`` for ``n`` of them, and with a selection ``window``
+    (:attr:`~maskprop.base.config.Config.select_window`) the most any segment of ``window``
+    elements needs, ``ceil(n_s / (lanes * window / vec))``; 0 for a chunk without one."""
+    vec = nonzero.shape[-1]
+    window = window or vec
+    per_segment = np.count_nonzero(
+        np.asarray(nonzero).reshape(*nonzero.shape[:-1], vec // window, window), axis=-1)
+    return (-(-per_segment // (lanes * window // vec))).max(axis=-1)
+
+
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
-                dense: bool = False) -> np.ndarray:
+                dense: bool = False, window: int | None = None) -> np.ndarray:
     """Cycles of each chunk pair (``(..., vec)`` arrays) on the engine's decoder, unstalled.
 
-    Sparse mode issues only products with both operands nonzero, ``lanes`` per cycle, and an
-    all-zero chunk costs one cycle: ``max(1, ceil(n / lanes))``. Dense mode issues every element:
-    ``ceil(vec / lanes)``.
+    Sparse mode issues only products with both operands nonzero, ``lanes`` per cycle (with a
+    selection ``window``, as many cycles as its busiest segment, :func:`chunk_beats`), and an
+    all-zero chunk costs one cycle: ``max(1, ceil(n / lanes))``. Dense mode issues every
+    element: ``ceil(vec / lanes)``.
     """
     vec = x_chunks.shape[-1]
     if dense:
         return np.full(x_chunks.shape[:-1], -(-vec // lanes), dtype=np.int64)
-    nonzero = np.count_nonzero((x_chunks != 0) & (y_chunks != 0), axis=-1)
-    return np.maximum(1, -(-nonzero // lanes))
+    return np.maximum(1, chunk_beats((x_chunks != 0) & (y_chunks != 0), lanes, window=window))
 
 
-def engine_cycles(stream, lanes: int, *, dense: bool = False) -> int:
+def engine_cycles(stream, lanes: int, *, dense: bool = False, window: int | None = None) -> int:
     """Input-busy cycles (the engine's ``cycles - stalls`` counter) for a :class:`ChunkStream`."""
-    return int(chunk_costs(stream.x, stream.y, lanes, dense=dense).sum())
+    return int(chunk_costs(stream.x, stream.y, lanes, dense=dense, window=window).sum())
 
 
 def stream_schedule(costs, chunks_per_frame: int, latency: int):
@@ -60,28 +72,49 @@ def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
 class IssuedChunks:
     """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
     bits of every chunk (the elements it issues: the structure's in dense mode, the nonzeros in
-    sparse mode) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
+    sparse mode), ``beats (M, Q)`` the decoder beats each takes (:func:`chunk_beats`, 0 for
+    none) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
     element; a row without one is not sent)."""
     counts: np.ndarray
+    beats: np.ndarray
     live: np.ndarray
 
     @classmethod
-    def of(cls, gemm, *, dense: bool) -> "IssuedChunks":
-        structure = chunk_counts(gemm.structure, gemm.vec)
-        counts = structure if dense else chunk_counts(gemm.X != 0, gemm.vec)
-        return cls(counts, structure > 0)
+    def of(cls, gemm, config, *, dense: bool) -> "IssuedChunks":
+        """The chunks of a lowered pass on the tile array of ``config``."""
+        if gemm.vec != config.vec:
+            raise ValueError(f"the pass is lowered for vec={gemm.vec}, the array has vec="
+                             f"{config.vec}")
+        return cls.from_elements(gemm.structure if dense else gemm.X != 0, gemm.structure,
+                                 config)
+
+    @classmethod
+    def from_elements(cls, issued, structure, config) -> "IssuedChunks":
+        """From the elements issued and the structural ones, ``(M, Q * vec)`` booleans each."""
+        vec = config.vec
+        rows, length = np.shape(issued)
+        if length % vec:
+            raise ValueError(f"a reduction of {length} is not a whole number of chunks of {vec}")
+        elements = np.asarray(issued, dtype=bool).reshape(rows, length // vec, vec)
+        return cls(np.count_nonzero(elements, axis=-1),
+                   chunk_beats(elements, config.lanes, window=config.window),
+                   chunk_counts(structure, vec) > 0)
+
+    def rows(self, which) -> "IssuedChunks":
+        """The chunks of the rows ``which`` (an index or a mask of rows)."""
+        return IssuedChunks(self.counts[which], self.beats[which], self.live[which])
 
     @property
     def live_rows(self) -> np.ndarray:
         return self.live.any(axis=-1)
 
 
-def row_chunk_cycles(issued: IssuedChunks, lanes: int):
+def row_chunk_cycles(issued: IssuedChunks):
     """Decoder cycles of one pass of each row's chunks through the tile array, for the first
     column group (every live chunk; one without a set bit costs a cycle) and for a replay (only
     the chunks with a set bit, at least one cycle): two ``(M,)``, 0 for a row with no live
     chunk (never sent)."""
-    beats = np.where(issued.live, -(-issued.counts // lanes), 0)
+    beats = np.where(issued.live, issued.beats, 0)
     first = np.where(issued.live, np.maximum(1, beats), 0).sum(axis=-1)
     replay = np.where(issued.live_rows, np.maximum(1, beats.sum(axis=-1)), 0)
     return first, replay
@@ -115,7 +148,7 @@ def array_cycles(issued: IssuedChunks, wanted: np.ndarray, config) -> int:
     groups passes the row's live chunks through the decoder (the first all of them, the others
     those with a set bit). ``wanted``: ``(M, J)`` outputs to compute (all of them in dense mode).
     """
-    first, replay = row_chunk_cycles(issued, config.lanes)
+    first, replay = row_chunk_cycles(issued)
     groups = column_groups(wanted, config.tiles, config.col_block, issued.live_rows)
     return int((np.where(groups > 0, first[:, None] + (groups - 1) * replay[:, None], 0)).sum())
 
@@ -125,7 +158,7 @@ def array_group_cycles(issued: IssuedChunks, wanted: np.ndarray, config) -> np.n
     issues them (row by row, block by block, ascending columns): a row's first group passes
     all its live chunks, the others replay those with a set bit (see :func:`array_cycles`, their
     sum)."""
-    first, replay = row_chunk_cycles(issued, config.lanes)
+    first, replay = row_chunk_cycles(issued)
     groups = column_groups(wanted, config.tiles, config.col_block, issued.live_rows)
     blocks = groups.shape[1]
     groups = groups.ravel()                                                 # (M * blocks,)
@@ -162,8 +195,9 @@ class SlotBreakdown:
       are the other operand's zeros);
     - ``idle_tiles``: a tile without a wanted column in the group (a block's wanted columns not
       a multiple of ``tiles``, or a block with none, which still takes one group);
-    - ``lane_fragments``: a lane left empty in a chunk's last beat (a chunk of ``n`` nonzeros
-      takes ``ceil(n / lanes)`` beats);
+    - ``lane_fragments``: a lane left empty in a chunk's beats (a chunk of ``n`` nonzeros
+      takes ``ceil(n / lanes)`` beats; with a selection window, as many as its busiest
+      segment needs, while the other segments' lanes idle);
     - ``empty_chunks``: the cycle of a chunk without a nonzero in a row's first group, or of a
       replay of a row with none.
 
@@ -195,15 +229,15 @@ def slot_breakdown(gemm, config) -> SlotBreakdown:
     column group issues every nonzero ``X`` element of its row once (the first group all live
     chunks, the replays those with a nonzero), to each of its tiles."""
     lanes, tiles = config.lanes, config.tiles
-    issued = IssuedChunks.of(gemm, dense=False)
+    issued = IssuedChunks.of(gemm, config, dense=False)
     wanted = wanted_outputs(gemm, dense=False)
-    first, replay = row_chunk_cycles(issued, lanes)
+    first, replay = row_chunk_cycles(issued)
     groups = column_groups(wanted, tiles, config.col_block, issued.live_rows).astype(np.int64)
     in_block = np.where(issued.live_rows[:, None],
                         _wanted_per_block(wanted, config.col_block), 0).astype(np.int64)
     counts = np.where(issued.live, issued.counts, 0).astype(np.int64)
     nonzeros = counts.sum(axis=-1)                   # issued to each tile of each group
-    beats = (-(-counts // lanes)).sum(axis=-1)       # cycles with a nonzero, per group
+    beats = np.where(issued.live, issued.beats, 0).sum(axis=-1)   # cycles with a nonzero
     per_row = groups.sum(axis=-1)
     # The rest of a group's cycles have none: a first group's chunks without a nonzero, or
     # the one cycle of a replay of a row with none.
@@ -228,11 +262,8 @@ def wanted_outputs(gemm, *, dense: bool) -> np.ndarray:
 
 def mode_cycles(gemm, config, *, dense: bool) -> int:
     """Cycles of a lowered pass (aligned to ``config.vec``) on the tile array in one mode."""
-    if gemm.vec != config.vec:
-        raise ValueError(f"the pass is lowered for vec={gemm.vec}, the array has vec="
-                         f"{config.vec}")
-    return array_cycles(IssuedChunks.of(gemm, dense=dense), wanted_outputs(gemm, dense=dense),
-                        config)
+    return array_cycles(IssuedChunks.of(gemm, config, dense=dense),
+                        wanted_outputs(gemm, dense=dense), config)
 
 
 @dataclass(frozen=True)

@@ -420,7 +420,7 @@ def pass_events(gemm, config: Config, *, dense: bool,
         raise ValueError(f"the pass is lowered for vec={gemm.vec}, the array has vec="
                          f"{config.vec}")
     if issued is None:
-        issued = IssuedChunks.of(gemm, dense=dense)
+        issued = IssuedChunks.of(gemm, config, dense=dense)
     wanted = wanted_outputs(gemm, dense=dense)
     reduction, cols = gemm.Y.shape
     chunks = chunk_count(reduction, config.vec)

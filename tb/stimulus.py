@@ -64,41 +64,54 @@ def random_chunks(rng: random.Random, vec: int, count: int):
     return chunks
 
 
-def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: int, count: int):
+def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: int, count: int,
+                       window: int | None = None):
     """``count`` random PE input beats (payload dicts of ``index_beat_layout`` with operand
-    chunks) and the PE's expected output payloads (:func:`maskprop.sim.blocks.pe_terms`)."""
+    chunks) and the PE's expected output payloads (:func:`maskprop.sim.blocks.pe_terms`): in
+    each selection segment (``window`` elements, all ``vec`` by default) a random number of
+    its lanes, the lowest, valid with ascending indices in the segment, as the decoder sends
+    them; an invalid lane's index is any element."""
     from maskprop.sim.blocks import pe_terms
 
+    window = window or vec
+    segment_lanes = lanes * window // vec
     inputs, expected = [], []
     for _ in range(count):
         x = [random_signed(rng, data_width) for _ in range(vec)]
         y = [random_signed(rng, data_width) for _ in range(vec)]
-        valid = rng.randint(0, lanes)
-        indices = sorted(rng.sample(range(vec), valid))
+        indices = []
+        for base in range(0, vec, window):
+            valid = rng.randint(0, segment_lanes)
+            indices += (sorted(rng.sample(range(base, base + window), valid)) +
+                        [None] * (segment_lanes - valid))
         first, last = rng.random() < 0.5, rng.random() < 0.5
-        inputs.append({"index": indices + [rng.randrange(vec)] * (lanes - valid),
-                       "lane_valid": (1 << valid) - 1, "first": first, "last": last,
-                       "side": {"x": x, "y": y}})
-        expected.append({"terms": pe_terms(x, y, indices) + [0] * (lanes - valid),
-                         "first": first, "last": last})
+        inputs.append({"index": [rng.randrange(vec) if e is None else e for e in indices],
+                       "lane_valid": sum(1 << j for j, e in enumerate(indices) if e is not None),
+                       "first": first, "last": last, "side": {"x": x, "y": y}})
+        expected.append({"terms": pe_terms(x, y, indices), "first": first, "last": last})
     return inputs, expected
 
 
-def dense_sequencer_beats(chunks, *, vec: int, lanes: int) -> list[dict]:
+def dense_sequencer_beats(chunks, *, vec: int, lanes: int, window: int | None = None) -> list:
     """The output payloads of :class:`~maskprop.hw.index_decoder.DenseIndexSequencer` for
     ``chunks`` ``(mask, first, last)``, bit for bit: ``ceil(vec / lanes)`` beats per chunk,
-    whatever its mask, lane ``j`` of beat ``b`` carrying index ``b * lanes + j``, valid when it
-    is below ``vec``; an invalid lane's index is that count cut to the index field's width
+    whatever its mask; in beat ``b`` lane ``i`` of segment ``s`` (``window`` elements, all
+    ``vec`` by default, ``lanes * window / vec`` lanes each) carries position ``b *
+    segment_lanes + i`` of the segment, valid when it is below ``window``; an invalid lane's
+    index is ``s * window`` plus that position, cut to the index field's width
     (``max(1, ceil(log2(vec)))`` bits), as the block computes it."""
+    window = window or vec
+    segment_lanes = lanes * window // vec
     beats = -(-vec // lanes)
     field = (1 << max(1, (vec - 1).bit_length())) - 1
     payloads = []
     for _, first, last in chunks:
         for b in range(beats):
-            indices = [b * lanes + j for j in range(lanes)]
-            payloads.append({"index": [index & field for index in indices],
-                             "lane_valid": sum(1 << j for j, index in enumerate(indices)
-                                               if index < vec),
+            positions = [(j // segment_lanes, b * segment_lanes + j % segment_lanes)
+                         for j in range(lanes)]
+            payloads.append({"index": [(s * window + p) & field for s, p in positions],
+                             "lane_valid": sum(1 << j for j, (_, p) in enumerate(positions)
+                                               if p < window),
                              "first": bool(first) and b == 0,
                              "last": bool(last) and b == beats - 1})
     return payloads

@@ -36,6 +36,8 @@ import abc
 from collections import deque
 from dataclasses import dataclass, field
 
+from maskprop.hw.index_decoder import segment_set_bits
+
 __all__ = ["Traffic", "Prediction", "StalledPipeline", "DecoderModel", "DenseSequencerModel",
            "PEModel", "TreeModel", "EngineModel", "TileArrayModel", "decoder_model", "pe_model",
            "tree_model", "predict", "counter_values", "first_difference", "check_timing",
@@ -117,46 +119,61 @@ class TreeModel(StalledPipeline):
 
 @dataclass
 class Chunk:
-    """A chunk as the decoder sees it: its set bits, whether it ends a frame, and what rides
-    along (the tile array's enabled tiles)."""
-    bits: int
+    """A chunk as the decoder sees it: the valid lanes of each beat it yields (none for an
+    all-zero chunk), whether it ends a frame, and what rides along (the tile array's enabled
+    tiles)."""
+    beats: tuple
     last: bool
     tiles_on: int = 1
+
+    @classmethod
+    def of(cls, mask: int, last: bool, config, tiles_on: int = 1) -> "Chunk":
+        """The chunk of set bits ``mask`` on the decoder of ``config`` (its lanes and selection
+        window: each segment sends its bits ``segment_lanes`` per beat)."""
+        vec, window = config.vec, config.window
+        segment_lanes = config.lanes * window // vec
+        counts = segment_set_bits(mask, vec, window)
+        beats = max(-(-n // segment_lanes) for n in counts)
+        return cls(tuple(sum(min(segment_lanes, max(0, n - b * segment_lanes)) for n in counts)
+                         for b in range(beats)), last, tiles_on)
+
+    @property
+    def bits(self) -> int:
+        return sum(self.beats)
 
 
 class DecoderModel:
     """:class:`~maskprop.hw.index_decoder.ZeroSkipIndexDecoder`."""
 
-    def __init__(self, lanes: int):
-        self.lanes = lanes
+    def __init__(self):
         self.held = None
-        self.left = 0          # set bits of the held chunk not sent yet
+        self.left = ()         # valid lanes of the held chunk's beats not sent yet
 
     def busy(self, offered=None) -> bool:
         return self.held is not None
 
     def offering(self, offered=None) -> bool:
-        return self.held is not None and (self.left > 0 or self.held.last)
+        return self.held is not None and (len(self.left) > 0 or self.held.last)
 
     def beat(self, offered=None):
         """(valid lanes, ``last``) of the beat on ``o``."""
-        final = self.left <= self.lanes
-        return min(self.lanes, self.left), self.held.last and final
+        final = len(self.left) <= 1
+        return (self.left[0] if self.left else 0), self.held.last and final
 
     def i_ready(self, o_ready: bool) -> bool:
         if self.held is None:
             return True
-        return ((self.left == 0 and not self.held.last) or
-                (self.left <= self.lanes and o_ready))
+        return ((not self.left and not self.held.last) or
+                (len(self.left) <= 1 and o_ready))
 
     def clock(self, o_ready: bool, offered):
         """``offered``: the chunk on ``i`` if ``i.valid``, else ``None``."""
         ready = self.i_ready(o_ready)
         if self.offering() and o_ready:
-            self.left = max(0, self.left - self.lanes)
+            self.left = self.left[1:]
         if ready:
             self.held = offered
-            self.left = offered.bits if offered is not None else 0
+            self.left = offered.beats if offered is not None else ()
 
 
 class DenseSequencerModel:
@@ -212,13 +229,15 @@ class _Stream(_Block):
         return ({"i"} if taken else set()), delivered, {}
 
 
-def decoder_model(vec: int, lanes: int, *, dense_only: bool = False) -> _Block:
-    """The decoder (payloads ``{"mask", ["mask_b"], "first", "last"}``) or the dense sequencer."""
+def decoder_model(config, *, dense_only: bool = False) -> _Block:
+    """The decoder of ``config`` (payloads ``{"mask", ["mask_b"], "first", "last"}``) or the
+    dense sequencer."""
     if dense_only:
-        return _Stream(DenseSequencerModel(vec, lanes), lambda p: Chunk(vec, bool(p["last"])))
-    return _Stream(DecoderModel(lanes),
-                   lambda p: Chunk(popcount(p["mask"] & p.get("mask_b", p["mask"])),
-                                   bool(p["last"])))
+        return _Stream(DenseSequencerModel(config.vec, config.lanes),
+                       lambda p: Chunk((), bool(p["last"])))
+    return _Stream(DecoderModel(),
+                   lambda p: Chunk.of(p["mask"] & p.get("mask_b", p["mask"]),
+                                      bool(p["last"]), config))
 
 
 def pe_model() -> _Block:
@@ -237,14 +256,15 @@ class EngineModel(_Block):
     def __init__(self, config, *, dense: bool = False, zero_skipping: bool = True):
         self.vec, self.lanes = config.vec, config.lanes
         self.dense, self.zero_skipping = dense, zero_skipping
-        self.source = (DecoderModel(config.lanes) if zero_skipping
+        self.config = config
+        self.source = (DecoderModel() if zero_skipping
                        else DenseSequencerModel(config.vec, config.lanes))
         self.pe, self.tree = PEModel(), TreeModel(config.tree_stages)
 
     def _chunk(self, payload):
         all_ones = (1 << self.vec) - 1
         mask = all_ones if self.dense else payload["x_mask"] & payload["y_mask"]
-        return Chunk(popcount(mask), bool(payload["last"]))
+        return Chunk.of(mask, bool(payload["last"]), self.config)
 
     def step(self, offered, o_ready):
         payload = offered["i"]
@@ -281,7 +301,7 @@ class TileArrayModel(_Block):
 
     def __init__(self, config, *, dense: bool = False):
         self.config, self.dense = config, dense
-        self.decoder, self.pe, self.tree = (DecoderModel(config.lanes), PEModel(),
+        self.decoder, self.pe, self.tree = (DecoderModel(), PEModel(),
                                             TreeModel(config.tree_stages))
         self.row = None              # tiles enabled in each of the held row's groups left
         self.first_group = False
@@ -344,7 +364,7 @@ class TileArrayModel(_Block):
             self.in_flight.popleft()
         tree.clock(o_ready, pe.o_last)
         pe.clock(tree_ready, beat_last)
-        chunk = Chunk(bits, last_chunk, self.row[0]) if issue else None
+        chunk = Chunk.of(mask, last_chunk, self.config, self.row[0]) if issue else None
         decoder.clock(pe_ready, chunk)
         if issue:
             if self.chunk == 0:

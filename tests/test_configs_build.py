@@ -60,6 +60,9 @@ def shrunk(config: Config, **changes) -> Config:
     values["col_block"] = max(values["tiles"], values["col_block"])
     values["data_width"] = max(2, values["data_width"])
     values["tree_stages"] = min(values["tree_stages"], ceil_log2(values["lanes"]))
+    if values["select_window"] not in Config(vec=values["vec"],
+                                             lanes=values["lanes"]).select_windows():
+        values["select_window"] = None
     values["max_chunks"] = max(1, values["max_chunks"])
     values["max_cols"] = max(1, values["max_cols"])
     # The full Y buffer (max_cols x max_chunks) follows the new buffers; a smaller one stays
@@ -88,8 +91,8 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
             max_chunks=16, max_cols=64, budget=1.0):
     """A valid ``Config`` from the documented ranges (vec 1..64, lanes 1..vec, tiles 1..64,
     col_block tiles..64, data_width 2..32, acc_width tree_width..64, tree_stages
-    0..ceil(log2 lanes), max_chunks a power of two, max_cols, y_words the full Y buffer or a
-    power of two within it), with small buffers and within a
+    0..ceil(log2 lanes), select_window any of vec's and lanes', max_chunks a power of two,
+    max_cols, y_words the full Y buffer or a power of two within it), with small buffers and within a
     generation ``budget`` (seconds of :func:`generation_terms`): each parameter reaches both
     ends of its range, but the large ones not all at once."""
     vec = draw(st.integers(1, max_vec))
@@ -101,6 +104,7 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
     tree_width = 2 * data_width + ceil_log2(lanes)
     acc_width = draw(st.integers(tree_width, 64))
     tree_stages = draw(st.integers(0, ceil_log2(lanes)))
+    window = draw(st.sampled_from([None, *Config(vec=vec, lanes=lanes).select_windows()]))
     chunks = draw(st.sampled_from([1 << k for k in range(max_chunks.bit_length())]))
     cols = draw(st.integers(1, max_cols))
     # The Y buffer: the full max_cols x max_chunks (0), or the largest power of two within it
@@ -110,7 +114,7 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
     full = chunks * cols
     config = Config(vec=vec, lanes=lanes, tiles=tiles, col_block=col_block,
                     data_width=data_width, acc_width=acc_width, tree_stages=tree_stages,
-                    max_chunks=chunks, max_cols=cols,
+                    max_chunks=chunks, max_cols=cols, select_window=window,
                     y_words=None if halvings == 0 else
                     max(chunks, (1 << (full.bit_length() - 1)) >> (halvings - 1)))
     # An expensive draw is shrunk rather than rejected (rejecting would starve hypothesis):
@@ -129,8 +133,8 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
 # one does not leave the others unelaborated.
 BLOCKS = {
     "tree": AccumulationTree.from_config,
-    "decoder": lambda c: ZeroSkipIndexDecoder(vec=c.vec, lanes=c.lanes, masks=2),
-    "dense_sequencer": lambda c: DenseIndexSequencer(vec=c.vec, lanes=c.lanes, masks=2),
+    "decoder": lambda c: ZeroSkipIndexDecoder.from_config(c, masks=2),
+    "dense_sequencer": lambda c: DenseIndexSequencer.from_config(c, masks=2),
     "pe": SparseGradPE.from_config,
     "engine": lambda c: SparseDotEngine(c, zero_skipping=True),
     "engine_dense_only": lambda c: SparseDotEngine(c, zero_skipping=False),
@@ -150,6 +154,12 @@ EDGES = [
     # accumulator exactly as wide as the products (data_width = 32 needs lanes = 1).
     Config(vec=2, lanes=1, tiles=1, col_block=64, data_width=32, acc_width=64, max_chunks=16,
            max_cols=64),
+    # Selection windows of one element (a lane per element) and of a non-power-of-two size
+    # (the segment base is added, not ORed).
+    Config(vec=4, lanes=4, tiles=2, col_block=2, data_width=4, acc_width=12, max_chunks=2,
+           max_cols=3, select_window=1),
+    Config(vec=12, lanes=6, tiles=2, col_block=4, data_width=6, acc_width=18, max_chunks=4,
+           max_cols=6, select_window=6),
 ]
 
 
@@ -175,13 +185,16 @@ def test_strategy_reaches_both_ends_of_every_range():
     """The budget shrinks draws but leaves the documented ranges reachable: to both ends, except
     that lanes and tiles stop short of 64 (at about 15). A configuration with either at
     64 takes 25-70 s to generate and lint, longer than this whole file may take."""
-    seen = {}
+    seen, restricted = {}, []
 
     @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
     @given(config=configs())
     def collect(config):
         assert sum(generation_terms(config).values()) <= 1.0
+        restricted.append(config.window < config.vec)
         for name, value in config.as_dict().items():
+            if value is None:                  # select_window's full one
+                continue
             low, high = seen.get(name, (value, value))
             seen[name] = (min(low, value), max(high, value))
     collect()
@@ -193,6 +206,7 @@ def test_strategy_reaches_both_ends_of_every_range():
     assert seen["data_width"][0] == 2 and seen["data_width"][1] >= 24
     assert seen["lanes"][0] == 1 and seen["lanes"][1] >= 12
     assert seen["tiles"][0] == 1 and seen["tiles"][1] >= 10
+    assert seen["select_window"][0] == 1 and any(restricted)
 
 
 # --- a sample of them in simulation --------------------------------------------------------------

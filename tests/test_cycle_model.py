@@ -140,10 +140,11 @@ def test_slot_breakdown_accounts_for_every_slot_of_the_sparse_pass():
     seed = seed_from_env(default=11)
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = np.random.default_rng(seed)
-    config = Config(max_chunks=512, max_cols=128)
-    slots = config.lanes * config.tiles
     weight_zero_operands = 0
-    for _ in range(20):
+    for case in range(20):
+        # Every other layer on lanes that select among 4 elements (more lane fragments).
+        config = Config(max_chunks=512, max_cols=128, select_window=4 if case % 2 else None)
+        slots = config.lanes * config.tiles
         layer = ConvLayer(int(rng.integers(1, 3)), int(rng.integers(1, 40)),
                           int(rng.integers(3, 12)), int(rng.integers(3, 12)),
                           int(rng.integers(1, 40)), int(rng.integers(1, 4)),
@@ -164,3 +165,33 @@ def test_slot_breakdown_accounts_for_every_slot_of_the_sparse_pass():
                 shares = breakdown.shares()
                 assert abs(sum(shares.values()) - 1) < 1e-12
     assert weight_zero_operands > 0
+
+
+@pytest.mark.parametrize("vec, lanes", [(16, 4), (8, 8), (12, 6), (64, 16)])
+def test_chunk_beats_restate_the_decoders_contract(vec, lanes):
+    """The vectorized beats (:func:`chunk_beats`, :func:`chunk_costs`) equal the decoder's own
+    :func:`chunk_cycles` for random masks of every density, in every selection window; the
+    full window is the unrestricted count, and a window whose segments split another's never
+    takes fewer beats than it."""
+    from maskprop.hw.index_decoder import chunk_cycles
+    from maskprop.sim.cycle_model import chunk_beats, chunk_costs
+    from maskprop.tb.stimulus import seed_from_env
+
+    seed = seed_from_env(default=vec + lanes)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = np.random.default_rng(seed)
+    nonzero = rng.random((400, vec)) < rng.choice([0.0, 0.1, 0.3, 0.6, 1.0], size=(400, 1))
+    masks = [sum(1 << e for e in range(vec) if row[e]) for row in nonzero]
+    windows = Config(vec=vec, lanes=lanes).select_windows()
+    beats = {}
+    for window in windows:
+        beats[window] = chunk_beats(nonzero, lanes, window=window)
+        assert np.maximum(1, beats[window]).tolist() == [chunk_cycles(m, vec, lanes, window)
+                                                         for m in masks]
+        assert chunk_costs(nonzero, np.ones_like(nonzero), lanes, window=window).tolist() == \
+            np.maximum(1, beats[window]).tolist()
+    for narrow in windows:
+        for wide in windows:
+            if wide % narrow == 0:
+                assert (beats[narrow] >= beats[wide]).all()
+    assert (chunk_beats(nonzero, lanes) == -(-nonzero.sum(axis=-1) // lanes)).all()

@@ -279,7 +279,7 @@ def test_event_counts_equal_direct_loops(layer, config):
             assert events.y_fill_words == len(list(array_pass.load_payloads())), label
             assert events.chunks_per_row == array_pass.chunks, label
             # The functions the docstrings name, one by one, on the cycle model's chunks.
-            issued = IssuedChunks.of(gemm, dense=dense)
+            issued = IssuedChunks.of(gemm, config, dense=dense)
             wanted = array_pass.wanted(dense)
             assert dm.issued_macs(issued, wanted) == events.macs
             assert dm.array_chunks(issued, wanted, config) == events.chunks

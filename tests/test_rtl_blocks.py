@@ -49,29 +49,33 @@ def bench(dut, name, inputs, expected, tmp_path, traffic, seed, *, model, **kwar
     return result
 
 
-@pytest.mark.parametrize("vec, lanes", [(16, 4), (32, 8), (64, 16), (64, 5)])
+@pytest.mark.parametrize("vec, lanes, window", [(16, 4, None), (32, 8, None), (64, 16, None),
+                                                (64, 5, None), (16, 4, 4), (64, 16, 16)])
 @pytest.mark.parametrize("traffic", TRAFFIC)
-def test_decoder(vec, lanes, traffic, tmp_path):
-    seed = seeded(vec * 100 + lanes)
+def test_decoder(vec, lanes, window, traffic, tmp_path):
+    seed = seeded(vec * 100 + lanes + 10000 * (window or 0))
     rng = random.Random(seed)
     chunks = random_chunks(rng, vec, 300)
-    expected = [index_beat_payload(b, lanes) for b in decode_chunks(chunks, lanes)]
-    dut = ZeroSkipIndexDecoder(vec=vec, lanes=lanes)
+    expected = [index_beat_payload(b, vec=vec, window=window)
+                for b in decode_chunks(chunks, lanes, vec=vec, window=window)]
+    dut = ZeroSkipIndexDecoder(vec=vec, lanes=lanes, window=window)
     result = bench(dut, "index_decoder", [{"mask": m, "first": f, "last": l}
                                           for m, f, l in chunks], expected, tmp_path, traffic,
-                   seed, model=reference.decoder_model(vec, lanes))
+                   seed, model=reference.decoder_model(dut))
     if traffic == "streaming":
-        costs = [chunk_cycles(bin(m).count("1"), lanes) for m, _, _ in chunks]
+        costs = [chunk_cycles(m, vec, lanes, window) for m, _, _ in chunks]
         assert result.in_cycles == np.concatenate(([0], np.cumsum(costs)[:-1])).tolist()
 
 
-@pytest.mark.parametrize("vec, lanes, data_width", [(16, 4, 16), (8, 8, 8), (32, 3, 32)])
+@pytest.mark.parametrize("vec, lanes, data_width, window", [(16, 4, 16, None), (8, 8, 8, None),
+                                                            (32, 3, 32, None), (16, 4, 16, 4),
+                                                            (12, 6, 8, 4)])
 @pytest.mark.parametrize("traffic", TRAFFIC)
-def test_pe(vec, lanes, data_width, traffic, tmp_path):
-    seed = seeded(vec + lanes + data_width)
+def test_pe(vec, lanes, data_width, window, traffic, tmp_path):
+    seed = seeded(vec + lanes + data_width + 1000 * (window or 0))
     inputs, expected = random_index_beats(random.Random(seed), vec=vec, lanes=lanes,
-                                          data_width=data_width, count=400)
-    dut = SparseGradPE(vec=vec, lanes=lanes, data_width=data_width)
+                                          data_width=data_width, count=400, window=window)
+    dut = SparseGradPE(vec=vec, lanes=lanes, data_width=data_width, window=window)
     # Streaming, beat k goes in in cycle k and its result is due `latency` cycles later.
     result = bench(dut, "sparse_pe", inputs, expected, tmp_path, traffic, seed,
                    model=reference.pe_model(),
@@ -139,19 +143,31 @@ def test_engine_on_icarus(dense, tmp_path):
 def test_engine_random(density, traffic, tmp_path):
     """Random GEMM outputs at densities 0..1 (all-zero and all-one chunks included): exact
     results; counters equal the cycle model and the nonzero-product count."""
-    config = Config()
-    seed = seeded(int(density * 10) + 7)
+    check_engine_random(Config(), density, traffic, tmp_path)
+
+
+@pytest.mark.parametrize("window, density", [(4, 0.4), (8, 0.1), (8, 0.7)])
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_engine_windowed(window, density, traffic, tmp_path):
+    """The same with a restricted selection window (each lane selects among ``window``
+    elements): exact, and the cycles of the busiest segment, as the cycle model counts."""
+    check_engine_random(Config(select_window=window), density, traffic, tmp_path)
+
+
+def check_engine_random(config, density, traffic, tmp_path):
+    seed = seeded(int(density * 10) + 7 + 100 * config.window)
     rng = np.random.default_rng(seed)
     X, Y = random_gemm_operands(rng, config, rows=8, reduction=70, cols=6, density=density)
     stream = chunk_stream(X, Y, [(m, j) for m in range(8) for j in range(6)], config.vec)
     engine = SparseDotEngine(config)
-    costs = chunk_costs(stream.x, stream.y, config.lanes)
+    costs = chunk_costs(stream.x, stream.y, config.lanes, window=config.window)
     accepted, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
     # Streaming, every result is due in the cycle model's cycle.
     result, counters = run_engine(engine, stream, tmp_path, traffic, seed,
                                   deadlines=results.tolist() if traffic == "streaming" else None)
     nonzero = (stream.x != 0) & (stream.y != 0)
-    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes)
+    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes,
+                                                              window=config.window)
     assert counters.macs == int(nonzero.sum())
     assert counters.chunks == stream.x.shape[0] * stream.x.shape[1]
     assert counters.chunks_skipped == int((~nonzero.any(axis=-1)).sum())
@@ -163,10 +179,12 @@ def test_engine_random(density, traffic, tmp_path):
 
 
 @pytest.mark.parametrize("zero_skipping", [True, False], ids=["dense-mode", "dense-only-engine"])
-def test_engine_dense(zero_skipping, tmp_path):
+@pytest.mark.parametrize("window", [None, 4])
+def test_engine_dense(zero_skipping, window, tmp_path):
     """The sparsity-agnostic baseline: the same RTL with ``dense`` set, and the engine built
-    without a decoder, both exact and at ceil(vec/lanes) cycles per chunk."""
-    config = Config()
+    without a decoder, both exact and at ceil(vec/lanes) cycles per chunk (with a selection
+    window too)."""
+    config = Config(select_window=window)
     seed = seeded(11)
     rng = np.random.default_rng(seed)
     X, Y = random_gemm_operands(rng, config, rows=4, reduction=50, cols=4, density=0.3)
@@ -187,6 +205,11 @@ BLOCKS = {
     "engine": lambda: SparseDotEngine(Config()),
     "engine-dense-only": lambda: SparseDotEngine(Config(), zero_skipping=False),
     "engine-v8-l3": lambda: SparseDotEngine(Config(vec=8, lanes=3, data_width=8, acc_width=24)),
+    "decoder-window4": lambda: ZeroSkipIndexDecoder(vec=16, lanes=4, masks=2, window=4),
+    "decoder-v12-window4": lambda: ZeroSkipIndexDecoder(vec=12, lanes=6, window=4),
+    "engine-window8": lambda: SparseDotEngine(Config(select_window=8)),
+    "engine-dense-only-window4": lambda: SparseDotEngine(Config(select_window=4),
+                                                         zero_skipping=False),
 }
 
 

@@ -30,17 +30,20 @@ pytestmark = pytest.mark.sim
 # Small buffers keep the Verilator build short; every test shares this one build.
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32, max_cols=160)
 LATENCY = TileArray(CONFIG).latency
+# The same with each lane selecting among 4 elements (Config.select_window): a second build.
+WINDOWED = replace(CONFIG, select_window=4)
 
 
-def prepare(layer, pass_name, tensors) -> dict:
+def prepare(layer, pass_name, tensors, config=CONFIG) -> dict:
     """Each mode's :class:`ArrayPass`, in the lowering fastest for it (as comparisons run)."""
     A, W, dZ = tensors
-    return mode_passes(layer, pass_name, CONFIG, A=A, W=W, dZ=dZ)
+    return mode_passes(layer, pass_name, config, A=A, W=W, dZ=dZ)
 
 
 def check(modes, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None):
-    """Both modes (``modes``: each one's ArrayPass of ``tensors`` ``(A, W, dZ)``) on the
-    Verilog."""
+    """Both modes (``modes``: each one's ArrayPass of ``tensors`` ``(A, W, dZ)``, whose
+    configuration the array is built with) on the Verilog."""
+    config = modes["sparse"].config
     comparison = compare_on_array(modes, build_dir=tmp_path, idle=traffic[0],
                                   backpressure=traffic[1], seed=seed, sim=sim)
     print(f"{comparison.label}: dense {comparison.dense.cycles} (model "
@@ -64,7 +67,7 @@ def check(modes, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None
     for mode, run in (("dense", comparison.dense), ("sparse", comparison.sparse)):
         array_pass = modes[mode]
         inputs = array_pass.inputs(run.dense)
-        prediction = check_timing(run.bench, TileArrayModel(CONFIG, dense=run.dense), inputs)
+        prediction = check_timing(run.bench, TileArrayModel(config, dense=run.dense), inputs)
         check_counters(run.bench, prediction, array_counter_layout())
         if traffic == (0, 0):
             # Unstalled: Y loaded one chunk per cycle, the first row taken right after, and
@@ -73,7 +76,7 @@ def check(modes, tensors, tmp_path, *, traffic=(0.25, 0.35), seed=None, sim=None
             assert run.bench.port_cycles["load"] == list(range(loads))
             assert run.bench.port_cycles["rows"][0] == loads
             outputs = array_output_cycles(array_pass.issued(run.dense),
-                                          array_pass.wanted(run.dense), CONFIG, latency=LATENCY)
+                                          array_pass.wanted(run.dense), config, latency=LATENCY)
             assert run.bench.out_cycles == (loads + outputs).tolist()
     return comparison
 
@@ -98,6 +101,17 @@ def test_random_layers(index, tmp_path):
           f"(MASKPROP_SEED={seed_from_env(default=2024)})")
     tensors = random_conv_tensors(rng, layer, density)
     check(prepare(layer, pass_name, tensors), tensors, tmp_path)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 4, 5])
+def test_windowed_selection(index, tmp_path):
+    """Random cases on the array whose lanes select among 4 of the 16 elements: bit-exact, and
+    cycle-exact against the cycle model (which counts each chunk's busiest segment)."""
+    rng, layer, pass_name, density = random_case(index)
+    print(f"case {index}: {layer}, {pass_name}, density {density} "
+          f"(MASKPROP_SEED={seed_from_env(default=2024)})")
+    tensors = random_conv_tensors(rng, layer, density)
+    check(prepare(layer, pass_name, tensors, WINDOWED), tensors, tmp_path)
 
 
 REAL = [(variant, layer, pass_name) for variant in ("plain", "batchnorm")

@@ -50,17 +50,21 @@ def chunk_payloads(chunks, masks=1):
              "last": last} for mask, first, last in chunks]
 
 
-@pytest.mark.parametrize("vec, lanes, masks", [(16, 4, 1), (8, 3, 2), (5, 5, 1)])
+@pytest.mark.parametrize("vec, lanes, masks, window", [(16, 4, 1, None), (8, 3, 2, None),
+                                                       (5, 5, 1, None), (16, 4, 1, 4),
+                                                       (16, 4, 2, 8)])
 @pytest.mark.parametrize("traffic", TRAFFIC)
-def test_decoder_handshakes(vec, lanes, masks, traffic):
-    seed = seeded(f"decoder/{vec}/{lanes}/{traffic}")
+def test_decoder_handshakes(vec, lanes, masks, window, traffic):
+    seed = seeded(f"decoder/{vec}/{lanes}/{window}/{traffic}")
     chunks = random_chunks(random.Random(seed), vec, 200)
     payloads = chunk_payloads(chunks, masks)
-    expected = [index_beat_payload(beat, lanes) for beat in decode_chunks(chunks, lanes)]
-    run = run_stream(ZeroSkipIndexDecoder(vec=vec, lanes=lanes, masks=masks), payloads,
-                     expected, idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1],
-                     seed=seed, max_cycles=20 * len(expected) + 1000)
-    reference.check_timing(run, reference.decoder_model(vec, lanes), {"i": payloads})
+    expected = [index_beat_payload(beat, vec=vec, window=window)
+                for beat in decode_chunks(chunks, lanes, vec=vec, window=window)]
+    dut = ZeroSkipIndexDecoder(vec=vec, lanes=lanes, masks=masks, window=window)
+    run = run_stream(dut, payloads, expected, idle=TRAFFIC[traffic][0],
+                     backpressure=TRAFFIC[traffic][1], seed=seed,
+                     max_cycles=20 * len(expected) + 1000)
+    reference.check_timing(run, reference.decoder_model(dut), {"i": payloads})
 
 
 @pytest.mark.parametrize("vec, lanes", [(16, 4), (8, 3)])
@@ -70,21 +74,25 @@ def test_dense_sequencer_handshakes(vec, lanes, traffic):
     chunks = random_chunks(random.Random(seed), vec, 100)
     payloads = chunk_payloads(chunks)
     expected = dense_sequencer_beats(chunks, vec=vec, lanes=lanes)
-    run = run_stream(DenseIndexSequencer(vec=vec, lanes=lanes), payloads, expected,
-                     idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,
+    dut = DenseIndexSequencer(vec=vec, lanes=lanes)
+    run = run_stream(dut, payloads, expected, idle=TRAFFIC[traffic][0],
+                     backpressure=TRAFFIC[traffic][1], seed=seed,
                      max_cycles=20 * len(expected) + 1000)
-    reference.check_timing(run, reference.decoder_model(vec, lanes, dense_only=True),
+    reference.check_timing(run, reference.decoder_model(dut, dense_only=True),
                            {"i": payloads})
 
 
+@pytest.mark.parametrize("lanes, window", [(3, None), (4, 2)])
 @pytest.mark.parametrize("traffic", TRAFFIC)
-def test_pe_handshakes(traffic):
+def test_pe_handshakes(lanes, window, traffic):
     """Whole-pipeline stall with bubble collapse: the PE takes a beat whenever its output
-    register is empty, even while ``o`` is back-pressured."""
-    seed = seeded(f"pe/{traffic}")
-    inputs, expected = random_index_beats(random.Random(seed), vec=8, lanes=3, data_width=8,
-                                          count=300)
-    run = run_stream(SparseGradPE(vec=8, lanes=3, data_width=8), inputs, expected,
+    register is empty, even while ``o`` is back-pressured (and with a selection window, each
+    lane's product from its own segment)."""
+    seed = seeded(f"pe/{lanes}/{window}/{traffic}")
+    inputs, expected = random_index_beats(random.Random(seed), vec=8, lanes=lanes, data_width=8,
+                                          count=300, window=window)
+    run = run_stream(SparseGradPE(vec=8, lanes=lanes, data_width=8, window=window), inputs,
+                     expected,
                      idle=TRAFFIC[traffic][0], backpressure=TRAFFIC[traffic][1], seed=seed,
                      max_cycles=20 * len(inputs) + 1000)
     reference.check_timing(run, reference.pe_model(), {"i": inputs})

@@ -88,6 +88,15 @@ class Config:
         ``<= max_chunks * vec``), a power of two in 1..4096.
     max_cols : int
         Output columns of one pass (the tile array's column addresses), 1..65536.
+    select_window : int or None
+        Candidates each multiplier lane selects its operands from. ``None`` (or ``vec``): any
+        element of the chunk (a ``vec``-to-1 selection per lane and operand). Otherwise the
+        chunk is cut into ``vec / select_window`` segments of ``select_window`` consecutive
+        elements, each served by its own ``lanes * select_window / vec`` lanes, which select
+        among its elements only (a ``select_window``-to-1 selection): cheaper, but a chunk
+        takes as many beats as its busiest segment needs (docs/architecture.md section 4.1).
+        A divisor of ``vec`` that is at least ``vec / lanes`` with ``vec / select_window``
+        dividing ``lanes``: :meth:`select_windows` lists them.
     y_words : int or None
         Words (Y chunks) of the tile array's Y buffer. ``None`` (normalized on construction)
         is ``max_cols * max_chunks``: every column of the longest reduction. Otherwise a power
@@ -129,6 +138,7 @@ class Config:
     max_chunks: int = 64
     max_cols: int = 128
     y_words: int | None = None
+    select_window: int | None = None
 
     def __post_init__(self):
         check_range("vec", self.vec, 1, 64)
@@ -145,6 +155,12 @@ class Config:
             raise ValueError(f"max_chunks must be a power of two in [1, 4096], "
                              f"not {self.max_chunks}")
         check_range("max_cols", self.max_cols, 1, 65536)
+        if self.select_window is not None and (
+                isinstance(self.select_window, bool) or
+                self.select_window not in self.select_windows()):
+            raise ValueError(f"select_window must be one of {self.select_windows()} (a divisor "
+                             f"of vec={self.vec} whose vec / select_window divides lanes="
+                             f"{self.lanes}) or None, not {self.select_window!r}")
         full = self.max_cols * self.max_chunks
         if self.y_words is None or isinstance(self.y_words, _DerivedWords):
             # Derived from this configuration's buffers, and marked so that a copy with other
@@ -159,6 +175,17 @@ class Config:
                 raise ValueError(f"y_words must be a power of two in [{self.max_chunks}, "
                                  f"{full}] (max_chunks, max_cols * max_chunks) or "
                                  f"max_cols * max_chunks, not {self.y_words}")
+
+    def select_windows(self) -> list:
+        """The ``select_window`` values this ``vec`` and ``lanes`` allow, ascending (the last
+        is ``vec``, the full selection)."""
+        return [w for w in range(1, self.vec + 1)
+                if self.vec % w == 0 and self.lanes % (self.vec // w) == 0]
+
+    @property
+    def window(self) -> int:
+        """Candidates of each lane's operand selection: ``select_window``, or ``vec``."""
+        return self.select_window or self.vec
 
     #: :func:`y_chunk_shift`, reachable from a configuration.
     y_chunk_shift = staticmethod(y_chunk_shift)

@@ -101,7 +101,8 @@ def _add_config_options(parser, *, buffers=True):
         if not buffers and f.name in BUFFER_FIELDS[1:]:
             continue
         core_default = getattr(CORE_ARRAY, f.name)
-        default = f.default if f.name != "y_words" else "max_cols x max_chunks"
+        default = {"y_words": "max_cols x max_chunks",
+                   "select_window": "vec (any element)"}.get(f.name, f.default)
         extra = (f" (the core: {core_default}, unless another buffer size is given)"
                  if f.name in CORE_ARRAY_FIELDS else "")
         group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,

@@ -352,7 +352,7 @@ class ArrayPass:
 
     def issued(self, dense: bool) -> IssuedChunks:
         """What the decoder gets in that mode (for the cycle model)."""
-        return IssuedChunks.of(self.gemm, dense=dense)
+        return IssuedChunks.of(self.gemm, self.config, dense=dense)
 
     def model_cycles(self, dense: bool) -> int:
         """The cycle model's count for this pass (the array's ``cycles - stalls``)."""
