@@ -77,7 +77,8 @@ class SparseDotEngine(wiring.Component):
     ------
     Unstalled, a chunk with ``n`` nonzero products occupies the decoder for
     ``max(1, ceil(n / lanes))`` cycles (with a selection window, its busiest segment's:
-    :func:`~maskprop.hw.index_decoder.chunk_cycles`; ``ceil(vec / lanes)`` in dense mode) and consecutive chunks follow without bubbles: chunk ``k`` is accepted in cycle
+    :func:`~maskprop.hw.index_decoder.chunk_cycles`; ``ceil(vec / lanes)`` in dense mode) and
+    consecutive chunks follow without bubbles: chunk ``k`` is accepted in cycle
     ``sum(costs[:k])`` and a frame's result is offered in cycle
     ``sum(costs[:k_last + 1]) - 1 + latency`` (see :attr:`latency`).
     """

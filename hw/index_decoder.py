@@ -112,13 +112,14 @@ class ZeroSkipIndexDecoder(_IndexSource):
     stage sends them. ``latency = 1``: a chunk accepted in cycle ``t`` offers its first beat in
     cycle ``t + 1``. A chunk with ``n`` set bits takes exactly ``ceil(n / lanes)`` beats and
     cycles (with a window, as many as its busiest segment: ``max_s ceil(n_s /
-    segment_lanes)``); an all-zero chunk takes one cycle and no beat, except that the last chunk of a frame
-    always yields a beat, with no valid lanes if it is all zero, to carry ``last``. The next
-    chunk is accepted in the cycle of the held chunk's final beat, so chunks follow without
-    bubbles: unstalled, chunk ``k`` is accepted in cycle ``sum(costs[:k])`` and a chunk costs
-    :func:`chunk_cycles` cycles. (An all-zero chunk costs one cycle, not zero: skipping it for
-    free needs the mask of the chunk after it in the same cycle. Structurally zero chunks -
-    padding and dilation - are never sent by the address generator, so they cost nothing.)
+    segment_lanes)``); an all-zero chunk takes one cycle and no beat, except that the last
+    chunk of a frame always yields a beat, with no valid lanes if it is all zero, to carry
+    ``last``. The next chunk is accepted in the cycle of the held chunk's final beat, so
+    chunks follow without bubbles: unstalled, chunk ``k`` is accepted in cycle
+    ``sum(costs[:k])`` and a chunk costs :func:`chunk_cycles` cycles. (An all-zero chunk costs
+    one cycle, not zero: skipping it for free needs the mask of the chunk after it in the same
+    cycle. Structurally zero chunks - padding and dilation - are never sent by the address
+    generator, so they cost nothing.)
 
     Compaction is prefix-popcount based: every set bit's rank (the number of set bits below it
     in its segment) comes from a ``log2(window)``-level parallel prefix of the segment's mask,

@@ -1,6 +1,6 @@
 """Sparse-gradient processing element: ``lanes`` multipliers fed by decoded indices."""
 
-from amaranth import Array, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -82,18 +82,26 @@ class SparseGradPE(wiring.Component):
         operands_valid = Signal()
         operands_first = Signal(reset_less=True)
         operands_last = Signal(reset_less=True)
-        window = self._window
+        window, width = self._window, self._data_width
         segment_lanes = self._lanes * window // self._vec
         with m.If(advance):
             for j in range(self._lanes):
                 lane_on = beat.lane_valid[j]
                 # Lane j's candidates: the `window` elements of its segment, selected by the
-                # index's offset in it (the low bits, for a power-of-two window).
+                # index's offset in it (its low bits when the window is a power of two). A
+                # word select (a shifter, which Yosys maps to a mux tree of log2(window)
+                # levels) rather than a case over the candidates, which maps to more LUTs.
                 base = j // segment_lanes * window
-                offset = (beat.index[j] - base)[:max(1, ceil_log2(window))]
+                index = beat.index[j]
+                if base and window & (window - 1):
+                    index = index - base
+                offset = index[:ceil_log2(window)]          # no bit: a window of one element
 
                 def select(chunk):
-                    return Array(chunk[base + k] for k in range(window))[offset]
+                    segment = chunk.as_value()[base * width:(base + window) * width]
+                    if window == 1:
+                        return segment.as_signed()
+                    return segment.word_select(offset, width).as_signed()
                 # An invalid lane multiplies 0 * 0: its term is exactly 0 whatever the index.
                 m.d.sync += [
                     x_sel[j].eq(Mux(lane_on, select(beat.side.x), 0)),

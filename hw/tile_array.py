@@ -118,8 +118,9 @@ class TileArray(wiring.Component):
     ----------
     config : Config
         ``vec``, ``lanes``, ``tiles``, ``data_width``, ``acc_width``, ``tree_stages``,
-        ``col_block``, ``max_chunks``, ``max_cols``, ``y_words``, ``select_window``. ``ValueError`` if its
-        buffers are too large to generate (:meth:`Config.check_generatable`).
+        ``col_block``, ``max_chunks``, ``max_cols``, ``y_words``, ``select_window``.
+        ``ValueError`` if its buffers are too large to generate
+        (:meth:`Config.check_generatable`).
 
     Ports
     -----
@@ -178,7 +179,8 @@ class TileArray(wiring.Component):
     ``sum_k max(1, b_k)`` decoder cycles over the chunks sent, each further one
     ``max(1, sum_k b_k)`` (chunks without a set bit are not replayed), where ``b_k`` is chunk
     ``k``'s beats: ``ceil(n_k / lanes)`` for ``n_k`` set mask bits, or with a selection window
-    (``Config.select_window``) its busiest segment's (``chunk_cycles``). No bubbles between groups and rows.
+    (``Config.select_window``) its busiest segment's (``chunk_cycles``). No bubbles between
+    groups and rows.
     A group's results come ``latency`` cycles after its last chunk's last decoder cycle.
     """
 

@@ -56,8 +56,8 @@ of the pass, in stream order, as the maximum of its conditions - each read off t
 - the **tile array** (``hw/tile_array.py``): a row's first chunk enters the decoder the cycle
   after its row, each chunk when the decoder is free, ready and the chunk there; a chunk with
   ``n`` set bits yields ``ceil(n / lanes)`` beats (with a selection window, its busiest
-  segment's: :func:`~maskprop.hw.index_decoder.chunk_cycles`), an all-zero chunk one cycle and no beat
-  (a beat if it ends its group); each further column group replays the kept chunks; a group's
+  segment's: :func:`~maskprop.hw.index_decoder.chunk_cycles`), an all-zero chunk one cycle
+  and no beat (a beat if it ends its group); each further column group replays the kept chunks; a group's
   result reaches ``o`` after the PE's and the tree's registers;
 - the **back end**: the PE's registers move together when their last holds no beat or the tree
   moves; the tree's move together unless a result waits on ``o``. While one waits (the result

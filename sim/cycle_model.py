@@ -11,7 +11,8 @@ import numpy as np
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
-__all__ = ["chunk_beats", "chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "IssuedChunks",
+__all__ = ["chunk_beats", "chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
+           "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
            "slot_breakdown", "PassEstimate", "fastest", "estimate_lowerings",
@@ -30,24 +31,27 @@ def chunk_beats(nonzero: np.ndarray, lanes: int, *, window: int | None = None) -
     return (-(-per_segment // (lanes * window // vec))).max(axis=-1)
 
 
-def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, lanes: int, *,
-                dense: bool = False, window: int | None = None) -> np.ndarray:
-    """Cycles of each chunk pair (``(..., vec)`` arrays) on the engine's decoder, unstalled.
+def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
+                dense: bool = False) -> np.ndarray:
+    """Cycles of each chunk pair (``(..., vec)`` arrays) on the decoder of ``config`` (its
+    ``lanes`` and selection window), unstalled.
 
     Sparse mode issues only products with both operands nonzero, ``lanes`` per cycle (with a
-    selection ``window``, as many cycles as its busiest segment, :func:`chunk_beats`), and an
+    restricted window, as many cycles as the busiest segment, :func:`chunk_beats`), and an
     all-zero chunk costs one cycle: ``max(1, ceil(n / lanes))``. Dense mode issues every
     element: ``ceil(vec / lanes)``.
     """
     vec = x_chunks.shape[-1]
     if dense:
-        return np.full(x_chunks.shape[:-1], -(-vec // lanes), dtype=np.int64)
-    return np.maximum(1, chunk_beats((x_chunks != 0) & (y_chunks != 0), lanes, window=window))
+        return np.full(x_chunks.shape[:-1], -(-vec // config.lanes), dtype=np.int64)
+    return np.maximum(1, chunk_beats((x_chunks != 0) & (y_chunks != 0), config.lanes,
+                                     window=config.window))
 
 
-def engine_cycles(stream, lanes: int, *, dense: bool = False, window: int | None = None) -> int:
-    """Input-busy cycles (the engine's ``cycles - stalls`` counter) for a :class:`ChunkStream`."""
-    return int(chunk_costs(stream.x, stream.y, lanes, dense=dense, window=window).sum())
+def engine_cycles(stream, config, *, dense: bool = False) -> int:
+    """Input-busy cycles (the engine's ``cycles - stalls`` counter) for a :class:`ChunkStream`
+    on the engine of ``config``."""
+    return int(chunk_costs(stream.x, stream.y, config, dense=dense).sum())
 
 
 def stream_schedule(costs, chunks_per_frame: int, latency: int):

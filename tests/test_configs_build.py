@@ -92,8 +92,8 @@ def configs(draw, *, max_vec=64, max_tiles=64, max_block=64, max_data_width=32,
     """A valid ``Config`` from the documented ranges (vec 1..64, lanes 1..vec, tiles 1..64,
     col_block tiles..64, data_width 2..32, acc_width tree_width..64, tree_stages
     0..ceil(log2 lanes), select_window any of vec's and lanes', max_chunks a power of two,
-    max_cols, y_words the full Y buffer or a power of two within it), with small buffers and within a
-    generation ``budget`` (seconds of :func:`generation_terms`): each parameter reaches both
+    max_cols, y_words the full Y buffer or a power of two within it), with small buffers and
+    within a generation ``budget`` (seconds of :func:`generation_terms`): each parameter reaches both
     ends of its range, but the large ones not all at once."""
     vec = draw(st.integers(1, max_vec))
     lanes = draw(st.integers(1, vec))
@@ -193,7 +193,7 @@ def test_strategy_reaches_both_ends_of_every_range():
         assert sum(generation_terms(config).values()) <= 1.0
         restricted.append(config.window < config.vec)
         for name, value in config.as_dict().items():
-            if value is None:                  # select_window's full one
+            if value is None:                  # select_window's default, the full crossbar
                 continue
             low, high = seen.get(name, (value, value))
             seen[name] = (min(low, value), max(high, value))

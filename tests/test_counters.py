@@ -77,7 +77,7 @@ def test_engine_counters(mode, traffic):
     stream = chunk_stream(X, Y, [(m, j) for m in range(6) for j in range(5)], config.vec)
     payloads = list(stream.payloads())
     engine = SparseDotEngine(config, **kind)
-    busy = engine_cycles(stream, config.lanes, dense=dense)
+    busy = engine_cycles(stream, config, dense=dense)
     pulses = clear_pulses(random.Random(seed), 2, busy)
 
     def setup(ctx):

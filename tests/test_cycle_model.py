@@ -188,7 +188,8 @@ def test_chunk_beats_restate_the_decoders_contract(vec, lanes):
         beats[window] = chunk_beats(nonzero, lanes, window=window)
         assert np.maximum(1, beats[window]).tolist() == [chunk_cycles(m, vec, lanes, window)
                                                          for m in masks]
-        assert chunk_costs(nonzero, np.ones_like(nonzero), lanes, window=window).tolist() == \
+        config = Config(vec=vec, lanes=lanes, select_window=window)
+        assert chunk_costs(nonzero, np.ones_like(nonzero), config).tolist() == \
             np.maximum(1, beats[window]).tolist()
     for narrow in windows:
         for wide in windows:

@@ -45,7 +45,7 @@ def test_engine_matches_golden(config, density, traffic):
     assert np.array_equal(stream.expected, (X @ Y)[tuple(np.array(outputs).T)])
     engine = SparseDotEngine(config)
     streaming = traffic == (0.0, 0.0)
-    costs = chunk_costs(stream.x, stream.y, config.lanes)
+    costs = chunk_costs(stream.x, stream.y, config)
     accepted, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
     # Unstalled, every result is due in the cycle model's cycle (a late one fails on arrival).
     run = run_engine(engine, stream, idle=traffic[0], backpressure=traffic[1], seed=seed,
@@ -66,10 +66,10 @@ def test_dense_mode(zero_skipping):
     stream = chunk_stream(X, Y, [(m, j) for m in range(3) for j in range(2)], config.vec)
     engine = SparseDotEngine(config, zero_skipping=zero_skipping)
     run = run_engine(engine, stream, dense=zero_skipping)
-    costs = chunk_costs(stream.x, stream.y, config.lanes, dense=True)
+    costs = chunk_costs(stream.x, stream.y, config, dense=True)
     _, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
     assert run.out_cycles == results.tolist()
-    assert results[-1] + 1 - engine.latency == engine_cycles(stream, config.lanes, dense=True)
+    assert results[-1] + 1 - engine.latency == engine_cycles(stream, config, dense=True)
 
 
 def test_chunk_costs_agree_with_the_decoder_contract():
@@ -77,10 +77,12 @@ def test_chunk_costs_agree_with_the_decoder_contract():
     x = rng.integers(-2, 3, size=(50, 16)) * (rng.random((50, 16)) < 0.4)
     y = rng.integers(-2, 3, size=(50, 16))
     for lanes in (1, 3, 4, 16):
-        costs = chunk_costs(x, y, lanes)
-        expected = [chunk_cycles(sum(1 << e for e in range(16) if a[e] and b[e]), 16, lanes)
-                    for a, b in zip(x, y)]
-        assert costs.tolist() == expected
+        for window in Config(lanes=lanes).select_windows():
+            config = Config(lanes=lanes, select_window=window)
+            costs = chunk_costs(x, y, config)
+            expected = [chunk_cycles(sum(1 << e for e in range(16) if a[e] and b[e]), 16, lanes,
+                                     window) for a, b in zip(x, y)]
+            assert costs.tolist() == expected
 
 
 CONV_LAYERS = {

@@ -112,7 +112,7 @@ def test_engine_counters_across_clears(dense, tmp_path):
     rng = np.random.default_rng(seed)
     X, Y = random_gemm_operands(rng, config, rows=5, reduction=60, cols=4, density=0.3)
     stream = chunk_stream(X, Y, [(m, j) for m in range(5) for j in range(4)], config.vec)
-    busy = engine_cycles(stream, config.lanes, dense=dense)
+    busy = engine_cycles(stream, config, dense=dense)
     clear = sorted(random.Random(seed).sample(range(2, busy), 4))
     clear.append(clear[-1] + 1)                         # and a clear right after a clear
     result, _ = run_engine(SparseDotEngine(config), stream, tmp_path, "idle+backpressure",
@@ -132,7 +132,7 @@ def test_engine_on_icarus(dense, tmp_path):
     result, counters = run_engine(SparseDotEngine(config), stream, tmp_path,
                                   "idle+backpressure", seed, dense=dense, sim="icarus")
     assert result.run.simulator == "icarus"
-    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes, dense=dense)
+    assert counters.cycles - counters.stalls == engine_cycles(stream, config, dense=dense)
     nonzero = (stream.x != 0) & (stream.y != 0)
     assert counters.macs == (stream.x.size if dense else int(nonzero.sum()))
     assert counters.outputs == stream.frames
@@ -150,7 +150,8 @@ def test_engine_random(density, traffic, tmp_path):
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_engine_windowed(window, density, traffic, tmp_path):
     """The same with a restricted selection window (each lane selects among ``window``
-    elements): exact, and the cycles of the busiest segment, as the cycle model counts."""
+    elements): exact, and the cycles of each chunk's busiest segment, as the cycle model
+    counts."""
     check_engine_random(Config(select_window=window), density, traffic, tmp_path)
 
 
@@ -160,14 +161,13 @@ def check_engine_random(config, density, traffic, tmp_path):
     X, Y = random_gemm_operands(rng, config, rows=8, reduction=70, cols=6, density=density)
     stream = chunk_stream(X, Y, [(m, j) for m in range(8) for j in range(6)], config.vec)
     engine = SparseDotEngine(config)
-    costs = chunk_costs(stream.x, stream.y, config.lanes, window=config.window)
+    costs = chunk_costs(stream.x, stream.y, config)
     accepted, results = stream_schedule(costs, stream.chunks_per_frame, engine.latency)
     # Streaming, every result is due in the cycle model's cycle.
     result, counters = run_engine(engine, stream, tmp_path, traffic, seed,
                                   deadlines=results.tolist() if traffic == "streaming" else None)
     nonzero = (stream.x != 0) & (stream.y != 0)
-    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes,
-                                                              window=config.window)
+    assert counters.cycles - counters.stalls == engine_cycles(stream, config)
     assert counters.macs == int(nonzero.sum())
     assert counters.chunks == stream.x.shape[0] * stream.x.shape[1]
     assert counters.chunks_skipped == int((~nonzero.any(axis=-1)).sum())
@@ -179,11 +179,11 @@ def check_engine_random(config, density, traffic, tmp_path):
 
 
 @pytest.mark.parametrize("zero_skipping", [True, False], ids=["dense-mode", "dense-only-engine"])
-@pytest.mark.parametrize("window", [None, 4])
+@pytest.mark.parametrize("window", [4, 16])
 def test_engine_dense(zero_skipping, window, tmp_path):
     """The sparsity-agnostic baseline: the same RTL with ``dense`` set, and the engine built
-    without a decoder, both exact and at ceil(vec/lanes) cycles per chunk (with a selection
-    window too)."""
+    without a decoder, both exact and at ceil(vec/lanes) cycles per chunk (with the full
+    crossbar and with a selection window of 4)."""
     config = Config(select_window=window)
     seed = seeded(11)
     rng = np.random.default_rng(seed)
@@ -191,7 +191,7 @@ def test_engine_dense(zero_skipping, window, tmp_path):
     stream = chunk_stream(X, Y, [(m, j) for m in range(4) for j in range(4)], config.vec)
     engine = SparseDotEngine(config, zero_skipping=zero_skipping)
     _, counters = run_engine(engine, stream, tmp_path, "idle+backpressure", seed, dense=True)
-    assert counters.cycles - counters.stalls == engine_cycles(stream, config.lanes, dense=True)
+    assert counters.cycles - counters.stalls == engine_cycles(stream, config, dense=True)
     assert counters.macs == stream.x.size
     assert counters.chunks_skipped == 0
 

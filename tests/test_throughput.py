@@ -82,7 +82,7 @@ def test_dense_sequencer_handshakes(vec, lanes, traffic):
                            {"i": payloads})
 
 
-@pytest.mark.parametrize("lanes, window", [(3, None), (4, 2)])
+@pytest.mark.parametrize("lanes, window", [(3, None), (4, 2), (8, 1)])
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_pe_handshakes(lanes, window, traffic):
     """Whole-pipeline stall with bubble collapse: the PE takes a beat whenever its output
@@ -184,7 +184,7 @@ def test_reference_unstalled_engine_is_the_cycle_model():
     X, Y = random_gemm_operands(rng, config, rows=5, reduction=50, cols=4, density=0.3)
     stream = chunk_stream(X, Y, [(m, j) for m in range(5) for j in range(4)], config.vec)
     payloads = list(stream.payloads())
-    accepted, results = stream_schedule(chunk_costs(stream.x, stream.y, config.lanes),
+    accepted, results = stream_schedule(chunk_costs(stream.x, stream.y, config),
                                         stream.chunks_per_frame,
                                         SparseDotEngine(config).latency)
     cycles = int(results[-1]) + 10

@@ -102,7 +102,8 @@ def _add_config_options(parser, *, buffers=True):
             continue
         core_default = getattr(CORE_ARRAY, f.name)
         default = {"y_words": "max_cols x max_chunks",
-                   "select_window": "vec (any element)"}.get(f.name, f.default)
+                   "select_window": "vec (any element: the full crossbar)",
+                   }.get(f.name, f.default)
         extra = (f" (the core: {core_default}, unless another buffer size is given)"
                  if f.name in CORE_ARRAY_FIELDS else "")
         group.add_argument(f"--{f.name.replace('_', '-')}", type=int, dest=f.name,

@@ -185,7 +185,7 @@ def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = N
         exact = (result.passed
                  and [r.value for r in result.outputs] == stream.expected.tolist())
         runs[mode] = ModeRun(dense, counters["cycles"] - counters["stalls"],
-                             engine_cycles(stream, config.lanes, dense=dense), exact, counters,
+                             engine_cycles(stream, config, dense=dense), exact, counters,
                              result.run.seconds, result.run.simulator, result.run.seed,
                              bench=result)
     return Comparison(
