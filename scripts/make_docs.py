@@ -188,6 +188,12 @@ PARTS = [
          "(digits CNN real masks, ResNet-18 literature profile)",
          lambda work, quick: [_script("slot_losses.py", "--json", work / "result.json")],
          lambda work, docs: tables.slot_losses_table(_json(work / "result.json")), quick=True),
+    Part("select-window", "results.md", "restricted selection windows against the full "
+         "crossbar: engine area and Fmax on ECP5, achieved/ideal and training steps per second "
+         "per LUT on every network",
+         lambda work, quick: [_script("bench_window.py", "--out", work / "build", "--json",
+                                      work / "result.json")],
+         lambda work, docs: tables.select_window_tables(_json(work / "result.json"))),
     Part("sparsity", "results.md", "ReLU densities of the digits CNN while it trains",
          lambda work, quick: [_script("digits_sparsity.py", "--variant", v)
                               for v in ("plain", "batchnorm")],

@@ -119,7 +119,16 @@ CATALOGUE = [
            "held = Signal(init=1)                        # a chunk is in the register",
            "wrong reset: the chunk register starts full (a phantom all-zero chunk)",
            ENGINE_COUNTERS),
+    Mutant("decoder-window-segment-count-wraps", "index_decoder",
+           "m.d.sync += segment.step(segment_lanes, saturate=segments > 1)",
+           "m.d.sync += segment.step(segment_lanes)",
+           "with a selection window, a segment that is done keeps counting down: its total "
+           "wraps and the chunk's final beat comes late", DECODER),
     # --- SparseGradPE ---------------------------------------------------------------------------
+    Mutant("pe-window-selects-the-first-segment", "sparse_pe",
+           "base = j // segment_lanes * window", "base = 0",
+           "with a selection window, every lane selects among the chunk's first segment",
+           ("tests/test_throughput.py::test_pe_handshakes",)),
     Mutant("pe-keeps-bubbles", "sparse_pe",
            "advance.eq(~self.o.valid | self.o.ready)", "advance.eq(self.o.ready)",
            "the PE no longer collapses bubbles while its output is stalled: slower, same values",

@@ -230,6 +230,49 @@ def slot_losses_table(payload: dict) -> str:
          "zero Y operand", "idle tiles", "empty lanes", "empty chunks"], rows)])
 
 
+def select_window_tables(payload: dict) -> str:
+    """The result of ``scripts/bench_window.py --json``: each design's area and Fmax, then per
+    network and scenario achieved/ideal in every window and training steps per second per LUT
+    relative to the full window's."""
+    windows = payload["windows"]
+    full = windows[-1]
+    areas, means = payload["areas"], payload["per_lut_geomean"]
+    labels = {str(w): f"sparse, window {w}" + (" (full crossbar)" if w == full else "")
+              for w in windows}
+    labels["dense-only"] = f"dense-only, window {windows[0]}"
+    first = next(iter(areas.values()))
+    area_rows = [[labels[key], *_flow_cells(report),
+                  f"{report['array']['luts']:,}" if "array" in report else "-",
+                  times(means[key]["engine"]),
+                  times(means[key]["array"]) if "array" in means[key] else "-"]
+                 for key, report in areas.items()]
+    by_key = {}
+    for row in payload["rows"]:
+        by_key.setdefault((row["network"], row["scenario"]), {})[row["window"]] = row
+    rows = []
+    for (network, scenario), by_window in by_key.items():
+        rows.append([network, scenario,
+                     *(ratio(by_window[w]["efficiency"]) for w in reversed(windows)),
+                     *(times(by_window[w]["per_lut_vs_full_array"])
+                       for w in reversed(windows[:-1]))])
+    return "\n".join([
+        f"vec {payload['vec']}, lanes {payload['lanes']}. The engine (one tile) on "
+        f"{first['target']} {_where(first)}, nextpnr seed {first['seed']}, {first['method']}; "
+        f"the tile array (4 tiles, FPGA_SMALL buffers) synthesized only. Steps/s per LUT: "
+        f"training steps per second (the engine's Fmax over the step's cycles) per LUT4 of the "
+        f"engine or of the tile array, relative to the full window's, the geometric mean over "
+        f"the networks and scenarios of the second table (the dense-only engine at its dense "
+        f"cycles)", "",
+        *_table(["design", *_FLOW_HEADER, "tile array LUT4", "steps/s per engine LUT",
+                 "steps/s per array LUT"], area_rows), "",
+        f"Best training-step throughput per LUT of the tile array: window "
+        f"{payload['best_window']}.", "",
+        *_table(["network", "scenario",
+                 *(f"achieved/ideal, window {w}" for w in reversed(windows)),
+                 *(f"steps/s per array LUT, window {w}" for w in reversed(windows[:-1]))],
+                rows)])
+
+
 # --- maskprop eval ------------------------------------------------------------------------------
 
 _TOTALS = ("forward", "backward", "training step")
