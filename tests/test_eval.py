@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -279,6 +280,32 @@ def test_pass_costs_estimate_is_the_cycle_models():
 MOVEMENT_SUMS = ("dense_bytes", "sparse_bytes", "dense_memory_cycles", "sparse_memory_cycles",
                  "dense_overlapped_cycles", "sparse_overlapped_cycles", "dense_serial_cycles",
                  "sparse_serial_cycles", "dense_energy_pj", "sparse_energy_pj")
+
+
+def test_the_dense_baseline_ignores_the_selection_window():
+    """A first layer of 3 channels: its chunks hold 3 structural elements, all in the first
+    segment of a window of 4, so the windowed array's dense mode takes 3 beats per chunk where a
+    dense design takes 1; the evaluation's baseline stays the full window's, and only the
+    sparse cycles pay for the window."""
+    from maskprop.evaluation.evaluate import pass_costs
+    from maskprop.sim.cycle_model import mode_cycles, pass_estimate
+    from maskprop.sim.layer import ConvLayer
+
+    layer = ConvLayer(batch=1, in_channels=3, height=8, width=8, out_channels=16, kernel=3,
+                      stride=1, padding=1, name="first")
+    rng = np.random.default_rng(3)
+    a = rng.random(layer.input_shape) < 0.6
+    dz = rng.random(layer.output_shape) < 0.4
+    windowed = replace(EVALUATION, select_window=4)
+    full, _, _ = pass_costs(layer, "forward", a, dz, EVALUATION, bandwidth=32)
+    narrow, _, _ = pass_costs(layer, "forward", a, dz, windowed, bandwidth=32)
+    assert narrow.dense_cycles == full.dense_cycles
+    assert narrow.sparse_cycles >= full.sparse_cycles
+    # What the windowed RTL's dense mode would take (the cycle model, exact against it).
+    rtl = pass_estimate(layer, "forward", a, dz, windowed)
+    assert rtl.dense_cycles == 3 * full.dense_cycles
+    assert rtl.sparse_cycles == narrow.sparse_cycles
+
 
 
 @pytest.mark.parametrize("bandwidth", [32, 2.5])

@@ -461,7 +461,11 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     with both reasons if none), so where both run the two are equal (tests hold them so).
     Each lowering's chunks are counted once for a mode's cycles and its costs
     (:func:`maskprop.sim.data_movement.mode_cost`: the commands of the pass on ``core``), on
-    the lowering that mode runs in.
+    the lowering that mode runs in. The dense baseline is counted with the full selection
+    window whatever ``config.select_window`` is: a sparsity-agnostic design packs a chunk's
+    structural elements into its lanes, while the windowed array's dense mode would take a
+    partial chunk's busiest segment (docs/architecture.md section 4.1), so with a window the
+    dense cycles are not :func:`~maskprop.sim.cycle_model.pass_estimate`'s.
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
@@ -478,10 +482,11 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
                         vec=config.vec) for orientation in orientations]
     chosen = {}
     for dense in (True, False):
+        mode_config = replace(config, select_window=None) if dense else config
         runs = []
         for gemm in gemms:
-            issued = IssuedChunks.of(gemm, config, dense=dense)
-            runs.append((array_cycles(issued, wanted_outputs(gemm, dense=dense), config),
+            issued = IssuedChunks.of(gemm, mode_config, dense=dense)
+            runs.append((array_cycles(issued, wanted_outputs(gemm, dense=dense), mode_config),
                          gemm, issued))
         chosen[dense] = min(runs, key=lambda run: run[0])        # the first on a tie
     (dense_cycles, dense_gemm, _), (sparse_cycles, sparse_gemm, _) = chosen[True], chosen[False]
