@@ -144,6 +144,15 @@ def _render_flow_engine(work, docs):
     return text
 
 
+def _render_flow_array(work, docs):
+    report = _json(work / "ecp5.json")
+    text = tables.flow_table([("TileArray", report)])
+    path = report.get("critical_path")
+    if path:
+        text += f"\n\nThe tile array's {critical_path_text(path, every_signal=True)}."
+    return text
+
+
 def _render_flow_core(work, docs):
     default, fits = _json(work / "default.json"), _json(work / "fits.json")
     if default.get("routed") or not fits.get("routed"):
@@ -216,7 +225,7 @@ PARTS = [
     Part("fpga-array", "fpga.md", "the tile array (FPGA_SMALL buffers) on ECP5",
          lambda work, quick: [_maskprop("flow", "array", "--target", "ecp5", *FPGA_ARRAY,
                                         "--out", work / "build", "--json", work / "ecp5.json")],
-         lambda work, docs: tables.flow_table([("TileArray", _json(work / "ecp5.json"))])),
+         _render_flow_array),
     Part("fpga-core", "fpga.md", "the core on the ECP5 LFE5U-85F: CORE_DEFAULT synthesized, "
          "FPGA_CORE placed and routed (router2)",
          lambda work, quick: [
