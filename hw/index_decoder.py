@@ -4,7 +4,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import Config, check_range
+from maskprop.base.config import Selection, ceil_log2, check_range
 
 from maskprop.hw.layouts import index_beat_layout, mask_chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
@@ -12,28 +12,30 @@ from maskprop.hw.rank_compaction import RankRegister
 __all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles", "segment_set_bits"]
 
 
-def segment_set_bits(mask: int, vec: int, window: int) -> list:
-    """Set bits of each of a chunk's ``vec / window`` selection segments (elements
-    ``s * window .. (s + 1) * window - 1``), lowest segment first."""
-    return [bin(mask >> s & ((1 << window) - 1)).count("1") for s in range(0, vec, window)]
+def segment_set_bits(mask: int, selection: Selection) -> list:
+    """Set bits of ``mask`` in each of a chunk's selection segments (segment ``s``: the
+    positions of :meth:`Selection.positions`), lowest segment first."""
+    return [sum(mask >> p & 1 for p in selection.positions(s))
+            for s in range(selection.segments)]
 
 
 def chunk_cycles(mask: int, vec: int, lanes: int, window: int | None = None) -> int:
     """Cycles the decoder spends on a chunk whose nonzero elements are the set bits of ``mask``
     (unstalled): the beats its busiest selection segment needs, ``ceil(n_s / (lanes * window
     / vec))`` (``ceil(n / lanes)`` with the full window), and one for an all-zero chunk. The
-    cycle model restates this in vectorized form."""
-    window = window or vec
-    segment_lanes = lanes * window // vec
-    return max(1, *(-(-n // segment_lanes) for n in segment_set_bits(mask, vec, window)))
+    cycle model restates this in vectorized form (:meth:`Selection.beats`)."""
+    selection = Selection(vec, lanes, window)
+    return max(1, *(-(-n // selection.segment_lanes) for n in segment_set_bits(mask, selection)))
 
 
-def _at(index, base: int):
-    """``index + base`` for a segment's position and its base (a multiple of the window): an
-    OR when the window is a power of two (``index`` then has exactly the bits below it)."""
-    if base == 0:
-        return index
-    return index | base if (base & -base) >= 1 << len(index) else index + base
+def _position(offset, segment: int, segments: int):
+    """The chunk position of ``offset`` in ``segment`` (:meth:`Selection.positions`):
+    ``offset * segments + segment``, a concatenation when ``segments`` is a power of two."""
+    if segments == 1:
+        return offset
+    if segments & (segments - 1) == 0:
+        return Cat(Const(segment, ceil_log2(segments)), offset)
+    return offset * segments + segment
 
 
 class _IndexSource(wiring.Component):
@@ -41,8 +43,7 @@ class _IndexSource(wiring.Component):
 
     def __init__(self, *, vec: int, lanes: int, masks: int = 1, side=None,
                  window: int | None = None):
-        # Config validates vec, lanes and the window (and names them in its errors).
-        self._window = Config(vec=vec, lanes=lanes, select_window=window).window
+        self._selection = Selection(vec, lanes, window)     # validates all three
         self._vec, self._lanes = vec, lanes
         self._masks = check_range("masks", masks, 1, 2)
         self._side = side
@@ -61,17 +62,8 @@ class _IndexSource(wiring.Component):
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
     masks = property(lambda self: self._masks)
-    window = property(lambda self: self._window)
-
-    @property
-    def segments(self) -> int:
-        """Selection segments of a chunk: ``vec / window``, each served by
-        :attr:`segment_lanes` lanes (lane ``j`` by segment ``j // segment_lanes``)."""
-        return self._vec // self._window
-
-    @property
-    def segment_lanes(self) -> int:
-        return self._lanes // self.segments
+    selection = property(lambda self: self._selection)
+    window = property(lambda self: self._selection.window)
 
 
 class ZeroSkipIndexDecoder(_IndexSource):
@@ -90,8 +82,10 @@ class ZeroSkipIndexDecoder(_IndexSource):
         operand chunks), so that the indices and the data they select travel together.
     window : int or None
         Each lane's selection window (:attr:`Config.select_window`): ``None`` or ``vec``, any
-        element; else the chunk's segments of ``window`` elements are decoded side by side,
-        segment ``s`` into lanes ``s * segment_lanes ..`` (see :attr:`segments`).
+        element; else the chunk's interleaved segments of ``window`` elements
+        (:class:`~maskprop.base.config.Selection`: segment ``s`` holds positions ``s, s +
+        segments, ...``) are decoded side by side, segment ``s`` into lanes ``s *
+        segment_lanes ..``.
 
     Ports
     -----
@@ -145,10 +139,12 @@ class ZeroSkipIndexDecoder(_IndexSource):
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
         held = Signal()                              # a chunk is in the register
-        window, segments, segment_lanes = self._window, self.segments, self.segment_lanes
+        selection = self._selection
+        window, segments, segment_lanes = (selection.window, selection.segments,
+                                           selection.segment_lanes)
         # One register per segment; with the full window the one keeps the unsuffixed names.
         suffix = (lambda s: "") if segments == 1 else (lambda s: str(s))
-        held_segments = [RankRegister(m, effective[s * window:(s + 1) * window], window,
+        held_segments = [RankRegister(m, effective[s::segments], window,
                                       name=f"held{suffix(s)}", counts_name=f"rank{suffix(s)}")
                          for s in range(segments)]
         held_first = Signal(reset_less=True)
@@ -166,7 +162,7 @@ class ZeroSkipIndexDecoder(_IndexSource):
                 j = s * segment_lanes + i
                 index, lane_valid = segment.select(m, i, f"select{j}")
                 m.d.comb += [
-                    self.o.payload.index[j].eq(_at(index, s * window)),
+                    self.o.payload.index[j].eq(_position(index, s, segments)),
                     self.o.payload.lane_valid[j].eq(lane_valid),
                 ]
 
@@ -243,15 +239,16 @@ class DenseIndexSequencer(_IndexSource):
             # ASCRANGE).
             beat = Const(0, 1)
             m.d.comb += final.eq(1)
-        window, segment_lanes = self._window, self.segment_lanes
+        selection = self._selection
+        window, segment_lanes = selection.window, selection.segment_lanes
         for j in range(lanes):
-            # Lane j serves segment s = j // segment_lanes: its position b * segment_lanes + i.
+            # Lane j serves segment s = j // segment_lanes: its offset b * segment_lanes + i.
             segment, i = divmod(j, segment_lanes)
-            position = Signal(range(window + segment_lanes), name=f"position{j}")
+            offset = Signal(range(window + segment_lanes), name=f"offset{j}")
             m.d.comb += [
-                position.eq(beat * segment_lanes + i),
-                self.o.payload.index[j].eq(position + segment * window),
-                self.o.payload.lane_valid[j].eq(position < window),
+                offset.eq(beat * segment_lanes + i),
+                self.o.payload.index[j].eq(_position(offset, segment, selection.segments)),
+                self.o.payload.lane_valid[j].eq(offset < window),
             ]
         m.d.comb += [
             self.o.valid.eq(self.i.valid),

@@ -1,10 +1,10 @@
 """Sparse-gradient processing element: ``lanes`` multipliers fed by decoded indices."""
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import Config, ceil_log2, check_range
+from maskprop.base.config import Selection, ceil_log2, check_range
 
 from maskprop.hw.accumulation_tree import tree_input_layout
 from maskprop.hw.layouts import chunk_pair_layout, index_beat_layout
@@ -24,10 +24,11 @@ class SparseGradPE(wiring.Component):
     data_width : int
         Width of the signed operands, 2..32; products are exact, ``2 * data_width`` bits.
     window : int or None
-        Lane ``j`` selects among the ``window`` elements of its segment only (``j //
-        (lanes * window / vec)``, :attr:`Config.select_window`): a ``window``-to-1 selection per
-        lane and operand instead of ``vec``-to-1. ``None``: ``vec``. The decoder of the same
-        window never indexes outside a lane's segment.
+        Lane ``j`` selects among the ``window`` elements of its segment only (segment ``j //
+        (lanes * window / vec)``, positions ``s, s + vec / window, ...``:
+        :class:`~maskprop.base.config.Selection`, :attr:`Config.select_window`): a
+        ``window``-to-1 selection per lane and operand instead of ``vec``-to-1. ``None``:
+        ``vec``. The decoder of the same window never indexes outside a lane's segment.
 
     Ports
     -----
@@ -49,8 +50,7 @@ class SparseGradPE(wiring.Component):
     latency = 2
 
     def __init__(self, *, vec: int, lanes: int, data_width: int, window: int | None = None):
-        # Config validates vec, lanes and the window (and names them in its errors).
-        self._window = Config(vec=vec, lanes=lanes, select_window=window).window
+        self._selection = Selection(vec, lanes, window)     # validates all three
         self._vec, self._lanes = vec, lanes
         self._data_width = check_range("data_width", data_width, 2, 32)
         super().__init__({
@@ -67,7 +67,8 @@ class SparseGradPE(wiring.Component):
     vec = property(lambda self: self._vec)
     lanes = property(lambda self: self._lanes)
     data_width = property(lambda self: self._data_width)
-    window = property(lambda self: self._window)
+    selection = property(lambda self: self._selection)
+    window = property(lambda self: self._selection.window)
 
     def elaborate(self, platform):
         m = Module()
@@ -82,30 +83,41 @@ class SparseGradPE(wiring.Component):
         operands_valid = Signal()
         operands_first = Signal(reset_less=True)
         operands_last = Signal(reset_less=True)
-        window, width = self._window, self._data_width
-        segment_lanes = self._lanes * window // self._vec
-        with m.If(advance):
-            for j in range(self._lanes):
-                lane_on = beat.lane_valid[j]
-                # Lane j's candidates: the `window` elements of its segment, selected by the
-                # index's offset in it (its low bits when the window is a power of two). A
-                # word select (a shifter, which Yosys maps to a mux tree of log2(window)
-                # levels) rather than a case over the candidates, which maps to more LUTs.
-                base = j // segment_lanes * window
-                index = beat.index[j]
-                if base and window & (window - 1):
-                    index = index - base
-                offset = index[:ceil_log2(window)]          # no bit: a window of one element
+        selection, width = self._selection, self._data_width
+        window, segments = selection.window, selection.segments
+        candidates, offsets = [], []
+        for j in range(self._lanes):
+            # Lane j's candidates: the `window` elements of its segment, selected by the index's
+            # offset in it (the index's high bits when the segments are a power of two).
+            positions = selection.positions(selection.lane_segment(j))
+            index = beat.index[j]
+            if segments & (segments - 1) == 0:
+                offset = index[ceil_log2(segments):][:ceil_log2(window)]
+            else:                                         # a small table: position -> offset
+                offset = Signal(range(window), name=f"offset{j}")
+                with m.Switch(index):
+                    for k, p in enumerate(positions):
+                        with m.Case(p):
+                            m.d.comb += offset.eq(k)
+            candidates.append(positions)
+            offsets.append(offset)
 
-                def select(chunk):
-                    segment = chunk.as_value()[base * width:(base + window) * width]
-                    if window == 1:
-                        return segment.as_signed()
-                    return segment.word_select(offset, width).as_signed()
+        def select(chunk, positions, offset):
+            # A word select (a shifter, which Yosys maps to a mux tree of log2(window) levels)
+            # rather than a case over the candidates, which maps to more LUTs.
+            elements = chunk.as_value()
+            segment = Cat(elements[p * width:(p + 1) * width] for p in positions)
+            if window == 1:                               # no offset bit: the element itself
+                return segment.as_signed()
+            return segment.word_select(offset, width).as_signed()
+
+        with m.If(advance):
+            for j, (positions, offset) in enumerate(zip(candidates, offsets)):
+                lane_on = beat.lane_valid[j]
                 # An invalid lane multiplies 0 * 0: its term is exactly 0 whatever the index.
                 m.d.sync += [
-                    x_sel[j].eq(Mux(lane_on, select(beat.side.x), 0)),
-                    y_sel[j].eq(Mux(lane_on, select(beat.side.y), 0)),
+                    x_sel[j].eq(Mux(lane_on, select(beat.side.x, positions, offset), 0)),
+                    y_sel[j].eq(Mux(lane_on, select(beat.side.y, positions, offset), 0)),
                 ]
             m.d.sync += [
                 operands_valid.eq(self.i.valid),

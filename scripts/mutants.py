@@ -126,7 +126,8 @@ CATALOGUE = [
            "wraps and the chunk's final beat comes late", DECODER),
     # --- SparseGradPE ---------------------------------------------------------------------------
     Mutant("pe-window-selects-the-first-segment", "sparse_pe",
-           "base = j // segment_lanes * window", "base = 0",
+           "positions = selection.positions(selection.lane_segment(j))",
+           "positions = selection.positions(0)",
            "with a selection window, every lane selects among the chunk's first segment",
            ("tests/test_throughput.py::test_pe_handshakes",)),
     Mutant("pe-keeps-bubbles", "sparse_pe",

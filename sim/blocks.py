@@ -6,6 +6,8 @@ structure (no pipeline, no tree): the testbenches compare the RTL's outputs agai
 
 from dataclasses import dataclass
 
+from maskprop.base.config import Selection
+
 __all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed"]
 
 
@@ -60,6 +62,11 @@ def set_bits(mask: int) -> list[int]:
     return [p for p in range(mask.bit_length()) if mask >> p & 1]
 
 
+def _selection(lanes: int, vec: int | None, window: int | None):
+    """The decoder's :class:`~maskprop.base.config.Selection`; ``vec`` None: the full window."""
+    return Selection(lanes if vec is None else vec, lanes, window)
+
+
 def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
                   window: int | None = None) -> list[IndexBeat]:
     """Reference for :class:`maskprop.hw.index_decoder.ZeroSkipIndexDecoder`.
@@ -67,14 +74,13 @@ def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
     ``chunks`` is an iterable of ``(mask, first, last)``. Each chunk's set bits are sent
     ascending, ``lanes`` per beat; an all-zero chunk sends nothing unless it ends a frame, in
     which case one empty beat carries ``last``. ``first`` goes on a frame's first beat.
-    With a selection ``window`` (chunks of ``vec`` elements), each segment of ``window``
-    elements sends its set bits ``lanes * window / vec`` per beat into its own lanes, and the
-    chunk takes as many beats as its busiest segment. :attr:`IndexBeat.indices` has one entry
-    per lane, ``None`` for an invalid one.
+    With a selection ``window`` (chunks of ``vec`` elements), each segment
+    (:class:`~maskprop.base.config.Selection`) sends its set bits ``lanes * window / vec`` per
+    beat into its own lanes, and the chunk takes as many beats as its busiest segment.
+    :attr:`IndexBeat.indices` has one entry per lane, ``None`` for an invalid one.
     """
-    window = window or vec
-    segments = 1 if window is None else vec // window
-    segment_lanes = lanes // segments
+    selection = _selection(lanes, vec, window)
+    segment_lanes = selection.segment_lanes
     beats, pending_first = [], False
     for mask, first, last in chunks:
         bits = set_bits(mask)
@@ -87,8 +93,7 @@ def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
                 pending_first = first
             continue
         pending_first = False
-        per_segment = ([[b for b in bits if b // window == s] for s in range(segments)]
-                       if segments > 1 else [bits])
+        per_segment = selection.split(bits) if vec is not None else [bits]
         count = max(-(-len(ours) // segment_lanes) for ours in per_segment)
         for g in range(count):
             lane_indices = []
@@ -103,12 +108,10 @@ def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
 def index_beat_payload(beat: IndexBeat, *, vec: int | None = None,
                        window: int | None = None) -> dict:
     """The decoder's output payload for a reference beat. An invalid lane's index is its
-    segment's first element (0 with the full window): the decoder adds the segment's base to
-    a position that is 0 when no bit is selected."""
-    lanes = len(beat.indices)
-    window = window or vec
-    segment_lanes = lanes if window is None else lanes * window // vec
-    return {"index": [(j // segment_lanes) * (window or 0) if e is None else e
+    segment's first element, position ``s`` of segment ``s`` (0 with the full window): the
+    decoder places a segment offset that is 0 when no bit is selected."""
+    selection = _selection(len(beat.indices), vec, window)
+    return {"index": [selection.lane_segment(j) if e is None else e
                       for j, e in enumerate(beat.indices)],
             "lane_valid": sum(1 << j for j, e in enumerate(beat.indices) if e is not None),
             "first": beat.first, "last": beat.last}

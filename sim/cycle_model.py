@@ -4,31 +4,19 @@ Unit costs come from the hardware's own contract (:func:`maskprop.hw.index_decod
 is the decoder's; it is restated here in vectorized form and tests hold the two together).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
-__all__ = ["chunk_beats", "chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
+__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
            "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
-           "slot_breakdown", "PassEstimate", "fastest", "estimate_lowerings",
+           "slot_breakdown", "PassEstimate", "fastest", "dense_baseline", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate"]
-
-
-def chunk_beats(nonzero: np.ndarray, lanes: int, *, window: int | None = None) -> np.ndarray:
-    """Decoder beats of each chunk whose elements to issue are ``nonzero`` (``(..., vec)``
-    booleans): ``ceil(n / lanes)`` for ``n`` of them, and with a selection ``window``
-    (:attr:`~maskprop.base.config.Config.select_window`) the most any segment of ``window``
-    elements needs, ``ceil(n_s / (lanes * window / vec))``; 0 for a chunk without one."""
-    vec = nonzero.shape[-1]
-    window = window or vec
-    per_segment = np.count_nonzero(
-        np.asarray(nonzero).reshape(*nonzero.shape[:-1], vec // window, window), axis=-1)
-    return (-(-per_segment // (lanes * window // vec))).max(axis=-1)
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -37,15 +25,15 @@ def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
     ``lanes`` and selection window), unstalled.
 
     Sparse mode issues only products with both operands nonzero, ``lanes`` per cycle (with a
-    restricted window, as many cycles as the busiest segment, :func:`chunk_beats`), and an
+    restricted window, as many cycles as the busiest segment,
+    :meth:`~maskprop.base.config.Selection.beats`), and an
     all-zero chunk costs one cycle: ``max(1, ceil(n / lanes))``. Dense mode issues every
     element: ``ceil(vec / lanes)``.
     """
     vec = x_chunks.shape[-1]
     if dense:
         return np.full(x_chunks.shape[:-1], -(-vec // config.lanes), dtype=np.int64)
-    return np.maximum(1, chunk_beats((x_chunks != 0) & (y_chunks != 0), config.lanes,
-                                     window=config.window))
+    return np.maximum(1, config.selection.beats((x_chunks != 0) & (y_chunks != 0)))
 
 
 def engine_cycles(stream, config, *, dense: bool = False) -> int:
@@ -76,7 +64,7 @@ def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
 class IssuedChunks:
     """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
     bits of every chunk (the elements it issues: the structure's in dense mode, the nonzeros in
-    sparse mode), ``beats (M, Q)`` the decoder beats each takes (:func:`chunk_beats`, 0 for
+    sparse mode), ``beats (M, Q)`` the decoder beats each takes (:meth:`Selection.beats <maskprop.base.config.Selection.beats>`, 0 for
     none) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
     element; a row without one is not sent)."""
     counts: np.ndarray
@@ -101,7 +89,7 @@ class IssuedChunks:
             raise ValueError(f"a reduction of {length} is not a whole number of chunks of {vec}")
         elements = np.asarray(issued, dtype=bool).reshape(rows, length // vec, vec)
         return cls(np.count_nonzero(elements, axis=-1),
-                   chunk_beats(elements, config.lanes, window=config.window),
+                   config.selection.beats(elements),
                    chunk_counts(structure, vec) > 0)
 
     def rows(self, which) -> "IssuedChunks":
@@ -295,11 +283,22 @@ def fastest(gemms, config, *, dense: bool):
     return gemms[best], cycles[best]
 
 
+def dense_baseline(config):
+    """The configuration whose dense mode is the fair dense baseline of ``config``'s array:
+    the same with the full selection window. A sparsity-agnostic design packs a chunk's
+    structural elements into its lanes; with a restricted window the array's own dense mode
+    takes a chunk's busiest segment, which is the same for a prefix of the chunk (padded
+    channels and pixels: :class:`~maskprop.base.config.Selection`) but can be more where
+    structural zeros are scattered (backward-weight's ``"a"`` orientation at a map's border)."""
+    return replace(config, select_window=None)
+
+
 def estimate_lowerings(gemms, config) -> PassEstimate:
     """Dense and sparse cycles of a pass given its candidate lowerings (one, or backward-
     weight's two orientations), each mode in its fastest one; its dense slots and nonzero MACs
-    (the same in every orientation)."""
-    dense_gemm, dense_cycles = fastest(gemms, config, dense=True)
+    (the same in every orientation). The dense cycles are the fair baseline's
+    (:func:`dense_baseline`: the full selection window whatever ``config``'s)."""
+    dense_gemm, dense_cycles = fastest(gemms, dense_baseline(config), dense=True)
     sparse_gemm, sparse_cycles = fastest(gemms, config, dense=False)
     return PassEstimate(
         sparse_gemm.layer.name, sparse_gemm.pass_name, dense_cycles, sparse_cycles,

@@ -4,6 +4,8 @@ and conv tensors, and the table of small conv passes the tile-array tests run.""
 import os
 import random
 
+from maskprop.base.config import Selection
+
 __all__ = ["seed_from_env", "scratchpad_words", "gather_command", "random_signed",
            "random_frames", "random_chunks",
            "random_index_beats", "dense_sequencer_beats", "random_gemm_operands",
@@ -68,21 +70,22 @@ def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: 
                        window: int | None = None):
     """``count`` random PE input beats (payload dicts of ``index_beat_layout`` with operand
     chunks) and the PE's expected output payloads (:func:`maskprop.sim.blocks.pe_terms`): in
-    each selection segment (``window`` elements, all ``vec`` by default) a random number of
-    its lanes, the lowest, valid with ascending indices in the segment, as the decoder sends
-    them; an invalid lane's index is any element."""
+    each selection segment (:class:`~maskprop.base.config.Selection`; one of all ``vec``
+    elements by default) a random number of its lanes, the lowest, valid with ascending
+    positions of the segment, as the decoder sends them; an invalid lane's index is any
+    element."""
     from maskprop.sim.blocks import pe_terms
 
-    window = window or vec
-    segment_lanes = lanes * window // vec
+    selection = Selection(vec, lanes, window)
+    segment_lanes = selection.segment_lanes
     inputs, expected = [], []
     for _ in range(count):
         x = [random_signed(rng, data_width) for _ in range(vec)]
         y = [random_signed(rng, data_width) for _ in range(vec)]
         indices = []
-        for base in range(0, vec, window):
+        for s in range(selection.segments):
             valid = rng.randint(0, segment_lanes)
-            indices += (sorted(rng.sample(range(base, base + window), valid)) +
+            indices += (sorted(rng.sample(selection.positions(s), valid)) +
                         [None] * (segment_lanes - valid))
         first, last = rng.random() < 0.5, rng.random() < 0.5
         inputs.append({"index": [rng.randrange(vec) if e is None else e for e in indices],
@@ -95,23 +98,23 @@ def random_index_beats(rng: random.Random, *, vec: int, lanes: int, data_width: 
 def dense_sequencer_beats(chunks, *, vec: int, lanes: int, window: int | None = None) -> list:
     """The output payloads of :class:`~maskprop.hw.index_decoder.DenseIndexSequencer` for
     ``chunks`` ``(mask, first, last)``, bit for bit: ``ceil(vec / lanes)`` beats per chunk,
-    whatever its mask; in beat ``b`` lane ``i`` of segment ``s`` (``window`` elements, all
-    ``vec`` by default, ``lanes * window / vec`` lanes each) carries position ``b *
-    segment_lanes + i`` of the segment, valid when it is below ``window``; an invalid lane's
-    index is ``s * window`` plus that position, cut to the index field's width
-    (``max(1, ceil(log2(vec)))`` bits), as the block computes it."""
-    window = window or vec
-    segment_lanes = lanes * window // vec
+    whatever its mask; in beat ``b`` lane ``i`` of segment ``s``
+    (:class:`~maskprop.base.config.Selection`: ``segment_lanes`` lanes each) carries offset
+    ``k = b * segment_lanes + i`` of the segment, valid when it is below ``window``, at
+    position ``s + k * segments``, cut to the index field's width (``max(1,
+    ceil(log2(vec)))`` bits) for an invalid lane, as the block computes it."""
+    selection = Selection(vec, lanes, window)
+    segment_lanes, segments = selection.segment_lanes, selection.segments
     beats = -(-vec // lanes)
     field = (1 << max(1, (vec - 1).bit_length())) - 1
     payloads = []
     for _, first, last in chunks:
         for b in range(beats):
-            positions = [(j // segment_lanes, b * segment_lanes + j % segment_lanes)
-                         for j in range(lanes)]
-            payloads.append({"index": [(s * window + p) & field for s, p in positions],
-                             "lane_valid": sum(1 << j for j, (_, p) in enumerate(positions)
-                                               if p < window),
+            offsets = [(selection.lane_segment(j), b * segment_lanes + j % segment_lanes)
+                       for j in range(lanes)]
+            payloads.append({"index": [(s + k * segments) & field for s, k in offsets],
+                             "lane_valid": sum(1 << j for j, (_, k) in enumerate(offsets)
+                                               if k < selection.window),
                              "first": bool(first) and b == 0,
                              "last": bool(last) and b == beats - 1})
     return payloads

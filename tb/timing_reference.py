@@ -36,7 +36,7 @@ import abc
 from collections import deque
 from dataclasses import dataclass, field
 
-from maskprop.hw.index_decoder import segment_set_bits
+from maskprop.sim.blocks import decode_chunks
 
 __all__ = ["Traffic", "Prediction", "StalledPipeline", "DecoderModel", "DenseSequencerModel",
            "PEModel", "TreeModel", "EngineModel", "TileArrayModel", "decoder_model", "pe_model",
@@ -129,13 +129,12 @@ class Chunk:
     @classmethod
     def of(cls, mask: int, last: bool, config, tiles_on: int = 1) -> "Chunk":
         """The chunk of set bits ``mask`` on the decoder of ``config`` (its lanes and selection
-        window: each segment sends its bits ``segment_lanes`` per beat)."""
-        vec, window = config.vec, config.window
-        segment_lanes = config.lanes * window // vec
-        counts = segment_set_bits(mask, vec, window)
-        beats = max(-(-n // segment_lanes) for n in counts)
-        return cls(tuple(sum(min(segment_lanes, max(0, n - b * segment_lanes)) for n in counts)
-                         for b in range(beats)), last, tiles_on)
+        window): the valid lanes of the beats :func:`~maskprop.sim.blocks.decode_chunks`
+        sends for it."""
+        beats = decode_chunks([(mask, False, False)], config.lanes, vec=config.vec,
+                              window=config.window)
+        return cls(tuple(sum(e is not None for e in beat.indices) for beat in beats), last,
+                   tiles_on)
 
     @property
     def bits(self) -> int:

@@ -154,12 +154,13 @@ EDGES = [
     # accumulator exactly as wide as the products (data_width = 32 needs lanes = 1).
     Config(vec=2, lanes=1, tiles=1, col_block=64, data_width=32, acc_width=64, max_chunks=16,
            max_cols=64),
-    # Selection windows of one element (a lane per element) and of a non-power-of-two size
-    # (the segment base is added, not ORed).
+    # Selection windows of one element (a lane per element) and with a non-power-of-two
+    # number of segments (a position is offset * 3 + segment, not a concatenation, and the PE
+    # maps it back by a table).
     Config(vec=4, lanes=4, tiles=2, col_block=2, data_width=4, acc_width=12, max_chunks=2,
            max_cols=3, select_window=1),
     Config(vec=12, lanes=6, tiles=2, col_block=4, data_width=6, acc_width=18, max_chunks=4,
-           max_cols=6, select_window=6),
+           max_cols=6, select_window=4),
 ]
 
 

@@ -169,12 +169,14 @@ def test_slot_breakdown_accounts_for_every_slot_of_the_sparse_pass():
 
 @pytest.mark.parametrize("vec, lanes", [(16, 4), (8, 8), (12, 6), (64, 16)])
 def test_chunk_beats_restate_the_decoders_contract(vec, lanes):
-    """The vectorized beats (:func:`chunk_beats`, :func:`chunk_costs`) equal the decoder's own
-    :func:`chunk_cycles` for random masks of every density, in every selection window; the
-    full window is the unrestricted count, and a window whose segments split another's never
-    takes fewer beats than it."""
+    """The vectorized beats (:meth:`Selection.beats`, :func:`chunk_costs`) equal the decoder's
+    own :func:`chunk_cycles` for random masks of every density, in every selection window; the
+    full window is the unrestricted count, a window whose segments split another's never
+    takes fewer beats than it, and a prefix of a chunk (a partial chunk: a layer's last
+    channels, backward-weight's last pixels) takes the full window's beats in every window."""
+    from maskprop.base.config import Selection
     from maskprop.hw.index_decoder import chunk_cycles
-    from maskprop.sim.cycle_model import chunk_beats, chunk_costs
+    from maskprop.sim.cycle_model import chunk_costs
     from maskprop.tb.stimulus import seed_from_env
 
     seed = seed_from_env(default=vec + lanes)
@@ -182,17 +184,20 @@ def test_chunk_beats_restate_the_decoders_contract(vec, lanes):
     rng = np.random.default_rng(seed)
     nonzero = rng.random((400, vec)) < rng.choice([0.0, 0.1, 0.3, 0.6, 1.0], size=(400, 1))
     masks = [sum(1 << e for e in range(vec) if row[e]) for row in nonzero]
+    prefixes = np.arange(vec)[None, :] < np.arange(vec + 1)[:, None]     # 0 .. vec elements
     windows = Config(vec=vec, lanes=lanes).select_windows()
     beats = {}
     for window in windows:
-        beats[window] = chunk_beats(nonzero, lanes, window=window)
+        selection = Selection(vec, lanes, window)
+        beats[window] = selection.beats(nonzero)
         assert np.maximum(1, beats[window]).tolist() == [chunk_cycles(m, vec, lanes, window)
                                                          for m in masks]
         config = Config(vec=vec, lanes=lanes, select_window=window)
         assert chunk_costs(nonzero, np.ones_like(nonzero), config).tolist() == \
             np.maximum(1, beats[window]).tolist()
+        assert selection.beats(prefixes).tolist() == [-(-n // lanes) for n in range(vec + 1)]
     for narrow in windows:
         for wide in windows:
             if wide % narrow == 0:
                 assert (beats[narrow] >= beats[wide]).all()
-    assert (chunk_beats(nonzero, lanes) == -(-nonzero.sum(axis=-1) // lanes)).all()
+    assert (Selection(vec, lanes).beats(nonzero) == -(-nonzero.sum(axis=-1) // lanes)).all()

@@ -283,29 +283,65 @@ MOVEMENT_SUMS = ("dense_bytes", "sparse_bytes", "dense_memory_cycles", "sparse_m
 
 
 def test_the_dense_baseline_ignores_the_selection_window():
-    """A first layer of 3 channels: its chunks hold 3 structural elements, all in the first
-    segment of a window of 4, so the windowed array's dense mode takes 3 beats per chunk where a
-    dense design takes 1; the evaluation's baseline stays the full window's, and only the
-    sparse cycles pay for the window."""
+    """The dense baseline is the full window's whatever the array's window. A first layer of 3
+    channels: each chunk's 3 structural elements are a prefix, which the interleaved segments
+    spread, so the windowed array's own dense mode takes the full window's one beat per chunk.
+    Backward-weight with im2col(A) as X on a 7 x 7 map: its border taps scatter structural
+    zeros over a chunk, its dense mode at window 4 takes more cycles than the full window's,
+    and the estimates still count the full window's; only the sparse cycles pay for the
+    window."""
     from maskprop.evaluation.evaluate import pass_costs
     from maskprop.sim.cycle_model import mode_cycles, pass_estimate
     from maskprop.sim.layer import ConvLayer
+    from maskprop.sim.lowering import lower_pass
 
-    layer = ConvLayer(batch=1, in_channels=3, height=8, width=8, out_channels=16, kernel=3,
-                      stride=1, padding=1, name="first")
     rng = np.random.default_rng(3)
-    a = rng.random(layer.input_shape) < 0.6
-    dz = rng.random(layer.output_shape) < 0.4
     windowed = replace(EVALUATION, select_window=4)
-    full, _, _ = pass_costs(layer, "forward", a, dz, EVALUATION, bandwidth=32)
-    narrow, _, _ = pass_costs(layer, "forward", a, dz, windowed, bandwidth=32)
-    assert narrow.dense_cycles == full.dense_cycles
-    assert narrow.sparse_cycles >= full.sparse_cycles
-    # What the windowed RTL's dense mode would take (the cycle model, exact against it).
-    rtl = pass_estimate(layer, "forward", a, dz, windowed)
-    assert rtl.dense_cycles == 3 * full.dense_cycles
-    assert rtl.sparse_cycles == narrow.sparse_cycles
+    first = ConvLayer(batch=1, in_channels=3, height=8, width=8, out_channels=16, kernel=3,
+                      stride=1, padding=1, name="first")
+    late = ConvLayer(batch=2, in_channels=16, height=7, width=7, out_channels=16, kernel=3,
+                     stride=1, padding=1, name="late")
+    for layer, pass_name, operand in ((first, "forward", "dz"), (late, "backward_weight", "a")):
+        a = rng.random(layer.input_shape) < 0.6
+        dz = rng.random(layer.output_shape) < 0.4
+        gemm = lower_pass(layer, pass_name, A=a, W=np.ones(layer.weight_shape), dZ=dz,
+                          x_operand=operand, vec=EVALUATION.vec)
+        own, fair = (mode_cycles(gemm, config, dense=True) for config in (windowed, EVALUATION))
+        assert (own == fair) if layer is first else (own > fair), (layer.name, own, fair)
+        full, _, _ = pass_costs(layer, pass_name, a, dz, EVALUATION, bandwidth=32)
+        narrow, _, _ = pass_costs(layer, pass_name, a, dz, windowed, bandwidth=32)
+        assert narrow.dense_cycles == full.dense_cycles
+        assert narrow.sparse_cycles >= full.sparse_cycles
+        assert (pass_estimate(layer, pass_name, a, dz, windowed).dense_cycles ==
+                pass_estimate(layer, pass_name, a, dz, EVALUATION).dense_cycles)
 
+
+
+def test_on_the_digits_cnn_every_windows_dense_mode_is_the_baseline():
+    """The RTL comparisons time the array's own dense mode: on the digits CNN's real masks
+    (both variants, every pass and orientation) it takes exactly the full window's cycles at
+    every selection window, so they compare with the fair baseline."""
+    from maskprop.evaluation.evaluate import SCENARIOS, _evaluated_passes, published_inputs
+    from maskprop.sim.cycle_model import candidate_lowerings, mode_cycles
+
+    net, source = published_inputs("digits")
+    layers = list(net.layers)
+    compared = 0
+    for index, net_layer in enumerate(layers):
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        for scenario in SCENARIOS:
+            a, dz = source.masks(net_layer, scenario, following)
+            for pass_name in _evaluated_passes(net_layer):
+                conv = net_layer.conv
+                for gemm in candidate_lowerings(conv, pass_name, A=a, W=np.ones(
+                        conv.weight_shape), dZ=dz, config=EVALUATION):
+                    full = mode_cycles(gemm, EVALUATION, dense=True)
+                    for window in EVALUATION.select_windows()[:-1]:
+                        windowed = replace(EVALUATION, select_window=window)
+                        assert mode_cycles(gemm, windowed, dense=True) == full, \
+                            (conv.name, pass_name, gemm.orientation, window)
+                        compared += 1
+    assert compared >= 3 * 2 * 2
 
 
 @pytest.mark.parametrize("bandwidth", [32, 2.5])

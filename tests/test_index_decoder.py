@@ -61,17 +61,19 @@ def test_every_mask(vec, lanes, window):
     for beat in beats_of(run):
         for j, index in enumerate(beat.indices):
             if index is not None:
-                assert index // dut.window == j // dut.segment_lanes
+                assert index % dut.selection.segments == dut.selection.lane_segment(j)
 
 
 def test_window_costs_the_busiest_segment():
     """vec 8, lanes 4: with the full window a chunk of 4 set bits is one beat wherever they
-    are; with windows of 4 (two lanes each) bits 0-3 take two beats, bits 0, 1, 4, 5 one; with
-    windows of 2 (one lane each) bits 0, 1 take two."""
+    are. With windows of 4 (segments of the even and the odd positions, two lanes each) bits
+    0-3 are one beat (a prefix spreads over the segments), bits 0, 2, 4 two; with windows of
+    2 (positions s and s + 4, one lane each) bits 0, 1 are one beat, bits 0 and 4 two."""
     assert chunk_cycles(0b1111, 8, 4) == 1
-    assert chunk_cycles(0b1111, 8, 4, 4) == 2
-    assert chunk_cycles(0b110011, 8, 4, 4) == 1
-    assert chunk_cycles(0b11, 8, 4, 2) == 2
+    assert chunk_cycles(0b1111, 8, 4, 4) == 1
+    assert chunk_cycles(0b10101, 8, 4, 4) == 2
+    assert chunk_cycles(0b11, 8, 4, 2) == 1
+    assert chunk_cycles(0b10001, 8, 4, 2) == 2
     assert chunk_cycles(0, 8, 4, 2) == 1
 
 
@@ -130,7 +132,8 @@ def test_dense_sequencer(vec, lanes, window):
         sorted(list(range(vec)) * 3)
     for beat in beats:
         for j, index in enumerate(beat.indices):
-            assert index is None or index // dut.window == j // dut.segment_lanes
+            assert (index is None or
+                    index % dut.selection.segments == dut.selection.lane_segment(j))
 
 
 @pytest.mark.parametrize("params, message", [

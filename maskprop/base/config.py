@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass, asdict, replace
 
-__all__ = ["Config", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT", "DEFAULT",
+import numpy as np
+
+__all__ = ["Config", "Selection", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT", "DEFAULT",
            "EVALUATION", "FPGA_SMALL", "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
            "GENERATABLE_BUFFER_BITS"]
 
@@ -53,6 +55,78 @@ def check_range(name: str, value, low: int, high: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which elements of a chunk each multiplier lane selects its operands from
+    (docs/architecture.md section 4.1).
+
+    The chunk's ``vec`` elements are dealt round-robin into ``segments = vec / window``
+    selection segments of ``window`` elements: segment ``s`` holds positions ``s, s + segments,
+    s + 2 * segments, ...``, and its ``segment_lanes = lanes / segments`` lanes (lanes
+    ``s * segment_lanes ..``) select among those only, a ``window``-to-1 selection per lane and
+    operand. A chunk takes as many decoder beats as its busiest segment needs. Interleaved
+    rather than consecutive segments, because partial chunks are prefixes (a layer's channels
+    below a multiple of ``vec``, backward-weight's last pixels): a prefix of ``n`` elements
+    puts at most ``ceil(n / segments)`` into a segment, so it takes ``ceil(n / lanes)`` beats,
+    as with the full window. ``window = vec`` is the full selection (one segment).
+
+    ``window`` (default ``vec``) must be a divisor of ``vec`` whose ``vec / window`` divides
+    ``lanes`` (:meth:`windows`); ``ValueError`` names the parameter otherwise.
+    """
+    vec: int
+    lanes: int
+    window: int | None = None
+
+    def __post_init__(self):
+        check_range("vec", self.vec, 1, 64)
+        check_range("lanes", self.lanes, 1, self.vec)
+        if self.window is None:
+            object.__setattr__(self, "window", self.vec)
+        allowed = self.windows(self.vec, self.lanes)
+        if isinstance(self.window, bool) or self.window not in allowed:
+            raise ValueError(f"select_window must be one of {allowed} (a divisor of vec="
+                             f"{self.vec} whose vec / select_window divides lanes={self.lanes})"
+                             f" or None, not {self.window!r}")
+
+    @staticmethod
+    def windows(vec: int, lanes: int) -> list:
+        """The windows ``vec`` and ``lanes`` allow, ascending (the last is ``vec``)."""
+        return [w for w in range(1, vec + 1) if vec % w == 0 and lanes % (vec // w) == 0]
+
+    @property
+    def segments(self) -> int:
+        return self.vec // self.window
+
+    @property
+    def segment_lanes(self) -> int:
+        """Lanes serving each segment."""
+        return self.lanes // self.segments
+
+    def lane_segment(self, lane: int) -> int:
+        """The segment lane ``lane`` serves."""
+        return lane // self.segment_lanes
+
+    def positions(self, segment: int) -> range:
+        """The chunk positions of ``segment``, in the order of its offsets."""
+        return range(segment, self.vec, self.segments)
+
+    def counts(self, elements) -> np.ndarray:
+        """Elements of each segment: ``(..., vec)`` booleans -> ``(..., segments)`` counts."""
+        elements = np.asarray(elements, dtype=bool)
+        return np.count_nonzero(
+            elements.reshape(*elements.shape[:-1], self.window, self.segments), axis=-2)
+
+    def beats(self, elements) -> np.ndarray:
+        """Decoder beats of each chunk whose elements to issue are ``elements`` (``(...,
+        vec)`` booleans): the busiest segment's ``ceil(n_s / segment_lanes)``, which is
+        ``ceil(n / lanes)`` with the full window; 0 for a chunk without one."""
+        return (-(-self.counts(elements) // self.segment_lanes)).max(axis=-1)
+
+    def split(self, positions) -> list:
+        """Chunk positions (ascending) per segment: ``segments`` lists, each ascending."""
+        return [[p for p in positions if p % self.segments == s] for s in range(self.segments)]
+
+
 class _DerivedWords(int):
     """``Config.y_words`` left to its default (``max_cols * max_chunks``): an int in every use
     (equal to, and hashing as, the same number given explicitly), but re-derived, not kept,
@@ -91,10 +165,11 @@ class Config:
     select_window : int or None
         Candidates each multiplier lane selects its operands from. ``None`` (or ``vec``): any
         element of the chunk (a ``vec``-to-1 selection per lane and operand). Otherwise the
-        chunk is cut into ``vec / select_window`` segments of ``select_window`` consecutive
-        elements, each served by its own ``lanes * select_window / vec`` lanes, which select
-        among its elements only (a ``select_window``-to-1 selection): cheaper, but a chunk
-        takes as many beats as its busiest segment needs (docs/architecture.md section 4.1).
+        chunk's elements are dealt round-robin into ``vec / select_window`` segments of
+        ``select_window``, each served by its own ``lanes * select_window / vec`` lanes, which
+        select among its elements only (a ``select_window``-to-1 selection): cheaper, but a
+        chunk takes as many beats as its busiest segment needs (:class:`Selection`,
+        docs/architecture.md section 4.1).
         A divisor of ``vec`` that is at least ``vec / lanes`` with ``vec / select_window``
         dividing ``lanes``: :meth:`select_windows` lists them.
     y_words : int or None
@@ -155,12 +230,8 @@ class Config:
             raise ValueError(f"max_chunks must be a power of two in [1, 4096], "
                              f"not {self.max_chunks}")
         check_range("max_cols", self.max_cols, 1, 65536)
-        if self.select_window is not None and (
-                isinstance(self.select_window, bool) or
-                self.select_window not in self.select_windows()):
-            raise ValueError(f"select_window must be one of {self.select_windows()} (a divisor "
-                             f"of vec={self.vec} whose vec / select_window divides lanes="
-                             f"{self.lanes}) or None, not {self.select_window!r}")
+        if self.select_window is not None:
+            Selection(self.vec, self.lanes, self.select_window)      # validates it
         full = self.max_cols * self.max_chunks
         if self.y_words is None or isinstance(self.y_words, _DerivedWords):
             # Derived from this configuration's buffers, and marked so that a copy with other
@@ -179,13 +250,17 @@ class Config:
     def select_windows(self) -> list:
         """The ``select_window`` values this ``vec`` and ``lanes`` allow, ascending (the last
         is ``vec``, the full selection)."""
-        return [w for w in range(1, self.vec + 1)
-                if self.vec % w == 0 and self.lanes % (self.vec // w) == 0]
+        return Selection.windows(self.vec, self.lanes)
 
     @property
     def window(self) -> int:
         """Candidates of each lane's operand selection: ``select_window``, or ``vec``."""
         return self.select_window or self.vec
+
+    @property
+    def selection(self) -> Selection:
+        """The lanes' :class:`Selection` (segments and the lanes that serve them)."""
+        return Selection(self.vec, self.lanes, self.window)
 
     #: :func:`y_chunk_shift`, reachable from a configuration.
     y_chunk_shift = staticmethod(y_chunk_shift)

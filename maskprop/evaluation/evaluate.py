@@ -37,7 +37,8 @@ from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, multiplier_slots, nonzero_products, totals
-from maskprop.sim.cycle_model import IssuedChunks, PassEstimate, array_cycles, wanted_outputs
+from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles, dense_baseline,
+                                      wanted_outputs)
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -461,11 +462,8 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     with both reasons if none), so where both run the two are equal (tests hold them so).
     Each lowering's chunks are counted once for a mode's cycles and its costs
     (:func:`maskprop.sim.data_movement.mode_cost`: the commands of the pass on ``core``), on
-    the lowering that mode runs in. The dense baseline is counted with the full selection
-    window whatever ``config.select_window`` is: a sparsity-agnostic design packs a chunk's
-    structural elements into its lanes, while the windowed array's dense mode would take a
-    partial chunk's busiest segment (docs/architecture.md section 4.1), so with a window the
-    dense cycles are not :func:`~maskprop.sim.cycle_model.pass_estimate`'s.
+    the lowering that mode runs in; dense mode on the fair baseline
+    (:func:`~maskprop.sim.cycle_model.dense_baseline`), as every estimate counts it.
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
@@ -482,7 +480,7 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
                         vec=config.vec) for orientation in orientations]
     chosen = {}
     for dense in (True, False):
-        mode_config = replace(config, select_window=None) if dense else config
+        mode_config = dense_baseline(config) if dense else config
         runs = []
         for gemm in gemms:
             issued = IssuedChunks.of(gemm, mode_config, dense=dense)
