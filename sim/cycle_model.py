@@ -4,7 +4,7 @@ Unit costs come from the hardware's own contract (:func:`maskprop.hw.index_decod
 is the decoder's; it is restated here in vectorized form and tests hold the two together).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -290,7 +290,7 @@ def dense_baseline(config):
     takes a chunk's busiest segment, which is the same for a prefix of the chunk (padded
     channels and pixels: :class:`~maskprop.base.config.Selection`) but can be more where
     structural zeros are scattered (backward-weight's ``"a"`` orientation at a map's border)."""
-    return replace(config, select_window=None)
+    return config.full_window
 
 
 def estimate_lowerings(gemms, config) -> PassEstimate:

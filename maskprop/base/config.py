@@ -93,6 +93,16 @@ class Selection:
         """The windows ``vec`` and ``lanes`` allow, ascending (the last is ``vec``)."""
         return [w for w in range(1, vec + 1) if vec % w == 0 and lanes % (vec // w) == 0]
 
+    @staticmethod
+    def default_window(vec: int, lanes: int) -> int:
+        """:attr:`Config.select_window`'s default: the narrowest allowed window of at least
+        :data:`DEFAULT_WINDOW` elements (all ``vec`` if fewer). At vec 16, lanes 4 the window
+        of 4 gives the most training steps per second per LUT of the tile array, measured on
+        the five networks and the digits CNN (``scripts/bench_window.py``, docs/results.md
+        "Selection windows"); a narrower window (where vec and lanes allow one) would leave a
+        lane too few candidates to balance, down to one (no skipping within a chunk)."""
+        return next(w for w in Selection.windows(vec, lanes) if w >= min(vec, DEFAULT_WINDOW))
+
     @property
     def segments(self) -> int:
         return self.vec // self.window
@@ -125,6 +135,18 @@ class Selection:
     def split(self, positions) -> list:
         """Chunk positions (ascending) per segment: ``segments`` lists, each ascending."""
         return [[p for p in positions if p % self.segments == s] for s in range(self.segments)]
+
+
+#: Elements each lane selects among by default (:meth:`Selection.default_window`).
+DEFAULT_WINDOW = 4
+
+
+class _DerivedWindow(int):
+    """``Config.select_window`` left to its default (:meth:`Selection.default_window`): an int
+    in every use, but re-derived, not kept, when a configuration is copied with another
+    ``vec`` or ``lanes``."""
+
+    __slots__ = ()
 
 
 class _DerivedWords(int):
@@ -163,8 +185,10 @@ class Config:
     max_cols : int
         Output columns of one pass (the tile array's column addresses), 1..65536.
     select_window : int or None
-        Candidates each multiplier lane selects its operands from. ``None`` (or ``vec``): any
-        element of the chunk (a ``vec``-to-1 selection per lane and operand). Otherwise the
+        Candidates each multiplier lane selects its operands from. ``vec``: any element of the
+        chunk (the full crossbar, a ``vec``-to-1 selection per lane and operand). ``None``
+        (normalized on construction, and derived again in a copy with another ``vec`` or
+        ``lanes``): :meth:`Selection.default_window`, 4 at vec 16, lanes 4. Otherwise the
         chunk's elements are dealt round-robin into ``vec / select_window`` segments of
         ``select_window``, each served by its own ``lanes * select_window / vec`` lanes, which
         select among its elements only (a ``select_window``-to-1 selection): cheaper, but a
@@ -230,8 +254,10 @@ class Config:
             raise ValueError(f"max_chunks must be a power of two in [1, 4096], "
                              f"not {self.max_chunks}")
         check_range("max_cols", self.max_cols, 1, 65536)
-        if self.select_window is not None:
-            Selection(self.vec, self.lanes, self.select_window)      # validates it
+        if self.select_window is None or isinstance(self.select_window, _DerivedWindow):
+            object.__setattr__(self, "select_window", _DerivedWindow(
+                Selection.default_window(self.vec, self.lanes)))
+        Selection(self.vec, self.lanes, self.select_window)          # validates it
         full = self.max_cols * self.max_chunks
         if self.y_words is None or isinstance(self.y_words, _DerivedWords):
             # Derived from this configuration's buffers, and marked so that a copy with other
@@ -254,8 +280,13 @@ class Config:
 
     @property
     def window(self) -> int:
-        """Candidates of each lane's operand selection: ``select_window``, or ``vec``."""
-        return self.select_window or self.vec
+        """Candidates of each lane's operand selection (``select_window``)."""
+        return self.select_window
+
+    @property
+    def full_window(self) -> "Config":
+        """The same configuration with the full selection window (the full crossbar)."""
+        return replace(self, select_window=self.vec)
 
     @property
     def selection(self) -> Selection:

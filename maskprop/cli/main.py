@@ -102,7 +102,8 @@ def _add_config_options(parser, *, buffers=True):
             continue
         core_default = getattr(CORE_ARRAY, f.name)
         default = {"y_words": "max_cols x max_chunks",
-                   "select_window": "vec (any element: the full crossbar)",
+                   "select_window": "the narrowest of at least 4 elements (4 at vec 16, lanes "
+                                    "4); vec: any element, the full crossbar",
                    }.get(f.name, f.default)
         extra = (f" (the core: {core_default}, unless another buffer size is given)"
                  if f.name in CORE_ARRAY_FIELDS else "")
