@@ -194,8 +194,6 @@ def test_strategy_reaches_both_ends_of_every_range():
         assert sum(generation_terms(config).values()) <= 1.0
         restricted.append(config.window < config.vec)
         for name, value in config.as_dict().items():
-            if value is None:                  # select_window's default, the full crossbar
-                continue
             low, high = seen.get(name, (value, value))
             seen[name] = (min(low, value), max(high, value))
     collect()

@@ -142,8 +142,9 @@ def test_slot_breakdown_accounts_for_every_slot_of_the_sparse_pass():
     rng = np.random.default_rng(seed)
     weight_zero_operands = 0
     for case in range(20):
-        # Every other layer on lanes that select among 4 elements (more lane fragments).
-        config = Config(max_chunks=512, max_cols=128, select_window=4 if case % 2 else None)
+        # Every other layer on the full crossbar (the default window of 4 elements per lane
+        # leaves more lane fragments).
+        config = Config(max_chunks=512, max_cols=128, select_window=16 if case % 2 else None)
         slots = config.lanes * config.tiles
         layer = ConvLayer(int(rng.integers(1, 3)), int(rng.integers(1, 40)),
                           int(rng.integers(3, 12)), int(rng.integers(3, 12)),
