@@ -78,7 +78,11 @@ def _shown(words: list, work: Path) -> str:
 
 # --- the parts ----------------------------------------------------------------------------------
 
+#: maskprop.base.config.FPGA_SMALL and FPGA_ICE40 as options (tests/test_doc_tables.py holds them
+#: equal).
 FPGA_ARRAY = ("--max-cols", 32, "--max-chunks", 16, "--col-block", 8)
+FPGA_ICE40 = ("--vec", 8, "--lanes", 2, "--tiles", 2, "--data-width", 8, "--acc-width", 24,
+              "--col-block", 2, "--max-chunks", 4, "--max-cols", 8)
 #: maskprop.base.config.FPGA_CORE as options (tests/test_docs.py holds them equal).
 FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048)
 
@@ -144,8 +148,8 @@ def _render_flow_engine(work, docs):
     return text
 
 
-def _render_flow_array(work, docs):
-    report = _json(work / "ecp5.json")
+def _render_flow_array(work, docs, target="ecp5"):
+    report = _json(work / f"{target}.json")
     text = tables.flow_table([("TileArray", report)])
     path = report.get("critical_path")
     if path:
@@ -226,6 +230,10 @@ PARTS = [
          lambda work, quick: [_maskprop("flow", "array", "--target", "ecp5", *FPGA_ARRAY,
                                         "--out", work / "build", "--json", work / "ecp5.json")],
          _render_flow_array),
+    Part("fpga-array-ice40", "fpga.md", "a small tile array (FPGA_ICE40) on the iCE40 UP5K",
+         lambda work, quick: [_maskprop("flow", "array", "--target", "ice40", *FPGA_ICE40,
+                                        "--out", work / "build", "--json", work / "ice40.json")],
+         lambda work, docs: _render_flow_array(work, docs, "ice40")),
     Part("fpga-core", "fpga.md", "the core on the ECP5 LFE5U-85F: CORE_DEFAULT synthesized, "
          "FPGA_CORE placed and routed (router2)",
          lambda work, quick: [

@@ -358,13 +358,19 @@ def _make_docs():
     return make_docs
 
 
-def test_fpga_core_options_are_the_preset():
-    """The fpga-core part places FPGA_CORE: its command-line options say the same."""
-    from maskprop.base.config import FPGA_CORE, Config
-    options = _make_docs().FPGA_CORE
-    fields = {name.removeprefix("--").replace("-", "_"): value
-              for name, value in zip(options[::2], options[1::2])}
-    assert Config(**fields) == FPGA_CORE.array
+def test_fpga_options_are_the_presets():
+    """The fpga-array, fpga-array-ice40 and fpga-core parts place FPGA_SMALL, FPGA_ICE40 and
+    FPGA_CORE: their command-line options say the same."""
+    from maskprop.base.config import FPGA_CORE, FPGA_ICE40, FPGA_SMALL, Config
+    make_docs = _make_docs()
+
+    def config(options):
+        return Config(**{name.removeprefix("--").replace("-", "_"): value
+                         for name, value in zip(options[::2], options[1::2])})
+
+    assert config(make_docs.FPGA_ARRAY) == FPGA_SMALL
+    assert config(make_docs.FPGA_ICE40) == FPGA_ICE40
+    assert config(make_docs.FPGA_CORE) == FPGA_CORE.array
     assert FPGA_CORE == FPGA_CORE.__class__(array=FPGA_CORE.array)   # the core's own defaults
 
 

@@ -4,8 +4,9 @@ from dataclasses import dataclass, asdict, replace
 
 import numpy as np
 
-__all__ = ["Config", "Selection", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT", "DEFAULT",
-           "EVALUATION", "FPGA_SMALL", "FPGA_CORE", "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
+__all__ = ["Config", "Selection", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT",
+           "DEFAULT", "DEFAULT_WINDOW", "EVALUATION", "FPGA_SMALL", "FPGA_ICE40", "FPGA_CORE",
+           "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
            "GENERATABLE_BUFFER_BITS"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
@@ -99,8 +100,9 @@ class Selection:
         :data:`DEFAULT_WINDOW` elements (all ``vec`` if fewer). At vec 16, lanes 4 the window
         of 4 gives the most training steps per second per LUT of the tile array, measured on
         the five networks and the digits CNN (``scripts/bench_window.py``, docs/results.md
-        "Selection windows"); a narrower window (where vec and lanes allow one) would leave a
-        lane too few candidates to balance, down to one (no skipping within a chunk)."""
+        "Selection windows"). A narrower window, where ``vec`` and ``lanes`` allow one (1 and 2
+        at vec 8, lanes 8), is not taken: it has not been measured, and a window of one
+        element leaves nothing to skip inside a chunk."""
         return next(w for w in Selection.windows(vec, lanes) if w >= min(vec, DEFAULT_WINDOW))
 
     @property
@@ -213,7 +215,8 @@ class Config:
     (``max_chunks=4096, max_cols=65536``), which whole-network evaluation assumes (the cycle
     model never generates RTL); :meth:`for_evaluation` gives any configuration those buffers.
     :data:`FPGA_SMALL` is the defaults with the tile array's buffers sized to fit the ECP5
-    LFE5U-25F (``col_block=8, max_chunks=16, max_cols=32``, docs/fpga.md).
+    LFE5U-25F (``col_block=8, max_chunks=16, max_cols=32``, docs/fpga.md). :data:`FPGA_ICE40`
+    is a small tile array for the iCE40 UP5K (2 tiles x 2 lanes, vec 8, 8-bit data).
 
     Generatable range
     -----------------
@@ -468,6 +471,11 @@ EVALUATION = DEFAULT.for_evaluation()
 #: The tile array sized to fit the ECP5 LFE5U-25F of docs/fpga.md: the defaults with
 #: 32 columns x 16 chunks of Y buffer and ``col_block`` 8.
 FPGA_SMALL = Config(col_block=8, max_chunks=16, max_cols=32)
+#: A tile array small enough for the iCE40 UP5K (5,280 LCs, 8 SB_MAC16) of docs/fpga.md: 2 tiles
+#: x 2 lanes over chunks of 8 elements of 8 bits, 24-bit accumulators, 8 columns x 4 chunks of
+#: Y buffer.
+FPGA_ICE40 = Config(vec=8, lanes=2, tiles=2, data_width=8, acc_width=24, col_block=2,
+                    max_chunks=4, max_cols=8)
 #: The core's tile array (``CoreConfig``'s default): the defaults with a row buffer of 512
 #: chunks, which holds every reduction of the five evaluated networks (3x3x512 is 288 chunks:
 #: the core splits passes but never a reduction), and the default's Y buffer of 8192 words.
