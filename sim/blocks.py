@@ -93,7 +93,7 @@ def decode_chunks(chunks, lanes: int, *, vec: int | None = None,
                 pending_first = first
             continue
         pending_first = False
-        per_segment = selection.split(bits) if vec is not None else [bits]
+        per_segment = selection.split(bits)
         count = max(-(-len(ours) // segment_lanes) for ours in per_segment)
         for g in range(count):
             lane_indices = []

@@ -64,8 +64,8 @@ def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
 class IssuedChunks:
     """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
     bits of every chunk (the elements it issues: the structure's in dense mode, the nonzeros in
-    sparse mode), ``beats (M, Q)`` the decoder beats each takes (:meth:`Selection.beats <maskprop.base.config.Selection.beats>`, 0 for
-    none) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
+    sparse mode), ``beats (M, Q)`` the decoder beats each takes
+    (:meth:`~maskprop.base.config.Selection.beats`, 0 for none) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
     element; a row without one is not sent)."""
     counts: np.ndarray
     beats: np.ndarray
