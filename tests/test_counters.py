@@ -73,8 +73,14 @@ def test_engine_counters(mode, traffic):
     config, kind, dense = ENGINES[mode]
     seed = seeded(f"engine/{mode}/{traffic}")
     rng = np.random.default_rng(seed)
-    X, Y = random_gemm_operands(rng, config, rows=6, reduction=45, cols=5, density=0.3)
-    stream = chunk_stream(X, Y, [(m, j) for m in range(6) for j in range(5)], config.vec)
+    X, Y = random_gemm_operands(rng, config, rows=12, reduction=45, cols=8, density=0.3)
+    # A third of X's chunks all zero, so that the decoder often holds one while the PE is
+    # stalled (a cycle `stalls` must not count: the decoder offers nothing then).
+    for m in range(X.shape[0]):
+        for k in range(0, X.shape[1], config.vec):
+            if rng.random() < 1 / 3:
+                X[m, k:k + config.vec] = 0
+    stream = chunk_stream(X, Y, [(m, j) for m in range(12) for j in range(8)], config.vec)
     payloads = list(stream.payloads())
     engine = SparseDotEngine(config, **kind)
     busy = engine_cycles(stream, config, dense=dense)
