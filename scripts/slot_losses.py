@@ -57,7 +57,7 @@ def main(argv=None):
                         conv, pass_name, A=a.view(np.uint8),
                         W=np.ones(conv.weight_shape, dtype=np.uint8), dZ=dz.view(np.uint8),
                         config=config)
-                    gemm, _ = fastest(gemms, config, dense=False)
+                    gemm = fastest(gemms, config, dense=False).gemm
                     sums[pass_name] += slot_breakdown(gemm, config)
             for pass_name, breakdown in sums.items():
                 rows.append({"network": net.name, "scenario": scenario, "pass": pass_name,

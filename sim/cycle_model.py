@@ -15,7 +15,8 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
            "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
-           "slot_breakdown", "PassEstimate", "fastest", "dense_baseline", "estimate_lowerings",
+           "slot_breakdown", "PassEstimate", "ModeRun", "fastest", "dense_baseline", "mode_runs",
+           "estimate_runs", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate"]
 
 
@@ -65,8 +66,8 @@ class IssuedChunks:
     """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
     bits of every chunk (the elements it issues: the structure's in dense mode, the nonzeros in
     sparse mode), ``beats (M, Q)`` the decoder beats each takes
-    (:meth:`~maskprop.base.config.Selection.beats`, 0 for none) and ``live (M, Q)`` the chunks that are sent at all (those with a structural
-    element; a row without one is not sent)."""
+    (:meth:`~maskprop.base.config.Selection.beats`, 0 for none) and ``live (M, Q)`` the chunks
+    that are sent at all (those with a structural element; a row without one is not sent)."""
     counts: np.ndarray
     beats: np.ndarray
     live: np.ndarray
@@ -274,13 +275,25 @@ class PassEstimate(Speedups):
     sparse_orientation: str
 
 
-def fastest(gemms, config, *, dense: bool):
+@dataclass(frozen=True)
+class ModeRun:
+    """A pass in one mode in the lowering it runs fastest in: that lowering, its cycles and
+    the chunks the decoder gets (:class:`IssuedChunks`)."""
+    gemm: object
+    cycles: int
+    issued: IssuedChunks
+
+
+def fastest(gemms, config, *, dense: bool) -> ModeRun:
     """The lowering of ``gemms`` (the candidate orientations of one pass, all aligned to
-    ``config.vec``) that runs in the fewest cycles in that mode, the first on a tie; with its
-    cycles."""
-    cycles = [mode_cycles(gemm, config, dense=dense) for gemm in gemms]
-    best = int(np.argmin(cycles))
-    return gemms[best], cycles[best]
+    ``config.vec``) that runs in the fewest cycles in that mode on the array of ``config``,
+    the first on a tie."""
+    runs = []
+    for gemm in gemms:
+        issued = IssuedChunks.of(gemm, config, dense=dense)
+        runs.append(ModeRun(gemm, array_cycles(issued, wanted_outputs(gemm, dense=dense),
+                                               config), issued))
+    return min(runs, key=lambda run: run.cycles)        # the first on a tie
 
 
 def dense_baseline(config):
@@ -293,19 +306,28 @@ def dense_baseline(config):
     return config.full_window
 
 
+def mode_runs(gemms, config) -> tuple[ModeRun, ModeRun]:
+    """``(dense, sparse)``: each mode of a pass in its fastest lowering (:func:`fastest`),
+    dense mode on the fair baseline (:func:`dense_baseline`: the full selection window
+    whatever ``config``'s)."""
+    return fastest(gemms, dense_baseline(config), dense=True), fastest(gemms, config, dense=False)
+
+
+def estimate_runs(dense: ModeRun, sparse: ModeRun, config) -> PassEstimate:
+    """The :class:`PassEstimate` of a pass's :func:`mode_runs`: their cycles, the dense slots
+    and the nonzero MACs (the same in every orientation)."""
+    return PassEstimate(
+        sparse.gemm.layer.name, sparse.gemm.pass_name, dense.cycles, sparse.cycles,
+        multiplier_slots(dense.cycles, config.lanes * config.tiles),
+        nonzero_products(sparse.gemm.X != 0, sparse.gemm.Y != 0,
+                         wanted_outputs(sparse.gemm, dense=False)),
+        dense.gemm.orientation, sparse.gemm.orientation)
+
+
 def estimate_lowerings(gemms, config) -> PassEstimate:
     """Dense and sparse cycles of a pass given its candidate lowerings (one, or backward-
-    weight's two orientations), each mode in its fastest one; its dense slots and nonzero MACs
-    (the same in every orientation). The dense cycles are the fair baseline's
-    (:func:`dense_baseline`: the full selection window whatever ``config``'s)."""
-    dense_gemm, dense_cycles = fastest(gemms, dense_baseline(config), dense=True)
-    sparse_gemm, sparse_cycles = fastest(gemms, config, dense=False)
-    return PassEstimate(
-        sparse_gemm.layer.name, sparse_gemm.pass_name, dense_cycles, sparse_cycles,
-        multiplier_slots(dense_cycles, config.lanes * config.tiles),
-        nonzero_products(sparse_gemm.X != 0, sparse_gemm.Y != 0,
-                         wanted_outputs(sparse_gemm, dense=False)),
-        dense_gemm.orientation, sparse_gemm.orientation)
+    weight's two orientations): :func:`estimate_runs` of its :func:`mode_runs`."""
+    return estimate_runs(*mode_runs(gemms, config), config)
 
 
 def candidate_lowerings(layer, pass_name: str, *, A, W, dZ, config, output_mask: bool = True):

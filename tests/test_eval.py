@@ -317,7 +317,6 @@ def test_the_dense_baseline_ignores_the_selection_window():
                 pass_estimate(layer, pass_name, a, dz, full_window).dense_cycles)
 
 
-
 def test_on_the_digits_cnn_every_windows_dense_mode_is_the_baseline():
     """The RTL comparisons time the array's own dense mode: on the digits CNN's real masks
     (both variants, every pass and orientation) it takes exactly the full window's cycles at

@@ -36,9 +36,8 @@ from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
-from maskprop.base.metrics import NO_WORK, Totals, multiplier_slots, nonzero_products, totals
-from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles, dense_baseline,
-                                      wanted_outputs)
+from maskprop.base.metrics import NO_WORK, Totals, totals
+from maskprop.sim.cycle_model import PassEstimate, estimate_runs, mode_runs
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -462,8 +461,8 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     with both reasons if none), so where both run the two are equal (tests hold them so).
     Each lowering's chunks are counted once for a mode's cycles and its costs
     (:func:`maskprop.sim.data_movement.mode_cost`: the commands of the pass on ``core``), on
-    the lowering that mode runs in; dense mode on the fair baseline
-    (:func:`~maskprop.sim.cycle_model.dense_baseline`), as every estimate counts it.
+    the lowering that mode runs in (:func:`~maskprop.sim.cycle_model.mode_runs`: dense mode on
+    the fair baseline, as every estimate counts it).
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
         return np.asarray(nonzero, dtype=bool).view(np.uint8)
@@ -478,26 +477,11 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
                 pattern(dz_nonzero))
     gemms = [lower_pass(conv, pass_name, A=a, W=w, dZ=dz, x_operand=orientation,
                         vec=config.vec) for orientation in orientations]
-    chosen = {}
-    for dense in (True, False):
-        mode_config = dense_baseline(config) if dense else config
-        runs = []
-        for gemm in gemms:
-            issued = IssuedChunks.of(gemm, mode_config, dense=dense)
-            runs.append((array_cycles(issued, wanted_outputs(gemm, dense=dense), mode_config),
-                         gemm, issued))
-        chosen[dense] = min(runs, key=lambda run: run[0])        # the first on a tie
-    (dense_cycles, dense_gemm, _), (sparse_cycles, sparse_gemm, _) = chosen[True], chosen[False]
-    estimate = PassEstimate(
-        sparse_gemm.layer.name, sparse_gemm.pass_name, dense_cycles, sparse_cycles,
-        multiplier_slots(dense_cycles, config.lanes * config.tiles),
-        nonzero_products(sparse_gemm.X != 0, sparse_gemm.Y != 0,
-                         wanted_outputs(sparse_gemm, dense=False)),
-        dense_gemm.orientation, sparse_gemm.orientation)
-    costs = [mode_cost(gemm, config, dense=dense, cycles=cycles, bandwidth=bandwidth,
-                       table=energy, issued=issued, core=core)
-             for dense, (cycles, gemm, issued) in chosen.items()]
-    return estimate, *costs
+    runs = mode_runs(gemms, config)
+    costs = [mode_cost(run.gemm, config, dense=dense, cycles=run.cycles, bandwidth=bandwidth,
+                       table=energy, issued=run.issued, core=core)
+             for dense, run in zip((True, False), runs)]
+    return estimate_runs(*runs, config), *costs
 
 
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,

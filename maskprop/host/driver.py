@@ -373,7 +373,8 @@ def mode_passes(layer, pass_name: str, config: Config, *, A, W, dZ,
     lowering), as a fair comparison runs them."""
     gemms = candidate_lowerings(layer, pass_name, A=A, W=W, dZ=dZ, config=config,
                                 output_mask=output_mask)
-    return {mode: ArrayPass.prepare(fastest(gemms, config, dense=mode == "dense")[0], config)
+    return {mode: ArrayPass.prepare(fastest(gemms, config, dense=mode == "dense").gemm,
+                                    config)
             for mode in ("dense", "sparse")}
 
 
