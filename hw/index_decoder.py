@@ -4,9 +4,9 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import Selection, ceil_log2, check_range
+from maskprop.base.config import Selection, check_range
 
-from maskprop.hw.layouts import index_beat_layout, mask_chunk_layout
+from maskprop.hw.layouts import index_beat_layout, index_position, mask_chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
 
 __all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles", "segment_set_bits"]
@@ -26,16 +26,6 @@ def chunk_cycles(mask: int, vec: int, lanes: int, window: int | None = None) -> 
     cycle model restates this in vectorized form (:meth:`Selection.beats`)."""
     selection = Selection(vec, lanes, window)
     return max(1, *(-(-n // selection.segment_lanes) for n in segment_set_bits(mask, selection)))
-
-
-def _position(offset, segment: int, segments: int):
-    """The chunk position of ``offset`` in ``segment`` (:meth:`Selection.positions`):
-    ``offset * segments + segment``, a concatenation when ``segments`` is a power of two."""
-    if segments == 1:
-        return offset
-    if segments & (segments - 1) == 0:
-        return Cat(Const(segment, ceil_log2(segments)), offset)
-    return offset * segments + segment
 
 
 class _IndexSource(wiring.Component):
@@ -162,7 +152,7 @@ class ZeroSkipIndexDecoder(_IndexSource):
                 j = s * segment_lanes + i
                 index, lane_valid = segment.select(m, i, f"select{j}")
                 m.d.comb += [
-                    self.o.payload.index[j].eq(_position(index, s, segments)),
+                    self.o.payload.index[j].eq(index_position(index, s, selection)),
                     self.o.payload.lane_valid[j].eq(lane_valid),
                 ]
 
@@ -247,7 +237,7 @@ class DenseIndexSequencer(_IndexSource):
             offset = Signal(range(window + segment_lanes), name=f"offset{j}")
             m.d.comb += [
                 offset.eq(beat * segment_lanes + i),
-                self.o.payload.index[j].eq(_position(offset, segment, selection.segments)),
+                self.o.payload.index[j].eq(index_position(offset, segment, selection)),
                 self.o.payload.lane_valid[j].eq(offset < window),
             ]
         m.d.comb += [

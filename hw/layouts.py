@@ -1,12 +1,12 @@
 """Payload layouts shared between blocks (docs/architecture.md section 3.1: chunks and masks)."""
 
-from amaranth import signed, unsigned
+from amaranth import Cat, Const, Signal, signed, unsigned
 from amaranth.lib import data
 
 from maskprop.base.config import ceil_log2
 
 __all__ = ["index_width", "chunk_layout", "chunk_pair_layout", "mask_chunk_layout",
-           "index_beat_layout", "word_elements"]
+           "index_beat_layout", "index_position", "index_offset", "word_elements"]
 
 
 def index_width(vec: int) -> int:
@@ -51,6 +51,34 @@ def index_beat_layout(vec: int, lanes: int, side=None) -> data.StructLayout:
     if side is not None:
         fields["side"] = side
     return data.StructLayout(fields)
+
+
+def index_position(offset, segment: int, selection):
+    """The chunk position an index beat carries for element ``offset`` of ``segment`` of
+    ``selection`` (:class:`~maskprop.base.config.Selection`; :meth:`~maskprop.base.config.
+    Selection.positions`): ``offset * segments + segment``, a concatenation when the segment
+    count is a power of two. The decoder's encoding; :func:`index_offset` is the PE's inverse."""
+    segments = selection.segments
+    if segments == 1:
+        return offset
+    if segments & (segments - 1) == 0:
+        return Cat(Const(segment, ceil_log2(segments)), offset)
+    return offset * segments + segment
+
+
+def index_offset(m, index, segment: int, selection, *, name: str):
+    """The inverse of :func:`index_position` for a lane serving ``segment``: its ``index``'s
+    offset within the segment. The index's high bits when the segment count is a power of two,
+    else a small table (added to ``m``, driving a signal called ``name``)."""
+    segments, window = selection.segments, selection.window
+    if segments & (segments - 1) == 0:
+        return index[ceil_log2(segments):][:ceil_log2(window)]
+    offset = Signal(range(window), name=name)
+    with m.Switch(index):
+        for k, position in enumerate(selection.positions(segment)):
+            with m.Case(position):
+                m.d.comb += offset.eq(k)
+    return offset
 
 
 def word_elements(word, vec: int, container: int, data_width: int) -> list:

@@ -4,10 +4,10 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import Selection, ceil_log2, check_range
+from maskprop.base.config import Selection, check_range
 
 from maskprop.hw.accumulation_tree import tree_input_layout
-from maskprop.hw.layouts import chunk_pair_layout, index_beat_layout
+from maskprop.hw.layouts import chunk_pair_layout, index_beat_layout, index_offset
 
 __all__ = ["SparseGradPE"]
 
@@ -84,21 +84,14 @@ class SparseGradPE(wiring.Component):
         operands_first = Signal(reset_less=True)
         operands_last = Signal(reset_less=True)
         selection, width = self._selection, self._data_width
-        window, segments = selection.window, selection.segments
+        window = selection.window
         candidates, offsets = [], []
         for j in range(self._lanes):
             # Lane j's candidates: the `window` elements of its segment, selected by the index's
-            # offset in it (the index's high bits when the segments are a power of two).
-            positions = selection.positions(selection.lane_segment(j))
-            index = beat.index[j]
-            if segments & (segments - 1) == 0:
-                offset = index[ceil_log2(segments):][:ceil_log2(window)]
-            else:                                         # a small table: position -> offset
-                offset = Signal(range(window), name=f"offset{j}")
-                with m.Switch(index):
-                    for k, p in enumerate(positions):
-                        with m.Case(p):
-                            m.d.comb += offset.eq(k)
+            # offset in it.
+            segment = selection.lane_segment(j)
+            positions = selection.positions(segment)
+            offset = index_offset(m, beat.index[j], segment, selection, name=f"offset{j}")
             candidates.append(positions)
             offsets.append(offset)
 
