@@ -15,8 +15,8 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
            "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
-           "slot_breakdown", "PassEstimate", "ModeRun", "fastest", "dense_baseline", "mode_runs",
-           "estimate_runs", "estimate_lowerings",
+           "slot_breakdown", "PassEstimate", "ModeEstimate", "fastest", "dense_baseline",
+           "mode_estimates", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate"]
 
 
@@ -274,9 +274,19 @@ class PassEstimate(Speedups):
     dense_orientation: str
     sparse_orientation: str
 
+    @classmethod
+    def of(cls, dense: "ModeEstimate", sparse: "ModeEstimate", config) -> "PassEstimate":
+        """The estimate of a pass from each mode's run (:func:`mode_estimates`): their cycles,
+        the dense slots and the nonzero MACs (the same in every orientation)."""
+        return cls(sparse.gemm.layer.name, sparse.gemm.pass_name, dense.cycles, sparse.cycles,
+                   multiplier_slots(dense.cycles, config.lanes * config.tiles),
+                   nonzero_products(sparse.gemm.X != 0, sparse.gemm.Y != 0,
+                                    wanted_outputs(sparse.gemm, dense=False)),
+                   dense.gemm.orientation, sparse.gemm.orientation)
+
 
 @dataclass(frozen=True)
-class ModeRun:
+class ModeEstimate:
     """A pass in one mode in the lowering it runs fastest in: that lowering, its cycles and
     the chunks the decoder gets (:class:`IssuedChunks`)."""
     gemm: object
@@ -284,16 +294,16 @@ class ModeRun:
     issued: IssuedChunks
 
 
-def fastest(gemms, config, *, dense: bool) -> ModeRun:
+def fastest(gemms, config, *, dense: bool) -> ModeEstimate:
     """The lowering of ``gemms`` (the candidate orientations of one pass, all aligned to
     ``config.vec``) that runs in the fewest cycles in that mode on the array of ``config``,
     the first on a tie."""
-    runs = []
+    estimates = []
     for gemm in gemms:
         issued = IssuedChunks.of(gemm, config, dense=dense)
-        runs.append(ModeRun(gemm, array_cycles(issued, wanted_outputs(gemm, dense=dense),
-                                               config), issued))
-    return min(runs, key=lambda run: run.cycles)        # the first on a tie
+        cycles = array_cycles(issued, wanted_outputs(gemm, dense=dense), config)
+        estimates.append(ModeEstimate(gemm, cycles, issued))
+    return min(estimates, key=lambda estimate: estimate.cycles)      # the first on a tie
 
 
 def dense_baseline(config):
@@ -306,28 +316,17 @@ def dense_baseline(config):
     return config.full_window
 
 
-def mode_runs(gemms, config) -> tuple[ModeRun, ModeRun]:
+def mode_estimates(gemms, config) -> tuple[ModeEstimate, ModeEstimate]:
     """``(dense, sparse)``: each mode of a pass in its fastest lowering (:func:`fastest`),
     dense mode on the fair baseline (:func:`dense_baseline`: the full selection window
     whatever ``config``'s)."""
     return fastest(gemms, dense_baseline(config), dense=True), fastest(gemms, config, dense=False)
 
 
-def estimate_runs(dense: ModeRun, sparse: ModeRun, config) -> PassEstimate:
-    """The :class:`PassEstimate` of a pass's :func:`mode_runs`: their cycles, the dense slots
-    and the nonzero MACs (the same in every orientation)."""
-    return PassEstimate(
-        sparse.gemm.layer.name, sparse.gemm.pass_name, dense.cycles, sparse.cycles,
-        multiplier_slots(dense.cycles, config.lanes * config.tiles),
-        nonzero_products(sparse.gemm.X != 0, sparse.gemm.Y != 0,
-                         wanted_outputs(sparse.gemm, dense=False)),
-        dense.gemm.orientation, sparse.gemm.orientation)
-
-
 def estimate_lowerings(gemms, config) -> PassEstimate:
     """Dense and sparse cycles of a pass given its candidate lowerings (one, or backward-
-    weight's two orientations): :func:`estimate_runs` of its :func:`mode_runs`."""
-    return estimate_runs(*mode_runs(gemms, config), config)
+    weight's two orientations): :meth:`PassEstimate.of` its :func:`mode_estimates`."""
+    return PassEstimate.of(*mode_estimates(gemms, config), config)
 
 
 def candidate_lowerings(layer, pass_name: str, *, A, W, dZ, config, output_mask: bool = True):

@@ -916,6 +916,24 @@ def test_no_work_is_said_not_divided_by_one(capsys):
     assert "no work" not in weight_row and "4.00x" in weight_row and "0.50" in weight_row
 
 
+def test_a_dense_mode_slower_than_the_fair_baseline_is_said(capsys):
+    """Where the array's windowed dense mode takes more cycles than the fair baseline (the
+    full window), the table's speedup is over the array's own dense mode: a line says so and
+    gives the speedup over the baseline; where they are equal nothing is added."""
+    from dataclasses import replace
+
+    from maskprop.cli.main import _console, _print_comparisons
+
+    slower = replace(_fake_comparison("backward-weight", 1000, 500, 4.0), baseline_cycles=900)
+    equal = replace(_fake_comparison("forward", 800, 400, 4.0), baseline_cycles=800)
+    assert _print_comparisons(_console(), "t", [slower, equal]) == 0
+    text = " ".join(capsys.readouterr().out.split())      # the console wraps long lines
+    assert text.count("fair dense baseline") == 1
+    assert ("backward-weight: the fair dense baseline (full selection window, cycle model) "
+            "takes 900 cycles, this array's dense mode 1,000; over the baseline: speedup "
+            "1.80x, achieved/ideal 0.45") in text
+
+
 def test_help_documents_the_layer_defaults(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["sim", "--help"])

@@ -86,8 +86,8 @@ class Selection:
         allowed = self.windows(self.vec, self.lanes)
         if isinstance(self.window, bool) or self.window not in allowed:
             raise ValueError(f"select_window must be one of {allowed} (a divisor of vec="
-                             f"{self.vec} whose vec / select_window divides lanes={self.lanes})"
-                             f" or None, not {self.window!r}")
+                             f"{self.vec} whose vec / select_window divides lanes={self.lanes}),"
+                             f" not {self.window!r}")
 
     @staticmethod
     def windows(vec: int, lanes: int) -> list:

@@ -37,7 +37,7 @@ from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, totals
-from maskprop.sim.cycle_model import PassEstimate, estimate_runs, mode_runs
+from maskprop.sim.cycle_model import PassEstimate, mode_estimates
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -461,7 +461,7 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     with both reasons if none), so where both run the two are equal (tests hold them so).
     Each lowering's chunks are counted once for a mode's cycles and its costs
     (:func:`maskprop.sim.data_movement.mode_cost`: the commands of the pass on ``core``), on
-    the lowering that mode runs in (:func:`~maskprop.sim.cycle_model.mode_runs`: dense mode on
+    the lowering that mode runs in (:func:`~maskprop.sim.cycle_model.mode_estimates`: dense mode on
     the fair baseline, as every estimate counts it).
     """
     def pattern(nonzero):     # one byte per element: the lowered operands stay small
@@ -477,11 +477,11 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
                 pattern(dz_nonzero))
     gemms = [lower_pass(conv, pass_name, A=a, W=w, dZ=dz, x_operand=orientation,
                         vec=config.vec) for orientation in orientations]
-    runs = mode_runs(gemms, config)
-    costs = [mode_cost(run.gemm, config, dense=dense, cycles=run.cycles, bandwidth=bandwidth,
-                       table=energy, issued=run.issued, core=core)
-             for dense, run in zip((True, False), runs)]
-    return estimate_runs(*runs, config), *costs
+    modes = mode_estimates(gemms, config)
+    costs = [mode_cost(mode.gemm, config, dense=dense, cycles=mode.cycles, bandwidth=bandwidth,
+                       table=energy, issued=mode.issued, core=core)
+             for dense, mode in zip((True, False), modes)]
+    return PassEstimate.of(*modes, config), *costs
 
 
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,

@@ -19,8 +19,8 @@ import numpy as np
 
 from maskprop.base.config import Config, ceil_log2
 from maskprop.sim.cycle_model import (IssuedChunks, PassEstimate, array_cycles,
-                                      candidate_lowerings, estimate_lowerings, fastest,
-                                      wanted_outputs)
+                                      candidate_lowerings, estimate_lowerings,
+                                      mode_estimates, wanted_outputs)
 from maskprop.sim.layer import pass_label
 from maskprop.sim.lowering import LoweredGemm, chunk_count, mask_words, pad_to_chunks
 
@@ -369,13 +369,15 @@ class ArrayPass:
 def mode_passes(layer, pass_name: str, config: Config, *, A, W, dZ,
                 output_mask: bool = True) -> dict:
     """``{"dense": ArrayPass, "sparse": ArrayPass}``: the pass prepared for each mode in the
-    lowering that is fastest in it (backward-weight's orientation; the other passes have one
-    lowering), as a fair comparison runs them."""
+    lowering the cycle model's estimates run it in (backward-weight's orientation; the other
+    passes have one lowering): :func:`~maskprop.sim.cycle_model.mode_estimates`, sparse mode
+    in its fastest, dense mode in the fair baseline's fastest, so a comparison's dense run is
+    the baseline's lowering on this array."""
     gemms = candidate_lowerings(layer, pass_name, A=A, W=W, dZ=dZ, config=config,
                                 output_mask=output_mask)
-    return {mode: ArrayPass.prepare(fastest(gemms, config, dense=mode == "dense").gemm,
-                                    config)
-            for mode in ("dense", "sparse")}
+    dense, sparse = mode_estimates(gemms, config)
+    return {"dense": ArrayPass.prepare(dense.gemm, config),
+            "sparse": ArrayPass.prepare(sparse.gemm, config)}
 
 
 # The one-tile engine's input: GEMM outputs as framed streams of chunk pairs. Output ``(m, j)``

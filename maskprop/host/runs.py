@@ -62,6 +62,9 @@ class Comparison(Speedups):
     sparse: ModeRun
     dense_slots: int         # multiplier slots of dense mode, from the cycle model
     nonzero_macs: int        # products sparse mode must do
+    # The fair dense baseline's cycles (cycle model: the full selection window,
+    # maskprop.sim.cycle_model.dense_baseline); None where the block's dense mode is the baseline.
+    baseline_cycles: int | None = None
 
     @property
     def dense_cycles(self) -> int:
@@ -70,6 +73,15 @@ class Comparison(Speedups):
     @property
     def sparse_cycles(self) -> int:
         return self.sparse.cycles
+
+    @property
+    def over_baseline(self) -> Totals | None:
+        """The speedups with the fair dense baseline's cycles as dense mode's (None where the
+        block's dense mode is the baseline)."""
+        if self.baseline_cycles is None:
+            return None
+        return Totals(self.baseline_cycles, self.sparse_cycles, self.dense_slots,
+                      self.nonzero_macs)
 
     @property
     def model_dense(self) -> int:
@@ -139,8 +151,10 @@ def compare_on_array(passes, *, build_dir, label="", sim=None, seed=None,
     """Dense mode then sparse mode of one pass on the tile array's Verilog (one build).
 
     ``passes``: each mode's :class:`ArrayPass` (the dict of
-    :func:`~maskprop.host.driver.mode_passes`, each mode in its fastest lowering), or one
-    ArrayPass that both modes run."""
+    :func:`~maskprop.host.driver.mode_passes`, each mode in the lowering the estimates run it
+    in), or one ArrayPass that both modes run. The comparison's ``dense_slots`` and
+    ``baseline_cycles`` are the fair dense baseline's among the lowerings given (with
+    ``mode_passes``' dict, the baseline's own)."""
     from maskprop.hw.tile_array import TileArray
 
     if isinstance(passes, ArrayPass):
@@ -154,7 +168,8 @@ def compare_on_array(passes, *, build_dir, label="", sim=None, seed=None,
     gemm = passes["sparse"].gemm
     estimate = estimate_lowerings([passes["dense"].gemm, gemm], config)
     return Comparison(label or f"{gemm.layer.label} {gemm.pass_name}", runs["dense"],
-                      runs["sparse"], estimate.dense_slots, estimate.nonzero_macs)
+                      runs["sparse"], estimate.dense_slots, estimate.nonzero_macs,
+                      estimate.dense_cycles)
 
 
 def compare_on_engine(gemm: LoweredGemm, config: Config, *, rows: int | None = None,
