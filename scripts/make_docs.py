@@ -201,6 +201,11 @@ PARTS = [
          "(digits CNN real masks, ResNet-18 literature profile)",
          lambda work, quick: [_script("slot_losses.py", "--json", work / "result.json")],
          lambda work, docs: tables.slot_losses_table(_json(work / "result.json")), quick=True),
+    Part("packing", "results.md", "a design study for issue 11: packing the lanes across "
+         "chunks and skipping both operands, achieved/ideal per scheme (digits CNN real masks, "
+         "ResNet-18 literature profile)",
+         lambda work, quick: [_script("bench_packing.py", "--json", work / "result.json")],
+         lambda work, docs: tables.packing_table(_json(work / "result.json")), quick=True),
     Part("select-window", "results.md", "restricted selection windows against the full "
          "crossbar: engine area and Fmax on ECP5, achieved/ideal and training steps per second "
          "per LUT on every network",

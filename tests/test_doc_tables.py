@@ -400,3 +400,17 @@ def test_engine_time_per_pass_combines_speedups_and_fmax():
         "1.12x-1.12x: sooner on every pass.")
     with pytest.raises(tables.DocsError, match="no Fmax"):
         tables.engine_time_line(flow_report(fmax_mhz=None), dense, bench)
+
+
+def test_packing_table_shows_each_schemes_step_and_worst_pass():
+    config = dict(vec=16, lanes=4, tiles=4, col_block=32, select_window=4)
+    rows = [dict(network="Net", scenario="batchnorm", **row) for row in (
+        {"pass": "forward", "macs": 160, "today": 20, "fast": 10},
+        {"pass": "backward_weight", "macs": 80, "today": 10, "fast": 8},
+        {"pass": "backward_data", "macs": 0, "today": 1, "fast": 1},   # no work: not a pass
+        {"pass": "training step", "macs": 240, "today": 31, "fast": 19})]
+    text = tables.packing_table({"config": config, "schemes": ["today", "fast"], "rows": rows})
+    assert text.startswith("4 tiles x 4 lanes, vec 16, selection window 4")
+    cells = table_rows(text, "| scheme |")
+    assert cells[0] == ["today", "0.48", "0.50 (forward)"]      # 240 / (31 * 16); 160 / 320
+    assert cells[1] == ["fast", "0.79", "0.62 (backward-weight)"]      # 80 / (8 * 16)

@@ -230,6 +230,33 @@ def slot_losses_table(payload: dict) -> str:
          "zero Y operand", "idle tiles", "empty lanes", "empty chunks"], rows)])
 
 
+def packing_table(payload: dict) -> str:
+    """The result of ``scripts/bench_packing.py --json``: per scheme and per network and
+    scenario, achieved/ideal over the training step and in its worst pass."""
+    config, schemes, multipliers = (payload["config"], payload["schemes"],
+                                    payload["config"]["tiles"] * payload["config"]["lanes"])
+    head = (f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
+            f"selection window {config['select_window']}; achieved/ideal, cycle model")
+    by_case = {}
+    for row in payload["rows"]:
+        by_case.setdefault((row["network"], row["scenario"]), []).append(row)
+
+    def efficiency(row, scheme):
+        return row["macs"] / (row[scheme] * multipliers) if row[scheme] else None
+
+    header, rows = ["scheme"], [[scheme] for scheme in schemes]
+    for (network, scenario), case in by_case.items():
+        header += [f"{network}, {scenario}: step", "worst pass"]
+        step = next(r for r in case if r["pass"] == "training step")
+        passes = [r for r in case if r["pass"] != "training step" and r["macs"]]
+        for cells, scheme in zip(rows, schemes):
+            worst = min(passes, key=lambda r: efficiency(r, scheme))
+            cells += [ratio(efficiency(step, scheme)),
+                      f"{ratio(efficiency(worst, scheme))} "
+                      f"({worst['pass'].replace('_', '-')})"]
+    return "\n".join([head, "", *_table(header, rows)])
+
+
 def select_window_tables(payload: dict) -> str:
     """The result of ``scripts/bench_window.py --json``: each design's area and Fmax, then per
     network and scenario achieved/ideal in every window and training steps per second per LUT
