@@ -25,7 +25,9 @@ nonzero MACs over the multiplier slots the scheme occupies (the ideal's definiti
   rows and starting one tile further each row; ``barrier B``: the tiles wait for each other
   every ``B`` rows (the pass costs the busiest tile's sum in each batch of rows); ``dealt``:
   never (the busiest tile's sum over the pass); ``queue bound``: the sum over all tiles
-  divided by ``tiles`` (any dispatch is at least that).
+  divided by ``tiles`` (any dispatch is at least that). ``a chunk a cycle``: the tile reads
+  one chunk pair a cycle (of the row's chunks with a nonzero ``X``), so an output costs at
+  least that many cycles however few products it has.
 
 Schemes other than ``today`` assume their operands arrive in time (no stall for the row or the
 ``Y`` column), so they bound what the scheme can reach; the cost in area is not counted here.
@@ -49,7 +51,7 @@ from maskprop.base.config import EVALUATION
 from maskprop.evaluation.evaluate import SCENARIOS, published_inputs
 from maskprop.base.metrics import nonzero_products
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, candidate_lowerings,
-                                      mode_estimates, wanted_outputs)
+                                      chunk_counts, mode_estimates, wanted_outputs)
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import NETWORK_NAMES
 
@@ -58,7 +60,8 @@ from bench_output import machine, write_json     # scripts/bench_output.py
 #: Every scheme measured, in the table's order (the module's docstring says what each is).
 SCHEMES = ("today", "row, window", "row, rotated", "row, crossbar",
            "output, rotated, barrier 1", "output, rotated, barrier 8", "output, rotated, dealt",
-           "output, rotated, queue bound", "output, crossbar, barrier 1",
+           "output, rotated, queue bound", "output, rotated, dealt, a chunk a cycle",
+           "output, crossbar, barrier 1",
            "output, crossbar, dealt", "output, crossbar, queue bound")
 BARRIERS = (1, 8)
 
@@ -103,8 +106,12 @@ def scheme_cycles(gemm, config) -> dict:
                                                  rotate=True)]
             products = np.stack([xs.astype(np.float32) @ ys.astype(np.float32)
                                  for xs, ys in zip(x_segments, y_segments)]).astype(np.int64)
-            cycles.update(_output_schemes(_packed(products, selection.segment_lanes), wanted,
-                                          tiles, "output, rotated"))
+            cost = _packed(products, selection.segment_lanes)
+            cycles.update(_output_schemes(cost, wanted, tiles, "output, rotated"))
+            # A tile that reads one chunk pair a cycle (the row's chunks with a nonzero X).
+            chunks = (chunk_counts(x, config.vec) > 0).sum(axis=-1)
+            walked = _output_schemes(np.maximum(cost, chunks[:, None]), wanted, tiles, "walk")
+            cycles["output, rotated, dealt, a chunk a cycle"] = walked["walk, dealt"]
     cycles["row, crossbar"] = int((groups * _packed(per_segment.sum(axis=0)[None], lanes))
                                   .sum())
     cycles.update(_output_schemes(_packed(products.sum(axis=0)[None], lanes), wanted, tiles,
@@ -129,7 +136,7 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
         per_batch = np.zeros((-(-rows // batch), tiles), dtype=np.int64)
         np.add.at(per_batch, (m // batch, tile), cost)
         out[f"{name}, barrier {batch}"] = int(per_batch.max(axis=1).sum())
-    return {key: value for key, value in out.items() if key in SCHEMES}
+    return out
 
 
 def _wanted_per_block(wanted, col_block: int):

@@ -47,6 +47,8 @@ def test_rotation_spreads_one_channel_over_the_lanes(study):
     # One output, one tile: the output schemes pack its 4 products the same way.
     assert cycles["output, rotated, dealt"] == cycles["output, crossbar, dealt"] == 1
     assert cycles["output, rotated, queue bound"] == 1       # ceil(1 / 4 tiles)
+    # Reading a chunk pair a cycle, the output takes its 4 chunks' cycles.
+    assert cycles["output, rotated, dealt, a chunk a cycle"] == 4
 
 
 def test_output_schemes_skip_both_operands_and_deal_the_outputs(study):
