@@ -27,7 +27,10 @@ nonzero MACs over the multiplier slots the scheme occupies (the ideal's definiti
   never (the busiest tile's sum over the pass); ``queue bound``: the sum over all tiles
   divided by ``tiles`` (any dispatch is at least that). ``a chunk a cycle``: the tile reads
   one chunk pair a cycle (of the row's chunks with a nonzero ``X``), so an output costs at
-  least that many cycles however few products it has.
+  least that many cycles however few products it has. ``lanes decoupled``: each segment's
+  lanes go on to the tile's next output without waiting for the other segments (a partial
+  sum per lane, added up per output afterwards), so a tile costs its busiest segment's
+  products summed over its outputs rather than the sum of each output's busiest segment.
 
 Schemes other than ``today`` assume their operands arrive in time (no stall for the row or the
 ``Y`` column), so they bound what the scheme can reach; the cost in area is not counted here.
@@ -61,6 +64,7 @@ from bench_output import machine, write_json     # scripts/bench_output.py
 SCHEMES = ("today", "row, window", "row, rotated", "row, crossbar",
            "output, rotated, barrier 1", "output, rotated, barrier 8", "output, rotated, dealt",
            "output, rotated, queue bound", "output, rotated, dealt, a chunk a cycle",
+           "output, window, lanes decoupled", "output, rotated, lanes decoupled",
            "output, crossbar, barrier 1",
            "output, crossbar, dealt", "output, crossbar, queue bound")
 BARRIERS = (1, 8)
@@ -101,17 +105,19 @@ def scheme_cycles(gemm, config) -> dict:
         per_segment = np.stack([s.sum(axis=-1) for s in x_segments])
         cycles[f"row, {name}"] = int((groups * _packed(per_segment, selection.segment_lanes))
                                      .sum())
-        if rotate:       # output schemes: the products of each output, per segment
-            y_segments = [s.T for s in _segments(y.T, config.vec, selection.segments,
-                                                 rotate=True)]
-            products = np.stack([xs.astype(np.float32) @ ys.astype(np.float32)
-                                 for xs, ys in zip(x_segments, y_segments)]).astype(np.int64)
-            cost = _packed(products, selection.segment_lanes)
-            cycles.update(_output_schemes(cost, wanted, tiles, "output, rotated"))
-            # A tile that reads one chunk pair a cycle (the row's chunks with a nonzero X).
-            chunks = (chunk_counts(x, config.vec) > 0).sum(axis=-1)
-            walked = _output_schemes(np.maximum(cost, chunks[:, None]), wanted, tiles, "walk")
-            cycles["output, rotated, dealt, a chunk a cycle"] = walked["walk, dealt"]
+        # Output schemes: the products of each output, per segment.
+        y_segments = [s.T for s in _segments(y.T, config.vec, selection.segments,
+                                             rotate=rotate)]
+        products = np.stack([xs.astype(np.float32) @ ys.astype(np.float32)
+                             for xs, ys in zip(x_segments, y_segments)]).astype(np.int64)
+        cost = _packed(products, selection.segment_lanes)
+        cycles.update(_output_schemes(cost, wanted, tiles, f"output, {name}"))
+        cycles[f"output, {name}, lanes decoupled"] = _decoupled_lanes(
+            -(-products // selection.segment_lanes), wanted, tiles)
+    # A tile that reads one chunk pair a cycle (the row's chunks with a nonzero X).
+    chunks = (chunk_counts(x, config.vec) > 0).sum(axis=-1)
+    walked = _output_schemes(np.maximum(cost, chunks[:, None]), wanted, tiles, "walk")
+    cycles["output, rotated, dealt, a chunk a cycle"] = walked["walk, dealt"]
     cycles["row, crossbar"] = int((groups * _packed(per_segment.sum(axis=0)[None], lanes))
                                   .sum())
     cycles.update(_output_schemes(_packed(products.sum(axis=0)[None], lanes), wanted, tiles,
@@ -123,11 +129,8 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
     """Cycles of the wanted outputs, each costing ``cost (M, J)``, on ``tiles`` tiles under
     each dispatch of the output schemes (the module's docstring)."""
     rows = wanted.shape[0]
-    m, j = np.nonzero(wanted)                  # row-major: each row's columns ascending
+    m, j, tile = _dealt(wanted, tiles)
     cost = cost[m, j]
-    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
-    rank = np.arange(m.size) - np.repeat(start, np.diff(np.r_[start, m.size]))
-    tile = (rank + m) % tiles                  # one tile further each row
     out = {f"{name}, queue bound": -(-int(cost.sum()) // tiles)}
     per_tile = np.zeros(tiles, dtype=np.int64)
     np.add.at(per_tile, tile, cost)
@@ -137,6 +140,27 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
         np.add.at(per_batch, (m // batch, tile), cost)
         out[f"{name}, barrier {batch}"] = int(per_batch.max(axis=1).sum())
     return out
+
+
+def _dealt(wanted, tiles: int):
+    """The wanted outputs ``(m, j)`` in the pass's order (row-major) and the tile each is
+    dealt to: round-robin, going on across rows, one tile further each row."""
+    m, j = np.nonzero(wanted)
+    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
+    rank = np.arange(m.size) - np.repeat(start, np.diff(np.r_[start, m.size]))
+    return m, j, (rank + m) % tiles
+
+
+def _decoupled_lanes(beats, wanted, tiles: int) -> int:
+    """Cycles when every segment's lanes of a tile go on to the tile's next output without
+    waiting for the other segments (a partial sum per lane, reduced per output afterwards):
+    the busiest segment of the busiest tile, each output dealt as :func:`_dealt` deals it and
+    costing ``beats (segments, M, J)`` in each segment."""
+    m, j, tile = _dealt(wanted, tiles)
+    per_lane = np.zeros((tiles, beats.shape[0]), dtype=np.int64)
+    for segment, segment_beats in enumerate(beats):
+        np.add.at(per_lane[:, segment], tile, segment_beats[m, j])
+    return max(1, int(per_lane.max()))
 
 
 def _wanted_per_block(wanted, col_block: int):

@@ -80,6 +80,13 @@ def test_output_schemes_skip_both_operands_and_deal_the_outputs(study):
             row[(j + m) % 4] += cost[j]
         rows.append(max(row))
     assert cycles["output, rotated, barrier 1"] == sum(rows) == 6
+    # Lanes decoupled: each tile's segments sum their products over the tile's outputs.
+    per_lane = np.zeros((4, 4), dtype=int)
+    for m in range(2):
+        for j in range(5):
+            for s in range(4):
+                per_lane[(j + m) % 4, s] += sum(p < 2 * j for p in (s, s + 4))
+    assert cycles["output, rotated, lanes decoupled"] == per_lane.max() == 4
     # The shared decoder skips X's zeros only: 8 nonzeros per group, 2 groups per row
     # (5 columns on 4 tiles), two per segment: 2 cycles a group.
     assert cycles["row, window"] == 2 * 2 * 2
