@@ -1,6 +1,8 @@
 """Zero-skipping index decoder and the dense sequencer (docs/architecture.md sections 4.1, 4.2)."""
 
-from amaranth import Cat, Const, Module, Signal
+from dataclasses import dataclass
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,7 +11,8 @@ from maskprop.base.config import Selection, check_range
 from maskprop.hw.layouts import index_beat_layout, index_position, mask_chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
 
-__all__ = ["ZeroSkipIndexDecoder", "DenseIndexSequencer", "chunk_cycles", "segment_set_bits"]
+__all__ = ["ZeroSkipIndexDecoder", "PrefixIndexSequencer", "DenseIndexSequencer",
+           "chunk_cycles", "prefix_closure", "segment_set_bits"]
 
 
 def segment_set_bits(mask: int, selection: Selection) -> list:
@@ -17,6 +20,12 @@ def segment_set_bits(mask: int, selection: Selection) -> list:
     positions of :meth:`Selection.positions`), lowest segment first."""
     return [sum(mask >> p & 1 for p in selection.positions(s))
             for s in range(selection.segments)]
+
+
+def prefix_closure(mask: int) -> int:
+    """``mask`` with every bit below its highest set bit set: the elements
+    :class:`PrefixIndexSequencer` sends."""
+    return (1 << mask.bit_length()) - 1
 
 
 def chunk_cycles(mask: int, vec: int, lanes: int, window: int | None = None) -> int:
@@ -56,7 +65,74 @@ class _IndexSource(wiring.Component):
     window = property(lambda self: self._selection.window)
 
 
-class ZeroSkipIndexDecoder(_IndexSource):
+@dataclass(frozen=True)
+class _HeldChunk:
+    """What a chunk-register source's beat logic gives the shared framing: the statements that
+    load an accepted chunk and step after each beat, whether the next beat is the chunk's final
+    one, and whether the chunk has no element to send."""
+    load: list
+    step: list
+    final: Value
+    zero: Value
+
+
+class _ChunkRegisterSource(_IndexSource):
+    """A source that registers each chunk and sends its beats from the register: the decoder
+    and the prefix sequencer. They differ in which elements a chunk sends (:meth:`_hold`);
+    the framing is this class's, so both have the decoder's timing contract."""
+
+    latency = 1
+    """A chunk's first beat is offered one cycle after the chunk is accepted."""
+
+    def _hold(self, m: Module) -> _HeldChunk:
+        """Add the chunk register's element logic to ``m`` (loaded from ``self.i.payload``,
+        driving ``self.o.payload.index`` and ``lane_valid``)."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        held = Signal()                              # a chunk is in the register
+        chunk = self._hold(m)
+        held_first = Signal(reset_less=True)
+        held_last = Signal(reset_less=True)
+        held_side = Signal(self._side, reset_less=True) if self._side is not None else None
+        pending_first = Signal()                     # `first` came with an all-zero, not-last chunk
+        issued_beats = Signal()                      # a beat of the held chunk was already sent
+        done = Signal()                              # the held chunk leaves in this cycle
+        m.d.comb += [
+            self.o.valid.eq(held & (~chunk.zero | held_last)),
+            self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),
+            self.o.payload.last.eq(held_last & chunk.final),
+            done.eq(held & ((chunk.zero & ~held_last) | (chunk.final & self.o.ready))),
+            self.i.ready.eq(~held | done),
+            self.busy.eq(held),
+        ]
+        if held_side is not None:
+            m.d.comb += self.o.payload.side.eq(held_side)
+
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [
+                chunk.step,
+                issued_beats.eq(1),
+                pending_first.eq(0),
+            ]
+        with m.If(held & chunk.zero & ~held_last):
+            m.d.sync += pending_first.eq(pending_first | held_first)
+        with m.If(self.i.ready):
+            m.d.sync += held.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [
+                    issued_beats.eq(0),
+                    chunk.load,
+                    held_first.eq(self.i.payload.first),
+                    held_last.eq(self.i.payload.last),
+                ]
+                if held_side is not None:
+                    m.d.sync += held_side.eq(self.i.payload.side)
+        return m
+
+
+class ZeroSkipIndexDecoder(_ChunkRegisterSource):
     """Emits the indices of a chunk's nonzero elements, up to ``lanes`` per cycle, ascending.
 
     Parameters
@@ -113,22 +189,15 @@ class ZeroSkipIndexDecoder(_IndexSource):
     ``window``-to-1.
     """
 
-    latency = 1
-    """A chunk's first beat is offered one cycle after the chunk is accepted."""
-
-    def elaborate(self, platform):
-        m = Module()
-        vec, lanes = self._vec, self._lanes
-
-        # Stage 1 (chunk register): the accepted chunk, with the rank of every set bit (the
-        # number of set bits below it in its segment) and the segment's popcount, from a
-        # parallel prefix of the segment's mask.
-        effective = Signal(vec)
+    def _hold(self, m: Module) -> _HeldChunk:
+        # The chunk register: the accepted chunk, with the rank of every set bit (the number of
+        # set bits below it in its segment) and the segment's popcount, from a parallel prefix
+        # of the segment's mask.
+        effective = Signal(self._vec)
         if self._masks == 2:
             m.d.comb += effective.eq(self.i.payload.mask & self.i.payload.mask_b)
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
-        held = Signal()                              # a chunk is in the register
         selection = self._selection
         window, segments, segment_lanes = (selection.window, selection.segments,
                                            selection.segment_lanes)
@@ -137,16 +206,10 @@ class ZeroSkipIndexDecoder(_IndexSource):
         held_segments = [RankRegister(m, effective[s::segments], window,
                                       name=f"held{suffix(s)}", counts_name=f"rank{suffix(s)}")
                          for s in range(segments)]
-        held_first = Signal(reset_less=True)
-        held_last = Signal(reset_less=True)
-        held_side = Signal(self._side, reset_less=True) if self._side is not None else None
-
-        # Stage 2 (beats): beat `b` sends each segment's set bits of rank b*segment_lanes ..
-        # The held ranks count down by `segment_lanes` after every beat, so a segment's lane i
-        # always takes its bit whose held rank is i: a constant compare, no adder on the select
-        # path (hw/rank_compaction.py, shared with the tile array's column groups).
-        pending_first = Signal()                     # `first` came with an all-zero, not-last chunk
-        issued_beats = Signal()                      # a beat of the held chunk was already sent
+        # The beats: beat `b` sends each segment's set bits of rank b*segment_lanes .. The held
+        # ranks count down by `segment_lanes` after every beat, so a segment's lane i always
+        # takes its bit whose held rank is i: a constant compare, no adder on the select path
+        # (hw/rank_compaction.py, shared with the tile array's column groups).
         for s, segment in enumerate(held_segments):
             for i in range(segment_lanes):
                 j = s * segment_lanes + i
@@ -155,48 +218,68 @@ class ZeroSkipIndexDecoder(_IndexSource):
                     self.o.payload.index[j].eq(index_position(index, s, selection)),
                     self.o.payload.lane_valid[j].eq(lane_valid),
                 ]
-
-        chunk_zero = Signal()
-        final = Signal()                             # this beat sends the chunk's last set bit
-        done = Signal()                              # the held chunk leaves in this cycle
         # A segment holds at most `window` unsent bits, so with segment_lanes == window its
         # first beat is its final one. With several segments, a segment that is done waits
         # (its count saturates at 0) for the busiest.
-        m.d.comb += final.eq(Cat(segment.last_step(segment_lanes)
-                                 for segment in held_segments).all())
-        m.d.comb += [
-            chunk_zero.eq(Cat(segment.total for segment in held_segments) == 0),
-            self.o.valid.eq(held & (~chunk_zero | held_last)),
-            self.o.payload.first.eq((held_first & ~issued_beats) | pending_first),
-            self.o.payload.last.eq(held_last & final),
-            done.eq(held & ((chunk_zero & ~held_last) | (final & self.o.ready))),
-            self.i.ready.eq(~held | done),
-            self.busy.eq(held),
-        ]
-        if held_side is not None:
-            m.d.comb += self.o.payload.side.eq(held_side)
+        return _HeldChunk(
+            load=[segment.load() for segment in held_segments],
+            step=[segment.step(segment_lanes, saturate=segments > 1)
+                  for segment in held_segments],
+            final=Cat(segment.last_step(segment_lanes) for segment in held_segments).all(),
+            zero=Cat(segment.total for segment in held_segments) == 0)
 
-        with m.If(self.o.valid & self.o.ready):
-            for segment in held_segments:
-                m.d.sync += segment.step(segment_lanes, saturate=segments > 1)
-            m.d.sync += [
-                issued_beats.eq(1),
-                pending_first.eq(0),
+
+class PrefixIndexSequencer(_ChunkRegisterSource):
+    """The dense-only array's index source: sends every element of a chunk below its highest
+    set mask bit, set or not, with the decoder's ports and timing.
+
+    A layer's structural elements are a prefix of each chunk (padded channels and pixels come
+    last; docs/architecture.md section 4.1), so on a structure mask it sends exactly the
+    structure, as the decoder does in dense mode, but without the decoder's rank compaction:
+    a priority encoder finds the chunk's length ``n`` as it is accepted, and beat ``b`` sends
+    in a segment's lane ``i`` the element at offset ``b * segment_lanes + i``, valid while its
+    position is below ``n``. It is :class:`ZeroSkipIndexDecoder` given the mask with every
+    bit below the highest set (the prefix closure, :func:`prefix_closure`): the same beats, the
+    same framing, ``latency = 1``, ``max(1, ceil(n / lanes))`` cycles per chunk. Parameters
+    and ports as the decoder's (``masks=2`` takes the prefix of the AND).
+    """
+
+    def _hold(self, m: Module) -> _HeldChunk:
+        vec, lanes = self._vec, self._lanes
+        selection = self._selection
+        window, segment_lanes = selection.window, selection.segment_lanes
+        mask = self.i.payload.mask
+        if self._masks == 2:
+            mask = mask & self.i.payload.mask_b
+        length_in = Signal(range(vec + 1))
+        for position in range(vec):                  # the highest set bit wins
+            with m.If(mask[position]):
+                m.d.comb += length_in.eq(position + 1)
+        length = Signal(range(vec + 1), name="held_length", reset_less=True)
+        beats = -(-vec // lanes)
+        if beats > 1:
+            beat = Signal(range(beats), name="held_beat", reset_less=True)
+            step = [beat.eq(beat + 1)]
+            load = [length.eq(length_in), beat.eq(0)]
+        else:
+            # One beat per chunk: no counter (a `range(1)` signal would be zero-width, which
+            # the Verilog backend declares as `[-1:0]`).
+            beat, step, load = Const(0, 1), [], [length.eq(length_in)]
+        for j in range(lanes):
+            segment, i = divmod(j, segment_lanes)
+            offset = Signal(range(window + segment_lanes), name=f"offset{j}")
+            valid = Signal(name=f"valid{j}")
+            position = index_position(offset, segment, selection)
+            m.d.comb += [
+                offset.eq(beat * segment_lanes + i),
+                valid.eq((offset < window) & (position < length)),
+                self.o.payload.lane_valid[j].eq(valid),
+                # An invalid lane reads its segment's first element, as the decoder's does.
+                self.o.payload.index[j].eq(Mux(valid, position, segment)),
             ]
-        with m.If(held & chunk_zero & ~held_last):
-            m.d.sync += pending_first.eq(pending_first | held_first)
-        with m.If(self.i.ready):
-            m.d.sync += held.eq(self.i.valid)
-            with m.If(self.i.valid):
-                m.d.sync += [
-                    issued_beats.eq(0),
-                    [segment.load() for segment in held_segments],
-                    held_first.eq(self.i.payload.first),
-                    held_last.eq(self.i.payload.last),
-                ]
-                if held_side is not None:
-                    m.d.sync += held_side.eq(self.i.payload.side)
-        return m
+        # The next beat's lowest position is (beat + 1) * lanes (segment 0's next offset).
+        return _HeldChunk(load=load, step=step, final=(beat + 1) * lanes >= length,
+                          zero=length == 0)
 
 
 class DenseIndexSequencer(_IndexSource):

@@ -1,10 +1,11 @@
 # amaranth: UnusedElaboratable=no
 # (the parameter tests construct blocks that are refused)
-"""ZeroSkipIndexDecoder and DenseIndexSequencer in Amaranth's simulator.
+"""ZeroSkipIndexDecoder, PrefixIndexSequencer and DenseIndexSequencer in Amaranth's simulator.
 
 Exhaustive for every mask of every vec <= 8 (indices, framing and cycle counts), with every
 restricted selection window; random framed sequences with idle cycles and backpressure; the
-dense sequencer against its definition.
+prefix sequencer as the decoder on each mask's prefix closure; the dense sequencer against its
+definition.
 """
 
 import random
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config
-from maskprop.hw.index_decoder import DenseIndexSequencer, ZeroSkipIndexDecoder, chunk_cycles
+from maskprop.hw.index_decoder import (DenseIndexSequencer, PrefixIndexSequencer,
+                                       ZeroSkipIndexDecoder, chunk_cycles, prefix_closure)
 from maskprop.sim.blocks import IndexBeat, decode_chunks, index_beat_payload
 from maskprop.tb.amaranth_bench import run_stream
 from maskprop.tb.stimulus import dense_sequencer_beats, seed_from_env
@@ -29,8 +31,12 @@ def beats_of(run):
 def decode(dut, chunks, **traffic):
     """``chunks`` through the decoder, its beats checked by the bench's scoreboard against the
     reference's (:func:`~maskprop.sim.blocks.decode_chunks`: each segment's valid lanes its
-    lowest ones, invalid lanes reading 0)."""
-    expected = decode_chunks(chunks, dut.lanes, vec=dut.vec, window=dut.window)
+    lowest ones, invalid lanes reading 0); the prefix sequencer's against the reference's on
+    each mask's prefix closure."""
+    decoded = chunks
+    if isinstance(dut, PrefixIndexSequencer):
+        decoded = [(prefix_closure(mask), first, last) for mask, first, last in chunks]
+    expected = decode_chunks(decoded, dut.lanes, vec=dut.vec, window=dut.window)
     payloads = [{"mask": mask, "first": first, "last": last} for mask, first, last in chunks]
     run = run_stream(dut, payloads, [index_beat_payload(b, vec=dut.vec, window=dut.window)
                                      for b in expected], **traffic)
@@ -100,6 +106,50 @@ def test_random_frames(vec, lanes, window, traffic):
         # Unstalled, the chunks are consumed at exactly chunk_cycles each.
         costs = [chunk_cycles(m, vec, lanes, window) for m, _, _ in chunks]
         assert run.in_cycles == np.concatenate(([0], np.cumsum(costs)[:-1])).tolist()
+
+
+@pytest.mark.parametrize("vec, lanes, window", [(v, l, w) for v in (1, 3, 4, 6, 8)
+                                                for l in range(1, v + 1)
+                                                for w in [None, *windows(v, l)]])
+def test_prefix_sequencer_every_mask(vec, lanes, window):
+    """Every mask, each its own frame, back to back: the decoder's beats and cycles on the
+    mask's prefix closure (a structure mask is its own closure)."""
+    dut = PrefixIndexSequencer(vec=vec, lanes=lanes, window=window)
+    chunks = [(mask, True, True) for mask in range(1 << vec)]
+    run = decode(dut, chunks)
+    costs = [chunk_cycles(prefix_closure(m), vec, lanes, window) for m, _, _ in chunks]
+    assert run.in_cycles == np.concatenate(([0], np.cumsum(costs)[:-1])).tolist()
+    assert costs[-1] == -(-vec // lanes)
+
+
+@pytest.mark.parametrize("vec, lanes, window", [(16, 4, None), (16, 4, 4), (16, 4, 8),
+                                                (12, 6, 4), (16, 16, None), (8, 3, None)])
+def test_prefix_sequencer_random_frames(vec, lanes, window):
+    """Multi-chunk frames of prefix and scattered masks, with idle input and backpressure;
+    ``masks=2`` takes the prefix of the AND."""
+    seed = seed_from_env(default=vec * 100 + lanes + (window or 0))
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = random.Random(seed)
+    chunks = []
+    for _ in range(120):
+        length = rng.randint(1, 4)
+        for k in range(length):
+            kind = rng.choice(("prefix", "scattered", "zero"))
+            if kind == "prefix":
+                mask = (1 << rng.randint(1, vec)) - 1
+            else:
+                mask = 0 if kind == "zero" else rng.randrange(1 << vec)
+            chunks.append((mask, k == 0, k == length - 1))
+    decode(PrefixIndexSequencer(vec=vec, lanes=lanes, window=window), chunks, idle=0.3,
+           backpressure=0.4, seed=seed)
+    pairs = [(mask, rng.randrange(1 << vec), first, last) for mask, first, last in chunks]
+    expected = decode_chunks([(prefix_closure(a & b), first, last) for a, b, first, last in pairs],
+                             lanes, vec=vec, window=window)
+    run_stream(PrefixIndexSequencer(vec=vec, lanes=lanes, masks=2, window=window),
+               [{"mask": a, "mask_b": b, "first": first, "last": last}
+                for a, b, first, last in pairs],
+               [index_beat_payload(b, vec=vec, window=window) for b in expected],
+               idle=0.2, backpressure=0.3, seed=seed)
 
 
 def test_and_of_two_masks():
