@@ -1,7 +1,7 @@
 """The tile array: one decoder and one broadcast X chunk, ``tiles`` PE + tree columns, and the
 sequencer that compacts each row's output mask (docs/architecture.md section 4.6)."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -10,7 +10,7 @@ from maskprop.base.config import Config, ceil_log2
 
 from maskprop.hw.accumulation_tree import AccumulationTree
 from maskprop.hw.counters import accumulate, event_counter, registered_event
-from maskprop.hw.index_decoder import ZeroSkipIndexDecoder
+from maskprop.hw.index_decoder import PrefixIndexSequencer, ZeroSkipIndexDecoder
 from maskprop.hw.layouts import chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
 from maskprop.hw.sparse_pe import SparseGradPE
@@ -121,6 +121,12 @@ class TileArray(wiring.Component):
         ``col_block``, ``max_chunks``, ``max_cols``, ``y_words``, ``select_window``.
         ``ValueError`` if its buffers are too large to generate
         (:meth:`Config.check_generatable`).
+    zero_skipping : bool
+        ``False`` builds the dense-only array, the sparsity-agnostic design of the same
+        multipliers and buffers (the iso-resource baseline): a
+        :class:`~maskprop.hw.index_decoder.PrefixIndexSequencer` instead of the decoder, so a
+        chunk sends every element below its highest set mask bit (on a structure mask, the
+        structure), and it always runs dense mode (``dense`` is not read).
 
     Ports
     -----
@@ -186,7 +192,7 @@ class TileArray(wiring.Component):
 
     FIFO_DEPTH = 16   # groups in flight between issue and result; more than the pipeline holds
 
-    def __new__(cls, config: Config):
+    def __new__(cls, config: Config, *, zero_skipping: bool = True):
         # Buffers too large to generate (Amaranth writes an initial value for every bit of them,
         # see Config.check_generatable) are refused up front, for every generation and
         # simulation path. In __new__ rather than __init__: an array refused in __init__ would
@@ -194,8 +200,9 @@ class TileArray(wiring.Component):
         config.check_generatable()
         return super().__new__(cls, config, src_loc_at=1)
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, zero_skipping: bool = True):
         self._config = config
+        self._zero_skipping = bool(zero_skipping)
         super().__init__({
             "load": In(stream.Signature(load_layout(config))),
             "chunk_shift": In(chunk_shift_shape(config), init=ceil_log2(config.max_chunks)),
@@ -209,11 +216,12 @@ class TileArray(wiring.Component):
         })
 
     config = property(lambda self: self._config)
+    zero_skipping = property(lambda self: self._zero_skipping)
 
     @property
     def generator_key(self):
         """Everything the generated Verilog depends on (it caches by this)."""
-        return (type(self).__qualname__, self._config)
+        return (type(self).__qualname__, self._config, self._zero_skipping)
 
     @property
     def latency(self) -> int:
@@ -231,7 +239,10 @@ class TileArray(wiring.Component):
 
         # --- datapath blocks -------------------------------------------------------------------
         side = data.StructLayout({"x": chunk_layout(c.vec, c.data_width), "tiles_on": tiles})
-        m.submodules.decoder = decoder = ZeroSkipIndexDecoder.from_config(c, side=side)
+        source = ZeroSkipIndexDecoder if self._zero_skipping else PrefixIndexSequencer
+        m.submodules.decoder = decoder = source.from_config(c, side=side)
+        # The dense-only array always runs dense mode: its `dense` input is not read.
+        dense = self.dense if self._zero_skipping else Const(1, 1)
         # One Y buffer with a read port per tile (on an FPGA, one copy per port).
         m.submodules.y_buffer = y_buffer = memory.Memory(
             shape=chunk_layout(c.vec, c.data_width), depth=_memory_depth(c.y_words), init=[])
@@ -274,7 +285,7 @@ class TileArray(wiring.Component):
 
         # --- row register: the row's wanted columns, each with its rank ----------------------
         wanted = Signal(block)
-        m.d.comb += wanted.eq(Mux(self.dense, self.rows.payload.col_valid,
+        m.d.comb += wanted.eq(Mux(dense, self.rows.payload.col_valid,
                                   self.rows.payload.omask & self.rows.payload.col_valid))
         row_held = Signal()
         row_columns = RankRegister(m, wanted, block, name="row", counts_name="col_rank")
@@ -310,7 +321,7 @@ class TileArray(wiring.Component):
             chunk_index.eq(current.index),
             last_chunk.eq(Mux(first_group, self.x.payload.last, chunk == stored - 1)),
             # A row of all-zero chunks still keeps its last one, to carry the frame's `last`.
-            keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),
+            keep.eq(dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),
             group_can_start.eq((chunk != 0) | groups.w_rdy),
             decoder.i.valid.eq(row_held & (~first_group | self.x.valid) & group_can_start),
             decoder.i.payload.mask.eq(current.mask),

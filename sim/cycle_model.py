@@ -12,7 +12,7 @@ from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
-           "IssuedChunks",
+           "prefix_closure", "IssuedChunks",
            "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
            "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
            "slot_breakdown", "PassEstimate", "ModeEstimate", "fastest", "dense_baseline",
@@ -61,6 +61,16 @@ def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
     return np.count_nonzero(np.asarray(nonzero).reshape(rows, length // vec, vec), axis=-1)
 
 
+def prefix_closure(elements, vec: int) -> np.ndarray:
+    """``(M, Q * vec)`` booleans with, in every chunk, each element below the chunk's last set
+    one set too: what :class:`~maskprop.hw.index_decoder.PrefixIndexSequencer` sends
+    (:func:`maskprop.hw.index_decoder.prefix_closure`, vectorized)."""
+    rows, length = np.shape(elements)
+    chunks = np.asarray(elements, dtype=bool).reshape(rows, length // vec, vec)
+    closed = np.logical_or.accumulate(chunks[..., ::-1], axis=-1)[..., ::-1]
+    return closed.reshape(rows, length)
+
+
 @dataclass(frozen=True)
 class IssuedChunks:
     """What the tile array's decoder gets for a pass in one mode: ``counts (M, Q)`` the set mask
@@ -73,11 +83,16 @@ class IssuedChunks:
     live: np.ndarray
 
     @classmethod
-    def of(cls, gemm, config, *, dense: bool) -> "IssuedChunks":
-        """The chunks of a lowered pass on the tile array of ``config``."""
+    def of(cls, gemm, config, *, dense: bool, zero_skipping: bool = True) -> "IssuedChunks":
+        """The chunks of a lowered pass on the tile array of ``config``; ``zero_skipping=False``:
+        on the dense-only array (``TileArray(config, zero_skipping=False)``, always dense),
+        whose sequencer sends each chunk's prefix up to its last structural element."""
         if gemm.vec != config.vec:
             raise ValueError(f"the pass is lowered for vec={gemm.vec}, the array has vec="
                              f"{config.vec}")
+        if not zero_skipping:
+            return cls.from_elements(prefix_closure(gemm.structure, config.vec), gemm.structure,
+                                     config)
         return cls.from_elements(gemm.structure if dense else gemm.X != 0, gemm.structure,
                                  config)
 

@@ -36,6 +36,7 @@ import abc
 from collections import deque
 from dataclasses import dataclass, field
 
+from maskprop.hw.index_decoder import prefix_closure
 from maskprop.sim.blocks import decode_chunks
 
 __all__ = ["Traffic", "Prediction", "StalledPipeline", "DecoderModel", "DenseSequencerModel",
@@ -294,12 +295,15 @@ class EngineModel(_Block):
 
 
 class TileArrayModel(_Block):
-    """:class:`~maskprop.hw.tile_array.TileArray`."""
+    """:class:`~maskprop.hw.tile_array.TileArray`; ``zero_skipping=False``: the dense-only
+    array (always dense, its sequencer is the decoder on each mask's prefix closure)."""
 
     inputs = ("load", "rows", "x")
 
-    def __init__(self, config, *, dense: bool = False):
-        self.config, self.dense = config, dense
+    def __init__(self, config, *, dense: bool = False, zero_skipping: bool = True):
+        if not (zero_skipping or dense):
+            raise ValueError("the dense-only array runs dense mode only")
+        self.config, self.dense, self.zero_skipping = config, dense, zero_skipping
         self.decoder, self.pe, self.tree = (DecoderModel(), PEModel(),
                                             TreeModel(config.tree_stages))
         self.row = None              # tiles enabled in each of the held row's groups left
@@ -363,7 +367,8 @@ class TileArrayModel(_Block):
             self.in_flight.popleft()
         tree.clock(o_ready, pe.o_last)
         pe.clock(tree_ready, beat_last)
-        chunk = Chunk.of(mask, last_chunk, self.config, self.row[0]) if issue else None
+        decoded = mask if self.zero_skipping or mask is None else prefix_closure(mask)
+        chunk = Chunk.of(decoded, last_chunk, self.config, self.row[0]) if issue else None
         decoder.clock(pe_ready, chunk)
         if issue:
             if self.chunk == 0:

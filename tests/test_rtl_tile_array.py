@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from maskprop.base.config import Config, ceil_log2
-from maskprop.host.driver import mode_passes
+from maskprop.host.driver import ArrayPass, mode_passes
 from maskprop.host.runs import compare_on_array, run_on_array
 from maskprop.hw.tile_array import TileArray, array_counter_layout
 from maskprop.sim.cycle_model import array_output_cycles
@@ -132,6 +132,61 @@ def test_digits_cnn_real_masks(variant, layer, pass_name, tmp_path):
         # Against the shape-aware dense baseline (it skips the dilation holes of the strided
         # conv2 too): 1.35x from output sparsity alone with BatchNorm (dZ dense), more without.
         assert comparison.speedup > 1.3
+
+
+DENSE_ONLY = {
+    # A random case of each pass.
+    **{f"random{index}": random_case(index) for index in (0, 1, 2)},
+    # Three channels of 16: each chunk's structure a short prefix.
+    "first-layer": (np.random.default_rng(5), ConvLayer(2, 3, 6, 6, 8, 3, 1, 1, "rgb"),
+                    "forward", 0.5),
+    # Backward-weight broadcasting im2col(A): the border taps leave holes inside chunks, which
+    # the prefix sequencer sends (it multiplies zeros there; the decoder does not).
+    "scattered-structure": (np.random.default_rng(6), ConvLayer(2, 16, 3, 3, 8, 3, 1, 1, "bw"),
+                            "backward_weight", 0.5),
+}
+
+
+@pytest.mark.parametrize("name", DENSE_ONLY)
+def test_dense_only_array(name, tmp_path):
+    """The dense-only array (a prefix sequencer instead of the decoder, always dense):
+    bit-exact, cycle-exact against the cycle model, every handshake and counter as the
+    handshake reference predicts, with random idle cycles and backpressure. On a prefix
+    structure it takes exactly the zero-skipping array's dense-mode cycles; on scattered
+    structure more."""
+    rng, layer, pass_name, density = DENSE_ONLY[name]
+    seed = seed_from_env(default=31)
+    print(f"{name}: {layer}, {pass_name}, density {density}, seed={seed} "
+          f"(rerun with MASKPROP_SEED={seed})")
+    tensors = random_conv_tensors(rng, layer, density)
+    A, W, dZ = tensors
+    x_operand = "a" if name == "scattered-structure" else "dz"
+    array_pass = ArrayPass.lower(layer, pass_name, CONFIG, A=A, W=W, dZ=dZ,
+                                 x_operand=x_operand)
+    run = run_on_array(array_pass, dense=True, build_dir=tmp_path, seed=seed, idle=0.25,
+                       backpressure=0.35, component=TileArray(CONFIG, zero_skipping=False))
+    assert run.exact, "RTL differs from the golden model"
+    assert np.array_equal(run.tensor, direct_conv(array_pass.gemm, *tensors, dense=True))
+    assert run.cycles == run.model == array_pass.model_cycles(True, zero_skipping=False)
+    prediction = check_timing(run.bench, TileArrayModel(CONFIG, dense=True, zero_skipping=False),
+                              array_pass.inputs(True))
+    check_counters(run.bench, prediction, array_counter_layout())
+    decoder_dense = array_pass.model_cycles(True)
+    if name == "scattered-structure":
+        assert run.cycles > decoder_dense
+    elif name == "first-layer":
+        assert run.cycles == decoder_dense
+
+
+def test_dense_only_array_refuses_sparse_mode(tmp_path):
+    layer = ConvLayer(1, 4, 3, 3, 4, 1, 1, 0, "tiny")
+    A, W, dZ = random_conv_tensors(np.random.default_rng(0), layer, 0.5)
+    array_pass = ArrayPass.lower(layer, "forward", CONFIG, A=A, W=W, dZ=dZ)
+    with pytest.raises(ValueError, match="dense mode only"):
+        run_on_array(array_pass, dense=False, build_dir=tmp_path,
+                     component=TileArray(CONFIG, zero_skipping=False))
+    with pytest.raises(ValueError, match="dense mode only"):
+        array_pass.model_cycles(False, zero_skipping=False)
 
 
 CORNERS = {

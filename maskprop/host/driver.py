@@ -350,14 +350,19 @@ class ArrayPass:
         """The golden tensor: the masked GEMM (sparse) or the full one (dense)."""
         return self.gemm.to_tensor(np.where(self.wanted(dense), self.exact(), 0))
 
-    def issued(self, dense: bool) -> IssuedChunks:
-        """What the decoder gets in that mode (for the cycle model)."""
-        return IssuedChunks.of(self.gemm, self.config, dense=dense)
+    def issued(self, dense: bool, *, zero_skipping: bool = True) -> IssuedChunks:
+        """What the decoder gets in that mode (for the cycle model); ``zero_skipping=False``:
+        the dense-only array's sequencer (dense mode)."""
+        return IssuedChunks.of(self.gemm, self.config, dense=dense,
+                               zero_skipping=zero_skipping)
 
-    def model_cycles(self, dense: bool) -> int:
-        """The cycle model's count for this pass (the array's ``cycles - stalls``)."""
-        return array_cycles(self.issued(dense), wanted_outputs(self.gemm, dense=dense),
-                            self.config)
+    def model_cycles(self, dense: bool, *, zero_skipping: bool = True) -> int:
+        """The cycle model's count for this pass (the array's ``cycles - stalls``); on the
+        dense-only array with ``zero_skipping=False`` (``dense`` must then be True)."""
+        if not (zero_skipping or dense):
+            raise ValueError("the dense-only array runs dense mode only")
+        return array_cycles(self.issued(dense, zero_skipping=zero_skipping),
+                            wanted_outputs(self.gemm, dense=dense), self.config)
 
     def estimate(self) -> PassEstimate:
         """The cycle model's dense and sparse cycles of this pass (both in this lowering), its

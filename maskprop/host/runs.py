@@ -122,15 +122,19 @@ def _counters(result, layout, names, block: str, mode: str) -> dict:
 def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, seed=None,
                  idle=0.0, backpressure=0.0, run_name="", component=None, clear=(),
                  watch=()) -> ModeRun:
-    """One pass on the array's Verilog (``component``: a TileArray of the pass's config);
-    ``clear`` pulses the counters' clear in those cycles, ``watch`` names ports the bench
+    """One pass on the array's Verilog (``component``: a TileArray of the pass's config, the
+    zero-skipping one by default; on a dense-only one, dense mode only); ``clear`` pulses the counters' clear in those cycles, ``watch`` names ports the bench
     records in every cycle (see :func:`~maskprop.tb.runner.run_stream_bench`)."""
     from maskprop.hw.tile_array import ARRAY_COUNTERS, TileArray, array_counter_layout
     from maskprop.tb.runner import run_stream_bench
 
+    component = component or TileArray(array_pass.config)
+    zero_skipping = component.zero_skipping          # the dense-only array runs dense mode
+    if not (zero_skipping or dense):
+        raise ValueError("the dense-only array runs dense mode only")
     expected = list(array_pass.expected_results(dense))
     result = run_stream_bench(
-        component or TileArray(array_pass.config), "tile_array", array_pass.inputs(dense),
+        component, "tile_array", array_pass.inputs(dense),
         expected, phases=[["load"], ["rows", "x"]], build_dir=build_dir, sim=sim, seed=seed,
         idle=idle, backpressure=backpressure, drive=array_pass.drive(dense),
         read=["counters"], run_name=run_name, pulses={"clear": clear}, watch=watch)
@@ -142,8 +146,8 @@ def run_on_array(array_pass: ArrayPass, *, dense: bool, build_dir, sim=None, see
         tensor = array_pass.assemble(result.outputs, dense)
         exact = np.array_equal(tensor, array_pass.golden(dense))
     return ModeRun(dense, counters["cycles"] - counters["stalls"],
-                   array_pass.model_cycles(dense), exact, counters, result.run.seconds,
-                   result.run.simulator, result.run.seed, tensor, result)
+                   array_pass.model_cycles(dense, zero_skipping=zero_skipping), exact, counters,
+                   result.run.seconds, result.run.simulator, result.run.seed, tensor, result)
 
 
 def compare_on_array(passes, *, build_dir, label="", sim=None, seed=None,
