@@ -149,11 +149,16 @@ def _render_flow_engine(work, docs):
 
 
 def _render_flow_array(work, docs, target="ecp5"):
-    report = _json(work / f"{target}.json")
-    text = tables.flow_table([("TileArray", report)])
-    path = report.get("critical_path")
-    if path:
-        text += f"\n\nThe tile array's {critical_path_text(path, every_signal=True)}."
+    reports = _json(work / f"{target}.json")
+    if not isinstance(reports, list) or len(reports) != 2:
+        raise MakeDocsError(f"{work / f'{target}.json'}: expected the zero-skipping and the "
+                            f"dense-only tile array's reports")
+    sparse, dense = reports
+    text = tables.flow_compare_table(sparse, dense, block="tile array")
+    for label, report in (("The tile array's", sparse), ("The dense-only array's", dense)):
+        path = report.get("critical_path")
+        if path:
+            text += f"\n\n{label} {critical_path_text(path, every_signal=True)}."
     return text
 
 
@@ -231,13 +236,17 @@ PARTS = [
          lambda work, quick: [_maskprop("flow", "engine", "--target", "ecp5", "--compare-dense",
                                         "--out", work / "build", "--json", work / "report.json")],
          _render_flow_engine),
-    Part("fpga-array", "fpga.md", "the tile array (FPGA_SMALL buffers) on ECP5",
+    Part("fpga-array", "fpga.md", "the tile array (FPGA_SMALL buffers) on ECP5, beside the "
+         "dense-only array",
          lambda work, quick: [_maskprop("flow", "array", "--target", "ecp5", *FPGA_ARRAY,
-                                        "--out", work / "build", "--json", work / "ecp5.json")],
+                                        "--compare-dense", "--out", work / "build", "--json",
+                                        work / "ecp5.json")],
          _render_flow_array),
-    Part("fpga-array-ice40", "fpga.md", "a small tile array (FPGA_ICE40) on the iCE40 UP5K",
+    Part("fpga-array-ice40", "fpga.md", "a small tile array (FPGA_ICE40) on the iCE40 UP5K, "
+         "beside the dense-only array",
          lambda work, quick: [_maskprop("flow", "array", "--target", "ice40", *FPGA_ICE40,
-                                        "--out", work / "build", "--json", work / "ice40.json")],
+                                        "--compare-dense", "--out", work / "build", "--json",
+                                        work / "ice40.json")],
          lambda work, docs: _render_flow_array(work, docs, "ice40")),
     Part("fpga-core", "fpga.md", "the core on the ECP5 LFE5U-85F: CORE_DEFAULT synthesized, "
          "FPGA_CORE placed and routed (router2)",

@@ -32,7 +32,7 @@ from maskprop.workloads.networks import NETWORK_NAMES
 from maskprop.workloads.profiles import MASK_MODELS
 from maskprop.flow.fpga import FlowError
 from maskprop.flow.toolchain import SIMULATORS, SimulationError, ToolchainError
-from maskprop.flow.verilog import BLOCKS, build_block, generate_verilog
+from maskprop.flow.verilog import BLOCKS, DENSE_ONLY_BLOCKS, build_block, generate_verilog
 
 __all__ = ["main", "UsageError", "write_outputs", "check_output_file", "check_output_dir"]
 
@@ -290,7 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("block", choices=BLOCKS)
     generate.add_argument("-o", "--output", required=True, type=Path, metavar="FILE.v")
     generate.add_argument("--dense-only", action="store_true",
-                          help="engine without the zero-skipping decoder (area baseline)")
+                          help="engine or array without the zero-skipping decoder (area "
+                               "baseline)")
     _add_config_options(generate)
     _add_core_options(generate)
 
@@ -371,9 +372,10 @@ def _parser() -> argparse.ArgumentParser:
                       "(default: out/flow/<block>-<target>)")
     flow.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     flow.add_argument("--dense-only", action="store_true",
-                      help="engine without the zero-skipping decoder (area baseline)")
+                      help="engine or array without the zero-skipping decoder (area baseline)")
     flow.add_argument("--compare-dense", action="store_true",
-                      help="engine: also build the dense-only engine and print the ratios")
+                      help="engine or array: also build the dense-only one and print the "
+                           "ratios")
     flow.add_argument("--device", default=None,
                       help="FPGA part, e.g. LFE5U-85F or iCE40HX8K (default: LFE5U-25F and "
                            "iCE40UP5K; LFE5U-85F for the core on ecp5)")
@@ -928,8 +930,8 @@ def _flow(args):
 
     config = _config(args, args.block)
     core = _core_config(args, config, args.block)
-    if args.compare_dense and args.block != "engine":
-        raise UsageError("--compare-dense applies to the engine only")
+    if args.compare_dense and args.block not in DENSE_ONLY_BLOCKS:
+        raise UsageError("--compare-dense applies to the engine and the array only")
     try:
         device = resolve_device(args.target, args.device
                                 or FLOW_DEVICE.get((args.block, args.target)))

@@ -451,8 +451,9 @@ def flow_table(reports: list[tuple[str, dict]]) -> str:
                       *_table(["block", "target", "device", *_FLOW_HEADER, "flow time"], rows)])
 
 
-def flow_compare_table(sparse: dict, dense: dict) -> str:
-    """``maskprop flow engine --compare-dense --json``: both engines and their ratios."""
+def flow_compare_table(sparse: dict, dense: dict, block: str = "engine") -> str:
+    """``maskprop flow engine|array --compare-dense --json``: the zero-skipping and the
+    dense-only block and their ratios."""
     def ratio_of(key):
         a, b = sparse[key], dense[key]
         if a == b:
@@ -461,12 +462,13 @@ def flow_compare_table(sparse: dict, dense: dict) -> str:
 
     fmax = ("n/a" if sparse["fmax_mhz"] is None or dense["fmax_mhz"] is None
             else f"×{sparse['fmax_mhz'] / dense['fmax_mhz']:.2f}")
+    dense_source = "no decoder" if block == "engine" else "prefix sequencer"
     rows = [["sparse (zero-skipping decoder)", *_flow_cells(sparse)],
-            ["dense-only (no decoder)", *_flow_cells(dense)],
+            [f"dense-only ({dense_source})", *_flow_cells(dense)],
             ["ratio sparse / dense-only", *(ratio_of(k) for k in
                                             ("luts", "ffs", "dsps", "brams", "lutrams")), fmax]]
     return "\n".join([f"{sparse['target']} {_where(sparse)}, nextpnr seed {sparse['seed']}, "
-                      f"{sparse['method']}", "", *_table(["engine", *_FLOW_HEADER], rows)])
+                      f"{sparse['method']}", "", *_table([block, *_FLOW_HEADER], rows)])
 
 
 def engine_time_line(sparse: dict, dense: dict, bench: dict) -> str:

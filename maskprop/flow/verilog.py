@@ -16,12 +16,14 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-__all__ = ["BLOCKS", "build_block", "generate_verilog", "write_verilog", "lint_verilog",
-           "LintError"]
+__all__ = ["BLOCKS", "DENSE_ONLY_BLOCKS", "build_block", "generate_verilog", "write_verilog",
+           "lint_verilog", "LintError"]
 
 
 #: The blocks that can be generated on their own, by the name the CLI and the flow use.
 BLOCKS = ("tree", "decoder", "pe", "engine", "array", "core")
+#: The blocks with a dense-only form (``build_block(dense_only=True)``).
+DENSE_ONLY_BLOCKS = ("engine", "array")
 
 
 def build_block(block: str, config, *, dense_only: bool = False):
@@ -29,15 +31,17 @@ def build_block(block: str, config, *, dense_only: bool = False):
     its generated Verilog module. ``config`` is a :class:`~maskprop.base.config.Config`, or a
     :class:`~maskprop.base.config.CoreConfig` (the core's; the other blocks take its ``array``);
     the core built from a plain ``Config`` has the default scratchpad and memory port.
-    ``dense_only`` builds the engine without its zero-skipping decoder (the area baseline). The
+    ``dense_only`` builds the engine or the tile array without the zero-skipping decoder (the
+    area baseline; the array's :class:`~maskprop.hw.index_decoder.PrefixIndexSequencer`). The
     hardware modules are imported here, on demand, so that the flow's other helpers do not pull
     in every block."""
     from maskprop.base.config import CoreConfig
 
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
-    if dense_only and block != "engine":
-        raise ValueError(f"--dense-only applies to the engine only (dense_only for block {block!r})")
+    if dense_only and block not in DENSE_ONLY_BLOCKS:
+        raise ValueError(f"--dense-only applies to the engine and the array only (dense_only "
+                         f"for block {block!r})")
     if block == "core":
         from maskprop.hw.core import MaskpropCore
         core = config if isinstance(config, CoreConfig) else CoreConfig(array=config)
@@ -55,7 +59,8 @@ def build_block(block: str, config, *, dense_only: bool = False):
         return SparseGradPE.from_config(config), "sparse_pe"
     if block == "array":
         from maskprop.hw.tile_array import TileArray
-        return TileArray(config), "tile_array"
+        return (TileArray(config, zero_skipping=not dense_only),
+                "dense_tile_array" if dense_only else "tile_array")
     from maskprop.hw.engine import SparseDotEngine
     return (SparseDotEngine(config, zero_skipping=not dense_only),
             "dense_dot_engine" if dense_only else "sparse_dot_engine")
