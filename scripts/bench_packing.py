@@ -51,10 +51,10 @@ import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import EVALUATION
-from maskprop.evaluation.evaluate import SCENARIOS, published_inputs
+from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.base.metrics import nonzero_products
-from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, candidate_lowerings,
-                                      chunk_counts, mode_estimates, wanted_outputs)
+from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts,
+                                      mode_estimates, wanted_outputs)
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import NETWORK_NAMES
 
@@ -198,25 +198,16 @@ def main(argv=None):
         net, source = published_inputs(name)
         for scenario in SCENARIOS:
             sums = {p: {"dense": 0, "macs": 0, **{s: 0 for s in SCHEMES}} for p in PASSES}
-            for layer in track(net.layers, description=f"{net.name}, {scenario}"):
-                conv = layer.conv
-                a, dz = source.masks(layer, scenario)
-                for pass_name in PASSES:
-                    if pass_name == "backward_data" and not layer.relu_input:
-                        continue             # the first layer's input is the image
-                    gemms = candidate_lowerings(
-                        conv, pass_name, A=a.view(np.uint8),
-                        W=np.ones(conv.weight_shape, dtype=np.uint8), dZ=dz.view(np.uint8),
-                        config=config)
-                    dense, sparse = mode_estimates(gemms, config)
-                    each = [scheme_cycles(gemm, config) for gemm in gemms]
-                    total = sums[pass_name]
-                    total["dense"] += dense.cycles
-                    total["macs"] += nonzero_products(
-                        sparse.gemm.X != 0, sparse.gemm.Y != 0,
-                        wanted_outputs(sparse.gemm, dense=False))
-                    for scheme in SCHEMES:       # each scheme in its faster orientation
-                        total[scheme] += min(cycles[scheme] for cycles in each)
+            passes = network_lowerings(net, source, scenario, config)
+            for layer, pass_name, gemms in track(passes, description=f"{net.name}, {scenario}"):
+                dense, sparse = mode_estimates(gemms, config)
+                each = [scheme_cycles(gemm, config) for gemm in gemms]
+                total = sums[pass_name]
+                total["dense"] += dense.cycles
+                total["macs"] += nonzero_products(sparse.gemm.X != 0, sparse.gemm.Y != 0,
+                                                  wanted_outputs(sparse.gemm, dense=False))
+                for scheme in SCHEMES:           # each scheme in its faster orientation
+                    total[scheme] += min(cycles[scheme] for cycles in each)
             for pass_name, total in sums.items():
                 rows.append({"network": net.name, "scenario": scenario, "pass": pass_name,
                              **total})

@@ -15,13 +15,11 @@ the evaluation's configuration. ``--json FILE`` also writes the table
 import argparse
 from pathlib import Path
 
-import numpy as np
 from rich.progress import track
 
 from maskprop.base.config import EVALUATION
-from maskprop.evaluation.evaluate import SCENARIOS, published_inputs
-from maskprop.sim.cycle_model import (SlotBreakdown, candidate_lowerings, fastest,
-                                      slot_breakdown)
+from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
+from maskprop.sim.cycle_model import SlotBreakdown, fastest, slot_breakdown
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import NETWORK_NAMES
 
@@ -46,19 +44,10 @@ def main(argv=None):
         net, source = published_inputs(name)
         for scenario in SCENARIOS:
             sums = {p: SlotBreakdown(0, 0, 0, 0, 0) for p in PASSES}
-            for layer in track(net.layers, description=f"{net.name}, {scenario}"):
-                conv = layer.conv
-                a, dz = source.masks(layer, scenario)
-                for pass_name in PASSES:
-                    if pass_name == "backward_data" and not layer.relu_input:
-                        continue             # the first layer's input is the image
-                    # One byte per element keeps the lowered operands small.
-                    gemms = candidate_lowerings(
-                        conv, pass_name, A=a.view(np.uint8),
-                        W=np.ones(conv.weight_shape, dtype=np.uint8), dZ=dz.view(np.uint8),
-                        config=config)
-                    gemm = fastest(gemms, config, dense=False).gemm
-                    sums[pass_name] += slot_breakdown(gemm, config)
+            passes = network_lowerings(net, source, scenario, config)
+            for layer, pass_name, gemms in track(passes, description=f"{net.name}, {scenario}"):
+                gemm = fastest(gemms, config, dense=False).gemm
+                sums[pass_name] += slot_breakdown(gemm, config)
             for pass_name, breakdown in sums.items():
                 rows.append({"network": net.name, "scenario": scenario, "pass": pass_name,
                              "slots": breakdown.total,

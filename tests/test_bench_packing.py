@@ -1,8 +1,6 @@
 """scripts/bench_packing.py, the design study of issue 11's packing and both-operand skipping:
 each scheme's cycles on GEMMs small enough to count by hand."""
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,20 +9,13 @@ import pytest
 from maskprop.base.config import Config
 from maskprop.sim.cycle_model import mode_cycles
 
-ROOT = Path(__file__).resolve().parents[1]
-
 # Window 4 at vec 16, lanes 4: four segments of one lane each (segment s: positions s, s + 4, ...).
 CONFIG = Config(vec=16, lanes=4, tiles=4, col_block=8)
 
 
 @pytest.fixture(scope="module")
-def study():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_packing
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return bench_packing
+def study(script):
+    return script("bench_packing")
 
 
 def gemm(X, Y, omask=None, vec=16):

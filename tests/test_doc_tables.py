@@ -349,20 +349,11 @@ def test_make_docs_options_are_checked(tmp_path):
     assert result.returncode == 1 and "missing" in result.stderr
 
 
-def _make_docs():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import make_docs
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return make_docs
-
-
-def test_fpga_options_are_the_presets():
+def test_fpga_options_are_the_presets(script):
     """The fpga-array, fpga-array-ice40 and fpga-core parts place FPGA_SMALL, FPGA_ICE40 and
     FPGA_CORE: their command-line options say the same."""
     from maskprop.base.config import FPGA_CORE, FPGA_ICE40, FPGA_SMALL, Config
-    make_docs = _make_docs()
+    make_docs = script("make_docs")
 
     def config(options):
         return Config(**{name.removeprefix("--").replace("-", "_"): value
@@ -374,9 +365,9 @@ def test_fpga_options_are_the_presets():
     assert FPGA_CORE == FPGA_CORE.__class__(array=FPGA_CORE.array)   # the core's own defaults
 
 
-def test_every_committed_region_is_a_generated_part_and_filled():
+def test_every_committed_region_is_a_generated_part_and_filled(script):
     """Each region in docs/ is one make_docs knows, and holds a table: not left empty."""
-    make_docs = _make_docs()
+    make_docs = script("make_docs")
     seen = {}
     for page in sorted((ROOT / "docs").glob("*.md")):
         text = page.read_text()

@@ -37,7 +37,7 @@ from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
 from maskprop.base.metrics import NO_WORK, Totals, totals
-from maskprop.sim.cycle_model import PassEstimate, mode_estimates
+from maskprop.sim.cycle_model import PassEstimate, candidate_lowerings, mode_estimates
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -46,7 +46,7 @@ from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 __all__ = ["SCENARIOS", "SEED_BACKWARD", "SEED_TRAINING", "CYCLE_MODEL_LIMIT",
            "LayerPass", "MovementTotals", "Evaluation", "MaskSource", "ProfileMasks",
            "ExplicitMasks", "checked_profile", "own_scenario", "digits_evaluation_inputs",
-           "published_inputs",
+           "published_inputs", "network_lowerings",
            "check_evaluable", "default_bandwidth", "evaluation_core", "pass_costs", "evaluate"]
 
 SCENARIOS = ("batchnorm", "no-batchnorm")
@@ -355,6 +355,21 @@ def published_inputs(name: str, *, seed: int = 0):
     if name == "digits":
         return digits_evaluation_inputs()
     return network(name), ProfileMasks(profiles.literature_profile(name), seed=seed)
+
+
+def network_lowerings(net, source: "MaskSource", scenario: str, config: Config):
+    """Every evaluated pass of ``net`` with ``source``'s masks of ``scenario``, in layer order:
+    ``(layer, pass_name, gemms)``, ``gemms`` the pass's candidate lowerings on the array of
+    ``config`` (:func:`~maskprop.sim.cycle_model.candidate_lowerings`), built from the masks
+    alone (one byte per element, the weights dense). The first layer's backward-data is not
+    evaluated (its input is the image)."""
+    for layer in net.layers:
+        a, dz = source.masks(layer, scenario)
+        weights = np.ones(layer.conv.weight_shape, dtype=np.uint8)
+        for pass_name in _evaluated_passes(layer):
+            yield layer, pass_name, candidate_lowerings(
+                layer.conv, pass_name, A=np.asarray(a, dtype=bool).view(np.uint8), W=weights,
+                dZ=np.asarray(dz, dtype=bool).view(np.uint8), config=config)
 
 
 def own_scenario(net) -> str:
