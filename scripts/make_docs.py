@@ -130,6 +130,14 @@ def _render_eval(work, docs):
     return text
 
 
+def _render_iso_resource(work, docs):
+    payload = _json(work / "result.json")
+    figure = f"iso_resource_{payload['target']}.png"
+    if (work / figure).is_file():
+        shutil.copyfile(work / figure, docs / figure)
+    return tables.iso_resource_tables(payload)
+
+
 def _render_flow_tree(work, docs):
     return tables.flow_table([("AccumulationTree", _json(work / f"{target}.json"))
                               for target in ("ecp5", "ice40")])
@@ -211,6 +219,12 @@ PARTS = [
          "ResNet-18 literature profile)",
          lambda work, quick: [_script("bench_packing.py", "--json", work / "result.json")],
          lambda work, docs: tables.packing_table(_json(work / "result.json")), quick=True),
+    Part("iso-resource-ice40", "results.md", "the largest zero-skipping and dense-only tile "
+         "arrays on the iCE40 UP5K and their training-step times (docs/iso_resource_ice40.png)",
+         lambda work, quick: [_script("iso_resource.py", "--target", "ice40", "--out",
+                                      work / "build", "--json", work / "result.json", "--plot",
+                                      work / "iso_resource_ice40.png")],
+         _render_iso_resource),
     Part("select-window", "results.md", "restricted selection windows against the full "
          "crossbar: engine area and Fmax on ECP5, achieved/ideal and training steps per second "
          "per LUT on every network",

@@ -257,6 +257,32 @@ def packing_table(payload: dict) -> str:
     return "\n".join([head, "", *_table(header, rows)])
 
 
+def iso_resource_tables(payload: dict) -> str:
+    """The result of ``scripts/iso_resource.py --json``: the largest zero-skipping and
+    dense-only tile arrays that place and route on the part, then each network's training
+    step on both (microseconds at each design's own Fmax), the ratio of their cycles alone and
+    the speedup at equal part (cycles and Fmax)."""
+    designs = payload["designs"]
+    design_rows = []
+    for name, entry in designs.items():
+        report, config = entry["report"], entry["config"]
+        tried = ", ".join(f"{tiles}{'' if ok else ' (no)'}" for tiles, ok in entry["tried"].items())
+        design_rows.append([name, f"{entry['tiles']} x {config['lanes']}",
+                            f"{report['luts']:,}", str(report["dsps"]), str(report["brams"]),
+                            f"{report['fmax_mhz']:.1f} MHz", tried])
+    rows = [[r["network"], r["scenario"], f"{r['sparse_us']:,.0f}", f"{r['dense-only_us']:,.0f}",
+             times(r["dense-only_cycles"] / r["sparse_cycles"]), times(r["speedup"])]
+            for r in payload["rows"]]
+    return "\n".join([
+        f"{payload['device']} ({payload['target']}); each design the most tiles that place and "
+        f"route", "",
+        *_table(["design", "tiles x lanes", "LUT4", "DSP", "BRAM", "Fmax", "tiles tried"],
+                design_rows), "",
+        *_table(["network", "scenario", "sparse: training step (us)",
+                 "dense-only: training step (us)", "cycles only", "speedup at equal part"],
+                rows)])
+
+
 def select_window_tables(payload: dict) -> str:
     """The result of ``scripts/bench_window.py --json``: each design's area and Fmax, then per
     network and scenario achieved/ideal in every window and training steps per second per LUT
