@@ -1,4 +1,5 @@
-"""Zero-skipping index decoder and the dense sequencer (docs/architecture.md sections 4.1, 4.2)."""
+"""Zero-skipping index decoder, the prefix sequencer and the dense sequencer (docs/architecture.md
+sections 4.1, 4.2)."""
 
 from dataclasses import dataclass
 
