@@ -120,13 +120,19 @@ CATALOGUE = [
            "wrong reset: the chunk register starts full (a phantom all-zero chunk)",
            ENGINE_COUNTERS),
     Mutant("decoder-window-segment-count-wraps", "index_decoder",
-           "m.d.sync += segment.step(segment_lanes, saturate=segments > 1)",
-           "m.d.sync += segment.step(segment_lanes)",
+           "segment.step(segment_lanes, saturate=segments > 1)",
+           "segment.step(segment_lanes)",
            "with a selection window, a segment that is done keeps counting down: its total "
            "wraps and the chunk's final beat comes late", DECODER),
+    Mutant("prefix-sequencer-lowest-bit-wins", "index_decoder",
+           "for position in range(vec):                  # the highest set bit wins",
+           "for position in reversed(range(vec)):        # the highest set bit wins",
+           "the dense-only array's sequencer takes a chunk's length from its lowest set bit: "
+           "structural elements above it are never multiplied",
+           ("tests/test_index_decoder.py",)),
     # --- SparseGradPE ---------------------------------------------------------------------------
     Mutant("pe-window-selects-the-first-segment", "sparse_pe",
-           "positions = selection.positions(selection.lane_segment(j))",
+           "positions = selection.positions(segment)",
            "positions = selection.positions(0)",
            "with a selection window, every lane selects among the chunk's first segment",
            ("tests/test_throughput.py::test_pe_handshakes",)),
@@ -228,7 +234,7 @@ CATALOGUE = [
            "its index along the reduction",
            ARRAY_COUNTERS),
     Mutant("array-replays-every-chunk", "tile_array",
-           "keep.eq(self.dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),",
+           "keep.eq(dense | (self.x.payload.mask != 0) | (last_chunk & (stored == 0))),",
            "keep.eq(1),",
            "replays send all-zero chunks too: exact values, wasted cycles", ARRAY_COUNTERS),
     # --- MaskpropCore -----------------------------------------------------------------------------

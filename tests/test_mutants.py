@@ -14,7 +14,10 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from amaranth import Module
 from amaranth.back import rtlil, verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from maskprop.base.config import Config, CoreConfig
 
@@ -45,11 +48,30 @@ def built_with(shared: types.ModuleType, user: str):
     return PROBES[user](module)
 
 
+def index_sources(hw):
+    """The decoder and the prefix sequencer of one (real or mutated) module side by side, each
+    with its ports on the probe's, so that a mutant of either changes the netlist. Two
+    selection segments of 4 (a lane each), so that the window's logic is in it."""
+    sources = {"decoder": hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2, window=4),
+               "prefix": hw.PrefixIndexSequencer(vec=8, lanes=2, masks=2, window=4)}
+
+    class IndexSources(wiring.Component):
+        def __init__(self):
+            super().__init__({name: Out(source.signature) for name, source in sources.items()})
+
+        def elaborate(self, platform):
+            m = Module()
+            for name, source in sources.items():
+                m.submodules[name] = source
+                wiring.connect(m, wiring.flipped(getattr(self, name)), source)
+            return m
+    return IndexSources()
+
+
 # A small instance of each block, built from a (mutated or real) module of maskprop.hw; a shared
 # module (no block of its own) is probed through a block that uses it.
 PROBES = {
-    # Two selection segments of 4 (a lane each), so that the window's logic is in the netlist.
-    "index_decoder": lambda hw: hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2, window=4),
+    "index_decoder": index_sources,
     "sparse_pe": lambda hw: hw.SparseGradPE(vec=8, lanes=2, data_width=8, window=4),
     "accumulation_tree": lambda hw: hw.AccumulationTree(lanes=4, in_width=16, acc_width=20),
     "engine": lambda hw: hw.SparseDotEngine(Config(vec=8, lanes=2, data_width=8,
