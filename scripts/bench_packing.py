@@ -54,7 +54,7 @@ from maskprop.base.config import EVALUATION
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.base.metrics import nonzero_products
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts,
-                                      mode_estimates, wanted_outputs)
+                                      mode_estimates, wanted_outputs, wanted_per_block)
 from maskprop.sim.layer import PASSES
 from maskprop.workloads.networks import NETWORK_NAMES
 
@@ -98,7 +98,7 @@ def scheme_cycles(gemm, config) -> dict:
     cycles = {"today": array_cycles(IssuedChunks.of(gemm, config, dense=False), wanted,
                                     config)}
     # Row schemes: groups of the row's wanted columns (none for a row with none wanted).
-    groups = (-(-_wanted_per_block(wanted, config.col_block) // tiles)).sum(axis=-1)
+    groups = (-(-wanted_per_block(wanted, config.col_block) // tiles)).sum(axis=-1)
     for rotate in (False, True):
         name = "rotated" if rotate else "window"
         x_segments = _segments(x, config.vec, selection.segments, rotate=rotate)
@@ -161,15 +161,6 @@ def _decoupled_lanes(beats, wanted, tiles: int) -> int:
     for segment, segment_beats in enumerate(beats):
         np.add.at(per_lane[:, segment], tile, segment_beats[m, j])
     return max(1, int(per_lane.max()))
-
-
-def _wanted_per_block(wanted, col_block: int):
-    """``(M, blocks)``: the wanted columns of each block of ``col_block`` columns."""
-    rows, cols = wanted.shape
-    blocks = -(-cols // col_block)
-    padded = np.zeros((rows, blocks * col_block), dtype=bool)
-    padded[:, :cols] = wanted
-    return padded.reshape(rows, blocks, col_block).sum(axis=-1)
 
 
 def main(argv=None):

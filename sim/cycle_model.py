@@ -11,12 +11,11 @@ import numpy as np
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
-__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts",
-           "prefix_closure", "IssuedChunks",
-           "row_chunk_cycles", "column_groups", "array_cycles", "array_group_cycles",
-           "array_output_cycles", "wanted_outputs", "mode_cycles", "SlotBreakdown",
-           "slot_breakdown", "PassEstimate", "ModeEstimate", "fastest", "dense_baseline",
-           "mode_estimates", "estimate_lowerings",
+__all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "prefix_closure",
+           "IssuedChunks", "row_chunk_cycles", "column_groups", "wanted_per_block",
+           "array_cycles", "array_group_cycles", "array_output_cycles", "wanted_outputs",
+           "mode_cycles", "SlotBreakdown", "slot_breakdown", "PassEstimate", "ModeEstimate",
+           "fastest", "dense_baseline", "mode_estimates", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate"]
 
 
@@ -134,13 +133,13 @@ def column_groups(wanted: np.ndarray, tiles: int, col_block: int,
     every block of ``col_block`` columns (a block with nothing wanted still takes one group to
     consume its X chunks), none for a row that is not sent (``live_rows`` False).
     ``(M, J)`` -> ``(M, blocks)``."""
-    groups = np.maximum(1, -(-_wanted_per_block(wanted, col_block) // tiles))
+    groups = np.maximum(1, -(-wanted_per_block(wanted, col_block) // tiles))
     if live_rows is not None:
         groups = np.where(np.asarray(live_rows)[:, None], groups, 0)
     return groups
 
 
-def _wanted_per_block(wanted: np.ndarray, col_block: int) -> np.ndarray:
+def wanted_per_block(wanted: np.ndarray, col_block: int) -> np.ndarray:
     """Wanted outputs of each row in each block of ``col_block`` columns: ``(M, J)`` ->
     ``(M, blocks)``."""
     rows, cols = wanted.shape
@@ -242,7 +241,7 @@ def slot_breakdown(gemm, config) -> SlotBreakdown:
     first, replay = row_chunk_cycles(issued)
     groups = column_groups(wanted, tiles, config.col_block, issued.live_rows).astype(np.int64)
     in_block = np.where(issued.live_rows[:, None],
-                        _wanted_per_block(wanted, config.col_block), 0).astype(np.int64)
+                        wanted_per_block(wanted, config.col_block), 0).astype(np.int64)
     counts = np.where(issued.live, issued.counts, 0).astype(np.int64)
     nonzeros = counts.sum(axis=-1)                   # issued to each tile of each group
     beats = np.where(issued.live, issued.beats, 0).sum(axis=-1)   # cycles with a nonzero
@@ -309,13 +308,13 @@ class ModeEstimate:
     issued: IssuedChunks
 
 
-def fastest(gemms, config, *, dense: bool) -> ModeEstimate:
+def fastest(gemms, config, *, dense: bool, zero_skipping: bool = True) -> ModeEstimate:
     """The lowering of ``gemms`` (the candidate orientations of one pass, all aligned to
-    ``config.vec``) that runs in the fewest cycles in that mode on the array of ``config``,
-    the first on a tie."""
+    ``config.vec``) that runs in the fewest cycles in that mode on the array of ``config``
+    (``zero_skipping=False``: the dense-only array, dense mode), the first on a tie."""
     estimates = []
     for gemm in gemms:
-        issued = IssuedChunks.of(gemm, config, dense=dense)
+        issued = IssuedChunks.of(gemm, config, dense=dense, zero_skipping=zero_skipping)
         cycles = array_cycles(issued, wanted_outputs(gemm, dense=dense), config)
         estimates.append(ModeEstimate(gemm, cycles, issued))
     return min(estimates, key=lambda estimate: estimate.cycles)      # the first on a tie
