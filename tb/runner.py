@@ -142,11 +142,13 @@ def _fast_applies(sim: str, fast: bool) -> bool:
 def simulation_build_dir(verilog: str, toplevel: str, *, sim: str, waves: bool = False,
                          fast: bool = False) -> Path:
     """Where :func:`build_simulation` keeps the build of ``verilog`` with these options: its
-    cache key is everything the build depends on."""
+    cache key is everything the build depends on, including where cocotb is installed (a
+    Verilator executable loads cocotb's VPI library from there: a build made by another
+    virtual environment, since removed, would fail to start)."""
     fast = _fast_applies(sim, fast)
     verilog = simulator_source(verilog, sim)
-    options = [sim, toplevel, str(waves), cocotb.__version__, *verilator_build_args(fast),
-               *TIMESCALE, WAIVERS.read_text()]
+    options = [sim, toplevel, str(waves), cocotb.__version__, str(Path(cocotb.__file__).parent),
+               *verilator_build_args(fast), *TIMESCALE, WAIVERS.read_text()]
     key = hashlib.sha256("\0".join([verilog, *options]).encode()).hexdigest()[:16]
     return build_cache() / f"{toplevel}-{sim}-{key}"
 

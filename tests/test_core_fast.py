@@ -136,6 +136,18 @@ def test_fast_build_is_its_own_cache_entry_and_exposes_only_the_ports(system):
     assert builds["verilator", True] != builds["verilator", False]
     assert builds["icarus", True] == builds["icarus", False]
     assert len(set(builds.values())) == 3
+
+
+def test_a_build_is_keyed_by_where_cocotb_is_installed(monkeypatch):
+    """A Verilator executable loads cocotb's VPI library from the environment that built it:
+    another installation of the same cocotb version (another virtual environment) gets a build
+    of its own, so removing one environment never breaks the other's runs."""
+    import cocotb
+
+    verilog = "module top(input clk); endmodule\n"
+    here = simulation_build_dir(verilog, "top", sim="verilator")
+    monkeypatch.setattr(cocotb, "__file__", "/elsewhere/site-packages/cocotb/__init__.py")
+    assert simulation_build_dir(verilog, "top", sim="verilator") != here
     with pytest.raises(ValueError, match="no module other"):
         top_level_ports(verilog, "other")
 
