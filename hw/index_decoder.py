@@ -1,6 +1,7 @@
 """Zero-skipping index decoder, the prefix sequencer and the dense sequencer (docs/architecture.md
 sections 4.1, 4.2)."""
 
+import abc
 from dataclasses import dataclass
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
@@ -77,18 +78,19 @@ class _HeldChunk:
     zero: Value
 
 
-class _ChunkRegisterSource(_IndexSource):
+class _ChunkRegisterSource(_IndexSource, metaclass=abc.ABCMeta):
     """A source that registers each chunk and sends its beats from the register: the decoder
-    and the prefix sequencer. They differ in which elements a chunk sends (:meth:`_hold`);
-    the framing is this class's, so both have the decoder's timing contract."""
+    and the prefix sequencer. They differ in which elements a chunk sends (:meth:`_hold`,
+    which each defines); the framing is this class's, so both have the decoder's timing
+    contract."""
 
     latency = 1
     """A chunk's first beat is offered one cycle after the chunk is accepted."""
 
+    @abc.abstractmethod
     def _hold(self, m: Module) -> _HeldChunk:
         """Add the chunk register's element logic to ``m`` (loaded from ``self.i.payload``,
         driving ``self.o.payload.index`` and ``lane_valid``)."""
-        raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()

@@ -56,9 +56,9 @@ from maskprop.base.metrics import nonzero_products
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts,
                                       mode_estimates, wanted_outputs, wanted_per_block)
 from maskprop.sim.layer import PASSES
-from maskprop.workloads.networks import NETWORK_NAMES
 
-from bench_output import machine, write_json     # scripts/bench_output.py
+# scripts/bench_output.py
+from bench_output import add_network_option, machine, network_names, write_json
 
 #: Every scheme measured, in the table's order (the module's docstring says what each is).
 SCHEMES = ("today", "row, window", "row, rotated", "row, crossbar",
@@ -165,19 +165,13 @@ def _decoupled_lanes(beats, wanted, tiles: int) -> int:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--network", action="append", default=None,
-                        help="digits or a network of maskprop eval (repeatable; default: "
-                             "digits and resnet18)")
+    add_network_option(parser, ["digits", "resnet18"])
     parser.add_argument("--select-window", type=int, default=None, metavar="N",
                         help="the selection window (default: the evaluation's, "
                              f"{EVALUATION.select_window})")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    names = args.network or ["digits", "resnet18"]
-    unknown = [name for name in names if name != "digits" and name not in NETWORK_NAMES]
-    if unknown:
-        parser.error(f"--network must be digits or one of {', '.join(NETWORK_NAMES)}, not "
-                     f"{', '.join(unknown)}")
+    names = network_names(parser, args)
     try:
         config = (EVALUATION if args.select_window is None
                   else replace(EVALUATION, select_window=args.select_window))

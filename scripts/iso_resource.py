@@ -36,7 +36,8 @@ from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import fastest
 from maskprop.workloads.networks import NETWORK_NAMES
 
-from bench_output import machine, write_json     # scripts/bench_output.py
+# scripts/bench_output.py
+from bench_output import add_network_option, machine, network_names, write_json
 
 PRESETS = {"ice40": FPGA_ICE40, "ecp5": FPGA_SMALL}
 DEFAULT_DEVICES = {"ice40": "iCE40UP5K", "ecp5": "LFE5U-85F"}
@@ -129,19 +130,13 @@ def main(argv=None):
     parser.add_argument("--target", required=True, choices=sorted(PRESETS))
     parser.add_argument("--device", default=None,
                         help="the part (default: iCE40UP5K on ice40, LFE5U-85F on ecp5)")
-    parser.add_argument("--network", action="append", default=None,
-                        help="digits or a network of maskprop eval (repeatable; default: "
-                             "digits and all five)")
+    add_network_option(parser, ["digits", *NETWORK_NAMES])
     parser.add_argument("--max-tiles", type=int, default=64, help="largest size tried (64)")
     parser.add_argument("--out", type=Path, default=Path("out/iso-resource"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args(argv)
-    names = args.network or ["digits", *NETWORK_NAMES]
-    unknown = [name for name in names if name != "digits" and name not in NETWORK_NAMES]
-    if unknown:
-        parser.error(f"--network must be digits or one of {', '.join(NETWORK_NAMES)}, not "
-                     f"{', '.join(unknown)}")
+    names = network_names(parser, args)
     if not 1 <= args.max_tiles <= 64:
         parser.error(f"--max-tiles must be in [1, 64], not {args.max_tiles}")
     try:

@@ -21,23 +21,17 @@ from maskprop.base.config import EVALUATION
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.sim.cycle_model import SlotBreakdown, fastest, slot_breakdown
 from maskprop.sim.layer import PASSES
-from maskprop.workloads.networks import NETWORK_NAMES
 
-from bench_output import machine, write_json     # scripts/bench_output.py
+# scripts/bench_output.py
+from bench_output import add_network_option, machine, network_names, write_json
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--network", action="append", default=None,
-                        help="digits or a network of maskprop eval (repeatable; default: "
-                             "digits and resnet18)")
+    add_network_option(parser, ["digits", "resnet18"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    names = args.network or ["digits", "resnet18"]
-    unknown = [name for name in names if name != "digits" and name not in NETWORK_NAMES]
-    if unknown:
-        parser.error(f"--network must be digits or one of {', '.join(NETWORK_NAMES)}, not "
-                     f"{', '.join(unknown)}")
+    names = network_names(parser, args)
     config = EVALUATION
     rows = []
     for name in names:

@@ -43,6 +43,15 @@ def decode(dut, chunks, **traffic):
     return run
 
 
+def random_frames(rng, frames: int, mask) -> list:
+    """``frames`` frames of 1 to 4 chunks ``(mask(), first, last)``."""
+    chunks = []
+    for _ in range(frames):
+        length = rng.randint(1, 4)
+        chunks += [(mask(), k == 0, k == length - 1) for k in range(length)]
+    return chunks
+
+
 def windows(vec, lanes):
     """The restricted selection windows of ``vec`` and ``lanes`` (the full one excluded)."""
     return Config(vec=vec, lanes=lanes).select_windows()[:-1]
@@ -93,13 +102,11 @@ def test_random_frames(vec, lanes, window, traffic):
     seed = seed_from_env(default=vec * 1000 + lanes + 100 * (window or 0))
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = random.Random(seed)
-    chunks = []
-    for _ in range(150):
-        length = rng.randint(1, 4)
-        for k in range(length):
-            density = rng.choice((0.0, 0.05, 0.3, 0.5, 0.9, 1.0))
-            mask = sum(1 << p for p in range(vec) if rng.random() < density)
-            chunks.append((mask, k == 0, k == length - 1))
+
+    def mask():
+        density = rng.choice((0.0, 0.05, 0.3, 0.5, 0.9, 1.0))
+        return sum(1 << p for p in range(vec) if rng.random() < density)
+    chunks = random_frames(rng, 150, mask)
     dut = ZeroSkipIndexDecoder(vec=vec, lanes=lanes, window=window)
     run = decode(dut, chunks, idle=traffic[0], backpressure=traffic[1], seed=seed)
     if traffic == (0.0, 0.0):
@@ -130,16 +137,13 @@ def test_prefix_sequencer_random_frames(vec, lanes, window):
     seed = seed_from_env(default=vec * 100 + lanes + (window or 0))
     print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
     rng = random.Random(seed)
-    chunks = []
-    for _ in range(120):
-        length = rng.randint(1, 4)
-        for k in range(length):
-            kind = rng.choice(("prefix", "scattered", "zero"))
-            if kind == "prefix":
-                mask = (1 << rng.randint(1, vec)) - 1
-            else:
-                mask = 0 if kind == "zero" else rng.randrange(1 << vec)
-            chunks.append((mask, k == 0, k == length - 1))
+
+    def mask():
+        kind = rng.choice(("prefix", "scattered", "zero"))
+        if kind == "prefix":
+            return (1 << rng.randint(1, vec)) - 1
+        return 0 if kind == "zero" else rng.randrange(1 << vec)
+    chunks = random_frames(rng, 120, mask)
     decode(PrefixIndexSequencer(vec=vec, lanes=lanes, window=window), chunks, idle=0.3,
            backpressure=0.4, seed=seed)
     pairs = [(mask, rng.randrange(1 << vec), first, last) for mask, first, last in chunks]
