@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from maskprop.base.config import Selection
 
-__all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed"]
+__all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed", "join_lane_sums"]
 
 
 def fits_signed(value: int, width: int) -> bool:
@@ -46,6 +46,23 @@ def accumulate_frames(beats, acc_width: int) -> list[FrameResult]:
         if last:
             results.append(FrameResult(acc, overflow))
     return results
+
+
+def join_lane_sums(outputs, acc_width: int) -> list[FrameResult]:
+    """Reference for :class:`maskprop.hw.join_lane.JoinLane`.
+
+    ``outputs`` is an iterable of ``(x, y, x_mask, y_mask)``, four sequences of equal length:
+    an output's segment elements of both operands, in the lane's walk order (chunk by chunk,
+    element by element), and their masks. The products ``x * y`` where both masks are set are
+    accumulated one at a time in that order, as :func:`accumulate_frames` does (so an overflow
+    of any running sum is flagged); an output without one sums to 0.
+    """
+    beats = []
+    for x, y, x_mask, y_mask in outputs:
+        terms = [(int(a) * int(b),) for a, b, ma, mb in zip(x, y, x_mask, y_mask) if ma and mb]
+        terms = terms or [(0,)]
+        beats += [(term, k == 0, k == len(terms) - 1) for k, term in enumerate(terms)]
+    return accumulate_frames(beats, acc_width)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "p
            "array_cycles", "array_group_cycles", "array_output_cycles", "wanted_outputs",
            "mode_cycles", "SlotBreakdown", "slot_breakdown", "PassEstimate", "ModeEstimate",
            "fastest", "dense_baseline", "mode_estimates", "estimate_lowerings",
-           "candidate_lowerings", "pass_estimate"]
+           "candidate_lowerings", "pass_estimate", "join_lane_cycles"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -49,6 +49,20 @@ def stream_schedule(costs, chunks_per_frame: int, latency: int):
     accepted = np.concatenate(([0], ends[:-1]))
     results = ends[chunks_per_frame - 1::chunks_per_frame] - 1 + latency
     return accepted, results
+
+
+def join_lane_cycles(products: np.ndarray, word_elements: int) -> np.ndarray:
+    """Cycles :class:`~maskprop.hw.join_lane.JoinLane` spends on each output, unstalled:
+    ``products`` (``(..., n)`` booleans) marks the positions of the lane's walk (chunk by
+    chunk, ``window`` elements each) where both operands are nonzero; a mask word covers
+    ``word_elements = group * window`` of them (the last one padded) and costs one cycle a
+    product, one if it has none."""
+    products = np.asarray(products, dtype=bool)
+    words = -(-products.shape[-1] // word_elements)
+    padding = [(0, 0)] * (products.ndim - 1) + [(0, words * word_elements - products.shape[-1])]
+    counts = np.count_nonzero(np.pad(products, padding).reshape(
+        *products.shape[:-1], words, word_elements), axis=-1)
+    return np.maximum(1, counts).sum(axis=-1)
 
 
 def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:

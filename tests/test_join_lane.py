@@ -1,0 +1,200 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter tests construct lanes that are refused)
+"""JoinLane in Amaranth's simulator, its four banks as real memories: every partial sum
+bit-exact (value and overflow) with :func:`~maskprop.sim.blocks.join_lane_sums`, in order, with
+nothing missing or surplus, under random idle cycles on ``i`` and backpressure on ``o``;
+unstalled, every output accepted and delivered in exactly the cycle the closed form
+(:func:`~maskprop.sim.cycle_model.join_lane_cycles`, ``latency``) says; data behind clear mask
+bits never read into a sum; words wrapping around the bank; parameter validation; Verilog lint."""
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from maskprop.flow.verilog import generate_verilog, lint_verilog
+from maskprop.hw.accumulation_tree import tree_result_layout
+from maskprop.hw.join_lane import JoinLane
+from maskprop.sim.blocks import join_lane_sums
+from maskprop.sim.cycle_model import join_lane_cycles
+from maskprop.tb.amaranth_bench import run_stream
+from maskprop.tb.stimulus import random_signed, seed_from_env
+
+
+@dataclass
+class Banks:
+    """The contents of a lane's four banks: per operand, mask words (ints) and data words
+    (``window`` signed elements each, chunk ``c`` of mask word ``w`` at ``w * group + c``)."""
+    x_mask: list
+    y_mask: list
+    x_data: list
+    y_data: list
+
+    @classmethod
+    def random(cls, rng, lane: JoinLane) -> "Banks":
+        """Every word drawn at its own density (0 to 1, all-zero words common); data behind a
+        clear mask bit is random too (the lane must not read it into a sum), and a set bit
+        may sit on a zero (a structure mask)."""
+        words, width = 1 << lane.word_addr_width, lane.group * lane.window
+
+        def masks():
+            return [sum(1 << b for b in range(width) if rng.random() < density)
+                    for density in (rng.choice((0.0, 0.0, 0.1, 0.3, 0.6, 1.0))
+                                    for _ in range(words))]
+
+        def chunks():
+            return [[random_signed(rng, lane.data_width) for _ in range(lane.window)]
+                    for _ in range(words * lane.group)]
+        return cls(masks(), masks(), chunks(), chunks())
+
+    def walk(self, word: int, count: int, operand: str, lane: JoinLane):
+        """An output's elements and mask bits of one operand, in the lane's walk order."""
+        masks, chunks = getattr(self, f"{operand}_mask"), getattr(self, f"{operand}_data")
+        elements, bits = [], []
+        for w in range(count):
+            address = (word + w) % len(masks)
+            for c in range(lane.group):
+                elements += chunks[address * lane.group + c]
+                bits += [masks[address] >> (c * lane.window + p) & 1 for p in range(lane.window)]
+        return elements, bits
+
+
+class LaneWithBanks(wiring.Component):
+    """A :class:`JoinLane` with its four banks as memories holding ``banks``: the lane's ``i``
+    and ``o``, for the stream bench."""
+
+    def __init__(self, lane: JoinLane, banks: Banks):
+        self.lane, self._banks = lane, banks
+        super().__init__({"i": In(stream.Signature(lane.output_layout)),
+                          "o": Out(stream.Signature(tree_result_layout(lane.acc_width)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lane = lane = self.lane
+        for port in ("x_mask", "y_mask", "x_data", "y_data"):
+            shape = getattr(lane, port).data.shape()
+            init = getattr(self._banks, port)
+            bank = memory.Memory(shape=shape, depth=len(init), init=init)
+            m.submodules[port] = bank
+            wiring.connect(m, bank.read_port(), getattr(lane, port))
+        wiring.connect(m, wiring.flipped(self.i), lane.i)
+        wiring.connect(m, lane.o, wiring.flipped(self.o))
+        return m
+
+
+def random_outputs(rng, lane: JoinLane, count: int) -> list:
+    """``count`` outputs at random words of both banks (wrapping past the end), of 1 to
+    ``max_words`` words."""
+    words = 1 << lane.word_addr_width
+    return [{"x_word": rng.randrange(words), "y_word": rng.randrange(words),
+             "last_word": rng.randrange(lane.max_words)} for _ in range(count)]
+
+
+def run(lane: JoinLane, banks: Banks, outputs: list, **traffic):
+    """``outputs`` through the lane, each partial sum checked by the bench's scoreboard against
+    the reference; returns the run and the cycles of each output's words by the closed form."""
+    walks = [(banks.walk(o["x_word"], o["last_word"] + 1, "x", lane),
+              banks.walk(o["y_word"], o["last_word"] + 1, "y", lane)) for o in outputs]
+    sums = join_lane_sums([(x, y, xm, ym) for (x, xm), (y, ym) in walks], lane.acc_width)
+    expected = [{"value": s.value, "overflow": s.overflow} for s in sums]
+    word = lane.group * lane.window
+    word_costs = [[int(join_lane_cycles(p[w:w + word], word)) for w in range(0, len(p), word)]
+                  for p in (np.array(xm, dtype=bool) & np.array(ym, dtype=bool)
+                            for (_, xm), (_, ym) in walks)]
+    return run_stream(LaneWithBanks(lane, banks), outputs, expected, **traffic), word_costs
+
+
+def unstalled_cycles(word_costs: list, latency: int):
+    """The closed form's handshake cycles of every output on ``i`` and ``o``: word ``j`` (of
+    all outputs, in order) is read in cycle ``1`` (the first) or ``2 + sum(costs[:j - 1])``, an
+    output is taken in the cycle its predecessor's last word is read, and its sum is offered
+    ``latency - 1`` cycles after its words' costs have elapsed."""
+    costs = [c for output in word_costs for c in output]
+    starts = np.concatenate(([0], np.cumsum(costs)))
+    read = [1] + [2 + int(starts[j - 1]) for j in range(1, len(costs))]
+    last_words = np.cumsum([len(output) for output in word_costs]) - 1
+    taken = [0] + [read[j] for j in last_words[:-1]]
+    offered = (starts[last_words + 1] - 1 + latency).tolist()
+    return taken, offered
+
+
+LANES = {
+    "window4-group4": dict(window=4, group=4, data_width=8, acc_width=20, word_addr_width=4,
+                           max_words=6),
+    "window3-group2": dict(window=3, group=2, data_width=5, acc_width=10, word_addr_width=3,
+                           max_words=8),
+    "window1-group1": dict(window=1, group=1, data_width=4, acc_width=8, word_addr_width=2,
+                           max_words=4),
+    "window16-group4": dict(window=16, group=4, data_width=6, acc_width=14, word_addr_width=3,
+                            max_words=3),
+    "window4-group1": dict(window=4, group=1, data_width=16, acc_width=40, word_addr_width=5,
+                           max_words=1),
+}
+
+
+@pytest.mark.parametrize("params", LANES.values(), ids=LANES.keys())
+@pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.3, 0.4)], ids=["streaming", "idle+bp"])
+def test_random_outputs(params, traffic):
+    """Partial sums bit-exact, overflow included (narrow accumulators overflow often); with no
+    idle input and no backpressure, every output taken and offered in exactly the cycles of
+    the closed form (:func:`unstalled_cycles`)."""
+    seed = seed_from_env(default=sum(params.values()) * 7 + len(traffic))
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = random.Random(seed)
+    lane = JoinLane(**params)
+    outputs = random_outputs(rng, lane, 120)
+    record, word_costs = run(lane, Banks.random(rng, lane), outputs, idle=traffic[0],
+                             backpressure=traffic[1], seed=seed)
+    if traffic == (0.0, 0.0):
+        taken, offered = unstalled_cycles(word_costs, lane.latency)
+        assert record.in_cycles == taken
+        assert record.out_cycles == offered
+
+
+def test_only_joined_products_counted():
+    """Banks whose data is all nonzero and whose masks are disjoint halves: no product is
+    issued (every word costs its one cycle) and every sum is exactly 0, so no element behind a
+    clear mask bit reaches the accumulator; then one shared bit per word gives exactly that
+    product."""
+    lane = JoinLane(window=4, group=2, data_width=8, acc_width=20, word_addr_width=2,
+                    max_words=4)
+    words = 1 << lane.word_addr_width
+    data = [[3, -5, 7, 11] for _ in range(words * lane.group)]
+    banks = Banks([0x0F] * words, [0xF0] * words, data, data)
+    outputs = [{"x_word": w, "y_word": 0, "last_word": 3} for w in range(words)]
+    record, word_costs = run(lane, banks, outputs)
+    assert [int(r.value) for r in record.outputs] == [0] * words
+    assert word_costs == [[1] * 4] * words
+    banks = Banks([0x1F] * words, [0x81] * words, data, data)       # both set: bit 0 only
+    record, _ = run(lane, banks, outputs)
+    assert [int(r.value) for r in record.outputs] == [4 * 3 * 3] * words
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(window=0), "window must be in \\[1, 16\\]"),
+    (dict(window=17), "window must be in \\[1, 16\\]"),
+    (dict(group=3), "group must be a power of two in \\[1, 16\\]"),
+    (dict(window=8, group=16), "group must be in \\[1, 8\\]"),
+    (dict(data_width=1), "data_width must be in \\[2, 32\\]"),
+    (dict(acc_width=15), "acc_width must be in \\[16, 128\\]"),
+    (dict(word_addr_width=25), "word_addr_width must be in \\[1, 24\\]"),
+    (dict(max_words=17), "max_words must be in \\[1, 16\\]"),
+    (dict(max_words=True), "max_words must be an integer"),
+])
+def test_parameters_checked(params, message):
+    base = dict(window=4, group=4, data_width=8, acc_width=20, word_addr_width=4, max_words=6)
+    with pytest.raises(ValueError, match=message):
+        JoinLane(**{**base, **params})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", ["window4-group4", "window3-group2", "window1-group1",
+                                  "window4-group1"])
+def test_verilog_lints(name):
+    """The lane generates Verilog that ``verilator --lint-only -Wall`` accepts (no chunk or
+    element bits at window 1, group 1; the index table at window 3; one-word outputs)."""
+    lint_verilog(generate_verilog(JoinLane(**LANES[name]), "join_lane"), "join_lane")
