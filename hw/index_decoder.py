@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from maskprop.base.config import Selection, check_range
 
 from maskprop.hw.layouts import index_beat_layout, index_position, mask_chunk_layout
-from maskprop.hw.rank_compaction import RankRegister
+from maskprop.hw.rank_compaction import LowestBitRegister, RankRegister
 
 __all__ = ["ZeroSkipIndexDecoder", "PrefixIndexSequencer", "DenseIndexSequencer",
            "chunk_cycles", "prefix_closure", "segment_set_bits"]
@@ -201,6 +201,14 @@ class ZeroSkipIndexDecoder(_ChunkRegisterSource):
             m.d.comb += effective.eq(self.i.payload.mask & self.i.payload.mask_b)
         else:
             m.d.comb += effective.eq(self.i.payload.mask)
+        if self._lanes == 1:
+            # One index a beat: a find-first-set on the held mask (the same beats).
+            held = LowestBitRegister(m, effective, self._vec, name="held")
+            index, lane_valid = held.select(m, "select0")
+            m.d.comb += [self.o.payload.index[0].eq(index),
+                         self.o.payload.lane_valid[0].eq(lane_valid)]
+            return _HeldChunk(load=held.load(), step=held.step(), final=held.last_step(),
+                              zero=held.empty())
         selection = self._selection
         window, segments, segment_lanes = (selection.window, selection.segments,
                                            selection.segment_lanes)

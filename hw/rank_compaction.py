@@ -15,7 +15,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 
 from maskprop.base.config import ceil_log2
 
-__all__ = ["prefix_counts", "RankRegister"]
+__all__ = ["prefix_counts", "RankRegister", "LowestBitRegister"]
 
 
 def prefix_counts(m: Module, bits: list, width: int, name: str) -> list:
@@ -107,8 +107,58 @@ class RankRegister:
         (the select is not zero). Combinational."""
         select = Signal(self.n, name=name)       # one-hot (or zero)
         m.d.comb += select.eq(Cat(self.mask[p] & (self.rank[p] == j) for p in range(self.n)))
-        # One-hot to binary: OR of the positions whose select bit is set.
-        position = Const(0, max(1, ceil_log2(self.n)))
-        for p in range(1, self.n):
-            position = position | Mux(select[p], p, 0)
-        return position, select.any()
+        return _one_hot_position(select, self.n), select.any()
+
+
+def _one_hot_position(select, n: int):
+    """The binary position of the set bit of the one-hot (or zero) ``select`` of ``n`` bits:
+    the OR of the positions whose bit is set, ``max(1, ceil_log2(n))`` bits, 0 when zero."""
+    position = Const(0, max(1, ceil_log2(n)))
+    for p in range(1, n):
+        position = position | Mux(select[p], p, 0)
+    return position
+
+
+class LowestBitRegister:
+    """A held ``n``-bit mask sent one set bit at a time, lowest first: :class:`RankRegister`
+    for ``step = 1``, without the ranks.
+
+    With one output a cycle the rank compare is a find-first-set, which the mask does by
+    itself: the lowest set bit is ``mask & -mask`` and stepping clears it (``mask & (mask -
+    1)``), one carry chain instead of a prefix popcount and a rank register per bit (a 16-bit
+    single-lane decoder in 462 ECP5 LUT4s with ranks; the join array's lanes, one product a
+    cycle, decode 16 bits each). Same use as :class:`RankRegister`: the caller puts
+    :meth:`load` and :meth:`step` into ``m.d.sync``; registers ``mask`` (``{name}_mask``),
+    ``reset_less``.
+    """
+
+    def __init__(self, m: Module, bits, n: int, *, name: str):
+        self.n = n
+        self._bits = bits
+        self.mask = Signal(n, name=f"{name}_mask", reset_less=True)
+        self._rest = Signal(n, name=f"{name}_rest")      # the mask without its lowest set bit
+        m.d.comb += self._rest.eq(self.mask & (self.mask - 1))
+
+    def load(self) -> list:
+        """Statements that take ``bits``."""
+        return [self.mask.eq(self._bits)]
+
+    def step(self) -> list:
+        """Statements that drop the lowest set bit."""
+        return [self.mask.eq(self._rest)]
+
+    def last_step(self):
+        """Whether the next :meth:`step` sends the last set bit (or there is none)."""
+        return self._rest == 0
+
+    def empty(self):
+        """Whether no set bit is left."""
+        return self.mask == 0
+
+    def select(self, m: Module, name: str):
+        """``(position, valid)`` of the lowest held set bit; adds its one-hot select ``name``
+        to ``m`` (fewer LUTs than a priority encoder on the mask: 206 against 234 ECP5 LUT4s
+        for the 16-bit decoder). Combinational."""
+        select = Signal(self.n, name=name)
+        m.d.comb += select.eq(self.mask & ~self._rest)
+        return _one_hot_position(select, self.n), select.any()

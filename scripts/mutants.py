@@ -93,6 +93,7 @@ GATHER = ("tests/test_window_gather.py::test_kernel_stride_padding_grid",
           "tests/test_window_gather.py::test_random_layers_with_backpressure")
 ROW_BLOCKS = ("tests/test_row_block_buffer.py::test_random_rows",
               "tests/test_row_block_buffer.py::test_throughput_unstalled")
+JOIN_LANE = ("tests/test_join_lane.py",)
 DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
@@ -130,6 +131,23 @@ CATALOGUE = [
            "the dense-only array's sequencer takes a chunk's length from its lowest set bit: "
            "structural elements above it are never multiplied",
            ("tests/test_index_decoder.py",)),
+    Mutant("decoder-single-lane-final-when-one-left", "rank_compaction",
+           "return self._rest == 0", "return self.mask == 0",
+           "the single-lane decoder (the join lane's) sees a chunk's final beat one beat late: "
+           "an empty extra beat a chunk", DECODER),
+    # --- JoinLane -------------------------------------------------------------------------------
+    Mutant("join-lane-reads-the-x-word-for-y", "join_lane",
+           "self.y_data.addr.eq(Cat(chunk, beat.side.y_word)),",
+           "self.y_data.addr.eq(Cat(chunk, beat.side.x_word)),",
+           "the Y operand is read at the X operand's address", JOIN_LANE),
+    Mutant("join-lane-takes-the-next-output-a-word-early", "join_lane",
+           "self.i.ready.eq(~held | (fetch & at_final_word)),",
+           "self.i.ready.eq(~held | fetch),",
+           "an output is replaced by the next after its first word: words missing", JOIN_LANE),
+    Mutant("join-lane-data-read-ignores-the-stall", "join_lane",
+           "self.x_data.en.eq(read),", "self.x_data.en.eq(1),",
+           "the X data read does not hold while the PE stalls: a stalled product takes the "
+           "next product's X operand", JOIN_LANE),
     # --- SparseGradPE ---------------------------------------------------------------------------
     Mutant("pe-window-selects-the-first-segment", "sparse_pe",
            "positions = selection.positions(segment)",
