@@ -1,6 +1,8 @@
 """One lane of the join array: both operands skipped, one product a cycle, its own partial sum
 (docs/architecture.md section 4.8)."""
 
+from dataclasses import dataclass
+
 from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -12,7 +14,53 @@ from maskprop.hw.index_decoder import ZeroSkipIndexDecoder
 from maskprop.hw.layouts import chunk_layout
 from maskprop.hw.sparse_pe import SparseGradPE
 
-__all__ = ["JoinLane"]
+__all__ = ["JoinLane", "JoinLaneParameters"]
+
+
+@dataclass(frozen=True)
+class JoinLaneParameters:
+    """The parameters of a :class:`JoinLane` (documented there), checked on construction
+    (``ValueError`` naming the parameter and its range), with the ports they give: the
+    join tile builds its own ports from them."""
+    window: int
+    group: int
+    data_width: int
+    acc_width: int
+    word_addr_width: int
+    max_words: int
+
+    def __post_init__(self):
+        check_range("window", self.window, 1, 16)
+        groups = min(16, 64 // self.window)
+        check_range("group", self.group, 1, groups)
+        if self.group & (self.group - 1):
+            raise ValueError(f"group must be a power of two in [1, {groups}], not {self.group}")
+        check_range("data_width", self.data_width, 2, 32)
+        check_range("acc_width", self.acc_width, 2 * self.data_width, 128)
+        check_range("word_addr_width", self.word_addr_width, 1, 24)
+        check_range("max_words", self.max_words, 1, 1 << self.word_addr_width)
+
+    @property
+    def output_layout(self) -> data.StructLayout:
+        """One output on ``i``: its first mask word in each operand and its word count less
+        one."""
+        return data.StructLayout({
+            "x_word": unsigned(self.word_addr_width),
+            "y_word": unsigned(self.word_addr_width),
+            # At least one bit: Verilog has no zero-width vector.
+            "last_word": unsigned(max(1, ceil_log2(self.max_words))),
+        })
+
+    @property
+    def bank_signatures(self) -> dict:
+        """The four banks' read-port signatures, as the memories hold them (their user holds
+        them flipped, ``In``)."""
+        mask = memory.ReadPort.Signature(addr_width=self.word_addr_width,
+                                         shape=unsigned(self.group * self.window))
+        chunk = memory.ReadPort.Signature(
+            addr_width=self.word_addr_width + ceil_log2(self.group),
+            shape=chunk_layout(self.window, self.data_width))
+        return {"x_mask": mask, "y_mask": mask, "x_data": chunk, "y_data": chunk}
 
 
 class JoinLane(wiring.Component):
@@ -85,60 +133,34 @@ class JoinLane(wiring.Component):
 
     latency = 7
 
-    def __init__(self, *, window: int, group: int, data_width: int, acc_width: int,
-                 word_addr_width: int, max_words: int):
-        self._window = check_range("window", window, 1, 16)
-        check_range("group", group, 1, min(16, 64 // window))
-        if group & (group - 1):
-            raise ValueError(f"group must be a power of two in [1, {min(16, 64 // window)}], "
-                             f"not {group}")
-        self._group = group
-        self._data_width = check_range("data_width", data_width, 2, 32)
-        self._acc_width = check_range("acc_width", acc_width, 2 * data_width, 128)
-        self._word_addr_width = check_range("word_addr_width", word_addr_width, 1, 24)
-        self._max_words = check_range("max_words", max_words, 1, 1 << word_addr_width)
-        word_bits = ceil_log2(group)
+    def __init__(self, **parameters):
+        self._parameters = parameters = JoinLaneParameters(**parameters)
         super().__init__({
-            "i": In(stream.Signature(self.output_layout)),
-            "x_mask": In(memory.ReadPort.Signature(addr_width=word_addr_width,
-                                                   shape=unsigned(group * window))),
-            "y_mask": In(memory.ReadPort.Signature(addr_width=word_addr_width,
-                                                   shape=unsigned(group * window))),
-            "x_data": In(memory.ReadPort.Signature(addr_width=word_addr_width + word_bits,
-                                                   shape=chunk_layout(window, data_width))),
-            "y_data": In(memory.ReadPort.Signature(addr_width=word_addr_width + word_bits,
-                                                   shape=chunk_layout(window, data_width))),
-            "o": Out(stream.Signature(tree_result_layout(acc_width))),
+            "i": In(stream.Signature(parameters.output_layout)),
+            **{name: In(signature) for name, signature in parameters.bank_signatures.items()},
+            "o": Out(stream.Signature(tree_result_layout(parameters.acc_width))),
         })
 
-    window = property(lambda self: self._window)
-    group = property(lambda self: self._group)
-    data_width = property(lambda self: self._data_width)
-    acc_width = property(lambda self: self._acc_width)
-    word_addr_width = property(lambda self: self._word_addr_width)
-    max_words = property(lambda self: self._max_words)
-
-    @property
-    def output_layout(self) -> data.StructLayout:
-        """One output on ``i``: its first mask word in each operand and its word count less
-        one."""
-        return data.StructLayout({
-            "x_word": unsigned(self._word_addr_width),
-            "y_word": unsigned(self._word_addr_width),
-            # At least one bit: Verilog has no zero-width vector.
-            "last_word": unsigned(max(1, ceil_log2(self._max_words))),
-        })
+    parameters = property(lambda self: self._parameters)
+    window = property(lambda self: self._parameters.window)
+    group = property(lambda self: self._parameters.group)
+    data_width = property(lambda self: self._parameters.data_width)
+    acc_width = property(lambda self: self._parameters.acc_width)
+    word_addr_width = property(lambda self: self._parameters.word_addr_width)
+    max_words = property(lambda self: self._parameters.max_words)
+    output_layout = property(lambda self: self._parameters.output_layout)
 
     def elaborate(self, platform):
         m = Module()
-        window, group = self._window, self._group
-        word_address = unsigned(self._word_addr_width)
+        p = self._parameters
+        window, group = p.window, p.group
+        word_address = unsigned(p.word_addr_width)
         addresses = data.StructLayout({"x_word": word_address, "y_word": word_address})
         m.submodules.decoder = decoder = ZeroSkipIndexDecoder(
             vec=group * window, lanes=1, masks=2, side=addresses)
-        m.submodules.pe = pe = SparseGradPE(vec=window, lanes=1, data_width=self._data_width)
+        m.submodules.pe = pe = SparseGradPE(vec=window, lanes=1, data_width=p.data_width)
         m.submodules.accumulator = accumulator = AccumulationTree(
-            lanes=1, in_width=2 * self._data_width, acc_width=self._acc_width, stages=0)
+            lanes=1, in_width=2 * p.data_width, acc_width=p.acc_width, stages=0)
 
         # Word walk: the held output's next mask word is read when the fetched one moves on
         # into the decoder, so the decoder takes a word a cycle; the next output is taken with

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from maskprop.base.config import Selection
 
-__all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed", "join_lane_sums"]
+__all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed", "join_lane_sums",
+           "join_tile_sums"]
 
 
 def fits_signed(value: int, width: int) -> bool:
@@ -63,6 +64,24 @@ def join_lane_sums(outputs, acc_width: int) -> list[FrameResult]:
         terms = terms or [(0,)]
         beats += [(term, k == 0, k == len(terms) - 1) for k, term in enumerate(terms)]
     return accumulate_frames(beats, acc_width)
+
+
+def join_tile_sums(outputs, acc_width: int) -> list[FrameResult]:
+    """Reference for :class:`maskprop.hw.join_tile.JoinTile`.
+
+    ``outputs`` is an iterable of outputs, each a list of one ``(x, y, x_mask, y_mask)`` per
+    lane (as :func:`join_lane_sums` takes them). Each lane's partial sum is
+    :func:`join_lane_sums`'s; the result is their exact sum wrapped to ``acc_width``, with
+    ``overflow`` set when a partial sum overflowed or the exact sum does not fit.
+    """
+    results = []
+    for lanes in outputs:
+        partials = join_lane_sums(lanes, acc_width)
+        total = sum(p.value for p in partials)
+        results.append(FrameResult(wrap_signed(total, acc_width),
+                                   any(p.overflow for p in partials)
+                                   or not fits_signed(total, acc_width)))
+    return results
 
 
 @dataclass(frozen=True)

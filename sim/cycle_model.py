@@ -16,7 +16,8 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "p
            "array_cycles", "array_group_cycles", "array_output_cycles", "wanted_outputs",
            "mode_cycles", "SlotBreakdown", "slot_breakdown", "PassEstimate", "ModeEstimate",
            "fastest", "dense_baseline", "mode_estimates", "estimate_lowerings",
-           "candidate_lowerings", "pass_estimate", "join_lane_cycles"]
+           "candidate_lowerings", "pass_estimate", "join_lane_cycles",
+           "join_tile_schedule"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -63,6 +64,51 @@ def join_lane_cycles(products: np.ndarray, word_elements: int) -> np.ndarray:
     counts = np.count_nonzero(np.pad(products, padding).reshape(
         *products.shape[:-1], words, word_elements), axis=-1)
     return np.maximum(1, counts).sum(axis=-1)
+
+
+#: :class:`~maskprop.hw.join_lane.JoinLane`'s cycles from an output's last decoder beat to its
+#: partial sum on ``o``: the data read, the PE's two stages, the accumulator.
+JOIN_LANE_TAIL = 4
+
+
+def join_tile_schedule(word_costs, queue: int):
+    """Unstalled handshake cycles of :class:`~maskprop.hw.join_tile.JoinTile`: the cycle each
+    output is accepted on ``i`` and the cycle its result is offered on ``o``.
+
+    ``word_costs[s][k]`` lists the cycles of lane ``s``'s mask words of output ``k``
+    (:func:`join_lane_cycles`, word by word). Each lane is a chain of registers the recurrence
+    follows per output: the lane takes output ``k`` from its queue (``T``) when the queue has
+    it (the cycle after the tile accepted it) and the lane has read its last word of output
+    ``k - 1`` (``F_last``); it reads the first word (``F_0``) when it has taken it and the
+    decoder has taken the previous word (``L_last``); the decoder takes that word (``L_0``) the
+    cycle after it is read and once done with the previous one (``E``), then walks the
+    output's words back to back. The join takes output ``k`` the cycle after the last lane's
+    partial sum is in its queue; the tile accepts output ``k`` once output ``k - queue`` has
+    been joined.
+    """
+    lanes, outputs = len(word_costs), len(word_costs[0])
+    never = -(1 << 62)
+    accepted, offered, joined = [], [], []
+    last_read = [never] * lanes          # F_last: the lane's previous output's last word read
+    last_taken = [never] * lanes         # L_last: the decoder took that word
+    done = [never] * lanes               # E: the decoder's final beat of it
+    for k in range(outputs):
+        accept = max(accepted[-1] + 1 if accepted else 0,
+                     joined[k - queue] + 1 if k >= queue else 0)
+        ready = accept
+        for s in range(lanes):
+            costs = word_costs[s][k]
+            taken = max(accept + 1, last_read[s])
+            first_read = max(taken + 1, last_taken[s])
+            first_decoded = max(done[s], first_read + 1)
+            done[s] = first_decoded + sum(costs)
+            last_taken[s] = done[s] - costs[-1]
+            last_read[s] = first_read if len(costs) == 1 else last_taken[s] - costs[-2]
+            ready = max(ready, done[s] + JOIN_LANE_TAIL)
+        joined.append(max(ready + 1, joined[-1] + 1 if joined else 0))
+        accepted.append(accept)
+        offered.append(joined[-1] + 1)
+    return accepted, offered
 
 
 def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:

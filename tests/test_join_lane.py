@@ -8,82 +8,22 @@ unstalled, every output accepted and delivered in exactly the cycle the closed f
 bits never read into a sum; words wrapping around the bank; parameter validation; Verilog lint."""
 
 import random
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from amaranth import Module
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from maskprop.flow.verilog import generate_verilog, lint_verilog
-from maskprop.hw.accumulation_tree import tree_result_layout
 from maskprop.hw.join_lane import JoinLane
 from maskprop.sim.blocks import join_lane_sums
 from maskprop.sim.cycle_model import join_lane_cycles
 from maskprop.tb.amaranth_bench import run_stream
-from maskprop.tb.stimulus import random_signed, seed_from_env
+from maskprop.tb.join_banks import Banks, WithBanks
+from maskprop.tb.stimulus import seed_from_env
 
 
-@dataclass
-class Banks:
-    """The contents of a lane's four banks: per operand, mask words (ints) and data words
-    (``window`` signed elements each, chunk ``c`` of mask word ``w`` at ``w * group + c``)."""
-    x_mask: list
-    y_mask: list
-    x_data: list
-    y_data: list
-
-    @classmethod
-    def random(cls, rng, lane: JoinLane) -> "Banks":
-        """Every word drawn at its own density (0 to 1, all-zero words common); data behind a
-        clear mask bit is random too (the lane must not read it into a sum), and a set bit
-        may sit on a zero (a structure mask)."""
-        words, width = 1 << lane.word_addr_width, lane.group * lane.window
-
-        def masks():
-            return [sum(1 << b for b in range(width) if rng.random() < density)
-                    for density in (rng.choice((0.0, 0.0, 0.1, 0.3, 0.6, 1.0))
-                                    for _ in range(words))]
-
-        def chunks():
-            return [[random_signed(rng, lane.data_width) for _ in range(lane.window)]
-                    for _ in range(words * lane.group)]
-        return cls(masks(), masks(), chunks(), chunks())
-
-    def walk(self, word: int, count: int, operand: str, lane: JoinLane):
-        """An output's elements and mask bits of one operand, in the lane's walk order."""
-        masks, chunks = getattr(self, f"{operand}_mask"), getattr(self, f"{operand}_data")
-        elements, bits = [], []
-        for w in range(count):
-            address = (word + w) % len(masks)
-            for c in range(lane.group):
-                elements += chunks[address * lane.group + c]
-                bits += [masks[address] >> (c * lane.window + p) & 1 for p in range(lane.window)]
-        return elements, bits
-
-
-class LaneWithBanks(wiring.Component):
-    """A :class:`JoinLane` with its four banks as memories holding ``banks``: the lane's ``i``
-    and ``o``, for the stream bench."""
-
-    def __init__(self, lane: JoinLane, banks: Banks):
-        self.lane, self._banks = lane, banks
-        super().__init__({"i": In(stream.Signature(lane.output_layout)),
-                          "o": Out(stream.Signature(tree_result_layout(lane.acc_width)))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.lane = lane = self.lane
-        for port in ("x_mask", "y_mask", "x_data", "y_data"):
-            shape = getattr(lane, port).data.shape()
-            init = getattr(self._banks, port)
-            bank = memory.Memory(shape=shape, depth=len(init), init=init)
-            m.submodules[port] = bank
-            wiring.connect(m, bank.read_port(), getattr(lane, port))
-        wiring.connect(m, wiring.flipped(self.i), lane.i)
-        wiring.connect(m, lane.o, wiring.flipped(self.o))
-        return m
+def random_banks(rng, lane: JoinLane) -> Banks:
+    return Banks.random(rng, window=lane.window, group=lane.group, data_width=lane.data_width,
+                        word_addr_width=lane.word_addr_width)
 
 
 def random_outputs(rng, lane: JoinLane, count: int) -> list:
@@ -97,15 +37,14 @@ def random_outputs(rng, lane: JoinLane, count: int) -> list:
 def run(lane: JoinLane, banks: Banks, outputs: list, **traffic):
     """``outputs`` through the lane, each partial sum checked by the bench's scoreboard against
     the reference; returns the run and the cycles of each output's words by the closed form."""
-    walks = [(banks.walk(o["x_word"], o["last_word"] + 1, "x", lane),
-              banks.walk(o["y_word"], o["last_word"] + 1, "y", lane)) for o in outputs]
-    sums = join_lane_sums([(x, y, xm, ym) for (x, xm), (y, ym) in walks], lane.acc_width)
-    expected = [{"value": s.value, "overflow": s.overflow} for s in sums]
+    walks = [banks.output(output) for output in outputs]
+    expected = [{"value": s.value, "overflow": s.overflow}
+                for s in join_lane_sums(walks, lane.acc_width)]
     word = lane.group * lane.window
     word_costs = [[int(join_lane_cycles(p[w:w + word], word)) for w in range(0, len(p), word)]
                   for p in (np.array(xm, dtype=bool) & np.array(ym, dtype=bool)
-                            for (_, xm), (_, ym) in walks)]
-    return run_stream(LaneWithBanks(lane, banks), outputs, expected, **traffic), word_costs
+                            for _, _, xm, ym in walks)]
+    return run_stream(WithBanks(lane, [banks]), outputs, expected, **traffic), word_costs
 
 
 def unstalled_cycles(word_costs: list, latency: int):
@@ -147,7 +86,7 @@ def test_random_outputs(params, traffic):
     rng = random.Random(seed)
     lane = JoinLane(**params)
     outputs = random_outputs(rng, lane, 120)
-    record, word_costs = run(lane, Banks.random(rng, lane), outputs, idle=traffic[0],
+    record, word_costs = run(lane, random_banks(rng, lane), outputs, idle=traffic[0],
                              backpressure=traffic[1], seed=seed)
     if traffic == (0.0, 0.0):
         taken, offered = unstalled_cycles(word_costs, lane.latency)
@@ -164,12 +103,12 @@ def test_only_joined_products_counted():
                     max_words=4)
     words = 1 << lane.word_addr_width
     data = [[3, -5, 7, 11] for _ in range(words * lane.group)]
-    banks = Banks([0x0F] * words, [0xF0] * words, data, data)
+    banks = Banks(4, 2, [0x0F] * words, [0xF0] * words, data, data)
     outputs = [{"x_word": w, "y_word": 0, "last_word": 3} for w in range(words)]
     record, word_costs = run(lane, banks, outputs)
     assert [int(r.value) for r in record.outputs] == [0] * words
     assert word_costs == [[1] * 4] * words
-    banks = Banks([0x1F] * words, [0x81] * words, data, data)       # both set: bit 0 only
+    banks = Banks(4, 2, [0x1F] * words, [0x81] * words, data, data)  # both set: bit 0 only
     record, _ = run(lane, banks, outputs)
     assert [int(r.value) for r in record.outputs] == [4 * 3 * 3] * words
 
