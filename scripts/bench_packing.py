@@ -54,7 +54,8 @@ from maskprop.base.config import EVALUATION
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.base.metrics import nonzero_products
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, chunk_counts,
-                                      mode_estimates, wanted_outputs, wanted_per_block)
+                                      dealt_outputs, decoupled_tile_cycles, mode_estimates,
+                                      segment_elements, wanted_outputs, wanted_per_block)
 from maskprop.sim.layer import PASSES
 
 # scripts/bench_output.py
@@ -68,19 +69,6 @@ SCHEMES = ("today", "row, window", "row, rotated", "row, crossbar",
            "output, crossbar, barrier 1",
            "output, crossbar, dealt", "output, crossbar, queue bound")
 BARRIERS = (1, 8)
-
-
-def _segments(nonzero, vec: int, segments: int, *, rotate: bool = False):
-    """``(M, Q * vec)`` booleans -> ``segments`` arrays ``(M, Q * vec / segments)``: each
-    segment's positions of every chunk (segment ``s`` holds positions ``s, s + segments, ...``,
-    as :class:`maskprop.base.config.Selection` deals them); with ``rotate``, chunk ``k``'s
-    elements rotated by ``k`` positions first."""
-    rows, length = nonzero.shape
-    chunks = nonzero.reshape(rows, length // vec, vec)
-    if rotate:
-        chunks = np.stack([np.roll(chunks[:, k], k % segments, axis=-1)
-                           for k in range(chunks.shape[1])], axis=1)
-    return [chunks[:, :, s::segments].reshape(rows, -1) for s in range(segments)]
 
 
 def _packed(counts, per_lane: int):
@@ -101,18 +89,18 @@ def scheme_cycles(gemm, config) -> dict:
     groups = (-(-wanted_per_block(wanted, config.col_block) // tiles)).sum(axis=-1)
     for rotate in (False, True):
         name = "rotated" if rotate else "window"
-        x_segments = _segments(x, config.vec, selection.segments, rotate=rotate)
+        x_segments = segment_elements(x, config.vec, selection.segments, rotate=rotate)
         per_segment = np.stack([s.sum(axis=-1) for s in x_segments])
         cycles[f"row, {name}"] = int((groups * _packed(per_segment, selection.segment_lanes))
                                      .sum())
         # Output schemes: the products of each output, per segment.
-        y_segments = [s.T for s in _segments(y.T, config.vec, selection.segments,
-                                             rotate=rotate)]
+        y_segments = [s.T for s in segment_elements(y.T, config.vec, selection.segments,
+                                                     rotate=rotate)]
         products = np.stack([xs.astype(np.float32) @ ys.astype(np.float32)
                              for xs, ys in zip(x_segments, y_segments)]).astype(np.int64)
         cost = _packed(products, selection.segment_lanes)
         cycles.update(_output_schemes(cost, wanted, tiles, f"output, {name}"))
-        cycles[f"output, {name}, lanes decoupled"] = _decoupled_lanes(
+        cycles[f"output, {name}, lanes decoupled"] = decoupled_tile_cycles(
             -(-products // selection.segment_lanes), wanted, tiles)
     # A tile that reads one chunk pair a cycle (the row's chunks with a nonzero X).
     chunks = (chunk_counts(x, config.vec) > 0).sum(axis=-1)
@@ -129,7 +117,8 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
     """Cycles of the wanted outputs, each costing ``cost (M, J)``, on ``tiles`` tiles under
     each dispatch of the output schemes (the module's docstring)."""
     rows = wanted.shape[0]
-    m, j, tile = _dealt(wanted, tiles)
+    m, j, rank = dealt_outputs(wanted)
+    tile = (rank + m) % tiles
     cost = cost[m, j]
     out = {f"{name}, queue bound": -(-int(cost.sum()) // tiles)}
     per_tile = np.zeros(tiles, dtype=np.int64)
@@ -140,27 +129,6 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
         np.add.at(per_batch, (m // batch, tile), cost)
         out[f"{name}, barrier {batch}"] = int(per_batch.max(axis=1).sum())
     return out
-
-
-def _dealt(wanted, tiles: int):
-    """The wanted outputs ``(m, j)`` in the pass's order (row-major) and the tile each is
-    dealt to: round-robin, going on across rows, one tile further each row."""
-    m, j = np.nonzero(wanted)
-    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
-    rank = np.arange(m.size) - np.repeat(start, np.diff(np.r_[start, m.size]))
-    return m, j, (rank + m) % tiles
-
-
-def _decoupled_lanes(beats, wanted, tiles: int) -> int:
-    """Cycles when every segment's lanes of a tile go on to the tile's next output without
-    waiting for the other segments (a partial sum per lane, reduced per output afterwards):
-    the busiest segment of the busiest tile, each output dealt as :func:`_dealt` deals it and
-    costing ``beats (segments, M, J)`` in each segment."""
-    m, j, tile = _dealt(wanted, tiles)
-    per_lane = np.zeros((tiles, beats.shape[0]), dtype=np.int64)
-    for segment, segment_beats in enumerate(beats):
-        np.add.at(per_lane[:, segment], tile, segment_beats[m, j])
-    return max(1, int(per_lane.max()))
 
 
 def main(argv=None):

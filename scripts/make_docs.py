@@ -219,6 +219,12 @@ PARTS = [
          "ResNet-18 literature profile)",
          lambda work, quick: [_script("bench_packing.py", "--json", work / "result.json")],
          lambda work, docs: tables.packing_table(_json(work / "result.json")), quick=True),
+    Part("join", "results.md", "the join array's lane and tile: LUTs per mask-word look-ahead "
+         "and achieved/ideal against today's array (digits CNN real masks, exact; ResNet-18 "
+         "literature profile, bound)",
+         lambda work, quick: [_script("bench_join.py", "--queue", "8", "--out", work / "build",
+                                      "--json", work / "result.json")],
+         lambda work, docs: tables.join_tables(_json(work / "result.json"))),
     Part("iso-resource-ice40", "results.md", "the largest zero-skipping and dense-only tile "
          "arrays on the iCE40 UP5K and their training-step times (docs/iso_resource_ice40.png)",
          lambda work, quick: [_script("iso_resource.py", "--target", "ice40", "--out",

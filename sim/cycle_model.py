@@ -17,7 +17,8 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "p
            "mode_cycles", "SlotBreakdown", "slot_breakdown", "PassEstimate", "ModeEstimate",
            "fastest", "dense_baseline", "mode_estimates", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate", "join_lane_cycles",
-           "join_tile_schedule"]
+           "join_tile_schedule", "segment_elements", "dealt_outputs", "join_word_costs",
+           "decoupled_tile_cycles", "join_array_cycles"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -427,3 +428,91 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
          else pattern(w_nonzero))
     return estimate_lowerings(candidate_lowerings(layer, pass_name, A=pattern(a_nonzero), W=w,
                                                   dZ=pattern(dz_nonzero), config=config), config)
+
+
+# --- The join array (docs/architecture.md section 4.8) -----------------------------------------
+
+def segment_elements(nonzero, vec: int, segments: int, *, rotate: bool = True) -> list:
+    """``(M, Q * vec)`` booleans -> ``segments`` arrays ``(M, Q * vec / segments)``: each
+    segment's positions of every chunk, chunk by chunk (segment ``s`` holds positions ``s, s +
+    segments, ...``, as :class:`~maskprop.base.config.Selection` deals them); with ``rotate``,
+    chunk ``k``'s elements rotated by ``k`` positions first (the join array's banks: a channel
+    whose zeros are correlated across pixels is spread over the lanes)."""
+    rows, length = nonzero.shape
+    chunks = np.asarray(nonzero).reshape(rows, length // vec, vec)
+    if rotate:
+        chunks = np.stack([np.roll(chunks[:, k], k % segments, axis=-1)
+                           for k in range(chunks.shape[1])], axis=1)
+    return [chunks[:, :, s::segments].reshape(rows, -1) for s in range(segments)]
+
+
+def dealt_outputs(wanted: np.ndarray):
+    """The wanted outputs ``(m, j)`` in the pass's order (row-major) and each one's rank in
+    its row, from which :func:`join_array_cycles` deals them to the tiles round-robin, going
+    on across rows and one tile further each row: output of rank ``r`` in row ``m`` to tile
+    ``(r + m) % tiles``."""
+    m, j = np.nonzero(wanted)
+    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
+    rank = np.arange(m.size) - np.repeat(start, np.diff(np.r_[start, m.size]))
+    return m, j, rank
+
+
+def join_word_costs(gemm, config, group: int, *, words: bool = False) -> np.ndarray:
+    """Each lane's cycles on each output of ``gemm`` in the join array of ``config`` (its vec
+    and selection window: one lane a segment) with mask words of ``group`` chunks: ``(segments,
+    M, J)``, the sum over the output's words of :func:`join_lane_cycles`'s ``max(1, n)``; with
+    ``words``, ``(segments, M, J, words)``, word by word (what :func:`join_tile_schedule`
+    takes). The segments are rotated (:func:`segment_elements`)."""
+    selection = config.selection
+    segments, window = selection.segments, selection.window
+    x = segment_elements(np.asarray(gemm.X != 0), config.vec, segments)
+    y = segment_elements(np.asarray(gemm.Y != 0).T, config.vec, segments)
+    span = group * window
+    count = -(-x[0].shape[1] // span)
+    shape = (segments, x[0].shape[0], y[0].shape[0])
+    costs = np.zeros(shape + ((count,) if words else ()), dtype=np.int64)
+    for s in range(segments):
+        for w in range(count):
+            part = slice(w * span, (w + 1) * span)
+            products = x[s][:, part].astype(np.float32) @ y[s][:, part].T.astype(np.float32)
+            cost = np.maximum(1, np.rint(products).astype(np.int64))
+            if words:
+                costs[s, :, :, w] = cost
+            else:
+                costs[s] += cost
+    return costs
+
+
+def decoupled_tile_cycles(costs: np.ndarray, wanted: np.ndarray, tiles: int) -> int:
+    """The join array's cycles with unbounded queues, a bound the exact schedule approaches as
+    ``queue`` grows: each lane of a tile walks the tile's outputs without waiting for the
+    others, so the pass costs the busiest lane of the busiest tile, the outputs dealt as
+    :func:`dealt_outputs` says and costing ``costs (segments, M, J)`` in each lane."""
+    m, j, rank = dealt_outputs(wanted)
+    tile = (rank + m) % tiles
+    per_lane = np.zeros((tiles, costs.shape[0]), dtype=np.int64)
+    for segment, segment_costs in enumerate(costs):
+        np.add.at(per_lane[:, segment], tile, segment_costs[m, j])
+    return max(1, int(per_lane.max()))
+
+
+def join_array_cycles(gemm, config, *, group: int, queue: int) -> int:
+    """The join array's exact cycles on ``gemm`` (sparse mode, its wanted outputs) when every
+    tile's outputs are ready for it: the last result of the slowest tile
+    (:func:`join_tile_schedule` per tile, the outputs dealt by :func:`dealt_outputs`). A
+    Python loop over outputs: for small passes (the digits CNN); :func:`decoupled_tile_cycles`
+    bounds it for networks."""
+    wanted = wanted_outputs(gemm, dense=False)
+    m, j, rank = dealt_outputs(wanted)
+    if m.size == 0:
+        return 0
+    tile = (rank + m) % config.tiles
+    words = join_word_costs(gemm, config, group, words=True)
+    last = 0
+    for t in range(config.tiles):
+        mine = tile == t
+        if mine.any():
+            per_lane = [[list(costs) for costs in words[s][m[mine], j[mine]]]
+                        for s in range(words.shape[0])]
+            last = max(last, join_tile_schedule(per_lane, queue)[1][-1] + 1)
+    return last

@@ -405,3 +405,26 @@ def test_packing_table_shows_each_schemes_step_and_worst_pass():
     cells = table_rows(text, "| scheme |")
     assert cells[0] == ["today", "0.48", "0.50 (forward)"]      # 240 / (31 * 16); 160 / 320
     assert cells[1] == ["fast", "0.79", "0.62 (backward-weight)"]      # 80 / (8 * 16)
+
+
+def test_join_tables_show_area_per_look_ahead_and_a_dash_where_a_case_has_no_figure():
+    config = dict(vec=16, lanes=4, tiles=4, select_window=4, data_width=16, acc_width=48,
+                  max_chunks=64, max_cols=128)
+    rows = [dict(network="Small", scenario="batchnorm", **row) for row in (
+        {"pass": "forward", "macs": 160, "today": 20, "join g4": 10, "join g4 exact": 11},
+        {"pass": "training step", "macs": 160, "today": 20, "join g4": 10,
+         "join g4 exact": 11})]
+    rows += [dict(network="Big", scenario="batchnorm", **row) for row in (
+        {"pass": "forward", "macs": 64, "today": 8, "join g4": 4},
+        {"pass": "training step", "macs": 64, "today": 8, "join g4": 4})]
+    text = tables.join_tables({"config": config, "queue": 8, "rows": rows,
+                               "area": {"4": {"lane_luts": 453, "tile_luts": 2162}}})
+    assert table_rows(text, "| look-ahead (chunks) |")[0] == ["4 (16 mask bits a word)", "453",
+                                                              "2,162"]
+    cells = table_rows(text, "| scheme |")
+    assert [row[0] for row in cells] == ["today", "join g4", "join g4 exact"]
+    assert cells[1] == ["join g4", "1.00", "1.00 (forward)", "1.00", "1.00 (forward)"]
+    assert cells[2] == ["join g4 exact", "0.91", "0.91 (forward)", "-", "-"]   # 160 / (11 * 16)
+    assert "at queue 8" in text
+    assert "LUT4" not in tables.join_tables({"config": config, "queue": 8, "rows": rows,
+                                             "area": {}})

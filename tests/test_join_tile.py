@@ -8,15 +8,18 @@ form (:func:`~maskprop.sim.cycle_model.join_tile_schedule`), with lanes drifting
 as the queue lets them; parameter validation; Verilog lint."""
 
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from amaranth import unsigned
 
+from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.join_tile import JoinTile
 from maskprop.sim.blocks import join_tile_sums
-from maskprop.sim.cycle_model import join_lane_cycles, join_tile_schedule
+from maskprop.sim.cycle_model import (decoupled_tile_cycles, join_array_cycles,
+                                      join_lane_cycles, join_tile_schedule, join_word_costs)
 from maskprop.tb.amaranth_bench import run_stream
 from maskprop.tb.join_banks import Banks, WithBanks
 from maskprop.tb.stimulus import seed_from_env
@@ -134,3 +137,56 @@ def test_verilog_lints(name):
     """The tile generates Verilog that ``verilator --lint-only -Wall`` accepts (one lane with
     one-word outputs and no chunk bits; three lanes with the index table)."""
     lint_verilog(generate_verilog(make(TILES[name]), "join_tile"), "join_tile")
+
+
+# --- The join array's model (sim/cycle_model.py) -----------------------------------------------
+
+def brute_force_word_costs(X, Y, vec: int, window: int, group: int) -> np.ndarray:
+    """Each lane's cost of each word of each output, counted element by element: chunk ``k``
+    rotated by ``k`` (position ``p`` moves to ``(p + k) % vec``), lane ``s`` taking the rotated
+    positions ``s, s + segments, ...``, a word of ``group`` chunks costing ``max(1, n)``."""
+    segments = vec // window
+    chunks = X.shape[1] // vec
+    words = -(-chunks // group)
+    costs = np.zeros((segments, X.shape[0], Y.shape[1], words), dtype=np.int64)
+    for s in range(segments):
+        for m in range(X.shape[0]):
+            for j in range(Y.shape[1]):
+                for w in range(words):
+                    n = 0
+                    for k in range(w * group, min(chunks, (w + 1) * group)):
+                        for p in range(vec):
+                            if (p + k) % vec % segments == s and X[m, k * vec + p] and Y[k * vec + p, j]:
+                                n += 1
+                    costs[s, m, j, w] = max(1, n)
+    return costs
+
+
+@pytest.mark.parametrize("vec, window, group", [(8, 4, 2), (16, 4, 4), (6, 3, 1), (8, 8, 4)])
+def test_join_word_costs_count_each_lanes_products(vec, window, group):
+    seed = seed_from_env(default=vec * 100 + window * 10 + group)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = np.random.default_rng(seed)
+    chunks = 5
+    X = rng.random((6, chunks * vec)) < 0.4
+    Y = rng.random((chunks * vec, 7)) < 0.5
+    config = Config(vec=vec, lanes=vec // window, tiles=2, col_block=4, select_window=window)
+    gemm = SimpleNamespace(X=X, Y=Y, omask=None)
+    expected = brute_force_word_costs(X, Y, vec, window, group)
+    assert np.array_equal(join_word_costs(gemm, config, group, words=True), expected)
+    assert np.array_equal(join_word_costs(gemm, config, group), expected.sum(axis=-1))
+
+
+def test_join_array_cycles_approach_the_unbounded_queue():
+    """The exact schedule of every tile is at least the unbounded-queue bound, and within a few
+    cycles of pipeline fill (plus queue stalls, fewer with a deeper queue) of it."""
+    rng = np.random.default_rng(5)
+    X = rng.random((12, 64)) < 0.3
+    Y = rng.random((64, 10)) < 0.6
+    omask = rng.random((12, 10)) < 0.7
+    config = Config(vec=16, lanes=4, tiles=3, col_block=4)
+    gemm = SimpleNamespace(X=X, Y=Y, omask=omask)
+    bound = decoupled_tile_cycles(join_word_costs(gemm, config, 2), omask, config.tiles)
+    exact = {queue: join_array_cycles(gemm, config, group=2, queue=queue) for queue in (1, 4, 16)}
+    assert bound < exact[16] <= exact[4] <= exact[1]
+    assert exact[16] <= bound + 12

@@ -233,16 +233,24 @@ def slot_losses_table(payload: dict) -> str:
 def packing_table(payload: dict) -> str:
     """The result of ``scripts/bench_packing.py --json``: per scheme and per network and
     scenario, achieved/ideal over the training step and in its worst pass."""
-    config, schemes, multipliers = (payload["config"], payload["schemes"],
-                                    payload["config"]["tiles"] * payload["config"]["lanes"])
+    config = payload["config"]
     head = (f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
             f"selection window {config['select_window']}; achieved/ideal, cycle model")
+    return "\n".join([head, "", *_scheme_efficiency_rows(payload, payload["schemes"])])
+
+
+def _scheme_efficiency_rows(payload: dict, schemes: list) -> list[str]:
+    """A table of achieved/ideal (``macs`` over ``cycles x tiles x lanes``) per scheme (a row
+    each) and per network and scenario (the training step and its worst pass), from rows of
+    ``network``, ``scenario``, ``pass``, ``macs`` and each scheme's cycles ("-" where a case
+    has no figure for the scheme)."""
+    multipliers = payload["config"]["tiles"] * payload["config"]["lanes"]
     by_case = {}
     for row in payload["rows"]:
         by_case.setdefault((row["network"], row["scenario"]), []).append(row)
 
     def efficiency(row, scheme):
-        return row["macs"] / (row[scheme] * multipliers) if row[scheme] else None
+        return row["macs"] / (row[scheme] * multipliers) if row.get(scheme) else None
 
     header, rows = ["scheme"], [[scheme] for scheme in schemes]
     for (network, scenario), case in by_case.items():
@@ -250,11 +258,37 @@ def packing_table(payload: dict) -> str:
         step = next(r for r in case if r["pass"] == "training step")
         passes = [r for r in case if r["pass"] != "training step" and r["macs"]]
         for cells, scheme in zip(rows, schemes):
+            if scheme not in step:
+                cells += ["-", "-"]
+                continue
             worst = min(passes, key=lambda r: efficiency(r, scheme))
             cells += [ratio(efficiency(step, scheme)),
                       f"{ratio(efficiency(worst, scheme))} "
                       f"({worst['pass'].replace('_', '-')})"]
-    return "\n".join([head, "", *_table(header, rows)])
+    return _table(header, rows)
+
+
+def join_tables(payload: dict) -> str:
+    """The result of ``scripts/bench_join.py --json``: the lane's and the tile's LUTs per
+    mask-word look-ahead, then achieved/ideal per scheme as :func:`packing_table` gives it."""
+    config, queue = payload["config"], payload["queue"]
+    parts = []
+    if payload["area"]:
+        area_rows = [[f"{group} ({int(group) * config['select_window']} mask bits a word)",
+                      f"{entry['lane_luts']:,}", f"{entry['tile_luts']:,}"]
+                     for group, entry in payload["area"].items()]
+        parts += [f"ECP5 LUT4 after synthesis (Yosys), vec {config['vec']}, window "
+                  f"{config['select_window']}, {config['data_width']}-bit operands, "
+                  f"{config['acc_width']}-bit sums; a tile is {config['lanes']} lanes, their "
+                  f"queues ({queue} outputs) and the join", "",
+                  *_table(["look-ahead (chunks)", "lane", "tile"], area_rows), ""]
+    schemes = list(dict.fromkeys(key for row in payload["rows"] for key in row
+                                 if key not in ("network", "scenario", "pass", "macs")))
+    parts += [f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
+              f"selection window {config['select_window']}; achieved/ideal; `join gG`: "
+              f"look-ahead G, unbounded queues (a bound); `exact`: every tile's exact schedule "
+              f"at queue {queue}", "", *_scheme_efficiency_rows(payload, schemes)]
+    return "\n".join(parts)
 
 
 def iso_resource_tables(payload: dict) -> str:

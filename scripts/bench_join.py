@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The join array's built blocks against today's tile array (issue 11): what a lane and a
+tile cost on ECP5 and what they reach on the same masks, for each mask-word look-ahead.
+
+A join lane (``hw/join_lane.py``) sees its segment of ``group`` chunks at once: a word with
+``n`` products costs ``max(1, n)`` cycles, so a larger group skips more empty chunks for free
+and costs a wider find-first-set. For each group this measures:
+
+- the lane's and a tile's ECP5 LUT4s at the default configuration's operands and buffers
+  (Yosys, synthesis only; a tile is ``lanes`` lanes, their queues and the join; the banks, the row store and the dealer are not built yet and not
+  counted), and today's array per tile for reference (``--array-luts``, from
+  ``maskprop flow array``);
+- achieved/ideal (nonzero MACs over the multiplier slots used, ``maskprop.base.metrics``) over
+  the training step and in its worst pass, each pass in the orientation it is fastest in:
+  ``today`` is the tile array as built (``cycle_model.array_cycles``, exact against its RTL);
+  ``join`` the join array with unbounded lane queues (``cycle_model.decoupled_tile_cycles``, a
+  bound), and on the digits CNN also exact with the tile's queue
+  (``cycle_model.join_array_cycles``: every tile's recurrence, exact against the JoinTile RTL,
+  with its outputs dealt to it in time).
+
+Default: the digits CNN on its real masks and ResNet-18 on its literature profile, both
+BatchNorm scenarios, the evaluation's multipliers (vec 16, 4 lanes, 4 tiles, window 4).
+
+    .venv/bin/python scripts/bench_join.py [--network NAME ...] [--group G ...] [--queue Q]
+        [--out DIR] [--json FILE]
+"""
+
+import argparse
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from amaranth import unsigned
+from rich.progress import track
+
+from maskprop.base.config import EVALUATION, Config, check_range
+from maskprop.base.metrics import nonzero_products
+from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
+from maskprop.flow.fpga import run_flow
+from maskprop.hw.join_lane import JoinLane, JoinLaneParameters
+from maskprop.hw.join_tile import JoinTile
+from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, decoupled_tile_cycles,
+                                      join_array_cycles, join_word_costs, mode_estimates,
+                                      wanted_outputs)
+from maskprop.sim.layer import PASSES
+
+# scripts/bench_output.py
+from bench_output import add_network_option, machine, network_names, write_json
+
+GROUPS = (1, 2, 4, 8)
+#: The digits CNN is small enough for the exact schedule (a Python loop over outputs).
+EXACT = ("digits",)
+
+
+def lane_parameters(config, group: int) -> JoinLaneParameters:
+    """A lane of ``config``'s array: its operands, accumulator and banks (``max_chunks``
+    chunks of ``max_cols`` columns of ``Y``)."""
+    words = -(-config.max_chunks // group)
+    return JoinLaneParameters(window=config.window, group=group, data_width=config.data_width,
+                              acc_width=config.acc_width,
+                              word_addr_width=max(1, (words * config.max_cols - 1).bit_length()),
+                              max_words=words)
+
+
+def synthesized_luts(component, name: str, out: Path) -> int:
+    return run_flow(component, name, "ecp5", out / name, place_and_route=False).luts
+
+
+def measure_area(config, groups, queue: int, out: Path) -> dict:
+    area = {}
+    for group in track(groups, description="synthesis"):
+        parameters = asdict(lane_parameters(config, group))
+        lane = synthesized_luts(JoinLane(**parameters), f"join_lane_g{group}", out)
+        tile = synthesized_luts(JoinTile(lanes=config.selection.segments, queue=queue,
+                                         tag=unsigned(16), **parameters),
+                                f"join_tile_g{group}", out)
+        area[group] = {"lane_luts": lane, "tile_luts": tile}
+    return area
+
+
+def measure_cycles(names, config, groups, queue: int) -> list:
+    rows = []
+    schemes = ["today", *(f"join g{g}" for g in groups)]
+    for name in names:
+        net, source = published_inputs(name)
+        exact = name in EXACT
+        columns = schemes + ([f"join g{g} exact" for g in groups] if exact else [])
+        for scenario in SCENARIOS:
+            sums = {p: {"macs": 0, **{c: 0 for c in columns}} for p in PASSES}
+            passes = network_lowerings(net, source, scenario, config)
+            for layer, pass_name, gemms in track(passes, description=f"{net.name}, {scenario}"):
+                _, sparse = mode_estimates(gemms, config)
+                total = sums[pass_name]
+                total["macs"] += int(nonzero_products(sparse.gemm.X != 0, sparse.gemm.Y != 0,
+                                                      wanted_outputs(sparse.gemm, dense=False)))
+                each = []
+                for gemm in gemms:
+                    wanted = wanted_outputs(gemm, dense=False)
+                    cycles = {"today": array_cycles(IssuedChunks.of(gemm, config, dense=False),
+                                                    wanted, config)}
+                    for group in groups:
+                        cycles[f"join g{group}"] = decoupled_tile_cycles(
+                            join_word_costs(gemm, config, group), wanted, config.tiles)
+                        if exact:
+                            cycles[f"join g{group} exact"] = join_array_cycles(
+                                gemm, config, group=group, queue=queue)
+                    each.append(cycles)
+                for column in columns:             # each scheme in its faster orientation
+                    total[column] += int(min(cycles[column] for cycles in each))
+            for pass_name, total in sums.items():
+                rows.append({"network": net.name, "scenario": scenario, "pass": pass_name,
+                             **total})
+            rows.append({"network": net.name, "scenario": scenario, "pass": "training step",
+                         "macs": sum(t["macs"] for t in sums.values()),
+                         **{c: sum(t[c] for t in sums.values()) for c in columns}})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_network_option(parser, ["digits", "resnet18"])
+    parser.add_argument("--group", type=int, action="append", default=None,
+                        help=f"mask-word look-ahead in chunks (repeatable; default "
+                             f"{', '.join(map(str, GROUPS))})")
+    parser.add_argument("--queue", type=int, default=4,
+                        help="outputs a tile holds (the exact schedule's queue; default 4)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the synthesis runs go (default: a temporary directory)")
+    parser.add_argument("--no-area", action="store_true", help="skip the synthesis")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    names = network_names(parser, args)
+    config, built = EVALUATION, Config()        # the cycles' multipliers, the RTL's buffers
+    if config.selection.segment_lanes != 1:
+        parser.error("the join array has one lane a segment: the evaluation's lanes must "
+                     "equal vec / select_window")
+    groups = args.group or list(GROUPS)
+    try:
+        for group in groups:
+            lane_parameters(built, group)
+        check_range("queue", args.queue, 1, 64)
+    except ValueError as error:
+        parser.error(str(error))
+    area = {}
+    if not args.no_area:
+        with tempfile.TemporaryDirectory(prefix="bench-join-", dir=Path.cwd()) as scratch:
+            area = measure_area(built, groups, args.queue, args.out or Path(scratch))
+    rows = measure_cycles(names, config, groups, args.queue)
+    multipliers = config.tiles * config.lanes
+    for group, entry in area.items():
+        print(f"group {group}: lane {entry['lane_luts']:,} LUT4, tile "
+              f"{entry['tile_luts']:,} LUT4 ({config.selection.segments} lanes, queue "
+              f"{args.queue})")
+    for row in rows:
+        shares = ", ".join(f"{key} {row['macs'] / (row[key] * multipliers):.2f}"
+                           for key in row if key not in ("network", "scenario", "pass", "macs")
+                           and row[key])
+        print(f"{row['network']} {row['scenario']} {row['pass']}: achieved/ideal {shares}")
+    if args.json:
+        write_json(args.json, {"config": {"vec": config.vec, "lanes": config.lanes,
+                                          "tiles": config.tiles,
+                                          "select_window": config.select_window,
+                                          "data_width": config.data_width,
+                                          "acc_width": config.acc_width,
+                                          "max_chunks": config.max_chunks,
+                                          "max_cols": config.max_cols},
+                               "groups": groups, "queue": args.queue,
+                               "area": {str(g): a for g, a in area.items()},
+                               "rows": rows, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
