@@ -94,6 +94,7 @@ GATHER = ("tests/test_window_gather.py::test_kernel_stride_padding_grid",
 ROW_BLOCKS = ("tests/test_row_block_buffer.py::test_random_rows",
               "tests/test_row_block_buffer.py::test_throughput_unstalled")
 JOIN_LANE = ("tests/test_join_lane.py",)
+JOIN_TILE = ("tests/test_join_tile.py",)
 DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
@@ -148,6 +149,21 @@ CATALOGUE = [
            "self.x_data.en.eq(read),", "self.x_data.en.eq(1),",
            "the X data read does not hold while the PE stalls: a stalled product takes the "
            "next product's X operand", JOIN_LANE),
+    # --- JoinTile -------------------------------------------------------------------------------
+    Mutant("join-tile-joins-without-the-last-lane", "join_tile",
+           "ready_all = Cat(sums.r_rdy for sums in partials).all() & tags.r_rdy",
+           "ready_all = Cat(sums.r_rdy for sums in partials[:-1]).all() & tags.r_rdy",
+           "the join does not wait for the last lane's partial sum", JOIN_TILE),
+    Mutant("join-tile-drops-partial-overflow", "join_tile",
+           "Cat(view.overflow for view in views).any() |",
+           "Cat(view.overflow for view in views[:0]).any() |",
+           "a lane's overflowed partial sum is not flagged on the result", JOIN_TILE),
+    Mutant("join-tile-holds-one-output-more", "join_tile",
+           "m.submodules.tags = tags = fifo.SyncFIFO(width=Shape.cast(self._tag).width,\n"
+           "                                                 depth=depth)",
+           "m.submodules.tags = tags = fifo.SyncFIFO(width=Shape.cast(self._tag).width,\n"
+           "                                                 depth=depth + 1)",
+           "the tile admits one output more than its lanes' queues hold", JOIN_TILE),
     # --- SparseGradPE ---------------------------------------------------------------------------
     Mutant("pe-window-selects-the-first-segment", "sparse_pe",
            "positions = selection.positions(segment)",

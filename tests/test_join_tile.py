@@ -190,3 +190,16 @@ def test_join_array_cycles_approach_the_unbounded_queue():
     exact = {queue: join_array_cycles(gemm, config, group=2, queue=queue) for queue in (1, 4, 16)}
     assert bound < exact[16] <= exact[4] <= exact[1]
     assert exact[16] <= bound + 12
+
+
+def test_a_lanes_overflow_is_flagged_even_when_the_total_fits():
+    """Lane 0's running sum leaves the 8-bit range (3 x 64 = 192, wrapped to -64) and lane 1
+    adds -56: the total of the wrapped partial sums, -120, fits, but the result is flagged."""
+    tile = make(dict(lanes=2, queue=2, window=4, group=1, data_width=4, acc_width=8,
+                     word_addr_width=1, max_words=1))
+    big = [[-8, -8, -8, 0]] * 2
+    banks = [Banks(4, 1, [0b0111] * 2, [0b0111] * 2, big, big),
+             Banks(4, 1, [0b0001] * 2, [0b0001] * 2, [[7, 0, 0, 0]] * 2, [[-8, 0, 0, 0]] * 2)]
+    record, _ = run(tile, banks, [{"x_word": 0, "y_word": 1, "last_word": 0, "tag": 5}])
+    (result,) = record.outputs
+    assert (int(result.value), int(result.overflow), int(result.tag)) == (-120, 1, 5)
