@@ -58,16 +58,17 @@ class JoinTile(wiring.Component):
     Timing
     ------
     Unstalled, output ``k`` is accepted in cycle ``max(k, join(k - queue) + 1)`` and each lane
-    takes it one cycle later, from its queue; a lane delivers its partial sum
-    :attr:`JoinLane.latency` ``- 1`` cycles after its words' costs have elapsed (with the
-    lane's own bubbles when its queue runs dry); the join takes output ``k`` the cycle after
-    the last lane's partial sum is in its queue (and after output ``k - 1``), and offers the
-    result ``join_latency = 1`` cycle later. The closed form is
-    :func:`~maskprop.sim.cycle_model.join_tile_schedule`. The join's output register stalls
-    on ``o``; the lanes run on until their queues are full.
+    takes it from its queue one cycle later at the earliest (when it has read its previous
+    output's last mask word); a lane's partial sum is in its queue 4 cycles after the
+    output's final decoder beat (the data read, the PE, the accumulator); the join takes
+    output ``k`` the cycle after the last lane's partial sum is in its queue (and after output
+    ``k - 1``), and offers the result ``join_latency = 2`` cycles later (the partial sums
+    registered, then added). :func:`~maskprop.sim.cycle_model.join_tile_schedule` is the
+    closed form, register by register. The join stalls as a whole on ``o``; the lanes run on
+    until their queues are full.
     """
 
-    join_latency = 1
+    join_latency = 2
 
     def __init__(self, *, lanes: int, queue: int, tag, **lane_parameters):
         self._lanes = check_range("lanes", lanes, 1, 16)
@@ -145,25 +146,32 @@ class JoinTile(wiring.Component):
                 Assert(~lane.o.valid | sums.w_rdy, f"lane {s} waits to leave a partial sum"),
             ]
 
-        # The join: every lane's partial sum of the oldest output, added in one registered
-        # stage (``lanes`` terms of ``acc_width`` bits), with the overflows and the tag.
+        # The join, two registered stages: the partial sums of the oldest output taken from
+        # every lane's queue (the queues' reads end here), then their sum (``lanes`` terms of
+        # ``acc_width`` bits) with the overflows and the tag. The whole join stalls on ``o``.
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        taken_valid = Signal()
+        taken = [Signal(partial, name=f"taken{s}") for s in range(lanes)]
+        taken_tag = Signal(self._tag)
         join = Signal()
         ready_all = Cat(sums.r_rdy for sums in partials).all() & tags.r_rdy
-        m.d.comb += join.eq(ready_all & (~self.o.valid | self.o.ready))
+        m.d.comb += join.eq(ready_all & (~taken_valid | advance))
         m.d.comb += [sums.r_en.eq(join) for sums in partials]
         m.d.comb += tags.r_en.eq(join)
-        views = [data.View(partial, sums.r_data) for sums in partials]
+        with m.If(~taken_valid | advance):
+            m.d.sync += taken_valid.eq(ready_all)
+            m.d.sync += [reg.eq(sums.r_data) for reg, sums in zip(taken, partials)]
+            m.d.sync += taken_tag.eq(tags.r_data)
         total = Signal(signed(self.acc_width + ceil_log2(lanes) + 1))
-        m.d.comb += total.eq(sum(view.value for view in views))
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(join):
+        m.d.comb += total.eq(sum(reg.value for reg in taken))
+        with m.If(advance):
             m.d.sync += [
-                self.o.valid.eq(1),
+                self.o.valid.eq(taken_valid),
                 self.o.payload.value.eq(total),
                 self.o.payload.overflow.eq(
-                    Cat(view.overflow for view in views).any() |
+                    Cat(reg.overflow for reg in taken).any() |
                     (total != total[:self.acc_width].as_signed())),
-                self.o.payload.tag.eq(tags.r_data),
+                self.o.payload.tag.eq(taken_tag),
             ]
         return m

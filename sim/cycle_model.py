@@ -70,6 +70,9 @@ def join_lane_cycles(products: np.ndarray, word_elements: int) -> np.ndarray:
 #: :class:`~maskprop.hw.join_lane.JoinLane`'s cycles from an output's last decoder beat to its
 #: partial sum on ``o``: the data read, the PE's two stages, the accumulator.
 JOIN_LANE_TAIL = 4
+#: :class:`~maskprop.hw.join_tile.JoinTile`'s cycles from the join taking an output's partial
+#: sums to its result on ``o``: the partial sums registered, then their sum.
+JOIN_TILE_LATENCY = 2
 
 
 def join_tile_schedule(word_costs, queue: int):
@@ -108,7 +111,7 @@ def join_tile_schedule(word_costs, queue: int):
             ready = max(ready, done[s] + JOIN_LANE_TAIL)
         joined.append(max(ready + 1, joined[-1] + 1 if joined else 0))
         accepted.append(accept)
-        offered.append(joined[-1] + 1)
+        offered.append(joined[-1] + JOIN_TILE_LATENCY)
     return accepted, offered
 
 
@@ -514,5 +517,5 @@ def join_array_cycles(gemm, config, *, group: int, queue: int) -> int:
         if mine.any():
             per_lane = [[list(costs) for costs in words[s][m[mine], j[mine]]]
                         for s in range(words.shape[0])]
-            last = max(last, join_tile_schedule(per_lane, queue)[1][-1] + 1)
+            last = max(last, join_tile_schedule(per_lane, queue)[1][-1] + 1)   # + its cycle
     return last
