@@ -155,8 +155,8 @@ CATALOGUE = [
            "ready_all = Cat(sums.r_rdy for sums in partials[:-1]).all() & tags.r_rdy",
            "the join does not wait for the last lane's partial sum", JOIN_TILE),
     Mutant("join-tile-drops-partial-overflow", "join_tile",
-           "Cat(view.overflow for view in views).any() |",
-           "Cat(view.overflow for view in views[:0]).any() |",
+           "Cat(reg.overflow for reg in taken).any() |",
+           "Cat(reg.overflow for reg in taken[:0]).any() |",
            "a lane's overflowed partial sum is not flagged on the result", JOIN_TILE),
     Mutant("join-tile-holds-one-output-more", "join_tile",
            "m.submodules.tags = tags = fifo.SyncFIFO(width=Shape.cast(self._tag).width,\n"

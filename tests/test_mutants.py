@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from amaranth import Module
+from amaranth import Module, unsigned
 from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
@@ -51,9 +51,11 @@ def built_with(shared: types.ModuleType, user: str):
 def index_sources(hw):
     """The decoder and the prefix sequencer of one (real or mutated) module side by side, each
     with its ports on the probe's, so that a mutant of either changes the netlist. Two
-    selection segments of 4 (a lane each), so that the window's logic is in it."""
+    selection segments of 4 (a lane each), so that the window's logic is in it; and a
+    single-lane decoder (the join lane's find-first-set)."""
     sources = {"decoder": hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2, window=4),
-               "prefix": hw.PrefixIndexSequencer(vec=8, lanes=2, masks=2, window=4)}
+               "prefix": hw.PrefixIndexSequencer(vec=8, lanes=2, masks=2, window=4),
+               "single": hw.ZeroSkipIndexDecoder(vec=8, lanes=1, masks=2)}
 
     class IndexSources(wiring.Component):
         def __init__(self):
@@ -67,6 +69,8 @@ def index_sources(hw):
             return m
     return IndexSources()
 
+
+JOIN_LANE = dict(window=4, group=2, data_width=8, acc_width=20, word_addr_width=3, max_words=4)
 
 # A small instance of each block, built from a (mutated or real) module of maskprop.hw; a shared
 # module (no block of its own) is probed through a block that uses it.
@@ -93,6 +97,8 @@ PROBES = {
     "axi_dma": lambda hw: hw.AxiDma(addr_width=12, data_width=32, max_burst=4,
                                     max_outstanding=2, max_beats_per_command=16),
     "axi_ram": lambda hw: hw.AxiRam(addr_width=12, data_width=16, depth=8, host_port=True),
+    "join_lane": lambda hw: hw.JoinLane(**JOIN_LANE),
+    "join_tile": lambda hw: hw.JoinTile(lanes=2, queue=2, tag=unsigned(3), **JOIN_LANE),
     "skid_buffer": lambda hw: hw.SkidBuffer(8),
     "transposer": lambda hw: hw.BlockTransposer(4, 8),
     "partial_sums": lambda hw: hw.PartialSums(Config(vec=4, lanes=1, tiles=2, col_block=4,
