@@ -62,13 +62,13 @@ class JoinTile(wiring.Component):
     output's last mask word); a lane's partial sum is in its queue 4 cycles after the
     output's final decoder beat (the data read, the PE, the accumulator); the join takes
     output ``k`` the cycle after the last lane's partial sum is in its queue (and after output
-    ``k - 1``), and offers the result ``join_latency = 2`` cycles later (the partial sums
-    registered, then added). :func:`~maskprop.sim.cycle_model.join_tile_schedule` is the
+    ``k - 1``), and offers the result ``join_latency = 3`` cycles later (the partial sums
+    registered, added in pairs, then the pairs added). :func:`~maskprop.sim.cycle_model.join_tile_schedule` is the
     closed form, register by register. The join stalls as a whole on ``o``; the lanes run on
     until their queues are full.
     """
 
-    join_latency = 2
+    join_latency = 3
 
     def __init__(self, *, lanes: int, queue: int, tag, **lane_parameters):
         self._lanes = check_range("lanes", lanes, 1, 16)
@@ -136,7 +136,9 @@ class JoinTile(wiring.Component):
                 outputs.r_en.eq(lane.i.ready),
                 sums.w_en.eq(lane.o.valid),
                 sums.w_data.eq(lane.o.payload),
-                lane.o.ready.eq(sums.w_rdy),
+                # Never back-pressured: its partial-sum queue always has room (the Assert
+                # below), and a constant keeps the queue's level out of the lane's ready chain.
+                lane.o.ready.eq(1),
             ]
             for name in ("x_mask", "y_mask", "x_data", "y_data"):
                 wiring.connect(m, wiring.flipped(getattr(self, name)[s]), getattr(lane, name))
@@ -146,9 +148,10 @@ class JoinTile(wiring.Component):
                 Assert(~lane.o.valid | sums.w_rdy, f"lane {s} waits to leave a partial sum"),
             ]
 
-        # The join, two registered stages: the partial sums of the oldest output taken from
-        # every lane's queue (the queues' reads end here), then their sum (``lanes`` terms of
-        # ``acc_width`` bits) with the overflows and the tag. The whole join stalls on ``o``.
+        # The join, three registered stages, the whole of it stalling on ``o``: the partial sums
+        # of the oldest output taken from every lane's queue (the queues' reads end here), then
+        # summed in pairs, then the pairs' sum (``acc_width`` + 2 bits wide carry chains, one
+        # adder level a stage) with the overflows and the tag.
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
         taken_valid = Signal()
@@ -163,15 +166,27 @@ class JoinTile(wiring.Component):
             m.d.sync += taken_valid.eq(ready_all)
             m.d.sync += [reg.eq(sums.r_data) for reg, sums in zip(taken, partials)]
             m.d.sync += taken_tag.eq(tags.r_data)
-        total = Signal(signed(self.acc_width + ceil_log2(lanes) + 1))
-        m.d.comb += total.eq(sum(reg.value for reg in taken))
+        pair_width = self.acc_width + 1
+        pairs = [Signal(signed(pair_width), name=f"pair{k}") for k in range(-(-lanes // 2))]
+        pairs_valid = Signal()
+        pairs_overflow = Signal()
+        pairs_tag = Signal(self._tag)
         with m.If(advance):
             m.d.sync += [
-                self.o.valid.eq(taken_valid),
+                pairs_valid.eq(taken_valid),
+                pairs_overflow.eq(Cat(reg.overflow for reg in taken).any()),
+                pairs_tag.eq(taken_tag),
+            ]
+            m.d.sync += [pair.eq(sum(reg.value for reg in taken[2 * k:2 * k + 2]))
+                         for k, pair in enumerate(pairs)]
+        total = Signal(signed(pair_width + ceil_log2(len(pairs)) + 1))
+        m.d.comb += total.eq(sum(pairs))
+        with m.If(advance):
+            m.d.sync += [
+                self.o.valid.eq(pairs_valid),
                 self.o.payload.value.eq(total),
                 self.o.payload.overflow.eq(
-                    Cat(reg.overflow for reg in taken).any() |
-                    (total != total[:self.acc_width].as_signed())),
-                self.o.payload.tag.eq(taken_tag),
+                    pairs_overflow | (total != total[:self.acc_width].as_signed())),
+                self.o.payload.tag.eq(pairs_tag),
             ]
         return m

@@ -128,32 +128,42 @@ class LowestBitRegister:
     1)``), one carry chain instead of a prefix popcount and a rank register per bit (a 16-bit
     single-lane decoder in 462 ECP5 LUT4s with ranks; the join array's lanes, one product a
     cycle, decode 16 bits each). Same use as :class:`RankRegister`: the caller puts
-    :meth:`load` and :meth:`step` into ``m.d.sync``; registers ``mask`` (``{name}_mask``),
-    ``reset_less``.
+    :meth:`load` and :meth:`step` into ``m.d.sync``; registers ``mask`` (``{name}_mask``), the
+    mask without its lowest set bit (``{name}_rest``) and the flags :meth:`last_step` and
+    :meth:`empty` read (``{name}_single``, ``{name}_empty``), ``reset_less``.
     """
 
     def __init__(self, m: Module, bits, n: int, *, name: str):
         self.n = n
         self._bits = bits
         self.mask = Signal(n, name=f"{name}_mask", reset_less=True)
-        self._rest = Signal(n, name=f"{name}_rest")      # the mask without its lowest set bit
-        m.d.comb += self._rest.eq(self.mask & (self.mask - 1))
+        # The mask without its lowest set bit, and whether that leaves at most one set bit or
+        # none: registered with the mask, computed from the next mask, so that neither the
+        # select nor the caller's ready logic runs through a carry chain.
+        self._rest = Signal(n, name=f"{name}_rest", reset_less=True)
+        self._single = Signal(name=f"{name}_single", reset_less=True)
+        self._empty = Signal(name=f"{name}_empty", reset_less=True)
+
+    def _take(self, mask) -> list:
+        rest = mask & (mask - 1)
+        return [self.mask.eq(mask), self._rest.eq(rest), self._single.eq(rest == 0),
+                self._empty.eq(mask == 0)]
 
     def load(self) -> list:
         """Statements that take ``bits``."""
-        return [self.mask.eq(self._bits)]
+        return self._take(self._bits)
 
     def step(self) -> list:
         """Statements that drop the lowest set bit."""
-        return [self.mask.eq(self._rest)]
+        return self._take(self._rest)
 
     def last_step(self):
         """Whether the next :meth:`step` sends the last set bit (or there is none)."""
-        return self._rest == 0
+        return self._single
 
     def empty(self):
         """Whether no set bit is left."""
-        return self.mask == 0
+        return self._empty
 
     def select(self, m: Module, name: str):
         """``(position, valid)`` of the lowest held set bit; adds its one-hot select ``name``

@@ -7,7 +7,8 @@ A join lane (``hw/join_lane.py``) sees its segment of ``group`` chunks at once: 
 and costs a wider find-first-set. For each group this measures:
 
 - the lane's and a tile's ECP5 LUT4s at the default configuration's operands and buffers
-  (Yosys, synthesis only; a tile is ``lanes`` lanes, their queues and the join; the banks, the row store and the dealer are not built yet and not
+  (Yosys; the lane synthesis only, the tile placed and routed in the flow's harness, with its
+  Fmax and critical path; a tile is ``lanes`` lanes, their queues and the join; the banks, the row store and the dealer are not built yet and not
   counted), and today's array per tile for reference (``--array-luts``, from
   ``maskprop flow array``);
 - achieved/ideal (nonzero MACs over the multiplier slots used, ``maskprop.base.metrics``) over
@@ -62,19 +63,20 @@ def lane_parameters(config, group: int) -> JoinLaneParameters:
                               max_words=words)
 
 
-def synthesized_luts(component, name: str, out: Path) -> int:
-    return run_flow(component, name, "ecp5", out / name, place_and_route=False).luts
-
-
 def measure_area(config, groups, queue: int, out: Path) -> dict:
+    """Per look-ahead: the lane's LUT4s (synthesis only) and the tile's LUT4s and Fmax (placed
+    and routed in the flow's harness) with its critical path."""
     area = {}
-    for group in track(groups, description="synthesis"):
+    for group in track(groups, description="synthesis, place and route"):
         parameters = asdict(lane_parameters(config, group))
-        lane = synthesized_luts(JoinLane(**parameters), f"join_lane_g{group}", out)
-        tile = synthesized_luts(JoinTile(lanes=config.selection.segments, queue=queue,
-                                         tag=unsigned(16), **parameters),
-                                f"join_tile_g{group}", out)
-        area[group] = {"lane_luts": lane, "tile_luts": tile}
+        lane = run_flow(JoinLane(**parameters), f"join_lane_g{group}", "ecp5",
+                        out / f"join_lane_g{group}", place_and_route=False)
+        tile = run_flow(JoinTile(lanes=config.selection.segments, queue=queue,
+                                 tag=unsigned(16), **parameters),
+                        f"join_tile_g{group}", "ecp5", out / f"join_tile_g{group}")
+        area[group] = {"lane_luts": lane.luts, "tile_luts": tile.luts,
+                       "tile_fmax_mhz": tile.fmax_mhz, "tile_dsps": tile.dsps,
+                       "tile_critical_path": tile.critical_path}
     return area
 
 
@@ -149,8 +151,8 @@ def main(argv=None):
     multipliers = config.tiles * config.lanes
     for group, entry in area.items():
         print(f"group {group}: lane {entry['lane_luts']:,} LUT4, tile "
-              f"{entry['tile_luts']:,} LUT4 ({config.selection.segments} lanes, queue "
-              f"{args.queue})")
+              f"{entry['tile_luts']:,} LUT4 at {entry['tile_fmax_mhz']:.1f} MHz "
+              f"({built.selection.segments} lanes, queue {args.queue})")
     for row in rows:
         shares = ", ".join(f"{key} {row['macs'] / (row[key] * multipliers):.2f}"
                            for key in row if key not in ("network", "scenario", "pass", "macs")

@@ -133,7 +133,7 @@ CATALOGUE = [
            "structural elements above it are never multiplied",
            ("tests/test_index_decoder.py",)),
     Mutant("decoder-single-lane-final-when-one-left", "rank_compaction",
-           "return self._rest == 0", "return self.mask == 0",
+           "self._single.eq(rest == 0)", "self._single.eq(mask == 0)",
            "the single-lane decoder (the join lane's) sees a chunk's final beat one beat late: "
            "an empty extra beat a chunk", DECODER),
     # --- JoinLane -------------------------------------------------------------------------------
@@ -155,8 +155,8 @@ CATALOGUE = [
            "ready_all = Cat(sums.r_rdy for sums in partials[:-1]).all() & tags.r_rdy",
            "the join does not wait for the last lane's partial sum", JOIN_TILE),
     Mutant("join-tile-drops-partial-overflow", "join_tile",
-           "Cat(reg.overflow for reg in taken).any() |",
-           "Cat(reg.overflow for reg in taken[:0]).any() |",
+           "pairs_overflow.eq(Cat(reg.overflow for reg in taken).any()),",
+           "pairs_overflow.eq(Cat(reg.overflow for reg in taken[:0]).any()),",
            "a lane's overflowed partial sum is not flagged on the result", JOIN_TILE),
     Mutant("join-tile-holds-one-output-more", "join_tile",
            "m.submodules.tags = tags = fifo.SyncFIFO(width=Shape.cast(self._tag).width,\n"

@@ -71,8 +71,8 @@ def join_lane_cycles(products: np.ndarray, word_elements: int) -> np.ndarray:
 #: partial sum on ``o``: the data read, the PE's two stages, the accumulator.
 JOIN_LANE_TAIL = 4
 #: :class:`~maskprop.hw.join_tile.JoinTile`'s cycles from the join taking an output's partial
-#: sums to its result on ``o``: the partial sums registered, then their sum.
-JOIN_TILE_LATENCY = 2
+#: sums to its result on ``o``: the partial sums registered, summed in pairs, then summed.
+JOIN_TILE_LATENCY = 3
 
 
 def join_tile_schedule(word_costs, queue: int):

@@ -418,9 +418,15 @@ def test_join_tables_show_area_per_look_ahead_and_a_dash_where_a_case_has_no_fig
         {"pass": "forward", "macs": 64, "today": 8, "join g4": 4},
         {"pass": "training step", "macs": 64, "today": 8, "join g4": 4})]
     text = tables.join_tables({"config": config, "queue": 8, "rows": rows,
-                               "area": {"4": {"lane_luts": 453, "tile_luts": 2162}}})
+                               "area": {"4": {"lane_luts": 453, "tile_luts": 2162,
+                                              "tile_fmax_mhz": 115.84, "tile_critical_path": {
+                                                  "delay_ns": 8.6, "logic_ns": 4.4,
+                                                  "logic_steps": 1, "routing_ns": 4.2,
+                                                  "through_dsp": True,
+                                                  "signals": ["a", "b", "c"]}}}})
     assert table_rows(text, "| look-ahead (chunks) |")[0] == ["4 (16 mask bits a word)", "453",
-                                                              "2,162"]
+                                                              "2,162", "115.8 MHz"]
+    assert "Look-ahead 4: the tile's critical path 8.60 ns" in text and "a -> c" in text
     cells = table_rows(text, "| scheme |")
     assert [row[0] for row in cells] == ["today", "join g4", "join g4 exact"]
     assert cells[1] == ["join g4", "1.00", "1.00 (forward)", "1.00", "1.00 (forward)"]

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from maskprop.base.metrics import format_ratio as ratio, format_speedup as times
+from maskprop.flow.fpga import critical_path_text
 
 __all__ = ["DocsError", "END", "begin_marker", "regions", "replace_region", "code_block",
            "bench_digits_table", "cycle_model_text", "eval_tables", "flow_table",
@@ -275,13 +276,20 @@ def join_tables(payload: dict) -> str:
     parts = []
     if payload["area"]:
         area_rows = [[f"{group} ({int(group) * config['select_window']} mask bits a word)",
-                      f"{entry['lane_luts']:,}", f"{entry['tile_luts']:,}"]
+                      f"{entry['lane_luts']:,}", f"{entry['tile_luts']:,}",
+                      f"{entry['tile_fmax_mhz']:.1f} MHz"]
                      for group, entry in payload["area"].items()]
-        parts += [f"ECP5 LUT4 after synthesis (Yosys), vec {config['vec']}, window "
+        parts += [f"ECP5 LUT4 (Yosys; the lane synthesized, the tile placed and routed, nextpnr, "
+                  f"LFE5U-25F speed 6), vec {config['vec']}, window "
                   f"{config['select_window']}, {config['data_width']}-bit operands, "
                   f"{config['acc_width']}-bit sums; a tile is {config['lanes']} lanes, their "
                   f"queues ({queue} outputs) and the join", "",
-                  *_table(["look-ahead (chunks)", "lane", "tile"], area_rows), ""]
+                  *_table(["look-ahead (chunks)", "lane", "tile", "tile Fmax"], area_rows)]
+        paths = [(group, entry.get("tile_critical_path"))
+                 for group, entry in payload["area"].items()]
+        parts += [f"\nLook-ahead {group}: the tile's {critical_path_text(path)}."
+                  for group, path in paths if path]
+        parts += [""]
     schemes = list(dict.fromkeys(key for row in payload["rows"] for key in row
                                  if key not in ("network", "scenario", "pass", "macs")))
     parts += [f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
