@@ -167,8 +167,8 @@ class LowestBitRegister:
 
     def select(self, m: Module, name: str):
         """``(position, valid)`` of the lowest held set bit; adds its one-hot select ``name``
-        to ``m`` (fewer LUTs than a priority encoder on the mask: 206 against 234 ECP5 LUT4s
-        for the 16-bit decoder). Combinational."""
+        to ``m`` (it took fewer ECP5 LUT4s than a priority encoder on the mask in the 16-bit
+        decoder, 206 against 234). Combinational."""
         select = Signal(self.n, name=name)
         m.d.comb += select.eq(self.mask & ~self._rest)
         return _one_hot_position(select, self.n), select.any()
