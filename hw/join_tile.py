@@ -63,8 +63,9 @@ class JoinTile(wiring.Component):
     output's final decoder beat (the data read, the PE, the accumulator); the join takes
     output ``k`` the cycle after the last lane's partial sum is in its queue (and after output
     ``k - 1``), and offers the result ``join_latency = 3`` cycles later (the partial sums
-    registered, added in pairs, then the pairs added). :func:`~maskprop.sim.cycle_model.join_tile_schedule` is the
-    closed form, register by register. The join stalls as a whole on ``o``; the lanes run on
+    registered, added in pairs, then the pairs added).
+    :func:`~maskprop.sim.cycle_model.join_tile_schedule` is the closed form, register by
+    register. The join stalls as a whole on ``o``; the lanes run on
     until their queues are full.
     """
 
@@ -140,7 +141,7 @@ class JoinTile(wiring.Component):
                 # below), and a constant keeps the queue's level out of the lane's ready chain.
                 lane.o.ready.eq(1),
             ]
-            for name in ("x_mask", "y_mask", "x_data", "y_data"):
+            for name in self._lane.bank_signatures:
                 wiring.connect(m, wiring.flipped(getattr(self, name)[s]), getattr(lane, name))
             partials.append(sums)
             m.d.sync += [
