@@ -17,7 +17,10 @@ and costs a wider find-first-set. For each group this measures:
   ``join`` the join array with unbounded lane queues (``cycle_model.decoupled_tile_cycles``, a
   bound), and on the digits CNN also exact with the tile's queue
   (``cycle_model.join_array_cycles``: every tile's recurrence, exact against the JoinTile RTL,
-  with its outputs dealt to it in time).
+  with its outputs dealt to it in time); and, as bounds, two lanes that are not built:
+  ``empty words free`` (the word fetch drops empty words: an output costs the larger of its
+  products and its words) and ``products only`` (an output costs its products, at least one
+  cycle), to say what the floor of a cycle per word costs.
 
 Default: the digits CNN on its real masks and ResNet-18 on its literature profile, both
 BatchNorm scenarios, the evaluation's multipliers (vec 16, 4 lanes, 4 tiles, window 4).
@@ -31,6 +34,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from amaranth import unsigned
 from rich.progress import track
 
@@ -49,6 +53,9 @@ from maskprop.sim.layer import PASSES
 from bench_output import add_network_option, machine, network_names, write_json
 
 GROUPS = (1, 2, 4, 8)
+#: The look-ahead of the two lanes that are not built (:func:`floor_bounds`).
+BOUNDS_GROUP = 4
+FLOOR_BOUNDS = (f"join g{BOUNDS_GROUP}, empty words free", f"join g{BOUNDS_GROUP}, products only")
 #: The digits CNN is small enough for the exact schedule (a Python loop over outputs).
 EXACT = ("digits",)
 
@@ -80,9 +87,22 @@ def measure_area(config, groups, queue: int, out: Path) -> dict:
     return area
 
 
+def floor_bounds(gemm, config, wanted) -> dict:
+    """Two lanes that are not built, as bounds at look-ahead :data:`BOUNDS_GROUP`: one whose
+    word fetch drops empty words (an output costs the larger of its products and its words,
+    at least a cycle) and one that costs only its products (at least a cycle an output)."""
+    products = join_word_costs(gemm, config, BOUNDS_GROUP, floor=False)
+    words = -(-gemm.X.shape[1] // (config.vec * BOUNDS_GROUP))
+    return {FLOOR_BOUNDS[0]: decoupled_tile_cycles(np.maximum(products, max(1, words)),
+                                                   wanted, config.tiles),
+            FLOOR_BOUNDS[1]: decoupled_tile_cycles(np.maximum(products, 1), wanted,
+                                                   config.tiles)}
+
+
 def measure_cycles(names, config, groups, queue: int) -> list:
     rows = []
-    schemes = ["today", *(f"join g{g}" for g in groups)]
+    schemes = ["today", *(f"join g{g}" for g in groups),
+               *(FLOOR_BOUNDS if BOUNDS_GROUP in groups else ())]
     for name in names:
         net, source = published_inputs(name)
         exact = name in EXACT
@@ -106,6 +126,8 @@ def measure_cycles(names, config, groups, queue: int) -> list:
                         if exact:
                             cycles[f"join g{group} exact"] = join_array_cycles(
                                 gemm, config, group=group, queue=queue)
+                    if BOUNDS_GROUP in groups:
+                        cycles.update(floor_bounds(gemm, config, wanted))
                     each.append(cycles)
                 for column in columns:             # each scheme in its faster orientation
                     total[column] += int(min(cycles[column] for cycles in each))

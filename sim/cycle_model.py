@@ -460,12 +460,15 @@ def dealt_outputs(wanted: np.ndarray):
     return m, j, rank
 
 
-def join_word_costs(gemm, config, group: int, *, words: bool = False) -> np.ndarray:
+def join_word_costs(gemm, config, group: int, *, words: bool = False,
+                    floor: bool = True) -> np.ndarray:
     """Each lane's cycles on each output of ``gemm`` in the join array of ``config`` (its vec
     and selection window: one lane a segment) with mask words of ``group`` chunks: ``(segments,
     M, J)``, the sum over the output's words of :func:`join_lane_cycles`'s ``max(1, n)``; with
     ``words``, ``(segments, M, J, words)``, word by word (what :func:`join_tile_schedule`
-    takes). The segments are rotated (:func:`segment_elements`)."""
+    takes). The segments are rotated (:func:`segment_elements`). ``floor=False``: the words'
+    products ``n`` themselves, for the bounds of lanes that would not pay an empty word's
+    cycle (``scripts/bench_join.py``)."""
     selection = config.selection
     segments, window = selection.segments, selection.window
     x = segment_elements(np.asarray(gemm.X != 0), config.vec, segments)
@@ -478,7 +481,9 @@ def join_word_costs(gemm, config, group: int, *, words: bool = False) -> np.ndar
         for w in range(count):
             part = slice(w * span, (w + 1) * span)
             products = x[s][:, part].astype(np.float32) @ y[s][:, part].T.astype(np.float32)
-            cost = np.maximum(1, np.rint(products).astype(np.int64))
+            cost = np.rint(products).astype(np.int64)
+            if floor:
+                cost = np.maximum(1, cost)
             if words:
                 costs[s, :, :, w] = cost
             else:
