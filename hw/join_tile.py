@@ -86,12 +86,7 @@ class JoinTile(wiring.Component):
     lanes = property(lambda self: self._lanes)
     queue = property(lambda self: self._queue)
     lane = property(lambda self: self._lane, doc="The lanes' :class:`JoinLaneParameters`.")
-    acc_width = property(lambda self: self._lane.acc_width)
-    window = property(lambda self: self._lane.window)
-    group = property(lambda self: self._lane.group)
-    data_width = property(lambda self: self._lane.data_width)
-    word_addr_width = property(lambda self: self._lane.word_addr_width)
-    max_words = property(lambda self: self._lane.max_words)
+    acc_width = property(lambda self: self._lane.acc_width, doc="The results' width.")
 
     @property
     def output_layout(self) -> data.StructLayout:

@@ -8,9 +8,9 @@ and costs a wider find-first-set. For each group this measures:
 
 - the lane's and a tile's ECP5 LUT4s at the default configuration's operands and buffers
   (Yosys; the lane synthesis only, the tile placed and routed in the flow's harness, with its
-  Fmax and critical path; a tile is ``lanes`` lanes, their queues and the join; the banks, the row store and the dealer are not built yet and not
-  counted), and today's array per tile for reference (``--array-luts``, from
-  ``maskprop flow array``);
+  Fmax and critical path; a tile is ``lanes`` lanes, their queues and the join; the banks,
+  the row store and the dealer are not built yet and not counted; today's array is in
+  docs/fpga.md, ``maskprop flow array``);
 - achieved/ideal (nonzero MACs over the multiplier slots used, ``maskprop.base.metrics``) over
   the training step and in its worst pass, each pass in the orientation it is fastest in:
   ``today`` is the tile array as built (``cycle_model.array_cycles``, exact against its RTL);

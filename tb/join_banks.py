@@ -5,10 +5,12 @@ only ``i`` and checks ``o``."""
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth import Module
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from maskprop.sim.cycle_model import join_lane_cycles
 from maskprop.tb.stimulus import random_signed
 
 __all__ = ["Banks", "WithBanks", "BANK_PORTS"]
@@ -30,12 +32,13 @@ class Banks:
     y_data: list
 
     @classmethod
-    def random(cls, rng, *, window: int, group: int, data_width: int,
-               word_addr_width: int) -> "Banks":
-        """Every word drawn at its own density (0 to 1, all-zero words common); data behind a
+    def random(cls, rng, lane) -> "Banks":
+        """Banks for a lane of ``lane`` (:class:`~maskprop.hw.join_lane.JoinLaneParameters`),
+        every word drawn at its own density (0 to 1, all-zero words common); data behind a
         clear mask bit is random too (it must not reach a sum), and a set bit may sit on a
         zero (a structure mask)."""
-        words, width = 1 << word_addr_width, group * window
+        window, group, data_width = lane.window, lane.group, lane.data_width
+        words, width = 1 << lane.word_addr_width, group * window
 
         def masks():
             return [sum(1 << b for b in range(width) if rng.random() < density)
@@ -65,6 +68,15 @@ class Banks:
         count = payload["last_word"] + 1
         (x, x_mask), (y, y_mask) = (self.walk(payload[f"{o}_word"], count, o) for o in "xy")
         return x, y, x_mask, y_mask
+
+    def word_costs(self, payload: dict) -> list:
+        """The cycles of each mask word of the output ``payload`` on this lane, by the closed
+        form (:func:`~maskprop.sim.cycle_model.join_lane_cycles`, word by word)."""
+        _, _, x_mask, y_mask = self.output(payload)
+        products = np.array(x_mask, dtype=bool) & np.array(y_mask, dtype=bool)
+        word = self.group * self.window
+        return [int(join_lane_cycles(products[w:w + word], word))
+                for w in range(0, len(products), word)]
 
 
 class WithBanks(wiring.Component):

@@ -15,15 +15,9 @@ import pytest
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.join_lane import JoinLane
 from maskprop.sim.blocks import join_lane_sums
-from maskprop.sim.cycle_model import join_lane_cycles
 from maskprop.tb.amaranth_bench import run_stream
 from maskprop.tb.join_banks import Banks, WithBanks
 from maskprop.tb.stimulus import seed_from_env
-
-
-def random_banks(rng, lane: JoinLane) -> Banks:
-    return Banks.random(rng, window=lane.window, group=lane.group, data_width=lane.data_width,
-                        word_addr_width=lane.word_addr_width)
 
 
 def random_outputs(rng, lane: JoinLane, count: int) -> list:
@@ -40,10 +34,7 @@ def run(lane: JoinLane, banks: Banks, outputs: list, **traffic):
     walks = [banks.output(output) for output in outputs]
     expected = [{"value": s.value, "overflow": s.overflow}
                 for s in join_lane_sums(walks, lane.acc_width)]
-    word = lane.group * lane.window
-    word_costs = [[int(join_lane_cycles(p[w:w + word], word)) for w in range(0, len(p), word)]
-                  for p in (np.array(xm, dtype=bool) & np.array(ym, dtype=bool)
-                            for _, _, xm, ym in walks)]
+    word_costs = [banks.word_costs(output) for output in outputs]
     return run_stream(WithBanks(lane, [banks]), outputs, expected, **traffic), word_costs
 
 
@@ -86,7 +77,7 @@ def test_random_outputs(params, traffic):
     rng = random.Random(seed)
     lane = JoinLane(**params)
     outputs = random_outputs(rng, lane, 120)
-    record, word_costs = run(lane, random_banks(rng, lane), outputs, idle=traffic[0],
+    record, word_costs = run(lane, Banks.random(rng, lane.parameters), outputs, idle=traffic[0],
                              backpressure=traffic[1], seed=seed)
     if traffic == (0.0, 0.0):
         taken, offered = unstalled_cycles(word_costs, lane.latency)

@@ -19,7 +19,7 @@ from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.join_tile import JoinTile
 from maskprop.sim.blocks import join_tile_sums
 from maskprop.sim.cycle_model import (decoupled_tile_cycles, join_array_cycles,
-                                      join_lane_cycles, join_tile_schedule, join_word_costs)
+                                      join_tile_schedule, join_word_costs)
 from maskprop.tb.amaranth_bench import run_stream
 from maskprop.tb.join_banks import Banks, WithBanks
 from maskprop.tb.stimulus import seed_from_env
@@ -28,18 +28,7 @@ TAG_BITS = 8
 
 
 def tile_banks(rng, tile: JoinTile) -> list:
-    return [Banks.random(rng, window=tile.window, group=tile.group,
-                         data_width=tile.data_width, word_addr_width=tile.word_addr_width)
-            for _ in range(tile.lanes)]
-
-
-def word_costs(banks: Banks, output: dict) -> list:
-    """Each mask word's cycles of ``output`` on the lane of ``banks``."""
-    _, _, x_mask, y_mask = banks.output(output)
-    products = np.array(x_mask, dtype=bool) & np.array(y_mask, dtype=bool)
-    word = banks.group * banks.window
-    return [int(join_lane_cycles(products[w:w + word], word))
-            for w in range(0, len(products), word)]
+    return [Banks.random(rng, tile.lane) for _ in range(tile.lanes)]
 
 
 def run(tile: JoinTile, banks: list, outputs: list, **traffic):
@@ -48,15 +37,15 @@ def run(tile: JoinTile, banks: list, outputs: list, **traffic):
     sums = join_tile_sums([[b.output(o) for b in banks] for o in outputs], tile.acc_width)
     expected = [{"value": s.value, "overflow": s.overflow, "tag": o["tag"]}
                 for s, o in zip(sums, outputs)]
-    schedule = join_tile_schedule([[word_costs(b, o) for o in outputs] for b in banks],
+    schedule = join_tile_schedule([[b.word_costs(o) for o in outputs] for b in banks],
                                   tile.queue)
     return run_stream(WithBanks(tile, banks), outputs, expected, **traffic), schedule
 
 
 def random_outputs(rng, tile: JoinTile, count: int) -> list:
-    words = 1 << tile.word_addr_width
+    words = 1 << tile.lane.word_addr_width
     return [{"x_word": rng.randrange(words), "y_word": rng.randrange(words),
-             "last_word": rng.randrange(tile.max_words), "tag": k % (1 << TAG_BITS)}
+             "last_word": rng.randrange(tile.lane.max_words), "tag": k % (1 << TAG_BITS)}
             for k in range(count)]
 
 
@@ -156,7 +145,8 @@ def brute_force_word_costs(X, Y, vec: int, window: int, group: int) -> np.ndarra
                     n = 0
                     for k in range(w * group, min(chunks, (w + 1) * group)):
                         for p in range(vec):
-                            if (p + k) % vec % segments == s and X[m, k * vec + p] and Y[k * vec + p, j]:
+                            lane = (p + k) % vec % segments
+                            if lane == s and X[m, k * vec + p] and Y[k * vec + p, j]:
                                 n += 1
                     costs[s, m, j, w] = max(1, n)
     return costs
