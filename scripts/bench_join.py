@@ -15,9 +15,9 @@ and costs a wider find-first-set. For each group this measures:
   the training step and in its worst pass, each pass in the orientation it is fastest in:
   ``today`` is the tile array as built (``cycle_model.array_cycles``, exact against its RTL);
   ``join`` the join array with unbounded lane queues (``cycle_model.decoupled_tile_cycles``, a
-  bound), and on the digits CNN also exact with the tile's queue
-  (``cycle_model.join_array_cycles``: every tile's recurrence, exact against the JoinTile RTL,
-  with its outputs dealt to it in time); and, as bounds, two lanes that are not built:
+  bound), and on the digits CNN also exact with the tiles' queue and the ring of rows
+  (``cycle_model.join_array_cycles``: the whole JoinArray's schedule, exact against its RTL:
+  ``X`` streamed in a chunk a cycle, the dealer, every tile's recurrence, the collector); and, as bounds, two lanes that are not built:
   ``empty words free`` (the word fetch drops empty words: an output costs the larger of its
   products and its words) and ``products only`` (an output costs its products, at least one
   cycle), to say what the floor of a cycle per word costs.
@@ -26,7 +26,7 @@ Default: the digits CNN on its real masks and ResNet-18 on its literature profil
 BatchNorm scenarios, the evaluation's multipliers (vec 16, 4 lanes, 4 tiles, window 4).
 
     .venv/bin/python scripts/bench_join.py [--network NAME ...] [--group G ...] [--queue Q]
-        [--out DIR] [--json FILE]
+        [--ring R] [--out DIR] [--json FILE]
 """
 
 import argparse
@@ -99,7 +99,7 @@ def floor_bounds(gemm, config, wanted) -> dict:
                                                    config.tiles)}
 
 
-def measure_cycles(names, config, groups, queue: int) -> list:
+def measure_cycles(names, config, groups, queue: int, ring: int) -> list:
     rows = []
     schemes = ["today", *(f"join g{g}" for g in groups),
                *(FLOOR_BOUNDS if BOUNDS_GROUP in groups else ())]
@@ -125,7 +125,7 @@ def measure_cycles(names, config, groups, queue: int) -> list:
                             join_word_costs(gemm, config, group), wanted, config.tiles)
                         if exact:
                             cycles[f"join g{group} exact"] = join_array_cycles(
-                                gemm, config, group=group, queue=queue)
+                                gemm, config, group=group, queue=queue, ring=ring)
                     if BOUNDS_GROUP in groups:
                         cycles.update(floor_bounds(gemm, config, wanted))
                     each.append(cycles)
@@ -148,6 +148,8 @@ def main(argv=None):
                              f"{', '.join(map(str, GROUPS))})")
     parser.add_argument("--queue", type=int, default=4,
                         help="outputs a tile holds (the exact schedule's queue; default 4)")
+    parser.add_argument("--ring", type=int, default=4,
+                        help="X rows the array holds (the exact schedule's ring; default 4)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the synthesis runs go (default: a temporary directory)")
     parser.add_argument("--no-area", action="store_true", help="skip the synthesis")
@@ -163,13 +165,14 @@ def main(argv=None):
         for group in groups:
             lane_parameters(built, group)
         check_range("queue", args.queue, 1, 64)
+        check_range("ring", args.ring, 1, 16)
     except ValueError as error:
         parser.error(str(error))
     area = {}
     if not args.no_area:
         with tempfile.TemporaryDirectory(prefix="bench-join-", dir=Path.cwd()) as scratch:
             area = measure_area(built, groups, args.queue, args.out or Path(scratch))
-    rows = measure_cycles(names, config, groups, args.queue)
+    rows = measure_cycles(names, config, groups, args.queue, args.ring)
     multipliers = config.tiles * config.lanes
     for group, entry in area.items():
         print(f"group {group}: lane {entry['lane_luts']:,} LUT4, tile "
@@ -188,7 +191,7 @@ def main(argv=None):
                                           "acc_width": config.acc_width,
                                           "max_chunks": config.max_chunks,
                                           "max_cols": config.max_cols},
-                               "groups": groups, "queue": args.queue,
+                               "groups": groups, "queue": args.queue, "ring": args.ring,
                                "area": {str(g): a for g, a in area.items()},
                                "rows": rows, "machine": machine()})
 

@@ -117,8 +117,7 @@ def _output_schemes(cost, wanted, tiles: int, name: str) -> dict:
     """Cycles of the wanted outputs, each costing ``cost (M, J)``, on ``tiles`` tiles under
     each dispatch of the output schemes (the module's docstring)."""
     rows = wanted.shape[0]
-    m, j, rank = dealt_outputs(wanted)
-    tile = (rank + m) % tiles
+    m, j, tile = dealt_outputs(wanted, tiles)
     cost = cost[m, j]
     out = {f"{name}, queue bound": -(-int(cost.sum()) // tiles)}
     per_tile = np.zeros(tiles, dtype=np.int64)

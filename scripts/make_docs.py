@@ -222,7 +222,8 @@ PARTS = [
     Part("join", "results.md", "the join array's lane and tile: LUTs per mask-word look-ahead "
          "and achieved/ideal against today's array (digits CNN real masks, exact; ResNet-18 "
          "literature profile, bound)",
-         lambda work, quick: [_script("bench_join.py", "--queue", "8", "--out", work / "build",
+         lambda work, quick: [_script("bench_join.py", "--queue", "8", "--ring", "4",
+                                      "--out", work / "build",
                                       "--json", work / "result.json")],
          lambda work, docs: tables.join_tables(_json(work / "result.json"))),
     Part("iso-resource-ice40", "results.md", "the largest zero-skipping and dense-only tile "

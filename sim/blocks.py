@@ -6,10 +6,12 @@ structure (no pipeline, no tree): the testbenches compare the RTL's outputs agai
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from maskprop.base.config import Selection
 
 __all__ = ["FrameResult", "accumulate_frames", "wrap_signed", "fits_signed", "join_lane_sums",
-           "join_tile_sums"]
+           "join_tile_sums", "segment_elements", "join_array_sums"]
 
 
 def fits_signed(value: int, width: int) -> bool:
@@ -82,6 +84,39 @@ def join_tile_sums(outputs, acc_width: int) -> list[FrameResult]:
                                    any(p.overflow for p in partials)
                                    or not fits_signed(total, acc_width)))
     return results
+
+
+def segment_elements(elements, vec: int, segments: int, *, rotate: bool = True) -> list:
+    """``(M, Q * vec)`` elements (values or masks) -> ``segments`` arrays ``(M, Q * vec /
+    segments)``: each segment's positions of every chunk, chunk by chunk (segment ``s`` holds
+    positions ``s, s + segments, ...``, as :class:`~maskprop.base.config.Selection` deals
+    them); with ``rotate``, chunk ``k``'s element ``p`` moved to ``(p + k % segments) % vec``
+    first (the join array's banks: a channel whose zeros are correlated across pixels is
+    spread over the lanes)."""
+    elements = np.asarray(elements)
+    rows, length = elements.shape
+    chunks = elements.reshape(rows, length // vec, vec)
+    if rotate:
+        chunks = np.stack([np.roll(chunks[:, k], k % segments, axis=-1)
+                           for k in range(chunks.shape[1])], axis=1)
+    return [chunks[:, :, s::segments].reshape(rows, -1) for s in range(segments)]
+
+
+def join_array_sums(x, y, x_mask, y_mask, wanted, *, vec: int, lanes: int,
+                    acc_width: int) -> list[FrameResult]:
+    """Reference for :class:`maskprop.hw.join_array.JoinArray`: the wanted outputs ``(m, j)``
+    (``wanted (M, J)`` booleans) of ``x (M, K) @ y (K, J)`` (``K`` a multiple of ``vec``),
+    in the pass's order (row-major), each :func:`join_tile_sums`'s over its ``lanes`` lanes'
+    walks: lane ``s`` walks segment ``s`` of every chunk of both operands after the chunk's
+    rotation (:func:`segment_elements`), chunk by chunk, a product where both masks are
+    set."""
+    walks = [segment_elements(np.asarray(a), vec, lanes)
+             for a in (x, np.asarray(y).T, x_mask, np.asarray(y_mask).T)]
+    x_walk, y_walk, x_bits, y_bits = walks
+    outputs = [[(x_walk[s][m].tolist(), y_walk[s][j].tolist(), x_bits[s][m].tolist(),
+                 y_bits[s][j].tolist()) for s in range(lanes)]
+               for m, j in zip(*np.nonzero(wanted))]
+    return join_tile_sums(outputs, acc_width)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskprop.base.metrics import Speedups, multiplier_slots, nonzero_products
+from maskprop.sim.blocks import segment_elements
 from maskprop.sim.lowering import ORIENTATIONS, lower_pass
 
 __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "prefix_closure",
@@ -17,8 +18,9 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "p
            "mode_cycles", "SlotBreakdown", "slot_breakdown", "PassEstimate", "ModeEstimate",
            "fastest", "dense_baseline", "mode_estimates", "estimate_lowerings",
            "candidate_lowerings", "pass_estimate", "join_lane_cycles",
-           "join_tile_schedule", "segment_elements", "dealt_outputs", "join_word_costs",
-           "decoupled_tile_cycles", "join_array_cycles"]
+           "JoinTileTimeline", "join_tile_schedule", "join_array_schedule", "dealt_outputs",
+           "join_pass_word_costs", "join_word_costs", "decoupled_tile_cycles",
+           "join_array_cycles"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -75,44 +77,144 @@ JOIN_LANE_TAIL = 4
 JOIN_TILE_LATENCY = 3
 
 
+class JoinTileTimeline:
+    """The handshake cycles of one :class:`~maskprop.hw.join_tile.JoinTile`, output by output,
+    register by register: :func:`join_tile_schedule` for a tile alone, and
+    :func:`join_array_schedule` for the tiles of a join array, whose outputs arrive when the
+    dealer gets to them and whose results wait for the collector.
+
+    Each lane is a chain of registers the recurrence follows per output: the lane takes output
+    ``k`` from its queue (``T``) when the queue has it (the cycle after the tile accepted it)
+    and the lane has read its last word of output ``k - 1`` (``F_last``); it reads the first
+    word (``F_0``) when it has taken it and the decoder has taken the previous word
+    (``L_last``); the decoder takes that word (``L_0``) the cycle after it is read and once
+    done with the previous one (``E``), then walks the output's words back to back; the
+    partial sum is in the lane's queue :data:`JOIN_LANE_TAIL` cycles after the final decoder
+    beat. The join takes output ``k`` (``J``) the cycle after the last lane's partial sum is
+    in its queue, and not before output ``k - 1`` has moved on from the join's first register
+    (``P``). The join's three registers move together, in every cycle in which ``o`` does not
+    hold a result that is not collected (``advance``): output ``k`` moves to the second in the
+    first such cycle after ``J`` (``P``), to ``o`` in the first after that, and is offered the
+    cycle after. The tile accepts output ``k`` once output ``k - queue`` has been joined.
+    """
+
+    def __init__(self, lanes: int, queue: int):
+        never = -(1 << 62)
+        self.queue = queue
+        self.accepted, self.joined, self.moved, self.offered, self.collected = [], [], [], [], []
+        self._last_read = [never] * lanes     # F_last: the previous output's last word read
+        self._last_taken = [never] * lanes    # L_last: the decoder took that word
+        self._done = [never] * lanes          # E: the decoder's final beat of it
+
+    def admission(self) -> int:
+        """The first cycle the tile can accept its next output (its tags' queue not full)."""
+        k = len(self.accepted)
+        return self.joined[k - self.queue] + 1 if k >= self.queue else 0
+
+    def _advance_from(self, cycle: int) -> int:
+        # The first cycle from ``cycle`` on in which ``o`` holds no uncollected result; only
+        # the last results can still be there (the join holds three).
+        for offered, collected in zip(self.offered[-3:], self.collected[-3:]):
+            if offered <= cycle < collected:
+                cycle = collected
+        return cycle
+
+    def accept(self, word_costs, cycle: int) -> int:
+        """Output accepted in ``cycle`` (at or after :meth:`admission`), costing lane ``s`` the
+        words ``word_costs[s]`` (:func:`join_lane_cycles`, word by word): the cycle its result
+        is offered on ``o``. Every earlier result must have been collected (:meth:`collect`)."""
+        ready = cycle
+        for s, costs in enumerate(word_costs):
+            taken = max(cycle + 1, self._last_read[s])
+            first_read = max(taken + 1, self._last_taken[s])
+            first_decoded = max(self._done[s], first_read + 1)
+            self._done[s] = first_decoded + sum(costs)
+            self._last_taken[s] = self._done[s] - costs[-1]
+            self._last_read[s] = (first_read if len(costs) == 1
+                                  else self._last_taken[s] - costs[-2])
+            ready = max(ready, self._done[s] + JOIN_LANE_TAIL)
+        joined = max(ready + 1, self.moved[-1] if self.moved else 0)
+        moved = self._advance_from(joined + 1)
+        offered = self._advance_from(moved + 1) + 1
+        self.accepted.append(cycle)
+        self.joined.append(joined)
+        self.moved.append(moved)
+        self.offered.append(offered)
+        return offered
+
+    def collect(self, cycle: int):
+        """The last offered result is taken from ``o`` in ``cycle``."""
+        self.collected.append(cycle)
+
+
 def join_tile_schedule(word_costs, queue: int):
     """Unstalled handshake cycles of :class:`~maskprop.hw.join_tile.JoinTile`: the cycle each
-    output is accepted on ``i`` and the cycle its result is offered on ``o``.
+    output is accepted on ``i`` and the cycle its result is offered on ``o``
+    (:class:`JoinTileTimeline`, every output offered as early as the tile takes it, every
+    result taken when offered).
 
     ``word_costs[s][k]`` lists the cycles of lane ``s``'s mask words of output ``k``
-    (:func:`join_lane_cycles`, word by word). Each lane is a chain of registers the recurrence
-    follows per output: the lane takes output ``k`` from its queue (``T``) when the queue has
-    it (the cycle after the tile accepted it) and the lane has read its last word of output
-    ``k - 1`` (``F_last``); it reads the first word (``F_0``) when it has taken it and the
-    decoder has taken the previous word (``L_last``); the decoder takes that word (``L_0``) the
-    cycle after it is read and once done with the previous one (``E``), then walks the
-    output's words back to back. The join takes output ``k`` the cycle after the last lane's
-    partial sum is in its queue; the tile accepts output ``k`` once output ``k - queue`` has
-    been joined.
-    """
+    (:func:`join_lane_cycles`, word by word)."""
     lanes, outputs = len(word_costs), len(word_costs[0])
-    never = -(1 << 62)
-    accepted, offered, joined = [], [], []
-    last_read = [never] * lanes          # F_last: the lane's previous output's last word read
-    last_taken = [never] * lanes         # L_last: the decoder took that word
-    done = [never] * lanes               # E: the decoder's final beat of it
+    tile = JoinTileTimeline(lanes, queue)
     for k in range(outputs):
-        accept = max(accepted[-1] + 1 if accepted else 0,
-                     joined[k - queue] + 1 if k >= queue else 0)
-        ready = accept
-        for s in range(lanes):
-            costs = word_costs[s][k]
-            taken = max(accept + 1, last_read[s])
-            first_read = max(taken + 1, last_taken[s])
-            first_decoded = max(done[s], first_read + 1)
-            done[s] = first_decoded + sum(costs)
-            last_taken[s] = done[s] - costs[-1]
-            last_read[s] = first_read if len(costs) == 1 else last_taken[s] - costs[-2]
-            ready = max(ready, done[s] + JOIN_LANE_TAIL)
-        joined.append(max(ready + 1, joined[-1] + 1 if joined else 0))
-        accepted.append(accept)
-        offered.append(joined[-1] + JOIN_TILE_LATENCY)
-    return accepted, offered
+        accept = max(tile.accepted[-1] + 1 if tile.accepted else 0, tile.admission())
+        tile.collect(tile.accept([word_costs[s][k] for s in range(lanes)], accept))
+    return tile.accepted, tile.offered
+
+
+def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring: int):
+    """Handshake cycles of :class:`~maskprop.hw.join_array.JoinArray` when ``x`` and ``rows``
+    offer a beat in every cycle and ``o`` is always ready, cycle 0 being the first in which
+    they offer one: ``(x, rows, o)``, the cycle of every beat on each.
+
+    ``row_chunks[r]`` is row ``r``'s chunk count on ``x``; ``row_outputs[r]`` its wanted
+    outputs in order, each the word costs of every lane (``[lane][word]``,
+    :func:`join_lane_cycles` word by word). Register by register:
+
+    - ``x``: row ``r``'s chunks a cycle each, from the cycle after row ``r - 1``'s last and
+      after row ``r - ring``'s slot was freed (the cycle its last result was collected, or the
+      dealer took it without a wanted output);
+    - ``rows``: row ``r`` taken the cycle after its last chunk is written at the earliest,
+      and once the dealer is done with row ``r - 1`` (in the cycle of its final deal; the
+      cycle after, for a row without a wanted output);
+    - the deal: the row's outputs ``tiles`` at a time in rank order, output ``g`` of the pass
+      to tile ``g % tiles``, the first step the cycle after the row was taken, each step the
+      cycle after the previous at the earliest and when every tile it deals to admits one
+      (:meth:`JoinTileTimeline.admission`);
+    - each tile: :class:`JoinTileTimeline`; ``o``: output ``g`` collected in the cycle its
+      tile offers it or the cycle after output ``g - 1`` was, whichever is later.
+    """
+    lanes = next((len(output) for outputs in row_outputs for output in outputs), 1)
+    timelines = [JoinTileTimeline(lanes, queue) for _ in range(tiles)]
+    x_cycles, rows_cycles, out_cycles, freed = [], [], [], []
+    next_x = 0               # the first cycle row r's first chunk may be written
+    dealer_free = 0          # the first cycle the dealer may take row r
+    dealt = 0                # outputs dealt so far
+    for r, (chunks, outputs) in enumerate(zip(row_chunks, row_outputs)):
+        start = max(next_x, freed[r - ring] + 1 if r >= ring else 0)
+        x_cycles += range(start, start + chunks)
+        next_x = start + chunks
+        taken = max(next_x, dealer_free)
+        rows_cycles.append(taken)
+        if not outputs:
+            freed.append(taken)
+            dealer_free = taken + 1
+            continue
+        step = taken
+        for first in range(0, len(outputs), tiles):
+            group = outputs[first:first + tiles]
+            owners = [timelines[(dealt + k) % tiles] for k in range(len(group))]
+            step = max([step + 1] + [tile.admission() for tile in owners])
+            for tile, costs in zip(owners, group):
+                offered = tile.accept(costs, step)
+                collected = max(offered, out_cycles[-1] + 1 if out_cycles else 0)
+                tile.collect(collected)
+                out_cycles.append(collected)
+            dealt += len(group)
+        freed.append(out_cycles[-1])
+        dealer_free = step
+    return x_cycles, rows_cycles, out_cycles
 
 
 def chunk_counts(nonzero: np.ndarray, vec: int) -> np.ndarray:
@@ -435,44 +537,27 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
 
 # --- The join array (docs/architecture.md section 4.8) -----------------------------------------
 
-def segment_elements(nonzero, vec: int, segments: int, *, rotate: bool = True) -> list:
-    """``(M, Q * vec)`` booleans -> ``segments`` arrays ``(M, Q * vec / segments)``: each
-    segment's positions of every chunk, chunk by chunk (segment ``s`` holds positions ``s, s +
-    segments, ...``, as :class:`~maskprop.base.config.Selection` deals them); with ``rotate``,
-    chunk ``k``'s elements rotated by ``k`` positions first (the join array's banks: a channel
-    whose zeros are correlated across pixels is spread over the lanes)."""
-    rows, length = nonzero.shape
-    chunks = np.asarray(nonzero).reshape(rows, length // vec, vec)
-    if rotate:
-        chunks = np.stack([np.roll(chunks[:, k], k % segments, axis=-1)
-                           for k in range(chunks.shape[1])], axis=1)
-    return [chunks[:, :, s::segments].reshape(rows, -1) for s in range(segments)]
-
-
-def dealt_outputs(wanted: np.ndarray):
-    """The wanted outputs ``(m, j)`` in the pass's order (row-major) and each one's rank in
-    its row, from which :func:`join_array_cycles` deals them to the tiles round-robin, going
-    on across rows and one tile further each row: output of rank ``r`` in row ``m`` to tile
-    ``(r + m) % tiles``."""
+def dealt_outputs(wanted: np.ndarray, tiles: int):
+    """The wanted outputs ``(m, j)`` in the pass's order (row-major) and the tile each is
+    dealt to: round-robin, the deal going on across rows (output ``g`` to tile ``g % tiles``),
+    as :class:`~maskprop.hw.join_array.JoinArray`'s dealer does."""
     m, j = np.nonzero(wanted)
-    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
-    rank = np.arange(m.size) - np.repeat(start, np.diff(np.r_[start, m.size]))
-    return m, j, rank
+    return m, j, np.arange(m.size) % tiles
 
 
-def join_word_costs(gemm, config, group: int, *, words: bool = False,
-                    floor: bool = True) -> np.ndarray:
-    """Each lane's cycles on each output of ``gemm`` in the join array of ``config`` (its vec
-    and selection window: one lane a segment) with mask words of ``group`` chunks: ``(segments,
-    M, J)``, the sum over the output's words of :func:`join_lane_cycles`'s ``max(1, n)``; with
-    ``words``, ``(segments, M, J, words)``, word by word (what :func:`join_tile_schedule`
-    takes). The segments are rotated (:func:`segment_elements`). ``floor=False``: the words'
-    products ``n`` themselves, for the bounds of lanes that would not pay an empty word's
-    cycle (``scripts/bench_join.py``)."""
-    selection = config.selection
-    segments, window = selection.segments, selection.window
-    x = segment_elements(np.asarray(gemm.X != 0), config.vec, segments)
-    y = segment_elements(np.asarray(gemm.Y != 0).T, config.vec, segments)
+def join_pass_word_costs(x_nonzero, y_nonzero, *, segments: int, window: int, group: int,
+                         words: bool = False, floor: bool = True) -> np.ndarray:
+    """Each lane's cycles on each output ``(m, j)`` of ``X (M, K) @ Y (K, J)`` (their nonzero
+    elements given) in a join array of ``segments`` lanes of ``window`` elements (a chunk of
+    ``segments * window``; ``K`` a multiple of it) with mask words of ``group`` chunks:
+    ``(segments, M, J)``, the sum over the output's words of :func:`join_lane_cycles`'s
+    ``max(1, n)``; with ``words``, ``(segments, M, J, words)``, word by word (what
+    :class:`JoinTileTimeline` takes). The segments are rotated (:func:`~maskprop.sim.blocks.
+    segment_elements`). ``floor=False``: the words' products ``n`` themselves, for the bounds
+    of lanes that would not pay an empty word's cycle (``scripts/bench_join.py``)."""
+    vec = segments * window
+    x = segment_elements(np.asarray(x_nonzero, dtype=bool), vec, segments)
+    y = segment_elements(np.asarray(y_nonzero, dtype=bool).T, vec, segments)
     span = group * window
     count = -(-x[0].shape[1] // span)
     shape = (segments, x[0].shape[0], y[0].shape[0])
@@ -491,36 +576,42 @@ def join_word_costs(gemm, config, group: int, *, words: bool = False,
     return costs
 
 
+def join_word_costs(gemm, config, group: int, *, words: bool = False,
+                    floor: bool = True) -> np.ndarray:
+    """:func:`join_pass_word_costs` of ``gemm`` in the join array of ``config`` (its vec and
+    selection window: one lane a segment)."""
+    selection = config.selection
+    return join_pass_word_costs(gemm.X != 0, gemm.Y != 0, segments=selection.segments,
+                                window=selection.window, group=group, words=words,
+                                floor=floor)
+
+
 def decoupled_tile_cycles(costs: np.ndarray, wanted: np.ndarray, tiles: int) -> int:
     """The join array's cycles with unbounded queues, a bound the exact schedule approaches as
     ``queue`` grows: each lane of a tile walks the tile's outputs without waiting for the
     others, so the pass costs the busiest lane of the busiest tile, the outputs dealt as
     :func:`dealt_outputs` says and costing ``costs (segments, M, J)`` in each lane."""
-    m, j, rank = dealt_outputs(wanted)
-    tile = (rank + m) % tiles
+    m, j, tile = dealt_outputs(wanted, tiles)
     per_lane = np.zeros((tiles, costs.shape[0]), dtype=np.int64)
     for segment, segment_costs in enumerate(costs):
         np.add.at(per_lane[:, segment], tile, segment_costs[m, j])
     return max(1, int(per_lane.max()))
 
 
-def join_array_cycles(gemm, config, *, group: int, queue: int) -> int:
-    """The join array's exact cycles on ``gemm`` (sparse mode, its wanted outputs) when every
-    tile's outputs are ready for it: the last result of the slowest tile
-    (:func:`join_tile_schedule` per tile, the outputs dealt by :func:`dealt_outputs`). A
-    Python loop over outputs: for small passes (the digits CNN); :func:`decoupled_tile_cycles`
-    bounds it for networks."""
+def join_array_cycles(gemm, config, *, group: int, queue: int, ring: int) -> int:
+    """:class:`~maskprop.hw.join_array.JoinArray`'s exact cycles on ``gemm`` (sparse mode, its
+    wanted outputs; the rows without one are not sent), ``X`` streaming in from cycle 0 and the
+    results taken as they come: the cycle after the last result
+    (:func:`join_array_schedule`). A Python loop over outputs: for small passes (the digits
+    CNN); :func:`decoupled_tile_cycles` bounds it for networks."""
     wanted = wanted_outputs(gemm, dense=False)
-    m, j, rank = dealt_outputs(wanted)
-    if m.size == 0:
+    rows = np.flatnonzero(wanted.any(axis=1))
+    if rows.size == 0:
         return 0
-    tile = (rank + m) % config.tiles
     words = join_word_costs(gemm, config, group, words=True)
-    last = 0
-    for t in range(config.tiles):
-        mine = tile == t
-        if mine.any():
-            per_lane = [[list(costs) for costs in words[s][m[mine], j[mine]]]
-                        for s in range(words.shape[0])]
-            last = max(last, join_tile_schedule(per_lane, queue)[1][-1] + 1)   # + its cycle
-    return last
+    chunks = -(-gemm.X.shape[1] // config.vec)
+    outputs = [[[list(costs) for costs in words[:, m, j]] for j in np.flatnonzero(wanted[m])]
+               for m in rows]
+    _, _, results = join_array_schedule([chunks] * rows.size, outputs, tiles=config.tiles,
+                                        queue=queue, ring=ring)
+    return results[-1] + 1

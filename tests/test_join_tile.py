@@ -18,8 +18,7 @@ from maskprop.base.config import Config
 from maskprop.flow.verilog import generate_verilog, lint_verilog
 from maskprop.hw.join_tile import JoinTile
 from maskprop.sim.blocks import join_tile_sums
-from maskprop.sim.cycle_model import (decoupled_tile_cycles, join_array_cycles,
-                                      join_tile_schedule, join_word_costs)
+from maskprop.sim.cycle_model import join_tile_schedule, join_word_costs
 from maskprop.tb.amaranth_bench import run_stream
 from maskprop.tb.join_banks import Banks, WithBanks
 from maskprop.tb.stimulus import seed_from_env
@@ -165,21 +164,6 @@ def test_join_word_costs_count_each_lanes_products(vec, window, group):
     expected = brute_force_word_costs(X, Y, vec, window, group)
     assert np.array_equal(join_word_costs(gemm, config, group, words=True), expected)
     assert np.array_equal(join_word_costs(gemm, config, group), expected.sum(axis=-1))
-
-
-def test_join_array_cycles_approach_the_unbounded_queue():
-    """The exact schedule of every tile is at least the unbounded-queue bound, and within a few
-    cycles of pipeline fill (plus queue stalls, fewer with a deeper queue) of it."""
-    rng = np.random.default_rng(5)
-    X = rng.random((12, 64)) < 0.3
-    Y = rng.random((64, 10)) < 0.6
-    omask = rng.random((12, 10)) < 0.7
-    config = Config(vec=16, lanes=4, tiles=3, col_block=4)
-    gemm = SimpleNamespace(X=X, Y=Y, omask=omask)
-    bound = decoupled_tile_cycles(join_word_costs(gemm, config, 2), omask, config.tiles)
-    exact = {queue: join_array_cycles(gemm, config, group=2, queue=queue) for queue in (1, 4, 16)}
-    assert bound < exact[16] <= exact[4] <= exact[1]
-    assert exact[16] <= bound + 12
 
 
 def test_a_lanes_overflow_is_flagged_even_when_the_total_fits():

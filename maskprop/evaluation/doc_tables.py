@@ -294,8 +294,10 @@ def join_tables(payload: dict) -> str:
                                  if key not in ("network", "scenario", "pass", "macs")))
     parts += [f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
               f"selection window {config['select_window']}; achieved/ideal; `join gG`: "
-              f"look-ahead G, unbounded queues (a bound); `exact`: every tile's exact schedule "
-              f"at queue {queue}", "", *_scheme_efficiency_rows(payload, schemes)]
+              f"look-ahead G, unbounded queues (a bound); `exact`: the whole join array's exact "
+              f"schedule (`X` streamed a chunk a cycle, the dealer, the tiles, the collector) "
+              f"at queue {queue}, ring {payload.get('ring', '-')}", "",
+              *_scheme_efficiency_rows(payload, schemes)]
     return "\n".join(parts)
 
 
