@@ -37,15 +37,18 @@ class JoinArray(wiring.Component):
       only when the row's last output has been collected, so tiles may drift apart by up to
       ``ring`` rows.
     - The **dealer** takes, for each row in the ring, its wanted columns on ``rows`` (its
-      ``omask``) and deals them to the tiles round-robin, the deal going on across rows
-      (output ``g`` of the pass to tile ``g % tiles``), up to one output per tile a cycle: the
-      lowest ``tiles`` wanted columns left in the row at once (rank compaction,
-      :class:`~maskprop.hw.rank_compaction.RankRegister`), in a cycle in which every tile that
-      gets one can take it. A row without a wanted column costs the dealer one cycle and
-      frees its slot.
-    - The **collector** takes the tiles' results in the order they were dealt (a tile's results
-      come in its own order, so one pointer going round the tiles suffices): ``o`` is the pass's
-      wanted outputs, row by row, columns ascending.
+      ``omask``) and deals them to the tiles in **steps** of up to ``tiles`` outputs, the
+      lowest wanted columns left in the row (rank compaction, :class:`~maskprop.hw.
+      rank_compaction.RankRegister`), one step a cycle in which every tile it deals to can
+      take its output: rank ``j`` of the ``p``-th row with a wanted output goes to tile ``(p +
+      j) % tiles``, each row starting one tile further (a column whose outputs cost more is
+      not always on the same tile; ``cycle_model.dealt_outputs``). A row without a wanted
+      column costs the dealer one cycle and frees its slot.
+    - The **collector** takes a step's results at once, in one beat on ``o``, when every tile
+      of the step offers its result (each tile's results come in its own order, so the tiles
+      of the next step hold its results at their heads: the next step starts on its row's
+      first tile, and every result's tag says how many its step has). ``o`` is the pass's
+      wanted outputs, row by row, columns ascending, ``tiles`` or fewer a beat.
 
     Parameters
     ----------
@@ -81,10 +84,12 @@ class JoinArray(wiring.Component):
         (below the columns ``Y`` holds for the pass). Taken once the row is in the ring and the
         dealer has dealt the previous row.
     o : Out(stream.Signature(result_layout))
-        One result per wanted output, in the pass's order: ``value`` (the exact sum of the
-        products whose operands are both nonzero, wrapped to ``acc_width``), ``overflow`` (a
-        lane's running sum or the total left the range, :func:`~maskprop.sim.blocks.
-        join_array_sums`), ``column``, and ``last`` on the row's final wanted output.
+        One beat per deal step, in the pass's order: slot ``j`` (bit ``j`` of ``valid``, the
+        lowest slots used) holds the step's rank ``j``: ``value[j]`` (the exact sum of the
+        products whose operands are both nonzero, wrapped to ``acc_width``), bit ``j`` of
+        ``overflow`` (a lane's running sum or the total left the range,
+        :func:`~maskprop.sim.blocks.join_array_sums`) and ``column[j]``; unused slots read 0.
+        ``last`` on the row's final beat.
 
     Timing
     ------
@@ -93,12 +98,12 @@ class JoinArray(wiring.Component):
     the tiles' queues and the ring. :func:`~maskprop.sim.cycle_model.join_array_schedule`
     gives every handshake of ``x``, ``rows`` and ``o`` exactly when the inputs are never idle
     and ``o`` never back-pressured: an ``x`` beat a cycle while the ring has room, a row taken
-    the cycle after its last chunk is written at the earliest, its first outputs dealt the
-    cycle after, the tiles' own recurrence (:func:`~maskprop.sim.cycle_model.
-    join_tile_schedule`), each result collected in the cycle it is offered or the cycle after
-    the previous one was, whichever is later. Throughput: up to ``tiles * lanes`` products a
-    cycle, up to ``tiles`` outputs dealt a cycle, one result collected a cycle, one ``x``
-    chunk written a cycle.
+    the cycle after its last chunk is written at the earliest, its first step dealt the cycle
+    after, the tiles' own recurrence (:class:`~maskprop.sim.cycle_model.JoinTileTimeline`), a
+    step's results collected in the cycle the last of them is offered or the cycle after the
+    previous step's, whichever is later. Throughput: up to ``tiles * lanes`` products a
+    cycle, one deal step (up to ``tiles`` outputs of a row) dealt and collected a cycle, one
+    ``x`` chunk written a cycle.
     """
 
     def __init__(self, *, tiles: int, lanes: int, window: int, group: int, queue: int,
@@ -116,8 +121,11 @@ class JoinArray(wiring.Component):
         self._word_bits = ceil_log2(max_words)
         self._slot_bits = max(1, ceil_log2(ring))
         self._column_bits = max(1, ceil_log2(max_columns))
+        # Each output's column, its row's slot, and its deal step's size and whether that is
+        # the row's final step.
         self._tag = data.StructLayout({"column": unsigned(self._column_bits),
-                                       "slot": unsigned(self._slot_bits), "last": 1})
+                                       "slot": unsigned(self._slot_bits), "last": 1,
+                                       "count": unsigned(ceil_log2(tiles + 1))})
         # The lanes address a word of a ring slot's row or of a Y column alike: the row (or
         # column) above the word's index within it.
         self._tile = dict(
@@ -161,8 +169,14 @@ class JoinArray(wiring.Component):
 
     @property
     def result_layout(self) -> data.StructLayout:
-        return data.StructLayout({"value": signed(self.acc_width), "overflow": 1,
-                                  "column": unsigned(self._column_bits), "last": 1})
+        tiles = self._tiles
+        return data.StructLayout({
+            "value": data.ArrayLayout(signed(self.acc_width), tiles),
+            "overflow": unsigned(tiles),
+            "column": data.ArrayLayout(unsigned(self._column_bits), tiles),
+            "valid": unsigned(tiles),
+            "last": 1,
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -170,8 +184,8 @@ class JoinArray(wiring.Component):
         group, window = self._lane.group, self._lane.window
         word_bits, group_bits = self._word_bits, ceil_log2(group)
 
-        tile_ports = [JoinTile(**self._tile) for _ in range(tiles)]
-        for t, tile in enumerate(tile_ports):
+        join_tiles = [JoinTile(**self._tile) for _ in range(tiles)]
+        for t, tile in enumerate(join_tiles):
             m.submodules[f"tile{t}"] = tile
 
         # --- The banks: per segment and operand a mask bank and a data bank, a read port per
@@ -187,7 +201,7 @@ class JoinArray(wiring.Component):
                 m.submodules[f"{operand}_data{s}"] = data_bank
                 writes[operand, s] = (mask_bank.write_port(granularity=window),
                                       data_bank.write_port())
-                for tile in tile_ports:
+                for tile in join_tiles:
                     _connect_read(m, mask_bank.read_port(), getattr(tile, f"{operand}_mask")[s])
                     _connect_read(m, data_bank.read_port(), getattr(tile, f"{operand}_data")[s])
 
@@ -219,32 +233,35 @@ class JoinArray(wiring.Component):
         m.d.sync += Assert(~x_taken | (write_chunk < self._max_chunks),
                            "an X row of more than max_chunks chunks")
 
-        # --- The dealer: the held row's wanted columns, ``tiles`` lowest at a time; rank ``j``
-        # of a step goes to tile ``(pointer + j) % tiles``.
+        # --- The dealer: the held row's wanted columns, ``tiles`` lowest at a time (a step);
+        # rank ``j`` of a step goes to tile ``(first + j) % tiles``, ``first`` going one tile
+        # further with every row that wants an output.
+        tile_bits = max(1, ceil_log2(tiles))
         held = Signal()
         held_slot = Signal(self._slot_bits)
         held_last_word = Signal.like(last_words[0])
         next_slot = Signal(self._slot_bits)
-        pointer = Signal(max(1, ceil_log2(tiles)))
+        first = Signal(tile_bits)            # the held row's first tile
+        next_first = Signal(tile_bits)       # the next row's
         columns = RankRegister(m, self.rows.payload.omask, self._max_columns,
                                name="deal", counts_name="deal_rank")
         # (A row has at most max_columns outputs: no rank beyond.)
         by_rank = [columns.select(m, j, f"deal_select{j}")
                    for j in range(min(tiles, self._max_columns))]
         final = columns.last_step(tiles)
+        count = Signal(range(tiles + 1))     # the step's outputs
+        m.d.comb += count.eq(Mux(final, columns.total, tiles))
         wanted = [Signal(name=f"deal_want{t}") for t in range(tiles)]
         column = [Signal(self._column_bits, name=f"deal_column{t}") for t in range(tiles)]
-        row_last = [Signal(name=f"deal_last{t}") for t in range(tiles)]
         for t in range(tiles):
-            for p in _cases(m, pointer, tiles):
+            for p in _cases(m, first, tiles):
                 j = (t - p) % tiles
                 if j < len(by_rank):
-                    m.d.comb += [column[t].eq(by_rank[j][0]), wanted[t].eq(by_rank[j][1]),
-                                 row_last[t].eq(final & (columns.total == j + 1))]
+                    m.d.comb += [column[t].eq(by_rank[j][0]), wanted[t].eq(by_rank[j][1])]
         deal = Signal()
         m.d.comb += deal.eq(held & Cat(~want | tile.i.ready
-                                       for want, tile in zip(wanted, tile_ports)).all())
-        for t, tile in enumerate(tile_ports):
+                                       for want, tile in zip(wanted, join_tiles)).all())
+        for t, tile in enumerate(join_tiles):
             m.d.comb += [
                 tile.i.valid.eq(deal & wanted[t]),
                 tile.i.payload.x_word.eq(held_slot << word_bits),
@@ -252,14 +269,11 @@ class JoinArray(wiring.Component):
                 tile.i.payload.last_word.eq(held_last_word),
                 tile.i.payload.tag.column.eq(column[t]),
                 tile.i.payload.tag.slot.eq(held_slot),
-                tile.i.payload.tag.last.eq(row_last[t]),
+                tile.i.payload.tag.last.eq(final),
+                tile.i.payload.tag.count.eq(count),
             ]
-        dealt = Signal(range(tiles + 1))
-        m.d.comb += dealt.eq(Mux(final, columns.total, tiles))
         with m.If(deal):
-            following = pointer + dealt
-            m.d.sync += [columns.step(tiles),
-                         pointer.eq(Mux(following >= tiles, following - tiles, following))]
+            m.d.sync += columns.step(tiles)
             with m.If(final):
                 m.d.sync += held.eq(0)
         m.d.comb += self.rows.ready.eq((~held | (deal & final))
@@ -271,38 +285,52 @@ class JoinArray(wiring.Component):
             m.d.sync += next_slot.eq(_next(next_slot, ring))
             with m.If(~empty_row):
                 # After the step: a load in the cycle of the previous row's final step wins.
-                m.d.sync += [columns.load(), held.eq(1), held_slot.eq(next_slot)]
+                m.d.sync += [columns.load(), held.eq(1), held_slot.eq(next_slot),
+                             first.eq(next_first), next_first.eq(_next(next_first, tiles))]
                 for s in _cases(m, next_slot, ring):
                     m.d.sync += held_last_word.eq(last_words[s])
 
-        # --- The collector: tile ``turn``'s next result is the pass's next output.
-        turn = Signal(max(1, ceil_log2(tiles)))
-        result_tag = Signal(self._tag)
-        for t in _cases(m, turn, tiles):
-            tile = tile_ports[t]
-            m.d.comb += [
-                self.o.valid.eq(tile.o.valid),
-                tile.o.ready.eq(self.o.ready),
-                self.o.payload.value.eq(tile.o.payload.value),
-                self.o.payload.overflow.eq(tile.o.payload.overflow),
-                result_tag.eq(tile.o.payload.tag),
-            ]
-        m.d.comb += [self.o.payload.column.eq(result_tag.column),
-                     self.o.payload.last.eq(result_tag.last)]
+        # --- The collector: a deal step's results at once, in rank order, once all are
+        # offered; the next step's rank 0 is on tile ``collect_first`` (each row's steps start
+        # on the row's first tile), and its tag says how many results the step has.
+        collect_first = Signal(tile_bits)
+        head = Signal(self._tag)                 # the tag of the next step's rank 0
+        for p in _cases(m, collect_first, tiles):
+            m.d.comb += head.eq(join_tiles[p].o.payload.tag)
+        in_step = [Signal(name=f"collect_in_step{j}") for j in range(tiles)]
+        offered = [Signal(name=f"collect_offered{j}") for j in range(tiles)]
+        for j in range(tiles):
+            m.d.comb += in_step[j].eq(head.count > j)
+            for p in _cases(m, collect_first, tiles):
+                tile = join_tiles[(p + j) % tiles]
+                m.d.comb += offered[j].eq(tile.o.valid)
+                with m.If(in_step[j]):
+                    m.d.comb += [self.o.payload.value[j].eq(tile.o.payload.value),
+                                 self.o.payload.overflow[j].eq(tile.o.payload.overflow),
+                                 self.o.payload.column[j].eq(tile.o.payload.tag.column)]
+        m.d.comb += [
+            self.o.valid.eq(offered[0] & Cat(~want | has
+                                             for want, has in zip(in_step, offered)).all()),
+            self.o.payload.valid.eq(Cat(in_step)),
+            self.o.payload.last.eq(head.last),
+        ]
+        for t, tile in enumerate(join_tiles):
+            for p in _cases(m, collect_first, tiles):
+                m.d.comb += tile.o.ready.eq(self.o.ready & self.o.valid
+                                            & in_step[(t - p) % tiles])
         collected = self.o.valid & self.o.ready
-        with m.If(collected):
-            m.d.sync += turn.eq(_next(turn, tiles))
+        with m.If(collected & head.last):
+            m.d.sync += collect_first.eq(_next(collect_first, tiles))
 
         # A slot is filled by its row's last chunk and freed by its row's last result, or by
         # the dealer when the row wants none.
         filled = Mux(x_row_end, Const(1, ring) << write_slot, 0)
         freed_by_dealer = Mux(empty_row, Const(1, ring) << next_slot, 0)
-        freed = Mux(collected & result_tag.last, Const(1, ring) << result_tag.slot, 0)
+        freed = Mux(collected & head.last, Const(1, ring) << head.slot, 0)
         m.d.sync += full.eq((full | filled) & ~freed_by_dealer & ~freed)
         m.d.sync += pending.eq((pending | filled)
                                & ~Mux(rows_taken, Const(1, ring) << next_slot, 0))
-        m.d.sync += Assert(~(collected & result_tag.last)
-                           | full.bit_select(result_tag.slot, 1),
+        m.d.sync += Assert(~(collected & head.last) | full.bit_select(head.slot, 1),
                            "a row's last result frees a slot that holds no row")
         return m
 
@@ -328,6 +356,12 @@ class JoinArray(wiring.Component):
                 out.append(element)
             return out
 
+        def places(c):
+            # Place c of the mask word is written: the chunk's own, and on the row's last
+            # chunk every later one (with zeros).
+            here = place == c
+            return here | (beat.last & (place < c)) if c else here
+
         data_rotated = rotated([beat.data[p] for p in range(vec)])
         mask_rotated = rotated([beat.mask[p] for p in range(vec)])
         for s in range(lanes):
@@ -338,9 +372,7 @@ class JoinArray(wiring.Component):
                 data_port.addr.eq((row << chunk_bits) | chunk[:chunk_bits]),
                 data_port.en.eq(enable),
                 mask_port.addr.eq((row << self._word_bits) | chunk[group_bits:chunk_bits]),
-                mask_port.en.eq(Cat(enable & ((place == c) | (beat.last & (place < c))
-                                              if c else place == c)
-                                    for c in range(group))),
+                mask_port.en.eq(Cat(enable & places(c) for c in range(group))),
                 mask_port.data.eq(Cat(Mux(place == c, segment_mask, 0)
                                       for c in range(group))),
             ]

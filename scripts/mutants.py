@@ -95,6 +95,7 @@ ROW_BLOCKS = ("tests/test_row_block_buffer.py::test_random_rows",
               "tests/test_row_block_buffer.py::test_throughput_unstalled")
 JOIN_LANE = ("tests/test_join_lane.py",)
 JOIN_TILE = ("tests/test_join_tile.py",)
+JOIN_ARRAY = ("tests/test_join_array.py::test_random_passes",)
 DMA_COCOTBEXT = ("tests/test_axi_dma.py::test_dma_against_cocotbext_memory",)
 
 CATALOGUE = [
@@ -164,6 +165,37 @@ CATALOGUE = [
            "m.submodules.tags = tags = fifo.SyncFIFO(width=Shape.cast(self._tag).width,\n"
            "                                                 depth=depth + 1)",
            "the tile admits one output more than its lanes' queues hold", JOIN_TILE),
+    # --- JoinArray ------------------------------------------------------------------------------
+    Mutant("join-array-last-chunk-keeps-the-word", "join_array",
+           "return here | (beat.last & (place < c)) if c else here",
+           "return here if c else here",
+           "a row's last chunk leaves the rest of its mask word as it was: a shorter row in a "
+           "slot sees the longer row's masks there", JOIN_ARRAY),
+    Mutant("join-array-writes-masks-without-a-beat", "join_array",
+           "mask_port.en.eq(Cat(enable & places(c) for c in range(group))),",
+           "mask_port.en.eq(Cat(places(c) for c in range(group))),",
+           "the mask banks are written in every cycle, a beat or not: an X chunk waiting for "
+           "its slot overwrites the masks of the row still in it", JOIN_ARRAY),
+    Mutant("join-array-deals-to-a-full-tile", "join_array",
+           "m.d.comb += deal.eq(held & Cat(~want | tile.i.ready",
+           "m.d.comb += deal.eq(held & Cat(~want | 1",
+           "the dealer deals without asking whether the tiles can take the outputs", JOIN_ARRAY),
+    Mutant("join-array-frees-a-slot-on-any-result", "join_array",
+           "freed = Mux(collected & head.last, Const(1, ring) << head.slot, 0)",
+           "freed = Mux(collected, Const(1, ring) << head.slot, 0)",
+           "the collector frees a row's slot with its first results: the next row overwrites "
+           "it while tiles still read it", JOIN_ARRAY),
+    Mutant("join-array-collects-without-the-last-tile", "join_array",
+           "self.o.valid.eq(offered[0] & Cat(~want | has\n"
+           "                                             for want, has in zip(in_step, offered)).all()),",
+           "self.o.valid.eq(offered[0] & Cat(~want | has\n"
+           "                                             for want, has in zip(in_step[:-1], offered)).all()),",
+           "the collector does not wait for a full step's last tile", JOIN_ARRAY),
+    Mutant("join-array-deals-a-row-still-held", "join_array",
+           "& pending.bit_select(next_slot, 1))",
+           "& full.bit_select(next_slot, 1))",
+           "the dealer takes a row when its slot is occupied, even by an older row not yet "
+           "collected, rather than when the row is written", JOIN_ARRAY),
     # --- SparseGradPE ---------------------------------------------------------------------------
     Mutant("pe-window-selects-the-first-segment", "sparse_pe",
            "positions = selection.positions(segment)",

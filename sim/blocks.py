@@ -87,15 +87,16 @@ def join_tile_sums(outputs, acc_width: int) -> list[FrameResult]:
 
 
 def segment_elements(elements, vec: int, segments: int, *, rotate: bool = True) -> list:
-    """``(M, Q * vec)`` elements (values or masks) -> ``segments`` arrays ``(M, Q * vec /
-    segments)``: each segment's positions of every chunk, chunk by chunk (segment ``s`` holds
+    """``(M, K)`` elements (values or masks) -> ``segments`` arrays ``(M, Q * vec / segments)``,
+    ``Q = ceil(K / vec)`` chunks (the last one padded with zeros): each segment's positions of
+    every chunk, chunk by chunk (segment ``s`` holds
     positions ``s, s + segments, ...``, as :class:`~maskprop.base.config.Selection` deals
     them); with ``rotate``, chunk ``k``'s element ``p`` moved to ``(p + k % segments) % vec``
     first (the join array's banks: a channel whose zeros are correlated across pixels is
     spread over the lanes)."""
     elements = np.asarray(elements)
     rows, length = elements.shape
-    chunks = elements.reshape(rows, length // vec, vec)
+    chunks = np.pad(elements, [(0, 0), (0, -length % vec)]).reshape(rows, -(-length // vec), vec)
     if rotate:
         chunks = np.stack([np.roll(chunks[:, k], k % segments, axis=-1)
                            for k in range(chunks.shape[1])], axis=1)
@@ -105,7 +106,7 @@ def segment_elements(elements, vec: int, segments: int, *, rotate: bool = True) 
 def join_array_sums(x, y, x_mask, y_mask, wanted, *, vec: int, lanes: int,
                     acc_width: int) -> list[FrameResult]:
     """Reference for :class:`maskprop.hw.join_array.JoinArray`: the wanted outputs ``(m, j)``
-    (``wanted (M, J)`` booleans) of ``x (M, K) @ y (K, J)`` (``K`` a multiple of ``vec``),
+    (``wanted (M, J)`` booleans) of ``x (M, K) @ y (K, J)`` (in chunks of ``vec``),
     in the pass's order (row-major), each :func:`join_tile_sums`'s over its ``lanes`` lanes'
     walks: lane ``s`` walks segment ``s`` of every chunk of both operands after the chunk's
     rotation (:func:`segment_elements`), chunk by chunk, a product where both masks are

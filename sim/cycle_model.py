@@ -173,24 +173,26 @@ def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring
     :func:`join_lane_cycles` word by word). Register by register:
 
     - ``x``: row ``r``'s chunks a cycle each, from the cycle after row ``r - 1``'s last and
-      after row ``r - ring``'s slot was freed (the cycle its last result was collected, or the
-      dealer took it without a wanted output);
+      after row ``r - ring``'s slot was freed (the cycle its last results were collected, or
+      the dealer took it without a wanted output);
     - ``rows``: row ``r`` taken the cycle after its last chunk is written at the earliest,
       and once the dealer is done with row ``r - 1`` (in the cycle of its final deal; the
       cycle after, for a row without a wanted output);
-    - the deal: the row's outputs ``tiles`` at a time in rank order, output ``g`` of the pass
-      to tile ``g % tiles``, the first step the cycle after the row was taken, each step the
-      cycle after the previous at the earliest and when every tile it deals to admits one
+    - the deal: the row's outputs in steps of ``tiles`` in rank order, rank ``j`` of the
+      ``p``-th row with a wanted output to tile ``(p + j) % tiles`` (:func:`dealt_outputs`),
+      the first step the cycle after the row was taken, each step the cycle after the
+      previous at the earliest and when every tile it deals to admits one
       (:meth:`JoinTileTimeline.admission`);
-    - each tile: :class:`JoinTileTimeline`; ``o``: output ``g`` collected in the cycle its
-      tile offers it or the cycle after output ``g - 1`` was, whichever is later.
+    - each tile: :class:`JoinTileTimeline`; ``o``: a step's results in one beat, collected in
+      the cycle the last of them is offered or the cycle after the previous step's were,
+      whichever is later.
     """
     lanes = next((len(output) for outputs in row_outputs for output in outputs), 1)
     timelines = [JoinTileTimeline(lanes, queue) for _ in range(tiles)]
     x_cycles, rows_cycles, out_cycles, freed = [], [], [], []
     next_x = 0               # the first cycle row r's first chunk may be written
     dealer_free = 0          # the first cycle the dealer may take row r
-    dealt = 0                # outputs dealt so far
+    first = 0                # the next row's first tile
     for r, (chunks, outputs) in enumerate(zip(row_chunks, row_outputs)):
         start = max(next_x, freed[r - ring] + 1 if r >= ring else 0)
         x_cycles += range(start, start + chunks)
@@ -202,16 +204,16 @@ def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring
             dealer_free = taken + 1
             continue
         step = taken
-        for first in range(0, len(outputs), tiles):
-            group = outputs[first:first + tiles]
-            owners = [timelines[(dealt + k) % tiles] for k in range(len(group))]
+        for rank in range(0, len(outputs), tiles):
+            group = outputs[rank:rank + tiles]
+            owners = [timelines[(first + j) % tiles] for j in range(len(group))]
             step = max([step + 1] + [tile.admission() for tile in owners])
-            for tile, costs in zip(owners, group):
-                offered = tile.accept(costs, step)
-                collected = max(offered, out_cycles[-1] + 1 if out_cycles else 0)
+            offered = [tile.accept(costs, step) for tile, costs in zip(owners, group)]
+            collected = max(max(offered), out_cycles[-1] + 1 if out_cycles else 0)
+            for tile in owners:
                 tile.collect(collected)
-                out_cycles.append(collected)
-            dealt += len(group)
+            out_cycles.append(collected)
+        first = (first + 1) % tiles
         freed.append(out_cycles[-1])
         dealer_free = step
     return x_cycles, rows_cycles, out_cycles
@@ -539,17 +541,22 @@ def pass_estimate(layer, pass_name: str, a_nonzero, dz_nonzero, config, *,
 
 def dealt_outputs(wanted: np.ndarray, tiles: int):
     """The wanted outputs ``(m, j)`` in the pass's order (row-major) and the tile each is
-    dealt to: round-robin, the deal going on across rows (output ``g`` to tile ``g % tiles``),
-    as :class:`~maskprop.hw.join_array.JoinArray`'s dealer does."""
+    dealt to, as :class:`~maskprop.hw.join_array.JoinArray`'s dealer deals them: rank ``r``
+    of the ``p``-th row with a wanted output to tile ``(p + r) % tiles`` (each row starts one
+    tile further, so that a column whose outputs cost more is not always on the same tile)."""
     m, j = np.nonzero(wanted)
-    return m, j, np.arange(m.size) % tiles
+    start = np.r_[0, np.flatnonzero(np.diff(m)) + 1]            # each row's first output
+    counts = np.diff(np.r_[start, m.size])
+    rank = np.arange(m.size) - np.repeat(start, counts)
+    position = np.repeat(np.arange(start.size), counts)
+    return m, j, (rank + position) % tiles
 
 
 def join_pass_word_costs(x_nonzero, y_nonzero, *, segments: int, window: int, group: int,
                          words: bool = False, floor: bool = True) -> np.ndarray:
     """Each lane's cycles on each output ``(m, j)`` of ``X (M, K) @ Y (K, J)`` (their nonzero
     elements given) in a join array of ``segments`` lanes of ``window`` elements (a chunk of
-    ``segments * window``; ``K`` a multiple of it) with mask words of ``group`` chunks:
+    ``segments * window``, the last one padded) with mask words of ``group`` chunks:
     ``(segments, M, J)``, the sum over the output's words of :func:`join_lane_cycles`'s
     ``max(1, n)``; with ``words``, ``(segments, M, J, words)``, word by word (what
     :class:`JoinTileTimeline` takes). The segments are rotated (:func:`~maskprop.sim.blocks.

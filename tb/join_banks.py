@@ -109,77 +109,109 @@ class WithBanks(wiring.Component):
 @dataclass
 class ArrayPass:
     """One pass of :class:`~maskprop.hw.join_array.JoinArray`: ``x (M, K)`` and ``y (K, J)``
-    with their masks (``K`` a multiple of the array's chunk) and the ``wanted (M, J)`` outputs;
-    the beats the array takes, the results it must give and its schedule."""
+    with their masks and the ``wanted (M, J)`` outputs; the beats the array takes (the
+    reduction in whole chunks, the last one padded with zeros by the host), the results it
+    must give and its schedule. ``row_chunks``: how many chunks each row sends (default all;
+    a shorter row's further elements are not part of its products)."""
     x: np.ndarray
     y: np.ndarray
     x_mask: np.ndarray
     y_mask: np.ndarray
     wanted: np.ndarray
+    row_chunks: list | None = None
 
     @classmethod
     def random(cls, rng, array, *, rows: int) -> "ArrayPass":
         """``rows`` rows over a random number of chunks and columns (at most the array's),
-        each row at its own density (all-zero rows and chunks common), masks that may mark a
-        zero (a structure mask), data behind a clear mask bit random too, wanted outputs at
-        a density of their own per row (rows without one included)."""
+        each row of its own length (a shorter row after a longer one in the same slot of the
+        ring must not see the longer one's masks) and at its own density (all-zero rows and
+        chunks common), masks that may mark a zero (a structure mask), data behind a clear
+        mask bit random too, wanted outputs at a density of their own per row (rows without
+        one included)."""
         vec, width = array.vec, array.lane.data_width
-        k = rng.randint(1, array.max_chunks) * vec
+        chunks = rng.randint(1, array.max_chunks)
         columns = rng.randint(1, array.max_columns)
         low, high = -(1 << (width - 1)), 1 << (width - 1)
 
-        def operand(shape, per_row_density):
-            values = np.array([[rng.randrange(low, high) for _ in range(shape[1])]
-                               for _ in range(shape[0])], dtype=np.int64)
-            density = [rng.choice((0.0, 0.1, 0.3, 0.6, 1.0)) for _ in range(shape[0])]
-            mask = np.array([[rng.random() < density[r] for _ in range(shape[1])]
-                             for r in range(shape[0])]) if per_row_density else None
+        def operand(count):
+            values = np.array([[rng.randrange(low, high) for _ in range(chunks * vec)]
+                               for _ in range(count)], dtype=np.int64)
+            density = [rng.choice((0.0, 0.1, 0.3, 0.6, 1.0)) for _ in range(count)]
+            mask = np.array([[rng.random() < d for _ in range(chunks * vec)] for d in density])
             return values, mask
 
-        x, x_mask = operand((rows, k), True)
-        y_t, y_mask_t = operand((columns, k), True)
+        x, x_mask = operand(rows)
+        y_t, y_mask_t = operand(columns)
         wanted = np.array([[rng.random() < density for _ in range(columns)]
                            for density in (rng.choice((0.0, 0.3, 0.8, 1.0))
                                            for _ in range(rows))])
-        return cls(x, y_t.T, x_mask, y_mask_t.T, wanted)
+        row_chunks = [rng.randint(1, chunks) for _ in range(rows)]
+        return cls(x, y_t.T, x_mask, y_mask_t.T, wanted, row_chunks)
+
+    def _chunked(self, array):
+        """``x``, ``x_mask``, ``y``, ``y_mask`` padded to whole chunks, each row's elements
+        past its chunks zeroed, and each row's chunk count."""
+        vec = array.vec
+        chunks = -(-self.x.shape[1] // vec)
+        pad = chunks * vec - self.x.shape[1]
+        x, x_mask = (np.pad(a, [(0, 0), (0, pad)]) for a in (self.x, self.x_mask))
+        y, y_mask = (np.pad(a, [(0, pad), (0, 0)]) for a in (self.y, self.y_mask))
+        counts = list(self.row_chunks or [chunks] * x.shape[0])
+        for m, count in enumerate(counts):
+            x[m, count * vec:], x_mask[m, count * vec:] = 0, False
+        return x, x_mask, y, y_mask, counts
 
     def streams(self, array) -> dict:
-        """The beats of ``y``, ``x`` and ``rows``: every chunk of every column and row in order
-        (``last`` on each one's final chunk), a ``rows`` beat per row."""
+        """The beats of ``y``, ``x`` and ``rows``: every chunk of every column, each row's
+        chunks, in order (``last`` on each one's final chunk), a ``rows`` beat per row."""
         vec = array.vec
-        chunks = self.x.shape[1] // vec
+        x, x_mask, y, y_mask, counts = self._chunked(array)
 
-        def chunk(values, mask, c):
+        def chunk(values, mask, c, count):
             part = slice(c * vec, (c + 1) * vec)
             return {"data": [int(v) for v in values[part]],
                     "mask": sum(int(b) << p for p, b in enumerate(mask[part])),
-                    "last": int(c == chunks - 1)}
+                    "last": int(c == count - 1)}
 
-        y = [{"column": j, "chunk": c, **chunk(self.y[:, j], self.y_mask[:, j], c)}
-             for j in range(self.y.shape[1]) for c in range(chunks)]
-        x = [chunk(self.x[m], self.x_mask[m], c)
-             for m in range(self.x.shape[0]) for c in range(chunks)]
+        chunks = y.shape[0] // vec
+        ys = [{"column": j, "chunk": c, **chunk(y[:, j], y_mask[:, j], c, chunks)}
+              for j in range(y.shape[1]) for c in range(chunks)]
+        xs = [chunk(x[m], x_mask[m], c, count)
+              for m, count in enumerate(counts) for c in range(count)]
         rows = [{"omask": sum(int(b) << j for j, b in enumerate(row))} for row in self.wanted]
-        return {"y": y, "x": x, "rows": rows}
+        return {"y": ys, "x": xs, "rows": rows}
 
     def results(self, array) -> list:
-        """The results on ``o`` (:func:`~maskprop.sim.blocks.join_array_sums`), in order, with
-        their column and ``last`` on each row's final one."""
-        sums = join_array_sums(self.x, self.y, self.x_mask, self.y_mask, self.wanted,
-                               vec=array.vec, lanes=array.lanes, acc_width=array.acc_width)
-        m, j = np.nonzero(self.wanted)
-        last = np.r_[m[1:] != m[:-1], True] if m.size else []
-        return [{"value": s.value, "overflow": int(s.overflow), "column": int(c),
-                 "last": int(e)} for s, c, e in zip(sums, j, last)]
+        """The beats on ``o`` (:func:`~maskprop.sim.blocks.join_array_sums`), in order: each
+        row's wanted outputs ``tiles`` at a time (a deal step), with their columns, the unused
+        slots 0, ``last`` on the row's final beat."""
+        x, x_mask, y, y_mask, _ = self._chunked(array)
+        sums = iter(join_array_sums(x, y, x_mask, y_mask, self.wanted, vec=array.vec,
+                                    lanes=array.lanes, acc_width=array.acc_width))
+        tiles, beats = array.tiles, []
+        for row in self.wanted:
+            columns = np.flatnonzero(row).tolist()
+            for rank in range(0, len(columns), tiles):
+                step = columns[rank:rank + tiles]
+                results = [next(sums) for _ in step]
+                unused = [0] * (tiles - len(step))
+                beats.append({
+                    "value": [r.value for r in results] + unused,
+                    "overflow": sum(int(r.overflow) << k for k, r in enumerate(results)),
+                    "column": step + unused,
+                    "valid": (1 << len(step)) - 1,
+                    "last": int(rank + tiles >= len(columns)),
+                })
+        return beats
 
     def schedule(self, array):
         """:func:`~maskprop.sim.cycle_model.join_array_schedule` of the pass: ``(x, rows, o)``
-        cycles."""
+        cycles (a row walks the mask words its chunks fill)."""
         lane = array.lane
-        words = join_pass_word_costs(self.x_mask, self.y_mask, segments=array.lanes,
+        _, x_mask, _, y_mask, counts = self._chunked(array)
+        words = join_pass_word_costs(x_mask, y_mask, segments=array.lanes,
                                      window=lane.window, group=lane.group, words=True)
-        outputs = [[[list(costs) for costs in words[:, m, j]]
-                    for j in np.flatnonzero(self.wanted[m])] for m in range(self.x.shape[0])]
-        chunks = self.x.shape[1] // array.vec
-        return join_array_schedule([chunks] * self.x.shape[0], outputs, tiles=array.tiles,
-                                   queue=array.queue, ring=array.ring)
+        outputs = [[[list(costs[:-(-count // lane.group)]) for costs in words[:, m, j]]
+                    for j in np.flatnonzero(self.wanted[m])] for m, count in enumerate(counts)]
+        return join_array_schedule(counts, outputs, tiles=array.tiles, queue=array.queue,
+                                   ring=array.ring)

@@ -277,7 +277,7 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
                      idle: float = 0.0, backpressure: float = 0.0, drive=None, read=(),
                      sim=None, seed=None, timeout_cycles=None, waves=None,
                      run_name="", phases=None, pulses=None, watch=(), deadlines=None,
-                     drain_cycles: int = DRAIN_CYCLES) -> BenchRecord:
+                     drain_cycles: int = DRAIN_CYCLES, fast: bool = False) -> BenchRecord:
     """Stream ``inputs`` through ``component`` as generated Verilog; the bench's scoreboard
     compares every output beat with ``expected`` (bit-exact, in order; ``deadlines``: the cycle
     by which each beat is due, where a timing contract gives one) and then holds ``o.ready``
@@ -291,8 +291,9 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     output ports (e.g. ``counters``) whose value after the run is reported. ``pulses``
     (``{port: cycles}``, e.g. ``{"clear": [40]}``) drives a one-bit input 1 in those cycles of
     the run and 0 in all others; ``watch`` names ports reported in every cycle. ``run_name``:
-    see :func:`run_testbench`. The record's ``passed`` says whether the scoreboard passed; it
-    holds the beats received up to the first failure.
+    see :func:`run_testbench`. ``fast``: a fast build (the module's docstring; the bench
+    touches only top-level ports). The record's ``passed`` says whether the scoreboard passed;
+    it holds the beats received up to the first failure.
     """
     members = component.signature.members
 
@@ -322,7 +323,7 @@ def run_stream_bench(component, toplevel: str, inputs, expected, *, build_dir,
     }))
     run = run_testbench(component, toplevel, "maskprop.tb.bench_stream",
                         params={"stimulus": str(stimulus)}, sim=sim, build_dir=build_dir,
-                        seed=seed, waves=waves, run_name=run_name)
+                        seed=seed, waves=waves, run_name=run_name, fast=fast)
     report = run.report.get("stream", {})
 
     def trace(bits):
