@@ -142,6 +142,22 @@ class JoinArray(wiring.Component):
             "o": Out(stream.Signature(self.result_layout)),
         })
 
+    @classmethod
+    def from_config(cls, config, *, group: int = 4, queue: int = 8, ring: int = 4):
+        """The join array with the multipliers, operands and buffers of the tile array of
+        ``config`` (a :class:`~maskprop.base.config.Config`): its tiles, a lane per selection
+        segment (``lanes`` must equal ``vec / select_window``), ``max_cols`` columns and
+        ``max_chunks`` chunks; the look-ahead, queue and ring of ``scripts/bench_join.py``
+        unless given."""
+        selection = config.selection
+        if selection.segment_lanes != 1:
+            raise ValueError(f"lanes must equal vec / select_window = {selection.segments} for "
+                             f"the join array (a lane a segment), not {config.lanes}")
+        return cls(tiles=config.tiles, lanes=selection.segments, window=selection.window,
+                   group=group, queue=queue, ring=ring, max_columns=config.max_cols,
+                   max_chunks=config.max_chunks, data_width=config.data_width,
+                   acc_width=config.acc_width)
+
     tiles = property(lambda self: self._tiles)
     lanes = property(lambda self: self._lanes)
     queue = property(lambda self: self._queue)

@@ -226,7 +226,7 @@ PARTS = [
                                       "--out", work / "build",
                                       "--json", work / "result.json")],
          lambda work, docs: tables.join_tables(_json(work / "result.json"))),
-    Part("iso-resource-ice40", "results.md", "the largest zero-skipping and dense-only tile "
+    Part("iso-resource-ice40", "results.md", "the largest zero-skipping, dense-only and join "
          "arrays on the iCE40 UP5K and their training-step times (docs/iso_resource_ice40.png)",
          lambda work, quick: [_script("iso_resource.py", "--target", "ice40", "--out",
                                       work / "build", "--json", work / "result.json", "--plot",

@@ -20,7 +20,8 @@ from maskprop.cli.main import UsageError, main, write_outputs
                                            ("decoder", "index_decoder"),
                                            ("pe", "sparse_pe"),
                                            ("engine", "sparse_dot_engine"),
-                                           ("array", "tile_array")])
+                                           ("array", "tile_array"),
+                                           ("join-array", "join_array")])
 def test_generate(block, module, tmp_path, capsys):
     out = tmp_path / f"{block}.v"
     assert main(["generate", block, "--vec", "8", "--lanes", "2", "-o", str(out)]) == 0
@@ -76,6 +77,8 @@ def test_generate_core(tmp_path, capsys):
     (["generate", "tree"], "the following arguments are required: -o/--output"),
     (["generate", "pe", "--dense-only", "-o", "x.v"],
      "--dense-only applies to the engine and the array only"),
+    (["generate", "join-array", "--select-window", "16", "-o", "x.v"],
+     "lanes must equal vec / select_window = 1 for the join array (a lane a segment), not 4"),
     (["flow", "tree", "--target", "gowin"], "invalid choice: 'gowin'"),
     (["demo", "--layer", "conv9"], "digits CNN: no layer 'conv9'"),
     (["sim", "--layer", "2,8,8", "--pass", "fwd"], "--layer must be N,C,H,W,K,R"),

@@ -5,11 +5,13 @@ training-step cycles against the cycle model, and the table it renders."""
 from types import SimpleNamespace
 
 import pytest
+from amaranth.hdl import Fragment
 
 from maskprop.base.config import FPGA_ICE40
 from maskprop.evaluation import doc_tables as tables
 from maskprop.evaluation.evaluate import network_lowerings, published_inputs
-from maskprop.sim.cycle_model import fastest
+from maskprop.sim.cycle_model import (decoupled_tile_cycles, fastest, join_array_cycles,
+                                      join_word_costs, wanted_outputs)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +28,13 @@ def test_largest_finds_the_most_tiles_that_fit(iso, monkeypatch, limit, max_tile
     trying each size once, and never one above twice the answer."""
     calls = []
 
-    def flow(config, zero_skipping, target, device, workdir):
+    def flow(config, design, target, device, workdir):
         calls.append(config.tiles)
         assert config.col_block >= config.tiles
         return SimpleNamespace(tiles=config.tiles) if config.tiles <= limit else None
 
     monkeypatch.setattr(iso, "try_flow", flow)
-    tiles, report, tried = iso.largest(FPGA_ICE40, True, "ice40", "iCE40UP5K", tmp_path,
+    tiles, report, tried = iso.largest(FPGA_ICE40, "sparse", "ice40", "iCE40UP5K", tmp_path,
                                        max_tiles)
     assert tiles == report.tiles == expected
     assert len(calls) == len(set(calls))
@@ -42,8 +44,8 @@ def test_largest_finds_the_most_tiles_that_fit(iso, monkeypatch, limit, max_tile
 
 def test_a_part_that_holds_no_tile_is_said(iso, monkeypatch, tmp_path):
     monkeypatch.setattr(iso, "try_flow", lambda *args: None)
-    with pytest.raises(SystemExit, match="not even one tile"):
-        iso.largest(FPGA_ICE40, False, "ice40", "iCE40UP5K", tmp_path, 8)
+    with pytest.raises(SystemExit, match="not even one tile of the dense-only design"):
+        iso.largest(FPGA_ICE40, "dense-only", "ice40", "iCE40UP5K", tmp_path, 8)
 
 
 def test_step_cycles_are_the_cycle_models(iso):
@@ -57,8 +59,31 @@ def test_step_cycles_are_the_cycle_models(iso):
     for _, _, gemms in network_lowerings(net, source, "batchnorm", config):
         sparse += fastest(gemms, config, dense=False).cycles
         dense_mode += fastest(gemms, config, dense=True).cycles
-    assert iso.step_cycles(FPGA_ICE40, True, net, source, "batchnorm") == sparse
-    assert iso.step_cycles(FPGA_ICE40, False, net, source, "batchnorm") == dense_mode
+    assert iso.step_cycles(FPGA_ICE40, "sparse", net, source, "batchnorm") == sparse
+    assert iso.step_cycles(FPGA_ICE40, "dense-only", net, source, "batchnorm") == dense_mode
+
+
+def test_join_step_cycles_are_exact_or_bounded(iso):
+    """The join array's training step: the sum of each pass's fastest exact schedule with
+    ``exact``, of the unbounded-queue bound without, which is the smaller; the array is built
+    from the tile array's preset (the same multipliers: a lane a segment)."""
+    net, source = published_inputs("digits")
+    config = FPGA_ICE40.for_evaluation()
+    join = iso.JOIN["ice40"]
+    exact = bound = 0
+    for _, _, gemms in network_lowerings(net, source, "no-batchnorm", config):
+        exact += min(join_array_cycles(g, config, group=join["group"], queue=join["queue"],
+                                       ring=join["ring"]) for g in gemms)
+        bound += min(decoupled_tile_cycles(join_word_costs(g, config, join["group"]),
+                                           wanted_outputs(g, dense=False), config.tiles)
+                     for g in gemms)
+    assert iso.step_cycles(FPGA_ICE40, "join", net, source, "no-batchnorm", exact=True) == exact
+    assert iso.step_cycles(FPGA_ICE40, "join", net, source, "no-batchnorm") == bound < exact
+    array, name = iso.build("join", FPGA_ICE40, "ice40")
+    Fragment.get(array, None)       # it elaborates (and is used, for Amaranth's check)
+    assert name == "join_array"
+    assert array.tiles * array.lanes == FPGA_ICE40.tiles * FPGA_ICE40.lanes
+    assert (array.lane.group, array.queue, array.ring) == tuple(join.values())
 
 
 def test_the_table_shows_both_designs_and_each_networks_speedup():
@@ -74,4 +99,15 @@ def test_the_table_shows_both_designs_and_each_networks_speedup():
     text = tables.iso_resource_tables(payload)
     assert "| sparse | 4 x 2 | 1,593 | 8 | 17 | 34.3 MHz | 1, 8 (no) |" in text
     assert "| dense-only | 4 x 2 | 1,484 | 8 | 17 | 30.9 MHz | 4 |" in text
-    assert "| Net | batchnorm | 3,940 | 5,970 | 1.36x | 1.52x |" in text
+    assert "| Net | batchnorm | 5,970 | 3,940 | 1.36x | 1.52x |" in text
+    # A join design adds its columns; its time is marked where it is a bound.
+    payload["designs"]["join"] = {"tiles": 2, "config": {"lanes": 2}, "tried": {"2": True},
+                                  "report": dict(report, luts=4000, fmax_mhz=30.0),
+                                  "join": {"group": 2, "queue": 4, "ring": 2}}
+    payload["rows"][0].update({"join_us": 2985.0, "join_cycles": 89_550,
+                               "join_speedup": 5970.0 / 2985.0, "join_exact": False})
+    text = tables.iso_resource_tables(payload)
+    assert "| join | 2 x 2 | 4,000 | 8 | 17 | 30.0 MHz | 2 |" in text
+    assert "| Net | batchnorm | 5,970 | 3,940 | 1.36x | 1.52x | 2,985 (bound) | 2.06x | 2.00x |" \
+        in text
+    assert "join: look-ahead 2 chunks, queue 4, ring 2" in text

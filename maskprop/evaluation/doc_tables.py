@@ -302,10 +302,10 @@ def join_tables(payload: dict) -> str:
 
 
 def iso_resource_tables(payload: dict) -> str:
-    """The result of ``scripts/iso_resource.py --json``: the largest zero-skipping and
-    dense-only tile arrays that place and route on the part, then each network's training
-    step on both (microseconds at each design's own Fmax), the ratio of their cycles alone and
-    the speedup at equal part (cycles and Fmax)."""
+    """The result of ``scripts/iso_resource.py --json``: the largest arrays of each design that
+    place and route on the part, then each network's training step on each (microseconds at
+    each design's own Fmax) and, against the dense-only array, the ratio of the cycles alone
+    and the speedup at equal part (cycles and Fmax)."""
     designs = payload["designs"]
     design_rows = []
     for name, entry in designs.items():
@@ -314,17 +314,33 @@ def iso_resource_tables(payload: dict) -> str:
         design_rows.append([name, f"{entry['tiles']} x {config['lanes']}",
                             f"{report['luts']:,}", str(report["dsps"]), str(report["brams"]),
                             f"{report['fmax_mhz']:.1f} MHz", tried])
-    rows = [[r["network"], r["scenario"], f"{r['sparse_us']:,.0f}", f"{r['dense-only_us']:,.0f}",
-             times(r["dense-only_cycles"] / r["sparse_cycles"]), times(r["speedup"])]
-            for r in payload["rows"]]
+    compared = [d for d in designs if d != "dense-only"]
+    header = ["network", "scenario", "dense-only: training step (us)"]
+    for design in compared:
+        header += [f"{design}: training step (us)", f"{design}: cycles only",
+                   f"{design}: speedup at equal part"]
+    rows = []
+    for r in payload["rows"]:
+        cells = [r["network"], r["scenario"], f"{r['dense-only_us']:,.0f}"]
+        for design in compared:
+            speedup = r["speedup" if design == "sparse" else f"{design}_speedup"]
+            bound = design == "join" and not r.get("join_exact", False)
+            cells += [f"{r[f'{design}_us']:,.0f}" + (" (bound)" if bound else ""),
+                      times(r["dense-only_cycles"] / r[f"{design}_cycles"]), times(speedup)]
+        rows.append(cells)
+    notes = []
+    if "join" in designs:
+        join = designs["join"].get("join", {})
+        notes = ["", f"join: look-ahead {join.get('group', '-')} chunks, queue "
+                     f"{join.get('queue', '-')}, ring {join.get('ring', '-')}; its cycles exact "
+                     f"(`cycle_model.join_array_cycles`) where the time has no mark, else the "
+                     f"bound of unbounded queues (`(bound)`: `cycle_model.decoupled_tile_cycles`)"]
     return "\n".join([
         f"{payload['device']} ({payload['target']}); each design the most tiles that place and "
         f"route", "",
         *_table(["design", "tiles x lanes", "LUT4", "DSP", "BRAM", "Fmax", "tiles tried"],
                 design_rows), "",
-        *_table(["network", "scenario", "sparse: training step (us)",
-                 "dense-only: training step (us)", "cycles only", "speedup at equal part"],
-                rows)])
+        *_table(header, rows), *notes])
 
 
 def select_window_tables(payload: dict) -> str:

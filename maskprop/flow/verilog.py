@@ -21,7 +21,7 @@ __all__ = ["BLOCKS", "DENSE_ONLY_BLOCKS", "build_block", "generate_verilog", "wr
 
 
 #: The blocks that can be generated on their own, by the name the CLI and the flow use.
-BLOCKS = ("tree", "decoder", "pe", "engine", "array", "core")
+BLOCKS = ("tree", "decoder", "pe", "engine", "array", "join-array", "core")
 #: The blocks with a dense-only form (``build_block(dense_only=True)``).
 DENSE_ONLY_BLOCKS = ("engine", "array")
 
@@ -30,7 +30,8 @@ def build_block(block: str, config, *, dense_only: bool = False):
     """The Amaranth component of ``block`` (one of :data:`BLOCKS`) for ``config``, and the name of
     its generated Verilog module. ``config`` is a :class:`~maskprop.base.config.Config`, or a
     :class:`~maskprop.base.config.CoreConfig` (the core's; the other blocks take its ``array``);
-    the core built from a plain ``Config`` has the default scratchpad and memory port.
+    the core built from a plain ``Config`` has the default scratchpad and memory port; the join
+    array is :meth:`~maskprop.hw.join_array.JoinArray.from_config`'s.
     ``dense_only`` builds the engine or the tile array without the zero-skipping decoder (the
     area baseline; the array's :class:`~maskprop.hw.index_decoder.PrefixIndexSequencer`). The
     hardware modules are imported here, on demand, so that the flow's other helpers do not pull
@@ -57,6 +58,9 @@ def build_block(block: str, config, *, dense_only: bool = False):
     if block == "pe":
         from maskprop.hw.sparse_pe import SparseGradPE
         return SparseGradPE.from_config(config), "sparse_pe"
+    if block == "join-array":
+        from maskprop.hw.join_array import JoinArray
+        return JoinArray.from_config(config), "join_array"
     if block == "array":
         from maskprop.hw.tile_array import TileArray
         return (TileArray(config, zero_skipping=not dense_only),
