@@ -617,8 +617,8 @@ def join_array_cycles(gemm, config, *, group: int, queue: int, ring: int) -> int
         return 0
     words = join_word_costs(gemm, config, group, words=True)
     chunks = -(-gemm.X.shape[1] // config.vec)
-    outputs = [[[list(costs) for costs in words[:, m, j]] for j in np.flatnonzero(wanted[m])]
-               for m in rows]
+    outputs = [[[[int(c) for c in costs] for costs in words[:, m, j]]
+                for j in np.flatnonzero(wanted[m])] for m in rows]
     _, _, results = join_array_schedule([chunks] * rows.size, outputs, tiles=config.tiles,
                                         queue=queue, ring=ring)
     return results[-1] + 1
