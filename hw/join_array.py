@@ -1,6 +1,8 @@
 """The join array: join tiles fed by a dealer from a ring of ``X`` rows and the ``Y`` banks, their
 results collected in the pass's order (docs/architecture.md section 4.8)."""
 
+import dataclasses
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, memory, stream, wiring
@@ -115,8 +117,9 @@ class JoinArray(wiring.Component):
         self._max_chunks = check_range("max_chunks", max_chunks, 1, 4096)
         check_range("lanes", lanes, 1, 16)
         check_range("queue", queue, 1, 64)
-        check_range("window", window, 1, 16)
-        check_range("group", group, 1, min(16, 64 // window))
+        # The lane checks its own parameters; its word count and addresses follow from them.
+        lane = JoinLaneParameters(window=window, group=group, data_width=data_width,
+                                  acc_width=acc_width, word_addr_width=1, max_words=1)
         max_words = -(-max_chunks // group)
         self._word_bits = ceil_log2(max_words)
         self._slot_bits = max(1, ceil_log2(ring))
@@ -128,12 +131,11 @@ class JoinArray(wiring.Component):
                                        "count": unsigned(ceil_log2(tiles + 1))})
         # The lanes address a word of a ring slot's row or of a Y column alike: the row (or
         # column) above the word's index within it.
-        self._tile = dict(
-            lanes=lanes, queue=queue, tag=self._tag, window=window, group=group,
-            data_width=data_width, acc_width=acc_width, max_words=max_words,
+        self._lane = dataclasses.replace(
+            lane, max_words=max_words,
             word_addr_width=self._word_bits + max(self._slot_bits, self._column_bits))
-        self._lane = JoinLaneParameters(**{k: v for k, v in self._tile.items()
-                                           if k not in ("lanes", "queue", "tag")})
+        self._tile = dict(lanes=lanes, queue=queue, tag=self._tag,
+                          **dataclasses.asdict(self._lane))
         self._lanes, self._queue = lanes, queue
         super().__init__({
             "y": In(stream.Signature(self.y_layout)),

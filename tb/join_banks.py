@@ -148,24 +148,25 @@ class ArrayPass:
         row_chunks = [rng.randint(1, chunks) for _ in range(rows)]
         return cls(x, y_t.T, x_mask, y_mask_t.T, wanted, row_chunks)
 
-    def _chunked(self, array):
-        """``x``, ``x_mask``, ``y``, ``y_mask`` padded to whole chunks, each row's elements
-        past its chunks zeroed, and each row's chunk count."""
-        vec = array.vec
+    def _trimmed(self, vec: int):
+        """``x`` and ``x_mask`` with each row's elements past its chunks zeroed, and each row's
+        chunk count (the reference and the model pad the reduction to whole chunks
+        themselves)."""
         chunks = -(-self.x.shape[1] // vec)
-        pad = chunks * vec - self.x.shape[1]
-        x, x_mask = (np.pad(a, [(0, 0), (0, pad)]) for a in (self.x, self.x_mask))
-        y, y_mask = (np.pad(a, [(0, pad), (0, 0)]) for a in (self.y, self.y_mask))
-        counts = list(self.row_chunks or [chunks] * x.shape[0])
+        counts = list(self.row_chunks or [chunks] * self.x.shape[0])
+        x, x_mask = self.x.copy(), self.x_mask.copy()
         for m, count in enumerate(counts):
             x[m, count * vec:], x_mask[m, count * vec:] = 0, False
-        return x, x_mask, y, y_mask, counts
+        return x, x_mask, counts
 
     def streams(self, array) -> dict:
         """The beats of ``y``, ``x`` and ``rows``: every chunk of every column, each row's
         chunks, in order (``last`` on each one's final chunk), a ``rows`` beat per row."""
         vec = array.vec
-        x, x_mask, y, y_mask, counts = self._chunked(array)
+        x, x_mask, counts = self._trimmed(vec)
+        pad = -x.shape[1] % vec  # the host pads the last chunk with zeros
+        x, x_mask = (np.pad(a, [(0, 0), (0, pad)]) for a in (x, x_mask))
+        y, y_mask = (np.pad(a, [(0, pad), (0, 0)]) for a in (self.y, self.y_mask))
 
         def chunk(values, mask, c, count):
             part = slice(c * vec, (c + 1) * vec)
@@ -185,8 +186,8 @@ class ArrayPass:
         """The beats on ``o`` (:func:`~maskprop.sim.blocks.join_array_sums`), in order: each
         row's wanted outputs ``tiles`` at a time (a deal step), with their columns, the unused
         slots 0, ``last`` on the row's final beat."""
-        x, x_mask, y, y_mask, _ = self._chunked(array)
-        sums = iter(join_array_sums(x, y, x_mask, y_mask, self.wanted, vec=array.vec,
+        x, x_mask, _ = self._trimmed(array.vec)
+        sums = iter(join_array_sums(x, self.y, x_mask, self.y_mask, self.wanted, vec=array.vec,
                                     lanes=array.lanes, acc_width=array.acc_width))
         tiles, beats = array.tiles, []
         for row in self.wanted:
@@ -208,8 +209,8 @@ class ArrayPass:
         """:func:`~maskprop.sim.cycle_model.join_array_schedule` of the pass: ``(x, rows, o)``
         cycles (a row walks the mask words its chunks fill)."""
         lane = array.lane
-        _, x_mask, _, y_mask, counts = self._chunked(array)
-        words = join_pass_word_costs(x_mask, y_mask, segments=array.lanes,
+        _, x_mask, counts = self._trimmed(array.vec)
+        words = join_pass_word_costs(x_mask, self.y_mask, segments=array.lanes,
                                      window=lane.window, group=lane.group, words=True)
         outputs = [[[list(costs[:-(-count // lane.group)]) for costs in words[:, m, j]]
                     for j in np.flatnonzero(self.wanted[m])] for m, count in enumerate(counts)]
