@@ -991,11 +991,13 @@ def test_sim_splits_a_layer_the_core_cannot_hold(tmp_path, capsys, core_runs):
     from maskprop.host.split import plan_pass
     from maskprop.sim.layer import ConvLayer
 
+    # tests/test_core.py's core: one simulator build serves both.
     _, comparison = _sim_on_core(["--layer", "1,20,24,22,20,3", "--pass", "fwd", "--x-words",
-                                  "1024", "--max-chunks", "64", "--max-cols", "32", "--seed",
-                                  "6"], tmp_path, capsys, core_runs)
+                                  "1024", "--max-chunks", "64", "--max-cols", "32",
+                                  "--col-block", "8", "--seed", "6"], tmp_path, capsys,
+                                 core_runs)
     layer = ConvLayer(1, 20, 24, 22, 20, 3, 1, 1, "layer")
-    plan = plan_pass(layer, "forward", CoreConfig(Config(max_chunks=64, max_cols=32),
-                                                  x_words=1024))
+    plan = plan_pass(layer, "forward", CoreConfig(Config(max_chunks=64, max_cols=32,
+                                                         col_block=8), x_words=1024))
     assert len(plan) > 1 and all(command.keep_weights for command in plan[1:])
     assert len(comparison.dense.run.statuses) == len(plan)
