@@ -111,4 +111,4 @@ def test_the_table_shows_both_designs_and_each_networks_speedup():
     assert "| join | 2 x 2 | 4,000 | 8 | 17 | 30.0 MHz | 2 |" in text
     assert "| Net | batchnorm | 5,970 | 3,940 | 1.36x | 1.52x | 2,985 (bound) | 2.06x | 2.00x |" \
         in text
-    assert "join: look-ahead 2 chunks, queue 4, ring 2" in text
+    assert "join: look-ahead (chunks a mask word) 2, queue 4, ring 2" in text
