@@ -8,9 +8,12 @@ and costs a wider find-first-set. For each group this measures:
 
 - the lane's and a tile's ECP5 LUT4s at the default configuration's operands and buffers
   (Yosys; the lane synthesis only, the tile placed and routed in the flow's harness, with its
-  Fmax and critical path; a tile is ``lanes`` lanes, their queues and the join; the banks,
-  the row store and the dealer are not built yet and not counted; today's array is in
-  docs/fpga.md, ``maskprop flow array``);
+  Fmax and critical path; a tile is ``lanes`` lanes, their queues and the join);
+- once, at look-ahead :data:`BOUNDS_GROUP`, the whole join array (banks, ring, dealer,
+  collector) and today's tile array of the same configuration (``FPGA_SMALL``, the one of
+  docs/fpga.md), both placed and routed on the LFE5U-85F in the same run (the join array's
+  80 block RAMs do not fit the 25F's 56: each bank has a read port per tile), each with the
+  nextpnr router that routes it (:data:`ARRAY_ROUTERS`);
 - achieved/ideal (nonzero MACs over the multiplier slots used, ``maskprop.base.metrics``) over
   the training step and in its worst pass, each pass in the orientation it is fastest in:
   ``today`` is the tile array as built (``cycle_model.array_cycles``, exact against its RTL);
@@ -38,12 +41,14 @@ import numpy as np
 from amaranth import unsigned
 from rich.progress import track
 
-from maskprop.base.config import EVALUATION, Config, check_range
+from maskprop.base.config import EVALUATION, FPGA_SMALL, Config, check_range
 from maskprop.base.metrics import nonzero_products
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.flow.fpga import run_flow
+from maskprop.hw.join_array import JoinArray
 from maskprop.hw.join_lane import JoinLane, JoinLaneParameters
 from maskprop.hw.join_tile import JoinTile
+from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, decoupled_tile_cycles,
                                       join_array_cycles, join_word_costs, mode_estimates,
                                       wanted_outputs)
@@ -53,9 +58,16 @@ from maskprop.sim.layer import PASSES
 from bench_output import add_network_option, machine, network_names, write_json
 
 GROUPS = (1, 2, 4, 8)
-#: The look-ahead of the two lanes that are not built (:func:`floor_bounds`).
+#: The look-ahead of the two lanes that are not built (:func:`floor_bounds`) and of the whole
+#: join array (:func:`measure_arrays`).
 BOUNDS_GROUP = 4
 FLOOR_BOUNDS = (f"join g{BOUNDS_GROUP}, empty words free", f"join g{BOUNDS_GROUP}, products only")
+#: Where the whole arrays are placed and routed (:func:`measure_arrays`), and with which of
+#: nextpnr's routers: router1 left the join array with 100-500 overused wires after 21 minutes,
+#: router2 routes it in about 6; router2 did not converge on today's array in 7 minutes
+#: (2,000-2,600 overused wires from its 10th to 25th iteration), router1 routes it in 4.
+ARRAY_DEVICE = "LFE5U-85F"
+ARRAY_ROUTERS = {"today": "router1", "join": "router2"}
 #: The digits CNN is small enough for the exact schedule (a Python loop over outputs).
 EXACT = ("digits",)
 
@@ -85,6 +97,26 @@ def measure_area(config, groups, queue: int, out: Path) -> dict:
                        "tile_fmax_mhz": tile.fmax_mhz, "tile_dsps": tile.dsps,
                        "tile_critical_path": tile.critical_path}
     return area
+
+
+def measure_arrays(config, group: int, queue: int, ring: int, out: Path) -> dict:
+    """Today's tile array and the join array of the same ``config`` (tiles, lanes a segment,
+    operand and buffer sizes; the join array's look-ahead ``group``, ``queue`` and ``ring``),
+    each placed and routed in the flow's harness on :data:`ARRAY_DEVICE`, banks, dealer and
+    collector included: ``{"config": ..., design: report}``."""
+    arrays = {"today": (TileArray(config), "tile_array"),
+              "join": (JoinArray.from_config(config, group=group, queue=queue, ring=ring),
+                       "join_array")}
+    reports = {"config": {"tiles": config.tiles, "lanes": config.lanes,
+                          "max_chunks": config.max_chunks, "max_cols": config.max_cols,
+                          "group": group}}
+    for design, (component, name) in track(arrays.items(), description="the whole arrays"):
+        report = run_flow(component, name, "ecp5", out / name, device=ARRAY_DEVICE,
+                          router=ARRAY_ROUTERS[design])
+        reports[design] = {key: getattr(report, key)
+                           for key in ("device", "luts", "ffs", "dsps", "brams", "lutrams",
+                                       "fmax_mhz", "critical_path", "router", "wall_seconds")}
+    return reports
 
 
 def floor_bounds(gemm, config, wanted) -> dict:
@@ -168,16 +200,22 @@ def main(argv=None):
         check_range("ring", args.ring, 1, 16)
     except ValueError as error:
         parser.error(str(error))
-    area = {}
+    area, arrays = {}, {}
     if not args.no_area:
         with tempfile.TemporaryDirectory(prefix="bench-join-", dir=Path.cwd()) as scratch:
-            area = measure_area(built, groups, args.queue, args.out or Path(scratch))
+            out = args.out or Path(scratch)
+            area = measure_area(built, groups, args.queue, out)
+            arrays = measure_arrays(FPGA_SMALL, BOUNDS_GROUP, args.queue, args.ring, out)
     rows = measure_cycles(names, config, groups, args.queue, args.ring)
     multipliers = config.tiles * config.lanes
     for group, entry in area.items():
         print(f"group {group}: lane {entry['lane_luts']:,} LUT4, tile "
               f"{entry['tile_luts']:,} LUT4 at {entry['tile_fmax_mhz']:.1f} MHz "
               f"({built.selection.segments} lanes, queue {args.queue})")
+    for design, report in arrays.items():
+        if design != "config":
+            print(f"{design} array: {report['luts']:,} LUT4, {report['dsps']} DSP, "
+                  f"{report['brams']} block RAM at {report['fmax_mhz']:.1f} MHz")
     for row in rows:
         shares = ", ".join(f"{key} {row['macs'] / (row[key] * multipliers):.2f}"
                            for key in row if key not in ("network", "scenario", "pass", "macs")
@@ -193,6 +231,7 @@ def main(argv=None):
                                           "max_cols": config.max_cols},
                                "groups": groups, "queue": args.queue, "ring": args.ring,
                                "area": {str(g): a for g, a in area.items()},
+                               "arrays": arrays,
                                "rows": rows, "machine": machine()})
 
 

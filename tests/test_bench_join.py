@@ -12,7 +12,7 @@ def test_digits_rows(script, tmp_path):
     bench.main(["--network", "digits", "--no-area", "--group", "4", "--queue", "8",
                 "--json", str(out)])
     payload = json.loads(out.read_text())
-    assert payload["area"] == {} and payload["queue"] == 8
+    assert payload["area"] == payload["arrays"] == {} and payload["queue"] == 8
     rows = payload["rows"]
     assert {(r["scenario"], r["pass"]) for r in rows} == {
         (s, p) for s in ("batchnorm", "no-batchnorm")

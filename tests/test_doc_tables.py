@@ -434,3 +434,28 @@ def test_join_tables_show_area_per_look_ahead_and_a_dash_where_a_case_has_no_fig
     assert "at queue 8" in text
     assert "LUT4" not in tables.join_tables({"config": config, "queue": 8, "rows": rows,
                                              "area": {}})
+
+
+def test_join_tables_show_the_whole_arrays_side_by_side():
+    config = dict(vec=16, lanes=4, tiles=4, select_window=4, data_width=16, acc_width=48,
+                  max_chunks=64, max_cols=128)
+    rows = [{"network": "Small", "scenario": "batchnorm", "pass": name, "macs": 16, "today": 2}
+            for name in ("forward", "training step")]
+    report = dict(device="LFE5U-85F", ffs=900, lutrams=0, wall_seconds=60.0)
+    arrays = {"config": {"tiles": 4, "lanes": 4, "max_chunks": 16, "max_cols": 32, "group": 4},
+              "today": dict(report, luts=9000, dsps=16, brams=9, fmax_mhz=72.94,
+                            critical_path=None, router="router1"),
+              "join": dict(report, luts=31000, dsps=16, brams=40, fmax_mhz=61.04,
+                           router="router2",
+                           critical_path={"delay_ns": 16.4, "logic_ns": 9.0, "logic_steps": 20,
+                                          "routing_ns": 7.4, "through_dsp": False,
+                                          "signals": ["dealer", "tile0"]})}
+    text = tables.join_tables({"config": config, "queue": 8, "ring": 4, "rows": rows,
+                               "area": {}, "arrays": arrays})
+    assert table_rows(text, "| array |") == [
+        ["today's tile array", "9,000", "900", "16", "9", "72.9 MHz", "router1"],
+        ["join array, look-ahead 4", "31,000", "900", "16", "40", "61.0 MHz", "router2"]]
+    assert "on the LFE5U-85F (speed 6)" in text and "32 columns x 16 chunks" in text
+    assert "a ring of 4 rows, queues of 8" in text
+    assert "Join array, look-ahead 4: critical path 16.40 ns" in text
+    assert "dealer -> tile0" in text

@@ -290,6 +290,26 @@ def join_tables(payload: dict) -> str:
         parts += [f"\nLook-ahead {group}: the tile's {critical_path_text(path)}."
                   for group, path in paths if path]
         parts += [""]
+    if payload.get("arrays"):
+        arrays = dict(payload["arrays"])
+        shape = arrays.pop("config")
+        names = {"today": "today's tile array",
+                 "join": f"join array, look-ahead {shape['group']}"}
+        rows = [[names[design], f"{report['luts']:,}", f"{report['ffs']:,}",
+                 str(report["dsps"]), str(report["brams"]), f"{report['fmax_mhz']:.1f} MHz",
+                 report["router"]] for design, report in arrays.items()]
+        parts += [f"The whole arrays, placed and routed on the "
+                  f"{next(iter(arrays.values()))['device']} (speed 6) in the same run: "
+                  f"{shape['tiles']} tiles x {shape['lanes']} lanes, {shape['max_cols']} "
+                  f"columns x {shape['max_chunks']} chunks of `Y`; the join array with its "
+                  f"banks, a ring of {payload.get('ring', '-')} rows, queues of {queue}, the "
+                  f"dealer and the collector", "",
+                  *_table(["array", "LUT4", "FF", "DSP", "block RAM", "Fmax", "nextpnr router"],
+                          rows)]
+        parts += [f"\n{names[design].capitalize()}: "
+                  f"{critical_path_text(report['critical_path'])}."
+                  for design, report in arrays.items() if report.get("critical_path")]
+        parts += [""]
     schemes = list(dict.fromkeys(key for row in payload["rows"] for key in row
                                  if key not in ("network", "scenario", "pass", "macs")))
     parts += [f"{config['tiles']} tiles x {config['lanes']} lanes, vec {config['vec']}, "
