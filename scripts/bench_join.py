@@ -45,17 +45,16 @@ from maskprop.base.config import EVALUATION, FPGA_SMALL, Config, check_range
 from maskprop.base.metrics import nonzero_products
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.flow.fpga import run_flow
-from maskprop.hw.join_array import JoinArray
 from maskprop.hw.join_lane import JoinLane, JoinLaneParameters
 from maskprop.hw.join_tile import JoinTile
-from maskprop.hw.tile_array import TileArray
 from maskprop.sim.cycle_model import (IssuedChunks, array_cycles, decoupled_tile_cycles,
                                       join_array_cycles, join_word_costs, mode_estimates,
                                       wanted_outputs)
 from maskprop.sim.layer import PASSES
 
-# scripts/bench_output.py
+# scripts/bench_output.py, scripts/iso_resource.py
 from bench_output import add_network_option, machine, network_names, write_json
+from iso_resource import build
 
 GROUPS = (1, 2, 4, 8)
 #: The look-ahead of the two lanes that are not built (:func:`floor_bounds`) and of the whole
@@ -104,9 +103,8 @@ def measure_arrays(config, group: int, queue: int, ring: int, out: Path) -> dict
     operand and buffer sizes; the join array's look-ahead ``group``, ``queue`` and ``ring``),
     each placed and routed in the flow's harness on :data:`ARRAY_DEVICE`, banks, dealer and
     collector included: ``{"config": ..., design: report}``."""
-    arrays = {"today": (TileArray(config), "tile_array"),
-              "join": (JoinArray.from_config(config, group=group, queue=queue, ring=ring),
-                       "join_array")}
+    join = dict(group=group, queue=queue, ring=ring)
+    arrays = {"today": build("sparse", config, join), "join": build("join", config, join)}
     reports = {"config": {"tiles": config.tiles, "lanes": config.lanes,
                           "max_chunks": config.max_chunks, "max_cols": config.max_cols,
                           "group": group}}

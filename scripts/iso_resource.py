@@ -70,10 +70,11 @@ def sized(base, tiles: int):
     return replace(base, tiles=tiles, col_block=max(base.col_block, tiles))
 
 
-def build(design: str, config, target: str):
-    """The design's component and its module name."""
+def build(design: str, config, join: dict):
+    """The design's component and its module name; ``join`` the join array's look-ahead,
+    queue and ring (``group``, ``queue``, ``ring``)."""
     if design == "join":
-        return JoinArray.from_config(config, **JOIN[target]), "join_array"
+        return JoinArray.from_config(config, **join), "join_array"
     if design == "sparse":
         return TileArray(config), "tile_array"
     return TileArray(config, zero_skipping=False), "dense_tile_array"
@@ -81,7 +82,7 @@ def build(design: str, config, target: str):
 
 def try_flow(config, design: str, target: str, device: str, workdir: Path):
     """The flow's report of the design, or None if it does not place and route on the part."""
-    component, name = build(design, config, target)
+    component, name = build(design, config, JOIN[target])
     try:
         return run_flow(component, name, target, workdir, device=device)
     except FlowError as error:

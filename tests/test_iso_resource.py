@@ -80,7 +80,7 @@ def test_join_step_cycles_are_exact_or_bounded(iso):
     exact_step = iso.step_cycles(FPGA_ICE40, "join", net, source, "no-batchnorm", exact=True)
     assert exact_step == exact and type(exact_step) is int      # it goes into the JSON
     assert iso.step_cycles(FPGA_ICE40, "join", net, source, "no-batchnorm") == bound < exact
-    array, name = iso.build("join", FPGA_ICE40, "ice40")
+    array, name = iso.build("join", FPGA_ICE40, iso.JOIN["ice40"])
     Fragment.get(array, None)       # it elaborates (and is used, for Amaranth's check)
     assert name == "join_array"
     assert array.tiles * array.lanes == FPGA_ICE40.tiles * FPGA_ICE40.lanes
