@@ -44,8 +44,10 @@ class JoinArray(wiring.Component):
       rank_compaction.RankRegister`), one step a cycle in which every tile it deals to can
       take its output: rank ``j`` of the ``p``-th row with a wanted output goes to tile ``(p +
       j) % tiles``, each row starting one tile further (a column whose outputs cost more is
-      not always on the same tile; ``cycle_model.dealt_outputs``). A row without a wanted
-      column costs the dealer one cycle and frees its slot.
+      not always on the same tile; ``cycle_model.dealt_outputs``), through the tile's
+      **stage**, a register the tile takes the output from (free when empty or taken from in
+      the same cycle). A row without a wanted column costs the dealer one cycle and frees its
+      slot.
     - The **collector** takes a step's results at once, in one beat on ``o``, when every tile
       of the step offers its result (each tile's results come in its own order, so the tiles
       of the next step hold its results at their heads: the next step starts on its row's
@@ -101,7 +103,8 @@ class JoinArray(wiring.Component):
     gives every handshake of ``x``, ``rows`` and ``o`` exactly when the inputs are never idle
     and ``o`` never back-pressured: an ``x`` beat a cycle while the ring has room, a row taken
     the cycle after its last chunk is written at the earliest, its first step dealt the cycle
-    after, the tiles' own recurrence (:class:`~maskprop.sim.cycle_model.JoinTileTimeline`), a
+    after into the tiles' stages, taken by each tile the cycle after at the earliest, the
+    tiles' own recurrence (:class:`~maskprop.sim.cycle_model.JoinTileTimeline`), a
     step's results collected in the cycle the last of them is offered or the cycle after the
     previous step's, whichever is later. Throughput: up to ``tiles * lanes`` products a
     cycle, one deal step (up to ``tiles`` outputs of a row) dealt and collected a cycle, one
@@ -253,43 +256,48 @@ class JoinArray(wiring.Component):
 
         # --- The dealer: the held row's wanted columns, ``tiles`` lowest at a time (a step);
         # rank ``j`` of a step goes to tile ``(first + j) % tiles``, ``first`` going one tile
-        # further with every row that wants an output.
+        # further with every row that wants an output. Tile ``t`` takes the held rank
+        # ``target[t] = (t - first) % tiles`` (a register: a compare with the rank registers,
+        # no rotation after the select), into its ``stage``: a register between the dealer
+        # and the tile, so the rank select ends in flip-flops, not in the tile's queues.
         tile_bits = max(1, ceil_log2(tiles))
         held = Signal()
         held_slot = Signal(self._slot_bits)
         held_last_word = Signal.like(last_words[0])
         next_slot = Signal(self._slot_bits)
-        first = Signal(tile_bits)            # the held row's first tile
-        next_first = Signal(tile_bits)       # the next row's
+        next_first = Signal(tile_bits)       # the next row's first tile
+        target = [Signal(tile_bits, name=f"deal_target{t}", init=t) for t in range(tiles)]
         columns = RankRegister(m, self.rows.payload.omask, self._max_columns,
                                name="deal", counts_name="deal_rank")
-        # (A row has at most max_columns outputs: no rank beyond.)
-        by_rank = [columns.select(m, j, f"deal_select{j}")
-                   for j in range(min(tiles, self._max_columns))]
         final = columns.last_step(tiles)
         count = Signal(range(tiles + 1))     # the step's outputs
         m.d.comb += count.eq(Mux(final, columns.total, tiles))
-        wanted = [Signal(name=f"deal_want{t}") for t in range(tiles)]
-        column = [Signal(self._column_bits, name=f"deal_column{t}") for t in range(tiles)]
-        for t in range(tiles):
-            for p in _cases(m, first, tiles):
-                j = (t - p) % tiles
-                if j < len(by_rank):
-                    m.d.comb += [column[t].eq(by_rank[j][0]), wanted[t].eq(by_rank[j][1])]
-        deal = Signal()
-        m.d.comb += deal.eq(held & Cat(~want | tile.i.ready
-                                       for want, tile in zip(wanted, join_tiles)).all())
+        stages = [Signal(join_tiles[0].output_layout, name=f"stage{t}") for t in range(tiles)]
+        staged = [Signal(name=f"stage{t}_valid") for t in range(tiles)]
+        wanted, stage_free = [], []
         for t, tile in enumerate(join_tiles):
-            m.d.comb += [
-                tile.i.valid.eq(deal & wanted[t]),
-                tile.i.payload.x_word.eq(held_slot << word_bits),
-                tile.i.payload.y_word.eq(column[t] << word_bits),
-                tile.i.payload.last_word.eq(held_last_word),
-                tile.i.payload.tag.column.eq(column[t]),
-                tile.i.payload.tag.slot.eq(held_slot),
-                tile.i.payload.tag.last.eq(final),
-                tile.i.payload.tag.count.eq(count),
-            ]
+            # The held row has ``total`` wanted columns left, ranks 0 .. total - 1.
+            wanted.append(columns.total > target[t])
+            stage_free.append(~staged[t] | tile.i.ready)
+            m.d.comb += [tile.i.valid.eq(staged[t]), tile.i.payload.eq(stages[t])]
+        deal = Signal()
+        m.d.comb += deal.eq(held & Cat(~want | free
+                                       for want, free in zip(wanted, stage_free)).all())
+        for t, tile in enumerate(join_tiles):
+            column, _ = columns.select(m, target[t], f"deal_select{t}")
+            with m.If(deal & wanted[t]):
+                m.d.sync += [
+                    staged[t].eq(1),
+                    stages[t].x_word.eq(held_slot << word_bits),
+                    stages[t].y_word.eq(column << word_bits),
+                    stages[t].last_word.eq(held_last_word),
+                    stages[t].tag.column.eq(column),
+                    stages[t].tag.slot.eq(held_slot),
+                    stages[t].tag.last.eq(final),
+                    stages[t].tag.count.eq(count),
+                ]
+            with m.Elif(tile.i.ready):
+                m.d.sync += staged[t].eq(0)
         with m.If(deal):
             m.d.sync += columns.step(tiles)
             with m.If(final):
@@ -304,7 +312,9 @@ class JoinArray(wiring.Component):
             with m.If(~empty_row):
                 # After the step: a load in the cycle of the previous row's final step wins.
                 m.d.sync += [columns.load(), held.eq(1), held_slot.eq(next_slot),
-                             first.eq(next_first), next_first.eq(_next(next_first, tiles))]
+                             next_first.eq(_next(next_first, tiles))]
+                for p in _cases(m, next_first, tiles):
+                    m.d.sync += [target[t].eq((t - p) % tiles) for t in range(tiles)]
                 for s in _cases(m, next_slot, ring):
                     m.d.sync += held_last_word.eq(last_words[s])
 

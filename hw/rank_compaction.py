@@ -99,8 +99,9 @@ class RankRegister:
         ``verilator -Wall`` rejects (CMPCONST)."""
         return Const(1, 1) if step >= self.n else self.total <= step
 
-    def select(self, m: Module, j: int, name: str):
-        """Output ``j``: ``(position, valid)`` of the held set bit of rank ``j``.
+    def select(self, m: Module, j, name: str):
+        """Output ``j``: ``(position, valid)`` of the held set bit of rank ``j`` (a constant, or
+        a register when the caller's outputs take ranks that change).
 
         Adds the one-hot select ``name`` (``n`` bits, zero if no such bit) to ``m`` and returns
         its binary position (``max(1, ceil_log2(n))`` bits, 0 when invalid) and ``valid``

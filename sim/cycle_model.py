@@ -180,12 +180,14 @@ def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring
       cycle after, for a row without a wanted output);
     - the deal: the row's outputs in steps of ``tiles`` in rank order, rank ``j`` of the
       ``p``-th row with a wanted output to tile ``(p + j) % tiles`` (:func:`dealt_outputs`),
-      the first step the cycle after the row was taken, each step the cycle after the
-      previous at the earliest and when every tile it deals to admits one
-      (:meth:`JoinTileTimeline.admission`);
-    - each tile: :class:`JoinTileTimeline`; ``o``: a step's results in one beat, collected in
-      the cycle the last of them is offered or the cycle after the previous step's were,
-      whichever is later.
+      into the tile's stage register: the first step the cycle after the row was taken, each
+      step the cycle after the previous at the earliest and once the stage of every tile it
+      deals to is free (empty, or its output accepted by the tile in that cycle);
+    - each tile accepts its output from its stage the cycle after the deal at the earliest,
+      when it admits one (:meth:`JoinTileTimeline.admission`), then
+      :class:`JoinTileTimeline`; ``o``: a step's results in one beat, collected in the cycle
+      the last of them is offered or the cycle after the previous step's were, whichever is
+      later.
     """
     lanes = next((len(output) for outputs in row_outputs for output in outputs), 1)
     timelines = [JoinTileTimeline(lanes, queue) for _ in range(tiles)]
@@ -207,8 +209,9 @@ def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring
         for rank in range(0, len(outputs), tiles):
             group = outputs[rank:rank + tiles]
             owners = [timelines[(first + j) % tiles] for j in range(len(group))]
-            step = max([step + 1] + [tile.admission() for tile in owners])
-            offered = [tile.accept(costs, step) for tile, costs in zip(owners, group)]
+            step = max([step + 1] + [tile.accepted[-1] for tile in owners if tile.accepted])
+            offered = [tile.accept(costs, max(step + 1, tile.admission()))
+                       for tile, costs in zip(owners, group)]
             collected = max(max(offered), out_cycles[-1] + 1 if out_cycles else 0)
             for tile in owners:
                 tile.collect(collected)
