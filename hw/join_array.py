@@ -14,6 +14,7 @@ from maskprop.hw.join_lane import JoinLaneParameters
 from maskprop.hw.join_tile import JoinTile
 from maskprop.hw.layouts import chunk_layout
 from maskprop.hw.rank_compaction import RankRegister
+from maskprop.hw.skid_buffer import SkidBuffer
 
 __all__ = ["JoinArray"]
 
@@ -51,8 +52,10 @@ class JoinArray(wiring.Component):
     - The **collector** takes a step's results at once, in one beat on ``o``, when every tile
       of the step offers its result (each tile's results come in its own order, so the tiles
       of the next step hold its results at their heads: the next step starts on its row's
-      first tile, and every result's tag says how many its step has). ``o`` is the pass's
-      wanted outputs, row by row, columns ascending, ``tiles`` or fewer a beat.
+      first tile, and every result's tag says how many its step has), each tile's through a
+      :class:`~maskprop.hw.skid_buffer.SkidBuffer`, so that a tile's join stalls on a
+      register rather than on the step's other tiles. ``o`` is the pass's wanted outputs, row
+      by row, columns ascending, ``tiles`` or fewer a beat.
 
     Parameters
     ----------
@@ -104,7 +107,8 @@ class JoinArray(wiring.Component):
     and ``o`` never back-pressured: an ``x`` beat a cycle while the ring has room, a row taken
     the cycle after its last chunk is written at the earliest, its first step dealt the cycle
     after into the tiles' stages, taken by each tile the cycle after at the earliest, the
-    tiles' own recurrence (:class:`~maskprop.sim.cycle_model.JoinTileTimeline`), a
+    tiles' own recurrence (:class:`~maskprop.sim.cycle_model.JoinTileTimeline`, a join
+    stalling while its result waits and its skid holds an earlier one), a
     step's results collected in the cycle the last of them is offered or the cycle after the
     previous step's, whichever is later. Throughput: up to ``tiles * lanes`` products a
     cycle, one deal step (up to ``tiles`` outputs of a row) dealt and collected a cycle, one
@@ -321,30 +325,38 @@ class JoinArray(wiring.Component):
         # --- The collector: a deal step's results at once, in rank order, once all are
         # offered; the next step's rank 0 is on tile ``collect_first`` (each row's steps start
         # on the row's first tile), and its tag says how many results the step has.
+        # Each tile's results come through a skid buffer: the tile's join stalls on the skid's
+        # register, not on the collector's decision over every tile of the step (whose fan-out
+        # into each join's registers was the array's critical path once the stages were in).
+        results = []
+        for t, tile in enumerate(join_tiles):
+            m.submodules[f"tile{t}_skid"] = skid = SkidBuffer(tile.result_layout)
+            wiring.connect(m, tile.o, skid.i)
+            results.append(skid.o)
         collect_first = Signal(tile_bits)
         head = Signal(self._tag)                 # the tag of the next step's rank 0
         for p in _cases(m, collect_first, tiles):
-            m.d.comb += head.eq(join_tiles[p].o.payload.tag)
+            m.d.comb += head.eq(results[p].payload.tag)
         in_step = [Signal(name=f"collect_in_step{j}") for j in range(tiles)]
         offered = [Signal(name=f"collect_offered{j}") for j in range(tiles)]
         for j in range(tiles):
             m.d.comb += in_step[j].eq(head.count > j)
             for p in _cases(m, collect_first, tiles):
-                tile = join_tiles[(p + j) % tiles]
-                m.d.comb += offered[j].eq(tile.o.valid)
+                result = results[(p + j) % tiles]
+                m.d.comb += offered[j].eq(result.valid)
                 with m.If(in_step[j]):
-                    m.d.comb += [self.o.payload.value[j].eq(tile.o.payload.value),
-                                 self.o.payload.overflow[j].eq(tile.o.payload.overflow),
-                                 self.o.payload.column[j].eq(tile.o.payload.tag.column)]
+                    m.d.comb += [self.o.payload.value[j].eq(result.payload.value),
+                                 self.o.payload.overflow[j].eq(result.payload.overflow),
+                                 self.o.payload.column[j].eq(result.payload.tag.column)]
         m.d.comb += [
             self.o.valid.eq(offered[0] & Cat(~want | has
                                              for want, has in zip(in_step, offered)).all()),
             self.o.payload.valid.eq(Cat(in_step)),
             self.o.payload.last.eq(head.last),
         ]
-        for t, tile in enumerate(join_tiles):
+        for t, result in enumerate(results):
             for p in _cases(m, collect_first, tiles):
-                m.d.comb += tile.o.ready.eq(self.o.ready & self.o.valid
+                m.d.comb += result.ready.eq(self.o.ready & self.o.valid
                                             & in_step[(t - p) % tiles])
         collected = self.o.valid & self.o.ready
         with m.If(collected & head.last):

@@ -93,15 +93,18 @@ class JoinTileTimeline:
     beat. The join takes output ``k`` (``J``) the cycle after the last lane's partial sum is
     in its queue, and not before output ``k - 1`` has moved on from the join's first register
     (``P``). The join's three registers move together, in every cycle in which ``o`` does not
-    hold a result that is not collected (``advance``): output ``k`` moves to the second in the
+    hold a result that is not collected (``advance``; with ``skid``, a skid buffer behind
+    ``o`` as in the join array, one that has not left ``o`` for the skid): output ``k`` moves to the second in the
     first such cycle after ``J`` (``P``), to ``o`` in the first after that, and is offered the
     cycle after. The tile accepts output ``k`` once output ``k - queue`` has been joined.
     """
 
-    def __init__(self, lanes: int, queue: int):
+    def __init__(self, lanes: int, queue: int, *, skid: bool = False):
         never = -(1 << 62)
         self.queue = queue
+        self.skid = skid
         self.accepted, self.joined, self.moved, self.offered, self.collected = [], [], [], [], []
+        self.left = []    # the cycle each result left ``o``: collected, or taken by the skid
         self._last_read = [never] * lanes     # F_last: the previous output's last word read
         self._last_taken = [never] * lanes    # L_last: the decoder took that word
         self._done = [never] * lanes          # E: the decoder's final beat of it
@@ -112,11 +115,11 @@ class JoinTileTimeline:
         return self.joined[k - self.queue] + 1 if k >= self.queue else 0
 
     def _advance_from(self, cycle: int) -> int:
-        # The first cycle from ``cycle`` on in which ``o`` holds no uncollected result; only
-        # the last results can still be there (the join holds three).
-        for offered, collected in zip(self.offered[-3:], self.collected[-3:]):
-            if offered <= cycle < collected:
-                cycle = collected
+        # The first cycle from ``cycle`` on in which ``o`` holds no result that has not left;
+        # only the last results can still be there (the join holds three).
+        for offered, left in zip(self.offered[-3:], self.left[-3:]):
+            if offered <= cycle < left:
+                cycle = left
         return cycle
 
     def accept(self, word_costs, cycle: int) -> int:
@@ -143,7 +146,14 @@ class JoinTileTimeline:
         return offered
 
     def collect(self, cycle: int):
-        """The last offered result is taken from ``o`` in ``cycle``."""
+        """The last offered result is collected in ``cycle``: taken from ``o``, or with a skid
+        buffer behind ``o``, from the skid or from ``o`` through it (``o`` is then free from
+        the first cycle after the offer in which the skid holds no earlier result)."""
+        if self.skid:
+            skid_free = self.collected[-1] + 1 if self.collected else 0
+            self.left.append(max(self.offered[-1], skid_free))
+        else:
+            self.left.append(cycle)
         self.collected.append(cycle)
 
 
@@ -190,7 +200,7 @@ def join_array_schedule(row_chunks, row_outputs, *, tiles: int, queue: int, ring
       later.
     """
     lanes = next((len(output) for outputs in row_outputs for output in outputs), 1)
-    timelines = [JoinTileTimeline(lanes, queue) for _ in range(tiles)]
+    timelines = [JoinTileTimeline(lanes, queue, skid=True) for _ in range(tiles)]
     x_cycles, rows_cycles, out_cycles, freed = [], [], [], []
     next_x = 0               # the first cycle row r's first chunk may be written
     dealer_free = 0          # the first cycle the dealer may take row r
