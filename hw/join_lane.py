@@ -123,15 +123,16 @@ class JoinLane(wiring.Component):
     look-ahead is one word; :func:`~maskprop.sim.cycle_model.join_lane_cycles`), and words and
     outputs follow without bubbles. Unstalled, with output 0 taken in cycle 0 and every next
     one waiting, an output whose words end ``s`` cycles of word costs into the run is offered
-    on ``o`` in cycle ``latency + s - 1``, ``latency = 7``: one cycle to hold the output, one
-    to read its first mask word, the decoder's one, the data read's one, the PE's two and the
-    accumulator's one. The word fetch and the decoder each hold a word, so the next output is
-    taken early, in the cycle its predecessor's last mask word is read. The pipeline stalls as
+    on ``o`` in cycle ``latency + s - 1``, ``latency = 8``: one cycle to hold the output, one
+    to read its first mask word, one to register the AND of the two masks, the decoder's one,
+    the data read's one, the PE's two and the accumulator's one. The word fetch, the masks'
+    register and the decoder each hold a word, so the next output is taken early, in the
+    cycle its predecessor's last mask word is read. The pipeline stalls as
     a whole while ``o`` is back-pressured (``i.ready`` depends on ``o.ready``
     combinationally, through every stage).
     """
 
-    latency = 7
+    latency = 8
 
     def __init__(self, **parameters):
         self._parameters = parameters = JoinLaneParameters(**parameters)
@@ -157,14 +158,17 @@ class JoinLane(wiring.Component):
         word_address = unsigned(p.word_addr_width)
         addresses = data.StructLayout({"x_word": word_address, "y_word": word_address})
         m.submodules.decoder = decoder = ZeroSkipIndexDecoder(
-            vec=group * window, lanes=1, masks=2, side=addresses)
+            vec=group * window, lanes=1, side=addresses)
         m.submodules.pe = pe = SparseGradPE(vec=window, lanes=1, data_width=p.data_width)
         m.submodules.accumulator = accumulator = AccumulationTree(
             lanes=1, in_width=2 * p.data_width, acc_width=p.acc_width, stages=0)
 
-        # Word walk: the held output's next mask word is read when the fetched one moves on
-        # into the decoder, so the decoder takes a word a cycle; the next output is taken with
-        # the held one's last word.
+        # Word walk, two registers before the decoder: the mask banks' read registers
+        # (``fetched``), then the AND of the two masks (``loaded``), so that the decoder's first
+        # stage (a carry chain over the word) starts from a flip-flop, not from a block RAM's
+        # output. Each moves on when the next is free or moving; the held output's next mask
+        # word is read when the fetched one moves on, so the decoder takes a word a cycle; the
+        # next output is taken with the held one's last word.
         held = Signal()
         next_word = Signal(addresses)
         words_left = Signal.like(self.i.payload.last_word)
@@ -175,9 +179,16 @@ class JoinLane(wiring.Component):
         fetched_first = Signal()
         fetched_last = Signal()
         fetch = Signal()
+        loaded = Signal()
+        loaded_mask = Signal(group * window)
+        loaded_word = Signal(addresses)
+        loaded_first = Signal()
+        loaded_last = Signal()
+        load = Signal()
         m.d.comb += [
             at_final_word.eq(words_left == 0),
-            fetch.eq(~fetched | decoder.i.ready),
+            load.eq(~loaded | decoder.i.ready),
+            fetch.eq(~fetched | load),
             self.i.ready.eq(~held | (fetch & at_final_word)),
             self.x_mask.addr.eq(next_word.x_word),
             self.y_mask.addr.eq(next_word.y_word),
@@ -207,13 +218,20 @@ class JoinLane(wiring.Component):
                     words_left.eq(self.i.payload.last_word),
                     at_first_word.eq(1),
                 ]
+        with m.If(load):
+            m.d.sync += [
+                loaded.eq(fetched),
+                loaded_mask.eq(self.x_mask.data & self.y_mask.data),
+                loaded_word.eq(fetched_word),
+                loaded_first.eq(fetched_first),
+                loaded_last.eq(fetched_last),
+            ]
         m.d.comb += [
-            decoder.i.valid.eq(fetched),
-            decoder.i.payload.mask.eq(self.x_mask.data),
-            decoder.i.payload.mask_b.eq(self.y_mask.data),
-            decoder.i.payload.first.eq(fetched_first),
-            decoder.i.payload.last.eq(fetched_last),
-            decoder.i.payload.side.eq(fetched_word),
+            decoder.i.valid.eq(loaded),
+            decoder.i.payload.mask.eq(loaded_mask),
+            decoder.i.payload.first.eq(loaded_first),
+            decoder.i.payload.last.eq(loaded_last),
+            decoder.i.payload.side.eq(loaded_word),
         ]
 
         # Data read: a product's index names its chunk in the word and its element in the

@@ -150,6 +150,16 @@ CATALOGUE = [
            "self.x_data.en.eq(read),", "self.x_data.en.eq(1),",
            "the X data read does not hold while the PE stalls: a stalled product takes the "
            "next product's X operand", JOIN_LANE),
+    Mutant("join-lane-loads-the-x-mask-only", "join_lane",
+           "loaded_mask.eq(self.x_mask.data & self.y_mask.data),",
+           "loaded_mask.eq(self.x_mask.data),",
+           "the masks' register keeps X's mask alone: products whose Y operand is zero are "
+           "issued", JOIN_LANE),
+    Mutant("join-lane-fetch-waits-for-the-masks-register", "join_lane",
+           "fetch.eq(~fetched | load),", "fetch.eq(load),",
+           "the mask banks are read only when the masks' register moves, also when the read "
+           "registers are empty: a word read late after an idle spell",
+           JOIN_TILE + JOIN_ARRAY),
     # --- JoinTile -------------------------------------------------------------------------------
     Mutant("join-tile-joins-without-the-last-lane", "join_tile",
            "ready_all = Cat(sums.r_rdy for sums in partials).all() & tags.r_rdy",

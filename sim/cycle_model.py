@@ -86,17 +86,19 @@ class JoinTileTimeline:
     Each lane is a chain of registers the recurrence follows per output: the lane takes output
     ``k`` from its queue (``T``) when the queue has it (the cycle after the tile accepted it)
     and the lane has read its last word of output ``k - 1`` (``F_last``); it reads the first
-    word (``F_0``) when it has taken it and the decoder has taken the previous word
-    (``L_last``); the decoder takes that word (``L_0``) the cycle after it is read and once
-    done with the previous one (``E``), then walks the output's words back to back; the
-    partial sum is in the lane's queue :data:`JOIN_LANE_TAIL` cycles after the final decoder
-    beat. The join takes output ``k`` (``J``) the cycle after the last lane's partial sum is
-    in its queue, and not before output ``k - 1`` has moved on from the join's first register
-    (``P``). The join's three registers move together, in every cycle in which ``o`` does not
-    hold a result that is not collected (``advance``; with ``skid``, a skid buffer behind
-    ``o`` as in the join array, one that has not left ``o`` for the skid): output ``k`` moves to the second in the
-    first such cycle after ``J`` (``P``), to ``o`` in the first after that, and is offered the
-    cycle after. The tile accepts output ``k`` once output ``k - queue`` has been joined.
+    word (``F_0``) when it has taken it and the previous word has moved on into the masks'
+    register (``M_last``); that register takes the word (``M_0``) the cycle after it is read
+    and once the decoder has taken the previous word (``L_last``); the decoder takes it
+    (``L_0``) the cycle after and once done with the previous one (``E``), then walks the
+    output's words back to back; the partial sum is in the lane's queue
+    :data:`JOIN_LANE_TAIL` cycles after the final decoder beat. The join takes output ``k``
+    (``J``) the cycle after the last lane's partial sum is in its queue, and not before output
+    ``k - 1`` has moved on from the join's first register (``P``). The join's three registers
+    move together, in every cycle in which ``o`` does not hold a result that is not collected
+    (``advance``; with ``skid``, a skid buffer behind ``o`` as in the join array, one that has
+    not left ``o`` for the skid): output ``k`` moves to the second in the first such cycle
+    after ``J`` (``P``), to ``o`` in the first after that, and is offered the cycle after. The
+    tile accepts output ``k`` once output ``k - queue`` has been joined.
     """
 
     def __init__(self, lanes: int, queue: int, *, skid: bool = False):
@@ -106,6 +108,7 @@ class JoinTileTimeline:
         self.accepted, self.joined, self.moved, self.offered, self.collected = [], [], [], [], []
         self.left = []    # the cycle each result left ``o``: collected, or taken by the skid
         self._last_read = [never] * lanes     # F_last: the previous output's last word read
+        self._last_loaded = [never] * lanes   # M_last: that word's masks registered
         self._last_taken = [never] * lanes    # L_last: the decoder took that word
         self._done = [never] * lanes          # E: the decoder's final beat of it
 
@@ -129,12 +132,18 @@ class JoinTileTimeline:
         ready = cycle
         for s, costs in enumerate(word_costs):
             taken = max(cycle + 1, self._last_read[s])
-            first_read = max(taken + 1, self._last_taken[s])
-            first_decoded = max(self._done[s], first_read + 1)
+            first_read = max(taken + 1, self._last_loaded[s])
+            first_loaded = max(first_read + 1, self._last_taken[s])
+            first_decoded = max(self._done[s], first_loaded + 1)
             self._done[s] = first_decoded + sum(costs)
+            # Word j is taken by the decoder when word j - 1's products are done, loaded
+            # when word j - 1 is taken and read when word j - 2 is taken (j >= 2).
             self._last_taken[s] = self._done[s] - costs[-1]
-            self._last_read[s] = (first_read if len(costs) == 1
-                                  else self._last_taken[s] - costs[-2])
+            self._last_loaded[s] = (first_loaded if len(costs) == 1
+                                    else self._last_taken[s] - costs[-2])
+            self._last_read[s] = (first_read if len(costs) == 1 else
+                                  first_loaded if len(costs) == 2 else
+                                  self._last_loaded[s] - costs[-3])
             ready = max(ready, self._done[s] + JOIN_LANE_TAIL)
         joined = max(ready + 1, self.moved[-1] if self.moved else 0)
         moved = self._advance_from(joined + 1)

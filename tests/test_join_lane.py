@@ -40,12 +40,13 @@ def run(lane: JoinLane, banks: Banks, outputs: list, **traffic):
 
 def unstalled_cycles(word_costs: list, latency: int):
     """The closed form's handshake cycles of every output on ``i`` and ``o``: word ``j`` (of
-    all outputs, in order) is read in cycle ``1`` (the first) or ``2 + sum(costs[:j - 1])``, an
-    output is taken in the cycle its predecessor's last word is read, and its sum is offered
-    ``latency - 1`` cycles after its words' costs have elapsed."""
+    all outputs, in order) is read in cycle ``1`` (the first), ``2`` (the second) or ``3 +
+    sum(costs[:j - 2])`` (when the decoder takes word ``j - 2``), an output is taken in the
+    cycle its predecessor's last word is read, and its sum is offered ``latency - 1`` cycles
+    after its words' costs have elapsed."""
     costs = [c for output in word_costs for c in output]
     starts = np.concatenate(([0], np.cumsum(costs)))
-    read = [1] + [2 + int(starts[j - 1]) for j in range(1, len(costs))]
+    read = [1, 2][:len(costs)] + [3 + int(starts[j - 2]) for j in range(2, len(costs))]
     last_words = np.cumsum([len(output) for output in word_costs]) - 1
     taken = [0] + [read[j] for j in last_words[:-1]]
     offered = (starts[last_words + 1] - 1 + latency).tolist()
