@@ -41,7 +41,7 @@ import numpy as np
 from amaranth import unsigned
 from rich.progress import track
 
-from maskprop.base.config import EVALUATION, FPGA_SMALL, Config, check_range
+from maskprop.base.config import EVALUATION, FPGA_SMALL, Config, JoinSettings, check_range
 from maskprop.base.metrics import nonzero_products
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.flow.fpga import run_flow
@@ -103,7 +103,7 @@ def measure_arrays(config, group: int, queue: int, ring: int, out: Path) -> dict
     operand and buffer sizes; the join array's look-ahead ``group``, ``queue`` and ``ring``),
     each placed and routed in the flow's harness on :data:`ARRAY_DEVICE`, banks, dealer and
     collector included: ``{"config": ..., design: report}``."""
-    join = dict(group=group, queue=queue, ring=ring)
+    join = JoinSettings(group=group, queue=queue, ring=ring)
     arrays = {"today": build("sparse", config, join), "join": build("join", config, join)}
     reports = {"config": {"tiles": config.tiles, "lanes": config.lanes,
                           "max_chunks": config.max_chunks, "max_cols": config.max_cols,

@@ -40,13 +40,12 @@ from pathlib import Path
 
 from rich.progress import track
 
-from maskprop.base.config import FPGA_ICE40, FPGA_SMALL
+from maskprop.base.config import FPGA_ICE40, FPGA_SMALL, JoinSettings
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.flow.fpga import FlowError, resolve_device, run_flow
 from maskprop.hw.join_array import JoinArray
 from maskprop.hw.tile_array import TileArray
-from maskprop.sim.cycle_model import (decoupled_tile_cycles, fastest, join_array_cycles,
-                                      join_word_costs, wanted_outputs)
+from maskprop.sim.cycle_model import fastest, join_pass_cycles
 from maskprop.workloads.networks import NETWORK_NAMES
 
 # scripts/bench_output.py
@@ -60,7 +59,7 @@ DESIGNS = ("sparse", "dense-only", "join")
 #: flip-flops: two tiles of look-ahead 2 need 5,318 of the 5,280 logic cells at queue 4 and
 #: did not place at queue 2 (4,674 cells, nextpnr found no legal placement after 11 minutes),
 #: where look-ahead 1 with queue 2 does (4,583). On ECP5 bench_join's.
-JOIN = {"ice40": dict(group=1, queue=2, ring=2), "ecp5": dict(group=4, queue=8, ring=4)}
+JOIN = {"ice40": JoinSettings(group=1, queue=2, ring=2), "ecp5": JoinSettings()}
 #: The networks small enough for the join array's exact schedule.
 EXACT = ("digits",)
 
@@ -70,11 +69,11 @@ def sized(base, tiles: int):
     return replace(base, tiles=tiles, col_block=max(base.col_block, tiles))
 
 
-def build(design: str, config, join: dict):
+def build(design: str, config, join: JoinSettings):
     """The design's component and its module name; ``join`` the join array's look-ahead,
-    queue and ring (``group``, ``queue``, ``ring``)."""
+    queue and ring."""
     if design == "join":
-        return JoinArray.from_config(config, **join), "join_array"
+        return JoinArray.from_config(config, **asdict(join)), "join_array"
     if design == "sparse":
         return TileArray(config), "tile_array"
     return TileArray(config, zero_skipping=False), "dense_tile_array"
@@ -130,15 +129,9 @@ def step_cycles(config, design: str, net, source, scenario: str, target: str = "
     total = 0
     for _, _, gemms in network_lowerings(net, source, scenario, config):
         if design == "join":
-            join = JOIN[target]
-            if exact:
-                total += min(join_array_cycles(gemm, config, group=join["group"],
-                                               queue=join["queue"], ring=join["ring"])
-                             for gemm in gemms)
-            else:
-                total += min(decoupled_tile_cycles(join_word_costs(gemm, config, join["group"]),
-                                                   wanted_outputs(gemm, dense=False),
-                                                   config.tiles) for gemm in gemms)
+            # Exact on the networks small enough, the bound of unbounded queues on the others.
+            total += join_pass_cycles(gemms, config, JOIN[target],
+                                      exact_outputs=None if exact else 0)[0]
         else:
             total += fastest(gemms, config, dense=design == "dense-only",
                              zero_skipping=design == "sparse").cycles
@@ -207,7 +200,7 @@ def main(argv=None):
                            "tried": {str(t): ok for t, ok in tried.items()},
                            "report": report.as_dict()}
         if design == "join":
-            designs[design]["join"] = JOIN[args.target]
+            designs[design]["join"] = asdict(JOIN[args.target])
     flow_seconds = time.monotonic() - started
     rows = []
     for name in names:

@@ -20,7 +20,7 @@ __all__ = ["chunk_costs", "engine_cycles", "stream_schedule", "chunk_counts", "p
            "candidate_lowerings", "pass_estimate", "join_lane_cycles",
            "JoinTileTimeline", "join_tile_schedule", "join_array_schedule", "dealt_outputs",
            "join_pass_word_costs", "join_word_costs", "decoupled_tile_cycles",
-           "join_array_cycles"]
+           "join_array_cycles", "JOIN_EXACT_OUTPUTS", "join_pass_cycles"]
 
 
 def chunk_costs(x_chunks: np.ndarray, y_chunks: np.ndarray, config, *,
@@ -644,3 +644,25 @@ def join_array_cycles(gemm, config, *, group: int, queue: int, ring: int) -> int
     _, _, results = join_array_schedule([chunks] * rows.size, outputs, tiles=config.tiles,
                                         queue=queue, ring=ring)
     return results[-1] + 1
+
+
+#: The most wanted outputs of a pass whose join-array cycles :func:`join_pass_cycles` takes
+#: from the exact schedule (a Python loop over outputs, a few tens of thousands a second);
+#: larger passes get the bound of unbounded queues. Every pass of the digits CNN is below it
+#: (4,096 outputs at most), most of an ImageNet network's above.
+JOIN_EXACT_OUTPUTS = 1 << 14
+
+
+def join_pass_cycles(gemms, config, join, *, exact_outputs: int | None = JOIN_EXACT_OUTPUTS):
+    """``(cycles, exact)``: the join array's cycles on a pass in its faster lowering (``gemms``,
+    the candidate orientations), with ``config``'s multipliers and ``join``'s look-ahead,
+    queue and ring (a :class:`~maskprop.base.config.JoinSettings`): the exact schedule
+    (:func:`join_array_cycles`) when no lowering wants more than ``exact_outputs`` outputs
+    (``None``: always), else the bound of unbounded queues (:func:`decoupled_tile_cycles`, at
+    most the exact cycles)."""
+    wanted = [wanted_outputs(gemm, dense=False) for gemm in gemms]
+    if exact_outputs is None or max(int(w.sum()) for w in wanted) <= exact_outputs:
+        return min(join_array_cycles(gemm, config, group=join.group, queue=join.queue,
+                                     ring=join.ring) for gemm in gemms), True
+    return min(decoupled_tile_cycles(join_word_costs(gemm, config, join.group), w, config.tiles)
+               for gemm, w in zip(gemms, wanted)), False

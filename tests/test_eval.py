@@ -104,6 +104,8 @@ def test_profile_command_through_the_cli(tmp_path):
     (["eval", "--profile", "nothere.json"], "--profile must be literature"),
     (["eval", "--network", "digits", "--profile", "synthetic:0.5"], "drop --profile"),
     (["profile", "--model", "missing.py", "--batch", "b.npz", "-o", "p.json"], "b.npz"),
+    (["eval", "--network", "digits", "--join", "--select-window", "8"],
+     "--join: the join array has a lane per selection segment: lanes must equal"),
 ])
 def test_bad_input(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -636,3 +638,82 @@ def test_backward_weight_reduction_is_not_refused_for_acc_width():
     with pytest.raises(ValueError, match="forward reduction sums"):
         check_evaluable(Network("deep", (NetLayer(deep, batchnorm=False, relu_input=False),)),
                         narrow)
+
+
+# --- issue 11: the join array beside the tile array -------------------------------------------
+
+def test_eval_models_the_join_array_exactly_on_the_digits_cnn(tmp_path, capsys):
+    """``--join``: every digits-CNN pass's join cycles are the exact schedule of the array in
+    the pass's faster lowering; its totals relate to the tile array's dense baseline as every
+    speedup does (achieved/ideal = nonzero MACs over the multiplier slots the join array
+    uses); summary.json and the per-network JSON carry them."""
+    from maskprop.base.config import JoinSettings
+    from maskprop.base.metrics import multiplier_slots
+    from maskprop.evaluation.evaluate import SCENARIOS, TOTALS, digits_evaluation_inputs
+    from maskprop.sim.cycle_model import candidate_lowerings, join_array_cycles
+
+    net, masks = digits_evaluation_inputs()
+    join = JoinSettings()
+    config = EVALUATION.for_evaluation()
+    evaluation = evaluate(net, masks, config, join=join)
+    layers = {layer.name: layer for layer in net.layers}
+    checked = 0
+    for row in evaluation.rows[::5]:                      # a sample: the loop is the model's
+        conv = layers[row.layer].conv
+        a, dz = masks.masks(layers[row.layer], row.scenario)
+        gemms = candidate_lowerings(conv, row.pass_name,
+                                    A=np.asarray(a, dtype=bool).view(np.uint8),
+                                    W=np.ones(conv.weight_shape, dtype=np.uint8),
+                                    dZ=np.asarray(dz, dtype=bool).view(np.uint8), config=config)
+        assert row.join_exact
+        assert row.join_cycles == min(join_array_cycles(g, config, group=join.group,
+                                                        queue=join.queue, ring=join.ring)
+                                      for g in gemms)
+        checked += 1
+    assert checked >= 4
+    for scenario in SCENARIOS:
+        for which in TOTALS:
+            terms = evaluation.join_total(scenario, which)
+            assert terms.exact
+            assert terms.efficiency == pytest.approx(
+                terms.nonzero_macs / multiplier_slots(terms.sparse_cycles,
+                                                      config.tiles * config.lanes))
+            assert 0 < terms.efficiency <= 1
+    status = main(["eval", "--network", "digits", "--join", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "Join array (4 tiles x 4 lanes, look-ahead 4, queue 8, ring 4; compute only)" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary) == len(SCENARIOS) * len(TOTALS)
+    for row, (scenario, which) in zip(summary, [(s, w) for s in SCENARIOS for w in TOTALS]):
+        terms = evaluation.join_total(scenario, which)
+        assert (row["join_cycles"], row["join_exact"]) == (terms.sparse_cycles, True)
+        assert row["join_efficiency"] == pytest.approx(terms.efficiency)
+    data = json.loads((tmp_path / "digits.json").read_text())
+    assert data["join"] == {"group": 4, "queue": 8, "ring": 4}
+    assert all(layer["join_exact"] for layer in data["layers"])
+
+
+def test_without_join_eval_has_no_join_fields(tmp_path):
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs
+
+    net, masks = digits_evaluation_inputs()
+    evaluation = evaluate(net, masks, EVALUATION.for_evaluation())
+    assert evaluation.join_total("batchnorm", "training step") is None
+    assert not any(key.startswith("join") for row in evaluation.summary() for key in row)
+    assert not any(key.startswith("join") for key in evaluation.rows[0].as_dict())
+
+
+def test_join_pass_cycles_bound_below_exact():
+    """Above ``exact_outputs`` the bound of unbounded queues, never above the exact cycles."""
+    from maskprop.base.config import JoinSettings
+    from maskprop.evaluation.evaluate import digits_evaluation_inputs, network_lowerings
+    from maskprop.sim.cycle_model import join_pass_cycles
+
+    net, masks = digits_evaluation_inputs()
+    config = EVALUATION.for_evaluation()
+    for _, _, gemms in list(network_lowerings(net, masks, "no-batchnorm", config))[:6]:
+        exact, is_exact = join_pass_cycles(gemms, config, JoinSettings())
+        bound, is_bound = join_pass_cycles(gemms, config, JoinSettings(), exact_outputs=0)
+        assert (is_exact, is_bound) == (True, False)
+        assert 0 < bound <= exact

@@ -72,9 +72,9 @@ def test_join_step_cycles_are_exact_or_bounded(iso):
     join = iso.JOIN["ice40"]
     exact = bound = 0
     for _, _, gemms in network_lowerings(net, source, "no-batchnorm", config):
-        exact += min(join_array_cycles(g, config, group=join["group"], queue=join["queue"],
-                                       ring=join["ring"]) for g in gemms)
-        bound += min(decoupled_tile_cycles(join_word_costs(g, config, join["group"]),
+        exact += min(join_array_cycles(g, config, group=join.group, queue=join.queue,
+                                       ring=join.ring) for g in gemms)
+        bound += min(decoupled_tile_cycles(join_word_costs(g, config, join.group),
                                            wanted_outputs(g, dense=False), config.tiles)
                      for g in gemms)
     exact_step = iso.step_cycles(FPGA_ICE40, "join", net, source, "no-batchnorm", exact=True)
@@ -84,7 +84,7 @@ def test_join_step_cycles_are_exact_or_bounded(iso):
     Fragment.get(array, None)       # it elaborates (and is used, for Amaranth's check)
     assert name == "join_array"
     assert array.tiles * array.lanes == FPGA_ICE40.tiles * FPGA_ICE40.lanes
-    assert (array.lane.group, array.queue, array.ring) == tuple(join.values())
+    assert (array.lane.group, array.queue, array.ring) == (join.group, join.queue, join.ring)
 
 
 def test_the_table_shows_both_designs_and_each_networks_speedup():

@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["Config", "Selection", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT",
            "DEFAULT", "DEFAULT_WINDOW", "EVALUATION", "FPGA_SMALL", "FPGA_ICE40", "FPGA_CORE",
            "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
-           "GENERATABLE_BUFFER_BITS"]
+           "GENERATABLE_BUFFER_BITS", "JoinSettings"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
@@ -481,6 +481,17 @@ FPGA_ICE40 = Config(vec=8, lanes=2, tiles=2, data_width=8, acc_width=24, col_blo
 #: the core splits passes but never a reduction), and the default's Y buffer of 8192 words.
 CORE_ARRAY_FIELDS = {"max_chunks": 512, "y_words": 8192}
 CORE_ARRAY = Config(**CORE_ARRAY_FIELDS)
+
+
+@dataclass(frozen=True)
+class JoinSettings:
+    """The join array's own parameters beside a :class:`Config`'s multipliers and buffers
+    (``hw/join_array.py``, ``JoinArray.from_config``): ``group``, the chunks of a lanes' mask
+    word (the look-ahead); ``queue``, the outputs a tile holds; ``ring``, the ``X`` rows the
+    array holds. The defaults are the ECP5 configuration ``scripts/bench_join.py`` measures."""
+    group: int = 4
+    queue: int = 8
+    ring: int = 4
 
 
 #: Bits of one of backward-weight's partial sums in memory (``hw/partial_sums.py``).

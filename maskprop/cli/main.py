@@ -24,8 +24,8 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from maskprop.base.config import CORE_ARRAY, CORE_ARRAY_FIELDS, Config, CoreConfig
-from maskprop.base.metrics import format_ratio, format_speedup
+from maskprop.base.config import CORE_ARRAY, CORE_ARRAY_FIELDS, Config, CoreConfig, JoinSettings
+from maskprop.base.metrics import NO_WORK, format_ratio, format_speedup
 from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
 from maskprop.workloads.networks import NETWORK_NAMES
@@ -357,6 +357,11 @@ def _parser() -> argparse.ArgumentParser:
                                "(default: one word of the core's memory port per cycle, "
                                "vec x the data's container bytes)")
     evaluate.add_argument("--layers", action="store_true", help="also print every layer")
+    evaluate.add_argument("--join", action="store_true",
+                          help="also model the join array (both operands skipped; look-ahead "
+                               "4, queue 8, ring 4; the same multipliers; compute only): its "
+                               "exact schedule on small passes, else the bound of unbounded "
+                               "queues")
     evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
                           help="directory for CSV, JSON and PNG (default out/eval)")
     _add_config_options(evaluate, buffers=False)
@@ -847,11 +852,45 @@ def _movement_lines(evaluations) -> list:
     return lines
 
 
+def _join_table(evaluations, config):
+    """The join array beside the tile array: per network and scenario, its speedup over the
+    tile array's dense mode and achieved/ideal (in parentheses) per total, the pass it does
+    worst in, and whether its cycles are exact."""
+    from rich.table import Table
+
+    from maskprop.evaluation.evaluate import SCENARIOS, TOTALS
+
+    join = evaluations[0].join
+    table = Table(title=f"Join array ({config.tiles} tiles x {config.lanes} lanes, look-ahead "
+                        f"{join.group}, queue {join.queue}, ring {join.ring}; compute only), "
+                        f"speedup over the tile array's dense mode; achieved/ideal in "
+                        f"parentheses")
+    table.add_column("network")
+    table.add_column("BatchNorm")
+    for which in TOTALS:
+        table.add_column(which, justify="right")
+    table.add_column("worst pass", justify="right")
+    table.add_column("cycles")
+    for evaluation in evaluations:
+        for scenario in SCENARIOS:
+            terms = [evaluation.join_total(scenario, which) for which in TOTALS]
+            worst = evaluation.join_worst_pass(scenario)
+            exact = {r.join_exact for r in evaluation.rows if r.scenario == scenario}
+            table.add_row(evaluation.network, scenario,
+                          *(f"{format_speedup(t.speedup)} ({format_ratio(t.efficiency)})"
+                            for t in terms),
+                          NO_WORK if worst is None
+                          else f"{pass_label(worst[0])} ({format_ratio(worst[1])})",
+                          "exact" if exact == {True} else
+                          "bound" if exact == {False} else "exact on small passes, else bound")
+    return table
+
+
 def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
 
-    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable,
+    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable, check_join,
                                               digits_evaluation_inputs, evaluate)
     from maskprop.workloads.networks import network
 
@@ -878,6 +917,12 @@ def _eval(args):
                 raise
             raise UsageError(f"--batch {args.batch}: {error}") from None
         jobs.append((name, net, source))
+    join = JoinSettings() if args.join else None
+    if join is not None:
+        try:
+            check_join(config)
+        except ValueError as error:
+            raise UsageError(f"--join: {error}") from None
     console = _console()
     evaluations = []
     with Progress(console=console, transient=True) as progress:
@@ -885,6 +930,7 @@ def _eval(args):
         for name, net, source in jobs:
             progress.update(task, description=f"cycle model: {net.name}")
             evaluations.append(evaluate(net, source, config, bandwidth=args.bandwidth,
+                                        join=join,
                                         progress=lambda n: progress.advance(task, n)))
     table = Table(title=f"Tile array ({config.tiles} tiles x {config.lanes} lanes, vec "
                         f"{config.vec}), speedup over dense mode on the same RTL (cycle model); "
@@ -903,6 +949,8 @@ def _eval(args):
                             for t in totals),
                           format_ratio(totals[-1].efficiency), evaluation.profile)
     console.print(table)
+    if join is not None:
+        console.print(_join_table(evaluations, config))
     for line in _movement_lines(evaluations):
         console.print(line)
     if args.layers:

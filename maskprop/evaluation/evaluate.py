@@ -31,13 +31,14 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from maskprop.base.config import CORE_ARRAY, Config, CoreConfig
+from maskprop.base.config import CORE_ARRAY, Config, CoreConfig, JoinSettings
 from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
-from maskprop.base.metrics import NO_WORK, Totals, totals
-from maskprop.sim.cycle_model import PassEstimate, candidate_lowerings, mode_estimates
+from maskprop.base.metrics import NO_WORK, Speedups, Totals, totals
+from maskprop.sim.cycle_model import (PassEstimate, candidate_lowerings, join_pass_cycles,
+                                      mode_estimates)
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
                                         memory_cycles, mode_cost)
 from maskprop.sim.layer import PASSES, pass_label
@@ -94,6 +95,15 @@ class LayerPass(PassEstimate):
     dz_density: float
     dense_cost: ModeCost
     sparse_cost: ModeCost
+    #: The join array's cycles on the pass (compute only) and whether they are its exact
+    #: schedule (else the bound of unbounded queues): ``None`` unless the evaluation models it.
+    join_cycles: int | None = None
+    join_exact: bool | None = None
+
+    @property
+    def join(self) -> "JoinTerms | None":
+        """The join array's terms against this pass's dense baseline, if modelled."""
+        return None if self.join_cycles is None else JoinTerms.of([self])
 
     @property
     def bandwidth(self) -> float:
@@ -125,7 +135,33 @@ class LayerPass(PassEstimate):
                 **{f"dense_{k}": v for k, v in _mode_columns(self.dense_cost).items()},
                 **{f"sparse_{k}": v for k, v in _mode_columns(self.sparse_cost).items()},
                 "speedup_overlapped": self.speedup_overlapped,
-                "speedup_serial": self.speedup_serial, "energy_ratio": self.energy_ratio}
+                "speedup_serial": self.speedup_serial, "energy_ratio": self.energy_ratio,
+                **({} if self.join is None else self.join.as_dict())}
+
+
+@dataclass(frozen=True)
+class JoinTerms(Speedups):
+    """The join array on several layer passes (compute only, no data movement): its cycles as
+    ``sparse_cycles`` against the tile array's dense baseline (the same multipliers: a lane
+    per selection segment, the same tiles), so ``speedup``, ``ideal`` and ``efficiency``
+    mean what they mean for the tile array (:mod:`maskprop.base.metrics`); ``exact``: every
+    pass's cycles from the exact schedule."""
+    dense_cycles: int
+    sparse_cycles: int
+    dense_slots: int
+    nonzero_macs: int
+    exact: bool
+
+    @classmethod
+    def of(cls, rows) -> "JoinTerms":
+        rows = list(rows)
+        return cls(sum(r.dense_cycles for r in rows), sum(r.join_cycles for r in rows),
+                   sum(r.dense_slots for r in rows), sum(r.nonzero_macs for r in rows),
+                   all(r.join_exact for r in rows))
+
+    def as_dict(self) -> dict:
+        return {"join_cycles": self.sparse_cycles, "join_speedup": self.speedup,
+                "join_efficiency": self.efficiency, "join_exact": self.exact}
 
 
 @dataclass(frozen=True)
@@ -200,6 +236,8 @@ class Evaluation:
     bandwidth: float = None
     energy: EnergyTable = HOROWITZ_45NM
     core: CoreConfig | None = None
+    #: The join array's settings if it is modelled beside the tile array.
+    join: JoinSettings | None = None
 
     def _rows(self, scenario: str, which: str) -> list:
         return [r for r in self.rows if r.scenario == scenario and r.pass_name in TOTALS[which]]
@@ -207,6 +245,21 @@ class Evaluation:
     def total(self, scenario: str, which: str) -> Totals:
         """The layer passes of ``scenario`` that ``which`` (a key of :data:`TOTALS`) covers."""
         return totals(self._rows(scenario, which))
+
+    def join_total(self, scenario: str, which: str) -> JoinTerms | None:
+        """The join array on the same layer passes as :meth:`total`, if modelled."""
+        return None if self.join is None else JoinTerms.of(self._rows(scenario, which))
+
+    def join_worst_pass(self, scenario: str) -> tuple[str, float] | None:
+        """The pass (forward, backward-data or backward-weight, over every layer) in which the
+        join array's achieved/ideal is lowest, and that value; ``None`` if not modelled or no
+        pass has work."""
+        if self.join is None:
+            return None
+        passes = [(JoinTerms.of(r for r in self.rows if r.scenario == scenario
+                                and r.pass_name == name).efficiency, name) for name in PASSES]
+        passes = [(efficiency, name) for efficiency, name in passes if efficiency is not None]
+        return None if not passes else min(passes)[::-1]
 
     def movement_total(self, scenario: str, which: str) -> MovementTotals:
         """Data movement and energy of the same layer passes as :meth:`total`."""
@@ -220,7 +273,8 @@ class Evaluation:
                  "sparse_cycles": t.sparse_cycles, "speedup": t.speedup, "ideal": t.ideal,
                  "efficiency": t.efficiency, "bandwidth_bytes_per_cycle": self.bandwidth,
                  "energy_source": self.energy.source,
-                 **self.movement_total(scenario, which).as_dict()}
+                 **self.movement_total(scenario, which).as_dict(),
+                 **({} if self.join is None else self.join_total(scenario, which).as_dict())}
                 for scenario in SCENARIOS for which in TOTALS
                 for t in [self.total(scenario, which)]]
 
@@ -244,6 +298,7 @@ class Evaluation:
                 "x_words": self.core.x_words, "y_words": self.core.array.y_words,
                 "max_cols": self.core.array.max_cols},
             "bandwidth_bytes_per_cycle": self.bandwidth, "energy_table": self.energy.as_dict(),
+            "join": None if self.join is None else asdict(self.join),
             "assumptions": list(ASSUMPTIONS), "totals": self.summary(),
             "layers": [r.as_dict() for r in self.rows]}, indent=2)
 
@@ -499,20 +554,37 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     return PassEstimate.of(*modes, config), *costs
 
 
+def check_join(config: Config) -> None:
+    """Refuse a configuration the join array cannot have: it has a lane per selection segment
+    (``JoinArray.from_config``), so its multipliers are the tile array's only when ``lanes``
+    equals ``vec / select_window``."""
+    segments = config.selection.segments
+    if config.lanes != segments:
+        raise ValueError(f"the join array has a lane per selection segment: lanes must equal "
+                         f"vec / select_window = {segments}, not {config.lanes}")
+
+
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
              bandwidth=None, energy: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None,
-             progress=None) -> Evaluation:
+             join: JoinSettings | None = None, progress=None) -> Evaluation:
     """Every layer, pass and scenario of ``net`` through the cycle model, with each pass's
     data movement at ``bandwidth`` bytes per cycle (default :func:`default_bandwidth`) on
-    ``core`` (default :func:`evaluation_core`) and its energy from ``energy``.
+    ``core`` (default :func:`evaluation_core`) and its energy from ``energy``; with ``join``,
+    also the join array of those settings with ``config``'s multipliers, compute only, in
+    each pass's faster lowering
+    (:func:`~maskprop.sim.cycle_model.join_pass_cycles`: its exact schedule on small passes,
+    else the bound of unbounded queues).
 
     ``progress(advance)`` is called once per layer (for a progress bar). What
-    :func:`check_evaluable` refuses is refused before anything is computed.
+    :func:`check_evaluable` (and with ``join``, :func:`check_join`) refuses is refused before
+    anything is computed.
     """
     rows = []
     layers = list(net.layers)
     core = evaluation_core(config) if core is None else core
     check_evaluable(net, config, core=core)
+    if join is not None:
+        check_join(config)
     bandwidth = default_bandwidth(config) if bandwidth is None else bandwidth
     memory_cycles(0, bandwidth)                       # refuses a bandwidth that is not one
     for index, net_layer in enumerate(layers):
@@ -524,10 +596,18 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
                 estimate, dense, sparse = pass_costs(conv, pass_name, a, dz, config,
                                                      bandwidth=bandwidth, energy=energy,
                                                      core=core)
+                join_cycles = join_exact = None
+                if join is not None:
+                    gemms = candidate_lowerings(
+                        conv, pass_name, A=np.asarray(a, dtype=bool).view(np.uint8),
+                        W=np.ones(conv.weight_shape, dtype=np.uint8),
+                        dZ=np.asarray(dz, dtype=bool).view(np.uint8), config=config)
+                    join_cycles, join_exact = join_pass_cycles(gemms, config, join)
                 row = LayerPass(**asdict(estimate), network=net.name, scenario=scenario,
                                 a_density=float(a.mean()), dz_density=float(dz.mean()),
-                                dense_cost=dense, sparse_cost=sparse)
+                                dense_cost=dense, sparse_cost=sparse, join_cycles=join_cycles,
+                                join_exact=join_exact)
                 rows.append(row)
         if progress is not None:
             progress(1)
-    return Evaluation(net.name, source.label, config, rows, bandwidth, energy, core)
+    return Evaluation(net.name, source.label, config, rows, bandwidth, energy, core, join)
