@@ -8,7 +8,7 @@ from amaranth.hdl import Assert
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import ceil_log2, check_range
+from maskprop.base.config import JoinSettings, ceil_log2, check_range
 
 from maskprop.hw.join_lane import JoinLaneParameters
 from maskprop.hw.join_tile import JoinTile
@@ -152,12 +152,13 @@ class JoinArray(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, *, group: int = 4, queue: int = 8, ring: int = 4):
+    def from_config(cls, config, *, group: int = JoinSettings.group,
+                    queue: int = JoinSettings.queue, ring: int = JoinSettings.ring):
         """The join array with the multipliers, operands and buffers of the tile array of
         ``config`` (a :class:`~maskprop.base.config.Config`): its tiles, a lane per selection
         segment (``lanes`` must equal ``vec / select_window``), ``max_cols`` columns and
-        ``max_chunks`` chunks; the look-ahead, queue and ring of ``scripts/bench_join.py``
-        unless given."""
+        ``max_chunks`` chunks; the look-ahead, queue and ring of
+        :class:`~maskprop.base.config.JoinSettings` unless given."""
         selection = config.selection
         if selection.segment_lanes != 1:
             raise ValueError(f"lanes must equal vec / select_window = {selection.segments} for "
