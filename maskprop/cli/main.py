@@ -852,25 +852,34 @@ def _movement_lines(evaluations) -> list:
     return lines
 
 
-def _join_table(evaluations, config):
-    """The join array beside the tile array: per network and scenario, its speedup over the
-    tile array's dense mode and achieved/ideal (in parentheses) per total, the pass it does
-    worst in, and whether its cycles are exact."""
+def _totals_table(title: str, extra_columns):
+    """A table of ``maskprop eval``: a row per network and scenario, a column per total
+    (forward, backward, training step), then ``extra_columns`` (``(name, justify)``)."""
     from rich.table import Table
 
-    from maskprop.evaluation.evaluate import SCENARIOS, TOTALS
+    from maskprop.evaluation.evaluate import TOTALS
 
-    join = evaluations[0].join
-    table = Table(title=f"Join array ({config.tiles} tiles x {config.lanes} lanes, look-ahead "
-                        f"{join.group}, queue {join.queue}, ring {join.ring}; compute only), "
-                        f"speedup over the tile array's dense mode; achieved/ideal in "
-                        f"parentheses")
+    table = Table(title=title)
     table.add_column("network")
     table.add_column("BatchNorm")
     for which in TOTALS:
         table.add_column(which, justify="right")
-    table.add_column("worst pass", justify="right")
-    table.add_column("cycles")
+    for name, justify in extra_columns:
+        table.add_column(name, justify=justify)
+    return table
+
+
+def _join_table(evaluations, config):
+    """The join array beside the tile array: per network and scenario, its speedup over the
+    tile array's dense mode and achieved/ideal (in parentheses) per total, the pass it does
+    worst in, and whether its cycles are exact."""
+    from maskprop.evaluation.evaluate import SCENARIOS, TOTALS
+
+    join = evaluations[0].join
+    table = _totals_table(f"Join array ({config.tiles} tiles x {config.lanes} lanes, look-ahead "
+                          f"{join.group}, queue {join.queue}, ring {join.ring}; compute "
+                          f"only), speedup over the tile array's dense mode; achieved/ideal in "
+                          f"parentheses", [("worst pass", "right"), ("cycles", "left")])
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             terms = [evaluation.join_total(scenario, which) for which in TOTALS]
@@ -932,15 +941,10 @@ def _eval(args):
             evaluations.append(evaluate(net, source, config, bandwidth=args.bandwidth,
                                         join=join,
                                         progress=lambda n: progress.advance(task, n)))
-    table = Table(title=f"Tile array ({config.tiles} tiles x {config.lanes} lanes, vec "
-                        f"{config.vec}), speedup over dense mode on the same RTL (cycle model); "
-                        f"ideal in parentheses")
-    table.add_column("network")
-    table.add_column("BatchNorm")
-    for which in TOTALS:
-        table.add_column(which, justify="right")
-    table.add_column("achieved/ideal (step)", justify="right")
-    table.add_column("masks")
+    table = _totals_table(f"Tile array ({config.tiles} tiles x {config.lanes} lanes, vec "
+                          f"{config.vec}), speedup over dense mode on the same RTL (cycle "
+                          f"model); ideal in parentheses",
+                          [("achieved/ideal (step)", "right"), ("masks", "left")])
     for evaluation in evaluations:
         for scenario in SCENARIOS:
             totals = [evaluation.total(scenario, which) for which in TOTALS]

@@ -36,7 +36,7 @@ from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
 from maskprop.host.memory_layout import word_bytes
-from maskprop.base.metrics import NO_WORK, Speedups, Totals, totals
+from maskprop.base.metrics import NO_WORK, Totals, totals
 from maskprop.sim.cycle_model import (PassEstimate, candidate_lowerings, join_pass_cycles,
                                       mode_estimates)
 from maskprop.sim.data_movement import (ASSUMPTIONS, HOROWITZ_45NM, EnergyTable, ModeCost,
@@ -140,16 +140,12 @@ class LayerPass(PassEstimate):
 
 
 @dataclass(frozen=True)
-class JoinTerms(Speedups):
+class JoinTerms(Totals):
     """The join array on several layer passes (compute only, no data movement): its cycles as
     ``sparse_cycles`` against the tile array's dense baseline (the same multipliers: a lane
     per selection segment, the same tiles), so ``speedup``, ``ideal`` and ``efficiency``
     mean what they mean for the tile array (:mod:`maskprop.base.metrics`); ``exact``: every
     pass's cycles from the exact schedule."""
-    dense_cycles: int
-    sparse_cycles: int
-    dense_slots: int
-    nonzero_macs: int
     exact: bool
 
     @classmethod
