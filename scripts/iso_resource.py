@@ -57,9 +57,13 @@ DESIGNS = ("sparse", "dense-only", "join")
 #: The join array's look-ahead (chunks a mask word), queue and ring on each target. On the
 #: UP5K the smallest: the iCE40 has no LUT RAM, so the tiles' queues and the small banks are
 #: flip-flops: two tiles of look-ahead 2 need 5,318 of the 5,280 logic cells at queue 4 and
-#: did not place at queue 2 (4,674 cells, nextpnr found no legal placement after 11 minutes),
-#: where look-ahead 1 with queue 2 does (4,583). On ECP5 bench_join's.
-JOIN = {"ice40": JoinSettings(group=1, queue=2, ring=2), "ecp5": JoinSettings()}
+#: did not place at queue 2 (4,674 cells, nextpnr found no legal placement after 11 minutes).
+#: With the dealer's stages, the collector's skid buffers and the lanes' mask registers, two
+#: tiles of look-ahead 1, queue 2 and a ring of 2 rows did not place either (4,753 cells);
+#: queue 2 with a ring of 1 does, and queue 1 with a ring of 2, but the digits CNN's exact
+#: step takes 280,087 cycles with the first and 323,142 with the second (BatchNorm). On ECP5
+#: bench_join's.
+JOIN = {"ice40": JoinSettings(group=1, queue=2, ring=1), "ecp5": JoinSettings()}
 #: The networks small enough for the join array's exact schedule.
 EXACT = ("digits",)
 
