@@ -201,8 +201,8 @@ PARTS = [
                                       *(("--network", "alexnet") if quick else ()))],
          lambda work, docs: tables.cycle_model_text(_json(work / "result.json")), quick=True),
     Part("eval", "results.md", "five ImageNet CNNs and the digits CNN from the cycle model "
-         "(maskprop eval); docs/eval_summary.png and docs/resnet50_layers.png",
-         lambda work, quick: [_maskprop("eval", "--out", work,
+         "(maskprop eval, with the join array); docs/eval_summary.png and docs/resnet50_layers.png",
+         lambda work, quick: [_maskprop("eval", "--join", "--out", work,
                                         *(("--network", "alexnet") if quick else
                                           ("--network", "all", "--network", "digits")))],
          _render_eval, quick=True),

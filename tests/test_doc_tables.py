@@ -239,6 +239,30 @@ def test_eval_tables_show_the_summary_with_data_movement():
     assert "Over these networks" in everything and "backward 3.00x-9.00x" in everything
 
 
+def test_eval_tables_show_the_join_array_when_measured():
+    """With ``--join`` the summary's join totals get their own table (speedup, achieved/ideal,
+    exact or bound) and the lowest achieved/ideal is named; without, no such table."""
+    join = dict(join_speedup=2.5, join_efficiency=0.9, join_exact=True)
+    summary = (summary_rows("Net A", "batchnorm", **join)
+               + summary_rows("Net A", "no-batchnorm", **dict(join, join_efficiency=0.8,
+                                                               join_exact=False)))
+    summary[4]["join_efficiency"] = 0.75                 # no-batchnorm backward
+    text = tables.eval_tables(summary, {"Net A": "batchnorm"}, (1.0, 2.0), (1.5, 2.5))
+    rows = table_rows(text, "| network | BatchNorm | forward | backward | training step | cycles |")
+    assert rows == [["Net A", "batchnorm", "2.50x (0.90)", "2.50x (0.90)", "2.50x (0.90)",
+                     "exact"],
+                    ["Net A", "no-batchnorm", "2.50x (0.80)", "2.50x (0.75)", "2.50x (0.80)",
+                     "bound"]]
+    assert "Lowest achieved/ideal of the join array: 0.75 (Net A, no-batchnorm, backward)." \
+        in text
+    plain = tables.eval_tables(summary_rows("Net A", "batchnorm"), {"Net A": "batchnorm"},
+                               (1.0, 2.0), (1.5, 2.5))
+    assert "join array" not in plain
+    with pytest.raises(tables.DocsError, match="for some rows only"):
+        tables.eval_tables(summary[:3] + summary_rows("Net A", "no-batchnorm"),
+                           {"Net A": "batchnorm"}, (1.0, 2.0), (1.5, 2.5))
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda rows: [dict(r, bandwidth_bytes_per_cycle=16) if r["scenario"] == "batchnorm"
                    else r for r in rows], "disagree on bandwidth_bytes_per_cycle"),
@@ -284,7 +308,7 @@ def test_make_docs_writes_measured_tables_and_nothing_else(tmp_path):
     expected = before[:before.index("<!--")] + "\n\nMore prose.\n\n" + "\n\nThe end.\n"
     assert outside == expected
     eval_region = text[found["eval"][0]:found["eval"][1]]
-    assert found["eval"][2].startswith(".venv/bin/maskprop eval --out ")
+    assert found["eval"][2].startswith(".venv/bin/maskprop eval --join --out ")
     assert found["eval"][2].endswith("--network alexnet")
     assert f"Measured by `{found['eval'][2]}`" in eval_region
     assert "stale" not in text
@@ -311,6 +335,15 @@ def test_make_docs_writes_measured_tables_and_nothing_else(tmp_path):
     assert f"at {step['bandwidth_bytes_per_cycle']} bytes per cycle" in eval_region
     assert step["energy_source"] in eval_region and "Horowitz" in step["energy_source"]
     assert (docs / "eval_summary.png").read_bytes() == (work / "eval" / "summary.png").read_bytes()
+    # The join array's table, from the same run.
+    rows = table_rows(eval_region, "| network | BatchNorm | forward | backward | training "
+                                   "step | cycles |")
+    assert [row[:2] for row in rows] == [["AlexNet", "batchnorm"], ["AlexNet", "no-batchnorm"]]
+    for row in rows:
+        totals = {r["totals"]: r for r in summary if r["scenario"] == row[1]}
+        assert numbers(" ".join(row[2:5])) == to_cents(
+            [v for t in ("forward", "backward", "training step")
+             for v in (totals[t]["join_speedup"], totals[t]["join_efficiency"])])
 
     model = json.loads((work / "cycle-model" / "result.json").read_text())
     row = table_rows(text[found["cycle-model"][0]:], "| network | batch |")[0]

@@ -464,6 +464,42 @@ def _movement_cells(summary: list[dict], network: str, scenario: str) -> list[st
                        for part in ("compute", "sram", "dram"))]
 
 
+_JOIN_KEYS = ("join_speedup", "join_efficiency", "join_exact")
+
+
+def _join_lines(summary: list[dict], networks: list[str], scenarios: list[str]) -> list[str]:
+    """The join array's table (``maskprop eval --join``), or nothing if the summary has none;
+    every row must then have it."""
+    having = [all(key in r for key in _JOIN_KEYS) for r in summary]
+    if not any(having):
+        return []
+    if not all(having):
+        raise DocsError("summary.json has the join array's totals for some rows only: measure "
+                        "again with maskprop eval --join")
+    rows, lowest = [], None
+    for n in networks:
+        for s in scenarios:
+            by_totals = _eval_totals(summary, n, s)
+            rows.append([n, s, *(f"{times(by_totals[t]['join_speedup'])} "
+                                 f"({ratio(by_totals[t]['join_efficiency'])})" for t in _TOTALS),
+                         "exact" if by_totals["training step"]["join_exact"] else "bound"])
+            for t in _TOTALS:
+                efficiency = by_totals[t]["join_efficiency"]
+                if efficiency is not None and (lowest is None or efficiency < lowest[0]):
+                    lowest = (efficiency, n, s, t)
+    lines = ["", "The join array (docs/architecture.md section 4.8) on the same masks and "
+             "multipliers, compute only (`--join`): its speedup over the same dense baseline, "
+             "achieved/ideal in parentheses; its cycles are the exact schedule where every pass "
+             "has at most 16,384 wanted outputs (`exact`), else the larger passes' are the bound "
+             "of unbounded queues (`bound`, fewer cycles than exact):", "",
+             *_table(["network", "BatchNorm", "forward", "backward", "training step",
+                      "cycles"], rows)]
+    if lowest is not None:
+        lines += ["", f"Lowest achieved/ideal of the join array: {ratio(lowest[0])} "
+                      f"({lowest[1]}, {lowest[2]}, {lowest[3]})."]
+    return lines
+
+
 def _one(summary: list[dict], key: str):
     values = {r[key] for r in summary}
     if len(values) != 1:
@@ -515,7 +551,8 @@ def eval_tables(summary: list[dict], own_scenario: dict[str, str],
         f"counted events x {source}; its split in sparse mode:", "",
         *_table(["network", "BatchNorm", "speedup", "overlapped", "serial", "MB dense",
                  "MB sparse (bitmap)", "mJ dense", "mJ sparse", "energy ratio",
-                 "sparse energy % compute / SRAM / DRAM"], movement), "",
+                 "sparse energy % compute / SRAM / DRAM"], movement),
+        *_join_lines(summary, networks, scenarios), "",
         f"Over {'these networks' if compared == networks else ', '.join(compared)} in their "
         f"own BatchNorm setting: backward {span('backward')}, "
         f"training step {span('training step')} (with data movement, serial: backward "
