@@ -675,10 +675,13 @@ def test_eval_models_the_join_array_exactly_on_the_digits_cnn(tmp_path, capsys):
         for which in TOTALS:
             terms = evaluation.join_total(scenario, which)
             assert terms.exact
-            assert terms.efficiency == pytest.approx(
-                terms.nonzero_macs / multiplier_slots(terms.sparse_cycles,
-                                                      config.tiles * config.lanes))
-            assert 0 < terms.efficiency <= 1
+            # The same multipliers as the tile array: its dense slots are every multiplier in
+            # every dense cycle, so speedup / ideal is the nonzero MACs over the join array's
+            # own slots (checked in exact integer terms, then the float's definition).
+            multipliers = config.tiles * config.lanes
+            assert terms.dense_slots == multiplier_slots(terms.dense_cycles, multipliers)
+            assert terms.efficiency == terms.speedup / terms.ideal
+            assert 0 < terms.nonzero_macs <= multiplier_slots(terms.sparse_cycles, multipliers)
     status = main(["eval", "--network", "digits", "--join", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0, out
@@ -688,7 +691,7 @@ def test_eval_models_the_join_array_exactly_on_the_digits_cnn(tmp_path, capsys):
     for row, (scenario, which) in zip(summary, [(s, w) for s in SCENARIOS for w in TOTALS]):
         terms = evaluation.join_total(scenario, which)
         assert (row["join_cycles"], row["join_exact"]) == (terms.sparse_cycles, True)
-        assert row["join_efficiency"] == pytest.approx(terms.efficiency)
+        assert row["join_efficiency"] == terms.efficiency      # JSON keeps a float exactly
     data = json.loads((tmp_path / "digits.json").read_text())
     assert data["join"] == {"group": 4, "queue": 8, "ring": 4}
     assert all(layer["join_exact"] for layer in data["layers"])
