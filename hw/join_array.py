@@ -8,7 +8,7 @@ from amaranth.hdl import Assert
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from maskprop.base.config import JoinSettings, ceil_log2, check_range
+from maskprop.base.config import JoinSettings, ceil_log2, check_join_lanes, check_range
 
 from maskprop.hw.join_lane import JoinLaneParameters
 from maskprop.hw.join_tile import JoinTile
@@ -159,10 +159,8 @@ class JoinArray(wiring.Component):
         segment (``lanes`` must equal ``vec / select_window``), ``max_cols`` columns and
         ``max_chunks`` chunks; the look-ahead, queue and ring of
         :class:`~maskprop.base.config.JoinSettings` unless given."""
+        check_join_lanes(config)
         selection = config.selection
-        if selection.segment_lanes != 1:
-            raise ValueError(f"lanes must equal vec / select_window = {selection.segments} for "
-                             f"the join array (a lane a segment), not {config.lanes}")
         return cls(tiles=config.tiles, lanes=selection.segments, window=selection.window,
                    group=group, queue=queue, ring=ring, max_columns=config.max_cols,
                    max_chunks=config.max_chunks, data_width=config.data_width,

@@ -20,7 +20,8 @@ and costs a wider find-first-set. For each group this measures:
   ``join`` the join array with unbounded lane queues (``cycle_model.decoupled_tile_cycles``, a
   bound), and on the digits CNN also exact with the tiles' queue and the ring of rows
   (``cycle_model.join_array_cycles``: the whole JoinArray's schedule, exact against its RTL:
-  ``X`` streamed in a chunk a cycle, the dealer, every tile's recurrence, the collector); and, as bounds, two lanes that are not built:
+  ``X`` streamed in a chunk a cycle, the dealer, every tile's recurrence, the collector); and,
+  as bounds, two lanes that are not built:
   ``empty words free`` (the word fetch drops empty words: an output costs the larger of its
   products and its words) and ``products only`` (an output costs its products, at least one
   cycle), to say what the floor of a cycle per word costs.
@@ -41,7 +42,8 @@ import numpy as np
 from amaranth import unsigned
 from rich.progress import track
 
-from maskprop.base.config import EVALUATION, FPGA_SMALL, Config, JoinSettings, check_range
+from maskprop.base.config import (EVALUATION, FPGA_SMALL, Config, JoinSettings,
+                                  check_join_lanes, check_range)
 from maskprop.base.metrics import nonzero_products
 from maskprop.evaluation.evaluate import SCENARIOS, network_lowerings, published_inputs
 from maskprop.flow.fpga import run_flow
@@ -176,10 +178,12 @@ def main(argv=None):
     parser.add_argument("--group", type=int, action="append", default=None,
                         help=f"mask-word look-ahead in chunks (repeatable; default "
                              f"{', '.join(map(str, GROUPS))})")
-    parser.add_argument("--queue", type=int, default=4,
-                        help="outputs a tile holds (the exact schedule's queue; default 4)")
-    parser.add_argument("--ring", type=int, default=4,
-                        help="X rows the array holds (the exact schedule's ring; default 4)")
+    parser.add_argument("--queue", type=int, default=JoinSettings.queue,
+                        help=f"outputs a tile holds (the exact schedule's queue; default "
+                             f"{JoinSettings.queue})")
+    parser.add_argument("--ring", type=int, default=JoinSettings.ring,
+                        help=f"X rows the array holds (the exact schedule's ring; default "
+                             f"{JoinSettings.ring})")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the synthesis runs go (default: a temporary directory)")
     parser.add_argument("--no-area", action="store_true", help="skip the synthesis")
@@ -187,11 +191,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = network_names(parser, args)
     config, built = EVALUATION, Config()        # the cycles' multipliers, the RTL's buffers
-    if config.selection.segment_lanes != 1:
-        parser.error("the join array has one lane a segment: the evaluation's lanes must "
-                     "equal vec / select_window")
     groups = args.group or list(GROUPS)
     try:
+        check_join_lanes(config)
         for group in groups:
             lane_parameters(built, group)
         check_range("queue", args.queue, 1, 64)

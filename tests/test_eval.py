@@ -105,7 +105,7 @@ def test_profile_command_through_the_cli(tmp_path):
     (["eval", "--network", "digits", "--profile", "synthetic:0.5"], "drop --profile"),
     (["profile", "--model", "missing.py", "--batch", "b.npz", "-o", "p.json"], "b.npz"),
     (["eval", "--network", "digits", "--join", "--select-window", "8"],
-     "--join: the join array has a lane per selection segment: lanes must equal"),
+     "--join: lanes must equal vec / select_window = 2 for the join array"),
 ])
 def test_bad_input(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

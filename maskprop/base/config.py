@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["Config", "Selection", "CoreConfig", "CORE_ARRAY", "CORE_ARRAY_FIELDS", "CORE_DEFAULT",
            "DEFAULT", "DEFAULT_WINDOW", "EVALUATION", "FPGA_SMALL", "FPGA_ICE40", "FPGA_CORE",
            "check_range", "ceil_log2", "container_bits", "y_chunk_shift",
-           "GENERATABLE_BUFFER_BITS", "JoinSettings"]
+           "GENERATABLE_BUFFER_BITS", "JoinSettings", "check_join_lanes"]
 
 # The most bits the tile array's two buffers (Y buffer and row buffer) may hold for its RTL to be
 # generated. Amaranth 0.5 has no uninitialized memory: `init=[]` means all zeros, and its RTLIL
@@ -492,6 +492,16 @@ class JoinSettings:
     group: int = 4
     queue: int = 8
     ring: int = 4
+
+
+def check_join_lanes(config: "Config") -> None:
+    """``ValueError`` unless the join array can have ``config``'s multipliers: it has a lane per
+    selection segment (``JoinArray.from_config``), so ``lanes`` must be ``vec /
+    select_window``."""
+    segments = config.selection.segments
+    if config.lanes != segments:
+        raise ValueError(f"lanes must equal vec / select_window = {segments} for the join array "
+                         f"(a lane a segment), not {config.lanes}")
 
 
 #: Bits of one of backward-weight's partial sums in memory (``hw/partial_sums.py``).

@@ -24,7 +24,8 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from maskprop.base.config import CORE_ARRAY, CORE_ARRAY_FIELDS, Config, CoreConfig, JoinSettings
+from maskprop.base.config import (CORE_ARRAY, CORE_ARRAY_FIELDS, Config, CoreConfig, JoinSettings,
+                                  check_join_lanes)
 from maskprop.base.metrics import NO_WORK, format_ratio, format_speedup
 from maskprop.sim.layer import PASS_ALIASES, pass_label
 from maskprop.workloads.digits import VARIANTS as DIGITS_VARIANTS
@@ -358,10 +359,11 @@ def _parser() -> argparse.ArgumentParser:
                                "vec x the data's container bytes)")
     evaluate.add_argument("--layers", action="store_true", help="also print every layer")
     evaluate.add_argument("--join", action="store_true",
-                          help="also model the join array (both operands skipped; look-ahead "
-                               "4, queue 8, ring 4; the same multipliers; compute only): its "
-                               "exact schedule on small passes, else the bound of unbounded "
-                               "queues")
+                          help=f"also model the join array (both operands skipped; look-ahead "
+                               f"{JoinSettings.group}, queue {JoinSettings.queue}, ring "
+                               f"{JoinSettings.ring}; the same multipliers; compute only): its "
+                               f"exact schedule on small passes, else the bound of unbounded "
+                               f"queues")
     evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
                           help="directory for CSV, JSON and PNG (default out/eval)")
     _add_config_options(evaluate, buffers=False)
@@ -899,7 +901,7 @@ def _eval(args):
     from rich.progress import Progress
     from rich.table import Table
 
-    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable, check_join,
+    from maskprop.evaluation.evaluate import (SCENARIOS, TOTALS, check_evaluable,
                                               digits_evaluation_inputs, evaluate)
     from maskprop.workloads.networks import network
 
@@ -929,7 +931,7 @@ def _eval(args):
     join = JoinSettings() if args.join else None
     if join is not None:
         try:
-            check_join(config)
+            check_join_lanes(config)
         except ValueError as error:
             raise UsageError(f"--join: {error}") from None
     console = _console()

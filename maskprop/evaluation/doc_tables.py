@@ -23,6 +23,7 @@ from pathlib import Path
 
 from maskprop.base.metrics import format_ratio as ratio, format_speedup as times
 from maskprop.flow.fpga import critical_path_text
+from maskprop.sim.cycle_model import JOIN_EXACT_OUTPUTS
 
 __all__ = ["DocsError", "END", "begin_marker", "regions", "replace_region", "code_block",
            "bench_digits_table", "cycle_model_text", "eval_tables", "flow_table",
@@ -489,9 +490,10 @@ def _join_lines(summary: list[dict], networks: list[str], scenarios: list[str]) 
                     lowest = (efficiency, n, s, t)
     lines = ["", "The join array (docs/architecture.md section 4.8) on the same masks and "
              "multipliers, compute only (`--join`): its speedup over the same dense baseline, "
-             "achieved/ideal in parentheses; its cycles are the exact schedule where every pass "
-             "has at most 16,384 wanted outputs (`exact`), else the larger passes' are the bound "
-             "of unbounded queues (`bound`, fewer cycles than exact):", "",
+             f"achieved/ideal in parentheses; its cycles are the exact schedule where every pass "
+             f"has at most {JOIN_EXACT_OUTPUTS:,} wanted outputs (`exact`), else the larger "
+             f"passes' are the bound of unbounded queues (`bound`, fewer cycles than exact):",
+             "",
              *_table(["network", "BatchNorm", "forward", "backward", "training step",
                       "cycles"], rows)]
     if lowest is not None:

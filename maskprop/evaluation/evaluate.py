@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from maskprop.base.config import CORE_ARRAY, Config, CoreConfig, JoinSettings
+from maskprop.base.config import (CORE_ARRAY, Config, CoreConfig, JoinSettings,
+                                  check_join_lanes)
 from maskprop.host.core_driver import runnable_operands
 from maskprop.host.driver import gemm_shapes
 from maskprop.host.split import plan_pass
@@ -550,16 +551,6 @@ def pass_costs(conv, pass_name: str, a_nonzero, dz_nonzero, config: Config, *, b
     return PassEstimate.of(*modes, config), *costs
 
 
-def check_join(config: Config) -> None:
-    """Refuse a configuration the join array cannot have: it has a lane per selection segment
-    (``JoinArray.from_config``), so its multipliers are the tile array's only when ``lanes``
-    equals ``vec / select_window``."""
-    segments = config.selection.segments
-    if config.lanes != segments:
-        raise ValueError(f"the join array has a lane per selection segment: lanes must equal "
-                         f"vec / select_window = {segments}, not {config.lanes}")
-
-
 def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
              bandwidth=None, energy: EnergyTable = HOROWITZ_45NM, core: CoreConfig | None = None,
              join: JoinSettings | None = None, progress=None) -> Evaluation:
@@ -572,15 +563,16 @@ def evaluate(net, source: MaskSource, config: Config, *, scenarios=SCENARIOS,
     else the bound of unbounded queues).
 
     ``progress(advance)`` is called once per layer (for a progress bar). What
-    :func:`check_evaluable` (and with ``join``, :func:`check_join`) refuses is refused before
-    anything is computed.
+    :func:`check_evaluable` (and with ``join``,
+    :func:`~maskprop.base.config.check_join_lanes`) refuses is refused before anything is
+    computed.
     """
     rows = []
     layers = list(net.layers)
     core = evaluation_core(config) if core is None else core
     check_evaluable(net, config, core=core)
     if join is not None:
-        check_join(config)
+        check_join_lanes(config)
     bandwidth = default_bandwidth(config) if bandwidth is None else bandwidth
     memory_cycles(0, bandwidth)                       # refuses a bandwidth that is not one
     for index, net_layer in enumerate(layers):
