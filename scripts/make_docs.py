@@ -269,6 +269,11 @@ PARTS = [
                                         "--compare-dense", "--out", work / "build", "--json",
                                         work / "ice40.json")],
          lambda work, docs: _render_flow_array(work, docs, "ice40")),
+    Part("fpga-dsp-floor", "fpga.md", "a DSP multiplier between two registers on the ECP5 "
+         "LFE5U-85F: the ceiling of nextpnr's Fmax for any design multiplying in a MULT18X18D",
+         lambda work, quick: [_script("bench_dsp_floor.py", "--out", work / "build",
+                                      "--json", work / "result.json")],
+         lambda work, docs: tables.dsp_floor_table(_json(work / "result.json"))),
     Part("fpga-core", "fpga.md", "the core on the ECP5 LFE5U-85F: CORE_DEFAULT synthesized, "
          "FPGA_CORE placed and routed (router2)",
          lambda work, quick: [

@@ -171,6 +171,24 @@ def test_flow_tables_show_the_reports_and_their_ratios():
     assert rows[0][-2] == "not routed"
 
 
+def test_dsp_floor_table_shows_each_fixture_and_says_whether_the_target_is_reached():
+    path = dict(delay_ns=7.03, logic_ns=4.45, routing_ns=2.58, through_dsp=True)
+    rows = [flow_report(label="16-bit product", device="LFE5U-85F", luts=0, ffs=64, dsps=1,
+                        fmax_mhz=142.2, routed=True, critical_path=path),
+            flow_report(label="8-bit product", device="LFE5U-85F", luts=0, ffs=32, dsps=1,
+                        fmax_mhz=142.3, routed=True, critical_path=dict(path, routing_ns=2.57))]
+    text = tables.dsp_floor_table({"device": "LFE5U-85F", "target_mhz": 150.0, "rows": rows})
+    assert text.startswith("ecp5 LFE5U-85F-6 CABGA381, nextpnr seed 1, harness\n")
+    assert table_rows(text, "| between registers |") == [
+        ["16-bit product", "0", "64", "1", "142.2 MHz", "7.03 ns", "4.45 ns", "2.58 ns", "yes"],
+        ["8-bit product", "0", "32", "1", "142.3 MHz", "7.03 ns", "4.45 ns", "2.57 ns", "yes"]]
+    assert text.endswith("The fastest, 8-bit product, stays below 150 MHz (6.67 ns): 142.3 MHz.")
+    text = tables.dsp_floor_table({"device": "LFE5U-85F", "target_mhz": 140.0, "rows": rows})
+    assert "8-bit product, reaches 140 MHz (7.14 ns)" in text
+    with pytest.raises(tables.DocsError, match="placed and routed"):
+        tables.dsp_floor_table({"target_mhz": 150.0, "rows": [dict(rows[0], routed=False)]})
+
+
 def shown_scaled(cell: str, value: float, unit: float) -> bool:
     """Whether ``cell`` shows ``value / unit`` as the tables print it: one decimal from 1 up,
     three significant digits below."""

@@ -27,7 +27,7 @@ from maskprop.sim.cycle_model import JOIN_EXACT_OUTPUTS
 
 __all__ = ["DocsError", "END", "begin_marker", "regions", "replace_region", "code_block",
            "bench_digits_table", "cycle_model_text", "eval_tables", "flow_table",
-           "flow_compare_table", "engine_time_line"]
+           "flow_compare_table", "dsp_floor_table", "engine_time_line"]
 
 END = "<!-- end generated -->"
 # Markers count only on a line of their own: prose may quote them (docs/usage.md does).
@@ -614,6 +614,30 @@ def flow_compare_table(sparse: dict, dense: dict, block: str = "engine") -> str:
                                             ("luts", "ffs", "dsps", "brams", "lutrams")), fmax]]
     return "\n".join([f"{sparse['target']} {_where(sparse)}, nextpnr seed {sparse['seed']}, "
                       f"{sparse['method']}", "", *_table([block, *_FLOW_HEADER], rows)])
+
+
+def dsp_floor_table(payload: dict) -> str:
+    """``scripts/bench_dsp_floor.py --json``: a product between registers on an ECP5, each
+    fixture's Fmax and its critical path split into logic and routing, and whether any reaches
+    the target clock."""
+    rows = payload["rows"]
+    if not rows or any(not row.get("routed") or row["critical_path"] is None for row in rows):
+        raise DocsError("the DSP floor needs every fixture placed and routed with a path")
+    target = payload["target_mhz"]
+    table = [[row["label"], row["luts"], row["ffs"], row["dsps"], _fmax(row),
+              f"{row['critical_path']['delay_ns']:.2f} ns",
+              f"{row['critical_path']['logic_ns']:.2f} ns",
+              f"{row['critical_path']['routing_ns']:.2f} ns",
+              "yes" if row["critical_path"]["through_dsp"] else "no"] for row in rows]
+    best = max(rows, key=lambda row: row["fmax_mhz"])
+    verdict = ("reaches" if best["fmax_mhz"] >= target else "stays below")
+    first = rows[0]
+    return "\n".join([
+        f"ecp5 {_where(first)}, nextpnr seed {first['seed']}, {first['method']}", "",
+        *_table(["between registers", "LUT4", "FF", "DSP", "Fmax", "path", "logic", "routing",
+                 "through the DSP"], table), "",
+        f"The fastest, {best['label']}, {verdict} {target:.0f} MHz "
+        f"({1000 / target:.2f} ns): {best['fmax_mhz']:.1f} MHz."])
 
 
 def engine_time_line(sparse: dict, dense: dict, bench: dict) -> str:
