@@ -79,6 +79,8 @@ class HostLink(wiring.Component):
         The memory's word port (a host of :class:`~maskprop.hw.axi_ram.AxiRam`'s backdoor).
     irq : In(1)
         The core's interrupt, a level; RUN waits for it.
+    idle : Out(1)
+        Waiting for the first byte of a request (nothing received, executing or answering).
 
     Latency and throughput
     ----------------------
@@ -113,6 +115,7 @@ class HostLink(wiring.Component):
             "mem": Out(HostPortSignature(addr_width=self.mem_addr_width,
                                          data_width=8 * word_bytes)),
             "irq": In(1),
+            "idle": Out(1),
         })
 
     word_bytes = property(lambda self: self._word_bytes)
@@ -192,7 +195,8 @@ class HostLink(wiring.Component):
             answer(m, code)
             m.d.sync += from_memory.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.idle.eq(fsm.ongoing("HUNT"))
             # --- receive a request --------------------------------------------------------
             with m.State("HUNT"):
                 with m.If(took & (byte == REQUEST_SYNC)):
