@@ -217,3 +217,15 @@ def test_every_command_the_readme_names_exists():
                         wrong.append(f"{page.name}: maskprop {command} has no option {option}")
     assert checked >= 10, "no maskprop commands found: the pattern is broken"
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_host_link_document_lists_every_command_and_status_with_its_code():
+    """docs/host_link.md's two tables against maskprop/device/protocol.py, the one home of the
+    codes: every member with its code, and no other."""
+    from maskprop.device.protocol import Command, Status
+
+    text = (ROOT / "docs" / "host_link.md").read_text()
+    for enum in (Command, Status):
+        rows = re.findall(r"^\| 0x([0-9A-F]{2}) \| ([A-Z_]+) \|", text, re.MULTILINE)
+        listed = {name: int(code, 16) for code, name in rows if name in enum.__members__}
+        assert listed == {member.name: member.value for member in enum}
