@@ -503,6 +503,30 @@ CATALOGUE = [
            "bus.wready.eq(wr_active & (~last_beat | b_queue.w_rdy))",
            "a W beat taken in the cycle of a backdoor write is not stored (the port is the "
            "backdoor's)", ("tests/test_axi_ram.py::test_ram_against_axi_master",)),
+    # --- the UART and the host link -------------------------------------------------------------
+    Mutant("uart-rx-samples-at-the-edge", "uart",
+           "m.d.sync += timer.eq(self._divisor // 2 - 1)", "m.d.sync += timer.eq(0)",
+           "the receiver samples each bit at its start instead of its middle: a sender a few "
+           "percent slow is misread", ("tests/test_uart.py",)),
+    Mutant("uart-tx-stop-bit-low", "uart",
+           "shift.eq(Cat(self.i.payload, Const(1, 1)))",
+           "shift.eq(Cat(self.i.payload, Const(0, 1)))",
+           "the transmitter sends a low stop bit", ("tests/test_uart.py",)),
+    Mutant("host-link-ignores-the-crc", "host_link",
+           "with m.If(rx_crc != 0):", "with m.If(rx_crc == 0x1FFFF):",
+           "a request is executed whatever its CRC", ("tests/test_host_link.py",)),
+    Mutant("host-link-times-out-from-the-sync", "host_link",
+           "m.d.sync += idle.eq(0)", "m.d.sync += idle.eq(idle)",
+           "the timeout counts from the frame's start, not from its last byte: a long frame "
+           "sent slowly is cut off", ("tests/test_host_link.py",)),
+    Mutant("host-link-reads-memory-too-early", "host_link",
+           "wait.eq(self._mem_read_latency - 1)]", "wait.eq(0)]",
+           "a memory read's word is taken one cycle after its address whatever the memory's "
+           "latency", ("tests/test_host_link.py",)),
+    Mutant("host-link-writes-zero-words", "host_link",
+           "with m.If((length < 4 + word_bytes) | misfit):", "with m.If(misfit):",
+           "a MEM_WRITE without a word is executed (and writes until its word count wraps)",
+           ("tests/test_host_link.py",)),
 ]
 
 BY_NAME = {mutant.name: mutant for mutant in CATALOGUE}

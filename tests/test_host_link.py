@@ -50,7 +50,8 @@ def good_requests(rng, link, count):
               request(Command.REG_WRITE, 2, struct.pack("<II", 1 << 8, 1)),
               request(Command.MEM_READ, 3, struct.pack("<IH", 0, 0)),
               request(Command.MEM_WRITE, 4, struct.pack("<I", words) + bytes(word_bytes)),
-              request(0x7F, 5)]
+              request(0x7F, 5),
+              request(Command.MEM_WRITE, 6, struct.pack("<I", 0))]      # no word: BAD_LENGTH
     for seq in range(len(frames), count):
         choice = rng.randrange(9)
         if choice == 0:

@@ -48,26 +48,29 @@ def built_with(shared: types.ModuleType, user: str):
     return PROBES[user](module)
 
 
-def index_sources(hw):
-    """The decoder and the prefix sequencer of one (real or mutated) module side by side, each
-    with its ports on the probe's, so that a mutant of either changes the netlist. Two
-    selection segments of 4 (a lane each), so that the window's logic is in it; and a
-    single-lane decoder (the join lane's find-first-set)."""
-    sources = {"decoder": hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2, window=4),
-               "prefix": hw.PrefixIndexSequencer(vec=8, lanes=2, masks=2, window=4),
-               "single": hw.ZeroSkipIndexDecoder(vec=8, lanes=1, masks=2)}
-
-    class IndexSources(wiring.Component):
+def side_by_side(**blocks):
+    """The blocks in one probe, each with its ports on the probe's, so that a mutant of any of
+    them changes the netlist."""
+    class SideBySide(wiring.Component):
         def __init__(self):
-            super().__init__({name: Out(source.signature) for name, source in sources.items()})
+            super().__init__({name: Out(block.signature) for name, block in blocks.items()})
 
         def elaborate(self, platform):
             m = Module()
-            for name, source in sources.items():
-                m.submodules[name] = source
-                wiring.connect(m, wiring.flipped(getattr(self, name)), source)
+            for name, block in blocks.items():
+                m.submodules[name] = block
+                wiring.connect(m, wiring.flipped(getattr(self, name)), block)
             return m
-    return IndexSources()
+    return SideBySide()
+
+
+def index_sources(hw):
+    """The decoder and the prefix sequencer of one (real or mutated) module side by side. Two
+    selection segments of 4 (a lane each), so that the window's logic is in it; and a
+    single-lane decoder (the join lane's find-first-set)."""
+    return side_by_side(decoder=hw.ZeroSkipIndexDecoder(vec=8, lanes=2, masks=2, window=4),
+                        prefix=hw.PrefixIndexSequencer(vec=8, lanes=2, masks=2, window=4),
+                        single=hw.ZeroSkipIndexDecoder(vec=8, lanes=1, masks=2))
 
 
 JOIN_LANE = dict(window=4, group=2, data_width=8, acc_width=20, word_addr_width=3, max_words=4)
@@ -103,6 +106,9 @@ PROBES = {
                                           max_columns=4, max_chunks=4, data_width=4,
                                           acc_width=10),
     "skid_buffer": lambda hw: hw.SkidBuffer(8),
+    "uart": lambda hw: side_by_side(rx=hw.UartRx(4), tx=hw.UartTx(4)),
+    "host_link": lambda hw: hw.HostLink(csr_addr_width=8, word_bytes=4, memory_words=16,
+                                        max_payload=16, timeout=16, mem_read_latency=2),
     "transposer": lambda hw: hw.BlockTransposer(4, 8),
     "partial_sums": lambda hw: hw.PartialSums(Config(vec=4, lanes=1, tiles=2, col_block=4,
                                                      data_width=8), bus_width=64),
