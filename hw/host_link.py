@@ -203,14 +203,21 @@ class HostLink(wiring.Component):
                     m.d.sync += [rx_crc.eq(0xFFFF), seq.eq(0), arg0.eq(0), arg1.eq(0),
                                  running.eq(0), from_memory.eq(0)]
                     m.next = "KIND"
-            for state, target, after in (("KIND", kind, "SEQ"), ("SEQ", seq, "LENGTH0"),
-                                         ("LENGTH0", length[:8], "LENGTH1")):
+
+            def frame_byte(state, after, target=None):
+                """A state that takes one byte of the frame into the CRC (and ``target``)."""
                 with m.State(state):
                     with m.If(took):
-                        m.d.sync += [target.eq(byte), rx_crc.eq(_crc16_update(rx_crc, byte))]
+                        m.d.sync += rx_crc.eq(_crc16_update(rx_crc, byte))
+                        if target is not None:
+                            m.d.sync += target.eq(byte)
                         m.next = after
                     with m.Elif(timed_out):
                         fail(m, Status.TRUNCATED)
+
+            frame_byte("KIND", "SEQ", kind)
+            frame_byte("SEQ", "LENGTH0", seq)
+            frame_byte("LENGTH0", "LENGTH1", length[:8])
             with m.State("LENGTH1"):
                 with m.If(took):
                     whole = Signal(16)
@@ -238,18 +245,8 @@ class HostLink(wiring.Component):
                         m.next = "CRC0"
                 with m.Elif(timed_out):
                     fail(m, Status.TRUNCATED)
-            with m.State("CRC0"):
-                with m.If(took):
-                    m.d.sync += rx_crc.eq(_crc16_update(rx_crc, byte))
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    fail(m, Status.TRUNCATED)
-            with m.State("CRC1"):
-                with m.If(took):
-                    m.d.sync += rx_crc.eq(_crc16_update(rx_crc, byte))
-                    m.next = "CHECK"
-                with m.Elif(timed_out):
-                    fail(m, Status.TRUNCATED)
+            frame_byte("CRC0", "CRC1")
+            frame_byte("CRC1", "CHECK")
 
             # --- check and decode ---------------------------------------------------------
             with m.State("CHECK"):
