@@ -285,6 +285,10 @@ PARTS = [
          lambda work, quick: [_script("bench_dsp_floor.py", "--out", work / "build",
                                       "--json", work / "result.json")],
          lambda work, docs: tables.dsp_floor_table(_json(work / "result.json"))),
+    Part("board-sim", "host_link.md", "every digits-CNN pass through the simulated board "
+         "(maskprop.device, UART included): where a training step's time goes",
+         lambda work, quick: [_script("bench_board_sim.py", "--json", work / "result.json")],
+         lambda work, docs: tables.board_sim_table(_json(work / "result.json"))),
     Part("fpga-boards", "fpga.md", "the board builds: the core with its memory and the "
          "UART host link on the ULX3S (LFE5U-85F) and the iCEBreaker (iCE40 UP5K)",
          lambda work, quick: [_maskprop("build", "--board", board, "--out", work / board,

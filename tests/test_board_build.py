@@ -57,3 +57,11 @@ def test_a_board_too_small_for_the_core_stops_after_synthesis(tmp_path, capsys):
     assert report.overflow["luts"][1] == 5280 and report.overflow["luts"][0] > 5280
     assert report.bitstream is None and report.fmax_mhz is None
     assert "DOES NOT FIT the iCE40UP5K" in report.format()
+
+
+def test_board_sim_bench_refuses_a_bad_divisor(script, capsys):
+    bench = script("bench_board_sim")
+    with pytest.raises(SystemExit) as exit:
+        bench.main(["--divisor", "3"])
+    assert exit.value.code == 2
+    assert "--divisor must be in [4, 65535], not 3" in capsys.readouterr().err

@@ -140,3 +140,14 @@ def test_a_pass_through_the_link_is_exact(device, pass_name):
 def test_a_missing_serial_port_is_a_clear_error():
     with pytest.raises(TransportError, match="cannot open serial port /dev/nonexistent-maskprop"):
         SerialTransport("/dev/nonexistent-maskprop", 115200)
+
+
+def test_a_pass_larger_than_the_boards_memory_is_refused_before_anything_is_sent(device):
+    layer = ConvLayer(8, 16, 16, 16, 16, 3, 1, 1, "large")
+    rng = np.random.default_rng(0)
+    A, W, dZ = random_conv_tensors(rng, layer, 0.5)
+    sent = device.stats.bytes_sent
+    with pytest.raises(DeviceError, match=r"large forward needs [\d,]+ bytes of the board's "
+                                          r"memory, which has 131,072"):
+        device.run_job(CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ))
+    assert device.stats.bytes_sent == sent

@@ -206,6 +206,25 @@ def test_board_table_shows_each_board_against_its_part():
     assert rows[2][6] == "21.0 MHz (misses 25 MHz)"
 
 
+def test_board_sim_table_shows_each_pass_and_the_step():
+    rows = [dict(layer="conv1", pass_="forward", seconds=5.02, run_seconds=0.02,
+                 bytes_sent=36114, bytes_received=17054, cycles_busy=6982),
+            dict(layer="conv2", pass_="backward_data", seconds=4.69, run_seconds=0.02,
+                 bytes_sent=23694, bytes_received=16970, cycles_busy=5091)]
+    rows = [{("pass" if k == "pass_" else k): v for k, v in row.items()} for row in rows]
+    payload = dict(rows=rows, variant="plain", divisor=4, step_seconds=9.71, run_seconds=0.04,
+                   bytes_sent=59808, bytes_received=34024, cycles=1_000_000,
+                   cycles_per_second=450_000.0, machine=dict(load_1min=1.0, cpus=2))
+    text = tables.board_sim_table(payload)
+    assert table_rows(text, "| layer |") == [
+        ["conv1", "forward", "5.02 s", "0.02 s", "36,114", "17,054", "6,982"],
+        ["conv2", "backward-data", "4.69 s", "0.02 s", "23,694", "16,970", "5,091"]]
+    assert text.endswith("One training step's passes (plain variant, batch 2, UART at 4 cycles "
+                         "a bit): 9.7 s, of which RUN 0.0 s (0 %); 59,808 bytes sent and "
+                         "34,024 received; 1,000,000 board cycles at 450,000 cycles per second "
+                         "(load average 1.0 on 2 CPUs).")
+
+
 def shown_scaled(cell: str, value: float, unit: float) -> bool:
     """Whether ``cell`` shows ``value / unit`` as the tables print it: one decimal from 1 up,
     three significant digits below."""

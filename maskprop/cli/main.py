@@ -10,6 +10,7 @@
     maskprop flow BLOCK --target ecp5|ice40         synthesize, place and route; area and Fmax
                                                     (core on ecp5: LFE5U-85F unless --device)
     maskprop build --board ulx3s-85f|icebreaker     a board's bitstream and its report
+    maskprop train [--device sim|golden|serial:PORT] the digits CNN trained on the core
 
 Bad arguments, unreadable input files, unusable output paths or a configuration the generator
 refuses print one line and exit with status 2, before anything is computed or written.
@@ -409,6 +410,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="nextpnr's router (default router2: router1 did not finish the "
                             "core in 20 minutes)")
     build.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+
+    train = sub.add_parser("train", help="train the digits CNN with every convolution pass on "
+                                         "the core (docs/host_link.md, Training)")
+    train.add_argument("--variant", choices=DIGITS_VARIANTS, default="plain")
+    train.add_argument("--steps", type=int, default=200)
+    train.add_argument("--batch", type=int, default=2,
+                       help="images a step (default 2: what the board's 64 KiB of memory holds "
+                            "for every pass)")
+    train.add_argument("--lr", type=float, default=0.01, help="Adam's rate (default 0.01)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="sim",
+                       help="sim (the simulated ULX3S board, default), golden (the golden "
+                            "model), or serial:PORT (a board built by maskprop build)")
+    train.add_argument("--baud", type=int, default=115_200, help="the serial board's rate")
+    train.add_argument("--check", action="store_true",
+                       help="compare every pass on the board with the golden model")
+    train.add_argument("--eval-every", type=int, default=50,
+                       help="score the test set every N steps (default 50, and at the end)")
+    train.add_argument("--json", type=Path, default=None, help="write every step's report")
     return parser
 
 
@@ -1061,13 +1081,83 @@ def _board(args):
     return 0 if report.bitstream else 1
 
 
+def _train(args):
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    from maskprop.flow.board import BOARDS, uart_divisor
+    from maskprop.training.digits import DeviceConvs, DigitsTrainer, GoldenConvs, TrainSettings
+
+    try:
+        settings = TrainSettings(variant=args.variant, steps=args.steps, batch=args.batch,
+                                 lr=args.lr, seed=args.seed, eval_every=args.eval_every)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.device not in ("sim", "golden") and not args.device.startswith("serial:"):
+        raise UsageError(f"--device must be sim, golden or serial:PORT, not {args.device!r}")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
+    spec = BOARDS["ulx3s-85f"]
+    try:
+        divisor = uart_divisor(spec.clock_hz, args.baud)
+    except ValueError as error:
+        raise UsageError(f"--baud: {error}") from None
+    with contextlib.ExitStack() as stack:
+        if args.device == "golden":
+            backend = GoldenConvs()
+        else:
+            from maskprop.device import Device, SerialTransport, SimulatedBoard
+            from maskprop.hw.board_top import BoardTop
+            if args.device == "sim":
+                top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=4)
+                transport = SimulatedBoard(top)
+            else:
+                top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=divisor)
+                transport = SerialTransport(args.device.split(":", 1)[1], args.baud)
+            stack.enter_context(transport)
+            backend = DeviceConvs(Device(transport, top.register_map, timeout=600),
+                                  check=args.check)
+        trainer = DigitsTrainer(settings, spec.core, backend)
+        reports = []
+        columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task(f"training ({args.device})", total=settings.steps,
+                                     status="")
+            for _ in range(settings.steps):
+                report = trainer.step()
+                reports.append(report)
+                accuracy = next((r.test_accuracy for r in reversed(reports)
+                                 if r.test_accuracy is not None), None)
+                progress.update(task, advance=1, status=(
+                    f"loss {report.loss:.3f}  speedup {report.speedup:.2f}x"
+                    + (f"  test accuracy {accuracy:.3f}" if accuracy is not None else "")))
+    first, last = reports[0], reports[-1]
+    sparse = sum(r.sparse_cycles for r in reports)
+    dense = sum(r.dense_cycles for r in reports)
+    print(f"{settings.steps} steps on {args.device}: loss {first.loss:.3f} -> {last.loss:.3f}, "
+          f"test accuracy {last.test_accuracy:.3f}; compute cycles sparse {sparse:,}, dense "
+          f"{dense:,} (speedup {dense / sparse:.2f}x)"
+          + ("; every pass equal to the golden model's" if args.check and
+             args.device != "golden" else ""))
+    if args.json:
+        write_outputs({args.json: json.dumps(
+            {"settings": dataclasses.asdict(settings), "device": args.device,
+             "steps": [dict(dataclasses.asdict(r), speedup=r.speedup) for r in reports]},
+            indent=2)}, "--json")
+
+
 def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
         _check_int_options(args)
         from maskprop.cli import profile as profile_cmd
         handler = {"generate": _generate, "demo": _demo, "sim": _sim, "eval": _eval,
-                   "profile": profile_cmd.run, "flow": _flow, "build": _board}[args.command]
+                   "profile": profile_cmd.run, "flow": _flow, "build": _board,
+                   "train": _train}[args.command]
         return handler(args) or 0
     except (UsageError, ValueError, ToolchainError, ImportError) as error:
         # One line whatever the message holds (a user's exception text, a file name).

@@ -3,6 +3,7 @@ counters over the host link (docs/host_link.md)."""
 
 import struct
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from maskprop.device.protocol import (ANSWER_SYNC, CRC_BYTES, HEADER_BYTES, REQU
                                       encode)
 from maskprop.device.transport import Transport
 
-__all__ = ["Device", "DeviceError", "LinkTimeout", "PassResult"]
+__all__ = ["Device", "DeviceError", "LinkTimeout", "LinkStats", "PassResult"]
 
 
 class DeviceError(RuntimeError):
@@ -22,14 +23,29 @@ class LinkTimeout(DeviceError):
     """No answer within the time allowed, after every retry."""
 
 
+@dataclass
+class LinkStats:
+    """What a :class:`Device` has sent and received: requests, bytes each way (whole frames)
+    and the wall seconds spent per command, waiting for its answer included."""
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: dict = field(default_factory=dict)
+
+    def add(self, command: Command, sent: int, received: int, seconds: float) -> None:
+        self.requests += 1
+        self.bytes_sent += sent
+        self.bytes_received += received
+        self.seconds[command.name] = self.seconds.get(command.name, 0.0) + seconds
+
+
+@dataclass
 class PassResult:
     """What :meth:`Device.run_job` returns: the result tensor, the core's counters summed
     over the pass's commands, and its STATUS after each command."""
-
-    def __init__(self, result: np.ndarray, counters: dict, statuses: list):
-        self.result = result
-        self.counters = counters
-        self.statuses = statuses
+    result: np.ndarray
+    counters: dict
+    statuses: list
 
 
 class Device:
@@ -53,6 +69,7 @@ class Device:
         self.link_quiet = link_quiet
         self._seq = 0
         self._decoder = FrameDecoder(ANSWER_SYNC)
+        self.stats = LinkStats()
         self.info = LinkInfo.unpack(self.request(Command.INFO))
         from maskprop.host.runs import core_bench_offsets
         self._offsets = core_bench_offsets(register_map)
@@ -71,8 +88,13 @@ class Device:
         attempts = 1 + (self.retries if retry else 0)
         for attempt in range(attempts):
             self._seq = (self._seq + 1) & 0xFF
-            self.transport.write(encode(REQUEST_SYNC, command, self._seq, payload))
+            frame = encode(REQUEST_SYNC, command, self._seq, payload)
+            started = time.monotonic()
+            self.transport.write(frame)
             answer = self._answer(self._seq, timeout)
+            self.stats.add(command, len(frame), 0 if answer is None else
+                           HEADER_BYTES + len(answer.payload) + CRC_BYTES,
+                           time.monotonic() - started)
             if answer is not None:
                 if answer.kind != Status.OK:
                     raise DeviceError(f"{command.name} answered {_status_name(answer.kind)}")
@@ -166,6 +188,11 @@ class Device:
         its tensors written to memory, each command's registers written and run, the
         counters summed, the result read back and unpacked."""
         spec = job.bench_job(self.register_map)
+        needed = max(high for _, _, high in spec["ranges"])
+        have = self.info.memory_words * self.info.word_bytes
+        if needed > have:
+            raise DeviceError(f"{job.layer.name} {job.pass_name} needs {needed:,} bytes of the "
+                              f"board's memory, which has {have:,}")
         for address, image in spec["memory"]:
             self.write_memory(address, image)
         offsets = self._offsets

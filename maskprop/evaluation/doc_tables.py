@@ -27,7 +27,8 @@ from maskprop.sim.cycle_model import JOIN_EXACT_OUTPUTS
 
 __all__ = ["DocsError", "END", "begin_marker", "regions", "replace_region", "code_block",
            "bench_digits_table", "cycle_model_text", "eval_tables", "flow_table",
-           "flow_compare_table", "dsp_floor_table", "board_table", "engine_time_line"]
+           "flow_compare_table", "dsp_floor_table", "board_table", "board_sim_table",
+           "engine_time_line"]
 
 END = "<!-- end generated -->"
 # Markers count only on a line of their own: prose may quote them (docs/usage.md does).
@@ -661,6 +662,26 @@ def board_table(reports: list[dict]) -> str:
                      f"{report['wall_seconds']:.0f} s"])
     return "\n".join(_table(["board", "device", "LUT4", "FF", "DSP", "BRAM",
                               "Fmax (board clock)", "bitstream", "build time"], rows))
+
+
+def board_sim_table(payload: dict) -> str:
+    """``scripts/bench_board_sim.py --json``: each digits-CNN pass through the simulated board,
+    its wall time and how much of it the core ran, the bytes over the link, the core's busy
+    cycles; then the training step's totals."""
+    rows = [[row["layer"], row["pass"].replace("_", "-"), f"{row['seconds']:.2f} s",
+             f"{row['run_seconds']:.2f} s", f"{row['bytes_sent']:,}",
+             f"{row['bytes_received']:,}", f"{row['cycles_busy']:,}"]
+            for row in payload["rows"]]
+    step, run = payload["step_seconds"], payload["run_seconds"]
+    return "\n".join([
+        *_table(["layer", "pass", "wall time", "of it RUN", "bytes sent", "bytes received",
+                 "core busy cycles"], rows), "",
+        f"One training step's passes ({payload['variant']} variant, batch 2, UART at "
+        f"{payload['divisor']} cycles a bit): {step:.1f} s, of which RUN {run:.1f} s "
+        f"({100 * run / step:.0f} %); {payload['bytes_sent']:,} bytes sent and "
+        f"{payload['bytes_received']:,} received; {payload['cycles']:,} board cycles at "
+        f"{payload['cycles_per_second']:,.0f} cycles per second (load average "
+        f"{payload['machine']['load_1min']:.1f} on {payload['machine']['cpus']} CPUs)."])
 
 
 def engine_time_line(sparse: dict, dense: dict, bench: dict) -> str:

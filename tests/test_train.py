@@ -1,0 +1,79 @@
+"""Training the digits CNN with every convolution on the core (maskprop.training.digits,
+``maskprop train``): settings refused with their ranges; on the golden model the BatchNorm
+network learns (loss falls, test accuracy at least 0.9 after 200 steps of 8 images); on the
+simulated board a step's every pass equals the golden model's and leaves the same weights, bit
+for bit; the command's bad input is one line and exit status 2."""
+
+import numpy as np
+import pytest
+
+from maskprop.cli.main import main
+from maskprop.flow.board import BOARDS
+from maskprop.training.digits import DeviceConvs, DigitsTrainer, GoldenConvs, TrainSettings
+
+CORE = BOARDS["ulx3s-85f"].core
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("variant", "resnet", "variant must be one of plain, batchnorm"),
+    ("steps", 0, "steps must be an integer in [1, 100000]"),
+    ("batch", 300, "batch must be an integer in [1, 256]"),
+    ("lr", 0.0, "lr must be in (0, 10]"),
+    ("beta2", 1.0, "beta2 must be in [0, 1)")])
+def test_bad_settings_are_refused(field, value, message):
+    with pytest.raises(ValueError) as error:
+        TrainSettings(**{field: value})
+    assert message in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_batchnorm_network_learns_on_the_golden_model():
+    trainer = DigitsTrainer(TrainSettings(variant="batchnorm", steps=200, batch=8,
+                                          eval_every=200), CORE, GoldenConvs())
+    reports = [trainer.step() for _ in range(200)]
+    assert np.mean([r.loss for r in reports[-20:]]) < 0.5 * np.mean([r.loss for r in reports[:20]])
+    assert reports[-1].test_accuracy >= 0.9
+    # Sparse mode never costs more compute cycles than the dense baseline.
+    assert all(r.sparse_cycles <= r.dense_cycles for r in reports)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("variant", ["plain", "batchnorm"])
+def test_a_step_on_the_simulated_board_is_the_golden_models(variant):
+    from maskprop.device import Device, SimulatedBoard
+    from maskprop.hw.board_top import BoardTop
+
+    spec = BOARDS["ulx3s-85f"]
+    settings = TrainSettings(variant=variant, steps=1, batch=2, eval_every=1)
+    golden = DigitsTrainer(settings, CORE, GoldenConvs())
+    expected = golden.step()
+    top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=4)
+    with SimulatedBoard(top) as board:
+        device = DigitsTrainer(settings, CORE, DeviceConvs(Device(board, top.register_map,
+                                                                  timeout=300), check=True))
+        report = device.step()
+    assert report.loss == expected.loss and report.sparse_cycles == expected.sparse_cycles
+    assert report.dense_cycles == expected.dense_cycles
+    for name, value in golden.params.items():
+        np.testing.assert_array_equal(device.params[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "usb"], "--device must be sim, golden or serial:PORT, not 'usb'"),
+    (["--steps", "0"], "steps must be an integer in [1, 100000], not 0"),
+    (["--device", "serial:/dev/null", "--baud", "3000000"], "--baud: baud 3000000 is not")])
+def test_cli_bad_input(argv, message, capsys):
+    assert main(["train", *argv]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_cli_trains_on_the_golden_model(capsys, tmp_path):
+    out = tmp_path / "steps.json"
+    assert main(["train", "--device", "golden", "--steps", "2", "--variant", "batchnorm",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2 steps on golden: loss " in text and "speedup" in text
+    import json
+    steps = json.loads(out.read_text())["steps"]
+    assert [s["step"] for s in steps] == [1, 2] and steps[-1]["test_accuracy"] is not None
