@@ -9,7 +9,7 @@ import pytest
 
 from maskprop.cli.main import main
 from maskprop.flow.board import BOARDS
-from maskprop.training.digits import DeviceConvs, DigitsTrainer, GoldenConvs, TrainSettings
+from maskprop.training.digits import DeviceConvs, DigitsTrainer, GoldenConvs, TrainingSettings
 
 CORE = BOARDS["ulx3s-85f"].core
 
@@ -22,13 +22,13 @@ CORE = BOARDS["ulx3s-85f"].core
     ("beta2", 1.0, "beta2 must be in [0, 1)")])
 def test_bad_settings_are_refused(field, value, message):
     with pytest.raises(ValueError) as error:
-        TrainSettings(**{field: value})
+        TrainingSettings(**{field: value})
     assert message in str(error.value)
 
 
 @pytest.mark.slow
 def test_the_batchnorm_network_learns_on_the_golden_model():
-    trainer = DigitsTrainer(TrainSettings(variant="batchnorm", steps=200, batch=8,
+    trainer = DigitsTrainer(TrainingSettings(variant="batchnorm", steps=200, batch=8,
                                           eval_every=200), CORE, GoldenConvs())
     reports = [trainer.step() for _ in range(200)]
     assert np.mean([r.loss for r in reports[-20:]]) < 0.5 * np.mean([r.loss for r in reports[:20]])
@@ -44,7 +44,7 @@ def test_a_step_on_the_simulated_board_is_the_golden_models(variant):
     from maskprop.hw.board_top import BoardTop
 
     spec = BOARDS["ulx3s-85f"]
-    settings = TrainSettings(variant=variant, steps=1, batch=2, eval_every=1)
+    settings = TrainingSettings(variant=variant, steps=1, batch=2, eval_every=1)
     golden = DigitsTrainer(settings, CORE, GoldenConvs())
     expected = golden.step()
     top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=4)

@@ -1088,11 +1088,12 @@ def _train(args):
         TimeElapsedColumn
 
     from maskprop.flow.board import BOARDS, uart_divisor
-    from maskprop.training.digits import DeviceConvs, DigitsTrainer, GoldenConvs, TrainSettings
+    from maskprop.training.digits import (DeviceConvs, DigitsTrainer, GoldenConvs,
+                                          TrainingSettings)
 
     try:
-        settings = TrainSettings(variant=args.variant, steps=args.steps, batch=args.batch,
-                                 lr=args.lr, seed=args.seed, eval_every=args.eval_every)
+        settings = TrainingSettings(variant=args.variant, steps=args.steps, batch=args.batch,
+                                    lr=args.lr, seed=args.seed, eval_every=args.eval_every)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.device not in ("sim", "golden") and not args.device.startswith("serial:"):

@@ -32,18 +32,17 @@ import numpy as np
 from maskprop.host.core_driver import CoreJob
 from maskprop.sim.golden import conv_backward_data, conv_backward_weight, conv_forward
 from maskprop.sim.layer import ConvLayer
-from maskprop.workloads.digits import (NETWORK, VARIANTS, choose_frac_bits, dequantize,
-                                       load_digits_data, quantize, split_indices, upsample2x)
+from maskprop.workloads.digits import (BN_EPS, NETWORK, VARIANTS, choose_frac_bits, dequantize,
+                                       initial_weights, load_digits_data, quantize,
+                                       split_indices, upsample2x)
 
-__all__ = ["TrainSettings", "GoldenConvs", "DeviceConvs", "StepReport", "DigitsTrainer"]
+__all__ = ["TrainingSettings", "GoldenConvs", "DeviceConvs", "StepReport", "DigitsTrainer"]
 
-NUM_CLASSES = 10
-BN_EPS = 1e-5
 ADAM_EPS = 1e-8
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainingSettings:
     """A training run: the variant, steps, batch, Adam's rate and decays (as the fixture's
     PyTorch training, ``maskprop.workloads.digits``), the seed of the initial weights, the split
     and the batches, and how often the test set is scored."""
@@ -140,7 +139,7 @@ class DigitsTrainer:
     buffers must hold every pass of the network at ``settings.batch``: a pass it cannot run is
     refused before the first step, :func:`~maskprop.host.core_driver.check_core_pass`)."""
 
-    def __init__(self, settings: TrainSettings, core, backend):
+    def __init__(self, settings: TrainingSettings, core, backend):
         self.settings = settings
         self.core = core
         self.backend = backend
@@ -151,7 +150,7 @@ class DigitsTrainer:
         self.train_x, self.train_y = upsample2x(images[train])[:, None], labels[train]
         self.test_x, self.test_y = upsample2x(images[test])[:, None], labels[test]
         self.order = np.random.default_rng(settings.seed + 1)
-        self.params = _init_params(rng, self.batchnorm)
+        self.params = initial_weights(rng, self.batchnorm)
         self.moment1 = {name: np.zeros_like(value) for name, value in self.params.items()}
         self.moment2 = {name: np.zeros_like(value) for name, value in self.params.items()}
         self.layers = [ConvLayer(settings.batch, spec.in_channels, *self._input_hw(index),
@@ -279,22 +278,6 @@ class DigitsTrainer:
             a = np.maximum(z, 0.0)
         logits = a.mean(axis=(2, 3)) @ self.params["fc.weight"].T + self.params["fc.bias"]
         return float(np.mean(np.argmax(logits, axis=1) == self.test_y))
-
-
-def _init_params(rng, batchnorm: bool) -> dict:
-    params = {}
-    for spec in NETWORK:
-        fan_in = spec.in_channels * spec.kernel * spec.kernel
-        params[f"{spec.name}.weight"] = rng.standard_normal(
-            (spec.out_channels, spec.in_channels, spec.kernel, spec.kernel)) * np.sqrt(2 / fan_in)
-        if batchnorm:
-            params[f"{spec.name}.bn.weight"] = np.ones(spec.out_channels)
-            params[f"{spec.name}.bn.bias"] = np.zeros(spec.out_channels)
-    hidden = NETWORK[-1].out_channels
-    bound = 1.0 / np.sqrt(hidden)
-    params["fc.weight"] = rng.uniform(-bound, bound, (NUM_CLASSES, hidden))
-    params["fc.bias"] = rng.uniform(-bound, bound, NUM_CLASSES)
-    return params
 
 
 def _peak(x) -> float:

@@ -61,7 +61,7 @@ from maskprop.sim.layer import ConvLayer
 __all__ = [
     "FIXTURE_PATH", "VARIANTS", "TENSORS", "NETWORK", "ConvSpec", "conv_layers",
     "TrainSettings", "load_digits_data", "upsample2x", "split_indices",
-    "choose_frac_bits", "quantize", "dequantize",
+    "choose_frac_bits", "quantize", "dequantize", "initial_weights", "NUM_CLASSES", "BN_EPS",
     "make_fixture", "save_fixture", "fixture_from_arrays", "load_fixture", "digits_layer",
     "LayerRecord", "DensityHistory", "VariantRecord", "DigitsFixture",
 ]
@@ -258,8 +258,9 @@ def _single_thread(torch):
         torch.set_num_threads(previous)
 
 
-def _init_params(torch, batchnorm: bool, rng: np.random.Generator) -> dict:
-    """Parameters (requires_grad) and BatchNorm running statistics, initialised from ``rng``."""
+def initial_weights(rng: np.random.Generator, batchnorm: bool) -> dict:
+    """The network's parameters initialised from ``rng`` as float64 NumPy arrays: He-normal
+    convolutions, PyTorch-style uniform linear layer, BatchNorm weight 1 and bias 0."""
     params = {}
     for spec in NETWORK:
         fan_in = spec.in_channels * spec.kernel * spec.kernel
@@ -272,8 +273,13 @@ def _init_params(torch, batchnorm: bool, rng: np.random.Generator) -> dict:
     bound = 1.0 / np.sqrt(hidden)
     params["fc.weight"] = rng.uniform(-bound, bound, (NUM_CLASSES, hidden))
     params["fc.bias"] = rng.uniform(-bound, bound, NUM_CLASSES)
+    return params
+
+
+def _init_params(torch, batchnorm: bool, rng: np.random.Generator) -> dict:
+    """Parameters (requires_grad) and BatchNorm running statistics, initialised from ``rng``."""
     params = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True)
-              for k, v in params.items()}
+              for k, v in initial_weights(rng, batchnorm).items()}
     if batchnorm:
         for spec in NETWORK:
             params[f"{spec.name}.bn.running_mean"] = torch.zeros(spec.out_channels)
