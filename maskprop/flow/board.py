@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from amaranth import Elaboratable, Module
+from amaranth.lib import io
 
 from maskprop.base.config import Config, CoreConfig, check_range
 from maskprop.flow.fpga import (FlowError, find_tool, nextpnr_results, resolve_device,
@@ -88,10 +89,13 @@ class _OnBoard(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.top = top = self.top
-        uart = platform.request("uart", 0)
-        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx)]
         for index, signal in enumerate((~top.link_idle, top.irq)):
-            led = platform.request(self.leds[0], index)
+            m.submodules[f"led{index}"] = led = io.Buffer(
+                "o", platform.request(self.leds[0], index, dir="-"))
             m.d.comb += led.o.eq(signal)
         return m
 
