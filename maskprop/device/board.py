@@ -185,7 +185,8 @@ class Device:
 
     def run_job(self, job, *, timeout: float | None = None) -> PassResult:
         """One pass (a :class:`~maskprop.host.core_driver.CoreJob` for this board's core):
-        its tensors written to memory, each command's registers written and run, the
+        the tensors it reads (:attr:`~maskprop.host.core_driver.CoreJob.reads`) written to
+        memory, each command's registers written and run, the
         counters summed, the result read back and unpacked."""
         spec = job.bench_job(self.register_map)
         needed = max(high for _, _, high in spec["ranges"])
@@ -193,8 +194,11 @@ class Device:
         if needed > have:
             raise DeviceError(f"{job.layer.name} {job.pass_name} needs {needed:,} bytes of the "
                               f"board's memory, which has {have:,}")
+        # Only what the core reads (the forward pass's dZ, say, is laid out but never read).
+        reads = {job.bases[name] for name in job.reads}
         for address, image in spec["memory"]:
-            self.write_memory(address, image)
+            if address in reads:
+                self.write_memory(address, image)
         offsets = self._offsets
         totals, statuses = {}, []
         for writes in spec["commands"]:

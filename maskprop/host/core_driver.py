@@ -200,6 +200,19 @@ class CoreJob:
         return {"a": pack(self.A, vec, width), "w": pack(weights, vec, width),
                 "dz": pack(self.dZ, vec, width)}
 
+    @property
+    def reads(self) -> tuple:
+        """The images (:meth:`images`' names) the core reads from memory for this pass: the
+        broadcast operand X and the weights Y, and backward-data's ``A`` for its output mask
+        (sparse mode with ``output_mask``). :meth:`images` lays out ``dZ`` for the forward pass
+        too (and ``A`` for a backward-data without its mask); a host that only needs the
+        result can leave those out of memory."""
+        if self.pass_name == "forward":
+            return ("a", "w")
+        if self.pass_name == "backward_data":
+            return ("dz", "w") + (("a",) if self.output_mask and not self.dense else ())
+        return ("a", "dz")
+
     def memory(self) -> dict:
         """``{byte address: bytes}``: every tensor the pass reads, in the core's layout."""
         return {self.bases[name]: image for name, image in self.images().items()}
