@@ -155,3 +155,27 @@ def test_a_pass_larger_than_the_boards_memory_is_refused_before_anything_is_sent
                                           r"memory, which has 131,072"):
         device.run_job(CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ))
     assert device.stats.bytes_sent == sent
+
+
+def test_an_image_already_on_the_board_is_not_sent_again(device):
+    """A step's passes of a layer share A at the same address: the second pass sends less,
+    and still computes the golden result; a write over A makes the next pass send it again."""
+    seed = seed_from_env(default=63)
+    print(f"seed={seed} (rerun with MASKPROP_SEED={seed})")
+    rng = np.random.default_rng(seed)
+    layer = ConvLayer(2, 5, 6, 6, 7, 3, 1, 1, "small")
+    A, W, dZ = random_conv_tensors(rng, layer, 0.5)
+    sent = []
+    for pass_name in ("forward", "backward_weight", "backward_weight", "forward"):
+        job = CoreJob(layer, pass_name, CORE, A=A, W=W, dZ=dZ, shift=3)
+        if len(sent) == 3:
+            device.write_memory(job.bases["a"], bytes(16))      # over A: sent again
+        before = device.stats.bytes_sent
+        done = device.run_job(job)
+        sent.append(device.stats.bytes_sent - before)
+        np.testing.assert_array_equal(done.result, job.result(job.expected_image()))
+    a_bytes = len(CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ).images()["a"])
+    dz_bytes = len(CoreJob(layer, "forward", CORE, A=A, W=W, dZ=dZ).images()["dz"])
+    assert dz_bytes < sent[1] < dz_bytes + a_bytes         # dZ sent, A kept
+    assert sent[2] < min(a_bytes, dz_bytes)                # both kept: registers only
+    assert sent[3] > a_bytes                               # A sent again after the write

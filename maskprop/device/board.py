@@ -1,6 +1,7 @@
 """Device: one API for a maskprop board, real or simulated - registers, memory, passes and
 counters over the host link (docs/host_link.md)."""
 
+import hashlib
 import struct
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class Device:
         self._seq = 0
         self._decoder = FrameDecoder(ANSWER_SYNC)
         self.stats = LinkStats()
+        self._resident = {}     # byte address -> (bytes, digest) of an image run_job wrote
         self.info = LinkInfo.unpack(self.request(Command.INFO))
         from maskprop.host.runs import core_bench_offsets
         self._offsets = core_bench_offsets(register_map)
@@ -130,6 +132,7 @@ class Device:
     def write_memory(self, address: int, data: bytes) -> None:
         """``data`` into memory from byte ``address``; a partial first or last word keeps its
         other bytes (read first)."""
+        self._forget(address, address + len(data))
         word = self.info.word_bytes
         start, end = address // word * word, -(-(address + len(data)) // word) * word
         if (start, end) != (address, address + len(data)):
@@ -186,7 +189,9 @@ class Device:
     def run_job(self, job, *, timeout: float | None = None) -> PassResult:
         """One pass (a :class:`~maskprop.host.core_driver.CoreJob` for this board's core):
         the tensors it reads (:attr:`~maskprop.host.core_driver.CoreJob.reads`) written to
-        memory, each command's registers written and run, the
+        memory unless a pass before left the same image at the same address (this device
+        remembers what it wrote until something overwrites it: :meth:`write_memory`, or the
+        core's results), each command's registers written and run, the
         counters summed, the result read back and unpacked."""
         spec = job.bench_job(self.register_map)
         needed = max(high for _, _, high in spec["ranges"])
@@ -194,11 +199,15 @@ class Device:
         if needed > have:
             raise DeviceError(f"{job.layer.name} {job.pass_name} needs {needed:,} bytes of the "
                               f"board's memory, which has {have:,}")
-        # Only what the core reads (the forward pass's dZ, say, is laid out but never read).
+        # Only what the core reads (the forward pass's dZ, say, is laid out but never read),
+        # and only if that image is not there already (a step's passes of a layer find A
+        # where the pass before left it).
         reads = {job.bases[name] for name in job.reads}
         for address, image in spec["memory"]:
-            if address in reads:
+            held = (len(image), hashlib.blake2b(image, digest_size=16).digest())
+            if address in reads and self._resident.get(address) != held:
                 self.write_memory(address, image)
+                self._resident[address] = held
         offsets = self._offsets
         totals, statuses = {}, []
         for writes in spec["commands"]:
@@ -208,8 +217,18 @@ class Device:
             statuses.append(self.run(spec["timeout_cycles"], timeout=timeout))
             for name, value in self.counters().items():
                 totals[name] = totals.get(name, 0) + value
+        for name, low, high in spec["ranges"]:
+            if name in ("out", "psum"):     # what the core wrote
+                self._forget(low, high)
         address, size = spec["out"]
         return PassResult(job.result(self.read_memory(address, size)), totals, statuses)
+
+    def _forget(self, low: int, high: int) -> None:
+        """The images :meth:`run_job` left in ``[low, high)`` are no longer known to be
+        there."""
+        for address, (size, _) in list(self._resident.items()):
+            if address < high and low < address + size:
+                del self._resident[address]
 
     def close(self) -> None:
         self.transport.close()
