@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The simulated board's speed (docs/host_link.md): every pass of every digits-CNN layer run
-through ``maskprop.device`` on BoardTop's Verilator simulation, UART included, each result
-checked bit-exactly against the golden model, with the wall time split by link command (the
-memory transfers against RUN, which is the core computing), the bytes each way, the core's
-busy cycles, and what one training step's passes (forward, backward-data but for the first
-layer, backward-weight) take at that rate.
+through ``maskprop.device`` on BoardTop's Verilator simulation, UART included, in a training
+step's order (every forward pass, then from the last layer to the first its backward-weight and
+backward-data passes, none for the first layer's input), each result checked bit-exactly against
+the golden model, with the wall time split by link command (the memory transfers against RUN,
+which is the core computing), the bytes each way and the core's busy cycles.
 
 The board is the ULX3S build's (``maskprop.flow.board.BOARD_CORE``, 2048 words of memory) with
 the UART at ``--divisor`` clock cycles a bit (default 4, the fastest the UART takes: 40 cycles a
@@ -37,29 +37,32 @@ def measure(variant: str, divisor: int) -> dict:
     started = time.monotonic()
     with SimulatedBoard(top) as board:
         device = Device(board, top.register_map, timeout=600)
-        for index, conv in enumerate(NETWORK):
+        # A training step's order: every forward pass, then each layer's backward passes from
+        # the last layer to the first (backward-weight, then backward-data but for the first).
+        order = ([(conv, "forward") for conv in NETWORK] +
+                 [(conv, pass_name) for index, conv in reversed(list(enumerate(NETWORK)))
+                  for pass_name in ("backward_weight",) + (("backward_data",) if index else ())])
+        for conv, pass_name in order:
             record = digits_layer(conv.name, variant)
-            passes = ["forward", "backward_weight"] + (["backward_data"] if index else [])
-            for pass_name in passes:
-                job = CoreJob(record.layer, pass_name, spec.core, A=record.A, W=record.W,
-                              dZ=record.dZ, shift=12)
-                before = (dict(device.stats.seconds), device.stats.bytes_sent,
-                          device.stats.bytes_received)
-                t0 = time.monotonic()
-                done = device.run_job(job)
-                seconds = time.monotonic() - t0
-                if not np.array_equal(done.result, job.result(job.expected_image())):
-                    raise AssertionError(f"{conv.name} {pass_name}: the board's result is not "
-                                         f"the golden model's")
-                run = device.stats.seconds.get("RUN", 0.0) - before[0].get("RUN", 0.0)
-                rows.append({"layer": conv.name, "pass": pass_name, "seconds": seconds,
-                             "run_seconds": run,
-                             "bytes_sent": device.stats.bytes_sent - before[1],
-                             "bytes_received": device.stats.bytes_received - before[2],
-                             "cycles_busy": done.counters["cycles_busy"]})
-                print(f"{conv.name:6} {pass_name:16} {seconds:6.2f} s (RUN {run:5.2f} s), "
-                      f"{rows[-1]['bytes_sent']:7,} B sent, {rows[-1]['bytes_received']:7,} B "
-                      f"received, {rows[-1]['cycles_busy']:8,} busy cycles", flush=True)
+            job = CoreJob(record.layer, pass_name, spec.core, A=record.A, W=record.W,
+                          dZ=record.dZ, shift=12)
+            before = (dict(device.stats.seconds), device.stats.bytes_sent,
+                      device.stats.bytes_received)
+            t0 = time.monotonic()
+            done = device.run_job(job)
+            seconds = time.monotonic() - t0
+            if not np.array_equal(done.result, job.result(job.expected_image())):
+                raise AssertionError(f"{conv.name} {pass_name}: the board's result is not "
+                                     f"the golden model's")
+            run = device.stats.seconds.get("RUN", 0.0) - before[0].get("RUN", 0.0)
+            rows.append({"layer": conv.name, "pass": pass_name, "seconds": seconds,
+                         "run_seconds": run,
+                         "bytes_sent": device.stats.bytes_sent - before[1],
+                         "bytes_received": device.stats.bytes_received - before[2],
+                         "cycles_busy": done.counters["cycles_busy"]})
+            print(f"{conv.name:6} {pass_name:16} {seconds:6.2f} s (RUN {run:5.2f} s), "
+                  f"{rows[-1]['bytes_sent']:7,} B sent, {rows[-1]['bytes_received']:7,} B "
+                  f"received, {rows[-1]['cycles_busy']:8,} busy cycles", flush=True)
     total = time.monotonic() - started
     step = sum(row["seconds"] for row in rows)
     return {"variant": variant, "divisor": divisor, "core": spec.name,
