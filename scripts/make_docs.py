@@ -289,10 +289,10 @@ PARTS = [
          "(maskprop.device, UART included): where a training step's time goes",
          lambda work, quick: [_script("bench_board_sim.py", "--json", work / "result.json")],
          lambda work, docs: tables.board_sim_table(_json(work / "result.json"))),
-    Part("fpga-boards", "fpga.md", "the board builds: the core with its memory and the "
-         "UART host link on the ULX3S (LFE5U-85F) and the iCEBreaker (iCE40 UP5K)",
-         lambda work, quick: [_maskprop("build", "--board", board, "--out", work / board,
-                                        "--json", work / f"{board}.json")
+    Part("fpga-boards", "fpga.md", "the board designs synthesized: the core with its memory "
+         "and the UART host link on the ULX3S (LFE5U-85F) and the iCEBreaker (iCE40 UP5K)",
+         lambda work, quick: [_maskprop("build", "--board", board, "--synth-only", "--out",
+                                        work / board, "--json", work / f"{board}.json")
                               for board in ("ulx3s-85f", "icebreaker")],
          lambda work, docs: _render_boards(work),
          # A board whose part is too small for the design has no bitstream: status 1.

@@ -65,3 +65,17 @@ def test_board_sim_bench_refuses_a_bad_divisor(script, capsys):
         bench.main(["--divisor", "3"])
     assert exit.value.code == 2
     assert "--divisor must be in [4, 65535], not 3" in capsys.readouterr().err
+
+
+@pytest.mark.fpga
+@pytest.mark.slow
+def test_synth_only_stops_after_yosys(tmp_path, capsys):
+    """``--synth-only`` on a design that does not fit either: the resources and what the part
+    lacks, no Fmax, no bitstream, exit status 1; the JSON report says synth_only."""
+    out = tmp_path / "report.json"
+    assert main(["build", "--board", "icebreaker", "--synth-only", "--out",
+                 str(tmp_path / "ice"), "--json", str(out)]) == 1
+    import json
+    report = json.loads(out.read_text())
+    assert report["synth_only"] and report["overflow"] and report["bitstream"] is None
+    assert "DOES NOT FIT the iCE40UP5K" in capsys.readouterr().out

@@ -198,7 +198,9 @@ def test_board_table_shows_each_board_against_its_part():
                  resources=dict(luts=20560, ffs=10287, dsps=4, brams=56, lutrams=0),
                  bitstream=None, wall_seconds=150.0)
     slow = dict(fits, fmax_mhz=21.0, timing_met=False)
-    rows = table_rows(tables.board_table([fits, small, slow]), "| board |")
+    synthesized = dict(fits, synth_only=True, fmax_mhz=None, bitstream=None)
+    rows = table_rows(tables.board_table([fits, small, slow, synthesized]), "| board |")
+    assert rows[3][6:8] == ["not placed (synthesis only)", "none"]
     assert rows[0] == ["ulx3s-85f", "LFE5U-85F", "31,448 / 83,640", "14,259 / 83,640",
                        "20 / 156", "164 / 208", "27.5 MHz (meets 25 MHz)", "yes", "1800 s"]
     assert rows[1] == ["icebreaker", "iCE40UP5K", "20,560 / 5,280", "10,287 / 5,280", "4 / 8",

@@ -409,6 +409,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--router", choices=("router1", "router2"), default="router2",
                        help="nextpnr's router (default router2: router1 did not finish the "
                             "core in 20 minutes)")
+    build.add_argument("--synth-only", action="store_true",
+                       help="stop after Yosys: the resources against the part, no Fmax, no "
+                            "bitstream")
     build.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
 
     train = sub.add_parser("train", help="train the digits CNN with every convolution pass on "
@@ -1073,12 +1076,13 @@ def _board(args):
     check_output_dir(out, "--out")
     if args.json is not None:
         check_output_file(args.json, "--json")
-    report = build_board(spec, out, baud=args.baud, seed=args.seed, router=args.router)
+    report = build_board(spec, out, baud=args.baud, seed=args.seed, router=args.router,
+                         synth_only=args.synth_only)
     print(report.format())
     if args.json:
         write_outputs({args.json: json.dumps(report.as_dict(), indent=2)}, "--json")
-    # No bitstream (the design does not fit the part): the report says why; exit status 1.
-    return 0 if report.bitstream else 1
+    # No bitstream because the design does not fit the part: the report says why; status 1.
+    return 1 if report.overflow or not (report.bitstream or args.synth_only) else 0
 
 
 def _train(args):

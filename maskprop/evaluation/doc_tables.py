@@ -652,6 +652,8 @@ def board_table(reports: list[dict]) -> str:
                  else f"{report['resources'][kind]:,}" for kind in ("luts", "ffs", "dsps", "brams")]
         if report["overflow"]:
             fmax, result = "not placed (does not fit)", "none"
+        elif report.get("synth_only"):
+            fmax, result = "not placed (synthesis only)", "none"
         elif report["fmax_mhz"] is None:
             fmax, result = "no clock", "none"
         else:

@@ -11,6 +11,7 @@ integer within 2 %.
 import importlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,6 +122,7 @@ class BoardReport:
     bitstream: str | None = None
     seed: int = 1
     router: str = "router1"
+    synth_only: bool = False
     wall_seconds: float = 0.0
     build_dir: str = ""
 
@@ -136,6 +138,9 @@ class BoardReport:
             lacks = ", ".join(f"{kind} {need:,} > {have:,}"
                               for kind, (need, have) in self.overflow.items())
             lines.append(f"  DOES NOT FIT the {self.device}: {lacks}; no bitstream")
+            return "\n".join(lines)
+        if self.synth_only:
+            lines.append(f"  fits the {self.device}; synthesis only: no Fmax, no bitstream")
             return "\n".join(lines)
         used = "  ".join(f"{kind} {v['used']:,}/{v['available']:,}"
                          for kind, v in self.utilisation.items())
@@ -157,10 +162,11 @@ _NAME = "maskprop_board"
 
 
 def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 1,
-                router: str | None = None) -> BoardReport:
+                router: str | None = None, synth_only: bool = False) -> BoardReport:
     """Build ``spec``'s bitstream into ``out``: Amaranth's build plan for the board, run with
     YoWASP's tools (Yosys, nextpnr ``--timing-allow-fail``, the packer). A design larger than
-    the part stops after synthesis (the report's ``overflow``); a tool that fails raises
+    the part stops after synthesis (the report's ``overflow``), and so does every design with
+    ``synth_only`` (Yosys' resources, no Fmax, no bitstream); a tool that fails raises
     :class:`~maskprop.flow.fpga.FlowError` naming its log."""
     from maskprop.hw.board_top import BoardTop
 
@@ -184,9 +190,14 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
         board=spec.name, device=resolve_device(spec.target, spec.device),
         clock_mhz=spec.clock_hz / 1e6, baud=baud, divisor=divisor, core=asdict(spec.core),
         memory_words=spec.memory_words, link=top.link_parameters, resources={}, overflow={},
-        seed=seed, router=router or "router1", build_dir=str(out))
+        seed=seed, router=router or "router1", synth_only=synth_only, build_dir=str(out))
     try:
-        plan.execute_local(out, env=env)
+        if synth_only:              # the plan's files, and its Yosys step alone
+            plan.extract(out)
+            subprocess.run([env["YOSYS"], "-q", "-l", f"{_NAME}.rpt", f"{_NAME}.ys"], cwd=out,
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+        else:
+            plan.execute_local(out, env=env)
         failure = None
     except Exception as error:      # the script's tool failed: its log says why
         failure = error
@@ -196,7 +207,7 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
     report.resources, report.overflow = synthesized_resources(
         json.loads(stat_path.read_text()), _NAME, spec.target, report.device)
     report.wall_seconds = round(time.monotonic() - started, 1)
-    if report.overflow:
+    if report.overflow or synth_only:
         return report
     if failure is not None:
         raise FlowError(f"the {spec.name} build failed ({failure}): see "
