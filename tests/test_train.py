@@ -16,8 +16,9 @@ CORE = BOARDS["ulx3s-85f"].core
 
 @pytest.mark.parametrize("field, value, message", [
     ("variant", "resnet", "variant must be one of plain, batchnorm"),
-    ("steps", 0, "steps must be an integer in [1, 100000]"),
-    ("batch", 300, "batch must be an integer in [1, 256]"),
+    ("steps", 0, "steps must be in [1, 100000], not 0"),
+    ("steps", 2.0, "steps must be an integer in [1, 100000], not 2.0"),
+    ("batch", 300, "batch must be in [1, 256], not 300"),
     ("lr", 0.0, "lr must be in (0, 10]"),
     ("beta2", 1.0, "beta2 must be in [0, 1)")])
 def test_bad_settings_are_refused(field, value, message):
@@ -60,7 +61,7 @@ def test_a_step_on_the_simulated_board_is_the_golden_models(variant):
 
 @pytest.mark.parametrize("argv, message", [
     (["--device", "usb"], "--device must be sim, golden or serial:PORT, not 'usb'"),
-    (["--steps", "0"], "steps must be an integer in [1, 100000], not 0"),
+    (["--steps", "0"], "steps must be in [1, 100000], not 0"),
     (["--device", "serial:/dev/null", "--baud", "3000000"], "--baud: baud 3000000 is not")])
 def test_cli_bad_input(argv, message, capsys):
     assert main(["train", *argv]) == 2

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskprop.base.config import check_range
 from maskprop.host.core_driver import CoreJob
 from maskprop.sim.golden import conv_backward_data, conv_backward_weight, conv_forward
 from maskprop.sim.layer import ConvLayer
@@ -62,9 +63,7 @@ class TrainingSettings:
                              f"{self.variant!r}")
         for name, low, high in (("steps", 1, 100_000), ("batch", 1, 256),
                                 ("eval_every", 1, 100_000)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+            check_range(name, getattr(self, name), low, high)
         if not 0 < self.lr <= 10:
             raise ValueError(f"lr must be in (0, 10], not {self.lr!r}")
         for name in ("beta1", "beta2"):
