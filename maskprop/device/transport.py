@@ -2,6 +2,7 @@
 real board (:class:`SerialTransport`, pyserial) or the Verilator simulation of the same top
 level, UART included (:class:`SimulatedBoard`)."""
 
+import abc
 import hashlib
 import os
 import select
@@ -19,15 +20,18 @@ class TransportError(RuntimeError):
     """The board cannot be reached: no such port, the simulation did not build or died."""
 
 
-class Transport:
-    """Bytes to and from a board. :meth:`read` returns what arrived within ``timeout``
+class Transport(abc.ABC):
+    """Bytes to and from a board (the interface :class:`SerialTransport` and
+    :class:`SimulatedBoard` implement). :meth:`read` returns what arrived within ``timeout``
     seconds, up to ``size`` bytes (fewer, or none, when the time is up)."""
 
+    @abc.abstractmethod
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Send ``data``."""
 
+    @abc.abstractmethod
     def read(self, size: int, timeout: float) -> bytes:
-        raise NotImplementedError
+        """Up to ``size`` bytes received within ``timeout`` seconds."""
 
     def close(self) -> None:
         pass
