@@ -86,6 +86,8 @@ FPGA_ICE40 = ("--vec", 8, "--lanes", 2, "--tiles", 2, "--data-width", 8, "--acc-
               "--col-block", 2, "--max-chunks", 4, "--max-cols", 8)
 #: maskprop.base.config.FPGA_CORE as options (tests/test_docs.py holds them equal).
 FPGA_CORE = ("--max-cols", 32, "--max-chunks", 512, "--y-words", 2048)
+#: ``maskprop train``'s variants, each trained on the golden model for the docs.
+TRAIN_VARIANTS = ("plain", "batchnorm")
 
 
 def _json(path: Path):
@@ -289,6 +291,16 @@ PARTS = [
          "(maskprop.device, UART included): where a training step's time goes",
          lambda work, quick: [_script("bench_board_sim.py", "--json", work / "result.json")],
          lambda work, docs: tables.board_sim_table(_json(work / "result.json"))),
+    Part("train", "host_link.md", "maskprop train: both variants 200 steps on the golden "
+         "model, two checked steps on the simulated board",
+         lambda work, quick: [
+             *[_maskprop("train", "--device", "golden", "--variant", variant, "--json",
+                         work / f"golden-{variant}.json") for variant in TRAIN_VARIANTS],
+             _maskprop("train", "--device", "sim", "--variant", "batchnorm", "--steps", 2,
+                       "--eval-every", 2, "--check", "--json", work / "sim-batchnorm.json")],
+         lambda work, docs: tables.training_table(
+             [_json(work / f"golden-{variant}.json") for variant in TRAIN_VARIANTS]
+             + [_json(work / "sim-batchnorm.json")])),
     Part("fpga-boards", "fpga.md", "the board designs synthesized: the core with its memory "
          "and the UART host link on the ULX3S (LFE5U-85F) and the iCEBreaker (iCE40 UP5K)",
          lambda work, quick: [_maskprop("build", "--board", board, "--synth-only", "--out",

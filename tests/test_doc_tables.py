@@ -206,6 +206,23 @@ def test_board_table_shows_each_board_against_its_part():
     assert rows[1] == ["icebreaker", "iCE40UP5K", "20,560 / 5,280", "10,287 / 5,280", "4 / 8",
                        "56 / 30", "not placed (does not fit)", "none", "150 s"]
     assert rows[2][6] == "21.0 MHz (misses 25 MHz)"
+    pll = dict(fits, clock_mhz=20.0, pll=dict(clock_hz=25_000_000, input=5, feedback=4,
+                                                output=20))
+    assert table_rows(tables.board_table([pll]), "| board |")[0][6] == "27.5 MHz (meets 20 MHz PLL)"
+
+
+def test_training_table_shows_each_run():
+    def run(device, steps, seconds, check=False):
+        return dict(device=device, check=check, pass_batch=2, load_1min=1.5, cpus=2,
+                    settings=dict(variant="batchnorm", batch=8),
+                    steps=[dict(loss=2.0 - step / steps, sparse_cycles=100, dense_cycles=150,
+                                seconds=seconds, test_accuracy=0.5 + step / (2 * steps))
+                           for step in range(1, steps + 1)])
+    rows = table_rows(tables.training_table([run("golden", 200, 0.1),
+                                             run("sim", 2, 60.0, check=True)]), "| backend |")
+    assert rows[0] == ["golden", "batchnorm", "200", "8 (2)", "1.947 -> 1.047", "1.000",
+                       "1.50x", "0.1 s", "0.3 min", "1.5 on 2"]
+    assert rows[1][0] == "sim (checked)" and rows[1][7:9] == ["60.0 s", "200.0 min (projected)"]
 
 
 def test_board_sim_table_shows_each_pass_and_the_step():

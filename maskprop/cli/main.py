@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -403,8 +404,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=None,
                        help="build directory (default: out/build/<board>)")
     build.add_argument("--baud", type=int, default=115_200,
-                       help="the UART's rate (default 115200; the board clock over an integer, "
+                       help="the UART's rate (default 115200; the design's clock over an integer, "
                             "within 2 %%)")
+    build.add_argument("--clock-mhz", type=float, default=None,
+                       help="run the design on this clock from a PLL (ECP5 boards; default: "
+                            "the board's oscillator)")
     build.add_argument("--seed", type=int, default=1, help="nextpnr's seed (default 1)")
     build.add_argument("--router", choices=("router1", "router2"), default="router2",
                        help="nextpnr's router (default router2: router1 did not finish the "
@@ -416,11 +420,12 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the digits CNN with every convolution pass on "
                                          "the core (docs/host_link.md, Training)")
-    train.add_argument("--variant", choices=DIGITS_VARIANTS, default="plain")
+    train.add_argument("--variant", choices=DIGITS_VARIANTS, default="batchnorm",
+                       help="batchnorm (default: it learns at 8 images a step) or plain")
     train.add_argument("--steps", type=int, default=200)
-    train.add_argument("--batch", type=int, default=2,
-                       help="images a step (default 2: what the board's 64 KiB of memory holds "
-                            "for every pass)")
+    train.add_argument("--batch", type=int, default=None,
+                       help="images a step (default 64 plain, 8 batchnorm; each pass runs on "
+                            "as many at a time as the board's memory holds)")
     train.add_argument("--lr", type=float, default=0.01, help="Adam's rate (default 0.01)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="sim",
@@ -1065,11 +1070,16 @@ def _flow(args):
 
 
 def _board(args):
-    from maskprop.flow.board import BOARDS, build_board, uart_divisor
+    from maskprop.flow.board import BOARDS, board_clock, build_board, uart_divisor
 
     spec = BOARDS[args.board]
+    clock_hz = None if args.clock_mhz is None else round(args.clock_mhz * 1e6)
     try:
-        uart_divisor(spec.clock_hz, args.baud)
+        design_hz, _ = board_clock(spec, clock_hz)
+    except ValueError as error:
+        raise UsageError(f"--clock-mhz: {error}") from None
+    try:
+        uart_divisor(design_hz, args.baud)
     except ValueError as error:
         raise UsageError(f"--baud: {error}") from None
     out = args.out or Path("out/build") / args.board
@@ -1077,7 +1087,7 @@ def _board(args):
     if args.json is not None:
         check_output_file(args.json, "--json")
     report = build_board(spec, out, baud=args.baud, seed=args.seed, router=args.router,
-                         synth_only=args.synth_only)
+                         synth_only=args.synth_only, clock_hz=clock_hz)
     print(report.format())
     if args.json:
         write_outputs({args.json: json.dumps(report.as_dict(), indent=2)}, "--json")
@@ -1092,11 +1102,12 @@ def _train(args):
         TimeElapsedColumn
 
     from maskprop.flow.board import BOARDS, uart_divisor
-    from maskprop.training.digits import (DeviceConvs, DigitsTrainer, GoldenConvs,
-                                          TrainingSettings)
+    from maskprop.training.digits import (DEFAULT_BATCH, DeviceConvs, DigitsTrainer,
+                                          GoldenConvs, TrainingSettings)
 
+    batch = DEFAULT_BATCH[args.variant] if args.batch is None else args.batch
     try:
-        settings = TrainingSettings(variant=args.variant, steps=args.steps, batch=args.batch,
+        settings = TrainingSettings(variant=args.variant, steps=args.steps, batch=batch,
                                     lr=args.lr, seed=args.seed, eval_every=args.eval_every)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -1124,8 +1135,10 @@ def _train(args):
             stack.enter_context(transport)
             backend = DeviceConvs(Device(transport, top.register_map, timeout=600),
                                   check=args.check)
-        trainer = DigitsTrainer(settings, spec.core, backend)
-        reports = []
+        # Every backend on the board's memory: the same passes, so the golden model's run
+        # is the board's.
+        trainer = DigitsTrainer(settings, spec.core, backend, memory_bytes=spec.memory_bytes)
+        reports, seconds = [], []
         columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                    MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                    TimeElapsedColumn())
@@ -1133,7 +1146,9 @@ def _train(args):
             task = progress.add_task(f"training ({args.device})", total=settings.steps,
                                      status="")
             for _ in range(settings.steps):
+                started = time.monotonic()
                 report = trainer.step()
+                seconds.append(time.monotonic() - started)
                 reports.append(report)
                 accuracy = next((r.test_accuracy for r in reversed(reports)
                                  if r.test_accuracy is not None), None)
@@ -1143,7 +1158,8 @@ def _train(args):
     first, last = reports[0], reports[-1]
     sparse = sum(r.sparse_cycles for r in reports)
     dense = sum(r.dense_cycles for r in reports)
-    print(f"{settings.steps} steps on {args.device}: loss {first.loss:.3f} -> {last.loss:.3f}, "
+    print(f"{settings.steps} steps of {settings.batch} images ({trainer.pass_batch} a pass) on "
+          f"{args.device} in {sum(seconds):.1f} s: loss {first.loss:.3f} -> {last.loss:.3f}, "
           f"test accuracy {last.test_accuracy:.3f}; compute cycles sparse {sparse:,}, dense "
           f"{dense:,} (speedup {dense / sparse:.2f}x)"
           + ("; every pass equal to the golden model's" if args.check and
@@ -1151,7 +1167,10 @@ def _train(args):
     if args.json:
         write_outputs({args.json: json.dumps(
             {"settings": dataclasses.asdict(settings), "device": args.device,
-             "steps": [dict(dataclasses.asdict(r), speedup=r.speedup) for r in reports]},
+             "pass_batch": trainer.pass_batch, "check": args.check,
+             "load_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
+             "steps": [dict(dataclasses.asdict(r), speedup=r.speedup, seconds=t)
+                       for r, t in zip(reports, seconds)]},
             indent=2)}, "--json")
 
 

@@ -644,7 +644,7 @@ def dsp_floor_table(payload: dict) -> str:
 def board_table(reports: list[dict]) -> str:
     """``maskprop build --board NAME --json`` reports, one row per board: what the design took
     of the part (Yosys' counts against the part's capacity), the Fmax nextpnr reached against
-    the board's clock, and whether there is a bitstream."""
+    the design's clock (the board's, or a PLL's), and whether there is a bitstream."""
     rows = []
     for report in reports:
         capacity = _CAPACITY_OF.get(report["device"], {})
@@ -658,12 +658,13 @@ def board_table(reports: list[dict]) -> str:
             fmax, result = "no clock", "none"
         else:
             verdict = "meets" if report["timing_met"] else "misses"
-            fmax = f"{report['fmax_mhz']:.1f} MHz ({verdict} {report['clock_mhz']:g} MHz)"
+            clock = f"{report['clock_mhz']:g} MHz" + (" PLL" if report.get("pll") else "")
+            fmax = f"{report['fmax_mhz']:.1f} MHz ({verdict} {clock})"
             result = "yes" if report["bitstream"] else "none"
         rows.append([report["board"], report["device"], *cells, fmax, result,
                      f"{report['wall_seconds']:.0f} s"])
     return "\n".join(_table(["board", "device", "LUT4", "FF", "DSP", "BRAM",
-                              "Fmax (board clock)", "bitstream", "build time"], rows))
+                              "Fmax (design clock)", "bitstream", "build time"], rows))
 
 
 def board_sim_table(payload: dict) -> str:
@@ -684,6 +685,33 @@ def board_sim_table(payload: dict) -> str:
         f"{payload['bytes_received']:,} received; {payload['cycles']:,} board cycles at "
         f"{payload['cycles_per_second']:,.0f} cycles per second (load average "
         f"{payload['machine']['load_1min']:.1f} on {payload['machine']['cpus']} CPUs)."])
+
+
+def training_table(runs: list[dict]) -> str:
+    """``maskprop train --json`` runs: per run the backend, the variant, steps and images (a
+    step, a pass), the mean loss of the first and last tenth of the steps, the last test
+    accuracy, the compute speedup over the dense baseline and the wall time a step."""
+    rows = []
+    for run in runs:
+        steps, settings = run["steps"], run["settings"]
+        tenth = max(1, len(steps) // 10)
+        loss = [sum(s["loss"] for s in part) / len(part)
+                for part in (steps[:tenth], steps[-tenth:])]
+        sparse = sum(s["sparse_cycles"] for s in steps)
+        dense = sum(s["dense_cycles"] for s in steps)
+        per_step = sum(s["seconds"] for s in steps) / len(steps)
+        rows.append([run["device"] + (" (checked)" if run.get("check") else ""),
+                     settings["variant"], f"{len(steps)}",
+                     f"{settings['batch']} ({run['pass_batch']})",
+                     f"{loss[0]:.3f} -> {loss[1]:.3f}", f"{steps[-1]['test_accuracy']:.3f}",
+                     f"{dense / sparse:.2f}x", f"{per_step:.1f} s",
+                     f"{per_step * 200 / 60:.1f} min"
+                     + (" (projected)" if len(steps) < 200 else ""),
+                     f"{run['load_1min']:.1f} on {run['cpus']}"])
+    return "\n".join(_table(["backend", "variant", "steps", "images a step (a pass)",
+                             "loss, first -> last tenth", "test accuracy",
+                             "compute speedup", "wall time a step", "200 steps",
+                             "load average on CPUs"], rows))
 
 
 def engine_time_line(sparse: dict, dense: dict, bench: dict) -> str:

@@ -318,12 +318,24 @@ class CoreJob:
             "timeout_cycles": 50 * (self.shape.x_words + self.shape.y_words + self.shape.out_words
                                     + self.shape.rows * self.shape.chunks
                                     + 2 * self.psum_bytes // self.core.bus_bytes) + 5000,
-            "ranges": [(name, self.bases[name], self.bases[name] + len(image))
-                       for name, image in images.items()]
-                      + [("out", self.bases["out"], self.bases["out"] + self.out_bytes)]
-                      + ([("psum", self.bases["psum"], self.bases["psum"] + self.psum_bytes)]
-                         if self.psum_bytes else []),
+            "ranges": self.ranges(images),
         }
+
+    def ranges(self, images: dict | None = None) -> list:
+        """``(name, low, high)``: the byte ranges of the tensors :meth:`images` lays out, of
+        the result (``"out"``) and, for a backward-weight split over its reduction, of the
+        partial sums (``"psum"``)."""
+        images = self.images() if images is None else images
+        return ([(name, self.bases[name], self.bases[name] + len(image))
+                 for name, image in images.items()]
+                + [("out", self.bases["out"], self.bases["out"] + self.out_bytes)]
+                + ([("psum", self.bases["psum"], self.bases["psum"] + self.psum_bytes)]
+                   if self.psum_bytes else []))
+
+    @property
+    def memory_bytes(self) -> int:
+        """The memory the pass needs: the end of the last of its :meth:`ranges`."""
+        return max(high for _, _, high in self.ranges())
 
     def result(self, image: bytes) -> np.ndarray:
         """The result tensor from the bytes read back at ``bases["out"]`` (backward-weight:

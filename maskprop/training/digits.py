@@ -37,9 +37,16 @@ from maskprop.workloads.digits import (BN_EPS, NETWORK, VARIANTS, choose_frac_bi
                                        initial_weights, load_digits_data, quantize,
                                        split_indices, upsample2x)
 
-__all__ = ["TrainingSettings", "GoldenConvs", "DeviceConvs", "StepReport", "DigitsTrainer"]
+__all__ = ["TrainingSettings", "GoldenConvs", "DeviceConvs", "StepReport", "DigitsTrainer",
+           "DEFAULT_BATCH"]
 
 ADAM_EPS = 1e-8
+
+#: Images a step that take each variant past 0.9 test accuracy in 200 steps at Adam's 0.01
+#: (the golden model's run on the ULX3S board's memory; docs/host_link.md, "Training"). Without
+#: BatchNorm the network learns far more slowly at small batches (0.81 at 32 images a step),
+#: in float PyTorch too.
+DEFAULT_BATCH = {"plain": 64, "batchnorm": 8}
 
 
 @dataclass(frozen=True)
@@ -134,11 +141,20 @@ class _Scales:
 
 
 class DigitsTrainer:
-    """The run: data, float master weights, the backend and the core's configuration (its
-    buffers must hold every pass of the network at ``settings.batch``: a pass it cannot run is
-    refused before the first step, :func:`~maskprop.host.core_driver.check_core_pass`)."""
+    """The run: data, float master weights, the backend and the core's configuration.
 
-    def __init__(self, settings: TrainingSettings, core, backend):
+    ``memory_bytes``: the board's memory. A pass runs on at most :attr:`pass_batch` images,
+    the most for which every pass of the network fits that memory: a larger batch runs each
+    pass over the batch in parts of that many images, the forward and backward-data results
+    joined (each image's are its own, so the same as one pass over the batch) and the
+    backward-weight results added on the host (each part's requantized by the core at its own
+    scale, from the same part's peak in the step before). Backends given the same
+    ``memory_bytes`` run the same parts, so their runs are comparable bit for bit. A pass the core cannot run is refused before the first step
+    (:func:`~maskprop.host.core_driver.check_core_pass`), and so is a network whose passes do
+    not fit the memory even one image at a time."""
+
+    def __init__(self, settings: TrainingSettings, core, backend, *,
+                 memory_bytes: int | None = None):
         self.settings = settings
         self.core = core
         self.backend = backend
@@ -152,16 +168,16 @@ class DigitsTrainer:
         self.params = initial_weights(rng, self.batchnorm)
         self.moment1 = {name: np.zeros_like(value) for name, value in self.params.items()}
         self.moment2 = {name: np.zeros_like(value) for name, value in self.params.items()}
-        self.layers = [ConvLayer(settings.batch, spec.in_channels, *self._input_hw(index),
-                                 spec.out_channels, spec.kernel, spec.stride, spec.padding,
-                                 spec.name)
-                       for index, spec in enumerate(NETWORK)]
         self.scales = _Scales()
         self.step_count = 0
-        from maskprop.host.core_driver import check_core_pass
-        for layer in self.layers:
-            for pass_name in ("forward", "backward_data", "backward_weight"):
-                check_core_pass(layer, pass_name, core)
+        self.pass_batch = _pass_batch(core, settings.batch, memory_bytes)
+
+    @staticmethod
+    def layer(index: int, batch: int) -> ConvLayer:
+        """Conv layer ``index`` of the network on ``batch`` images."""
+        spec = NETWORK[index]
+        return ConvLayer(batch, spec.in_channels, *DigitsTrainer._input_hw(index),
+                         spec.out_channels, spec.kernel, spec.stride, spec.padding, spec.name)
 
     @staticmethod
     def _input_hw(index: int) -> tuple:
@@ -171,15 +187,26 @@ class DigitsTrainer:
         return size, size
 
     # --- one pass on the backend ----------------------------------------------------------
-    def _conv(self, layer, pass_name, A, W, dZ, shift, cycles):
-        """The pass in sparse mode on the backend; its compute cycles (the backend's, else the
-        cycle model's) and the dense baseline's (the cycle model's) added to ``cycles``."""
-        job = CoreJob(layer, pass_name, self.core, A=A, W=W, dZ=dZ, shift=shift)
-        result, sparse = self.backend.run(job)
-        lowered = job.array_pass()
-        cycles[0] += lowered.model_cycles(False) if sparse is None else sparse
-        cycles[1] += lowered.model_cycles(True)
-        return result
+    def _parts(self, batch: int) -> list:
+        """``(low, high)``: the images of each part a pass over ``batch`` images runs in."""
+        return [(low, min(low + self.pass_batch, batch))
+                for low in range(0, batch, self.pass_batch)]
+
+    def _conv(self, index, pass_name, A, W, dZ, shifts, cycles) -> list:
+        """Layer ``index``'s pass in sparse mode on the backend, a job for each of
+        :meth:`_parts`, with its shift from ``shifts``; the parts' results. The compute cycles
+        (the backend's, else the cycle model's) and the dense baseline's (the cycle model's)
+        are added to ``cycles``."""
+        results = []
+        for (low, high), shift in zip(self._parts(len(A)), shifts, strict=True):
+            job = CoreJob(self.layer(index, high - low), pass_name, self.core, A=A[low:high],
+                          W=W, dZ=dZ[low:high], shift=shift)
+            result, sparse = self.backend.run(job)
+            lowered = job.array_pass()
+            cycles[0] += lowered.model_cycles(False) if sparse is None else sparse
+            cycles[1] += lowered.model_cycles(True)
+            results.append(result)
+        return results
 
     def step(self) -> StepReport:
         """One SGD step on the next batch."""
@@ -190,15 +217,17 @@ class DigitsTrainer:
         # --- forward ----------------------------------------------------------------------
         a = x
         saved = []
-        for layer, spec in zip(self.layers, NETWORK):
+        for index, spec in enumerate(NETWORK):
             w = self.params[f"{spec.name}.weight"]
             fa, fw = choose_frac_bits(a), choose_frac_bits(w)
             qa, qw = quantize(a, fa), quantize(w, fw)
             key = (spec.name, "Z")
             fz = self.scales.frac(key, lambda: conv_forward(a, w, spec.stride, spec.padding))
             shift, fz = _shift(fa + fw, fz)
-            qz = self._conv(layer, "forward", qa, qw, np.zeros(layer.output_shape, np.int64),
-                            shift, cycles)
+            qz = np.concatenate(self._conv(
+                index, "forward", qa, qw, np.zeros(self.layer(index, len(a)).output_shape,
+                                                   np.int64),
+                [shift] * len(self._parts(len(a))), cycles))
             z = dequantize(qz, fz)
             self.scales.peaks[key] = _peak(z)
             pre, bn = (_bn_forward(z, self.params[f"{spec.name}.bn.weight"],
@@ -224,7 +253,7 @@ class DigitsTrainer:
         h, w_ = a.shape[2:]
         dout = np.broadcast_to(dpooled[:, :, None, None] / (h * w_), a.shape).copy()
         for index in reversed(range(len(NETWORK))):
-            spec, layer, s = NETWORK[index], self.layers[index], saved[index]
+            spec, s = NETWORK[index], saved[index]
             dpre = dout * (s["out"] > 0)
             if self.batchnorm:
                 dz, dgamma, dbeta = _bn_backward(dpre, s["bn"])
@@ -233,13 +262,20 @@ class DigitsTrainer:
                 dz = dpre
             fdz = choose_frac_bits(dz)
             qdz = quantize(dz, fdz)
-            key = (spec.name, "dW")
-            fdw = self.scales.frac(key, lambda: conv_backward_weight(
-                dz, s["a"], spec.kernel, spec.stride, spec.padding))
-            shift, fdw = _shift(s["fa"] + fdz, fdw)
-            qdw = self._conv(layer, "backward_weight", s["qa"], s["qw"], qdz, shift, cycles)
-            grads[f"{spec.name}.weight"] = dequantize(qdw, fdw)
-            self.scales.peaks[key] = _peak(grads[f"{spec.name}.weight"])
+            # Each part's weight gradient at its own scale (a part's share of the sum may be
+            # far below the sum's peak), added in float.
+            fdws, shifts = [], []
+            for part, (low, high) in enumerate(self._parts(len(dz))):
+                fdw = self.scales.frac((spec.name, "dW", part), lambda: conv_backward_weight(
+                    dz[low:high], s["a"][low:high], spec.kernel, spec.stride, spec.padding))
+                shift, fdw = _shift(s["fa"] + fdz, fdw)
+                fdws.append(fdw)
+                shifts.append(shift)
+            parts = [dequantize(q, fdw) for q, fdw in zip(self._conv(
+                index, "backward_weight", s["qa"], s["qw"], qdz, shifts, cycles), fdws)]
+            for part, dw in enumerate(parts):
+                self.scales.peaks[(spec.name, "dW", part)] = _peak(dw)
+            grads[f"{spec.name}.weight"] = sum(parts[1:], parts[0])
             if index == 0:
                 break
             key = (spec.name, "dA")
@@ -247,7 +283,8 @@ class DigitsTrainer:
                 dz, self.params[f"{spec.name}.weight"], s["a"].shape[2:], spec.stride,
                 spec.padding, omask=s["a"]))
             shift, fda = _shift(fdz + s["fw"], fda)
-            qda = self._conv(layer, "backward_data", s["qa"], s["qw"], qdz, shift, cycles)
+            qda = np.concatenate(self._conv(index, "backward_data", s["qa"], s["qw"], qdz,
+                                            [shift] * len(self._parts(len(dz))), cycles))
             dout = dequantize(qda, fda)
             self.scales.peaks[key] = _peak(dout)
         # --- update (Adam) -----------------------------------------------------------------
@@ -277,6 +314,32 @@ class DigitsTrainer:
             a = np.maximum(z, 0.0)
         logits = a.mean(axis=(2, 3)) @ self.params["fc.weight"].T + self.params["fc.bias"]
         return float(np.mean(np.argmax(logits, axis=1) == self.test_y))
+
+
+def _pass_batch(core, batch: int, memory_bytes: int | None) -> int:
+    """The most images, at most ``batch``, on which every pass of the network runs on ``core``
+    within ``memory_bytes`` (``batch`` without a limit); ``ValueError`` if a pass does not fit
+    even one image at a time, or the core cannot run it
+    (:func:`~maskprop.host.core_driver.check_core_pass`, in :class:`CoreJob`)."""
+    def needs(images: int) -> int:
+        most = 0
+        for index in range(len(NETWORK)):
+            layer = DigitsTrainer.layer(index, images)
+            for pass_name in ("forward", "backward_data", "backward_weight"):
+                job = CoreJob(layer, pass_name, core, A=np.zeros(layer.input_shape, np.int64),
+                              W=np.zeros(layer.weight_shape, np.int64),
+                              dZ=np.zeros(layer.output_shape, np.int64))
+                most = max(most, job.memory_bytes)
+        return most
+
+    for images in range(batch, 0, -1):
+        needed = needs(images)
+        if memory_bytes is None or needed <= memory_bytes:
+            if batch % images:          # the last part's passes are smaller: runnable too
+                needs(batch % images)
+            return images
+    raise ValueError(f"the network's passes need {needed:,} bytes of memory for one image; "
+                     f"the board has {memory_bytes:,}")
 
 
 def _peak(x) -> float:
