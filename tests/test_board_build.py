@@ -1,6 +1,6 @@
 """Board builds (maskprop.flow.board, ``maskprop build``): the UART's divisor from a board's
-clock, every board's design builds its parameters, bad input refused in one line before any
-work, and (fpga) a board whose part is too small stops after synthesis with what it lacks and
+clock, the ECP5 PLL's dividers within the part's ranges and in the build plan, every board's
+design builds its parameters, bad input refused in one line before any work, and (fpga) a board whose part is too small stops after synthesis with what it lacks and
 no bitstream."""
 
 import re
@@ -8,7 +8,7 @@ import re
 import pytest
 
 from maskprop.cli.main import main
-from maskprop.flow.board import BOARDS, build_board, uart_divisor
+from maskprop.flow.board import BOARDS, board_clock, build_board, ecp5_pll, uart_divisor
 from maskprop.hw.board_top import BoardTop
 
 
@@ -79,3 +79,51 @@ def test_synth_only_stops_after_yosys(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["synth_only"] and report["overflow"] and report["bitstream"] is None
     assert "DOES NOT FIT the iCE40UP5K" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target_mhz", [12.5, 20, 30, 40, 50, 100])
+def test_ecp5_pll_makes_the_clock_within_the_parts_ranges(target_mhz):
+    pll = ecp5_pll(25_000_000, round(target_mhz * 1e6))
+    assert pll.out_hz == target_mhz * 1e6          # these are all exact from 25 MHz
+    assert 400e6 <= pll.vco_hz <= 800e6
+    assert 3.125e6 <= pll.clock_hz / pll.input <= 400e6
+    assert all(1 <= div <= 128 for div in (pll.input, pll.feedback, pll.output))
+
+
+@pytest.mark.parametrize("spec, clock_hz, message", [
+    ("ulx3s-85f", 500_000_000, "the PLL's clock must be in [3.125, 400] MHz, not 500"),
+    ("ulx3s-85f", 1_000_000, "the PLL's clock must be in [3.125, 400] MHz, not 1"),
+    ("icebreaker", 20_000_000, "a PLL clock is built for the ECP5 boards only, not icebreaker")])
+def test_an_impossible_clock_is_refused(spec, clock_hz, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        board_clock(BOARDS[spec], clock_hz)
+
+
+def test_the_board_clock_needs_no_pll():
+    assert board_clock(BOARDS["ulx3s-85f"], None) == (25_000_000, None)
+    assert board_clock(BOARDS["ulx3s-85f"], 25_000_000) == (25_000_000, None)
+
+
+def test_a_pll_clock_drives_the_design_in_the_build_plan():
+    """The plan's netlist: the EHXPLLL with the dividers, its output the design's clock."""
+    from maskprop.flow.board import _OnBoard
+    spec = BOARDS["ulx3s-85f"]
+    _, pll = board_clock(spec, 20_000_000)
+    top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=uart_divisor(20_000_000,
+                                                                                   115_200))
+    plan = spec.platform_class()().build(_OnBoard(top, spec.leds, pll), name="t",
+                                         do_build=False)
+    rtlil = plan.files["t.il"]
+    assert "cell \\EHXPLLL" in rtlil
+    for name, value in (("CLKI_DIV", 5), ("CLKFB_DIV", 4), ("CLKOP_DIV", 20)):
+        assert re.search(rf"parameter \\{name} {value}\b", rtlil), name
+    assert 'attribute \\FREQUENCY_PIN_CLKOP "20"' in rtlil
+
+
+def test_cli_refuses_an_impossible_clock_in_one_line(capsys, tmp_path):
+    assert main(["build", "--board", "icebreaker", "--clock-mhz", "20",
+                 "--out", str(tmp_path / "b")]) == 2
+    error = capsys.readouterr().err
+    assert error == ("maskprop: error: --clock-mhz: a PLL clock is built for the ECP5 boards "
+                     "only, not icebreaker\n")
+    assert not (tmp_path / "b").exists()

