@@ -149,7 +149,8 @@ class DigitsTrainer:
     joined (each image's are its own, so the same as one pass over the batch) and the
     backward-weight results added on the host (each part's requantized by the core at its own
     scale, from the same part's peak in the step before). Backends given the same
-    ``memory_bytes`` run the same parts, so their runs are comparable bit for bit. A pass the core cannot run is refused before the first step
+    ``memory_bytes`` run the same parts, so their runs are comparable bit for bit. A pass the
+    core cannot run is refused before the first step
     (:func:`~maskprop.host.core_driver.check_core_pass`), and so is a network whose passes do
     not fit the memory even one image at a time."""
 
