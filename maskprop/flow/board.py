@@ -32,8 +32,10 @@ __all__ = ["BoardSpec", "BOARDS", "BOARD_CORE", "BoardReport", "build_board", "u
 #: with buffers that leave the 85F's block RAM room for 64 KiB of tensor memory, which takes
 #: it twice (the host link's port is a second read port). Yosys copies the Y buffer once per
 #: tile: with 32 columns the design needed 220 of the 208 DP16KD, with 16 (a pass with more
-#: output channels runs as several commands) it fits.
-BOARD_CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=64,
+#: output channels runs as several commands) it fits, but with 64 chunks a column (164
+#: DP16KD) nextpnr's router2 had not routed it after an hour; 32 chunks (reductions of up to
+#: 512 values; every pass of the digits CNN runs as with 64) leave 136.
+BOARD_CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32,
                                max_cols=16), x_words=1024, row_block_chunks=32)
 
 
