@@ -55,9 +55,10 @@ class AxiRam(wiring.Component):
     init : sequence of int
         Initial words (the rest are 0), e.g. a board build's preloaded tensors.
     host_port : bool
-        Add the backdoor ``host`` (testbenches fill and read back memory through it, one word per
-        cycle, without AXI bursts). Off for board builds: its read port is a second read port of
-        the memory (on an FPGA, a second copy of the block RAM).
+        Add the backdoor ``host`` (testbenches and the board's host link fill and read back
+        memory through it, one word per cycle, without AXI bursts). It shares the memory's one
+        write port and one read port with the bus, so on an FPGA the memory is one simple
+        dual-port block RAM with or without it.
 
     Ports
     -----
@@ -74,7 +75,9 @@ class AxiRam(wiring.Component):
         path from a bus input to a bus output).
     host : In(HostPortSignature(...)), only with ``host_port``
         ``addr`` is a word address. A host write takes the memory's write port in that cycle
-        (W waits); a host read uses its own read port. Host writes win over W.
+        (W waits); a host read takes its read port (the next R beat's read waits; the word of
+        an R beat already offered is kept in a register, so R never changes under a stalled
+        beat). The host wins both: its accesses are never refused or delayed.
 
     Latency and throughput
     ----------------------
@@ -190,11 +193,17 @@ class AxiRam(wiring.Component):
         rd_active = Signal()
         rd_word, rd_outside, rd_next = self._beat(m, rd, "read")
         advance = ~bus.rvalid | bus.rready
-        issue = rd_active & advance
+        host_read = Signal()
+        if self._host_port:
+            m.d.comb += host_read.eq(self.host.en & ~self.host.we)
+        issue = rd_active & advance & ~host_read
         m.d.comb += [
             read_port.addr.eq(rd_word),
-            read_port.en.eq(issue),
+            read_port.en.eq(issue | host_read),
         ]
+        if self._host_port:
+            with m.If(host_read):
+                m.d.comb += read_port.addr.eq(self.host.addr)
         with m.If(issue):
             m.d.sync += [
                 bus.rvalid.eq(1),
@@ -209,6 +218,17 @@ class AxiRam(wiring.Component):
         with m.Elif(bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         m.d.comb += bus.rdata.eq(read_port.data)
+        if self._host_port:
+            # A host read replaces the read port's word: an R beat still waiting for rready
+            # keeps its word here until it is taken.
+            r_kept = Signal(self._data_width)
+            r_keep = Signal()
+            with m.If(host_read & bus.rvalid & ~bus.rready & ~r_keep):
+                m.d.sync += [r_kept.eq(read_port.data), r_keep.eq(1)]
+            with m.If(issue):
+                m.d.sync += r_keep.eq(0)
+            with m.If(r_keep):
+                m.d.comb += bus.rdata.eq(r_kept)
         take_ar = ar_queue.r_rdy & (~rd_active | (issue & (rd.left == 0)))
         m.d.comb += ar_queue.r_en.eq(take_ar)
         with m.If(take_ar):
@@ -282,10 +302,12 @@ class AxiRam(wiring.Component):
 
         # --- backdoor -------------------------------------------------------------------------
         if self._host_port:
-            host_read = mem.read_port()
-            m.d.comb += [
-                host_read.addr.eq(self.host.addr),
-                host_read.en.eq(self.host.en & ~self.host.we),
-                self.host.rdata.eq(host_read.data),
-            ]
+            # The host's word is on the read port the cycle after its read; kept from then on,
+            # since the bus's next read replaces it.
+            host_word_now = Signal()
+            host_kept = Signal(self._data_width)
+            m.d.sync += host_word_now.eq(host_read)
+            with m.If(host_word_now):
+                m.d.sync += host_kept.eq(read_port.data)
+            m.d.comb += self.host.rdata.eq(Mux(host_word_now, read_port.data, host_kept))
         return m

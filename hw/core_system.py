@@ -1,7 +1,7 @@
 """CoreSystem: the accelerator core with its memory on chip - a :class:`MaskpropCore` whose AXI4
 manager port is served by an Amaranth :class:`~maskprop.hw.axi_ram.AxiRam`. The top level of
 the fast simulation benchmark (``tb/bench_core_fast.py``, ``scripts/bench_sim_speed.py``) and
-the one a board build uses (the RAM in block RAM, without the backdoor)."""
+the one a board build uses (the RAM in block RAM, the backdoor for the host link)."""
 
 from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Signal
 from amaranth.lib import fifo, wiring
@@ -36,9 +36,9 @@ class CoreSystem(wiring.Component):
         (64 KiB) holds every pass of the digits CNN with its tensors at 4 KiB pages
         (:class:`~maskprop.host.core_driver.CoreJob`, at most 1664 words).
     host_port : bool
-        Expose the RAM's backdoor ``host`` (testbenches fill memory and read results back
-        through it without AXI bursts). Off for board builds: it is a second read port of the
-        memory.
+        Expose the RAM's backdoor ``host`` (testbenches and the board's host link fill memory
+        and read results back through it without AXI bursts). It shares the RAM's one read
+        port and one write port with the core's bus (:class:`~maskprop.hw.axi_ram.AxiRam`).
 
     ``ValueError`` naming the parameter and its range for anything else; the core's own
     checks (``MaskpropCore``) apply too.
@@ -57,8 +57,8 @@ class CoreSystem(wiring.Component):
         words are the memory's bytes little-endian, as the AXI bus carries them. A request
         reaches the RAM one cycle after it is on the port, so a read's word is on ``rdata``
         :attr:`host_read_latency` = 2 cycles after its address (and stays until the next
-        read). A host write takes the RAM's write port for that cycle (the core's W waits); do
-        not write memory the core is using while it runs.
+        read). A host write or read takes the RAM's write or read port for that cycle (the
+        core's W or next R beat waits); do not write memory the core is using while it runs.
 
     Registered inputs
     -----------------

@@ -117,20 +117,32 @@ async def random_bursts(dut):
     host_words = [rng.getrandbits(8 * ram.bytes) for _ in range(2 * k // ram.bytes)]
     image = bytes(ram.model)
 
-    async def host_writes():
-        # Backdoor writes while AXI traffic runs, in bursts with gaps.
+    host_read_words = 0
+
+    async def host_traffic():
+        # Backdoor writes into [10K, 12K) and reads of [0, 6K) while AXI traffic runs, in runs
+        # with gaps: the reads take the memory's read port from under the AXI reads.
+        nonlocal host_read_words
         start_word, words = 10 * k // ram.bytes, list(host_words)
         while words:
             count = rng.randint(1, 8)
-            await ram.host.write(start_word, words[:count])
-            start_word, words = start_word + count, words[count:]
+            if rng.random() < 0.5:
+                await ram.host.write(start_word, words[:count])
+                start_word, words = start_word + count, words[count:]
+            else:
+                first = rng.randrange(6 * k // ram.bytes - count)
+                got = await ram.host.read(first, count)
+                want = [int.from_bytes(image[(first + n) * ram.bytes:(first + n + 1) * ram.bytes],
+                                       "little") for n in range(count)]
+                assert got == want, f"backdoor read of {count} words at word {first} (seed {seed})"
+                host_read_words += count
             await ClockCycles(dut.clk, rng.randint(0, 20))
 
     results = await run_all(
         [ram.master.read(address, length, size=size) for address, length, size in reads] +
         [ram.master.write(address, data, size=size)
          for (address, _, size), data in zip(writes, write_data)] +
-        [host_writes()])
+        [host_traffic()])
     for (address, length, _), result in zip(reads, results):
         assert result.resp == AxiResp.OKAY, f"read at {address:#x}: {result.resp}"
         assert result.data == image[address:address + length], \
@@ -158,7 +170,7 @@ async def random_bursts(dut):
     checker.stop()
     record("random_bursts", seed=seed, read_bursts=checker.read_bursts,
            write_bursts=checker.write_bursts, max_read_outstanding=checker.max_read_outstanding,
-           max_write_outstanding=checker.max_write_outstanding)
+           max_write_outstanding=checker.max_write_outstanding, host_read_words=host_read_words)
 
 
 @cocotb.test()
