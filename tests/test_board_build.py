@@ -1,7 +1,8 @@
 """Board builds (maskprop.flow.board, ``maskprop build``): the UART's divisor from a board's
 clock, the ECP5 PLL's dividers within the part's ranges and in the build plan, every board's
-design builds its parameters, bad input refused in one line before any work, and (fpga) a board whose part is too small stops after synthesis with what it lacks and
-no bitstream."""
+design builds its parameters, bad input refused in one line before any work, and (fpga) the
+ULX3S design synthesizes into its part while a board whose part is too small stops after
+synthesis with what it lacks and no bitstream."""
 
 import re
 
@@ -97,6 +98,17 @@ def test_ecp5_pll_makes_the_clock_within_the_parts_ranges(target_mhz):
 def test_an_impossible_clock_is_refused(spec, clock_hz, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         board_clock(BOARDS[spec], clock_hz)
+
+@pytest.mark.fpga
+@pytest.mark.slow
+def test_the_ulx3s_design_synthesizes_into_the_part(tmp_path):
+    """The ULX3S's BoardTop through the board build's synthesis (abc for abc9, whose
+    assertion it otherwise fails): it fits the 85F, its tensor memory once (104 DP16KD; the
+    link's port as a separate read port made it 136)."""
+    report = build_board(BOARDS["ulx3s-85f"], tmp_path / "ulx3s", synth_only=True)
+    assert not report.overflow
+    assert report.resources["brams"] == 104 and report.resources["dsps"] == 20
+    assert report.bitstream is None and report.fmax_mhz is None
 
 
 def test_the_board_clock_needs_no_pll():

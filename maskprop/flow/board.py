@@ -29,12 +29,13 @@ __all__ = ["BoardSpec", "BOARDS", "BOARD_CORE", "BoardReport", "build_board", "u
            "EcpPll", "ecp5_pll", "board_clock"]
 
 #: The core of the board builds: the tile array of the defaults (vec 16, 4 lanes, 4 tiles)
-#: with buffers that leave the 85F's block RAM room for 64 KiB of tensor memory, which takes
-#: it twice (the host link's port is a second read port). Yosys copies the Y buffer once per
-#: tile: with 32 columns the design needed 220 of the 208 DP16KD, with 16 (a pass with more
-#: output channels runs as several commands) it fits, but with 64 chunks a column (164
-#: DP16KD) nextpnr's router2 had not routed it after an hour; 32 chunks (reductions of up to
-#: 512 values; every pass of the digits CNN runs as with 64) leave 136.
+#: with buffers that leave the 85F's block RAM room for 64 KiB of tensor memory (32 DP16KD;
+#: the host link shares its ports with the core). Yosys copies the Y buffer once per tile:
+#: with 32 columns the design needed 220 of the 208 DP16KD (when the link's port was a second
+#: copy of the memory), with 16 (a pass with more output channels runs as several commands)
+#: it fits, but with 64 chunks a column nextpnr's router2 had not routed it after an hour;
+#: 32 chunks (reductions of up to 512 values; every pass of the digits CNN runs as with 64)
+#: take 104 DP16KD in all.
 BOARD_CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks=32,
                                max_cols=16), x_words=1024, row_block_chunks=32)
 
@@ -258,6 +259,18 @@ def board_clock(spec: BoardSpec, clock_hz: int | None) -> tuple:
     return round(pll.out_hz), pll
 
 
+#: synth_ecp5 up to its LUT mapping, then ``abc`` where it runs ``abc9``, then the rest of it:
+#: Yosys 0.70's abc9 fails an assertion (``GetSize(conn.first) == GetSize(conn.second)`` in
+#: rtlil.cc, reintegrating ABC's result) on the ULX3S design, and on its 2-tile variant. ``abc``
+#: maps without the timing model of abc9; the steps around it are synth_lattice's own.
+_ECP5_LUT_MAPPING = (["-run", ":map_luts"],
+                     "check -latchonly -assert\n"
+                     "techmap -map +/lattice/latches_map.v\n"
+                     "abc -dress -lut 4:7\n"
+                     "clean\n"
+                     f"synth_ecp5 -top {_NAME} -run map_cells:\n")
+
+
 def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 1,
                 router: str | None = None, synth_only: bool = False,
                 clock_hz: int | None = None) -> BoardReport:
@@ -280,10 +293,10 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
                     "--timing-allow-fail"] + (["--router", router] if router else [])
     # The iCE40's multipliers in its SB_MAC16s, as the flow of maskprop flow maps them
     # (synth_ice40 leaves them in LUTs unless told).
-    synth_opts = ["-dsp"] if spec.target == "ice40" else []
+    synth_opts, after_synth = (["-dsp"], "") if spec.target == "ice40" else _ECP5_LUT_MAPPING
     plan = platform.build(_OnBoard(top, spec.leds, pll), name=_NAME, do_build=False,
                           synth_opts=synth_opts,
-                          script_after_synth=f"tee -q -o {_NAME}_stat.json stat -json",
+                          script_after_synth=f"{after_synth}tee -q -o {_NAME}_stat.json stat -json",
                           nextpnr_opts=nextpnr_opts)
     env = dict(os.environ, **{var: find_tool(tool) for var, tool in _TOOLS[spec.target].items()})
     report = BoardReport(
