@@ -302,10 +302,11 @@ PARTS = [
              [_json(work / f"golden-{variant}.json") for variant in TRAIN_VARIANTS]
              + [_json(work / "sim-batchnorm.json")])),
     # Synthesis only: nextpnr has not routed the ULX3S design (docs/fpga.md, "Boards").
-    Part("fpga-boards", "fpga.md", "the board designs synthesized: the core with its memory "
-         "and the UART host link on the ULX3S (LFE5U-85F) and the iCEBreaker (iCE40 UP5K)",
-         lambda work, quick: [_maskprop("build", "--board", board, "--synth-only", "--out",
-                                        work / board, "--json", work / f"{board}.json")
+    Part("fpga-boards", "fpga.md", "the board builds: the core with its memory and the UART "
+         "host link on the ULX3S (LFE5U-85F; placed, routed, bitstream) and the iCEBreaker "
+         "(iCE40 UP5K; stops after synthesis)",
+         lambda work, quick: [_maskprop("build", "--board", board, "--out", work / board,
+                                        "--json", work / f"{board}.json")
                               for board in ("ulx3s-85f", "icebreaker")],
          lambda work, docs: _render_boards(work),
          # A board whose part is too small for the design has no bitstream: status 1.

@@ -33,7 +33,7 @@ def test_unreachable_baud_is_refused(clock, baud, message):
 def test_every_board_has_a_buildable_design(name):
     spec = BOARDS[name]
     top = BoardTop(spec.core, memory_words=spec.memory_words,
-                   divisor=uart_divisor(spec.clock_hz, 115_200))
+                   divisor=uart_divisor(board_clock(spec, None)[0], 115_200))
     assert top.info.memory_words == spec.memory_words
     assert top.info.word_bytes == spec.core.bus_bytes
     assert spec.platform_class()().default_clk_frequency == spec.clock_hz
@@ -111,9 +111,14 @@ def test_the_ulx3s_design_synthesizes_into_the_part(tmp_path):
     assert report.bitstream is None and report.fmax_mhz is None
 
 
-def test_the_board_clock_needs_no_pll():
-    assert board_clock(BOARDS["ulx3s-85f"], None) == (25_000_000, None)
+def test_each_board_has_its_default_clock():
+    """The ULX3S runs on 20 MHz from its PLL unless told (its design's Fmax is under the
+    oscillator's 25); its oscillator's frequency asked for needs no PLL; the iCEBreaker runs
+    on its oscillator."""
+    hz, pll = board_clock(BOARDS["ulx3s-85f"], None)
+    assert hz == 20_000_000 and (pll.input, pll.feedback, pll.output) == (5, 4, 20)
     assert board_clock(BOARDS["ulx3s-85f"], 25_000_000) == (25_000_000, None)
+    assert board_clock(BOARDS["icebreaker"], None) == (12_000_000, None)
 
 
 def test_a_pll_clock_drives_the_design_in_the_build_plan():

@@ -407,8 +407,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="the UART's rate (default 115200; the design's clock over an integer, "
                             "within 2 %%)")
     build.add_argument("--clock-mhz", type=float, default=None,
-                       help="run the design on this clock from a PLL (ECP5 boards; default: "
-                            "the board's oscillator)")
+                       help="run the design on this clock, from a PLL unless it is the "
+                            "oscillator's (ECP5 boards; default: ulx3s-85f 20 MHz from the PLL, "
+                            "icebreaker its 12 MHz oscillator)")
     build.add_argument("--seed", type=int, default=1, help="nextpnr's seed (default 1)")
     build.add_argument("--router", choices=("router1", "router2"), default="router2",
                        help="nextpnr's router (default router2: router1 did not finish the "
@@ -1101,7 +1102,7 @@ def _train(args):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeElapsedColumn
 
-    from maskprop.flow.board import BOARDS, uart_divisor
+    from maskprop.flow.board import BOARDS, board_clock, uart_divisor
     from maskprop.training.digits import (DEFAULT_BATCH, DeviceConvs, DigitsTrainer,
                                           GoldenConvs, TrainingSettings)
 
@@ -1117,7 +1118,7 @@ def _train(args):
         check_output_file(args.json, "--json")
     spec = BOARDS["ulx3s-85f"]
     try:
-        divisor = uart_divisor(spec.clock_hz, args.baud)
+        divisor = uart_divisor(board_clock(spec, None)[0], args.baud)
     except ValueError as error:
         raise UsageError(f"--baud: {error}") from None
     with contextlib.ExitStack() as stack:

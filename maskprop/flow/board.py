@@ -3,10 +3,10 @@ board's clock and UART pins, from the board's definition in ``amaranth-boards``,
 Amaranth's Lattice build scripts run with YoWASP's Yosys, nextpnr and packer, to a bitstream and
 a report (resources used and available, Fmax against the board's clock, critical path).
 
-The board's oscillator drives the design directly, or (``clock_hz``, ECP5 only) through a PLL
-(:func:`ecp5_pll`: an EHXPLLL, the design held in reset until it locks): the report says
-whether nextpnr's Fmax meets the design's clock. The UART runs at ``baud`` (default 115,200),
-the design's clock divided by an integer within 2 %.
+The board's oscillator drives the design directly, or (``clock_hz``, ECP5 only; by default
+the board's ``pll_hz``) through a PLL (:func:`ecp5_pll`: an EHXPLLL, the design held in reset
+until it locks): the report says whether nextpnr's Fmax meets the design's clock. The UART
+runs at ``baud`` (default 115,200), the design's clock divided by an integer within 2 %.
 """
 
 import importlib
@@ -43,8 +43,8 @@ BOARD_CORE = CoreConfig(Config(vec=16, lanes=4, tiles=4, col_block=8, max_chunks
 @dataclass(frozen=True)
 class BoardSpec:
     """A board maskprop builds for: its ``amaranth-boards`` platform (``module:Class``), the
-    flow's target and device, the oscillator the design runs on, and the core and memory it
-    carries."""
+    flow's target and device, its oscillator, the core and memory it carries, and the clock
+    the design runs on unless told: ``pll_hz`` from a PLL, or the oscillator's if None."""
     name: str
     platform: str
     target: str
@@ -53,6 +53,7 @@ class BoardSpec:
     core: CoreConfig
     memory_words: int
     leds: tuple = ("led",)
+    pll_hz: int | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -65,8 +66,10 @@ class BoardSpec:
 
 
 BOARDS = {
+    # nextpnr puts the design's Fmax a little over 20 MHz (docs/fpga.md), under the
+    # oscillator's 25: it runs on 20 MHz from the PLL.
     "ulx3s-85f": BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
-                           "LFE5U-85F", 25_000_000, BOARD_CORE, 2048),
+                           "LFE5U-85F", 25_000_000, BOARD_CORE, 2048, pll_hz=20_000_000),
     # The smallest core the generator makes is several times the UP5K (docs/fpga.md): the
     # build stops after synthesis and says what the part lacks.
     "icebreaker": BoardSpec("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -250,7 +253,10 @@ _NAME = "maskprop_board"
 
 def board_clock(spec: BoardSpec, clock_hz: int | None) -> tuple:
     """``(clock in Hz, EcpPll or None)``: the design's clock on ``spec``'s board, its
-    oscillator's or (``clock_hz``, ECP5 boards) a PLL's; ``ValueError`` if no PLL makes it."""
+    oscillator's or (``clock_hz``, ECP5 boards) a PLL's; without ``clock_hz`` the board's own
+    choice (``spec.pll_hz``); ``ValueError`` if no PLL makes it."""
+    if clock_hz is None:
+        clock_hz = spec.pll_hz
     if clock_hz is None or clock_hz == spec.clock_hz:
         return spec.clock_hz, None
     if spec.target != "ecp5":
@@ -276,10 +282,11 @@ def build_board(spec: BoardSpec, out: Path, *, baud: int = 115_200, seed: int = 
                 clock_hz: int | None = None) -> BoardReport:
     """Build ``spec``'s bitstream into ``out``: Amaranth's build plan for the board, run with
     YoWASP's tools (Yosys, nextpnr ``--timing-allow-fail``, the packer), the design on the
-    board's oscillator or on ``clock_hz`` from a PLL (:func:`board_clock`). A design larger than
-    the part stops after synthesis (the report's ``overflow``), and so does every design with
-    ``synth_only`` (Yosys' resources, no Fmax, no bitstream); a tool that fails raises
-    :class:`~maskprop.flow.fpga.FlowError` naming its log."""
+    board's oscillator or on ``clock_hz`` (default ``spec.pll_hz``) from a PLL
+    (:func:`board_clock`). A design larger than the part stops after synthesis (the report's
+    ``overflow``), and so does every design with ``synth_only`` (Yosys' resources, no Fmax,
+    no bitstream); a tool that fails raises :class:`~maskprop.flow.fpga.FlowError` naming its
+    log."""
     from maskprop.hw.board_top import BoardTop
 
     started = time.monotonic()
