@@ -105,19 +105,32 @@ def test_broken_frames_are_answered_and_never_executed(device, top):
     assert (answer.kind, answer.seq) == (Status.UNKNOWN_COMMAND, 9)
 
 
+def prefix_next_write(board, prefix: bytes) -> None:
+    """Send ``prefix`` in front of the next request, in the same write: the board receives
+    both back to back, however late the host's request comes (the link's timeout runs on the
+    board's clock, which runs freely while a frame is open, so a prefix written on its own
+    could time out before the request arrives, and the request would then be answered)."""
+    write = board.write
+
+    def joined(data):
+        board.write = write
+        write(prefix + data)
+    board.write = joined
+
+
 def test_a_host_timeout_recovers(device, top):
     """A frame cut short swallows the next request's bytes; the host hears nothing for its
     request, waits for the link's timeout and sends it again."""
     board = device.transport
-    board.write(encode(REQUEST_SYNC, Command.MEM_WRITE, 200,
-                       struct.pack("<I", 0) + bytes(top.info.word_bytes))[:10])
+    cut = encode(REQUEST_SYNC, Command.MEM_WRITE, 200,
+                 struct.pack("<I", 0) + bytes(top.info.word_bytes))[:10]
     device.timeout = 2.0
     base = top.register_map.word("DZ_BASE").offset
+    prefix_next_write(board, cut)
     device.write_register(base, 0x300)
     assert device.read_register(base) == 0x300
     device.retries = 0
-    board.write(encode(REQUEST_SYNC, Command.MEM_WRITE, 201,
-                       struct.pack("<I", 0) + bytes(top.info.word_bytes))[:10])
+    prefix_next_write(board, cut)
     with pytest.raises(LinkTimeout, match="no answer to REG_READ"):
         device.read_register(base)
 
