@@ -79,6 +79,8 @@ class Mutant:
         return source.replace(self.find, self.replace)
 
 
+RAM_SHARED_READ = ("tests/test_axi_ram.py::test_host_reads_share_the_read_port_with_bursts",
+                   "tests/test_axi_ram.py::test_ram_against_axi_master")
 DECODER = ("tests/test_index_decoder.py", "tests/test_throughput.py::test_decoder_handshakes")
 TREE = ("tests/test_accumulation_tree.py", "tests/test_throughput.py::test_tree_handshakes")
 ENGINE_COUNTERS = ("tests/test_counters.py::test_engine_counters",)
@@ -503,6 +505,19 @@ CATALOGUE = [
            "bus.wready.eq(wr_active & (~last_beat | b_queue.w_rdy))",
            "a W beat taken in the cycle of a backdoor write is not stored (the port is the "
            "backdoor's)", ("tests/test_axi_ram.py::test_ram_against_axi_master",)),
+    Mutant("ram-bus-read-issued-under-backdoor-read", "axi_ram",
+           "issue = rd_active & advance & ~host_read", "issue = rd_active & advance",
+           "an R beat is issued in the cycle of a backdoor read: it reads the backdoor's address "
+           "(the port is the backdoor's)", RAM_SHARED_READ),
+    Mutant("ram-r-beat-forgets-its-word", "axi_ram",
+           "with m.If(r_keep):", "with m.If(r_keep & ~r_keep):",
+           "an R beat waiting for rready when a backdoor read takes the port changes to the "
+           "backdoor's word", RAM_SHARED_READ),
+    Mutant("ram-backdoor-word-not-held", "axi_ram",
+           "self.host.rdata.eq(Mux(host_word_now, read_port.data, host_kept))",
+           "self.host.rdata.eq(read_port.data)",
+           "the backdoor's word is replaced by the bus's next read instead of held until the "
+           "next backdoor read", RAM_SHARED_READ[:1]),
     # --- the UART and the host link -------------------------------------------------------------
     Mutant("uart-rx-samples-at-the-edge", "uart",
            "m.d.sync += timer.eq(self._divisor // 2 - 1)", "m.d.sync += timer.eq(0)",
