@@ -301,7 +301,6 @@ PARTS = [
          lambda work, docs: tables.training_table(
              [_json(work / f"golden-{variant}.json") for variant in TRAIN_VARIANTS]
              + [_json(work / "sim-batchnorm.json")])),
-    # Synthesis only: nextpnr has not routed the ULX3S design (docs/fpga.md, "Boards").
     Part("fpga-boards", "fpga.md", "the board builds: the core with its memory and the UART "
          "host link on the ULX3S (LFE5U-85F; placed, routed, bitstream) and the iCEBreaker "
          "(iCE40 UP5K; stops after synthesis)",

@@ -194,7 +194,7 @@ class Device:
         core's results), each command's registers written and run, the
         counters summed, the result read back and unpacked."""
         spec = job.bench_job(self.register_map)
-        needed = max(high for _, _, high in spec["ranges"])
+        needed = job.memory_bytes
         have = self.info.memory_words * self.info.word_bytes
         if needed > have:
             raise DeviceError(f"{job.layer.name} {job.pass_name} needs {needed:,} bytes of the "

@@ -114,8 +114,8 @@ class EcpPll:
 def ecp5_pll(clock_hz: int, target_hz: int) -> EcpPll:
     """The EHXPLLL dividers that make the clock nearest ``target_hz`` from ``clock_hz``, within
     the ECP5's ranges (the ECP5 family data sheet's sysCLOCK PLL timing: phase detector
-    3.125-400 MHz, VCO 400-800 MHz, output 3.125-400 MHz; dividers 1-128); ``ValueError`` if the target is outside
-    the output's range or no divider gives it within 1 %."""
+    3.125-400 MHz, VCO 400-800 MHz, output 3.125-400 MHz; dividers 1-128); ``ValueError`` if
+    the target is outside the output's range or no divider gives it within 1 %."""
     if not 3.125e6 <= target_hz <= 400e6:
         raise ValueError(f"the PLL's clock must be in [3.125, 400] MHz, not {target_hz / 1e6:g}")
     best = None
